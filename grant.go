@@ -1,0 +1,299 @@
+package supportaccess
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Unlimited is the GrantInput.Duration (and Preset.Duration) that asks for a
+// grant without an end. It is refused with ErrForbidden unless
+// Policy.AllowUnlimited is set. An unlimited grant has a zero ExpiresAt.
+const Unlimited time.Duration = math.MaxInt64
+
+// GrantInput is what a customer administrator chooses when granting support
+// access to a tenant.
+type GrantInput struct {
+	// TenantID is the customer tenant support may enter. Required.
+	TenantID string
+	// By is who grants. By default it must be an ActorCustomer.
+	By Actor
+	// Duration of the window; 0 means the policy default, Unlimited asks for
+	// no end. It must be one of Policy.Presets when presets are set and may
+	// not exceed Policy.MaxDuration.
+	Duration time.Duration
+	// StartsAt schedules the grant; zero means now. It may not be in the past
+	// by more than a second (clock skew) and is truncated to microseconds.
+	StartsAt time.Time
+	// Grantees lists the support principals allowed in; empty means any
+	// support principal of the vendor (for example the generic
+	// support+<tenant>@vendor.example user).
+	Grantees []string
+	// Scopes granted; empty means Policy.DefaultScopes (read-only unless the
+	// host changed it).
+	Scopes []Scope
+	// Reason and TicketRef explain the grant; the policy may require them.
+	Reason, TicketRef string
+}
+
+// Grant is a time-boxed permission for support to enter one tenant. Grants
+// are values: the Manager and the stores hand out copies.
+type Grant struct {
+	ID        uuid.UUID `json:"id"`
+	TenantID  string    `json:"tenant_id"`
+	Grantees  []string  `json:"grantees,omitempty"`
+	Scopes    []Scope   `json:"scopes"`
+	Reason    string    `json:"reason,omitempty"`
+	TicketRef string    `json:"ticket_ref,omitempty"`
+	GrantedBy Actor     `json:"granted_by"`
+	// RequestID links a grant created by approving an access request.
+	RequestID uuid.UUID `json:"request_id,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	StartsAt  time.Time `json:"starts_at"`
+	// ExpiresAt is the first instant the grant no longer allows access; zero
+	// means unlimited.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	RevokedBy Actor     `json:"revoked_by,omitzero"`
+	// RevokeReason is the reason given to Revoke.
+	RevokeReason string `json:"revoke_reason,omitempty"`
+}
+
+// Status is where a grant is in its life.
+type Status string
+
+// Grant statuses.
+const (
+	StatusScheduled Status = "scheduled" // StartsAt is in the future
+	StatusActive    Status = "active"    // StartsAt <= now < ExpiresAt, not revoked
+	StatusExpired   Status = "expired"   // now >= ExpiresAt
+	StatusRevoked   Status = "revoked"   // revoked (before it expired)
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s Status) Valid() bool {
+	return s == StatusScheduled || s == StatusActive || s == StatusExpired || s == StatusRevoked
+}
+
+// Status reports the grant's status at now. Revocation wins over everything:
+// a revoked grant is StatusRevoked whatever the time. The window is
+// half-open: active from StartsAt inclusive to ExpiresAt exclusive.
+func (g Grant) Status(now time.Time) Status {
+	switch {
+	case !g.RevokedAt.IsZero():
+		return StatusRevoked
+	case now.Before(g.StartsAt):
+		return StatusScheduled
+	case !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt):
+		return StatusExpired
+	default:
+		return StatusActive
+	}
+}
+
+// Unlimited reports whether the grant has no end.
+func (g Grant) Unlimited() bool { return g.ExpiresAt.IsZero() }
+
+// Covers reports whether the grant names principal or is open to any
+// support principal (empty Grantees).
+func (g Grant) Covers(principal string) bool {
+	return len(g.Grantees) == 0 || slices.Contains(g.Grantees, principal)
+}
+
+// Allows reports whether the grant's scopes allow s (ScopeWrite implies
+// ScopeRead; host-defined scopes must be listed).
+func (g Grant) Allows(s Scope) bool { return hasScope(g.Scopes, s) }
+
+// Clone returns a deep copy of g (its slices are not shared).
+func (g Grant) Clone() Grant {
+	g.Grantees = slices.Clone(g.Grantees)
+	g.Scopes = slices.Clone(g.Scopes)
+	return g
+}
+
+// Grant creates a grant from in. It validates the input against the policy
+// and the Authorizer, stores the grant and its grant.created event in one
+// step and returns the stored grant.
+//
+// Errors: ErrInvalidInput (naming the field) for malformed input or a
+// duration outside the policy; ErrForbidden when the actor may not grant or
+// an unlimited grant is not allowed (a refusal is audited); any store or
+// auditor error, in which case no grant exists.
+func (m *Manager) Grant(ctx context.Context, in GrantInput) (Grant, error) {
+	now := m.now()
+	if err := validateGrantInput(&in); err != nil {
+		return Grant{}, fmt.Errorf("grant: %w", err)
+	}
+	if err := m.authorize(ctx, ActionGrant, in.By, in.TenantID, uuid.Nil); err != nil {
+		return Grant{}, fmt.Errorf("grant: %w", err)
+	}
+	g, err := m.newGrant(in, now)
+	if err != nil {
+		return Grant{}, fmt.Errorf("grant: %w", err)
+	}
+	ev := m.newEvent(now, EventGrantCreated, g.TenantID, g.ID, in.By, in.Reason)
+	ev.After = grantJSON(g)
+	if err := m.create(ctx, g, ev); err != nil {
+		return Grant{}, fmt.Errorf("grant: %w", err)
+	}
+	m.notify(ctx, EventGrantCreated, g, in.By, in.Reason)
+	return g.Clone(), nil
+}
+
+// newGrant applies the policy to validated input and builds the grant.
+func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
+	starts := now
+	if !in.StartsAt.IsZero() {
+		starts = truncate(in.StartsAt)
+		if starts.Before(now.Add(-time.Second)) {
+			return Grant{}, fmt.Errorf("%w: StartsAt is in the past", ErrInvalidInput)
+		}
+		if starts.Before(now) {
+			starts = now
+		}
+		if m.policy.MaxScheduleAhead > 0 && starts.Sub(now) > m.policy.MaxScheduleAhead {
+			return Grant{}, fmt.Errorf("%w: StartsAt is more than %s ahead", ErrInvalidInput, m.policy.MaxScheduleAhead)
+		}
+	}
+	d, err := m.policy.duration(in.Duration)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := m.policy.requireTexts(in.Reason, in.TicketRef); err != nil {
+		return Grant{}, err
+	}
+	scopes := in.Scopes
+	if len(scopes) == 0 {
+		scopes = m.policy.DefaultScopes
+	}
+	if len(scopes) == 0 {
+		scopes = []Scope{ScopeRead}
+	}
+	grantees := slices.Clone(in.Grantees)
+	slices.Sort(grantees)
+	grantees = slices.Compact(grantees)
+	if len(grantees) == 0 {
+		grantees = nil
+	}
+	g := Grant{
+		ID:        newID(),
+		TenantID:  in.TenantID,
+		Grantees:  grantees,
+		Scopes:    normalizeScopes(scopes),
+		Reason:    in.Reason,
+		TicketRef: in.TicketRef,
+		GrantedBy: in.By,
+		CreatedAt: now,
+		StartsAt:  starts,
+	}
+	if d != Unlimited {
+		g.ExpiresAt = starts.Add(d)
+	}
+	return g, nil
+}
+
+// Extend moves the end of an active or scheduled grant to expiresAt (zero:
+// unlimited, only if the policy allows it). The new end must lie after now
+// and after StartsAt, and the remaining window (from now, or from StartsAt
+// for a scheduled grant) may not exceed Policy.MaxDuration. Extend may also
+// shorten a grant. It records grant.extended with the grant before and after.
+//
+// Errors: ErrNotFound; ErrInvalidInput for a grant that is expired or
+// revoked or an end outside the policy; ErrForbidden when the actor may not
+// extend (audited).
+func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (Grant, error) {
+	now := m.now()
+	if err := validateActor("by", by); err != nil {
+		return Grant{}, fmt.Errorf("extend: %w", err)
+	}
+	if id == uuid.Nil {
+		return Grant{}, fmt.Errorf("extend: %w: grant id is empty", ErrInvalidInput)
+	}
+	expiresAt = truncate(expiresAt)
+	g, err := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
+		switch st := g.Status(now); st {
+		case StatusActive, StatusScheduled:
+		default:
+			return Event{}, fmt.Errorf("%w: grant is %s", ErrInvalidInput, st)
+		}
+		if err := m.policy.checkEnd(g.StartsAt, expiresAt, now); err != nil {
+			return Event{}, err
+		}
+		before := grantJSON(*g)
+		g.ExpiresAt = expiresAt
+		ev := m.newEvent(now, EventGrantExtended, g.TenantID, g.ID, by, "")
+		ev.Before, ev.After = before, grantJSON(*g)
+		return ev, nil
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("extend: %w", err)
+	}
+	m.notify(ctx, EventGrantExtended, g, by, "")
+	return g, nil
+}
+
+// Check reports whether principal, a support principal, may act on tenantID
+// with scope now. It returns the covering active grant (the one that expires
+// last when several do, unlimited first) or an error:
+// ErrNoActiveGrant when no active grant covers the principal,
+// ErrScopeNotGranted when one does but none allows scope, ErrInvalidInput
+// for malformed arguments, or the store's error. Callers must treat every
+// error as a denial; the method fails closed. With the bundled stores it is
+// one store round trip and writes nothing.
+func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope Scope) (Grant, error) {
+	now := m.now()
+	if err := validateCheck(tenantID, principal, scope); err != nil {
+		return Grant{}, fmt.Errorf("check: %w", err)
+	}
+	g, err := m.store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	if err != nil {
+		return Grant{}, fmt.Errorf("check: %w", err)
+	}
+	// Defence in depth: never trust a store to have applied the rules.
+	if g.TenantID != tenantID || g.Status(now) != StatusActive || !g.Covers(principal) || !g.Allows(scope) {
+		return Grant{}, fmt.Errorf("check: %w: store returned a grant that does not cover the request", ErrNoActiveGrant)
+	}
+	return g, nil
+}
+
+// Get returns the grant with the given ID or ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id uuid.UUID) (Grant, error) {
+	if id == uuid.Nil {
+		return Grant{}, fmt.Errorf("get: %w: grant id is empty", ErrInvalidInput)
+	}
+	g, err := m.store.GetGrant(ctx, id)
+	if err != nil {
+		return Grant{}, fmt.Errorf("get: %w", err)
+	}
+	return g, nil
+}
+
+// ListFilter selects grants for List. Zero fields do not filter.
+type ListFilter struct {
+	// TenantID restricts to one tenant.
+	TenantID string
+	// Statuses keeps grants whose status at the time of the call is one of
+	// these.
+	Statuses []Status
+	// TicketRef keeps grants with exactly this ticket reference.
+	TicketRef string
+	// Limit caps the number of grants returned; 0 means no limit.
+	Limit int
+}
+
+// List returns grants matching f, newest first (CreatedAt descending, then
+// ID). Errors: ErrInvalidInput for a malformed filter, or the store's error.
+func (m *Manager) List(ctx context.Context, f ListFilter) ([]Grant, error) {
+	if err := validateListFilter(f); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	gs, err := m.store.ListGrants(ctx, f, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return gs, nil
+}

@@ -1,0 +1,302 @@
+package supportaccess
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Manager is the entry point of the library: it applies the policy and the
+// authorisation rules, writes audit events, and keeps grants in a Store. A
+// Manager is safe for concurrent use. Create it with NewManager.
+type Manager struct {
+	store  Store
+	policy Policy
+	clock  func() time.Time
+
+	// storeAudits is true when the store is (one of) the auditor(s): events
+	// are then handed to the store's write methods so they commit together
+	// with the change.
+	storeAudits bool
+	// extra are auditors other than the store; they record before commit.
+	extra    []Auditor
+	auditLog AuditLog
+
+	authorize_ Authorizer
+	notifier   Notifier
+	onError    func(context.Context, error)
+
+	// listeners are told about grants that ended (revoked or expired), for
+	// example by the middleware to cancel in-flight requests.
+	listenMu     sync.Mutex
+	listeners    map[int]func(Grant)
+	nextListener int
+
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+}
+
+// Option configures a Manager. A nil Option is ignored.
+type Option interface{ apply(*Manager) }
+
+type optionFunc func(*Manager)
+
+func (f optionFunc) apply(m *Manager) { f(m) }
+
+// WithAuditor sets where audit events go. Default: the store, if it
+// implements Auditor (the bundled stores do), so that every change and its
+// event commit in one transaction. When a is the store, or a MultiAuditor
+// that contains the store, the store's part stays transactional and the
+// other auditors record before the change commits: if any of them fails the
+// change is not made. (If the commit itself then fails, those other
+// auditors hold an event of a change that did not happen.)
+func WithAuditor(a Auditor) Option {
+	return optionFunc(func(m *Manager) {
+		if a == nil {
+			return
+		}
+		m.extra = nil
+		m.storeAudits = false
+		for _, x := range flattenAuditors(a) {
+			if sameAuditor(x, m.store) {
+				m.storeAudits = true
+				continue
+			}
+			m.extra = append(m.extra, x)
+		}
+	})
+}
+
+// WithAuditLog sets where Manager.Events reads the audit trail. Default: the
+// store, if it implements AuditLog.
+func WithAuditLog(l AuditLog) Option {
+	return optionFunc(func(m *Manager) {
+		if l != nil {
+			m.auditLog = l
+		}
+	})
+}
+
+// WithPolicy sets the grant policy. Default: DefaultPolicy(). NewManager
+// returns an ErrInvalidInput error for an inconsistent policy.
+func WithPolicy(p Policy) Option {
+	return optionFunc(func(m *Manager) { m.policy = p })
+}
+
+// WithNow sets the clock (for tests). Default: time.Now. The Manager uses
+// its readings in UTC, truncated to microseconds.
+func WithNow(now func() time.Time) Option {
+	return optionFunc(func(m *Manager) {
+		if now != nil {
+			m.clock = now
+		}
+	})
+}
+
+// WithTracerProvider sets the OpenTelemetry tracer provider. Default: the
+// global provider (otel.GetTracerProvider). Nil is ignored.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(m *Manager) {
+		if tp != nil {
+			m.tracerProvider = tp
+		}
+	})
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider. Default: the
+// global provider (otel.GetMeterProvider). Nil is ignored.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(m *Manager) {
+		if mp != nil {
+			m.meterProvider = mp
+		}
+	})
+}
+
+// WithErrorHandler sets the function that receives errors that cannot be
+// returned to a caller (a notifier failure after commit, a failed audit of a
+// refusal). Default: log with slog.Default at level Error.
+func WithErrorHandler(f func(context.Context, error)) Option {
+	return optionFunc(func(m *Manager) {
+		if f != nil {
+			m.onError = f
+		}
+	})
+}
+
+// NewManager returns a Manager that keeps grants in store.
+//
+// Errors: ErrInvalidInput when store is nil, the policy is inconsistent, or
+// no auditor is available (the store does not implement Auditor and
+// WithAuditor was not given): a Manager never runs without an audit trail.
+func NewManager(store Store, opts ...Option) (*Manager, error) {
+	if store == nil {
+		return nil, fmt.Errorf("new manager: %w: store is nil", ErrInvalidInput)
+	}
+	m := &Manager{
+		store:      store,
+		policy:     DefaultPolicy(),
+		clock:      time.Now,
+		authorize_: DefaultAuthorizer,
+		onError: func(ctx context.Context, err error) {
+			slog.Default().ErrorContext(ctx, "supportaccess", "err", err)
+		},
+	}
+	if _, ok := store.(Auditor); ok {
+		m.storeAudits = true
+	}
+	if l, ok := store.(AuditLog); ok {
+		m.auditLog = l
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(m)
+		}
+	}
+	if err := m.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	if !m.storeAudits && len(m.extra) == 0 {
+		return nil, fmt.Errorf("new manager: %w: the store does not implement Auditor and no WithAuditor was given", ErrInvalidInput)
+	}
+	return m, nil
+}
+
+// Policy returns the Manager's policy (for example to render the duration
+// presets in the host's grant dialog).
+func (m *Manager) Policy() Policy { return m.policy.clone() }
+
+// now reads the clock in UTC truncated to microseconds.
+func (m *Manager) now() time.Time { return truncate(m.clock()) }
+
+// truncate brings t to the library's canonical form: UTC, microseconds, no
+// monotonic reading.
+func truncate(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// newID returns a time-ordered random UUID (version 7).
+func newID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
+}
+
+// create stores a new grant with its event, auditing per configuration.
+func (m *Manager) create(ctx context.Context, g Grant, ev Event) error {
+	if err := m.recordExtra(ctx, ev); err != nil {
+		return err
+	}
+	return m.store.CreateGrant(ctx, g, m.storeEvents(ev))
+}
+
+// storeEvents returns the events to hand to a store write method.
+func (m *Manager) storeEvents(evs ...Event) []Event {
+	if !m.storeAudits {
+		return nil
+	}
+	return evs
+}
+
+// recordExtra records ev on every auditor other than the store.
+func (m *Manager) recordExtra(ctx context.Context, ev Event) error {
+	for _, a := range m.extra {
+		if err := a.Record(ctx, ev); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// record writes a standalone event (one not tied to a state change) to every
+// auditor.
+func (m *Manager) record(ctx context.Context, ev Event) error {
+	if err := m.recordExtra(ctx, ev); err != nil {
+		return err
+	}
+	if m.storeAudits {
+		if err := m.store.(Auditor).Record(ctx, ev); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// update loads the grant, authorises action by on it (auditing a refusal),
+// then applies change inside the store's conditional update together with
+// the event change returns.
+func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, change func(*Grant) (Event, error)) (Grant, error) {
+	cur, err := m.store.GetGrant(ctx, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := m.authorize(ctx, action, by, cur.TenantID, id); err != nil {
+		return Grant{}, err
+	}
+	// Built-in rule whatever the Authorizer says: support gives back only
+	// access it holds. Grantees never shrink, so checking before the
+	// transaction is safe.
+	if action == ActionRevoke && by.Kind == ActorSupport && !cur.Covers(by.ID) {
+		return Grant{}, m.refuse(ctx, action, by, cur.TenantID, id, "support may only revoke a grant that covers it")
+	}
+	return m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
+		ev, err := change(g)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.recordExtra(ctx, ev); err != nil {
+			return nil, err
+		}
+		return m.storeEvents(ev), nil
+	})
+}
+
+// reportError hands an error that cannot be returned to the error handler.
+func (m *Manager) reportError(ctx context.Context, err error) {
+	if err != nil {
+		m.onError(ctx, err)
+	}
+}
+
+// onEnded registers f to be called (synchronously, after commit) for every
+// grant this Manager revokes or records as expired. It returns a function
+// that removes the registration.
+func (m *Manager) onEnded(f func(Grant)) (remove func()) {
+	m.listenMu.Lock()
+	defer m.listenMu.Unlock()
+	if m.listeners == nil {
+		m.listeners = make(map[int]func(Grant))
+	}
+	id := m.nextListener
+	m.nextListener++
+	m.listeners[id] = f
+	return func() {
+		m.listenMu.Lock()
+		delete(m.listeners, id)
+		m.listenMu.Unlock()
+	}
+}
+
+// revoked tells the listeners that g ended.
+func (m *Manager) revoked(g Grant) {
+	m.listenMu.Lock()
+	fs := make([]func(Grant), 0, len(m.listeners))
+	for _, f := range m.listeners {
+		fs = append(fs, f)
+	}
+	m.listenMu.Unlock()
+	for _, f := range fs {
+		f(g)
+	}
+}

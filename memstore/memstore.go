@@ -1,0 +1,294 @@
+// Package memstore is an in-memory supportaccess.Store, Auditor and
+// AuditLog for tests and single-process applications. Nothing survives a
+// restart.
+package memstore
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// Store keeps grants and audit events in memory. It is safe for concurrent
+// use. Grants are indexed by tenant, so Check looks only at the grants of
+// the tenant asked for. The zero value is not usable; call New.
+type Store struct {
+	mu       sync.RWMutex
+	grants   map[uuid.UUID]*entry
+	byTenant map[string][]*entry
+	events   []sa.Event
+	heads    map[string]head
+}
+
+type entry struct {
+	g       sa.Grant // replaced, never mutated in place, under mu
+	started bool     // TransitionStarted claimed
+	expired bool     // TransitionExpired claimed
+}
+
+type head struct {
+	seq  int64
+	hash []byte
+}
+
+var (
+	_ sa.Store    = (*Store)(nil)
+	_ sa.Auditor  = (*Store)(nil)
+	_ sa.AuditLog = (*Store)(nil)
+)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		grants:   make(map[uuid.UUID]*entry),
+		byTenant: make(map[string][]*entry),
+		heads:    make(map[string]head),
+	}
+}
+
+// CreateGrant implements supportaccess.Store.
+func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.grants[g.ID]; dup {
+		return fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
+	}
+	e := &entry{g: g.Clone()}
+	s.grants[g.ID] = e
+	s.byTenant[g.TenantID] = append(s.byTenant[g.TenantID], e)
+	s.appendEvents(events)
+	return nil
+}
+
+// GetGrant implements supportaccess.Store.
+func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return sa.Grant{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.grants[id]
+	if !ok {
+		return sa.Grant{}, fmt.Errorf("memstore: grant %s: %w", id, sa.ErrNotFound)
+	}
+	return e.g.Clone(), nil
+}
+
+// ListGrants implements supportaccess.Store.
+func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) ([]sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	var out []sa.Grant
+	add := func(e *entry) {
+		if f.TicketRef != "" && e.g.TicketRef != f.TicketRef {
+			return
+		}
+		if len(f.Statuses) > 0 && !slices.Contains(f.Statuses, e.g.Status(now)) {
+			return
+		}
+		out = append(out, e.g.Clone())
+	}
+	if f.TenantID != "" {
+		for _, e := range s.byTenant[f.TenantID] {
+			add(e)
+		}
+	} else {
+		for _, e := range s.grants {
+			add(e)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b sa.Grant) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(b.ID[:], a.ID[:])
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// FindActiveGrant implements supportaccess.Store. It allocates only the copy
+// of the returned grant's slices.
+func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return sa.Grant{}, err
+	}
+	sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.byTenant[tenantID] {
+		sel.Offer(&e.g)
+	}
+	g, err := sel.Result()
+	if err != nil {
+		return sa.Grant{}, err
+	}
+	return g.Clone(), nil
+}
+
+// UpdateGrant implements supportaccess.Store.
+func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return sa.Grant{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.grants[id]
+	if !ok {
+		return sa.Grant{}, fmt.Errorf("memstore: grant %s: %w", id, sa.ErrNotFound)
+	}
+	g := e.g.Clone()
+	events, err := change(&g)
+	if err != nil {
+		return sa.Grant{}, err
+	}
+	if g.ID != e.g.ID || g.TenantID != e.g.TenantID || !g.CreatedAt.Equal(e.g.CreatedAt) {
+		return sa.Grant{}, fmt.Errorf("memstore: update may not change ID, TenantID or CreatedAt: %w", sa.ErrInvalidInput)
+	}
+	if err := ctx.Err(); err != nil {
+		return sa.Grant{}, err
+	}
+	e.g = g.Clone()
+	s.appendEvents(events)
+	return g, nil
+}
+
+// ClaimTransitions implements supportaccess.Store. The store's lock makes
+// the claim atomic.
+func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []*entry
+	for _, e := range s.grants {
+		if transitionDue(e, t, now) {
+			due = append(due, e)
+		}
+	}
+	key := func(e *entry) time.Time {
+		if t == sa.TransitionStarted {
+			return e.g.StartsAt
+		}
+		return e.g.ExpiresAt
+	}
+	slices.SortFunc(due, func(a, b *entry) int {
+		if c := key(a).Compare(key(b)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.g.ID[:], b.g.ID[:])
+	})
+	if len(due) > limit {
+		due = due[:limit]
+	}
+	out := make([]sa.Grant, 0, len(due))
+	for _, e := range due {
+		if t == sa.TransitionStarted {
+			e.started = true
+		} else {
+			e.expired = true
+		}
+		s.appendEvents(events(e.g.Clone()))
+		out = append(out, e.g.Clone())
+	}
+	return out, nil
+}
+
+func transitionDue(e *entry, t sa.Transition, now time.Time) bool {
+	if !e.g.RevokedAt.IsZero() {
+		return false
+	}
+	switch t {
+	case sa.TransitionStarted:
+		return !e.started && !e.g.StartsAt.After(now)
+	case sa.TransitionExpired:
+		return !e.expired && !e.g.ExpiresAt.IsZero() && !e.g.ExpiresAt.After(now)
+	}
+	return false
+}
+
+// Record implements supportaccess.Auditor: it appends e to its tenant's
+// hash chain.
+func (s *Store) Record(ctx context.Context, e sa.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appendEvents([]sa.Event{e})
+	return nil
+}
+
+// appendEvents chains and stores events; s.mu must be held for writing.
+func (s *Store) appendEvents(events []sa.Event) {
+	for _, e := range events {
+		e = cloneEvent(e)
+		h := s.heads[e.TenantID]
+		e.Seq = h.seq + 1
+		e.Hash = e.ChainHash(h.hash)
+		s.heads[e.TenantID] = head{seq: e.Seq, hash: e.Hash}
+		s.events = append(s.events, e)
+	}
+}
+
+// Events implements supportaccess.AuditLog.
+func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	var out []sa.Event
+	for i := range s.events {
+		if f.Match(&s.events[i]) {
+			out = append(out, cloneEvent(s.events[i]))
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortStableFunc(out, func(a, b sa.Event) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.TenantID, b.TenantID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+func cloneEvent(e sa.Event) sa.Event {
+	if e.Attrs != nil {
+		m := make(map[string]string, len(e.Attrs))
+		for k, v := range e.Attrs {
+			m[k] = v
+		}
+		e.Attrs = m
+	}
+	e.Before = bytes.Clone(e.Before)
+	e.After = bytes.Clone(e.After)
+	e.Hash = bytes.Clone(e.Hash)
+	return e
+}

@@ -1,0 +1,183 @@
+package supportaccess
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Day is 24 hours, for writing policies.
+const Day = 24 * time.Hour
+
+// Preset is a duration choice the host's grant dialog offers.
+type Preset struct {
+	Label    string        `json:"label"`
+	Duration time.Duration `json:"duration"` // Unlimited for "no end"
+}
+
+// Preset lists used by real products, ready to put in Policy.Presets.
+var (
+	// PresetsShort: 24 hours, 3 days, 7 days.
+	PresetsShort = []Preset{{"24 hours", Day}, {"3 days", 3 * Day}, {"7 days", 7 * Day}}
+	// PresetsLong: 1 day, 1 week, 2 weeks, 1 month (30 days), 4 months
+	// (120 days).
+	PresetsLong = []Preset{{"1 day", Day}, {"1 week", 7 * Day}, {"2 weeks", 14 * Day}, {"1 month", 30 * Day}, {"4 months", 120 * Day}}
+)
+
+// Policy is the vendor's (or tenant's) rule for grants. Use DefaultPolicy
+// and change what differs.
+type Policy struct {
+	// DefaultDuration is used when GrantInput.Duration is 0.
+	DefaultDuration time.Duration
+	// MaxDuration caps every grant window and every extension (measured
+	// from the later of now and StartsAt).
+	MaxDuration time.Duration
+	// Presets, when not empty, are the only durations Grant accepts (plus 0
+	// for the default). They are data for the host's UI as well.
+	Presets []Preset
+	// AllowUnlimited permits grants without an end (Duration: Unlimited,
+	// or Extend to a zero time). Refused with ErrForbidden otherwise.
+	AllowUnlimited bool
+	// DefaultScopes are granted when GrantInput.Scopes is empty. Empty
+	// means {ScopeRead}.
+	DefaultScopes []Scope
+	// RequireReason and RequireTicketRef make the reason and the ticket
+	// reference mandatory on every grant (ErrInvalidInput when missing).
+	RequireReason, RequireTicketRef bool
+	// MaxScheduleAhead limits how far in the future a grant may start;
+	// 0 means no limit.
+	MaxScheduleAhead time.Duration
+	// RequestTTL is how long an access request waits for a decision before
+	// it expires. 0 means 72 hours.
+	RequestTTL time.Duration
+}
+
+// DefaultPolicy returns the default policy: 1 week by default, 120 days at
+// most, any duration up to that, no unlimited grants, read-only by default,
+// reason and ticket optional, requests expire after 72 hours.
+func DefaultPolicy() Policy {
+	return Policy{
+		DefaultDuration: 7 * Day,
+		MaxDuration:     120 * Day,
+		DefaultScopes:   []Scope{ScopeRead},
+		RequestTTL:      72 * time.Hour,
+	}
+}
+
+// Validate reports an inconsistent policy with an ErrInvalidInput error:
+// non-positive default or maximum, default above maximum, presets outside
+// the limits or not containing the default, invalid default scopes.
+func (p Policy) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("policy: %w: "+format, append([]any{ErrInvalidInput}, a...)...)
+	}
+	if p.MaxDuration <= 0 {
+		return bad("MaxDuration must be positive")
+	}
+	if p.DefaultDuration <= 0 {
+		return bad("DefaultDuration must be positive")
+	}
+	if p.DefaultDuration == Unlimited && !p.AllowUnlimited {
+		return bad("DefaultDuration is Unlimited but AllowUnlimited is false")
+	}
+	if p.DefaultDuration != Unlimited && p.DefaultDuration > p.MaxDuration {
+		return bad("DefaultDuration %s exceeds MaxDuration %s", p.DefaultDuration, p.MaxDuration)
+	}
+	for i, pr := range p.Presets {
+		switch {
+		case pr.Duration == Unlimited && !p.AllowUnlimited:
+			return bad("Presets[%d] is Unlimited but AllowUnlimited is false", i)
+		case pr.Duration != Unlimited && (pr.Duration <= 0 || pr.Duration > p.MaxDuration):
+			return bad("Presets[%d] duration %s is outside (0, MaxDuration]", i, pr.Duration)
+		case pr.Label == "":
+			return bad("Presets[%d] has no label", i)
+		}
+	}
+	if len(p.Presets) > 0 && !p.hasPreset(p.DefaultDuration) {
+		return bad("DefaultDuration %s is not one of the Presets", p.DefaultDuration)
+	}
+	for _, s := range p.DefaultScopes {
+		if err := validateScope("DefaultScopes", s); err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+	}
+	if p.RequestTTL < 0 || p.MaxScheduleAhead < 0 {
+		return bad("RequestTTL and MaxScheduleAhead may not be negative")
+	}
+	return nil
+}
+
+func (p Policy) hasPreset(d time.Duration) bool {
+	return slices.ContainsFunc(p.Presets, func(pr Preset) bool { return pr.Duration == d })
+}
+
+func (p Policy) clone() Policy {
+	p.Presets = slices.Clone(p.Presets)
+	p.DefaultScopes = slices.Clone(p.DefaultScopes)
+	return p
+}
+
+// requestTTL returns the effective request TTL.
+func (p Policy) requestTTL() time.Duration {
+	if p.RequestTTL == 0 {
+		return 72 * time.Hour
+	}
+	return p.RequestTTL
+}
+
+// duration resolves a requested grant duration under the policy.
+func (p Policy) duration(d time.Duration) (time.Duration, error) {
+	switch {
+	case d == 0:
+		return p.DefaultDuration, nil
+	case d == Unlimited:
+		if !p.AllowUnlimited {
+			return 0, fmt.Errorf("%w: Duration: unlimited grants are not allowed by the policy", ErrForbidden)
+		}
+	case d < 0:
+		return 0, fmt.Errorf("%w: Duration must not be negative", ErrInvalidInput)
+	case d < time.Microsecond:
+		return 0, fmt.Errorf("%w: Duration must be at least a microsecond", ErrInvalidInput)
+	case d > p.MaxDuration:
+		return 0, fmt.Errorf("%w: Duration %s exceeds the policy maximum %s", ErrInvalidInput, d, p.MaxDuration)
+	}
+	if len(p.Presets) > 0 && !p.hasPreset(d) {
+		return 0, fmt.Errorf("%w: Duration %s is not one of the policy presets", ErrInvalidInput, d)
+	}
+	return d, nil
+}
+
+// requireTexts enforces RequireReason / RequireTicketRef.
+func (p Policy) requireTexts(reason, ticket string) error {
+	if p.RequireReason && reason == "" {
+		return fmt.Errorf("%w: Reason is required by the policy", ErrInvalidInput)
+	}
+	if p.RequireTicketRef && ticket == "" {
+		return fmt.Errorf("%w: TicketRef is required by the policy", ErrInvalidInput)
+	}
+	return nil
+}
+
+// checkEnd validates a new end for a grant starting at starts.
+func (p Policy) checkEnd(starts, end, now time.Time) error {
+	if end.IsZero() {
+		if !p.AllowUnlimited {
+			return fmt.Errorf("%w: expiresAt: unlimited grants are not allowed by the policy", ErrForbidden)
+		}
+		return nil
+	}
+	if !end.After(now) {
+		return fmt.Errorf("%w: expiresAt must be in the future", ErrInvalidInput)
+	}
+	if !end.After(starts) {
+		return fmt.Errorf("%w: expiresAt must be after StartsAt", ErrInvalidInput)
+	}
+	from := now
+	if starts.After(now) {
+		from = starts
+	}
+	if end.Sub(from) > p.MaxDuration {
+		return fmt.Errorf("%w: expiresAt is more than the policy maximum %s away", ErrInvalidInput, p.MaxDuration)
+	}
+	return nil
+}

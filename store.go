@@ -1,0 +1,144 @@
+package supportaccess
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store persists grants. It holds no policy: the Manager validates,
+// authorises and builds events; a Store keeps what it is given and answers
+// queries exactly. Implementations must be safe for concurrent use, return
+// copies (callers may not be able to change stored state through a returned
+// value), keep times to the microsecond in UTC, and pass the conformance
+// suite in package storetest.
+//
+// Events handed to a write method are the audit events of that change: a
+// Store that also implements Auditor persists them in the same transaction
+// as the change (assigning Seq and Hash as the audit chain requires, see
+// Event.ChainHash), so that neither exists without the other. A Store that
+// is not an Auditor receives nil.
+type Store interface {
+	// CreateGrant stores the new grant g (its ID is fresh) together with
+	// events. A duplicate ID is an error wrapping ErrConflict.
+	CreateGrant(ctx context.Context, g Grant, events []Event) error
+
+	// GetGrant returns the grant with the given ID, or an error wrapping
+	// ErrNotFound.
+	GetGrant(ctx context.Context, id uuid.UUID) (Grant, error)
+
+	// ListGrants returns the grants matching f, evaluating f.Statuses at
+	// now, ordered by CreatedAt descending then ID descending, at most
+	// f.Limit (all when 0). No match is an empty result, not an error.
+	ListGrants(ctx context.Context, f ListFilter, now time.Time) ([]Grant, error)
+
+	// FindActiveGrant answers Check: among the grants of tenantID that are
+	// active at now (not revoked, StartsAt <= now, ExpiresAt zero or after
+	// now) it returns the one a GrantSelector picks for principal and scope,
+	// or the selector's ErrNoActiveGrant / ErrScopeNotGranted. It must not
+	// look at other tenants' grants and should be a single indexed query.
+	FindActiveGrant(ctx context.Context, tenantID, principal string, scope Scope, now time.Time) (Grant, error)
+
+	// UpdateGrant changes one grant atomically: it reads the current grant
+	// with the given ID under a lock (or in a serialisable transaction),
+	// calls change with a copy, and, if change returns no error, stores the
+	// changed grant and the returned events in one transaction. Concurrent
+	// UpdateGrant calls for one grant are serialised: the second sees the
+	// first's result. An error from change is returned unchanged and
+	// nothing is written. A missing grant is ErrNotFound (change is not
+	// called). change must not alter ID, TenantID or CreatedAt.
+	UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *Grant) ([]Event, error)) (Grant, error)
+
+	// ClaimTransitions records lifecycle transitions exactly once across
+	// any number of concurrent callers (replicas). It finds up to limit
+	// grants for which transition t is due at now and not yet claimed —
+	// TransitionStarted: not revoked and StartsAt <= now;
+	// TransitionExpired: not revoked and ExpiresAt not zero and <= now — in
+	// order of the due time, marks each as claimed for t, and stores the
+	// events events(g) returns, all in one transaction. It returns the
+	// grants it claimed; grants claimed by a concurrent caller are skipped,
+	// never returned twice. Grants created after the transition time (for
+	// example a grant created active) are claimed too, so each grant gets
+	// each transition once.
+	ClaimTransitions(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error)
+}
+
+// Transition is a lifecycle step recorded once per grant by the sweeper.
+type Transition int
+
+// Transitions recorded by Sweep.
+const (
+	TransitionStarted Transition = iota + 1
+	TransitionExpired
+)
+
+// String returns "started" or "expired".
+func (t Transition) String() string {
+	switch t {
+	case TransitionStarted:
+		return "started"
+	case TransitionExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("Transition(%d)", int(t))
+}
+
+// GrantSelector picks the grant Check returns. Stores feed it every active
+// grant of the tenant (in any order) with Offer and ask Result; every
+// backend thereby applies the same rules: the grant must cover the
+// principal (named, or open to any principal) and allow the scope; among
+// several, the one expiring last wins (unlimited first), then the
+// earliest-created, then the smallest ID, so the choice is deterministic.
+type GrantSelector struct {
+	Principal string
+	Scope     Scope
+	Now       time.Time
+
+	best    *Grant
+	covered bool
+}
+
+// Offer considers g. The selector keeps the pointer; g must stay unchanged
+// until Result.
+func (s *GrantSelector) Offer(g *Grant) {
+	if g.Status(s.Now) != StatusActive || !g.Covers(s.Principal) {
+		return
+	}
+	s.covered = true
+	if !g.Allows(s.Scope) {
+		return
+	}
+	if s.best == nil || better(g, s.best) {
+		s.best = g
+	}
+}
+
+// Result returns the chosen grant (not copied) or ErrScopeNotGranted when a
+// covering grant lacks the scope, else ErrNoActiveGrant.
+func (s *GrantSelector) Result() (*Grant, error) {
+	switch {
+	case s.best != nil:
+		return s.best, nil
+	case s.covered:
+		return nil, ErrScopeNotGranted
+	default:
+		return nil, ErrNoActiveGrant
+	}
+}
+
+// better reports whether a should be preferred over b.
+func better(a, b *Grant) bool {
+	switch {
+	case a.ExpiresAt.IsZero() != b.ExpiresAt.IsZero():
+		return a.ExpiresAt.IsZero()
+	case !a.ExpiresAt.Equal(b.ExpiresAt):
+		return a.ExpiresAt.After(b.ExpiresAt)
+	case !a.CreatedAt.Equal(b.CreatedAt):
+		return a.CreatedAt.Before(b.CreatedAt)
+	default:
+		return bytes.Compare(a.ID[:], b.ID[:]) < 0
+	}
+}

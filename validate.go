@@ -1,0 +1,166 @@
+package supportaccess
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Input limits, in bytes (UTF-8). Values longer than these, containing
+// control characters (NUL included; Reason may contain newlines and tabs) or
+// invalid UTF-8 are refused with ErrInvalidInput naming the field.
+const (
+	MaxTenantIDLen  = 128
+	MaxPrincipalLen = 320 // an e-mail address at most
+	MaxActorNameLen = 200
+	MaxReasonLen    = 2000
+	MaxTicketRefLen = 128
+	MaxScopeLen     = 64
+	MaxGrantees     = 100
+	MaxScopes       = 32
+	MaxListLimit    = 10000
+)
+
+// checkText validates one string field.
+func checkText(field, s string, maxLen int, required, multiline bool) error {
+	if s == "" {
+		if required {
+			return fmt.Errorf("%w: %s is required", ErrInvalidInput, field)
+		}
+		return nil
+	}
+	if len(s) > maxLen {
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidInput, field, maxLen)
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				if !multiline || (c != '\n' && c != '\t' && c != '\r') {
+					return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
+				}
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
+		}
+		if r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 {
+			return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
+		}
+		i += n
+	}
+	return nil
+}
+
+func validateTenant(field, s string) error { return checkText(field, s, MaxTenantIDLen, true, false) }
+
+func validatePrincipal(field, s string) error {
+	return checkText(field, s, MaxPrincipalLen, true, false)
+}
+
+// validateScope accepts 1–64 bytes of ASCII letters, digits and : . _ / -.
+func validateScope(field string, s Scope) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s: scope is empty", ErrInvalidInput, field)
+	}
+	if len(s) > MaxScopeLen {
+		return fmt.Errorf("%w: %s: scope is longer than %d bytes", ErrInvalidInput, field, MaxScopeLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == ':' || c == '.' || c == '_' || c == '/' || c == '-') {
+			return fmt.Errorf("%w: %s: scope %q may contain only letters, digits and : . _ / -", ErrInvalidInput, field, string(s))
+		}
+	}
+	return nil
+}
+
+// ValidateActor reports whether a is a well-formed actor: a known kind, an
+// ID of 1–320 bytes and a name of at most 200 bytes, without control
+// characters. Errors wrap ErrInvalidInput.
+func ValidateActor(a Actor) error { return validateActor("actor", a) }
+
+func validateActor(field string, a Actor) error {
+	if !a.Kind.Valid() {
+		return fmt.Errorf("%w: %s.Kind %q is not customer, support or system", ErrInvalidInput, field, string(a.Kind))
+	}
+	if err := checkText(field+".ID", a.ID, MaxPrincipalLen, true, false); err != nil {
+		return err
+	}
+	return checkText(field+".Name", a.Name, MaxActorNameLen, false, false)
+}
+
+func validateReason(field, s string) error { return checkText(field, s, MaxReasonLen, false, true) }
+
+func validateTicket(field, s string) error {
+	return checkText(field, s, MaxTicketRefLen, false, false)
+}
+
+// validateGrantInput checks the shape of in (not the policy).
+func validateGrantInput(in *GrantInput) error {
+	if err := validateTenant("TenantID", in.TenantID); err != nil {
+		return err
+	}
+	if err := validateActor("By", in.By); err != nil {
+		return err
+	}
+	if len(in.Grantees) > MaxGrantees {
+		return fmt.Errorf("%w: Grantees has more than %d entries", ErrInvalidInput, MaxGrantees)
+	}
+	for _, p := range in.Grantees {
+		if err := validatePrincipal("Grantees", p); err != nil {
+			return err
+		}
+	}
+	if err := validateScopes("Scopes", in.Scopes); err != nil {
+		return err
+	}
+	if err := validateReason("Reason", in.Reason); err != nil {
+		return err
+	}
+	return validateTicket("TicketRef", in.TicketRef)
+}
+
+func validateScopes(field string, scopes []Scope) error {
+	if len(scopes) > MaxScopes {
+		return fmt.Errorf("%w: %s has more than %d entries", ErrInvalidInput, field, MaxScopes)
+	}
+	for _, s := range scopes {
+		if err := validateScope(field, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateCheck(tenantID, principal string, scope Scope) error {
+	if err := validateTenant("tenantID", tenantID); err != nil {
+		return err
+	}
+	if err := validatePrincipal("principal", principal); err != nil {
+		return err
+	}
+	return validateScope("scope", scope)
+}
+
+func validateListFilter(f ListFilter) error {
+	if f.TenantID != "" {
+		if err := validateTenant("TenantID", f.TenantID); err != nil {
+			return err
+		}
+	}
+	for _, s := range f.Statuses {
+		if !s.Valid() {
+			return fmt.Errorf("%w: Statuses: unknown status %q", ErrInvalidInput, string(s))
+		}
+	}
+	if err := validateTicket("TicketRef", f.TicketRef); err != nil {
+		return err
+	}
+	if f.Limit < 0 || f.Limit > MaxListLimit {
+		return fmt.Errorf("%w: Limit must be between 0 and %d", ErrInvalidInput, MaxListLimit)
+	}
+	return nil
+}
