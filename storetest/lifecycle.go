@@ -1,0 +1,5 @@
+package storetest
+
+// lifecycleCases are the conformance cases of access requests, delegation
+// and expiry hooks.
+var lifecycleCases = []testCase{}
