@@ -251,4 +251,3 @@ func TestStatus(t *testing.T) {
 	u := sa.Grant{StartsAt: t0}
 	require.Equal(t, sa.StatusActive, u.Status(t0.Add(1000*time.Hour)), "unlimited")
 }
-
