@@ -104,11 +104,11 @@ type GrantSelector struct {
 // Offer considers g. The selector keeps the pointer; g must stay unchanged
 // until Result.
 func (s *GrantSelector) Offer(g *Grant) {
-	if g.Status(s.Now) != StatusActive || !g.Covers(s.Principal) {
+	if g.status(s.Now) != StatusActive || !g.covers(s.Principal) {
 		return
 	}
 	s.covered = true
-	if !g.Allows(s.Scope) {
+	if !hasScope(g.Scopes, s.Scope) {
 		return
 	}
 	if s.best == nil || better(g, s.best) {

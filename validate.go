@@ -31,7 +31,11 @@ func checkText(field, s string, maxLen int, required, multiline bool) error {
 	if len(s) > maxLen {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidInput, field, maxLen)
 	}
-	for i := 0; i < len(s); {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f { // fast path: printable ASCII
+		i++
+	}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
