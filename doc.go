@@ -1,0 +1,60 @@
+// Package supportaccess lets a SaaS product's customers grant the vendor's
+// support staff time-boxed, revocable, audited access to their tenant.
+//
+// # Model
+//
+// Support has no access to a tenant unless a Grant exists (default deny).
+// A customer-side Actor creates a grant with Manager.Grant: for a tenant, a
+// validity window (starting now or at a chosen time, ending at ExpiresAt;
+// durations come from the Policy), for any support principal or for named
+// ones, with scopes (read-only by default; ScopeWrite for changes; elevated
+// host-defined scopes such as "messages:read" only when granted explicitly).
+// Several grants may be active per tenant; access holds while any covers the
+// request. The customer can Revoke at any time (RevokeTenant, RevokeTicket
+// for bulk); Extend moves the end. Every change is recorded as an Event in
+// the same transaction as the change, and per-tenant events are hash-chained
+// (Event.ChainHash) so tampering is evident.
+//
+// Manager.Check answers "may this support principal act on this tenant with
+// this scope now?" and fails closed: any error is a denial. The HTTP
+// middleware (Manager.Middleware) calls it on every request of an
+// impersonated session and audits what support does.
+//
+// # Integration
+//
+// Create the Manager once over a Store (memstore for tests and single
+// process apps, sqlstore for PostgreSQL, MySQL/MariaDB and SQLite), wrap the
+// handlers that impersonated sessions reach, and call Grant/Revoke from the
+// admin UI:
+//
+//	db, _ := sql.Open("pgx", dsn)
+//	store, _ := sqlstore.New(db, sqlstore.Postgres)
+//	_ = store.Migrate(ctx)
+//	m, _ := supportaccess.NewManager(store, supportaccess.WithPolicy(policy))
+//
+//	// Which requests are support impersonating a tenant? The host knows.
+//	resolve := func(r *http.Request) (supportaccess.Session, bool) {
+//		s := sessions.Get(r)
+//		if s == nil || s.ImpersonatedBy == "" {
+//			return supportaccess.Session{}, false
+//		}
+//		return supportaccess.Session{TenantID: s.TenantID, Principal: s.ImpersonatedBy,
+//			SubjectUserID: s.UserID, SessionID: s.ID}, true
+//	}
+//	http.ListenAndServe(addr, m.Middleware(resolve)(mux))
+//
+//	// In the customer's admin UI:
+//	g, err := m.Grant(ctx, supportaccess.GrantInput{
+//		TenantID: tenant, By: supportaccess.Actor{Kind: supportaccess.ActorCustomer, ID: adminID},
+//		Duration: 24 * time.Hour, Reason: "invoice export fails", TicketRef: "SUP-1042",
+//	})
+//
+// # Rules that hold everywhere
+//
+// Times are UTC and truncated to microseconds by the Manager. A store or
+// audit error during a check denies access; a change whose audit event
+// cannot be written does not happen. Bad input returns an error wrapping
+// ErrInvalidInput that names the field and changes nothing. Compare errors
+// with errors.Is against the sentinels (ErrNoActiveGrant, ErrNotFound,
+// ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict).
+package supportaccess
