@@ -1,0 +1,149 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// auditPageSize is how many events one audit page shows.
+const auditPageSize = 20
+
+// auditEventTypes are the event types the filter offers.
+var auditEventTypes = []sa.EventType{
+	sa.EventSupportRequest, sa.EventSupportChange, sa.EventAccessDenied,
+	sa.EventGrantCreated, sa.EventGrantExtended, sa.EventGrantRevoked, sa.EventGrantExpired, sa.EventGrantStarted,
+	sa.EventGrantDelegated, sa.EventRequestCreated, sa.EventRequestApproved, sa.EventRequestDenied,
+	sa.EventRequestExpired, sa.EventActionRefused, sa.EventNotifyFailed,
+}
+
+// auditFilterForm is the filter form's state; it round-trips through the
+// query string (filters are not secrets).
+type auditFilterForm struct {
+	SupportOnly bool
+	Type        string
+	Since       string // datetime-local, UTC
+	Until       string
+}
+
+// auditRow is one event as the page shows it.
+type auditRow struct {
+	sa.Event
+	Support       bool
+	Method, Path  string
+	Status        string
+	What          string
+	Before, After string
+}
+
+// auditData is the model of the audit page.
+type auditData struct {
+	Filter     auditFilterForm
+	Types      []sa.EventType
+	Rows       []auditRow
+	Total      int
+	Page       int
+	Pages      int
+	PrevURL    string
+	NextURL    string
+	FirstIndex int
+	LastIndex  int
+}
+
+// auditPage lists the tenant's audit trail, newest first, with filters and
+// pagination.
+func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
+	v := viewerFrom(r.Context())
+	q := r.URL.Query()
+	form := auditFilterForm{
+		SupportOnly: q.Get("support") == "1",
+		Type:        q.Get("type"),
+		Since:       q.Get("since"),
+		Until:       q.Get("until"),
+	}
+	f := sa.AuditFilter{TenantID: v.Tenant.ID, Limit: sa.MaxListLimit}
+	var errMsg string
+	if form.SupportOnly {
+		f.ActorKind = sa.ActorSupport
+	}
+	if form.Type != "" {
+		if !slices.Contains(auditEventTypes, sa.EventType(form.Type)) {
+			errMsg = "Unknown event type; showing all types."
+			form.Type = ""
+		} else {
+			f.Types = []sa.EventType{sa.EventType(form.Type)}
+		}
+	}
+	for _, x := range []struct {
+		text *string
+		dst  *time.Time
+		name string
+	}{{&form.Since, &f.Since, "From"}, {&form.Until, &f.Until, "To"}} {
+		if *x.text == "" {
+			continue
+		}
+		t, err := time.Parse(formTimeLayout, *x.text)
+		if err != nil {
+			errMsg = x.name + " is not a valid date and time; ignored."
+			*x.text = ""
+			continue
+		}
+		*x.dst = t
+	}
+	var evs []sa.Event
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		errMsg = "The time range ends before it starts; nothing matches."
+	} else {
+		var err error
+		if evs, err = a.m.Events(r.Context(), f); err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+	}
+	slices.Reverse(evs) // newest first
+
+	d := auditData{Filter: form, Types: auditEventTypes, Total: len(evs)}
+	d.Pages = max(1, (len(evs)+auditPageSize-1)/auditPageSize)
+	d.Page, _ = strconv.Atoi(q.Get("page"))
+	d.Page = min(max(d.Page, 1), d.Pages)
+	lo := (d.Page - 1) * auditPageSize
+	hi := min(lo+auditPageSize, len(evs))
+	for _, e := range evs[lo:hi] {
+		d.Rows = append(d.Rows, auditRowFor(e))
+	}
+	if len(d.Rows) > 0 {
+		d.FirstIndex, d.LastIndex = lo+1, hi
+	}
+	pageURL := func(n int) string {
+		vals := url.Values{}
+		if form.SupportOnly {
+			vals.Set("support", "1")
+		}
+		for k, s := range map[string]string{"type": form.Type, "since": form.Since, "until": form.Until} {
+			if s != "" {
+				vals.Set(k, s)
+			}
+		}
+		vals.Set("page", strconv.Itoa(n))
+		return "/admin/audit?" + vals.Encode()
+	}
+	if d.Page > 1 {
+		d.PrevURL = pageURL(d.Page - 1)
+	}
+	if d.Page < d.Pages {
+		d.NextURL = pageURL(d.Page + 1)
+	}
+	a.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Nav: "audit", Error: errMsg, Data: d})
+}
+
+func auditRowFor(e sa.Event) auditRow {
+	row := auditRow{Event: e, Support: e.Actor.Kind == sa.ActorSupport}
+	row.Method, row.Path = e.Attrs[sa.AttrMethod], e.Attrs[sa.AttrPath]
+	row.Status, row.What = e.Attrs[sa.AttrStatus], e.Attrs[sa.AttrWhat]
+	row.Before, row.After = prettyJSON(e.Before), prettyJSON(e.After)
+	return row
+}

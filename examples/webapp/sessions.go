@@ -1,0 +1,196 @@
+package main
+
+import (
+	"crypto/rand"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Cookie names. Both cookies hold only a random identifier; everything else
+// stays on the server.
+const (
+	loginCookie         = "demo_session"
+	impersonationCookie = "demo_support_session"
+)
+
+// Session lifetimes.
+const (
+	loginTTL         = 12 * time.Hour
+	impersonationTTL = 8 * time.Hour
+)
+
+// loginSession is a signed-in user (customer admin or support engineer).
+type loginSession struct {
+	ID        string
+	UserID    string
+	CreatedAt time.Time
+	Flash     string // one-shot message shown on the next page
+}
+
+// impersonation is a support engineer acting as a tenant's administrator.
+// It belongs to the engineer's login session and is only valid together
+// with it.
+type impersonation struct {
+	ID             string
+	LoginSessionID string
+	Principal      string // the support user's ID
+	TenantID       string
+	SubjectUserID  string // the impersonated customer admin
+	CreatedAt      time.Time
+	// Admitted is set once a request of this session passed the access
+	// check: a later denial then means access ended rather than never
+	// existed.
+	Admitted bool
+}
+
+// sessionStore keeps sessions in memory, keyed by random IDs. Expired
+// sessions are dropped lazily on lookup, so no goroutine is needed.
+type sessionStore struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	logins map[string]*loginSession
+	imps   map[string]*impersonation
+}
+
+func newSessionStore(now func() time.Time) *sessionStore {
+	return &sessionStore{
+		now:    now,
+		logins: make(map[string]*loginSession),
+		imps:   make(map[string]*impersonation),
+	}
+}
+
+// newSessionID returns 256 random bits as text (two crypto/rand.Text values).
+func newSessionID() string { return rand.Text() + rand.Text() }
+
+// login creates a login session for userID.
+func (s *sessionStore) login(userID string) loginSession {
+	ls := &loginSession{ID: newSessionID(), UserID: userID, CreatedAt: s.now()}
+	s.mu.Lock()
+	s.logins[ls.ID] = ls
+	s.mu.Unlock()
+	return *ls
+}
+
+// loginByID returns the live login session with the given ID.
+func (s *sessionStore) loginByID(id string) (loginSession, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls, ok := s.logins[id]
+	if !ok {
+		return loginSession{}, false
+	}
+	if s.now().Sub(ls.CreatedAt) >= loginTTL {
+		s.dropLoginLocked(id)
+		return loginSession{}, false
+	}
+	return *ls, true
+}
+
+// logout ends a login session and every impersonation started from it.
+func (s *sessionStore) logout(id string) {
+	s.mu.Lock()
+	s.dropLoginLocked(id)
+	s.mu.Unlock()
+}
+
+func (s *sessionStore) dropLoginLocked(id string) {
+	delete(s.logins, id)
+	for k, imp := range s.imps {
+		if imp.LoginSessionID == id {
+			delete(s.imps, k)
+		}
+	}
+}
+
+// setFlash stores a message for the next page of the login session.
+func (s *sessionStore) setFlash(id, msg string) {
+	s.mu.Lock()
+	if ls, ok := s.logins[id]; ok {
+		ls.Flash = msg
+	}
+	s.mu.Unlock()
+}
+
+// takeFlash returns and clears the pending message.
+func (s *sessionStore) takeFlash(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls, ok := s.logins[id]
+	if !ok {
+		return ""
+	}
+	msg := ls.Flash
+	ls.Flash = ""
+	return msg
+}
+
+// impersonate starts an impersonation for the support user of login
+// session ls. An earlier impersonation of the same login session ends.
+func (s *sessionStore) impersonate(ls loginSession, tenantID, subjectUserID string) impersonation {
+	imp := &impersonation{
+		ID: newSessionID(), LoginSessionID: ls.ID, Principal: ls.UserID,
+		TenantID: tenantID, SubjectUserID: subjectUserID, CreatedAt: s.now(),
+	}
+	s.mu.Lock()
+	for k, old := range s.imps {
+		if old.LoginSessionID == ls.ID {
+			delete(s.imps, k)
+		}
+	}
+	s.imps[imp.ID] = imp
+	s.mu.Unlock()
+	return *imp
+}
+
+// impersonationByID returns the live impersonation with the given ID if it
+// belongs to login session loginID.
+func (s *sessionStore) impersonationByID(id, loginID string) (impersonation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	imp, ok := s.imps[id]
+	if !ok || imp.LoginSessionID != loginID {
+		return impersonation{}, false
+	}
+	if s.now().Sub(imp.CreatedAt) >= impersonationTTL {
+		delete(s.imps, id)
+		return impersonation{}, false
+	}
+	return *imp, true
+}
+
+// admitted marks an impersonation as having passed the access check.
+func (s *sessionStore) admitted(id string) {
+	s.mu.Lock()
+	if imp, ok := s.imps[id]; ok {
+		imp.Admitted = true
+	}
+	s.mu.Unlock()
+}
+
+// endImpersonation removes an impersonation (access ended or support left).
+func (s *sessionStore) endImpersonation(id string) {
+	s.mu.Lock()
+	delete(s.imps, id)
+	s.mu.Unlock()
+}
+
+// setCookie sets a session cookie: HttpOnly, SameSite=Lax, Secure when the
+// request came over TLS, valid for the whole site.
+func setCookie(w http.ResponseWriter, r *http.Request, name, value string, ttl time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/",
+		MaxAge: int(ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: r.TLS != nil,
+	})
+}
+
+// clearCookie deletes a cookie set by setCookie.
+func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+	})
+}
