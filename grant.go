@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Unlimited is the GrantInput.Duration (and Preset.Duration) that asks for a
@@ -139,11 +141,24 @@ func cloneSlice[T any](s []T) []T {
 // duration outside the policy; ErrForbidden when the actor may not grant or
 // an unlimited grant is not allowed (a refusal is audited); any store or
 // auditor error, in which case no grant exists.
-func (m *Manager) Grant(ctx context.Context, in GrantInput) (Grant, error) {
+func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "Grant", m.actorAttrs(in.By)...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
+			m.tel.created.Add(ctx, 1)
+		}
+		endSpan(span, err)
+	}()
+	return m.grant(ctx, in, span)
+}
+
+func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Grant, error) {
 	now := m.now()
 	if err := validateGrantInput(&in); err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
+	span.SetAttributes(AttrKeyTenant.String(in.TenantID))
 	if err := m.authorize(ctx, ActionGrant, in.By, in.TenantID, uuid.Nil); err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
@@ -221,7 +236,14 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 // Errors: ErrNotFound; ErrInvalidInput for a grant that is expired or
 // revoked or an end outside the policy; ErrForbidden when the actor may not
 // extend (audited).
-func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (Grant, error) {
+func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "Extend", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+		}
+		endSpan(span, err)
+	}()
 	now := m.now()
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("extend: %w", err)
@@ -230,7 +252,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		return Grant{}, fmt.Errorf("extend: %w: grant id is empty", ErrInvalidInput)
 	}
 	expiresAt = truncate(expiresAt)
-	g, err := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
+	g, err = m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:
@@ -260,7 +282,54 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 // for malformed arguments, or the store's error. Callers must treat every
 // error as a denial; the method fails closed. With the bundled stores it is
 // one store round trip and writes nothing.
+//
+// Telemetry: every call counts in supportaccess.checks and
+// supportaccess.check.duration (when a MeterProvider is installed); a span
+// supportaccess.Check is started only when ctx already carries a recording
+// span (the check is part of a traced request), so untraced checks cost no
+// allocation.
 func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope Scope) (Grant, error) {
+	timed := m.tel.checkDur.Enabled(ctx)
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
+	var span trace.Span
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, span = m.startSpan(ctx, "Check")
+	}
+	g, err := m.check(ctx, tenantID, principal, scope)
+	o := checkOutcome(err)
+	if m.tel.checks.Enabled(ctx) {
+		m.tel.checks.Add(ctx, 1, m.tel.checkOpts[o])
+	}
+	if timed {
+		m.tel.checkDur.Record(ctx, time.Since(start).Seconds(), m.tel.checkOpts[o])
+	}
+	if span != nil {
+		if validateTenant("", tenantID) == nil {
+			span.SetAttributes(AttrKeyTenant.String(tenantID))
+		}
+		if validateScope("", scope) == nil {
+			span.SetAttributes(AttrKeyScope.String(string(scope)))
+		}
+		if m.principalAttrs && validatePrincipal("", principal) == nil {
+			span.SetAttributes(AttrKeyPrincipal.String(principal))
+		}
+		if err == nil {
+			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
+		}
+		span.SetAttributes(AttrKeyOutcome.String(checkOutcomes[o]))
+		if o == 3 {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	return g, err
+}
+
+func (m *Manager) check(ctx context.Context, tenantID, principal string, scope Scope) (Grant, error) {
 	now := m.now()
 	if err := validateCheck(tenantID, principal, scope); err != nil {
 		return Grant{}, fmt.Errorf("check: %w", err)
@@ -277,11 +346,13 @@ func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope S
 }
 
 // Get returns the grant with the given ID or ErrNotFound.
-func (m *Manager) Get(ctx context.Context, id uuid.UUID) (Grant, error) {
+func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "Get", AttrKeyGrant.String(id.String()))
+	defer func() { endSpan(span, err) }()
 	if id == uuid.Nil {
 		return Grant{}, fmt.Errorf("get: %w: grant id is empty", ErrInvalidInput)
 	}
-	g, err := m.store.GetGrant(ctx, id)
+	g, err = m.store.GetGrant(ctx, id)
 	if err != nil {
 		return Grant{}, fmt.Errorf("get: %w", err)
 	}
@@ -303,7 +374,9 @@ type ListFilter struct {
 
 // List returns grants matching f, newest first (CreatedAt descending, then
 // ID). Errors: ErrInvalidInput for a malformed filter, or the store's error.
-func (m *Manager) List(ctx context.Context, f ListFilter) ([]Grant, error) {
+func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error) {
+	ctx, span := m.startSpan(ctx, "List")
+	defer func() { endSpan(span, err) }()
 	if err := validateListFilter(f); err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}

@@ -40,6 +40,9 @@ type Manager struct {
 
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
+	principalAttrs bool
+	activeGauge    bool
+	tel            telemetry
 }
 
 // Option configures a Manager. A nil Option is ignored.
@@ -165,6 +168,7 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if !m.storeAudits && len(m.extra) == 0 {
 		return nil, fmt.Errorf("new manager: %w: the store does not implement Auditor and no WithAuditor was given", ErrInvalidInput)
 	}
+	m.initTelemetry()
 	return m, nil
 }
 

@@ -18,7 +18,14 @@ import (
 // revoked (nothing changes; of two concurrent revokes exactly one succeeds);
 // ErrForbidden (audited); the store's or auditor's error, in which case the
 // grant is unchanged and a retry may succeed.
-func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
+func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "Revoke", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+		}
+		endSpan(span, err)
+	}()
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("revoke: %w", err)
 	}
@@ -28,7 +35,7 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 	if id == uuid.Nil {
 		return Grant{}, fmt.Errorf("revoke: %w: grant id is empty", ErrInvalidInput)
 	}
-	g, err := m.revoke(ctx, id, by, reason)
+	g, err = m.revoke(ctx, id, by, reason)
 	if err != nil {
 		return Grant{}, fmt.Errorf("revoke: %w", err)
 	}
@@ -52,6 +59,7 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 	if err != nil {
 		return Grant{}, err
 	}
+	m.tel.revoked.Add(ctx, 1)
 	m.notify(ctx, EventGrantRevoked, g, by, reason)
 	m.revoked(g)
 	return g, nil
@@ -76,7 +84,12 @@ func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, 
 	return m.revokeMatching(ctx, "revoke ticket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
 }
 
-func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, by Actor, reason string) ([]Grant, error) {
+func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
+	ctx, span := m.startSpan(ctx, spanName(op), m.actorAttrs(by)...)
+	defer func() {
+		span.SetAttributes(AttrKeyCount.Int(len(out)))
+		endSpan(span, err)
+	}()
 	if err := validateTenant("tenantID", f.TenantID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -97,7 +110,6 @@ func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, b
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	var out []Grant
 	for _, g := range gs {
 		if by.Kind == ActorSupport && !g.Covers(by.ID) {
 			continue
@@ -112,4 +124,23 @@ func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, b
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// spanName turns "revoke tenant" into "RevokeTenant".
+func spanName(op string) string {
+	b := []byte(op)
+	up := true
+	out := b[:0]
+	for _, c := range b {
+		if c == ' ' {
+			up = true
+			continue
+		}
+		if up && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up = false
+		out = append(out, c)
+	}
+	return string(out)
 }

@@ -1,0 +1,209 @@
+package supportaccess
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of the library's spans and metrics
+// (the module path).
+const ScopeName = "github.com/supportaccess/supportaccess"
+
+// Version is the library's version, reported as the instrumentation
+// version.
+const Version = "0.1.0"
+
+// Attribute keys of spans and metrics. No reason texts and, unless
+// WithPrincipalAttributes is set, no principal or actor IDs are recorded
+// (they are often e-mail addresses).
+const (
+	AttrKeyTenant       = attribute.Key("supportaccess.tenant_id")
+	AttrKeyGrant        = attribute.Key("supportaccess.grant_id")
+	AttrKeyRequest      = attribute.Key("supportaccess.request_id")
+	AttrKeyScope        = attribute.Key("supportaccess.scope")
+	AttrKeyOutcome      = attribute.Key("supportaccess.outcome")
+	AttrKeyActorKind    = attribute.Key("supportaccess.actor.kind")
+	AttrKeyActorID      = attribute.Key("supportaccess.actor.id")
+	AttrKeyPrincipal    = attribute.Key("supportaccess.principal")
+	AttrKeyImpersonated = attribute.Key("supportaccess.impersonated")
+	AttrKeyDecision     = attribute.Key("supportaccess.decision")
+	AttrKeyCount        = attribute.Key("supportaccess.count")
+)
+
+// Outcomes of operations, the values of AttrKeyOutcome and of the
+// "outcome" attribute of supportaccess.checks.
+const (
+	OutcomeAllowed   = "allowed"   // Check allowed
+	OutcomeNoGrant   = "no_grant"  // Check denied: no active grant covers the principal
+	OutcomeScope     = "scope"     // Check denied: scope not granted
+	OutcomeError     = "error"     // a fault (store, audit, context); status Error
+	OutcomeOK        = "ok"        // a change succeeded
+	OutcomeForbidden = "forbidden" // refused by authorisation or policy
+	OutcomeInvalid   = "invalid"   // bad input or a state that does not allow it
+	OutcomeNotFound  = "not_found"
+)
+
+// WithPrincipalAttributes records principal and actor IDs on spans
+// (supportaccess.principal, supportaccess.actor.id). Default: off, since
+// they are usually e-mail addresses.
+func WithPrincipalAttributes(on bool) Option {
+	return optionFunc(func(m *Manager) { m.principalAttrs = on })
+}
+
+// WithActiveGrantsGauge enables the observable gauge
+// supportaccess.grants.active with one series per tenant, counted from the
+// store on each collection (one ListGrants per collection). Default: off,
+// because its cardinality is the number of tenants.
+func WithActiveGrantsGauge(on bool) Option {
+	return optionFunc(func(m *Manager) { m.activeGauge = on })
+}
+
+// telemetry holds the instruments, created once per Manager.
+type telemetry struct {
+	tracer   trace.Tracer
+	checks   metric.Int64Counter
+	checkDur metric.Float64Histogram
+	created  metric.Int64Counter
+	revoked  metric.Int64Counter
+	expired  metric.Int64Counter
+	active   metric.Int64ObservableGauge
+	// checkOpts are the precomputed attribute options per check outcome
+	// (indexed by checkOutcome), so recording allocates nothing.
+	checkOpts [4]metric.MeasurementOption
+	reg       metric.Registration
+}
+
+// checkBuckets are histogram bounds in seconds, from 10 µs to 1 s: memstore
+// checks take well under a microsecond, SQL checks a few hundred.
+var checkBuckets = []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
+
+func (m *Manager) initTelemetry() {
+	tp, mp := m.tracerProvider, m.meterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	t := &m.tel
+	t.tracer = tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
+	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	var err error
+	handle := func(e error) {
+		if e != nil {
+			err = errors.Join(err, e)
+		}
+	}
+	var e error
+	t.checks, e = meter.Int64Counter("supportaccess.checks", metric.WithDescription("Access checks by outcome."), metric.WithUnit("{check}"))
+	handle(e)
+	t.checkDur, e = meter.Float64Histogram("supportaccess.check.duration", metric.WithDescription("Duration of access checks."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(checkBuckets...))
+	handle(e)
+	t.created, e = meter.Int64Counter("supportaccess.grants.created", metric.WithDescription("Grants created."), metric.WithUnit("{grant}"))
+	handle(e)
+	t.revoked, e = meter.Int64Counter("supportaccess.grants.revoked", metric.WithDescription("Grants revoked."), metric.WithUnit("{grant}"))
+	handle(e)
+	t.expired, e = meter.Int64Counter("supportaccess.grants.expired", metric.WithDescription("Grant expiries recorded by Sweep."), metric.WithUnit("{grant}"))
+	handle(e)
+	for i, o := range checkOutcomes {
+		t.checkOpts[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
+	}
+	if m.activeGauge {
+		t.active, e = meter.Int64ObservableGauge("supportaccess.grants.active", metric.WithDescription("Active grants per tenant."), metric.WithUnit("{grant}"))
+		handle(e)
+		if e == nil {
+			t.reg, e = meter.RegisterCallback(m.observeActive, t.active)
+			handle(e)
+		}
+	}
+	if err != nil {
+		otel.Handle(err)
+	}
+}
+
+// observeActive reports the number of active grants per tenant.
+func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
+	gs, err := m.store.ListGrants(ctx, ListFilter{Statuses: []Status{StatusActive}}, m.now())
+	if err != nil {
+		return err
+	}
+	counts := map[string]int64{}
+	for _, g := range gs {
+		counts[g.TenantID]++
+	}
+	for tenant, n := range counts {
+		o.ObserveInt64(m.tel.active, n, metric.WithAttributes(AttrKeyTenant.String(tenant)))
+	}
+	return nil
+}
+
+// checkOutcomes are the outcomes of Check, indexed by checkOutcome.
+var checkOutcomes = [4]string{OutcomeAllowed, OutcomeNoGrant, OutcomeScope, OutcomeError}
+
+// checkOutcome returns the index in checkOutcomes of err's outcome.
+func checkOutcome(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrNoActiveGrant):
+		return 1
+	case errors.Is(err, ErrScopeNotGranted):
+		return 2
+	default:
+		return 3
+	}
+}
+
+// startSpan starts the span of a Manager operation.
+func (m *Manager) startSpan(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return m.tel.tracer.Start(ctx, "supportaccess."+op, trace.WithAttributes(attrs...))
+}
+
+// actorAttrs returns the span attributes describing by.
+func (m *Manager) actorAttrs(by Actor) []attribute.KeyValue {
+	if m.principalAttrs {
+		return []attribute.KeyValue{AttrKeyActorKind.String(string(by.Kind)), AttrKeyActorID.String(by.ID)}
+	}
+	return []attribute.KeyValue{AttrKeyActorKind.String(string(by.Kind))}
+}
+
+// outcomeOf classifies an operation's error.
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrNoActiveGrant):
+		return OutcomeNoGrant
+	case errors.Is(err, ErrScopeNotGranted):
+		return OutcomeScope
+	case errors.Is(err, ErrForbidden):
+		return OutcomeForbidden
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, ErrConflict):
+		return OutcomeInvalid
+	case errors.Is(err, ErrNotFound):
+		return OutcomeNotFound
+	default:
+		return OutcomeError
+	}
+}
+
+// endSpan records the outcome of an operation on span and ends it. Only
+// faults set status Error; denials and refusals are outcomes.
+func endSpan(span trace.Span, err error) {
+	if span.IsRecording() {
+		o := outcomeOf(err)
+		span.SetAttributes(AttrKeyOutcome.String(o))
+		if o == OutcomeError {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}

@@ -1,0 +1,247 @@
+package supportaccess_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+)
+
+// otelEnv is an env whose Manager reports to an in-memory SDK.
+type otelEnv struct {
+	*env
+	spans  *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	reader *sdkmetric.ManualReader
+}
+
+func newOtelEnv(t *testing.T, opts ...sa.Option) *otelEnv {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = tp.Shutdown(ctx); _ = mp.Shutdown(ctx) })
+	e := newEnv(t, append([]sa.Option{sa.WithTracerProvider(tp), sa.WithMeterProvider(mp)}, opts...)...)
+	return &otelEnv{env: e, spans: rec, tp: tp, reader: reader}
+}
+
+func (o *otelEnv) span(name string) sdktrace.ReadOnlySpan {
+	o.t.Helper()
+	var found sdktrace.ReadOnlySpan
+	for _, s := range o.spans.Ended() {
+		if s.Name() == name {
+			found = s
+		}
+	}
+	require.NotNil(o.t, found, "span %s", name)
+	return found
+}
+
+func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
+	out := map[attribute.Key]string{}
+	for _, kv := range s.Attributes() {
+		out[kv.Key] = kv.Value.Emit()
+	}
+	return out
+}
+
+// metrics collects and returns sums and histogram counts by instrument and
+// "outcome" attribute.
+func (o *otelEnv) metrics() map[string]int64 {
+	o.t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(o.t, o.reader.Collect(ctx, &rm))
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		require.Equal(o.t, sa.ScopeName, sm.Scope.Name)
+		require.Equal(o.t, sa.Version, sm.Scope.Version)
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					key := m.Name
+					if v, ok := p.Attributes.Value("outcome"); ok {
+						key += "/" + v.AsString()
+					}
+					out[key] += p.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					v, _ := p.Attributes.Value("outcome")
+					out[m.Name+"/"+v.AsString()] += int64(p.Count)
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					v, _ := p.Attributes.Value(sa.AttrKeyTenant)
+					out[m.Name+"/"+v.AsString()] = p.Value
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestTelemetrySpans(t *testing.T) {
+	o := newOtelEnv(t)
+	g := o.grant(sa.GrantInput{Reason: "secret reason text", Duration: time.Hour})
+	s := o.span("supportaccess.Grant")
+	a := attrs(s)
+	require.Equal(t, "acme", a[sa.AttrKeyTenant])
+	require.Equal(t, g.ID.String(), a[sa.AttrKeyGrant])
+	require.Equal(t, "customer", a[sa.AttrKeyActorKind])
+	require.Equal(t, "ok", a[sa.AttrKeyOutcome])
+	require.NotContains(t, a, sa.AttrKeyActorID, "no actor ids by default")
+	for _, kv := range s.Attributes() {
+		require.NotContains(t, kv.Value.Emit(), "secret reason", "no reason texts")
+		require.NotContains(t, kv.Value.Emit(), "@", "no e-mail addresses")
+	}
+	require.Equal(t, codes.Unset, s.Status().Code)
+
+	_, err := o.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), customer)
+	require.NoError(t, err)
+	require.Equal(t, g.ID.String(), attrs(o.span("supportaccess.Extend"))[sa.AttrKeyGrant])
+
+	// A refusal is an outcome, not an error status.
+	_, err = o.m.Revoke(ctx, g.ID, sa.Actor{Kind: sa.ActorSupport, ID: "x@vendor.example"}, "")
+	require.NoError(t, err, "any-principal grant: support may give it back")
+	g2 := o.grant(sa.GrantInput{Grantees: []string{engineer.ID}})
+	_, err = o.m.Revoke(ctx, g2.ID, support, "")
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	rs := o.span("supportaccess.Revoke")
+	require.Equal(t, "forbidden", attrs(rs)[sa.AttrKeyOutcome])
+	require.Equal(t, "support", attrs(rs)[sa.AttrKeyActorKind])
+	require.Equal(t, codes.Unset, rs.Status().Code)
+
+	_, err = o.m.Revoke(ctx, g.ID, customer, "")
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.Equal(t, "invalid", attrs(o.span("supportaccess.Revoke"))[sa.AttrKeyOutcome])
+
+	_, err = o.m.RevokeTenant(ctx, "acme", customer, "")
+	require.NoError(t, err)
+	require.Equal(t, "1", attrs(o.span("supportaccess.RevokeTenant"))[sa.AttrKeyCount])
+}
+
+func TestTelemetryFaultsSetErrorStatus(t *testing.T) {
+	o := newOtelEnv(t)
+	g := o.grant(sa.GrantInput{})
+	fs := &faultyStore{Store: o.store, failUpdate: true, failFind: true}
+	m, err := sa.NewManager(fs, sa.WithNow(o.clock.Now), sa.WithTracerProvider(o.tp))
+	require.NoError(t, err)
+	_, err = m.Revoke(ctx, g.ID, customer, "")
+	require.ErrorIs(t, err, errBoom)
+	s := o.span("supportaccess.Revoke")
+	require.Equal(t, codes.Error, s.Status().Code)
+	require.Equal(t, "error", attrs(s)[sa.AttrKeyOutcome])
+	require.NotEmpty(t, s.Events(), "the error is recorded")
+}
+
+func TestTelemetryPrincipalAttributesOptIn(t *testing.T) {
+	o := newOtelEnv(t, sa.WithPrincipalAttributes(true))
+	o.grant(sa.GrantInput{})
+	require.Equal(t, customer.ID, attrs(o.span("supportaccess.Grant"))[sa.AttrKeyActorID])
+	pctx, parent := o.tp.Tracer("test").Start(ctx, "request")
+	_, err := o.m.Check(pctx, "acme", support.ID, sa.ScopeRead)
+	require.NoError(t, err)
+	parent.End()
+	require.Equal(t, support.ID, attrs(o.span("supportaccess.Check"))[sa.AttrKeyPrincipal])
+}
+
+func TestTelemetryCheck(t *testing.T) {
+	o := newOtelEnv(t)
+	g := o.grant(sa.GrantInput{})
+
+	// Untraced checks start no span but are counted.
+	_, err := o.m.Check(ctx, "acme", support.ID, sa.ScopeRead)
+	require.NoError(t, err)
+	for _, s := range o.spans.Ended() {
+		require.NotEqual(t, "supportaccess.Check", s.Name())
+	}
+
+	// Inside a traced request the check is a child span.
+	pctx, parent := o.tp.Tracer("test").Start(ctx, "GET /settings")
+	_, err = o.m.Check(pctx, "acme", support.ID, sa.ScopeRead)
+	require.NoError(t, err)
+	_, err = o.m.Check(pctx, "acme", support.ID, sa.ScopeWrite)
+	require.ErrorIs(t, err, sa.ErrScopeNotGranted)
+	_, err = o.m.Check(pctx, "globex", support.ID, sa.ScopeRead)
+	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+	parent.End()
+	var checks []sdktrace.ReadOnlySpan
+	for _, s := range o.spans.Ended() {
+		if s.Name() == "supportaccess.Check" {
+			checks = append(checks, s)
+		}
+	}
+	require.Len(t, checks, 3)
+	require.Equal(t, parent.SpanContext().SpanID(), checks[0].Parent().SpanID())
+	require.Equal(t, map[attribute.Key]string{sa.AttrKeyTenant: "acme", sa.AttrKeyScope: "read", sa.AttrKeyGrant: g.ID.String(), sa.AttrKeyOutcome: "allowed"}, attrs(checks[0]))
+	require.Equal(t, "scope", attrs(checks[1])[sa.AttrKeyOutcome])
+	require.Equal(t, "no_grant", attrs(checks[2])[sa.AttrKeyOutcome])
+	for _, c := range checks {
+		require.Equal(t, codes.Unset, c.Status().Code, "denials are not errors")
+	}
+
+	// A store fault is an error.
+	fs := &faultyStore{Store: o.store, failFind: true}
+	m, err := sa.NewManager(fs, sa.WithTracerProvider(o.tp), sa.WithMeterProvider(nil))
+	require.NoError(t, err)
+	pctx, parent = o.tp.Tracer("test").Start(ctx, "GET /x")
+	_, err = m.Check(pctx, "acme", support.ID, sa.ScopeRead)
+	require.ErrorIs(t, err, errBoom)
+	parent.End()
+	require.Equal(t, codes.Error, o.span("supportaccess.Check").Status().Code)
+
+	got := o.metrics()
+	require.EqualValues(t, 2, got["supportaccess.checks/allowed"])
+	require.EqualValues(t, 1, got["supportaccess.checks/scope"])
+	require.EqualValues(t, 1, got["supportaccess.checks/no_grant"])
+	require.EqualValues(t, 2, got["supportaccess.check.duration/allowed"])
+	require.EqualValues(t, 1, got["supportaccess.grants.created"])
+}
+
+func TestTelemetryGrantCounters(t *testing.T) {
+	o := newOtelEnv(t, sa.WithActiveGrantsGauge(true))
+	a := o.grant(sa.GrantInput{Duration: time.Hour})
+	o.grant(sa.GrantInput{TenantID: "globex"})
+	o.grant(sa.GrantInput{TenantID: "globex"})
+	_, err := o.m.Revoke(ctx, a.ID, customer, "")
+	require.NoError(t, err)
+	got := o.metrics()
+	require.EqualValues(t, 3, got["supportaccess.grants.created"])
+	require.EqualValues(t, 1, got["supportaccess.grants.revoked"])
+	require.EqualValues(t, 2, got["supportaccess.grants.active/globex"])
+	require.NotContains(t, got, "supportaccess.grants.active/acme")
+
+	plain := newOtelEnv(t)
+	plain.grant(sa.GrantInput{})
+	require.NotContains(t, plain.metrics(), "supportaccess.grants.active/acme", "the per-tenant gauge is opt-in")
+}
+
+// With the default (global, no SDK installed) providers a Check allocates
+// only what the store does: telemetry adds nothing.
+func TestTelemetryDefaultAllocatesNothing(t *testing.T) {
+	st := memstore.New()
+	m, err := sa.NewManager(st)
+	require.NoError(t, err)
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer})
+	require.NoError(t, err)
+	now := time.Now()
+	storeAllocs := testing.AllocsPerRun(200, func() {
+		_, _ = st.FindActiveGrant(context.Background(), "acme", support.ID, sa.ScopeRead, now)
+	})
+	checkAllocs := testing.AllocsPerRun(200, func() {
+		_, _ = m.Check(context.Background(), "acme", support.ID, sa.ScopeRead)
+	})
+	require.Equal(t, storeAllocs, checkAllocs)
+}
