@@ -1,0 +1,76 @@
+package supportaccess
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// MaxChangeValueLen caps the JSON encoding of each of RecordChange's before
+// and after values, in bytes.
+const MaxChangeValueLen = 1 << 20
+
+// maxWhatLen caps RecordChange's what.
+const maxWhatLen = 200
+
+// RecordChange records a support.change event for a configuration change
+// that support makes in the impersonated request ctx belongs to: what names
+// the setting (for example "sso.enforced"), before and after are its values,
+// stored as JSON (json.RawMessage is kept as is; nil stores no value, for
+// a creation or a deletion). The event carries the tenant, the grant and
+// the session of ctx (actor: the support principal; Attrs: what, method,
+// path, session_id, subject_user_id).
+//
+// Call it before committing the change and abort the change when it
+// returns an error: that is how a change by support is never made without
+// its audit event. For a request that is not impersonated (no support
+// session in ctx) it records nothing and returns nil, so handlers may call
+// it for every change.
+//
+// Errors: an error wrapping ErrSessionEnded when the support access of the
+// request ended; ErrInvalidInput when what is empty, too long or contains
+// control characters, or a value cannot be encoded or is longer than
+// MaxChangeValueLen; the auditor's error. The event is written even if the
+// client has gone away (ctx's cancellation is ignored).
+func RecordChange(ctx context.Context, what string, before, after any) error {
+	st := stateFrom(ctx)
+	if st == nil {
+		return nil
+	}
+	if st.ended.Load() {
+		return fmt.Errorf("record change: %w", endCause(st.reason()))
+	}
+	if err := checkText("what", what, maxWhatLen, true, false); err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	b, err := changeJSON("before", before)
+	if err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	a, err := changeJSON("after", after)
+	if err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	ev := requestEvent(st.m, EventSupportChange, st.m.now(), st.sess, st.grant.ID, st.method, st.path, "", "")
+	ev.Attrs[AttrWhat] = what
+	ev.Before, ev.After = b, a
+	if err := st.m.record(context.WithoutCancel(ctx), ev); err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	return nil
+}
+
+// changeJSON encodes one value of RecordChange.
+func changeJSON(field string, v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidInput, field, err)
+	}
+	if len(b) > MaxChangeValueLen {
+		return nil, fmt.Errorf("%w: %s is longer than %d bytes as JSON", ErrInvalidInput, field, MaxChangeValueLen)
+	}
+	return b, nil
+}

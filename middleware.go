@@ -1,0 +1,370 @@
+package supportaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Middleware returns net/http middleware that enforces support access on
+// every request of an impersonated support session and audits what support
+// does. It is a thin client of Check.
+//
+// resolve tells whether a request belongs to an impersonated support
+// session: the host reads its own session cookie or bearer token and
+// returns the Session and true, or false for every other request. It must
+// be safe for concurrent use. A request for which it returns false passes
+// to the next handler untouched (no allocation, no store access). A panic
+// in resolve is recovered and the request denied (403), never let through.
+// Middleware panics if resolve is nil, and the returned function panics if
+// the next handler is nil (both are programming errors).
+//
+// An impersonated request needs an active grant of Session.TenantID that
+// covers Session.Principal and allows ScopeRead for GET, HEAD and OPTIONS
+// and ScopeWrite for every other method. Only the request method counts:
+// method-override headers (X-HTTP-Method-Override, X-HTTP-Method,
+// X-Method-Override) can never lower the scope; on a safe method they
+// raise it to ScopeWrite when they name another method. RequireScope adds
+// host-defined scopes per route. With RequireMFA, named principals also
+// need Session.MFA.
+//
+// Refusals: the request never reaches the next handler; it gets 403 (no
+// active grant, other tenant or principal, scope missing, malformed
+// session, MFA missing, resolver panic) or 503 with Retry-After when the
+// store fails during the check (fail closed: an outage denies, and 503
+// tells clients and monitoring that it is one). The body is written by
+// DefaultDeniedHandler unless WithDeniedHandler says otherwise. Each refusal
+// records an access.denied event with the reason (a resolver panic, which
+// names no tenant, goes to the error handler only); a refusal for lack of
+// an active grant also calls the OnSessionEnded function.
+//
+// Admitted requests: the next handler sees a request whose context carries
+// the Session and the Grant (SessionFromContext, GrantFromContext) and the
+// Manager (for RecordChange). The context is cancelled, with a cause
+// wrapping ErrSessionEnded, as soon as support access ends while the
+// request runs: at the grant's ExpiresAt (a timer, computed with the
+// Manager's clock), at once when this Manager revokes the grant or its
+// Sweep records the expiry, and within the poll interval when another
+// replica revokes it (see WithPollInterval). In each case the grants are
+// checked again first: another active grant that covers the session keeps
+// the request alive. After the end, writes to the response fail with that
+// error, so a stream ends even if the handler ignores its context, and a
+// response not yet started is replaced by a 403 DeniedSessionEnded denial.
+//
+// Audit: each admitted request records one support.request event (actor:
+// Kind support, ID the principal; GrantID: the admitting grant; Attrs:
+// method, path without the query string, status, duration_ms, scope,
+// session_id, subject_user_id, and elevated_grant_ids when RequireScope
+// used other grants). It is recorded when the response is committed (the
+// first WriteHeader, Write or Flush, a Hijack, or the handler's return),
+// before anything reaches the client, so duration_ms is the time to the
+// first byte of the response (for a stream, not its length). If the event
+// cannot be recorded the handler's response is replaced by a 503
+// DeniedUnavailable denial, further writes fail and the request context is
+// cancelled: for reads and writes alike, support is never sent a response
+// that is not in the audit trail. Side effects the handler made before
+// committing its response are not undone; a handler that changes
+// configuration calls RecordChange before it commits the change, which
+// fails closed. A handler that panics before committing is recorded with
+// status 500.
+//
+// Cost per impersonated request with the bundled SQL store: two database
+// round trips, one Check and one audit insert (plus one Check per
+// RequireScope whose scope the admitting grant lacks, and the background
+// re-checks of long requests).
+func (m *Manager) Middleware(resolve func(*http.Request) (Session, bool), opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	if resolve == nil {
+		panic("supportaccess: Middleware: resolve is nil")
+	}
+	cfg := &middlewareConfig{
+		denied:   DefaultDeniedHandler,
+		interval: DefaultPollInterval,
+		onError:  m.reportError,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.applyMiddleware(cfg)
+		}
+	}
+	w := newWatcher(m, cfg.interval, cfg.onError)
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("supportaccess: Middleware: next handler is nil")
+		}
+		return &guard{m: m, cfg: cfg, resolve: resolve, watch: w, next: next}
+	}
+}
+
+// guard is the handler Middleware wraps around next.
+type guard struct {
+	m       *Manager
+	cfg     *middlewareConfig
+	resolve func(*http.Request) (Session, bool)
+	watch   *watcher
+	next    http.Handler
+}
+
+// ServeHTTP implements http.Handler. The path of a request that is not
+// impersonated is kept free of allocations.
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s, ok, p := g.resolveSafe(r)
+	if !ok {
+		if p == nil {
+			g.next.ServeHTTP(w, r)
+			return
+		}
+		g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: resolver panicked: %v", p))
+		g.cfg.denied(w, r, Denial{Status: http.StatusForbidden, Code: DeniedAccess, Reason: "resolver panicked"})
+		return
+	}
+	g.serveSupport(w, r, s)
+}
+
+// resolveSafe calls resolve, turning a panic into p != nil (and ok false).
+func (g *guard) resolveSafe(r *http.Request) (s Session, ok bool, p any) {
+	defer func() {
+		if v := recover(); v != nil {
+			s, ok, p = Session{}, false, v
+		}
+	}()
+	s, ok = g.resolve(r)
+	return s, ok, nil
+}
+
+// serveSupport checks and runs an impersonated request.
+func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) {
+	m := g.m
+	start := m.now()
+	scope := requestScope(r)
+	if err := validateSession(s); err != nil {
+		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedAccess, "invalid session", err)
+		return
+	}
+	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
+	if err != nil {
+		status, code, reason := denyKind(err, scope)
+		if status == http.StatusServiceUnavailable {
+			g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
+		}
+		if errors.Is(err, ErrNoActiveGrant) && g.cfg.onEnded != nil {
+			g.cfg.onEnded(s, SessionEndNoGrant)
+		}
+		g.deny(w, r, s, uuid.Nil, scope, start, status, code, reason, err)
+		return
+	}
+	if g.cfg.mfa != nil && !s.MFA && g.cfg.mfa(s, gr) {
+		g.deny(w, r, s, gr.ID, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
+		return
+	}
+
+	st := &reqState{
+		g: g, m: m, sess: s, grant: gr, start: start,
+		method: auditMethod(r.Method), path: auditPath(r),
+		needs: []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	st.cancel = cancel
+	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
+	st.r = r
+	rw := &supportWriter{w: w, st: st}
+	g.watch.enter(st)
+	completed := false
+	defer func() { g.finish(st, rw, completed) }()
+	g.next.ServeHTTP(rw, r)
+	completed = true
+}
+
+// finish commits an untouched response, stops watching the request and
+// tells the host when the session ended. completed is false when the
+// handler panicked.
+func (g *guard) finish(st *reqState, rw *supportWriter, completed bool) {
+	if !rw.committed {
+		if completed {
+			rw.commit(http.StatusOK)
+		} else if err := st.audit(http.StatusInternalServerError, "handler panicked"); err != nil {
+			g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit: %w", err))
+		}
+	}
+	g.watch.leave(st)
+	st.cancel(nil)
+	if reason := st.reason(); g.cfg.onEnded != nil && (reason == SessionEndRevoked || reason == SessionEndExpired) {
+		g.cfg.onEnded(st.sess, reason)
+	}
+}
+
+// deny audits and writes a refusal.
+func (g *guard) deny(w http.ResponseWriter, r *http.Request, s Session, grantID uuid.UUID, scope Scope, when time.Time, status int, code, reason string, err error) {
+	g.recordDenial(r, s, grantID, string(scope), when, status, reason, err)
+	g.cfg.denied(w, r, Denial{Status: status, Code: code, Session: s, Reason: reason, Err: err})
+}
+
+// recordDenial records an access.denied event; a failure goes to the error
+// handler (the request is refused either way).
+func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scope string, when time.Time, status int, reason string, err error) {
+	ctx := context.WithoutCancel(r.Context())
+	if validateTenant("TenantID", s.TenantID) != nil || validatePrincipal("Principal", s.Principal) != nil {
+		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
+		return
+	}
+	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditPath(r), scope, reason)
+	ev.Attrs[AttrStatus] = statusText(status)
+	if err != nil && status == http.StatusServiceUnavailable {
+		ev.Attrs[AttrError] = truncateText(err.Error(), MaxReasonLen)
+	}
+	if aerr := g.m.record(ctx, ev); aerr != nil {
+		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: audit of denial: %w", aerr))
+	}
+}
+
+// RequireScope returns middleware for a route that demands the
+// host-defined scope s (for example "messages:read") from impersonated
+// requests, in addition to the method scope Manager.Middleware checked. It
+// must run inside that middleware; requests that are not impersonated pass
+// through untouched (the host's own authorisation applies to them).
+//
+// Semantics: the scope must be allowed by an active grant that covers the
+// session. If the grant that admitted the request allows it, no store
+// access is needed; otherwise RequireScope calls Check again for s, because
+// another active grant of the tenant (one per ticket, say) may carry it.
+// GrantFromContext keeps returning the admitting grant; the support.request
+// event lists the other grant in elevated_grant_ids, and the request's
+// background re-checks and expiry timer cover s from then on. A refusal is
+// handled like one of the middleware (403, or 503 on a store error;
+// audited as access.denied; no support.request event).
+func RequireScope(s Scope) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("supportaccess: RequireScope: next handler is nil")
+		}
+		return &scopeGuard{scope: s, next: next}
+	}
+}
+
+type scopeGuard struct {
+	scope Scope
+	next  http.Handler
+}
+
+// ServeHTTP implements http.Handler.
+func (h *scopeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := stateFrom(r.Context())
+	if st == nil {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	gr := st.grant
+	if !gr.Allows(h.scope) {
+		var err error
+		gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, h.scope)
+		if err != nil {
+			status, code, reason := denyKind(err, h.scope)
+			if status == http.StatusServiceUnavailable {
+				st.g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
+			}
+			st.denied = true
+			st.g.deny(w, r, st.sess, st.grant.ID, h.scope, st.m.now(), status, code, reason, err)
+			return
+		}
+	}
+	st.addNeed(h.scope, gr)
+	h.next.ServeHTTP(w, r)
+}
+
+// reqState is the middleware's record of one admitted impersonated request.
+type reqState struct {
+	g      *guard
+	m      *Manager
+	r      *http.Request // as passed to the handler
+	sess   Session
+	grant  Grant // admitted the request; never changed
+	start  time.Time
+	method string
+	path   string
+	cancel context.CancelCauseFunc
+
+	// denied is set (on the handler's goroutine) when RequireScope refused
+	// the request: its response is a denial, not a support.request.
+	denied bool
+
+	ended     atomic.Bool
+	recheck   atomic.Bool  // the watcher should check the grants now
+	checkedAt atomic.Int64 // real time (UnixNano) of the last check
+
+	mu        sync.Mutex
+	needs     []need // the scopes the request uses and the grants allowing them
+	timer     *time.Timer
+	left      bool
+	endReason string
+}
+
+// need is a scope a request uses and the grant that allows it.
+type need struct {
+	scope   Scope
+	id      uuid.UUID
+	expires time.Time
+}
+
+// addNeed records that the request uses scope s, allowed by g.
+func (st *reqState) addNeed(s Scope, g Grant) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, n := range st.needs {
+		if n.scope == s {
+			return
+		}
+	}
+	st.needs = append(st.needs, need{scope: s, id: g.ID, expires: g.ExpiresAt})
+	st.armLocked(0)
+}
+
+// reason returns why the request's access ended ("" while it holds).
+func (st *reqState) reason() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.endReason
+}
+
+// end ends the request's support access (once): writes fail from now on
+// and the context is cancelled with the reason's cause.
+func (st *reqState) end(reason string) {
+	st.mu.Lock()
+	if st.endReason != "" {
+		st.mu.Unlock()
+		return
+	}
+	st.endReason = reason
+	st.ended.Store(true)
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.mu.Unlock()
+	st.cancel(endCause(reason))
+}
+
+// audit records the support.request event with the final status.
+func (st *reqState) audit(status int, reason string) error {
+	st.mu.Lock()
+	var scopes []string
+	var others []string
+	for _, n := range st.needs {
+		scopes = append(scopes, string(n.scope))
+		if n.id != st.grant.ID {
+			others = append(others, n.id.String())
+		}
+	}
+	st.mu.Unlock()
+	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.path, strings.Join(scopes, ","), reason)
+	ev.Attrs[AttrStatus] = statusText(status)
+	ev.Attrs[AttrDurationMS] = fmt.Sprint(st.m.now().Sub(st.start).Milliseconds())
+	if len(others) > 0 {
+		ev.Attrs[AttrElevatedGrantIDs] = strings.Join(others, ",")
+	}
+	return st.m.record(context.WithoutCancel(st.r.Context()), ev)
+}

@@ -1,0 +1,122 @@
+package supportaccess
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// AttrElevatedGrantIDs lists, comma-separated, the grants other than the
+// event's GrantID that allowed a scope RequireScope demanded.
+const AttrElevatedGrantIDs = "elevated_grant_ids"
+
+// Audit limits for request attributes; longer values are cut (and marked
+// with "...").
+const (
+	maxAuditPathLen   = 1024
+	maxAuditMethodLen = 32
+)
+
+// requestScope is the scope an impersonated request needs by its method.
+// Method-override headers never lower it: on a safe method, one that names
+// another method raises it to ScopeWrite.
+func requestScope(r *http.Request) Scope {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		if overridesUnsafe(r.Header) {
+			return ScopeWrite
+		}
+		return ScopeRead
+	}
+	return ScopeWrite
+}
+
+// overrideHeaders are the method-override headers frameworks honour, in
+// canonical form.
+var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// overridesUnsafe reports whether h carries a method override naming a
+// method other than GET, HEAD or OPTIONS.
+func overridesUnsafe(h http.Header) bool {
+	for _, k := range overrideHeaders {
+		for _, v := range h[k] {
+			switch strings.ToUpper(strings.TrimSpace(v)) {
+			case "", http.MethodGet, http.MethodHead, http.MethodOptions:
+			default:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validateSession checks the fields the middleware passes to Check and
+// copies into the audit trail.
+func validateSession(s Session) error {
+	if err := validateTenant("Session.TenantID", s.TenantID); err != nil {
+		return err
+	}
+	if err := validatePrincipal("Session.Principal", s.Principal); err != nil {
+		return err
+	}
+	if err := checkText("Session.SubjectUserID", s.SubjectUserID, MaxPrincipalLen, false, false); err != nil {
+		return err
+	}
+	return checkText("Session.SessionID", s.SessionID, MaxPrincipalLen, false, false)
+}
+
+// auditPath is the request path as audited: escaped, never with the query
+// string (which may carry tokens), cut to maxAuditPathLen.
+func auditPath(r *http.Request) string {
+	var p string
+	if r.URL != nil {
+		p = r.URL.EscapedPath()
+	} else {
+		p, _, _ = strings.Cut(r.RequestURI, "?")
+	}
+	return truncateText(p, maxAuditPathLen)
+}
+
+// auditMethod is the request method as audited.
+func auditMethod(m string) string { return truncateText(m, maxAuditMethodLen) }
+
+// truncateText cuts s to at most n bytes (on a rune boundary), marking the
+// cut with "...".
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not split a UTF-8 sequence
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// statusText formats an HTTP status code for Event.Attrs.
+func statusText(code int) string { return strconv.Itoa(code) }
+
+// requestEvent builds a support.request or access.denied event for a request
+// of session s. Empty session and subject ids are left out, and so are ids
+// that would not pass validation (a malformed session is denied, and its
+// denial still audited with the valid fields).
+func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID uuid.UUID, method, path, scope, reason string) Event {
+	ev := m.newEvent(when, typ, s.TenantID, grantID, Actor{Kind: ActorSupport, ID: s.Principal}, reason)
+	attrs := make(map[string]string, 8)
+	attrs[AttrMethod] = method
+	attrs[AttrPath] = path
+	if scope != "" {
+		attrs[AttrScope] = scope
+	}
+	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, false) == nil {
+		attrs[AttrSessionID] = s.SessionID
+	}
+	if s.SubjectUserID != "" && checkText("", s.SubjectUserID, MaxPrincipalLen, false, false) == nil {
+		attrs[AttrSubjectUserID] = s.SubjectUserID
+	}
+	ev.Attrs = attrs
+	return ev
+}

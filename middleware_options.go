@@ -1,0 +1,110 @@
+package supportaccess
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// DefaultPollInterval is how often, by default, the middleware re-checks
+// the grants of impersonated requests that are still running, to notice a
+// revocation made through another Manager (another replica sharing the
+// store). See WithPollInterval.
+const DefaultPollInterval = time.Second
+
+// MiddlewareOption configures Manager.Middleware. A nil MiddlewareOption is
+// ignored.
+type MiddlewareOption interface{ applyMiddleware(*middlewareConfig) }
+
+type middlewareOptionFunc func(*middlewareConfig)
+
+func (f middlewareOptionFunc) applyMiddleware(c *middlewareConfig) { f(c) }
+
+// middlewareConfig is what the options set.
+type middlewareConfig struct {
+	denied   func(http.ResponseWriter, *http.Request, Denial)
+	mfa      func(Session, Grant) bool // nil: no MFA requirement
+	onEnded  func(Session, string)
+	interval time.Duration
+	onError  func(context.Context, error)
+}
+
+// WithDeniedHandler sets the function that writes the response of a denied
+// request, for example a redirect to a "support access ended" page. It
+// receives the plain http.ResponseWriter (no status written yet) and the
+// reason of the denial; it should write d.Status or a redirect and must not
+// show d.Reason or d.Err to the client. Default: a short body in JSON when
+// the Accept header asks for JSON, plain text otherwise, with status
+// d.Status and Cache-Control: no-store. Nil is ignored.
+func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial)) MiddlewareOption {
+	return middlewareOptionFunc(func(c *middlewareConfig) {
+		if f != nil {
+			c.denied = f
+		}
+	})
+}
+
+// RequireMFA refuses (403, Denial.Code DeniedMFARequired, audited) every
+// impersonated request whose session has MFA false and for which named
+// reports that the principal is a named support principal. named receives
+// the session and the grant that admitted the request. Pass NamedInGrant
+// to require the second factor from principals a grant lists by name (the
+// generic support user, admitted by grants open to any principal, is
+// exempt), a predicate of your own (for example "the principal is not
+// support+<tenant>@vendor.example"), or nil to require it from every
+// support session. Default: MFA is not required.
+func RequireMFA(named func(s Session, g Grant) bool) MiddlewareOption {
+	return middlewareOptionFunc(func(c *middlewareConfig) {
+		if named == nil {
+			named = func(Session, Grant) bool { return true }
+		}
+		c.mfa = named
+	})
+}
+
+// OnSessionEnded sets the function the middleware calls so the host can log
+// the support principal out and drop its session: with SessionEndRevoked or
+// SessionEndExpired when the support access of an in-flight request ended
+// (called on the request's goroutine, after the handler returned), and with
+// SessionEndNoGrant when a request of the session is refused because no
+// active grant covers it (called before the denied handler runs). It is not
+// called for scope or MFA denials or for outages. It may be called more than
+// once for one session (once per request), so it should be idempotent. Nil
+// is ignored.
+func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
+	return middlewareOptionFunc(func(c *middlewareConfig) {
+		if f != nil {
+			c.onEnded = f
+		}
+	})
+}
+
+// WithPollInterval sets how often the grants of impersonated requests that
+// are still running are checked again, so that a revocation made by another
+// replica (a Manager sharing the store) cancels them within about d plus
+// one Check. Only requests that have run for at least d/2 since their last
+// check are polled, by one goroutine per middleware that runs only while
+// impersonated requests are in flight. Revocations and expiries recorded
+// by the middleware's own Manager, and ExpiresAt itself, end requests at
+// once whatever d is. Default: DefaultPollInterval (1 s). Values <= 0 are
+// ignored.
+func WithPollInterval(d time.Duration) MiddlewareOption {
+	return middlewareOptionFunc(func(c *middlewareConfig) {
+		if d > 0 {
+			c.interval = d
+		}
+	})
+}
+
+// WithMiddlewareErrorHandler sets the function that receives the errors the
+// middleware cannot return: store failures of access checks, failed audit
+// writes, a panicking resolver, failures of the background re-check.
+// Default: the Manager's error handler (see WithErrorHandler). Nil is
+// ignored.
+func WithMiddlewareErrorHandler(f func(ctx context.Context, err error)) MiddlewareOption {
+	return middlewareOptionFunc(func(c *middlewareConfig) {
+		if f != nil {
+			c.onError = f
+		}
+	})
+}

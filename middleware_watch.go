@@ -1,0 +1,273 @@
+package supportaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// watcher ends in-flight impersonated requests whose support access ends.
+// One watcher serves all the handlers of one Middleware call. While at
+// least one impersonated request is in flight it runs one goroutine that
+// re-checks grants: the requests that ran for half the poll interval since
+// their last check (to notice other replicas' revocations), and at once the
+// requests flagged by their expiry timer or by the Manager's end-of-grant
+// listener. The goroutine is started by the first request of a busy period
+// and stopped, and waited for, by the last one: none outlives the requests.
+type watcher struct {
+	m        *Manager
+	interval time.Duration
+	onError  func(context.Context, error)
+	wake     chan struct{} // capacity 1: "flagged requests are waiting"
+
+	mu       sync.Mutex
+	active   map[*reqState]struct{}
+	stop     context.CancelFunc // nil when no goroutine runs
+	done     chan struct{}
+	unlisten func()
+}
+
+func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
+	return &watcher{
+		m:        m,
+		interval: interval,
+		onError:  onError,
+		wake:     make(chan struct{}, 1),
+		active:   make(map[*reqState]struct{}),
+	}
+}
+
+// enter starts watching st (whose grants were just checked).
+func (w *watcher) enter(st *reqState) {
+	st.checkedAt.Store(time.Now().UnixNano())
+	w.mu.Lock()
+	w.active[st] = struct{}{}
+	if w.stop == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		w.stop, w.done = cancel, done
+		w.unlisten = w.m.onEnded(w.grantEnded)
+		go w.run(ctx, done)
+	}
+	w.mu.Unlock()
+	st.mu.Lock()
+	st.armLocked(0)
+	st.mu.Unlock()
+}
+
+// leave stops watching st; the last request of a busy period stops the
+// goroutine and waits for it.
+func (w *watcher) leave(st *reqState) {
+	st.mu.Lock()
+	st.left = true
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.mu.Unlock()
+
+	w.mu.Lock()
+	delete(w.active, st)
+	var done chan struct{}
+	var unlisten func()
+	if len(w.active) == 0 && w.stop != nil {
+		// Cancelled under mu: a goroutine that has not seen it yet finds it
+		// when it takes mu, before it could look at a newer request.
+		w.stop()
+		done, unlisten = w.done, w.unlisten
+		w.stop, w.done, w.unlisten = nil, nil, nil
+	}
+	w.mu.Unlock()
+	if done != nil {
+		unlisten()
+		<-done
+	}
+}
+
+// poke asks the goroutine to check the flagged requests now.
+func (w *watcher) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// grantEnded is the Manager's end-of-grant listener: requests using g are
+// checked again at once.
+func (w *watcher) grantEnded(g Grant) {
+	hit := false
+	w.mu.Lock()
+	for st := range w.active {
+		if st.uses(g.ID) {
+			st.recheck.Store(true)
+			hit = true
+		}
+	}
+	w.mu.Unlock()
+	if hit {
+		w.poke()
+	}
+}
+
+// run is the watcher goroutine of one busy period.
+func (w *watcher) run(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(max(w.interval/2, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.poll(ctx, false)
+		case <-w.wake:
+			w.poll(ctx, true)
+		}
+	}
+}
+
+// checkKey identifies a Check call; one poll makes each at most once.
+type checkKey struct {
+	tenant, principal string
+	scope             Scope
+}
+
+type checkResult struct {
+	id      uuid.UUID
+	expires time.Time
+	err     error
+}
+
+// poll re-checks the flagged requests and, unless flaggedOnly, those whose
+// last check is at least half an interval old.
+func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
+	now := time.Now().UnixNano()
+	half := int64(w.interval / 2)
+	var due []*reqState
+	w.mu.Lock()
+	if ctx.Err() != nil {
+		w.mu.Unlock()
+		if flaggedOnly {
+			w.poke() // hand the wake-up to the next busy period's goroutine
+		}
+		return
+	}
+	for st := range w.active {
+		if st.recheck.Swap(false) || !flaggedOnly && now-st.checkedAt.Load() >= half {
+			due = append(due, st)
+		}
+	}
+	w.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	cache := make(map[checkKey]checkResult)
+	for _, st := range due {
+		if st.ended.Load() {
+			continue
+		}
+		st.checkedAt.Store(now)
+		if !w.recheck(ctx, st, cache) {
+			return // stopping: every request has left
+		}
+	}
+}
+
+// recheck checks every scope st uses and ends st when one is no longer
+// allowed; otherwise it adopts the grants found (another grant may have
+// taken over, or the grant been extended) and re-arms the expiry timer. It
+// returns false when ctx was cancelled.
+func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]checkResult) bool {
+	st.mu.Lock()
+	needs := append([]need(nil), st.needs...)
+	st.mu.Unlock()
+	for i, n := range needs {
+		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
+		res, ok := cache[key]
+		if !ok {
+			g, err := w.m.Check(ctx, key.tenant, key.principal, key.scope)
+			if ctx.Err() != nil {
+				return false
+			}
+			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err}
+			cache[key] = res
+		}
+		if res.err != nil {
+			st.end(w.endReason(ctx, n, res.err))
+			return true
+		}
+		needs[i].id, needs[i].expires = res.id, res.expires
+	}
+	st.mu.Lock()
+	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
+		st.needs = needs
+	} else {
+		copy(st.needs, needs)
+	}
+	st.armLocked(time.Millisecond)
+	st.mu.Unlock()
+	return true
+}
+
+// endReason tells why a re-check refused n: expired when its grant's end
+// has passed, revoked otherwise; a store failure ends the request too
+// (fail closed), reported but not as the end of the session.
+func (w *watcher) endReason(ctx context.Context, n need, err error) string {
+	if !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted) {
+		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
+		return endReasonCheckFailed
+	}
+	if !n.expires.IsZero() && !w.m.now().Before(n.expires) {
+		return SessionEndExpired
+	}
+	return SessionEndRevoked
+}
+
+// uses reports whether st relies on grant id.
+func (st *reqState) uses(id uuid.UUID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, n := range st.needs {
+		if n.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// armLocked sets the expiry timer to the earliest end among the grants st
+// uses, measured with the Manager's clock, at least minDelay from now (so
+// that a clock that stands still cannot make the watcher spin). st.mu must
+// be held.
+func (st *reqState) armLocked(minDelay time.Duration) {
+	if st.left || st.endReason != "" {
+		return
+	}
+	var exp time.Time
+	for _, n := range st.needs {
+		if !n.expires.IsZero() && (exp.IsZero() || n.expires.Before(exp)) {
+			exp = n.expires
+		}
+	}
+	if exp.IsZero() {
+		if st.timer != nil {
+			st.timer.Stop()
+		}
+		return
+	}
+	d := max(exp.Sub(st.m.now()), minDelay)
+	if st.timer == nil {
+		st.timer = time.AfterFunc(d, st.expire)
+		return
+	}
+	st.timer.Reset(d)
+}
+
+// expire runs on the expiry timer: the watcher checks st at once.
+func (st *reqState) expire() {
+	st.recheck.Store(true)
+	st.g.watch.poke()
+}

@@ -1,0 +1,145 @@
+package supportaccess
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// supportWriter is the http.ResponseWriter an impersonated request's
+// handler writes to. It records the support.request event when the
+// response is committed, before anything reaches the client, replaces the
+// response by a denial when the event cannot be recorded or the session
+// ended first, and fails every write once the session ended. Unwrap lets
+// http.ResponseController reach the underlying writer for deadlines and
+// full duplex; Flush and Hijack go through the wrapper so the audit cannot
+// be bypassed.
+type supportWriter struct {
+	w         http.ResponseWriter
+	st        *reqState
+	committed bool
+	blocked   error // non-nil: the response is a denial; writes fail with it
+}
+
+// Header implements http.ResponseWriter.
+func (rw *supportWriter) Header() http.Header { return rw.w.Header() }
+
+// WriteHeader implements http.ResponseWriter. Informational statuses
+// (1xx other than 101) pass through without committing the response.
+func (rw *supportWriter) WriteHeader(code int) {
+	if rw.committed {
+		if rw.blocked == nil {
+			rw.w.WriteHeader(code) // let net/http report the superfluous call
+		}
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		if !rw.st.ended.Load() {
+			rw.w.WriteHeader(code)
+		}
+		return
+	}
+	rw.commit(code)
+}
+
+// Write implements http.ResponseWriter.
+func (rw *supportWriter) Write(b []byte) (int, error) {
+	if err := rw.ready(); err != nil {
+		return 0, err
+	}
+	return rw.w.Write(b)
+}
+
+// FlushError flushes the underlying writer (see http.ResponseController).
+func (rw *supportWriter) FlushError() error {
+	if err := rw.ready(); err != nil {
+		return err
+	}
+	return http.NewResponseController(rw.w).Flush()
+}
+
+// Flush implements http.Flusher.
+func (rw *supportWriter) Flush() { _ = rw.FlushError() }
+
+// Hijack implements http.Hijacker. The support.request event is recorded
+// first, with status 101; the handler owns the connection afterwards and
+// must end it when the request context is cancelled.
+func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !rw.committed {
+		rw.committedAs(http.StatusSwitchingProtocols)
+	}
+	if rw.blocked != nil {
+		return nil, nil, rw.blocked
+	}
+	if rw.st.ended.Load() {
+		rw.blocked = endCause(rw.st.reason())
+		return nil, nil, rw.blocked
+	}
+	c, brw, err := http.NewResponseController(rw.w).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
+	}
+	return c, brw, nil
+}
+
+// Unwrap returns the underlying ResponseWriter.
+func (rw *supportWriter) Unwrap() http.ResponseWriter { return rw.w }
+
+// ready commits the response (status 200) if needed and reports whether
+// the handler may still write.
+func (rw *supportWriter) ready() error {
+	if !rw.committed {
+		rw.commit(http.StatusOK)
+	}
+	if rw.blocked != nil {
+		return rw.blocked
+	}
+	if rw.st.ended.Load() {
+		rw.blocked = endCause(rw.st.reason())
+		return rw.blocked
+	}
+	return nil
+}
+
+// commit audits the response with status code and sends the header, or
+// replaces the response by a denial.
+func (rw *supportWriter) commit(code int) {
+	if rw.committedAs(code) {
+		rw.w.WriteHeader(code)
+	}
+}
+
+// committedAs marks the response committed with code and records it. It
+// reports whether the handler's response may go out; if not, a denial has
+// been written and rw.blocked is set.
+func (rw *supportWriter) committedAs(code int) bool {
+	rw.committed = true
+	st := rw.st
+	if st.denied {
+		return true // RequireScope's refusal, audited as access.denied
+	}
+	if st.ended.Load() {
+		reason := st.reason()
+		if err := st.audit(http.StatusForbidden, "session ended: "+reason); err != nil {
+			st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit: %w", err))
+		}
+		rw.replace(Denial{Status: http.StatusForbidden, Code: DeniedSessionEnded, Session: st.sess, Reason: "session ended: " + reason}, endCause(reason))
+		return false
+	}
+	if err := st.audit(code, ""); err != nil {
+		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit of request (response refused): %w", err))
+		st.end(endReasonAuditFailed)
+		rw.replace(Denial{Status: http.StatusServiceUnavailable, Code: DeniedUnavailable, Session: st.sess, Reason: endReasonAuditFailed, Err: err}, errEndAuditFailed)
+		return false
+	}
+	return true
+}
+
+// replace writes denial d instead of the handler's response and makes
+// further writes fail with cause.
+func (rw *supportWriter) replace(d Denial, cause error) {
+	rw.blocked = cause
+	clearEntityHeaders(rw.w.Header())
+	rw.st.g.cfg.denied(rw.w, rw.st.r, d)
+}

@@ -1,0 +1,123 @@
+package supportaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Session describes the support session a request belongs to, as the
+// host's resolver (see Manager.Middleware) reports it. The middleware
+// copies it into the audit trail, so it must hold no secret.
+type Session struct {
+	// TenantID is the tenant the support principal acts in. Required.
+	TenantID string
+	// Principal is the support principal, usually an e-mail address: the
+	// generic support+<tenant>@vendor.example user or a named colleague.
+	// Required.
+	Principal string
+	// SubjectUserID is the customer user being impersonated, if any.
+	SubjectUserID string
+	// SessionID identifies the host's login session in the audit trail. Use
+	// an identifier or a hash of the token, never the cookie or bearer
+	// token itself: it is recorded verbatim.
+	SessionID string
+	// MFA reports whether the support principal logged in with a second
+	// factor. See RequireMFA.
+	MFA bool
+}
+
+// Reasons passed to the OnSessionEnded function.
+const (
+	// SessionEndRevoked: the grant that admitted an in-flight request was
+	// revoked and no other active grant covers the session.
+	SessionEndRevoked = "revoked"
+	// SessionEndExpired: that grant reached ExpiresAt and no other active
+	// grant covers the session.
+	SessionEndExpired = "expired"
+	// SessionEndNoGrant: a new request of the session found no active grant
+	// (the grant ended between requests, or never existed for this tenant
+	// and principal).
+	SessionEndNoGrant = "no active grant"
+)
+
+// ErrSessionEnded is the cause (context.Cause) of the request context of an
+// impersonated request whose support access ended while it ran, and the
+// error RecordChange and the response writer return from then on. The
+// wrapping error names the reason (revoked, expired, check failed).
+var ErrSessionEnded = errors.New("supportaccess: support session ended")
+
+// Causes with which a request context is cancelled. They are allocated
+// once: ending a session allocates nothing.
+var (
+	errEndRevoked     = fmt.Errorf("%w: grant revoked", ErrSessionEnded)
+	errEndExpired     = fmt.Errorf("%w: grant expired", ErrSessionEnded)
+	errEndCheckFailed = fmt.Errorf("%w: access check failed", ErrSessionEnded)
+	errEndAuditFailed = fmt.Errorf("%w: audit failed", ErrSessionEnded)
+)
+
+// endReasonCheckFailed and endReasonAuditFailed end a request (fail closed)
+// without telling the host to drop the session: the cause is an outage, not
+// the end of the grant.
+const (
+	endReasonCheckFailed = "check failed"
+	endReasonAuditFailed = "audit failed"
+)
+
+// endCause maps an end reason to the context cause.
+func endCause(reason string) error {
+	switch reason {
+	case SessionEndRevoked:
+		return errEndRevoked
+	case SessionEndExpired:
+		return errEndExpired
+	case endReasonAuditFailed:
+		return errEndAuditFailed
+	default:
+		return errEndCheckFailed
+	}
+}
+
+// NamedInGrant reports whether g lists s.Principal by name, that is,
+// whether the session was admitted by a grant to named support principals
+// rather than one open to any support principal (which the generic
+// support+<tenant>@vendor.example user uses). Pass it to RequireMFA to
+// demand a second factor from named principals only.
+func NamedInGrant(s Session, g Grant) bool {
+	return slices.Contains(g.Grantees, s.Principal)
+}
+
+// stateKey is the context key of the *reqState of an impersonated request.
+type stateKey struct{}
+
+// stateFrom returns the state the middleware put in ctx, or nil.
+func stateFrom(ctx context.Context) *reqState {
+	if ctx == nil {
+		return nil
+	}
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// SessionFromContext returns the support session of an impersonated request
+// admitted by Manager.Middleware, and false for any other request.
+func SessionFromContext(ctx context.Context) (Session, bool) {
+	st := stateFrom(ctx)
+	if st == nil {
+		return Session{}, false
+	}
+	return st.sess, true
+}
+
+// GrantFromContext returns the grant that admitted an impersonated request
+// (Manager.Check's answer for the request's method scope; its ExpiresAt is
+// what a "support access is active until …" banner shows), and false for
+// any other request. The grant is a copy the caller may keep.
+func GrantFromContext(ctx context.Context) (Grant, bool) {
+	st := stateFrom(ctx)
+	if st == nil {
+		return Grant{}, false
+	}
+	return st.grant.Clone(), true
+}
