@@ -40,7 +40,15 @@ func (a *app) accessMiddleware() func(http.Handler) http.Handler {
 }
 
 func requireScope(s sa.Scope) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler { return next }
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if g, ok := grantFromContext(r.Context()); ok && !g.Allows(s) {
+				http.Error(w, "forbidden", http.StatusForbidden)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func grantFromContext(ctx context.Context) (sa.Grant, bool) {

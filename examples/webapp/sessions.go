@@ -14,10 +14,11 @@ const (
 	impersonationCookie = "demo_support_session"
 )
 
-// Session lifetimes.
+// Session lifetimes. A support session cannot outlive the engineer's login,
+// and the access middleware ends it as soon as no grant covers it.
 const (
-	loginTTL         = 12 * time.Hour
-	impersonationTTL = 8 * time.Hour
+	loginTTL         = 14 * 24 * time.Hour
+	impersonationTTL = 7 * 24 * time.Hour
 )
 
 // loginSession is a signed-in user (customer admin or support engineer).
