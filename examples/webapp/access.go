@@ -1,86 +1,94 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	sa "github.com/supportaccess/supportaccess"
 )
 
-// TEMPORARY stand-in until the library's middleware lands: it applies the
-// same rule (safe methods need read, others write) with Manager.Check.
-
-type grantKey struct{}
-
-// accessMiddleware checks every request of an impersonated session against
-// the tenant's grants.
+// accessMiddleware is the library's middleware around the tenant pages:
+// every request of an impersonated session needs an active grant (read for
+// GET, write for POST), is audited as support.request, and is cut off as
+// soon as the grant ends. Customer requests pass through untouched.
 func (a *app) accessMiddleware() func(http.Handler) http.Handler {
+	mw := a.m.Middleware(a.resolveSession,
+		sa.WithDeniedHandler(a.accessDenied),
+		sa.OnSessionEnded(a.sessionEnded),
+		sa.WithMiddlewareErrorHandler(a.logError),
+	)
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s, ok := a.resolveSession(r)
-			if !ok {
-				next.ServeHTTP(w, r)
-				return
-			}
-			scope := sa.ScopeWrite
-			switch r.Method {
-			case http.MethodGet, http.MethodHead, http.MethodOptions:
-				scope = sa.ScopeRead
-			}
-			g, err := a.m.Check(r.Context(), s.TenantID, s.Principal, scope)
-			if err != nil {
-				a.accessDenied(w, r, err)
-				return
-			}
-			a.sessions.admitted(s.SessionID)
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
-		})
+		return mw(a.markAdmitted(next))
 	}
 }
 
-func requireScope(s sa.Scope) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if g, ok := grantFromContext(r.Context()); ok && !g.Allows(s) {
-				http.Error(w, "forbidden", http.StatusForbidden)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
-func grantFromContext(ctx context.Context) (sa.Grant, bool) {
-	g, ok := ctx.Value(grantKey{}).(sa.Grant)
-	return g, ok
-}
-
-func recordChange(ctx context.Context, what string, before, after any) error { return nil }
+// requireScope demands a host-defined scope from impersonated requests
+// (the library's RequireScope; customers pass).
+func requireScope(s sa.Scope) func(http.Handler) http.Handler { return sa.RequireScope(s) }
 
 // resolveSession tells the middleware whether r is an impersonated request
-// and of which support session.
-func (a *app) resolveSession(r *http.Request) (accessSession, bool) {
+// and of which support session. The session ID recorded in the audit trail
+// is a separate random ID of the server-side session, never a cookie value.
+func (a *app) resolveSession(r *http.Request) (sa.Session, bool) {
 	v := viewerFrom(r.Context())
 	if !v.Impersonating() {
-		return accessSession{}, false
+		return sa.Session{}, false
 	}
-	return accessSession{TenantID: v.Imp.TenantID, Principal: v.Imp.Principal, SubjectUserID: v.Imp.SubjectUserID, SessionID: v.Imp.ID}, true
+	return sa.Session{
+		TenantID: v.Imp.TenantID, Principal: v.Imp.Principal, SubjectUserID: v.Imp.SubjectUserID,
+		SessionID: v.Imp.AuditID,
+		MFA:       true, // the demo login stands in for the vendor's MFA-protected staff login
+	}, true
+}
+
+// markAdmitted remembers that the support session got in once, so that a
+// later refusal reads "access ended" rather than "no access".
+func (a *app) markAdmitted(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := viewerFrom(r.Context()); v.Impersonating() && !v.Imp.Admitted {
+			a.sessions.admitted(v.Imp.ID)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sessionEnded is the middleware's OnSessionEnded hook: the support session
+// is dropped on the server (the cookie is cleared by the denied page).
+func (a *app) sessionEnded(s sa.Session, reason string) {
+	a.sessions.endImpersonationByAuditID(s.SessionID)
 }
 
 // supportMayWrite reports whether the impersonating viewer's access allows
-// changes.
+// changes (to tell support before it tries).
 func (a *app) supportMayWrite(r *http.Request) bool {
 	v := viewerFrom(r.Context())
 	_, err := a.m.Check(r.Context(), v.Imp.TenantID, v.Imp.Principal, sa.ScopeWrite)
 	return err == nil
 }
 
-// accessDenied renders the middleware's refusal: a missing scope is a 403
-// that keeps the session; no active grant ends the support session.
-func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, err error) {
+// grantFromContext returns the grant that admitted an impersonated request.
+var grantFromContext = sa.GrantFromContext
+
+// recordChange audits a change made by support with its before and after
+// values; it does nothing for customers.
+var recordChange = sa.RecordChange
+
+// accessDenied renders the middleware's refusals as pages: a missing scope
+// is a 403 that keeps the session; no active grant (never, or not any
+// more) ends the support session; an outage is a 503.
+func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) {
 	v := viewerFrom(r.Context())
-	if errors.Is(err, sa.ErrScopeNotGranted) {
+	switch {
+	case d.Code == sa.DeniedUnavailable:
+		w.Header().Set("Retry-After", "5")
+		a.render(w, r, d.Status, "message", page{Title: "Try again", Data: messageData{
+			Kind: "denied", Title: "Support access cannot be verified right now",
+			Message: "The request was refused because access could not be checked or recorded. Try again in a moment.",
+			Back:    "/app/", BackLabel: "Back",
+		}})
+		return
+	case errors.Is(d.Err, sa.ErrScopeNotGranted) || strings.HasPrefix(d.Reason, "scope not granted"):
 		a.render(w, r, http.StatusForbidden, "message", page{Title: "Not allowed", Data: messageData{
 			Kind: "denied", Title: "Not allowed with your current access",
 			Message: "The customer granted support access without this permission, so this action was refused. Ask the customer to grant the scope it needs.",
@@ -88,12 +96,11 @@ func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, err error) {
 		}})
 		return
 	}
-	if !errors.Is(err, sa.ErrNoActiveGrant) {
-		a.log.ErrorContext(r.Context(), "access check", "err", err)
-	}
 	clearCookie(w, r, impersonationCookie)
-	a.sessions.endImpersonation(v.Imp.ID)
-	if v.Imp.Admitted {
+	if v.Impersonating() {
+		a.sessions.endImpersonation(v.Imp.ID)
+	}
+	if d.Code == sa.DeniedSessionEnded || (v.Impersonating() && v.Imp.Admitted) {
 		a.renderAccessEnded(w, r, v, "The customer's grant for this tenant was revoked or has expired, so your support session was ended.")
 		return
 	}
@@ -111,5 +118,3 @@ func (a *app) renderAccessEnded(w http.ResponseWriter, r *http.Request, v *viewe
 		Back: "/support/", BackLabel: "Back to the support console",
 	}})
 }
-
-type accessSession struct{ TenantID, Principal, SubjectUserID, SessionID string }

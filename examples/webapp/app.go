@@ -37,9 +37,6 @@ type app struct {
 	now      func() time.Time
 	log      *slog.Logger
 	closer   io.Closer
-	// stopMiddleware releases what the access middleware registered on the
-	// Manager.
-	stopMiddleware func()
 }
 
 // demoPolicy is the grant policy of the demo: 24 hours, 3 days or 7 days,
@@ -81,9 +78,7 @@ func newApp(cfg config) (*app, http.Handler, error) {
 		sa.WithPolicy(demoPolicy()),
 		sa.WithNow(a.now),
 		sa.WithAuthorizer(a.authorize),
-		sa.WithErrorHandler(func(ctx context.Context, err error) {
-			a.log.ErrorContext(ctx, "supportaccess", "err", err)
-		}),
+		sa.WithErrorHandler(a.logError),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("webapp: %w", err)
@@ -95,12 +90,13 @@ func newApp(cfg config) (*app, http.Handler, error) {
 	return a, a.routes(), nil
 }
 
+// logError logs an error the library could not return to a caller.
+func (a *app) logError(ctx context.Context, err error) {
+	a.log.ErrorContext(ctx, "supportaccess", "err", err)
+}
+
 // Close releases the app's resources. It is safe to call more than once.
 func (a *app) Close() error {
-	if a.stopMiddleware != nil {
-		a.stopMiddleware()
-		a.stopMiddleware = nil
-	}
 	if a.closer != nil {
 		c := a.closer
 		a.closer = nil

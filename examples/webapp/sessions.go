@@ -33,7 +33,10 @@ type loginSession struct {
 // It belongs to the engineer's login session and is only valid together
 // with it.
 type impersonation struct {
-	ID             string
+	ID string
+	// AuditID names the session in the audit trail; unlike ID (the cookie
+	// value) it is no secret.
+	AuditID        string
 	LoginSessionID string
 	Principal      string // the support user's ID
 	TenantID       string
@@ -132,7 +135,7 @@ func (s *sessionStore) takeFlash(id string) string {
 // session ls. An earlier impersonation of the same login session ends.
 func (s *sessionStore) impersonate(ls loginSession, tenantID, subjectUserID string) impersonation {
 	imp := &impersonation{
-		ID: newSessionID(), LoginSessionID: ls.ID, Principal: ls.UserID,
+		ID: newSessionID(), AuditID: "sup-" + rand.Text()[:10], LoginSessionID: ls.ID, Principal: ls.UserID,
 		TenantID: tenantID, SubjectUserID: subjectUserID, CreatedAt: s.now(),
 	}
 	s.mu.Lock()
@@ -167,6 +170,17 @@ func (s *sessionStore) admitted(id string) {
 	s.mu.Lock()
 	if imp, ok := s.imps[id]; ok {
 		imp.Admitted = true
+	}
+	s.mu.Unlock()
+}
+
+// endImpersonationByAuditID removes the impersonation with the given audit ID.
+func (s *sessionStore) endImpersonationByAuditID(auditID string) {
+	s.mu.Lock()
+	for k, imp := range s.imps {
+		if imp.AuditID == auditID {
+			delete(s.imps, k)
+		}
 	}
 	s.mu.Unlock()
 }
