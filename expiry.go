@@ -2,31 +2,74 @@ package supportaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
-// SweepBatchSize is how many grants one Sweep claims per store transaction.
+// SweepBatchSize is how many grants (or access requests) one Sweep claims
+// per store transaction.
 const SweepBatchSize = 500
 
-// Sweep records the lifecycle transitions that are due: grant.started for
-// scheduled grants that began and grant.expired for grants that reached
-// ExpiresAt (actor: the system). Each transition is recorded exactly once,
-// also when several replicas sweep the same store at the same moment; the
-// store's ClaimTransitions guarantees it. It returns how many grants expired
-// in this call. Access never depends on Sweep: Check denies at ExpiresAt
-// whether or not a sweep ran.
+// Sweep records the lifecycle transitions that are due, each exactly once,
+// also when several replicas sweep the same store at the same moment (the
+// store's claims guarantee it):
+//
+//   - grant.started for scheduled grants that began;
+//   - grant.expired (actor: the system) for grants that reached ExpiresAt,
+//     then the Notifier is told, and the OnExpire hooks run (see OnExpire)
+//     together with the retries of hooks that failed earlier and are due;
+//   - request.expired for pending access requests past their ExpiresAt
+//     (when the store is a RequestStore).
+//
+// It returns how many grants expired in this call. Access never depends on
+// Sweep: Check denies at ExpiresAt whether or not a sweep ran, and a
+// pending request past ExpiresAt cannot be approved. A failing hook is not
+// an error of Sweep (it is audited and passed to the error handler).
+//
+// Errors: the context's error, or the store's; a failure of one step does
+// not prevent the others.
 func (m *Manager) Sweep(ctx context.Context) (int, error) {
-	if _, err := m.sweep(ctx, TransitionStarted, EventGrantStarted); err != nil {
+	if _, err := m.sweep(ctx, TransitionStarted, m.store.ClaimTransitions); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
-	n, err := m.sweep(ctx, TransitionExpired, EventGrantExpired)
+	var errs []error
+	hs, hooked := m.store.(HookStore)
+	hooked = hooked && len(m.life.hooks) > 0
+	claim := m.store.ClaimTransitions
+	if hooked {
+		claim = func(ctx context.Context, _ Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error) {
+			return hs.ClaimExpirations(ctx, now, limit, events)
+		}
+	}
+	n, err := m.sweep(ctx, TransitionExpired, claim)
 	if err != nil {
-		return n, fmt.Errorf("sweep: %w", err)
+		errs = append(errs, err)
+	}
+	if hooked && ctx.Err() == nil {
+		if err := m.runHookTasks(ctx, hs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rs, ok := m.store.(RequestStore); ok && ctx.Err() == nil {
+		if err := m.sweepRequests(ctx, rs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("sweep: %w", errors.Join(errs...))
 	}
 	return n, nil
 }
 
-func (m *Manager) sweep(ctx context.Context, t Transition, typ EventType) (int, error) {
+type claimFunc func(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error)
+
+func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc) (int, error) {
+	typ := EventGrantStarted
+	if t == TransitionExpired {
+		typ = EventGrantExpired
+	}
 	now := m.now()
 	total := 0
 	for {
@@ -34,7 +77,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, typ EventType) (int, 
 			return total, err
 		}
 		var extraErr error
-		claimed, err := m.store.ClaimTransitions(ctx, t, now, SweepBatchSize, func(g Grant) []Event {
+		claimed, err := claim(ctx, t, now, SweepBatchSize, func(g Grant) []Event {
 			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
 			if t == TransitionExpired {
 				ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
@@ -61,6 +104,42 @@ func (m *Manager) sweep(ctx context.Context, t Transition, typ EventType) (int, 
 			return total, nil
 		}
 	}
+}
+
+// RunExpiry runs Sweep at once and then every interval, each wait varied
+// at random by up to ±10 % so that replicas spread out, until ctx ends; it
+// then returns ctx's error after the sweep in progress stopped. Sweep
+// errors go to the error handler (WithErrorHandler) and the next tick tries
+// again. RunExpiry starts no goroutine: run it in one of yours, for example
+// `go m.RunExpiry(ctx, time.Minute)`, and cancel ctx to stop it.
+//
+// Errors: ErrInvalidInput, at once, for interval <= 0; otherwise ctx.Err().
+func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("run expiry: %w: interval must be positive", ErrInvalidInput)
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+		if _, err := m.Sweep(ctx); err != nil && ctx.Err() == nil {
+			m.reportError(ctx, fmt.Errorf("run expiry: %w", err))
+		}
+		timer.Reset(jitter(interval))
+	}
+}
+
+// jitter returns d varied at random by up to ±10 %.
+func jitter(d time.Duration) time.Duration {
+	j := d / 10
+	if j <= 0 {
+		return d
+	}
+	return d - j + time.Duration(rand.Int64N(int64(2*j)+1))
 }
 
 // timeFormat is RFC 3339 with microseconds, the library's text form of times.

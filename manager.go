@@ -32,6 +32,9 @@ type Manager struct {
 	notifier   Notifier
 	onError    func(context.Context, error)
 
+	// life is the expiry hook configuration (hooks.go).
+	life lifecycle
+
 	// listeners are told about grants that ended (revoked or expired), for
 	// example by the middleware to cancel in-flight requests.
 	listenMu     sync.Mutex
@@ -163,6 +166,9 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		}
 	}
 	if err := m.policy.Validate(); err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	if err := m.validateLifecycle(); err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
 	}
 	if !m.storeAudits && len(m.extra) == 0 {

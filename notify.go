@@ -3,25 +3,47 @@ package supportaccess
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
 
 // Notification tells a tenant's contacts about a change of support access:
 // who gained or lost access, to which tenant, why and until when.
+//
+// Types: grant.created, grant.extended, grant.revoked, grant.expired,
+// grant.delegated, request.created, request.approved (the grant fields
+// describe the grant the approval created) and request.denied. Expiry of an
+// unanswered request is audited but not notified.
 type Notification struct {
-	Type      EventType // grant.created, grant.extended, grant.revoked, grant.expired, grant.delegated, request.*
+	Type      EventType
 	TenantID  string
-	GrantID   uuid.UUID
-	RequestID uuid.UUID
-	By        Actor    // who made the change
-	Grantees  []string // who has access (empty: any support principal)
-	Scopes    []Scope
+	GrantID   uuid.UUID // zero for request.created and request.denied
+	RequestID uuid.UUID // the access request, if the change stems from one
+	By        Actor     // who made the change (the system for expiry)
+	// Grantees is who has (or asks for) access; empty: any support
+	// principal.
+	Grantees []string
+	Scopes   []Scope
+	// Reason is the reason given for the change, else the grant's or
+	// request's reason.
 	Reason    string
 	TicketRef string
+	// StartsAt and ExpiresAt are the grant's window; ExpiresAt zero means
+	// unlimited. For request.created and request.denied there is no window
+	// yet: StartsAt is the requested start (zero: at approval), ExpiresAt
+	// is zero and Duration says how long was asked for.
 	StartsAt  time.Time
-	ExpiresAt time.Time // zero: unlimited
+	ExpiresAt time.Time
+	// Duration is the requested duration (request notifications only;
+	// Unlimited for no end).
+	Duration time.Duration
+	// RespondBy is when an unanswered request expires (request.created).
+	RespondBy time.Time
+	// Principal is the support principal added (grant.delegated).
+	Principal string
 }
 
 // Notifier delivers notifications (e-mail, chat, in-app). It is called after
@@ -51,27 +73,78 @@ func (m *Manager) notify(ctx context.Context, t EventType, g Grant, by Actor, re
 	if m.notifier == nil {
 		return
 	}
+	m.deliver(ctx, grantNotification(t, g, by, reason))
+}
+
+// grantNotification describes a change of g.
+func grantNotification(t EventType, g Grant, by Actor, reason string) Notification {
 	if reason == "" {
 		reason = g.Reason
 	}
-	n := Notification{
+	return Notification{
 		Type: t, TenantID: g.TenantID, GrantID: g.ID, RequestID: g.RequestID, By: by,
 		Grantees: g.Grantees, Scopes: g.Scopes, Reason: reason, TicketRef: g.TicketRef,
 		StartsAt: g.StartsAt, ExpiresAt: g.ExpiresAt,
 	}
+}
+
+// notifyRequest tells the Notifier about a committed change of request r.
+func (m *Manager) notifyRequest(ctx context.Context, t EventType, r AccessRequest, by Actor, reason string) {
+	if m.notifier == nil {
+		return
+	}
+	if reason == "" {
+		reason = r.Reason
+	}
+	n := Notification{
+		Type: t, TenantID: r.TenantID, RequestID: r.ID, By: by,
+		Grantees: []string{r.RequestedBy.ID}, Scopes: r.Scopes, Reason: reason, TicketRef: r.TicketRef,
+		StartsAt: r.StartsAt, Duration: r.Duration,
+	}
+	if t == EventRequestCreated {
+		n.RespondBy = r.ExpiresAt
+	}
 	m.deliver(ctx, n)
 }
 
-// deliver calls the Notifier and records a failure.
+// deliver calls the Notifier (a panic counts as a failure) and records a
+// failure as a notify.failed event (attrs: the notification type, the
+// error, the request if any) and hands it to the error handler.
 func (m *Manager) deliver(ctx context.Context, n Notification) {
-	err := m.notifier.Notify(ctx, n)
+	n.Grantees = slices.Clone(n.Grantees)
+	n.Scopes = slices.Clone(n.Scopes)
+	err := m.callNotifier(ctx, n)
 	if err == nil {
 		return
 	}
 	ev := m.newEvent(m.now(), EventNotifyFailed, n.TenantID, n.GrantID, SystemActor, "")
-	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: err.Error()}
+	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: clip(err.Error(), MaxReasonLen)}
+	if n.RequestID != uuid.Nil {
+		ev.Attrs[AttrRequestID] = n.RequestID.String()
+	}
 	if aerr := m.record(ctx, ev); aerr != nil {
 		err = fmt.Errorf("%w (and recording the failure: %v)", err, aerr)
 	}
 	m.reportError(ctx, fmt.Errorf("notify %s: %w", n.Type, err))
+}
+
+// callNotifier calls the Notifier, turning a panic into an error.
+func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("notifier panicked: %v", p)
+		}
+	}()
+	return m.notifier.Notify(ctx, n)
+}
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

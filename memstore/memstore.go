@@ -25,6 +25,9 @@ type Store struct {
 	byTenant map[string][]*entry
 	events   []sa.Event
 	heads    map[string]head
+	// requests and hook tasks (requests.go, hooks.go), created on first use
+	requests map[uuid.UUID]*sa.AccessRequest
+	tasks    map[uuid.UUID]*sa.HookTask
 }
 
 type entry struct {
@@ -179,6 +182,11 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.claimLocked(t, now, limit, events), nil
+}
+
+// claimLocked claims due transitions; s.mu must be held for writing.
+func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) []sa.Grant {
 	var due []*entry
 	for _, e := range s.grants {
 		if transitionDue(e, t, now) {
@@ -210,7 +218,7 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 		s.appendEvents(events(e.g.Clone()))
 		out = append(out, e.g.Clone())
 	}
-	return out, nil
+	return out
 }
 
 func transitionDue(e *entry, t sa.Transition, now time.Time) bool {

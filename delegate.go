@@ -1,0 +1,95 @@
+package supportaccess
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// AddGrantee adds the support principal to the named grant with the given
+// ID (delegation), audited as grant.delegated (Attrs["principal"], the grant
+// before and after), and tells the Notifier. It returns the grant.
+//
+// Who may delegate: a support actor that is itself a grantee of the grant,
+// while the grant is active (support may add further personnel to a case
+// it works on); a customer, while the grant is active or scheduled; in both
+// cases only if the Authorizer allows ActionAddGrantee. A grant open to any
+// support principal (empty Grantees) cannot be delegated: it covers
+// everyone already, and adding a name would narrow it.
+//
+// Adding a principal the grant already names is a no-op: the grant is
+// returned unchanged, nothing is recorded and nobody is notified, so a
+// retry is safe.
+//
+// Errors: ErrInvalidInput for malformed arguments, a generic grant, a grant
+// that is expired or revoked (or scheduled, for support), or a grant that
+// already names MaxGrantees principals; ErrNotFound; ErrForbidden when the
+// Authorizer refuses or a support actor is not a grantee (audited); the
+// store's or auditor's error, in which case the grant is unchanged.
+func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal string, by Actor) (Grant, error) {
+	now := m.now()
+	if err := validateActor("by", by); err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	if err := validatePrincipal("principal", principal); err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	if grantID == uuid.Nil {
+		return Grant{}, fmt.Errorf("add grantee: %w: grant id is empty", ErrInvalidInput)
+	}
+	cur, err := m.store.GetGrant(ctx, grantID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	if len(cur.Grantees) == 0 {
+		return Grant{}, fmt.Errorf("add grantee: %w: the grant is open to any support principal and cannot be delegated", ErrInvalidInput)
+	}
+	if err := m.authorize(ctx, ActionAddGrantee, by, cur.TenantID, grantID); err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	// Built-in rule whatever the Authorizer says: support delegates only
+	// access it holds. Grantees never shrink, so checking before the
+	// transaction is safe.
+	if by.Kind == ActorSupport && !slices.Contains(cur.Grantees, by.ID) {
+		err := m.refuse(ctx, ActionAddGrantee, by, cur.TenantID, grantID, "support may only delegate a grant that names it")
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	changed := false
+	g, err := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
+		st := g.Status(now)
+		switch {
+		case st == StatusActive:
+		case st == StatusScheduled && by.Kind != ActorSupport:
+		default:
+			return nil, fmt.Errorf("%w: grant is %s", ErrInvalidInput, st)
+		}
+		if slices.Contains(g.Grantees, principal) {
+			return nil, nil
+		}
+		if len(g.Grantees) >= MaxGrantees {
+			return nil, fmt.Errorf("%w: the grant already names %d principals", ErrInvalidInput, MaxGrantees)
+		}
+		before := grantJSON(*g)
+		g.Grantees = append(g.Grantees, principal)
+		slices.Sort(g.Grantees)
+		ev := m.newEvent(now, EventGrantDelegated, g.TenantID, g.ID, by, "")
+		ev.Attrs = map[string]string{AttrPrincipal: principal}
+		ev.Before, ev.After = before, grantJSON(*g)
+		if err := m.recordExtra(ctx, ev); err != nil {
+			return nil, err
+		}
+		changed = true
+		return m.storeEvents(ev), nil
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
+	if changed && m.notifier != nil {
+		n := grantNotification(EventGrantDelegated, g, by, "")
+		n.Principal = principal
+		m.deliver(ctx, n)
+	}
+	return g, nil
+}

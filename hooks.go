@@ -1,0 +1,238 @@
+package supportaccess
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Event types of expiry hooks.
+const (
+	// EventExpireHookFailed records a failed (or panicking) expiry hook;
+	// Attrs carry the hook's position ("hook", from 0), the attempt number
+	// ("attempt", from 1), the error and when it is retried ("next_at").
+	EventExpireHookFailed EventType = "grant.expire_hook_failed"
+	// EventExpireHookSucceeded records that the hooks of an expiry ran to
+	// the end after one or more failures ("attempts": how many failed). A
+	// first-time success is not recorded: grant.expired says it all.
+	EventExpireHookSucceeded EventType = "grant.expire_hook_succeeded"
+)
+
+// Defaults of the expiry hook options.
+const (
+	// DefaultHookLease is how long a sweep holds the hook tasks it claimed.
+	DefaultHookLease = 5 * time.Minute
+	// DefaultHookRetryMin and DefaultHookRetryMax bound the delay before a
+	// failed hook is retried: DefaultHookRetryMin after the first failure,
+	// doubling with each further one up to DefaultHookRetryMax.
+	DefaultHookRetryMin = 30 * time.Second
+	DefaultHookRetryMax = time.Hour
+	// HookBatchSize is how many hook tasks one claim leases.
+	HookBatchSize = 100
+)
+
+// ExpireHook is host code run once for each grant expiry that Sweep
+// records, for example to delete the generic support+<tenant>@ user or end
+// support sessions. It should be idempotent: after a failure it is called
+// again (so is any hook after it), and if it outlives its deadline it may
+// run twice.
+type ExpireHook func(ctx context.Context, g Grant) error
+
+// lifecycle holds the Manager's expiry hook configuration.
+type lifecycle struct {
+	hooks              []ExpireHook
+	lease              time.Duration
+	retryMin, retryMax time.Duration
+	err                error // a bad option, reported by NewManager
+}
+
+// OnExpire registers hook to run for every grant expiry Sweep records
+// (revocations are not expiries; use the Notifier for those). Several hooks
+// run in registration order, each at most once per expiry when it
+// succeeds. Hooks run in the goroutine of Sweep after the grant.expired
+// event committed, by exactly one replica: the claim of the expiry creates
+// a persistent hook task in the same transaction, and the task is leased
+// to one sweep at a time (see WithExpireHookLease). A hook that fails (or
+// panics) is recorded as grant.expire_hook_failed and retried, from that
+// hook on, by a later sweep (see WithExpireHookRetry); it never blocks the
+// hooks of other grants. Every replica must register the same hooks in the
+// same order, since a retry resumes by position.
+//
+// The store must implement HookStore (the bundled stores do); NewManager
+// returns an error wrapping errors.ErrUnsupported otherwise. Nil is ignored.
+func OnExpire(hook ExpireHook) Option {
+	return optionFunc(func(m *Manager) {
+		if hook != nil {
+			m.life.hooks = append(m.life.hooks, hook)
+		}
+	})
+}
+
+// WithExpireHookLease sets how long a sweep holds the hook tasks it claimed
+// before another replica may take them over (for example after a crash).
+// A sweep starts no new task after half the lease and cancels the hooks'
+// context at nine tenths of it, so that two replicas never run the hooks of
+// one expiry at the same time. Default: DefaultHookLease (5 minutes).
+// NewManager returns an ErrInvalidInput error for d < 1 s.
+func WithExpireHookLease(d time.Duration) Option {
+	return optionFunc(func(m *Manager) {
+		if d < time.Second {
+			m.life.err = fmt.Errorf("%w: expire hook lease %s is shorter than a second", ErrInvalidInput, d)
+			return
+		}
+		m.life.lease = d
+	})
+}
+
+// WithExpireHookRetry sets the delay before a failed hook is retried: min
+// after the first failure, doubling with every further failure up to max.
+// Retries never stop while the store keeps the task. Default:
+// DefaultHookRetryMin (30 s) and DefaultHookRetryMax (1 h). NewManager
+// returns an ErrInvalidInput error unless 0 < min <= max.
+func WithExpireHookRetry(min, max time.Duration) Option {
+	lo, hi := min, max
+	return optionFunc(func(m *Manager) {
+		if lo <= 0 || hi < lo {
+			m.life.err = fmt.Errorf("%w: expire hook retry delays %s and %s must satisfy 0 < min <= max", ErrInvalidInput, lo, hi)
+			return
+		}
+		m.life.retryMin, m.life.retryMax = lo, hi
+	})
+}
+
+// validateLifecycle completes the lifecycle configuration for NewManager.
+func (m *Manager) validateLifecycle() error {
+	l := &m.life
+	if l.err != nil {
+		return l.err
+	}
+	if l.lease == 0 {
+		l.lease = DefaultHookLease
+	}
+	if l.retryMin == 0 {
+		l.retryMin, l.retryMax = DefaultHookRetryMin, DefaultHookRetryMax
+	}
+	if len(l.hooks) > 0 {
+		if _, ok := m.store.(HookStore); !ok {
+			return fmt.Errorf("%w: OnExpire needs a store that implements supportaccess.HookStore", errors.ErrUnsupported)
+		}
+	}
+	return nil
+}
+
+// retryDelay is the delay after the given number of failed attempts (>= 1).
+func (l *lifecycle) retryDelay(attempts int) time.Duration {
+	d := l.retryMin
+	for i := 1; i < attempts && d < l.retryMax; i++ {
+		d *= 2
+	}
+	return min(d, l.retryMax)
+}
+
+// runHookTasks claims due hook tasks in batches and runs them until none is
+// left.
+func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now() // real time: bounds the hooks' own duration
+		now := m.now()
+		lease := Lease{Token: newID().String(), Until: now.Add(m.life.lease)}
+		tasks, err := hs.ClaimHookTasks(ctx, now, HookBatchSize, lease)
+		if err != nil {
+			return fmt.Errorf("claim hook tasks: %w", err)
+		}
+		if len(tasks) == 0 {
+			return nil
+		}
+		if err := m.runTasks(ctx, hs, lease.Token, tasks, start); err != nil {
+			return err
+		}
+		if len(tasks) < HookBatchSize {
+			return nil
+		}
+	}
+}
+
+// runTasks runs the hooks of leased tasks and ends the lease.
+func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time) error {
+	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease*9/10))
+	defer cancel()
+	startBy := start.Add(m.life.lease / 2)
+	var events []Event
+	for i := range tasks {
+		t := &tasks[i]
+		if i > 0 && (ctx.Err() != nil || time.Now().After(startBy)) {
+			continue // released untouched: claimable again at once
+		}
+		done, err := m.runHooks(hctx, t.Grant, t.Done)
+		t.Done = done
+		now := m.now()
+		switch {
+		case err == nil:
+			t.Complete = true
+			if t.Attempts > 0 {
+				ev := m.newEvent(now, EventExpireHookSucceeded, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
+				ev.Attrs = map[string]string{"attempts": strconv.Itoa(t.Attempts)}
+				events = append(events, ev)
+			}
+		case ctx.Err() != nil:
+			// Shutting down: keep the progress, do not count an attempt.
+		default:
+			t.Attempts++
+			t.LastError = clip(err.Error(), MaxReasonLen)
+			t.NextAt = now.Add(m.life.retryDelay(t.Attempts))
+			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
+			ev.Attrs = map[string]string{
+				"hook": strconv.Itoa(done), "attempt": strconv.Itoa(t.Attempts),
+				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
+			}
+			events = append(events, ev)
+			m.reportError(ctx, fmt.Errorf("expire hook %d of grant %s (attempt %d): %w", done, t.Grant.ID, t.Attempts, err))
+		}
+	}
+	for _, ev := range events {
+		if err := m.recordExtra(ctx, ev); err != nil {
+			m.reportError(ctx, fmt.Errorf("expire hooks: %w", err))
+		}
+	}
+	// Release the leases even when ctx ended, so another replica need not
+	// wait for them to run out.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer fcancel()
+	n, err := hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
+	if err != nil {
+		return fmt.Errorf("finish hook tasks: %w", err)
+	}
+	if n < len(tasks) {
+		m.reportError(ctx, fmt.Errorf("expire hooks: %d of %d hook task leases ran out before the hooks finished; another replica may run them again", len(tasks)-n, len(tasks)))
+	}
+	return nil
+}
+
+// runHooks runs the hooks from position from on and returns how many
+// succeeded in total with the first error.
+func (m *Manager) runHooks(ctx context.Context, g Grant, from int) (int, error) {
+	for i := max(from, 0); i < len(m.life.hooks); i++ {
+		if err := callHook(ctx, m.life.hooks[i], g.Clone()); err != nil {
+			return i, err
+		}
+	}
+	return max(from, len(m.life.hooks)), nil
+}
+
+// callHook calls h, turning a panic into an error.
+func callHook(ctx context.Context, h ExpireHook, g Grant) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("expire hook panicked: %v", p)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return h(ctx, g)
+}

@@ -1,0 +1,105 @@
+package memstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+var _ sa.HookStore = (*Store)(nil)
+
+// ClaimExpirations implements supportaccess.HookStore.
+func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.claimLocked(sa.TransitionExpired, now, limit, events)
+	if s.tasks == nil {
+		s.tasks = make(map[uuid.UUID]*sa.HookTask)
+	}
+	for _, g := range out {
+		s.tasks[g.ID] = &sa.HookTask{NextAt: now}
+	}
+	return out, nil
+}
+
+// ClaimHookTasks implements supportaccess.HookStore.
+func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, lease sa.Lease) ([]sa.HookTask, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	if lease.Token == "" {
+		return nil, fmt.Errorf("memstore: lease token is empty: %w", sa.ErrInvalidInput)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type due struct {
+		id uuid.UUID
+		t  *sa.HookTask
+	}
+	var ds []due
+	for id, t := range s.tasks {
+		if !t.NextAt.After(now) && !t.LeaseUntil.After(now) {
+			ds = append(ds, due{id, t})
+		}
+	}
+	slices.SortFunc(ds, func(a, b due) int {
+		if c := a.t.NextAt.Compare(b.t.NextAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.id[:], b.id[:])
+	})
+	if len(ds) > limit {
+		ds = ds[:limit]
+	}
+	out := make([]sa.HookTask, 0, len(ds))
+	for _, d := range ds {
+		d.t.LeaseToken, d.t.LeaseUntil = lease.Token, lease.Until
+		t := *d.t
+		if e, ok := s.grants[d.id]; ok {
+			t.Grant = e.g.Clone()
+		} else {
+			t.Grant = sa.Grant{ID: d.id}
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// FinishHookTasks implements supportaccess.HookStore.
+func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.HookTask, events []sa.Event) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range tasks {
+		cur, ok := s.tasks[t.Grant.ID]
+		if !ok || token == "" || cur.LeaseToken != token {
+			continue
+		}
+		n++
+		if t.Complete {
+			delete(s.tasks, t.Grant.ID)
+			continue
+		}
+		*cur = sa.HookTask{Done: t.Done, Attempts: t.Attempts, NextAt: t.NextAt, LastError: t.LastError}
+	}
+	s.appendEvents(events)
+	return n, nil
+}
