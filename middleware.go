@@ -147,6 +147,10 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedAccess, "invalid session", err)
 		return
 	}
+	if g.cfg.mfa && !s.MFA && !g.cfg.mfaExempt(s) {
+		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
+		return
+	}
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {
 		status, code, reason := denyKind(err, scope)
@@ -157,10 +161,6 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 			g.cfg.onEnded(s, SessionEndNoGrant)
 		}
 		g.deny(w, r, s, uuid.Nil, scope, start, status, code, reason, err)
-		return
-	}
-	if g.cfg.mfa != nil && !s.MFA && g.cfg.mfa(s, gr) {
-		g.deny(w, r, s, gr.ID, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
 		return
 	}
 

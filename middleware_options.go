@@ -23,7 +23,8 @@ func (f middlewareOptionFunc) applyMiddleware(c *middlewareConfig) { f(c) }
 // middlewareConfig is what the options set.
 type middlewareConfig struct {
 	denied   func(http.ResponseWriter, *http.Request, Denial)
-	mfa      func(Session, Grant) bool // nil: no MFA requirement
+	mfa       bool                // RequireMFA given
+	mfaExempt func(Session) bool // sessions RequireMFA exempts
 	onEnded  func(Session, string)
 	interval time.Duration
 	onError  func(context.Context, error)
@@ -44,21 +45,22 @@ func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial))
 	})
 }
 
-// RequireMFA refuses (403, Denial.Code DeniedMFARequired, audited) every
-// impersonated request whose session has MFA false and for which named
-// reports that the principal is a named support principal. named receives
-// the session and the grant that admitted the request. Pass NamedInGrant
-// to require the second factor from principals a grant lists by name (the
-// generic support user, admitted by grants open to any principal, is
-// exempt), a predicate of your own (for example "the principal is not
-// support+<tenant>@vendor.example"), or nil to require it from every
-// support session. Default: MFA is not required.
-func RequireMFA(named func(s Session, g Grant) bool) MiddlewareOption {
+// RequireMFA makes every named support principal log in with a second
+// factor, per policies such as "personalised support users must use
+// two-factor login": an impersonated request whose session has MFA false is
+// refused (403, Denial.Code DeniedMFARequired, audited as access.denied,
+// before any store access) unless exempt reports that its principal is not
+// a named one, that is, it is the tenant's generic support user (which is
+// shared and cannot hold a second factor). Use GenericSupportUser for the
+// usual naming scheme or a predicate of your own; nil exempts nobody.
+// Default: MFA is not required.
+func RequireMFA(exempt func(Session) bool) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
-		if named == nil {
-			named = func(Session, Grant) bool { return true }
+		if exempt == nil {
+			exempt = func(Session) bool { return false }
 		}
-		c.mfa = named
+		c.mfaExempt = exempt
+		c.mfa = true
 	})
 }
 

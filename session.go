@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 )
 
 // Session describes the support session a request belongs to, as the
@@ -79,13 +79,23 @@ func endCause(reason string) error {
 	}
 }
 
-// NamedInGrant reports whether g lists s.Principal by name, that is,
-// whether the session was admitted by a grant to named support principals
-// rather than one open to any support principal (which the generic
-// support+<tenant>@vendor.example user uses). Pass it to RequireMFA to
-// demand a second factor from named principals only.
-func NamedInGrant(s Session, g Grant) bool {
-	return slices.Contains(g.Grantees, s.Principal)
+// GenericSupportUser returns a RequireMFA exemption for the generic
+// support user of each tenant: it reports whether the session's principal
+// is pattern with every "{tenant}" replaced by the session's TenantID (for
+// example "support+{tenant}@vendor.example"). Every other principal is a
+// named one and must log in with a second factor.
+func GenericSupportUser(pattern string) func(Session) bool {
+	before, after, templated := strings.Cut(pattern, "{tenant}")
+	return func(s Session) bool {
+		if !templated {
+			return s.Principal == pattern
+		}
+		p := s.Principal
+		if !strings.HasPrefix(p, before) || !strings.HasSuffix(p, after) || len(p) < len(before)+len(after) {
+			return false
+		}
+		return strings.ReplaceAll(pattern, "{tenant}", s.TenantID) == p
+	}
 }
 
 // stateKey is the context key of the *reqState of an impersonated request.

@@ -1,0 +1,227 @@
+package supportaccess_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+)
+
+// Helpers of the middleware tests (prefix mw: the package's other tests
+// have their own).
+
+var (
+	mwCustomer = sa.Actor{Kind: sa.ActorCustomer, ID: "admin@acme.example"}
+	mwGeneric  = "support+acme@vendor.example"
+	mwEve      = "eve@vendor.example"
+	mwErrBoom  = errors.New("boom: dsn=postgres://secret@db")
+)
+
+// mwClock is the Manager's clock in the middleware tests: real time plus an
+// offset the test moves. Grant ends computed with it arrive in real time,
+// so the middleware's real expiry timer can be tested within milliseconds:
+// create a grant, then move the clock to just before its end.
+type mwClock struct{ off atomic.Int64 }
+
+func (c *mwClock) Now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *mwClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// setUntil moves the clock so that t is d away.
+func (c *mwClock) setUntil(t time.Time, d time.Duration) {
+	c.off.Store(int64(t.Sub(time.Now()) - d))
+}
+
+// mwStore is a memstore whose check or audit can be made to fail.
+type mwStore struct {
+	*memstore.Store
+	failFind   atomic.Bool
+	failRecord atomic.Bool
+	finds      atomic.Int64
+}
+
+func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	s.finds.Add(1)
+	if s.failFind.Load() {
+		return sa.Grant{}, mwErrBoom
+	}
+	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+}
+
+func (s *mwStore) Record(ctx context.Context, e sa.Event) error {
+	if s.failRecord.Load() {
+		return mwErrBoom
+	}
+	return s.Store.Record(ctx, e)
+}
+
+// mwErrs collects the errors handed to the error handler.
+type mwErrs struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (e *mwErrs) handle(_ context.Context, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.errs = append(e.errs, err)
+}
+
+func (e *mwErrs) all() []error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]error(nil), e.errs...)
+}
+
+// mwEnded records OnSessionEnded calls.
+type mwEnded struct {
+	mu    sync.Mutex
+	calls []string // "session-id:reason"
+}
+
+func (e *mwEnded) handle(s sa.Session, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = append(e.calls, s.SessionID+":"+reason)
+}
+
+func (e *mwEnded) all() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.calls...)
+}
+
+// mwSessions is the host's session table: tokens (cookie "sid" or bearer
+// token) to support sessions.
+type mwSessions struct {
+	mu sync.Mutex
+	m  map[string]sa.Session
+}
+
+func (s *mwSessions) add(token string, sess sa.Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]sa.Session)
+	}
+	s.m[token] = sess
+}
+
+// resolve is the resolver: a session cookie, or else a bearer token.
+func (s *mwSessions) resolve(r *http.Request) (sa.Session, bool) {
+	var tok string
+	if c, err := r.Cookie("sid"); err == nil {
+		tok = c.Value
+	} else if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		tok = strings.TrimPrefix(h, "Bearer ")
+	}
+	if tok == "" {
+		return sa.Session{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.m[tok]
+	return sess, ok
+}
+
+// mwEnv is a Manager on a (fault-injectable) memstore with the offset
+// clock, a session table and recorders for errors and session ends.
+type mwEnv struct {
+	t        *testing.T
+	store    *mwStore
+	clock    *mwClock
+	m        *sa.Manager
+	sessions *mwSessions
+	errs     *mwErrs
+	ended    *mwEnded
+}
+
+func newMWEnv(t *testing.T, opts ...sa.Option) *mwEnv {
+	t.Helper()
+	e := &mwEnv{t: t, store: &mwStore{Store: memstore.New()}, clock: &mwClock{}, sessions: &mwSessions{}, errs: &mwErrs{}, ended: &mwEnded{}}
+	m, err := sa.NewManager(e.store, append([]sa.Option{sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle)}, opts...)...)
+	require.NoError(t, err)
+	e.m = m
+	// The usual sessions: the generic support user and a named engineer
+	// (with and without MFA) in acme, and the generic user in globex.
+	e.sessions.add("generic", sa.Session{TenantID: "acme", Principal: mwGeneric, SubjectUserID: "u-42", SessionID: "s-generic"})
+	e.sessions.add("eve", sa.Session{TenantID: "acme", Principal: mwEve, SubjectUserID: "u-42", SessionID: "s-eve"})
+	e.sessions.add("eve-mfa", sa.Session{TenantID: "acme", Principal: mwEve, SubjectUserID: "u-42", SessionID: "s-eve-mfa", MFA: true})
+	e.sessions.add("bob", sa.Session{TenantID: "acme", Principal: "bob@vendor.example", SessionID: "s-bob"})
+	e.sessions.add("globex", sa.Session{TenantID: "globex", Principal: "support+globex@vendor.example", SessionID: "s-globex"})
+	return e
+}
+
+// grant creates a grant for acme (defaults: open to any principal, read).
+func (e *mwEnv) grant(in sa.GrantInput) sa.Grant {
+	e.t.Helper()
+	if in.TenantID == "" {
+		in.TenantID = "acme"
+	}
+	if in.By.IsZero() {
+		in.By = mwCustomer
+	}
+	g, err := e.m.Grant(context.Background(), in)
+	require.NoError(e.t, err)
+	return g
+}
+
+// wrap wraps h in the middleware with the env's error and end recorders.
+func (e *mwEnv) wrap(h http.Handler, opts ...sa.MiddlewareOption) http.Handler {
+	base := []sa.MiddlewareOption{sa.WithMiddlewareErrorHandler(e.errs.handle), sa.OnSessionEnded(e.ended.handle)}
+	return e.m.Middleware(e.sessions.resolve, append(base, opts...)...)(h)
+}
+
+// events returns the stored events of the given types.
+func (e *mwEnv) events(types ...sa.EventType) []sa.Event {
+	e.t.Helper()
+	evs, err := e.store.Events(context.Background(), sa.AuditFilter{Types: types})
+	require.NoError(e.t, err)
+	return evs
+}
+
+// mwReq builds a request with the session cookie token (none when empty)
+// and extra header pairs.
+func mwReq(method, target, token string, header ...string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	if token != "" {
+		r.AddCookie(&http.Cookie{Name: "sid", Value: token})
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return r
+}
+
+// mwDo serves r and returns the recorder.
+func mwDo(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// mwOK is a handler that writes "ok" and counts its calls.
+type mwOK struct{ calls atomic.Int64 }
+
+func (h *mwOK) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h.calls.Add(1)
+	_, _ = w.Write([]byte("ok"))
+}
+
+// mwJSON encodes v for "contains" checks over whole events.
+func mwJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
