@@ -52,7 +52,12 @@ type supportAccessData struct {
 // supportAccessPage shows the grant dialog, the grants with their status and
 // the pending access requests.
 func (a *app) supportAccessPage(w http.ResponseWriter, r *http.Request) {
-	a.renderSupportAccess(w, r, http.StatusOK, grantForm{Duration: demoPolicy().DefaultDuration.String()}, "")
+	a.renderSupportAccess(w, r, http.StatusOK, defaultGrantForm(), "")
+}
+
+// defaultGrantForm is the grant dialog's initial state.
+func defaultGrantForm() grantForm {
+	return grantForm{Duration: demoPolicy().DefaultDuration.String()}
 }
 
 func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status int, form grantForm, errMsg string) {
@@ -144,10 +149,10 @@ func (a *app) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	if _, err := a.m.Revoke(r.Context(), g.ID, v.User.actor(), reason); err != nil {
 		if errors.Is(err, sa.ErrInvalidInput) {
-			a.renderSupportAccess(w, r, http.StatusConflict, grantForm{Duration: demoPolicy().DefaultDuration.String()}, "This grant cannot be revoked: "+userMessage(err))
+			a.renderSupportAccess(w, r, http.StatusConflict, defaultGrantForm(), "This grant cannot be revoked: "+userMessage(err))
 			return
 		}
-		a.renderSupportAccess(w, r, statusFor(err), grantForm{Duration: demoPolicy().DefaultDuration.String()}, userMessage(err))
+		a.renderSupportAccess(w, r, statusFor(err), defaultGrantForm(), userMessage(err))
 		return
 	}
 	a.sessions.setFlash(v.Login.ID, "Support access revoked. Support sessions using it end on their next request.")

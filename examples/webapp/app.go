@@ -143,12 +143,15 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /admin/support-access", a.customerOnly(a.supportAccessPage))
 	mux.Handle("POST /admin/support-access/grants", a.customerOnly(a.grantSubmit))
 	mux.Handle("POST /admin/support-access/grants/{id}/revoke", a.customerOnly(a.revokeSubmit))
+	mux.Handle("POST /admin/support-access/requests/{id}/approve", a.customerOnly(a.approveSubmit))
+	mux.Handle("POST /admin/support-access/requests/{id}/deny", a.customerOnly(a.denySubmit))
 	mux.Handle("GET /admin/audit", a.customerOnly(a.auditPage))
 
 	// Support console.
 	mux.Handle("GET /support/{$}", a.supportOnly(a.consolePage))
 	mux.Handle("POST /support/impersonate", a.supportOnly(a.impersonateSubmit))
 	mux.Handle("POST /support/stop", a.supportOnly(a.stopSubmit))
+	mux.Handle("POST /support/requests", a.supportOnly(a.requestSubmit))
 
 	mux.HandleFunc("/", a.notFound)
 
