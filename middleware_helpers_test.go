@@ -25,7 +25,7 @@ var (
 	mwCustomer = sa.Actor{Kind: sa.ActorCustomer, ID: "admin@acme.example"}
 	mwGeneric  = "support+acme@vendor.example"
 	mwEve      = "eve@vendor.example"
-	mwErrBoom  = errors.New("boom: dsn=postgres://secret@db")
+	errMWBoom  = errors.New("boom: dsn=postgres://secret@db")
 )
 
 // mwClock is the Manager's clock in the middleware tests: real time plus an
@@ -34,12 +34,12 @@ var (
 // create a grant, then move the clock to just before its end.
 type mwClock struct{ off atomic.Int64 }
 
-func (c *mwClock) Now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *mwClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *mwClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // setUntil moves the clock so that t is d away.
 func (c *mwClock) setUntil(t time.Time, d time.Duration) {
-	c.off.Store(int64(t.Sub(time.Now()) - d))
+	c.off.Store(int64(time.Until(t) - d))
 }
 
 // mwStore is a memstore whose check or audit can be made to fail.
@@ -53,14 +53,14 @@ type mwStore struct {
 func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
 	s.finds.Add(1)
 	if s.failFind.Load() {
-		return sa.Grant{}, mwErrBoom
+		return sa.Grant{}, errMWBoom
 	}
 	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
 }
 
 func (s *mwStore) Record(ctx context.Context, e sa.Event) error {
 	if s.failRecord.Load() {
-		return mwErrBoom
+		return errMWBoom
 	}
 	return s.Store.Record(ctx, e)
 }

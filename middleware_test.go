@@ -218,7 +218,7 @@ func TestMiddlewareStoreFailureDenies(t *testing.T) {
 	}
 	require.Zero(t, next.calls.Load())
 	require.Len(t, e.errs.all(), 2)
-	require.ErrorIs(t, e.errs.all()[0], mwErrBoom)
+	require.ErrorIs(t, e.errs.all()[0], errMWBoom)
 	evs := e.events(sa.EventAccessDenied)
 	require.Len(t, evs, 2, "the outage is audited (the auditor still works here)")
 	require.Equal(t, "check failed", evs[0].Reason)
@@ -452,7 +452,7 @@ func TestMiddlewareErrorHandlerDefaultsToManagers(t *testing.T) {
 	h := e.m.Middleware(e.sessions.resolve)(&mwOK{})
 	require.Equal(t, http.StatusServiceUnavailable, mwDo(h, mwReq(http.MethodGet, "/", "generic")).Code)
 	require.Len(t, e.errs.all(), 1, "reported to the Manager's WithErrorHandler")
-	require.True(t, errors.Is(e.errs.all()[0], mwErrBoom))
+	require.True(t, errors.Is(e.errs.all()[0], errMWBoom))
 }
 
 func TestMiddlewarePanicsOnNil(t *testing.T) {

@@ -317,7 +317,7 @@ func TestRecordChange(t *testing.T) {
 	require.NoError(t, errs[1])
 	require.ErrorIs(t, errs[2], sa.ErrInvalidInput)
 	require.ErrorIs(t, errs[3], sa.ErrInvalidInput)
-	require.ErrorIs(t, errs[4], mwErrBoom, "the handler learns the change may not be made")
+	require.ErrorIs(t, errs[4], errMWBoom, "the handler learns the change may not be made")
 
 	evs := e.events(sa.EventSupportChange)
 	require.Len(t, evs, 2)
