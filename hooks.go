@@ -29,8 +29,10 @@ const (
 	// doubling with each further one up to DefaultHookRetryMax.
 	DefaultHookRetryMin = 30 * time.Second
 	DefaultHookRetryMax = time.Hour
-	// HookBatchSize is how many hook tasks one claim leases.
-	HookBatchSize = 100
+	// HookBatchSize is how many hook tasks one claim leases. The hooks of a
+	// batch run one after the other; tasks not started within half the
+	// lease are handed back for the next claim.
+	HookBatchSize = 500
 )
 
 // ExpireHook is host code run once for each grant expiry that Sweep

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,15 +56,12 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 			ds = append(ds, due{id, t})
 		}
 	}
-	slices.SortFunc(ds, func(a, b due) int {
+	ds = smallest(ds, limit, func(a, b due) int {
 		if c := a.t.NextAt.Compare(b.t.NextAt); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.id[:], b.id[:])
 	})
-	if len(ds) > limit {
-		ds = ds[:limit]
-	}
 	out := make([]sa.HookTask, 0, len(ds))
 	for _, d := range ds {
 		d.t.LeaseToken, d.t.LeaseUntil = lease.Token, lease.Until

@@ -151,15 +151,12 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 			due = append(due, r)
 		}
 	}
-	slices.SortFunc(due, func(a, b *sa.AccessRequest) int {
+	due = smallest(due, limit, func(a, b *sa.AccessRequest) int {
 		if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.ID[:], b.ID[:])
 	})
-	if len(due) > limit {
-		due = due[:limit]
-	}
 	out := make([]sa.AccessRequest, 0, len(due))
 	for _, r := range due {
 		r.Status = sa.RequestExpired
