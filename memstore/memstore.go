@@ -199,15 +199,12 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 		}
 		return e.g.ExpiresAt
 	}
-	slices.SortFunc(due, func(a, b *entry) int {
+	due = smallest(due, limit, func(a, b *entry) int {
 		if c := key(a).Compare(key(b)); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.g.ID[:], b.g.ID[:])
 	})
-	if len(due) > limit {
-		due = due[:limit]
-	}
 	out := make([]sa.Grant, 0, len(due))
 	for _, e := range due {
 		if t == sa.TransitionStarted {
