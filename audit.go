@@ -1,12 +1,14 @@
 package supportaccess
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,6 +43,10 @@ const (
 	EventRequestExpired  EventType = "request.expired"
 	// EventNotifyFailed records a Notifier failure after a committed change.
 	EventNotifyFailed EventType = "notify.failed"
+	// EventAuditPurged records a retention purge (see Manager.PurgeAudit):
+	// Attrs hold the cut-off time, how many events were deleted and the
+	// checkpoint (sequence number and hash of the last deleted event).
+	EventAuditPurged EventType = "audit.purged"
 )
 
 // Attribute keys used in Event.Attrs.
@@ -88,9 +94,37 @@ type Auditor interface {
 
 // AuditLog reads recorded events.
 type AuditLog interface {
-	// Events returns the events matching f in order of Time, then TenantID,
-	// then Seq, at most f.Limit of them (all when 0).
+	// Events returns the events matching f (see AuditFilter.Match) in the
+	// order f.Order names (see AuditFilter.Compare), at most f.Limit of them
+	// (all when 0). With f.After set, only events after that position in
+	// that order are returned (keyset pagination). No match is an empty
+	// result, not an error.
 	Events(ctx context.Context, f AuditFilter) ([]Event, error)
+}
+
+// AuditOrder is the order in which AuditLog.Events returns events.
+type AuditOrder int
+
+// Audit orders.
+const (
+	// AuditByTime orders events by Time, then TenantID (byte order), then
+	// Seq. It is the default.
+	AuditByTime AuditOrder = iota
+	// AuditByChain orders events by TenantID (byte order), then Seq: each
+	// tenant's hash chain in the order it was written. Paging a tenant in
+	// this order is exact while events keep arriving (see AuditFilter.After).
+	AuditByChain
+)
+
+// String returns "time" or "chain".
+func (o AuditOrder) String() string {
+	switch o {
+	case AuditByTime:
+		return "time"
+	case AuditByChain:
+		return "chain"
+	}
+	return fmt.Sprintf("AuditOrder(%d)", int(o))
 }
 
 // AuditFilter selects events. Zero fields do not filter; Since is
@@ -101,24 +135,81 @@ type AuditFilter struct {
 	ActorID   string
 	Types     []EventType
 	GrantID   uuid.UUID
+	// SessionID selects the events of one impersonation session: those
+	// whose Attrs[AttrSessionID] equals it (the middleware sets it on every
+	// event it records).
+	SessionID string
 	Since     time.Time
 	Until     time.Time
-	Limit     int
+	// Order is the result order. Default: AuditByTime.
+	Order AuditOrder
+	// After, when not nil, restricts the result to events that come after
+	// this position in Order (usually the Cursor of the last event of the
+	// previous page).
+	//
+	// Guarantee: a page never repeats an event of an earlier page. In
+	// AuditByChain order nothing is ever skipped either: a tenant's Seq is
+	// allocated when the event commits, so an event that arrives later
+	// always sorts after every cursor taken earlier. In AuditByTime order an
+	// event that commits after a page was read but carries an earlier Time
+	// (a concurrent writer, or a replica whose clock is behind) sorts
+	// before the cursor and is not returned by later pages; read with Until
+	// some seconds in the past, or page each tenant in AuditByChain order,
+	// when completeness matters.
+	After *AuditCursor
+	Limit int
 }
 
-// Match reports whether e passes f (ignoring Limit). Stores use it so that
-// every backend filters alike.
+// AuditCursor is a position in the audit trail: the sort key of an event
+// (see Event.Cursor). In AuditByChain order only TenantID and Seq count.
+type AuditCursor struct {
+	Time     time.Time
+	TenantID string
+	Seq      int64
+}
+
+// Cursor returns e's position, for AuditFilter.After.
+func (e Event) Cursor() AuditCursor {
+	return AuditCursor{Time: e.Time, TenantID: e.TenantID, Seq: e.Seq}
+}
+
+// Match reports whether e passes f, including f.After (ignoring Limit).
+// Stores use it so that every backend filters alike.
 func (f AuditFilter) Match(e *Event) bool {
 	return (f.TenantID == "" || e.TenantID == f.TenantID) &&
 		(f.ActorKind == "" || e.Actor.Kind == f.ActorKind) &&
 		(f.ActorID == "" || e.Actor.ID == f.ActorID) &&
 		(len(f.Types) == 0 || slices.Contains(f.Types, e.Type)) &&
 		(f.GrantID == uuid.Nil || e.GrantID == f.GrantID) &&
+		(f.SessionID == "" || e.Attrs[AttrSessionID] == f.SessionID) &&
 		(f.Since.IsZero() || !e.Time.Before(f.Since)) &&
-		(f.Until.IsZero() || e.Time.Before(f.Until))
+		(f.Until.IsZero() || e.Time.Before(f.Until)) &&
+		(f.After == nil || f.compareCursor(e, f.After) > 0)
 }
 
-// Validate reports a malformed filter with an ErrInvalidInput error.
+// Compare orders a and b as Events returns them under f.Order: it returns
+// a negative number when a comes first, a positive one when b does, and 0
+// when they have the same position (the same tenant and Seq).
+func (f AuditFilter) Compare(a, b *Event) int {
+	c := b.Cursor()
+	return f.compareCursor(a, &c)
+}
+
+// compareCursor compares e's position with c under f.Order.
+func (f AuditFilter) compareCursor(e *Event, c *AuditCursor) int {
+	if f.Order != AuditByChain {
+		if r := e.Time.Compare(c.Time); r != 0 {
+			return r
+		}
+	}
+	if r := strings.Compare(e.TenantID, c.TenantID); r != 0 {
+		return r
+	}
+	return cmp.Compare(e.Seq, c.Seq)
+}
+
+// Validate reports a malformed filter with an ErrInvalidInput error naming
+// the field.
 func (f AuditFilter) Validate() error {
 	if f.TenantID != "" {
 		if err := validateTenant("TenantID", f.TenantID); err != nil {
@@ -136,8 +227,24 @@ func (f AuditFilter) Validate() error {
 			return err
 		}
 	}
+	if err := checkText("SessionID", f.SessionID, MaxPrincipalLen, false, false); err != nil {
+		return err
+	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
 		return fmt.Errorf("%w: Until is before Since", ErrInvalidInput)
+	}
+	if f.Order != AuditByTime && f.Order != AuditByChain {
+		return fmt.Errorf("%w: Order %d is unknown", ErrInvalidInput, int(f.Order))
+	}
+	if c := f.After; c != nil {
+		if c.TenantID != "" {
+			if err := validateTenant("After.TenantID", c.TenantID); err != nil {
+				return err
+			}
+		}
+		if c.Seq < 0 {
+			return fmt.Errorf("%w: After.Seq is negative", ErrInvalidInput)
+		}
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {
 		return fmt.Errorf("%w: Limit must be between 0 and %d", ErrInvalidInput, MaxListLimit)
@@ -156,6 +263,11 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) ([]Event, error) {
 		return nil, fmt.Errorf("events: %w: no AuditLog configured", ErrInvalidInput)
 	}
 	f.Since, f.Until = truncate(f.Since), truncate(f.Until)
+	if f.After != nil {
+		c := *f.After
+		c.Time = truncate(c.Time)
+		f.After = &c
+	}
 	evs, err := m.auditLog.Events(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
@@ -168,48 +280,62 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) ([]Event, error) {
 // where prevHash is the Hash of the tenant's previous event (nil for the
 // first), so that any change, removal, insertion or reordering of a stored
 // event breaks the chain.
+//
+// The canonical encoding (version "supportaccess.event.v1") is, in order:
+// the version string, prev, Seq, ID, Time (Unix microseconds, 0 when zero),
+// Type, TenantID, GrantID, Actor.Kind, Actor.ID, Actor.Name, Reason, the
+// number of Attrs and each key and value in byte order of the keys, Before
+// and After. Numbers are 8-byte big-endian; byte strings are an 8-byte
+// big-endian length followed by the bytes. Anyone can recompute it from an
+// export (see ExportAudit).
 func (e Event) ChainHash(prev []byte) []byte {
-	h := sha256.New()
-	var buf [8]byte
-	field := func(b []byte) {
-		binary.BigEndian.PutUint64(buf[:], uint64(len(b)))
-		h.Write(buf[:])
-		h.Write(b)
+	var stack [512]byte
+	sum := sha256.Sum256(e.appendCanonical(stack[:0], prev))
+	return sum[:]
+}
+
+// appendCanonical appends the canonical encoding of e chained to prev.
+func (e *Event) appendCanonical(b, prev []byte) []byte {
+	field := func(b, v []byte) []byte {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(v)))
+		return append(b, v...)
 	}
-	str := func(s string) { field([]byte(s)) }
-	num := func(n int64) {
-		binary.BigEndian.PutUint64(buf[:], uint64(n))
-		h.Write(buf[:])
+	str := func(b []byte, s string) []byte {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		return append(b, s...)
 	}
-	str("supportaccess.event.v1")
-	field(prev)
-	num(e.Seq)
-	field(e.ID[:])
+	num := func(b []byte, n int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(n)) }
+	b = str(b, "supportaccess.event.v1")
+	b = field(b, prev)
+	b = num(b, e.Seq)
+	b = field(b, e.ID[:])
 	if e.Time.IsZero() {
-		num(0)
+		b = num(b, 0)
 	} else {
-		num(e.Time.UnixMicro())
+		b = num(b, e.Time.UnixMicro())
 	}
-	str(string(e.Type))
-	str(e.TenantID)
-	field(e.GrantID[:])
-	str(string(e.Actor.Kind))
-	str(e.Actor.ID)
-	str(e.Actor.Name)
-	str(e.Reason)
-	keys := make([]string, 0, len(e.Attrs))
-	for k := range e.Attrs {
-		keys = append(keys, k)
+	b = str(b, string(e.Type))
+	b = str(b, e.TenantID)
+	b = field(b, e.GrantID[:])
+	b = str(b, string(e.Actor.Kind))
+	b = str(b, e.Actor.ID)
+	b = str(b, e.Actor.Name)
+	b = str(b, e.Reason)
+	b = num(b, int64(len(e.Attrs)))
+	if len(e.Attrs) > 0 {
+		var stack [16]string
+		keys := stack[:0]
+		for k := range e.Attrs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = str(b, k)
+			b = str(b, e.Attrs[k])
+		}
 	}
-	slices.Sort(keys)
-	num(int64(len(keys)))
-	for _, k := range keys {
-		str(k)
-		str(e.Attrs[k])
-	}
-	field(e.Before)
-	field(e.After)
-	return h.Sum(nil)
+	b = field(b, e.Before)
+	return field(b, e.After)
 }
 
 // newEvent builds an event with a fresh ID.

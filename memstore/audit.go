@@ -6,9 +6,35 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 
 	sa "github.com/supportaccess/supportaccess"
 )
+
+var (
+	_ sa.AuditChainReader = (*Store)(nil)
+	_ sa.AuditPurger      = (*Store)(nil)
+)
+
+// auditState is the audit trail: one hash chain per tenant plus an index
+// in time order. Its zero value is ready to use; Store.mu guards it.
+type auditState struct {
+	chains map[string]*chain
+	// byTime holds every event ordered by Time, then TenantID, then Seq.
+	byTime []*sa.Event
+	// unchained skips hashing (benchmark baseline only, see export_test.go).
+	unchained bool
+}
+
+// chain is one tenant's events ordered by Seq, with its head and purge
+// checkpoint.
+type chain struct {
+	events     []*sa.Event
+	head       sa.ChainLink
+	checkpoint sa.ChainLink
+}
+
+var byTime = sa.AuditFilter{Order: sa.AuditByTime}
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
 // hash chain.
@@ -24,42 +50,167 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 
 // appendEvents chains and stores events; s.mu must be held for writing.
 func (s *Store) appendEvents(events []sa.Event) {
+	a := &s.audit
+	if len(events) > 0 && a.chains == nil {
+		a.chains = make(map[string]*chain)
+	}
 	for _, e := range events {
 		e = cloneEvent(e)
-		h := s.heads[e.TenantID]
-		e.Seq = h.seq + 1
-		e.Hash = e.ChainHash(h.hash)
-		s.heads[e.TenantID] = head{seq: e.Seq, hash: e.Hash}
-		s.events = append(s.events, e)
+		c := a.chains[e.TenantID]
+		if c == nil {
+			c = &chain{}
+			a.chains[e.TenantID] = c
+		}
+		e.Seq = c.head.Seq + 1
+		if a.unchained {
+			e.Hash = nil
+		} else {
+			e.Hash = e.ChainHash(c.head.Hash)
+		}
+		c.head = sa.ChainLink{Seq: e.Seq, Hash: e.Hash}
+		p := &e
+		c.events = append(c.events, p)
+		a.insertByTime(p)
 	}
 }
 
-// Events implements supportaccess.AuditLog.
+// insertByTime adds p to the time index (usually at the end).
+func (a *auditState) insertByTime(p *sa.Event) {
+	n := len(a.byTime)
+	if n == 0 || byTime.Compare(a.byTime[n-1], p) < 0 {
+		a.byTime = append(a.byTime, p)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(a.byTime, p, byTime.Compare)
+	a.byTime = slices.Insert(a.byTime, i, p)
+}
+
+// Events implements supportaccess.AuditLog. Both orders seek to f.After
+// (or f.Since) by binary search, so a page costs O(log n + what it scans).
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a := &s.audit
 	var out []sa.Event
-	for i := range s.events {
-		if f.Match(&s.events[i]) {
-			out = append(out, cloneEvent(s.events[i]))
+	add := func(e *sa.Event) bool {
+		if f.Match(e) {
+			out = append(out, cloneEvent(*e))
 		}
+		return f.Limit == 0 || len(out) < f.Limit
 	}
-	s.mu.RUnlock()
-	slices.SortStableFunc(out, func(a, b sa.Event) int {
-		if c := a.Time.Compare(b.Time); c != 0 {
-			return c
+	if f.Order == sa.AuditByChain {
+		var tenants []string
+		if f.TenantID != "" {
+			tenants = []string{f.TenantID}
+		} else {
+			tenants = slices.Sorted(maps.Keys(a.chains))
 		}
-		if c := cmp.Compare(a.TenantID, b.TenantID); c != 0 {
-			return c
+		for _, t := range tenants {
+			c := a.chains[t]
+			if c == nil || f.After != nil && t < f.After.TenantID {
+				continue
+			}
+			i := 0
+			if f.After != nil && t == f.After.TenantID {
+				i, _ = slices.BinarySearchFunc(c.events, f.After.Seq+1, func(e *sa.Event, seq int64) int {
+					return cmp.Compare(e.Seq, seq)
+				})
+			}
+			for _, e := range c.events[i:] {
+				if !add(e) {
+					return out, nil
+				}
+			}
 		}
-		return cmp.Compare(a.Seq, b.Seq)
-	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+		return out, nil
+	}
+	i := 0
+	if f.After != nil {
+		at := &sa.Event{Time: f.After.Time, TenantID: f.After.TenantID, Seq: f.After.Seq}
+		i, _ = slices.BinarySearchFunc(a.byTime, at, func(e, at *sa.Event) int {
+			if f.Compare(e, at) <= 0 {
+				return -1 // e is not after the cursor
+			}
+			return 1
+		})
+	}
+	if !f.Since.IsZero() {
+		j, _ := slices.BinarySearchFunc(a.byTime, f.Since, func(e *sa.Event, t time.Time) int {
+			return e.Time.Compare(t)
+		})
+		i = max(i, j)
+	}
+	for _, e := range a.byTime[i:] {
+		if !f.Until.IsZero() && !e.Time.Before(f.Until) {
+			break
+		}
+		if !add(e) {
+			break
+		}
 	}
 	return out, nil
+}
+
+// AuditChain implements supportaccess.AuditChainReader.
+func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
+	if err := ctx.Err(); err != nil {
+		return sa.AuditChainState{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.audit.chains[tenantID]
+	if c == nil {
+		return sa.AuditChainState{}, nil
+	}
+	return sa.AuditChainState{Checkpoint: cloneLink(c.checkpoint), Head: cloneLink(c.head)}, nil
+}
+
+// PurgeAudit implements supportaccess.AuditPurger.
+func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Time, event func(sa.AuditPurge) (sa.Event, error)) (sa.AuditPurge, error) {
+	if err := ctx.Err(); err != nil {
+		return sa.AuditPurge{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.audit.chains[tenantID]
+	if c == nil {
+		return sa.AuditPurge{}, nil
+	}
+	res := sa.AuditPurge{Previous: cloneLink(c.checkpoint)}
+	k := 0
+	for k < len(c.events) && c.events[k].Time.Before(before) {
+		k++
+	}
+	if k == 0 {
+		return res, nil
+	}
+	last := c.events[k-1]
+	res.Deleted = int64(k)
+	res.Checkpoint = sa.ChainLink{Seq: last.Seq, Hash: bytes.Clone(last.Hash)}
+	ev, err := event(res)
+	if err != nil {
+		return sa.AuditPurge{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return sa.AuditPurge{}, err
+	}
+	gone := make(map[*sa.Event]bool, k)
+	for _, e := range c.events[:k] {
+		gone[e] = true
+	}
+	c.events = slices.Delete(c.events, 0, k)
+	s.audit.byTime = slices.DeleteFunc(s.audit.byTime, func(e *sa.Event) bool { return gone[e] })
+	c.checkpoint = cloneLink(res.Checkpoint)
+	s.appendEvents([]sa.Event{ev})
+	return res, nil
+}
+
+func cloneLink(l sa.ChainLink) sa.ChainLink {
+	l.Hash = bytes.Clone(l.Hash)
+	return l
 }
 
 func cloneEvent(e sa.Event) sa.Event {
@@ -70,4 +221,12 @@ func cloneEvent(e sa.Event) sa.Event {
 	e.After = bytes.Clone(e.After)
 	e.Hash = bytes.Clone(e.Hash)
 	return e
+}
+
+// resort restores both orders after a test changed events in place.
+func (a *auditState) resort() {
+	for _, c := range a.chains {
+		slices.SortStableFunc(c.events, func(x, y *sa.Event) int { return cmp.Compare(x.Seq, y.Seq) })
+	}
+	slices.SortStableFunc(a.byTime, byTime.Compare)
 }

@@ -23,8 +23,7 @@ type Store struct {
 	mu       sync.RWMutex
 	grants   map[uuid.UUID]*entry
 	byTenant map[string][]*entry
-	events   []sa.Event
-	heads    map[string]head
+	audit    auditState // audit.go
 	// requests and hook tasks (requests.go, hooks.go), created on first use
 	requests map[uuid.UUID]*sa.AccessRequest
 	tasks    map[uuid.UUID]*sa.HookTask
@@ -34,11 +33,6 @@ type entry struct {
 	g       sa.Grant // replaced, never mutated in place, under mu
 	started bool     // TransitionStarted claimed
 	expired bool     // TransitionExpired claimed
-}
-
-type head struct {
-	seq  int64
-	hash []byte
 }
 
 var (
@@ -52,7 +46,6 @@ func New() *Store {
 	return &Store{
 		grants:   make(map[uuid.UUID]*entry),
 		byTenant: make(map[string][]*entry),
-		heads:    make(map[string]head),
 	}
 }
 

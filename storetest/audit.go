@@ -1,7 +1,14 @@
 package storetest
 
 import (
+	"cmp"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,13 +19,18 @@ import (
 )
 
 // auditCases are the conformance cases of the audit trail (Auditor and
-// AuditLog).
+// AuditLog); chainCases (audit_chain.go) follow them.
 var auditCases = []testCase{
 	{"AuditEventsWithChanges", testAuditWithChanges},
 	{"AuditFilter", testAuditFilter},
+	{"AuditFilterSession", testAuditFilterSession},
 	{"AuditOrderAndLimit", testAuditOrder},
 	{"AuditChain", testAuditChain},
 	{"AuditRoundTrip", testAuditRoundTrip},
+	{"AuditPageByTime", testAuditPageByTime},
+	{"AuditPageByChain", testAuditPageByChain},
+	{"AuditPageWhileWriting", testAuditPageWhileWriting},
+	{"AuditSupportLabels", testAuditSupportLabels},
 }
 
 func testAuditWithChanges(t *testing.T, ns NewStore) {
@@ -139,7 +151,7 @@ func testAuditRoundTrip(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	l := h.auditLog()
 	e := sa.Event{
-		ID: uuid.New(), Time: Epoch.Add(123 * time.Microsecond), Type: sa.EventSupportChange, TenantID: "acme",
+		ID: uuid.New(), Time: Epoch.Truncate(time.Microsecond).Add(123 * time.Microsecond), Type: sa.EventSupportChange, TenantID: "acme",
 		GrantID: uuid.New(), Actor: sa.Actor{Kind: sa.ActorSupport, ID: "eve@vendor.example", Name: "Ève “E” O'Neil"},
 		Reason: "línea 1\nline 2\t'; DROP TABLE x; --", Attrs: map[string]string{sa.AttrWhat: "settings.theme", "empty": ""},
 		Before: []byte(`{"theme":"dark","n":1.50}`), After: []byte(`{"n":2, "theme":"light"}`),
@@ -153,4 +165,262 @@ func testAuditRoundTrip(t *testing.T, ns NewStore) {
 	require.EqualValues(t, 1, got.Seq)
 	got.Seq, got.Hash = 0, nil
 	require.Equal(t, e, got, "events round-trip byte for byte (Before/After too)")
+}
+
+// record stores e directly through the store's Auditor, with a fresh ID
+// and, when e has none, the clock's time.
+func (h *harness) record(e sa.Event) sa.Event {
+	h.t.Helper()
+	a, ok := h.store.(sa.Auditor)
+	if !ok {
+		h.t.Skip("store does not implement Auditor")
+	}
+	e.ID = uuid.New()
+	if e.Time.IsZero() {
+		e.Time = h.clock.Now().UTC().Truncate(time.Microsecond)
+	}
+	if e.TenantID == "" {
+		e.TenantID = "acme"
+	}
+	if e.Actor.IsZero() {
+		e.Actor = Support
+	}
+	if e.Type == "" {
+		e.Type = sa.EventSupportRequest
+	}
+	require.NoError(h.t, a.Record(h.ctx, e))
+	return e
+}
+
+func testAuditFilterSession(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	l := h.auditLog()
+	a := h.record(sa.Event{Attrs: map[string]string{sa.AttrSessionID: "s-1", sa.AttrSubjectUserID: "u-1"}})
+	b := h.record(sa.Event{Actor: Engineer, Attrs: map[string]string{sa.AttrSessionID: "s-2"}})
+	c := h.record(sa.Event{TenantID: "globex", Attrs: map[string]string{sa.AttrSessionID: "s-1"}})
+	h.record(sa.Event{Attrs: map[string]string{sa.AttrSessionID: "s-10"}})
+	h.record(sa.Event{Attrs: map[string]string{"other": "s-1"}})
+	q := func(f sa.AuditFilter) []uuid.UUID {
+		t.Helper()
+		evs, err := l.Events(h.ctx, f)
+		require.NoError(t, err)
+		return grantEventIDs(evs)
+	}
+	require.Equal(t, []uuid.UUID{a.ID, c.ID}, q(sa.AuditFilter{SessionID: "s-1"}), "exact match on the session_id attribute only")
+	require.Equal(t, []uuid.UUID{a.ID}, q(sa.AuditFilter{SessionID: "s-1", TenantID: "acme"}))
+	require.Equal(t, []uuid.UUID{b.ID}, q(sa.AuditFilter{SessionID: "s-2", ActorID: Engineer.ID}))
+	require.Empty(t, q(sa.AuditFilter{SessionID: "s-2", ActorID: Support.ID}))
+	require.Empty(t, q(sa.AuditFilter{SessionID: "s-%"}), "no pattern matching")
+}
+
+// byteOrderTenants sort differently in byte order than in most locales'
+// collations.
+var byteOrderTenants = []string{"acme", "Zeta", "_x", "\u00e4ther", "a b", "ACME"}
+
+// wantOrder sorts evs by Time, then TenantID in byte order, then Seq.
+func wantOrder(evs []sa.Event) []uuid.UUID {
+	evs = slices.Clone(evs)
+	slices.SortFunc(evs, func(a, b sa.Event) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.TenantID, b.TenantID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	return grantEventIDs(evs)
+}
+
+// pageAll reads every page of f through Manager.AuditPage.
+func (h *harness) pageAll(f sa.AuditFilter) []sa.Event {
+	h.t.Helper()
+	var all []sa.Event
+	cursor := ""
+	for i := 0; ; i++ {
+		require.Less(h.t, i, 10000, "paging does not end")
+		evs, next, err := h.m.AuditPage(h.ctx, f, cursor)
+		require.NoError(h.t, err)
+		all = append(all, evs...)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+}
+
+func testAuditPageByTime(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	l := h.auditLog()
+	base := Epoch.Truncate(time.Microsecond)
+	// 36 events over 6 tenants, 3 per instant, recorded out of time order.
+	for i := 0; i < 36; i++ {
+		j := (i * 7) % 36
+		h.record(sa.Event{TenantID: byteOrderTenants[j%len(byteOrderTenants)], Time: base.Add(time.Duration(j/3) * time.Microsecond),
+			Attrs: map[string]string{"j": fmt.Sprint(j)}})
+	}
+	all, err := l.Events(h.ctx, sa.AuditFilter{})
+	require.NoError(t, err)
+	require.Len(t, all, 36)
+	require.Equal(t, wantOrder(all), grantEventIDs(all), "Time, then TenantID in byte order, then Seq")
+
+	for _, limit := range []int{1, 5, 7, 36, 100} {
+		got := h.pageAll(sa.AuditFilter{Limit: limit})
+		require.Equal(t, grantEventIDs(all), grantEventIDs(got), "pages of %d", limit)
+	}
+	// A filter and a cursor combine.
+	sel, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "_x"})
+	require.NoError(t, err)
+	require.Equal(t, grantEventIDs(sel), grantEventIDs(h.pageAll(sa.AuditFilter{TenantID: "_x", Limit: 2})))
+	// Since/Until with a cursor.
+	f := sa.AuditFilter{Since: base.Add(2 * time.Microsecond), Until: base.Add(9 * time.Microsecond), Limit: 4}
+	var want []sa.Event
+	for _, e := range all {
+		if !e.Time.Before(f.Since) && e.Time.Before(f.Until) {
+			want = append(want, e)
+		}
+	}
+	require.Equal(t, grantEventIDs(want), grantEventIDs(h.pageAll(f)))
+
+	// The cursor is a position, not an event: events arriving after it
+	// (later Time) show up on later pages, earlier pages are not repeated.
+	first, next, err := h.m.AuditPage(h.ctx, sa.AuditFilter{Limit: 10}, "")
+	require.NoError(t, err)
+	require.NotEmpty(t, next)
+	late := h.record(sa.Event{TenantID: "Zeta", Time: base.Add(time.Hour)})
+	rest := []sa.Event{}
+	for next != "" {
+		var evs []sa.Event
+		evs, next, err = h.m.AuditPage(h.ctx, sa.AuditFilter{Limit: 10}, next)
+		require.NoError(t, err)
+		rest = append(rest, evs...)
+	}
+	got := grantEventIDs(append(first, rest...))
+	require.Len(t, got, 37)
+	require.Equal(t, late.ID, got[36])
+
+	// Bad cursors are refused.
+	_, _, err = h.m.AuditPage(h.ctx, sa.AuditFilter{}, "not a cursor")
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	c := all[0].Cursor()
+	_, _, err = h.m.AuditPage(h.ctx, sa.AuditFilter{After: &c}, c.String())
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+}
+
+func testAuditPageByChain(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	l := h.auditLog()
+	base := Epoch.Truncate(time.Microsecond)
+	// Times go backwards within each tenant (replicas whose clocks lag):
+	// chain order still follows Seq.
+	for i := 0; i < 24; i++ {
+		h.record(sa.Event{TenantID: byteOrderTenants[i%4], Time: base.Add(-time.Duration(i) * time.Second)})
+	}
+	all, err := l.Events(h.ctx, sa.AuditFilter{Order: sa.AuditByChain})
+	require.NoError(t, err)
+	require.Len(t, all, 24)
+	for i := 1; i < len(all); i++ {
+		a, b := all[i-1], all[i]
+		require.True(t, a.TenantID < b.TenantID || a.TenantID == b.TenantID && a.Seq+1 == b.Seq,
+			"chain order: TenantID in byte order, then consecutive Seq (%q %d, %q %d)", a.TenantID, a.Seq, b.TenantID, b.Seq)
+	}
+	for _, limit := range []int{1, 4, 5, 24} {
+		require.Equal(t, grantEventIDs(all), grantEventIDs(h.pageAll(sa.AuditFilter{Order: sa.AuditByChain, Limit: limit})))
+	}
+	one, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "Zeta", Order: sa.AuditByChain, After: &sa.AuditCursor{TenantID: "Zeta", Seq: 2}, Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, one, 2)
+	require.EqualValues(t, 3, one[0].Seq)
+	require.EqualValues(t, 4, one[1].Seq)
+	require.Equal(t, "Zeta", one[0].TenantID)
+}
+
+// testAuditPageWhileWriting pages one tenant in chain order while writers
+// append events whose times lag behind: every event is read exactly once.
+func testAuditPageWhileWriting(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	h.auditLog()
+	base := Epoch.Truncate(time.Microsecond)
+	const writers, each = 4, 15
+	var wg sync.WaitGroup
+	var done atomic.Bool
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := h.store.(sa.Auditor)
+			for i := 0; i < each; i++ {
+				// Each writer's clock is further behind.
+				e := sa.Event{ID: uuid.New(), Time: base.Add(-time.Duration(w*each+i) * time.Millisecond), Type: sa.EventSupportRequest,
+					TenantID: "acme", Actor: Support}
+				if err := a.Record(h.ctx, e); err != nil {
+					t.Errorf("record: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); done.Store(true) }()
+	seen := map[int64]int{}
+	var cursor *sa.AuditCursor
+	for {
+		finished := done.Load() // read before the page: a short page after it is the end
+		evs, err := h.m.Events(h.ctx, sa.AuditFilter{TenantID: "acme", Order: sa.AuditByChain, After: cursor, Limit: 3})
+		require.NoError(t, err)
+		for _, e := range evs {
+			seen[e.Seq]++
+		}
+		if len(evs) > 0 {
+			c := evs[len(evs)-1].Cursor()
+			cursor = &c
+		}
+		if finished && len(evs) < 3 {
+			break
+		}
+	}
+	require.Len(t, seen, writers*each)
+	for seq := int64(1); seq <= writers*each; seq++ {
+		require.Equal(t, 1, seen[seq], "seq %d read once", seq)
+	}
+}
+
+// testAuditSupportLabels sends an impersonated request through the
+// middleware: its events are recognisable as support's, carry both
+// identities and are found by session.
+func testAuditSupportLabels(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	l := h.auditLog()
+	h.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+	sess := sa.Session{TenantID: "acme", Principal: Support.ID, SubjectUserID: "user-42", SessionID: "sess-9"}
+	mw := h.m.Middleware(func(*http.Request) (sa.Session, bool) { return sess, true })
+	srv := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := sa.RecordChange(r.Context(), "settings.theme", "dark", "light"); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/settings/theme", nil))
+	require.Equal(t, http.StatusNoContent, rec.Code)
+
+	evs, err := l.Events(h.ctx, sa.AuditFilter{SessionID: "sess-9"})
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	types := []sa.EventType{evs[0].Type, evs[1].Type}
+	require.ElementsMatch(t, []sa.EventType{sa.EventSupportChange, sa.EventSupportRequest}, types)
+	for _, e := range evs {
+		require.Equal(t, sa.ActorSupport, e.Actor.Kind, "made by support")
+		require.Equal(t, Support.ID, e.Actor.ID, "the acting support principal")
+		require.Equal(t, "user-42", e.Attrs[sa.AttrSubjectUserID], "the impersonated user")
+		require.Equal(t, "sess-9", e.Attrs[sa.AttrSessionID])
+	}
+	sup, err := l.Events(h.ctx, sa.AuditFilter{ActorKind: sa.ActorSupport, Types: []sa.EventType{sa.EventSupportChange}})
+	require.NoError(t, err)
+	require.Len(t, sup, 1)
+	require.JSONEq(t, `"dark"`, string(sup[0].Before))
+	require.JSONEq(t, `"light"`, string(sup[0].After))
+	cust, err := l.Events(h.ctx, sa.AuditFilter{ActorKind: sa.ActorCustomer})
+	require.NoError(t, err)
+	require.Len(t, cust, 1, "only the grant is the customer's")
 }

@@ -1,0 +1,115 @@
+package supportaccess
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Attribute keys of an audit.purged event.
+const (
+	AttrPurgeBefore        = "before"
+	AttrPurgeDeleted       = "deleted"
+	AttrCheckpointSeq      = "checkpoint_seq"
+	AttrCheckpointHash     = "checkpoint_hash"
+	AttrPreviousCheckpoint = "previous_checkpoint_seq"
+	purgeAttrCount         = 5
+)
+
+// AuditPurge is the result of a retention purge.
+type AuditPurge struct {
+	// Deleted is how many events were deleted.
+	Deleted int64
+	// Checkpoint is the last deleted event's link; the remaining chain
+	// continues from it. Zero when nothing was deleted.
+	Checkpoint ChainLink
+	// Previous is the checkpoint before the purge (zero: none).
+	Previous ChainLink
+}
+
+// AuditPurger is implemented by audit logs that can delete old events
+// while keeping their chain verifiable (the bundled stores do).
+type AuditPurger interface {
+	// PurgeAudit deletes, in one transaction, the oldest events of
+	// tenantID's chain: every event up to (not including) the first one
+	// whose Time is not before before, so that what remains is the end of
+	// the chain. It saves the last deleted event's Seq and Hash as the
+	// tenant's checkpoint (see AuditChainReader), then appends the event
+	// event(result) returns to the chain, chained like any other. If event
+	// returns an error, nothing is deleted or saved and PurgeAudit returns
+	// that error unchanged. When no event is old enough it deletes
+	// nothing, does not call event and returns a result with only Previous
+	// set.
+	PurgeAudit(ctx context.Context, tenantID string, before time.Time, event func(AuditPurge) (Event, error)) (AuditPurge, error)
+}
+
+// PurgeAudit deletes tenantID's audit events older than before (retention)
+// and records an audit.purged event (actor: the system) in the same
+// transaction. The store keeps a checkpoint, the sequence number and hash
+// of the last deleted event, so VerifyAudit still verifies the remaining
+// chain from there. Deletion follows the chain: it stops at the first event
+// that is not older than before, so an event recorded late with an early
+// Time (a replica whose clock lagged) may outlive before by that much.
+// Nothing is deleted or recorded when no event is old enough.
+//
+// The audit.purged event goes to the store's chain whatever WithAuditor
+// says (the checkpoint needs it there) and to the other auditors.
+//
+// Errors: ErrInvalidInput for a malformed tenantID or a zero before, or
+// when no AuditLog is configured; an error wrapping errors.ErrUnsupported
+// when the AuditLog does not implement AuditPurger; an auditor's or the
+// store's error (nothing is deleted then).
+func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (AuditPurge, error) {
+	if err := validateTenant("tenantID", tenantID); err != nil {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
+	}
+	if before.IsZero() {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w: before is zero", ErrInvalidInput)
+	}
+	if m.auditLog == nil {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w: no AuditLog configured", ErrInvalidInput)
+	}
+	p, ok := m.auditLog.(AuditPurger)
+	if !ok {
+		return AuditPurge{}, fmt.Errorf("purge audit: the audit log cannot purge: %w", errors.ErrUnsupported)
+	}
+	before = truncate(before)
+	now := m.now()
+	res, err := p.PurgeAudit(ctx, tenantID, before, func(r AuditPurge) (Event, error) {
+		ev := m.newEvent(now, EventAuditPurged, tenantID, uuid.Nil, SystemActor, "retention")
+		ev.Attrs = make(map[string]string, purgeAttrCount)
+		ev.Attrs[AttrPurgeBefore] = before.Format(timeFormat)
+		ev.Attrs[AttrPurgeDeleted] = strconv.FormatInt(r.Deleted, 10)
+		ev.Attrs[AttrCheckpointSeq] = strconv.FormatInt(r.Checkpoint.Seq, 10)
+		ev.Attrs[AttrCheckpointHash] = hex.EncodeToString(r.Checkpoint.Hash)
+		ev.Attrs[AttrPreviousCheckpoint] = strconv.FormatInt(r.Previous.Seq, 10)
+		for _, a := range m.extra {
+			if sameValue(a, p) { // the log records it in its chain already
+				continue
+			}
+			if err := a.Record(ctx, ev); err != nil {
+				return Event{}, fmt.Errorf("audit: %w", err)
+			}
+		}
+		return ev, nil
+	})
+	if err != nil {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
+	}
+	return res, nil
+}
+
+// sameValue reports whether a and b are the same comparable value.
+func sameValue(a, b any) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}

@@ -1,0 +1,97 @@
+package supportaccess
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultAuditPageSize is the page size of Manager.AuditPage when the
+// filter's Limit is 0.
+const DefaultAuditPageSize = 100
+
+// cursorVersion prefixes the text form of a cursor.
+const cursorVersion = "c1"
+
+// String returns c as an opaque, URL-safe token for ParseAuditCursor (for
+// example a "next page" link).
+func (c AuditCursor) String() string {
+	var micros int64
+	if !c.Time.IsZero() {
+		micros = c.Time.UnixMicro()
+	}
+	raw := cursorVersion + "." + strconv.FormatInt(micros, 10) + "." + strconv.FormatInt(c.Seq, 10) + "." + c.TenantID
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// ParseAuditCursor decodes a token made by AuditCursor.String.
+// Errors: ErrInvalidInput (field "cursor") for anything else.
+func ParseAuditCursor(s string) (AuditCursor, error) {
+	bad := func(why string) (AuditCursor, error) {
+		return AuditCursor{}, fmt.Errorf("%w: cursor %s", ErrInvalidInput, why)
+	}
+	if len(s) > 4*MaxTenantIDLen {
+		return bad("is too long")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return bad("is not a cursor token")
+	}
+	parts := strings.SplitN(string(raw), ".", 4)
+	if len(parts) != 4 || parts[0] != cursorVersion {
+		return bad("is not a cursor token")
+	}
+	micros, err1 := strconv.ParseInt(parts[1], 10, 64)
+	seq, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || seq < 0 {
+		return bad("is not a cursor token")
+	}
+	c := AuditCursor{TenantID: parts[3], Seq: seq}
+	if micros != 0 {
+		c.Time = time.UnixMicro(micros).UTC()
+	}
+	if c.TenantID != "" {
+		if err := validateTenant("cursor tenant", c.TenantID); err != nil {
+			return AuditCursor{}, err
+		}
+	}
+	return c, nil
+}
+
+// AuditPage returns one page of the events matching f: at most f.Limit
+// events (DefaultAuditPageSize when 0) in f.Order, starting after cursor
+// ("" for the first page). next is the cursor of the following page, or ""
+// when this page is the last one (it holds fewer events than the limit).
+// See AuditFilter.After for what paging guarantees while events arrive; to
+// follow the trail as it grows, keep the Cursor of the last event seen
+// and ask again later.
+//
+// Errors: ErrInvalidInput for a malformed filter or cursor, when both
+// cursor and f.After are given, or when no AuditLog is configured;
+// otherwise the log's error.
+func (m *Manager) AuditPage(ctx context.Context, f AuditFilter, cursor string) (events []Event, next string, err error) {
+	if cursor != "" {
+		if f.After != nil {
+			return nil, "", fmt.Errorf("audit page: %w: both cursor and After given", ErrInvalidInput)
+		}
+		c, err := ParseAuditCursor(cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("audit page: %w", err)
+		}
+		f.After = &c
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultAuditPageSize
+	}
+	evs, err := m.Events(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit page: %w", err)
+	}
+	if len(evs) == f.Limit {
+		next = evs[len(evs)-1].Cursor().String()
+	}
+	return evs, next, nil
+}

@@ -1,0 +1,461 @@
+package supportaccess
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// ErrTampered means an audit chain is broken: an event was changed,
+// removed, inserted or moved after it was recorded. VerifyAudit and
+// VerifyJSONL return it wrapped in a *ChainBreak that locates the first
+// broken link.
+var ErrTampered = errors.New("supportaccess: audit chain broken")
+
+// ChainLink is a point of a tenant's hash chain: a sequence number and the
+// Hash of the event with that number. The zero ChainLink is the start of a
+// chain (before the event with Seq 1).
+type ChainLink struct {
+	Seq  int64  `json:"seq"`
+	Hash []byte `json:"hash,omitempty"`
+}
+
+// AuditChainState is what a store keeps about a tenant's chain besides its
+// events.
+type AuditChainState struct {
+	// Checkpoint is the last event PurgeAudit deleted (zero: none): the
+	// remaining chain continues from it.
+	Checkpoint ChainLink
+	// Head is the last event appended (zero: none).
+	Head ChainLink
+}
+
+// AuditChainReader is implemented by audit logs that keep each tenant's
+// chain head and purge checkpoint (the bundled stores do). VerifyAudit uses
+// it to start after a purge and to notice events removed from, or added
+// to, the end of a chain; without it a chain is verified from Seq 1 and
+// such changes at the end go unnoticed.
+type AuditChainReader interface {
+	// AuditChain returns tenantID's chain state. A tenant without events
+	// has the zero state; that is not an error.
+	AuditChain(ctx context.Context, tenantID string) (AuditChainState, error)
+}
+
+// BreakKind classifies a broken link.
+type BreakKind string
+
+// Kinds of broken links.
+const (
+	// BreakHashMismatch: the event at Seq does not match its hash; its
+	// content (or hash) was changed after it was recorded.
+	BreakHashMismatch BreakKind = "hash_mismatch"
+	// BreakGap: the events from Seq on are missing (deleted); EventID is
+	// the event found in their place, if any.
+	BreakGap BreakKind = "gap"
+	// BreakReorder: the event at Seq belongs at another position (two
+	// events swapped places, or lines of an export are out of chain order).
+	BreakReorder BreakKind = "reorder"
+	// BreakForged: the event at Seq was never part of the chain: it was
+	// inserted (with a sequence number that is taken, that shifts the
+	// following events, or beyond the chain's recorded head).
+	BreakForged BreakKind = "forged"
+)
+
+// ChainBreak locates the first broken link of a chain. It is an error
+// wrapping ErrTampered.
+type ChainBreak struct {
+	TenantID string
+	Kind     BreakKind
+	// Seq is the chain position where the chain breaks.
+	Seq int64
+	// EventID is the event stored at Seq (uuid.Nil when there is none).
+	EventID uuid.UUID
+	// Detail explains the break in words.
+	Detail string
+}
+
+// Error describes the break.
+func (b *ChainBreak) Error() string {
+	return fmt.Sprintf("supportaccess: audit chain of tenant %q broken at seq %d (%s, event %s): %s",
+		b.TenantID, b.Seq, b.Kind, b.EventID, b.Detail)
+}
+
+// Unwrap returns ErrTampered.
+func (b *ChainBreak) Unwrap() error { return ErrTampered }
+
+// ChainRange is the verified part of one tenant's chain.
+type ChainRange struct {
+	// From is where verification started: the zero link (the start of the
+	// chain), a purge checkpoint, or, for an export that starts in the
+	// middle of a chain, the link before its first event.
+	From ChainLink
+	// Head is the last event verified. Keeping it somewhere else (a log, a
+	// ticket, a second system) lets a later verification prove that the
+	// chain up to it was not rewritten wholesale.
+	Head ChainLink
+}
+
+// VerifyReport is the result of a chain verification.
+type VerifyReport struct {
+	// Events is how many events were verified.
+	Events int64
+	// Chains holds the verified range of each tenant's chain.
+	Chains map[string]ChainRange
+	// Break is the first broken link found; nil when every chain is intact.
+	// Verification stops at the first break.
+	Break *ChainBreak
+}
+
+// OK reports whether no broken link was found.
+func (r VerifyReport) OK() bool { return r.Break == nil }
+
+// verifyBatch is how many events VerifyAudit reads per query; the same
+// number of following events is read to classify a break.
+const verifyBatch = 1000
+
+// VerifyAudit walks tenantID's hash chain in order, in batches, from the
+// last purge checkpoint (or the first event) to the head, recomputing every
+// event's hash (see Event.ChainHash), and reports the first broken link.
+// With a store that implements AuditChainReader it also detects events
+// deleted from the end of the chain or appended behind the store's back.
+// Events appended while it runs are verified too, up to the moment it
+// reads the last page. The chain proves the events were not changed by
+// anyone who did not also recompute every later hash and the store's head;
+// keep the reported Head elsewhere to detect that too.
+//
+// Errors: ErrInvalidInput for a malformed tenantID or when no AuditLog is
+// configured; a *ChainBreak wrapping ErrTampered (also in the report's
+// Break) when the chain is broken; otherwise the store's error.
+func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (VerifyReport, error) {
+	if err := validateTenant("tenantID", tenantID); err != nil {
+		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
+	}
+	if m.auditLog == nil {
+		return VerifyReport{}, fmt.Errorf("verify audit: %w: no AuditLog configured", ErrInvalidInput)
+	}
+	cr, _ := m.auditLog.(AuditChainReader)
+	var rep VerifyReport
+	var err error
+	// A purge that runs concurrently moves the checkpoint and deletes the
+	// start of the chain under the walk: start again from the new one.
+	for attempt := 0; attempt < 3; attempt++ {
+		var moved bool
+		rep, moved, err = verifyTenant(ctx, m.auditLog, cr, tenantID)
+		if !moved {
+			break
+		}
+	}
+	if err != nil {
+		return rep, fmt.Errorf("verify audit: %w", err)
+	}
+	return rep, nil
+}
+
+// verifyTenant verifies one tenant's chain. moved reports a break that a
+// concurrent purge may explain (the checkpoint changed meanwhile).
+func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenantID string) (rep VerifyReport, moved bool, err error) {
+	var start AuditChainState
+	if cr != nil {
+		if start, err = cr.AuditChain(ctx, tenantID); err != nil {
+			return VerifyReport{}, false, err
+		}
+	}
+	src := &logSource{ctx: ctx, log: log, f: AuditFilter{TenantID: tenantID, Order: AuditByChain,
+		After: &AuditCursor{TenantID: tenantID, Seq: start.Checkpoint.Seq}}}
+	v := newVerifier(src.next)
+	if cr != nil {
+		v.head = func(tenant string) (ChainLink, bool, error) {
+			st, err := cr.AuditChain(ctx, tenant)
+			return st.Head, true, err
+		}
+	}
+	v.start(tenantID, start.Checkpoint)
+	if err := v.run(); err != nil {
+		return v.report(), false, err
+	}
+	if v.brk == nil {
+		if err := v.finish(tenantID, start.Head); err != nil {
+			return v.report(), false, err
+		}
+	}
+	rep = v.report()
+	if rep.Break == nil {
+		return rep, false, nil
+	}
+	if cr != nil {
+		now, err := cr.AuditChain(ctx, tenantID)
+		if err != nil {
+			return rep, false, err
+		}
+		if now.Checkpoint.Seq != start.Checkpoint.Seq {
+			return rep, true, rep.Break
+		}
+	}
+	return rep, false, rep.Break
+}
+
+// logSource pages an AuditLog.
+type logSource struct {
+	ctx  context.Context
+	log  AuditLog
+	f    AuditFilter
+	done bool
+}
+
+func (s *logSource) next() ([]item, error) {
+	if s.done {
+		return nil, nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.f.Limit = verifyBatch
+	evs, err := s.log.Events(s.ctx, s.f)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) < verifyBatch {
+		s.done = true
+	}
+	if len(evs) > 0 {
+		c := evs[len(evs)-1].Cursor()
+		s.f.After = &c
+	}
+	items := make([]item, len(evs))
+	for i := range evs {
+		items[i].e = evs[i]
+	}
+	return items, nil
+}
+
+// item is an event to verify; prev is the hash of its predecessor when the
+// source knows it (an export line's prev_hash).
+type item struct {
+	e       Event
+	prev    []byte
+	hasPrev bool
+}
+
+// chainState is the verifier's position in one tenant's chain.
+type chainState struct {
+	from   ChainLink
+	expect int64  // Seq of the next event
+	prev   []byte // Hash of the last verified event (or of From)
+}
+
+// verifier checks chains event by event, reading ahead from src to
+// classify a break. Events of several tenants may be interleaved; each
+// tenant's events must come in Seq order.
+type verifier struct {
+	src    func() ([]item, error)
+	buf    []item
+	pos    int
+	eof    bool
+	chains map[string]*chainState
+	order  []string
+	n      int64
+	brk    *ChainBreak
+	// head reads a tenant's current head (ok false: unknown).
+	head func(tenant string) (ChainLink, bool, error)
+	// outOfOrder is the kind reported for an event whose Seq is lower than
+	// expected.
+	outOfOrder BreakKind
+}
+
+func newVerifier(src func() ([]item, error)) *verifier {
+	return &verifier{src: src, chains: map[string]*chainState{}, outOfOrder: BreakForged}
+}
+
+// start begins tenant's chain after link from.
+func (v *verifier) start(tenant string, from ChainLink) *chainState {
+	cs := &chainState{from: from, expect: from.Seq + 1, prev: from.Hash}
+	v.chains[tenant] = cs
+	v.order = append(v.order, tenant)
+	return cs
+}
+
+// fill makes sure at least n items are buffered from pos (fewer at EOF).
+func (v *verifier) fill(n int) error {
+	for !v.eof && len(v.buf)-v.pos < n {
+		items, err := v.src()
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			v.eof = true // the last batch stays buffered for finish
+			break
+		}
+		if v.pos == len(v.buf) {
+			v.buf, v.pos = v.buf[:0], 0
+		}
+		v.buf = append(v.buf, items...)
+	}
+	return nil
+}
+
+func (v *verifier) fail(tenant string, kind BreakKind, seq int64, id uuid.UUID, format string, args ...any) {
+	v.brk = &ChainBreak{TenantID: tenant, Kind: kind, Seq: seq, EventID: id, Detail: fmt.Sprintf(format, args...)}
+}
+
+// run verifies events until the source ends or a link is broken.
+func (v *verifier) run() error {
+	for v.brk == nil {
+		if err := v.fill(1); err != nil {
+			return err
+		}
+		if v.pos == len(v.buf) {
+			return nil
+		}
+		it := &v.buf[v.pos]
+		e := &it.e
+		cs := v.chains[e.TenantID]
+		if cs == nil { // first event of a tenant in an export
+			switch {
+			case it.hasPrev:
+				cs = v.start(e.TenantID, ChainLink{Seq: e.Seq - 1, Hash: it.prev})
+			case e.Seq <= 1:
+				cs = v.start(e.TenantID, ChainLink{})
+			default: // nothing to check it against: it anchors the rest
+				v.start(e.TenantID, ChainLink{Seq: e.Seq, Hash: e.Hash})
+				v.pos++
+				continue
+			}
+		}
+		switch {
+		case e.Seq < cs.expect:
+			v.fail(e.TenantID, v.outOfOrder, e.Seq, e.ID, "sequence number %d comes again after %d", e.Seq, cs.expect-1)
+			return nil
+		case e.Seq > cs.expect:
+			v.fail(e.TenantID, BreakGap, cs.expect, e.ID, "%s missing", seqRange(cs.expect, e.Seq-1))
+			return nil
+		}
+		if !bytes.Equal(e.ChainHash(cs.prev), e.Hash) {
+			if err := v.fill(verifyBatch + 1); err != nil {
+				return err
+			}
+			return v.classify(cs)
+		}
+		cs.prev, cs.expect = e.Hash, e.Seq+1
+		v.n++
+		v.pos++
+	}
+	return nil
+}
+
+// classify explains the hash mismatch of the event at pos using the
+// events read after it.
+func (v *verifier) classify(cs *chainState) error {
+	e := &v.buf[v.pos].e
+	n := e.Seq
+	var later []*Event // the same tenant's following events
+	for i := v.pos + 1; i < len(v.buf); i++ {
+		if f := &v.buf[i].e; f.TenantID == e.TenantID {
+			later = append(later, f)
+		}
+	}
+	// The next event links to e's stored hash: that hash is genuine, so
+	// e's content changed.
+	if len(later) > 0 && later[0].Seq == n+1 && bytes.Equal(later[0].ChainHash(e.Hash), later[0].Hash) {
+		v.fail(e.TenantID, BreakHashMismatch, n, e.ID, "the event was changed after it was recorded")
+		return nil
+	}
+	// A later event belongs at n: e was moved here or inserted.
+	for j, f := range later {
+		g := *f
+		g.Seq = n
+		if !bytes.Equal(g.ChainHash(cs.prev), f.Hash) {
+			continue
+		}
+		k := f.Seq
+		// Does e belong where f is stored (a swap)?
+		var prevK []byte
+		if k == n+1 {
+			prevK = f.Hash
+		} else {
+			for _, p := range later[:j] {
+				if p.Seq == k-1 {
+					prevK = p.Hash
+				}
+			}
+		}
+		h := *e
+		h.Seq = k
+		if prevK != nil && bytes.Equal(h.ChainHash(prevK), e.Hash) {
+			v.fail(e.TenantID, BreakReorder, n, e.ID, "event %s stored at seq %d belongs at seq %d, and event %s stored at seq %d belongs at seq %d",
+				e.ID, n, k, f.ID, k, n)
+			return nil
+		}
+		v.fail(e.TenantID, BreakForged, n, e.ID, "the event is not part of the chain; event %s stored at seq %d belongs here", f.ID, k)
+		return nil
+	}
+	if v.head != nil {
+		head, ok, err := v.head(e.TenantID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ok && n > head.Seq:
+			v.fail(e.TenantID, BreakForged, n, e.ID, "the event lies beyond the chain's head (seq %d)", head.Seq)
+			return nil
+		case ok && n == head.Seq && bytes.Equal(head.Hash, e.Hash):
+			v.fail(e.TenantID, BreakHashMismatch, n, e.ID, "the event was changed after it was recorded")
+			return nil
+		}
+	}
+	v.fail(e.TenantID, BreakHashMismatch, n, e.ID, "the event does not match its hash (changed, or its hash was replaced)")
+	return nil
+}
+
+// finish compares the end of tenant's verified chain with its head as
+// recorded before (startHead) and after the walk.
+func (v *verifier) finish(tenant string, startHead ChainLink) error {
+	cs := v.chains[tenant]
+	last := cs.expect - 1
+	if last < startHead.Seq {
+		v.fail(tenant, BreakGap, last+1, uuid.Nil, "%s missing at the end of the chain (its head is %d)", seqRange(last+1, startHead.Seq), startHead.Seq)
+		return nil
+	}
+	if v.head == nil {
+		return nil
+	}
+	head, ok, err := v.head(tenant)
+	if err != nil || !ok {
+		return err
+	}
+	switch {
+	case last > head.Seq:
+		// Events beyond the head whose hashes were computed correctly.
+		id := uuid.Nil
+		for i := range v.buf {
+			if e := &v.buf[i].e; e.TenantID == tenant && e.Seq == head.Seq+1 {
+				id = e.ID
+			}
+		}
+		v.fail(tenant, BreakForged, head.Seq+1, id, "%s beyond the chain's head (seq %d)", seqRange(head.Seq+1, last), head.Seq)
+	case last == head.Seq && last > cs.from.Seq && !bytes.Equal(cs.prev, head.Hash):
+		v.fail(tenant, BreakHashMismatch, last, uuid.Nil, "the last event's hash %s differs from the chain's head %s",
+			hex.EncodeToString(cs.prev), hex.EncodeToString(head.Hash))
+	}
+	return nil
+}
+
+func (v *verifier) report() VerifyReport {
+	r := VerifyReport{Events: v.n, Chains: make(map[string]ChainRange, len(v.chains)), Break: v.brk}
+	for _, t := range v.order {
+		cs := v.chains[t]
+		r.Chains[t] = ChainRange{From: cs.from, Head: ChainLink{Seq: cs.expect - 1, Hash: cs.prev}}
+	}
+	return r
+}
+
+// seqRange describes the events from a to b with a verb.
+func seqRange(a, b int64) string {
+	if a == b {
+		return fmt.Sprintf("event %d is", a)
+	}
+	return fmt.Sprintf("events %d to %d are", a, b)
+}
