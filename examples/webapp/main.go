@@ -97,7 +97,9 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, a *app, sweepEv
 			cancel()
 		}
 	})
-	wg.Go(func() { a.sweepLoop(ctx, sweepEvery) })
+	// Records expiries and runs expiry hooks; access never waits for it
+	// (Check denies at ExpiresAt anyway). It returns ctx's error when ctx ends.
+	wg.Go(func() { _ = a.m.RunExpiry(ctx, sweepEvery) })
 
 	<-ctx.Done()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
@@ -113,21 +115,4 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, a *app, sweepEv
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// sweepLoop records due grant expiries (and starts) every interval until
-// ctx ends. Access never waits for it: Check denies at ExpiresAt anyway.
-func (a *app) sweepLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if _, err := a.m.Sweep(ctx); err != nil && ctx.Err() == nil {
-			a.log.ErrorContext(ctx, "sweep", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
