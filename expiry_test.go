@@ -3,9 +3,11 @@ package supportaccess_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -179,6 +181,20 @@ func TestExpireHookPanicIsAFailure(t *testing.T) {
 	failed := e.events(sa.EventExpireHookFailed)
 	require.Len(t, failed, 1)
 	require.Contains(t, failed[0].Attrs[sa.AttrError], "nil map")
+}
+
+func TestExpireHookLongErrorIsClipped(t *testing.T) {
+	msg := strings.Repeat("é", sa.MaxReasonLen) // 2 bytes each
+	e := newEnv(t, sa.OnExpire(func(context.Context, sa.Grant) error { return errors.New(msg) }), sa.WithErrorHandler(func(context.Context, error) {}))
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
+	e.clock.Set(g.ExpiresAt)
+	e.sweep()
+	failed := e.events(sa.EventExpireHookFailed)
+	require.Len(t, failed, 1)
+	got := failed[0].Attrs[sa.AttrError]
+	require.LessOrEqual(t, len(got), sa.MaxReasonLen)
+	require.True(t, utf8.ValidString(got))
+	require.True(t, strings.HasPrefix(msg, got))
 }
 
 func TestExpireHookTaskSurvivesACrash(t *testing.T) {
