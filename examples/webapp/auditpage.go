@@ -55,7 +55,9 @@ type auditData struct {
 }
 
 // auditPage lists the tenant's audit trail, newest first, with filters and
-// pagination.
+// numbered pages. Manager.AuditPage pages oldest first with a cursor; an
+// admin wants the newest events first, so this page reads the matching
+// events (at most MaxListLimit, plenty for a demo tenant) and slices them.
 func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	q := r.URL.Query()
