@@ -353,9 +353,13 @@ func grantJSON(g Grant) json.RawMessage {
 }
 
 // MultiAuditor returns an Auditor that records every event on each of
-// auditors in order and fails on the first failure (all must succeed). Nil
-// auditors are skipped. Passed to WithAuditor together with the store, the
-// store keeps recording in the change's transaction.
+// auditors in order and fails on the first failure: all must succeed, and
+// a change whose event one of them cannot record is not made. Nil auditors
+// are skipped. Passed to WithAuditor together with the store, the store
+// keeps recording in the change's transaction (the others record just
+// before it commits). For a destination whose outage must not stop
+// changes, wrap it in BestEffortAuditor: its failures are then reported,
+// not returned.
 func MultiAuditor(auditors ...Auditor) Auditor {
 	var flat multiAuditor
 	for _, a := range auditors {

@@ -55,7 +55,8 @@ type jsonlActor struct {
 // ExportAudit writes the events matching f to w as JSON Lines, one event
 // per line, reading ExportPageSize events at a time (never the whole trail)
 // and flushing after each page. f.Limit caps the number of events (0: all).
-// It returns how many events it wrote.
+// It returns how many events it wrote out (on an error: those of the
+// pages written completely).
 //
 // Each line is a JSON object with these fields, always in this order:
 //
@@ -102,7 +103,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	seen := map[string]bool{} // tenants with a line, in chain order
-	n := 0
+	n := 0                    // lines flushed to w
 	for {
 		f.Limit = ExportPageSize
 		if total > 0 && total-n < ExportPageSize {
@@ -127,11 +128,11 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 			if err := enc.Encode(line); err != nil {
 				return n, fmt.Errorf("export audit: %w", err)
 			}
-			n++
 		}
 		if err := bw.Flush(); err != nil {
 			return n, fmt.Errorf("export audit: %w", err)
 		}
+		n += len(evs)
 		if len(evs) < f.Limit || (total > 0 && n >= total) {
 			return n, nil
 		}
