@@ -112,30 +112,52 @@ type guard struct {
 }
 
 // ServeHTTP implements http.Handler. The path of a request that is not
-// impersonated is kept free of allocations.
+// impersonated is kept free of allocations and copies of the Session.
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s, ok, p := g.resolveSafe(r)
-	if !ok {
-		if p == nil {
-			g.next.ServeHTTP(w, r)
-			return
-		}
-		g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: resolver panicked: %v", p))
-		g.cfg.denied(w, r, Denial{Status: http.StatusForbidden, Code: DeniedAccess, Reason: "resolver panicked"})
-		return
+	var res resolved
+	g.resolveSafe(r, &res)
+	switch {
+	case res.ok:
+		g.serveSupport(w, r, res.s)
+	case res.panicked != nil:
+		g.denyPanic(w, r, res.panicked)
+	default:
+		g.next.ServeHTTP(w, r)
 	}
-	g.serveSupport(w, r, s)
 }
 
-// resolveSafe calls resolve, turning a panic into p != nil (and ok false).
-func (g *guard) resolveSafe(r *http.Request) (s Session, ok bool, p any) {
-	defer func() {
-		if v := recover(); v != nil {
-			s, ok, p = Session{}, false, v
-		}
-	}()
-	s, ok = g.resolve(r)
-	return s, ok, nil
+// denyPanic refuses a request whose resolver panicked. The panic names no
+// tenant, so it goes to the error handler, not to the audit trail.
+func (g *guard) denyPanic(w http.ResponseWriter, r *http.Request, p any) {
+	g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: resolver panicked: %v", p))
+	g.cfg.denied(w, r, Denial{Status: http.StatusForbidden, Code: DeniedAccess, Reason: "resolver panicked"})
+}
+
+// resolved is what resolveSafe found.
+type resolved struct {
+	s        Session
+	ok       bool
+	returned bool // resolve returned (did not panic)
+	panicked any  // the value resolve panicked with
+}
+
+// resolveSafe calls resolve into out, turning a panic into out.panicked.
+// The session is copied only for impersonated requests.
+func (g *guard) resolveSafe(r *http.Request, out *resolved) {
+	defer recoverResolve(out)
+	s, ok := g.resolve(r)
+	out.returned = true
+	if ok {
+		out.s, out.ok = s, true
+	}
+}
+
+// recoverResolve is resolveSafe's deferred function (a plain call, no
+// closure); it calls recover only when resolve did not return.
+func recoverResolve(out *resolved) {
+	if !out.returned {
+		out.panicked = recover()
+	}
 }
 
 // serveSupport checks and runs an impersonated request.
@@ -300,8 +322,11 @@ type reqState struct {
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them
 	timer     *time.Timer
-	left      bool
-	endReason string
+	firstPoll time.Time // real time the watcher must start polling st; zero once done
+	// timerPolls: timer is set for firstPoll rather than the grant's end.
+	timerPolls bool
+	left       bool
+	endReason  string
 }
 
 // need is a scope a request uses and the grant that allows it.

@@ -11,24 +11,30 @@ import (
 )
 
 // watcher ends in-flight impersonated requests whose support access ends.
-// One watcher serves all the handlers of one Middleware call. While at
-// least one impersonated request is in flight it runs one goroutine that
-// re-checks grants: the requests that ran for half the poll interval since
-// their last check (to notice other replicas' revocations), and at once the
-// requests flagged by their expiry timer or by the Manager's end-of-grant
-// listener. The goroutine is started by the first request of a busy period
-// and stopped, and waited for, by the last one: none outlives the requests.
+// One watcher serves all the handlers of one Middleware call.
+//
+// Each request has one timer, at the earlier of its grant's end (by the
+// Manager's clock) and half a poll interval after it started; when it
+// fires, the request is flagged for a re-check and the watcher goroutine is
+// woken, started if needed. Requests that finish sooner cost a timer and no
+// goroutine. Once running, the goroutine also re-checks, every half
+// interval, the requests whose last check is half an interval old, and the
+// requests flagged by the Manager's end-of-grant listener; a revocation by
+// another replica is thus noticed within one interval. The last request of
+// a busy period stops the goroutine and waits for it: none outlives the
+// requests. The listener is registered with the Manager on the first
+// request and stays (it is a function, not a goroutine).
 type watcher struct {
 	m        *Manager
 	interval time.Duration
 	onError  func(context.Context, error)
 	wake     chan struct{} // capacity 1: "flagged requests are waiting"
 
-	mu       sync.Mutex
-	active   map[*reqState]struct{}
-	stop     context.CancelFunc // nil when no goroutine runs
-	done     chan struct{}
-	unlisten func()
+	mu        sync.Mutex
+	active    map[*reqState]struct{}
+	stop      context.CancelFunc // nil when no goroutine runs
+	done      chan struct{}
+	listening bool
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -43,24 +49,23 @@ func newWatcher(m *Manager, interval time.Duration, onError func(context.Context
 
 // enter starts watching st (whose grants were just checked).
 func (w *watcher) enter(st *reqState) {
-	st.checkedAt.Store(time.Now().UnixNano())
+	now := time.Now()
+	st.checkedAt.Store(now.UnixNano())
 	w.mu.Lock()
 	w.active[st] = struct{}{}
-	if w.stop == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		w.stop, w.done = cancel, done
-		w.unlisten = w.m.onEnded(w.grantEnded)
-		go w.run(ctx, done)
+	if !w.listening {
+		w.listening = true
+		w.m.onEnded(w.grantEnded)
 	}
 	w.mu.Unlock()
 	st.mu.Lock()
+	st.firstPoll = now.Add(w.interval / 2)
 	st.armLocked(0)
 	st.mu.Unlock()
 }
 
 // leave stops watching st; the last request of a busy period stops the
-// goroutine and waits for it.
+// goroutine, if one runs, and waits for it.
 func (w *watcher) leave(st *reqState) {
 	st.mu.Lock()
 	st.left = true
@@ -72,23 +77,29 @@ func (w *watcher) leave(st *reqState) {
 	w.mu.Lock()
 	delete(w.active, st)
 	var done chan struct{}
-	var unlisten func()
 	if len(w.active) == 0 && w.stop != nil {
 		// Cancelled under mu: a goroutine that has not seen it yet finds it
 		// when it takes mu, before it could look at a newer request.
 		w.stop()
-		done, unlisten = w.done, w.unlisten
-		w.stop, w.done, w.unlisten = nil, nil, nil
+		done = w.done
+		w.stop, w.done = nil, nil
 	}
 	w.mu.Unlock()
 	if done != nil {
-		unlisten()
 		<-done
 	}
 }
 
-// poke asks the goroutine to check the flagged requests now.
+// poke asks the goroutine to check the flagged requests now, starting it
+// if requests are in flight and none runs.
 func (w *watcher) poke() {
+	w.mu.Lock()
+	if w.stop == nil && len(w.active) > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.stop, w.done = cancel, make(chan struct{})
+		go w.run(ctx, w.done)
+	}
+	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -117,6 +128,7 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	t := time.NewTicker(max(w.interval/2, time.Millisecond))
 	defer t.Stop()
+	w.poll(ctx, false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,7 +163,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	if ctx.Err() != nil {
 		w.mu.Unlock()
 		if flaggedOnly {
-			w.poke() // hand the wake-up to the next busy period's goroutine
+			w.poke() // hand the wake-up on to the next busy period
 		}
 		return
 	}
@@ -202,6 +214,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		needs[i].id, needs[i].expires = res.id, res.expires
 	}
 	st.mu.Lock()
+	st.firstPoll = time.Time{}
 	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
 		st.needs = needs
 	} else {
@@ -238,10 +251,10 @@ func (st *reqState) uses(id uuid.UUID) bool {
 	return false
 }
 
-// armLocked sets the expiry timer to the earliest end among the grants st
-// uses, measured with the Manager's clock, at least minDelay from now (so
-// that a clock that stands still cannot make the watcher spin). st.mu must
-// be held.
+// armLocked sets st's timer to the earliest end among the grants st uses,
+// measured with the Manager's clock, or to st's first poll if that comes
+// sooner, at least minDelay from now (so that a clock that stands still
+// cannot make the watcher spin). st.mu must be held.
 func (st *reqState) armLocked(minDelay time.Duration) {
 	if st.left || st.endReason != "" {
 		return
@@ -252,22 +265,42 @@ func (st *reqState) armLocked(minDelay time.Duration) {
 			exp = n.expires
 		}
 	}
-	if exp.IsZero() {
+	d := time.Duration(-1)
+	if !exp.IsZero() {
+		d = max(exp.Sub(st.m.now()), minDelay)
+	}
+	if !st.firstPoll.IsZero() {
+		if p := time.Until(st.firstPoll); d < 0 || p < d {
+			d = max(p, minDelay)
+		}
+	}
+	st.timerPolls = !st.firstPoll.IsZero() && (exp.IsZero() || time.Until(st.firstPoll) < exp.Sub(st.m.now()))
+	switch {
+	case d < 0:
 		if st.timer != nil {
 			st.timer.Stop()
 		}
-		return
-	}
-	d := max(exp.Sub(st.m.now()), minDelay)
-	if st.timer == nil {
+	case st.timer == nil:
 		st.timer = time.AfterFunc(d, st.expire)
-		return
+	default:
+		st.timer.Reset(d)
 	}
-	st.timer.Reset(d)
 }
 
-// expire runs on the expiry timer: the watcher checks st at once.
+// expire runs on st's timer. At the grant's end the watcher checks st at
+// once. At the first poll it only makes sure the watcher goroutine runs:
+// its ticks re-check st from then on, together with the other requests of
+// the same session (one Check per session and tick).
 func (st *reqState) expire() {
-	st.recheck.Store(true)
+	st.mu.Lock()
+	polls := st.timerPolls
+	if polls {
+		st.firstPoll = time.Time{}
+		st.armLocked(0) // now for the grant's end only
+	}
+	st.mu.Unlock()
+	if !polls {
+		st.recheck.Store(true)
+	}
 	st.g.watch.poke()
 }
