@@ -75,10 +75,12 @@ import (
 // fails closed. A handler that panics before committing is recorded with
 // status 500.
 //
-// Cost per impersonated request with the bundled SQL store: two database
-// round trips, one Check and one audit insert (plus one Check per
-// RequireScope whose scope the admitting grant lacks, and the background
-// re-checks of long requests).
+// Cost per impersonated request: two store operations, one Check (a single
+// query with the bundled SQL store) and one Auditor.Record (with the SQL
+// store a single transaction that appends the event to the tenant's hash
+// chain), plus one Check per RequireScope whose scope the admitting grant
+// lacks, and the background re-checks of requests that run longer than
+// half the poll interval.
 func (m *Manager) Middleware(resolve func(*http.Request) (Session, bool), opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	if resolve == nil {
 		panic("supportaccess: Middleware: resolve is nil")
