@@ -1,0 +1,185 @@
+package sqlstore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Dialect selects the SQL flavour of the database behind the *sql.DB.
+type Dialect int
+
+// Supported dialects.
+const (
+	// Postgres is PostgreSQL 12 or newer (tested with the pgx driver).
+	Postgres Dialect = iota + 1
+	// MySQL is MySQL 8 or MariaDB 10.6 or newer (tested with
+	// go-sql-driver/mysql; any DSN works, parseTime and loc included).
+	MySQL
+	// SQLite is SQLite 3.35 or newer (tested with the pure-Go
+	// modernc.org/sqlite driver).
+	SQLite
+)
+
+// String returns "postgres", "mysql" or "sqlite".
+func (d Dialect) String() string {
+	switch d {
+	case Postgres:
+		return "postgres"
+	case MySQL:
+		return "mysql"
+	case SQLite:
+		return "sqlite"
+	}
+	return "Dialect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// dialect holds everything that differs between the databases, so that the
+// rest of the package writes one SQL text per statement. SQL is written with
+// "?" placeholders and "{p}" for the table prefix; Store.sql renders it.
+type dialect struct {
+	Dialect
+	// dollar renders placeholders as $1, $2, … (PostgreSQL).
+	dollar bool
+	// forUpdate is appended to a SELECT that locks the rows it reads;
+	// empty on SQLite, where the transaction holds the write lock from its
+	// first statement.
+	forUpdate string
+	// skipLocked is appended to the SELECT of ClaimTransitions.
+	skipLocked string
+	// writeLock, when set, is the first statement of every write
+	// transaction: a no-op write that takes the database write lock at
+	// once (BEGIN IMMEDIATE semantics on SQLite, whose database/sql driver
+	// issues a deferred BEGIN).
+	writeLock string
+	// insertHeadFirst makes lockHead create a missing head row before the
+	// locking read (MySQL, where a locking read of a missing row takes a
+	// gap lock and two such transactions would deadlock on insert).
+	insertHeadFirst bool
+	// insertHead creates a tenant's head row if it does not exist.
+	insertHead string
+	// busyRetry retries SQLITE_BUSY / SQLITE_LOCKED.
+	busyRetry bool
+}
+
+var dialects = map[Dialect]*dialect{
+	Postgres: {
+		Dialect:    Postgres,
+		dollar:     true,
+		forUpdate:  " FOR UPDATE",
+		skipLocked: " FOR UPDATE SKIP LOCKED",
+		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+	},
+	MySQL: {
+		Dialect:         MySQL,
+		forUpdate:       " FOR UPDATE",
+		skipLocked:      " FOR UPDATE SKIP LOCKED",
+		insertHeadFirst: true,
+		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
+	},
+	SQLite: {
+		Dialect:    SQLite,
+		writeLock:  `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		busyRetry:  true,
+	},
+}
+
+// render substitutes the table prefix for {p} and, on PostgreSQL, numbers
+// the placeholders. The package's SQL never has "?" or "{p}" inside a
+// string literal.
+func (d *dialect) render(prefix, q string) string {
+	q = strings.ReplaceAll(q, "{p}", prefix)
+	if !d.dollar {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+// placeholders returns n comma-separated "?" (for IN lists and multi-row
+// INSERTs; render numbers them).
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// mysqlTime is how times are sent to and read from a DATETIME(6) column.
+// Sending text makes the store independent of the driver's parseTime and
+// loc settings.
+const mysqlTime = "2006-01-02 15:04:05.000000"
+
+// timeArg encodes t as a query argument: NULL for the zero time, else UTC
+// truncated to microseconds — timestamptz on PostgreSQL, DATETIME(6) text
+// on MySQL, Unix microseconds on SQLite.
+func (d *dialect) timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	switch d.Dialect {
+	case MySQL:
+		return t.Format(mysqlTime)
+	case SQLite:
+		return t.UnixMicro()
+	}
+	return t
+}
+
+// timeScanner scans a column written by timeArg into *t (NULL: zero time).
+type timeScanner struct {
+	d Dialect
+	t *time.Time
+}
+
+// Scan implements sql.Scanner.
+func (s *timeScanner) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*s.t = time.Time{}
+	case int64:
+		*s.t = time.UnixMicro(v).UTC()
+	case time.Time:
+		if s.d == MySQL {
+			// The driver (parseTime=true) read the stored wall clock into
+			// its loc; the wall clock is UTC whatever loc says.
+			*s.t = time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+		} else {
+			*s.t = v.UTC()
+		}
+		*s.t = s.t.Truncate(time.Microsecond)
+	case []byte:
+		return s.parse(string(v))
+	case string:
+		return s.parse(v)
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a time", src)
+	}
+	return nil
+}
+
+func (s *timeScanner) parse(v string) error {
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", v, time.UTC)
+	if err != nil {
+		t, err = time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("sqlstore: cannot parse time %q", v)
+		}
+	}
+	*s.t = t.UTC().Truncate(time.Microsecond)
+	return nil
+}

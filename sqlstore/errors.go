@@ -1,0 +1,108 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// ErrSchemaTooNew is returned by Migrate when the database records a schema
+// version newer than this library knows (a newer release migrated it).
+// The store refuses to downgrade it. It wraps supportaccess.ErrInvalidInput.
+var ErrSchemaTooNew = fmt.Errorf("sqlstore: database schema is newer than this library: %w", sa.ErrInvalidInput)
+
+// errClosed is returned by every method after Close.
+var errClosed = errors.New("sqlstore: store is closed")
+
+// The package imports no driver, so driver errors are recognised by the
+// methods and fields the common drivers expose: SQLSTATE via SQLState()
+// (pgx), the MySQL error number in a Number field (go-sql-driver/mysql), the
+// SQLite result code via Code() (modernc.org/sqlite) and, as a last resort,
+// the message.
+
+// sqlState returns the SQLSTATE of a PostgreSQL error, or "".
+func sqlState(err error) string {
+	var e interface{ SQLState() string }
+	if errors.As(err, &e) {
+		return e.SQLState()
+	}
+	return ""
+}
+
+// mysqlNumber returns the MySQL error number, or 0.
+func mysqlNumber(err error) int {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		if v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			continue
+		}
+		if f := v.FieldByName("Number"); f.IsValid() && f.CanUint() && strings.Contains(v.Type().PkgPath(), "mysql") {
+			return int(f.Uint())
+		}
+	}
+	return 0
+}
+
+// sqliteCode returns the primary SQLite result code of err, or 0.
+func sqliteCode(err error) int {
+	var e interface{ Code() int }
+	if errors.As(err, &e) {
+		return e.Code() & 0xff
+	}
+	return 0
+}
+
+// isBusy reports whether err is SQLITE_BUSY or SQLITE_LOCKED, the errors a
+// write transaction on SQLite retries.
+func isBusy(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch sqliteCode(err) {
+	case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") ||
+		strings.Contains(msg, "database table is locked") ||
+		strings.Contains(msg, "SQLITE_BUSY") ||
+		strings.Contains(msg, "SQLITE_LOCKED")
+}
+
+// isDeadlock reports whether the server aborted the transaction to break a
+// deadlock or a serialisation conflict.
+func isDeadlock(err error) bool {
+	switch sqlState(err) {
+	case "40001", "40P01":
+		return true
+	}
+	switch mysqlNumber(err) {
+	case 1213, 1205: // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+		return true
+	}
+	return false
+}
+
+// wrap adds the operation to err. A deadlock or serialisation failure
+// also wraps sa.ErrConflict (a concurrent change won; a retry may succeed),
+// and when ctx is done the error wraps ctx.Err(), whatever the driver made
+// of the cancellation.
+func wrap(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, cerr, err)
+	}
+	if isDeadlock(err) {
+		return fmt.Errorf("sqlstore: %s: %w: %w", op, sa.ErrConflict, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}

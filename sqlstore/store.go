@@ -1,0 +1,254 @@
+// Package sqlstore is a database/sql supportaccess.Store, Auditor and
+// AuditLog for PostgreSQL, MySQL/MariaDB and SQLite.
+//
+// The host opens the *sql.DB with the driver of its choice (the package
+// imports none; the tests use github.com/jackc/pgx/v5/stdlib,
+// github.com/go-sql-driver/mysql and the pure-Go modernc.org/sqlite), hands
+// it to New and calls Migrate once at start-up:
+//
+//	db, err := sql.Open("pgx", dsn)
+//	…
+//	store, err := sqlstore.New(db, sqlstore.Postgres)
+//	…
+//	if err := store.Migrate(ctx); err != nil { … }
+//	m, err := supportaccess.NewManager(store)
+//
+// # Tables
+//
+// The store keeps its data in tables whose names start with a prefix
+// (default "supportaccess_", see WithTablePrefix): grants, audit_events,
+// audit_heads and schema_version. Migrate creates and upgrades them;
+// hosts with their own migration tool apply the files of Migrations
+// instead. Times are UTC with microsecond precision on every dialect
+// (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
+// INTEGER on SQLite); an unset time (unlimited ExpiresAt, RevokedAt) is
+// NULL.
+//
+// # Transactions
+//
+// Every write method stores the change and the audit events it is handed in
+// one transaction, and chains the events per tenant (Event.Seq, Event.Hash)
+// under a lock on the tenant's audit_heads row, so concurrent writers never
+// fork a chain. Conditional updates (UpdateGrant, which Revoke and Extend
+// use) lock the grant's row (SELECT … FOR UPDATE); ClaimTransitions uses
+// FOR UPDATE SKIP LOCKED so that replicas sweeping at once claim disjoint
+// grants. On SQLite a write transaction takes the database write lock with
+// its first statement, so writes are serialised.
+//
+// # SQLite
+//
+// Several *sql.DB handles (or processes) may use one database file, also one
+// opened by a plain path without DSN parameters: the store switches the
+// file to WAL mode before its first write and retries operations that find
+// the database busy or locked (SQLITE_BUSY, SQLITE_LOCKED) with a bounded
+// backoff that honours the context, for up to the busy timeout (see
+// WithBusyTimeout), so concurrent writers wait for each other instead of
+// failing with "database is locked".
+//
+// # Statements
+//
+// Statements are prepared on first use and kept until Close; every value is
+// a query parameter. Round trips per operation are stated on each method
+// (PostgreSQL and MySQL; on SQLite they are calls into the library).
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// DefaultTablePrefix is the table-name prefix used unless WithTablePrefix
+// sets another.
+const DefaultTablePrefix = "supportaccess_"
+
+// DefaultBusyTimeout is how long an SQLite operation retries while the
+// database is busy, unless WithBusyTimeout sets another duration.
+const DefaultBusyTimeout = 30 * time.Second
+
+// maxPrefixLen keeps every table and index name within PostgreSQL's 63-byte
+// identifier limit and MySQL's 64.
+const maxPrefixLen = 32
+
+// Store is a supportaccess.Store, Auditor and AuditLog on a *sql.DB. It is
+// safe for concurrent use. Create it with New; call Migrate before use and
+// Close when done (Close does not close the *sql.DB, which the host owns).
+type Store struct {
+	db          *sql.DB
+	d           *dialect
+	prefix      string
+	busyTimeout time.Duration
+	q           queries
+
+	mu     sync.RWMutex
+	stmts  map[string]*sql.Stmt
+	closed bool
+
+	walMu   sync.Mutex
+	walDone atomic.Bool
+}
+
+var (
+	_ sa.Store    = (*Store)(nil)
+	_ sa.Auditor  = (*Store)(nil)
+	_ sa.AuditLog = (*Store)(nil)
+)
+
+// Option configures a Store. A nil Option is ignored.
+type Option interface{ apply(*config) }
+
+type config struct {
+	prefix      string
+	busyTimeout time.Duration
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithTablePrefix sets the prefix of every table and index name. Default:
+// DefaultTablePrefix ("supportaccess_"). It must be 1–32 ASCII letters,
+// digits and underscores and start with a letter or underscore; New returns
+// an error wrapping supportaccess.ErrInvalidInput otherwise. PostgreSQL
+// folds unquoted names to lower case, so use a lower-case prefix to get the
+// same table names on every database.
+func WithTablePrefix(prefix string) Option {
+	return optionFunc(func(c *config) { c.prefix = prefix })
+}
+
+// WithBusyTimeout sets how long an operation on SQLite keeps retrying while
+// the database is locked by another connection before it gives up with an
+// error. Default: DefaultBusyTimeout (30 s). The context's deadline applies
+// as well. Zero or negative values are ignored. Other dialects ignore it.
+func WithBusyTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.busyTimeout = d
+		}
+	})
+}
+
+// New returns a Store that keeps its tables in db, written in dialect d. It
+// does not touch the database; call Migrate (or apply Migrations yourself)
+// before use.
+//
+// Errors (wrapping supportaccess.ErrInvalidInput): db is nil, d is not
+// Postgres, MySQL or SQLite, or the table prefix is malformed.
+func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, fmt.Errorf("sqlstore: new: %w: db is nil", sa.ErrInvalidInput)
+	}
+	dd, ok := dialects[d]
+	if !ok {
+		return nil, fmt.Errorf("sqlstore: new: %w: unknown dialect %v", sa.ErrInvalidInput, d)
+	}
+	c := config{prefix: DefaultTablePrefix, busyTimeout: DefaultBusyTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if err := validPrefix(c.prefix); err != nil {
+		return nil, fmt.Errorf("sqlstore: new: %w", err)
+	}
+	s := &Store{
+		db:          db,
+		d:           dd,
+		prefix:      c.prefix,
+		busyTimeout: c.busyTimeout,
+		stmts:       make(map[string]*sql.Stmt),
+	}
+	s.q = newQueries(s)
+	return s, nil
+}
+
+// validPrefix reports a malformed table prefix.
+func validPrefix(p string) error {
+	if p == "" || len(p) > maxPrefixLen {
+		return fmt.Errorf("%w: table prefix must be 1 to %d characters", sa.ErrInvalidInput, maxPrefixLen)
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_'
+		if !letter && !('0' <= c && c <= '9' && i > 0) {
+			return fmt.Errorf("%w: table prefix %q may contain only letters, digits and underscores and may not start with a digit", sa.ErrInvalidInput, p)
+		}
+	}
+	return nil
+}
+
+// Dialect returns the store's dialect.
+func (s *Store) Dialect() Dialect { return s.d.Dialect }
+
+// TablePrefix returns the prefix of the store's table names.
+func (s *Store) TablePrefix() string { return s.prefix }
+
+// Close releases the prepared statements. It does not close the *sql.DB.
+// Methods called after Close return an error. Close is idempotent and
+// always returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for q, st := range s.stmts {
+		_ = st.Close()
+		delete(s.stmts, q)
+	}
+	return nil
+}
+
+// sql renders a statement written with ? placeholders and {p} for the
+// prefix (see dialect.render).
+func (s *Store) sql(q string) string { return s.d.render(s.prefix, q) }
+
+// ready returns ctx.Err() or errClosed.
+func (s *Store) ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return errClosed
+	}
+	return nil
+}
+
+// stmt returns the prepared statement for the rendered query q, preparing
+// it on first use.
+func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.mu.RLock()
+	st, closed := s.stmts[q], s.closed
+	s.mu.RUnlock()
+	if closed {
+		return nil, errClosed
+	}
+	if st != nil {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = st.Close()
+		return nil, errClosed
+	}
+	if prev := s.stmts[q]; prev != nil {
+		_ = st.Close()
+		return prev, nil
+	}
+	s.stmts[q] = st
+	return st, nil
+}

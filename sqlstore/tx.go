@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// txn is one write transaction. Its statements go through the store's
+// prepared statements (bound to the transaction's connection).
+type txn struct {
+	s   *Store
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+// exec runs a fixed (prepared) statement.
+func (t *txn) exec(q string, args ...any) (sql.Result, error) {
+	st, err := t.s.stmt(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+}
+
+// query runs a fixed (prepared) query.
+func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := t.s.stmt(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(t.ctx, st).QueryContext(t.ctx, args...)
+}
+
+// queryRow runs a fixed (prepared) query expected to return at most one row.
+func (t *txn) queryRow(q string, args ...any) (*sql.Row, error) {
+	st, err := t.s.stmt(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...), nil
+}
+
+// execDynamic runs a statement whose text varies (IN lists, multi-row
+// INSERTs); it is not kept prepared. q is rendered already.
+func (t *txn) execDynamic(q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, q, args...)
+}
+
+// begin starts a write transaction. On SQLite it first makes sure the file
+// is in WAL mode, then takes the write lock with the transaction's first
+// statement, retrying while another connection holds it: from then on the
+// transaction cannot fail with SQLITE_BUSY, and no caller code has run
+// before the lock is held, so the retry is always safe.
+func (s *Store) begin(ctx context.Context) (*txn, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	if s.q.writeLock == "" {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &txn{s: s, ctx: ctx, tx: tx}, nil
+	}
+	if err := s.ensureWAL(ctx); err != nil {
+		return nil, err
+	}
+	var t *txn
+	err := s.retryBusy(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		c := &txn{s: s, ctx: ctx, tx: tx}
+		if _, err := c.exec(s.q.writeLock); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		t = c
+		return nil
+	})
+	return t, err
+}
+
+// inTx runs fn in a write transaction and commits it. An error of fn is
+// returned unchanged (fn wraps its own database errors) after rolling back;
+// errors of begin and commit are wrapped with op.
+func (s *Store) inTx(ctx context.Context, op string, fn func(t *txn) error) error {
+	t, err := s.begin(ctx)
+	if err != nil {
+		return wrap(ctx, op, err)
+	}
+	if err := fn(t); err != nil {
+		_ = t.tx.Rollback()
+		return err
+	}
+	if err := t.tx.Commit(); err != nil {
+		return wrap(ctx, op+": commit", err)
+	}
+	return nil
+}
+
+// maxDeadlockRetries bounds inTxRetry.
+const maxDeadlockRetries = 3
+
+// inTxRetry is inTx for transactions that call no caller code and may
+// therefore be run again: a transaction the server aborted to break a
+// deadlock is retried a few times.
+func (s *Store) inTxRetry(ctx context.Context, op string, fn func(t *txn) error) error {
+	var err error
+	for i := 0; i <= maxDeadlockRetries; i++ {
+		err = s.inTx(ctx, op, fn)
+		if err == nil || !isDeadlock(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// read runs a read-only operation, on SQLite retrying while the database is
+// busy.
+func (s *Store) read(ctx context.Context, fn func() error) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if !s.d.busyRetry {
+		return fn()
+	}
+	return s.retryBusy(ctx, fn)
+}
+
+// retryBusy calls fn until it returns something other than a busy/locked
+// error, sleeping with jittered exponential backoff (1 ms doubling to
+// 50 ms) between attempts, for at most the busy timeout and never past the
+// context's end.
+func (s *Store) retryBusy(ctx context.Context, fn func() error) error {
+	const minDelay, maxDelay = time.Millisecond, 50 * time.Millisecond
+	var deadline time.Time
+	delay := minDelay
+	for {
+		err := fn()
+		if !isBusy(err) {
+			return err
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(s.busyTimeout)
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("database still busy after %s: %w", s.busyTimeout, err)
+		}
+		sleep := delay/2 + rand.N(delay/2+1)
+		timer := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+		delay = min(2*delay, maxDelay)
+	}
+}
+
+// ensureWAL switches an SQLite database to WAL mode (once per Store; the
+// mode is stored in the file), so that readers do not block writers and a
+// commit never waits for readers. An in-memory database keeps its mode.
+func (s *Store) ensureWAL(ctx context.Context) error {
+	if s.d.Dialect != SQLite || s.walDone.Load() {
+		return nil
+	}
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	if s.walDone.Load() {
+		return nil
+	}
+	err := s.retryBusy(ctx, func() error {
+		var mode string
+		return s.db.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode)
+	})
+	if err != nil {
+		return fmt.Errorf("set journal_mode=WAL: %w", err)
+	}
+	s.walDone.Store(true)
+	return nil
+}
