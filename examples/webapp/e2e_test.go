@@ -154,7 +154,10 @@ func TestBrowserEndToEnd(t *testing.T) {
 		require.NoError(t, os.MkdirAll(shots, 0o755))
 	}
 
-	a, h, err := newApp(config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The app as `go run` starts it: SQLite, migrated on start.
+	st, closer, _, err := openStore(context.Background(), options{Dialect: "sqlite", Data: t.TempDir()})
+	require.NoError(t, err)
+	a, h, err := newApp(config{Store: st, Closer: closer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

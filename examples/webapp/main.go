@@ -34,6 +34,9 @@ type options struct {
 	Data    string
 	Dialect string
 	DSN     string
+	// tablePrefix, when set, replaces the store's default table prefix
+	// (tests use a fresh one in shared databases).
+	tablePrefix string
 }
 
 func main() {
