@@ -74,7 +74,9 @@ func (s *Store) appendEvents(events []sa.Event) {
 	}
 }
 
-// insertByTime adds p to the time index (usually at the end).
+// insertByTime adds p to the time index: at the end when events arrive in
+// time order (the usual case), else after a binary search, moving the
+// events that sort after it.
 func (a *auditState) insertByTime(p *sa.Event) {
 	n := len(a.byTime)
 	if n == 0 || byTime.Compare(a.byTime[n-1], p) < 0 {

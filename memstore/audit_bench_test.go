@@ -1,0 +1,132 @@
+package memstore_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// benchEvent is a typical support.request event, as the middleware records
+// one per impersonated request.
+func benchEvent(tenant string, now time.Time) sa.Event {
+	return sa.Event{ID: uuid.New(), Time: now, Type: sa.EventSupportRequest, TenantID: tenant, GrantID: uuid.New(),
+		Actor: storetest.Support, Attrs: map[string]string{
+			sa.AttrMethod: "GET", sa.AttrPath: "/settings/security", sa.AttrStatus: "200", sa.AttrDurationMS: "12",
+			sa.AttrScope: "read", sa.AttrSessionID: "sess-4f9c2a", sa.AttrSubjectUserID: "user-1042",
+		}}
+}
+
+// BenchmarkRecord measures Store.Record with the hash chain and without it
+// (the baseline: the same store with hashing switched off).
+func BenchmarkRecord(b *testing.B) {
+	now := storetest.Epoch.Truncate(time.Microsecond)
+	tenants := make([]string, 1000)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("tenant-%d", i)
+	}
+	evs := make([]sa.Event, 1024)
+	for i := range evs {
+		evs[i] = benchEvent(tenants[i%len(tenants)], now)
+	}
+	for _, chained := range []bool{true, false} {
+		b.Run(fmt.Sprintf("chained=%v", chained), func(b *testing.B) {
+			s := memstore.New()
+			memstore.SetChained(s, chained)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				e := evs[i&1023]
+				e.Time = now.Add(time.Duration(i) * time.Microsecond) // events arrive in time order
+				if err := s.Record(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGrantAudit measures Manager.Grant (validation, the grant, its
+// grant.created event with the grant as JSON) with and without chaining.
+func BenchmarkGrantAudit(b *testing.B) {
+	tenants := make([]string, 1000)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("tenant-%d", i)
+	}
+	for _, chained := range []bool{true, false} {
+		b.Run(fmt.Sprintf("chained=%v", chained), func(b *testing.B) {
+			s := memstore.New()
+			memstore.SetChained(s, chained)
+			m, err := sa.NewManager(s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := m.Grant(ctx, sa.GrantInput{TenantID: tenants[i%1000], By: storetest.Customer, Duration: time.Hour, Reason: "ticket"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// seedChain records n support.request events in tenant acme.
+func seedChain(b *testing.B, n int) (*sa.Manager, *memstore.Store) {
+	b.Helper()
+	s := memstore.New()
+	now := storetest.Epoch.Truncate(time.Microsecond)
+	ctx := context.Background()
+	for i := 0; i < n; i++ {
+		if err := s.Record(ctx, benchEvent("acme", now.Add(time.Duration(i)*time.Millisecond))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := sa.NewManager(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, s
+}
+
+// BenchmarkVerifyAudit measures VerifyAudit of one tenant's chain of n
+// events (reported per event as ns/event).
+func BenchmarkVerifyAudit(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			m, _ := seedChain(b, n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				rep, err := m.VerifyAudit(ctx, "acme")
+				if err != nil || rep.Events != int64(n) {
+					b.Fatal(rep.Events, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/event")
+		})
+	}
+}
+
+// BenchmarkExportAudit measures ExportAudit of 100 k events in chain order
+// to io.Discard.
+func BenchmarkExportAudit(b *testing.B) {
+	const n = 100_000
+	m, _ := seedChain(b, n)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if c, err := m.ExportAudit(ctx, io.Discard, sa.AuditFilter{TenantID: "acme", Order: sa.AuditByChain}); err != nil || c != n {
+			b.Fatal(c, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
+}
