@@ -75,7 +75,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("webapp listening", "url", "http://"+ln.Addr().String(), "store", desc)
-	return serve(ctx, ln, h, a, 30*time.Second)
+	err = serve(ctx, ln, h, a, 30*time.Second)
+	log.Info("webapp stopped")
+	return err
 }
 
 // serve runs the HTTP server on ln and the expiry sweeper (every
