@@ -189,6 +189,8 @@ func statusFor(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, sa.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, errors.ErrUnsupported):
+		return http.StatusNotImplemented
 	}
 	return http.StatusInternalServerError
 }
@@ -211,6 +213,9 @@ func userMessage(err error) string {
 			return "Refused."
 		}
 		return strings.ToUpper(msg[:1]) + msg[1:] + "."
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		return "This store does not keep access requests."
 	}
 	return "Something went wrong; please try again."
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // requestAccess sends an access request from the support console.
@@ -111,4 +115,35 @@ func TestAccessRequests(t *testing.T) {
 		r := e.login(aliceAdmin).post("/support/requests", url.Values{"tenant": {acmeTenantID}, "duration": {"24h0m0s"}})
 		require.Equal(t, http.StatusForbidden, r.StatusCode)
 	})
+}
+
+// grantOnlyStore hides the RequestStore methods of a memstore, like a
+// backend that keeps no access requests.
+type grantOnlyStore struct {
+	sa.Store
+	sa.Auditor
+	sa.AuditLog
+}
+
+func TestAccessRequestsUnsupportedByTheStore(t *testing.T) {
+	ms := memstore.New()
+	st := grantOnlyStore{Store: ms, Auditor: ms, AuditLog: ms}
+	a, h, err := newApp(config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	e := &testEnv{t: t, app: a, srv: httptest.NewServer(h)}
+	defer e.stop()
+
+	sam := e.login(samEngineer)
+	r := sam.get("/support/")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.NotContains(t, r.Body, `id="request-form"`, "no request form without request storage")
+	r = sam.post("/support/requests", url.Values{"tenant": {acmeTenantID}, "duration": {"24h0m0s"}})
+	require.Equal(t, http.StatusNotImplemented, r.StatusCode)
+	require.Contains(t, r.Body, "does not keep access requests")
+
+	admin := e.login(aliceAdmin)
+	r = admin.get("/admin/support-access")
+	require.Equal(t, http.StatusOK, r.StatusCode)
+	require.NotContains(t, r.Body, "Pending access requests")
+	admin.grant(url.Values{})
 }
