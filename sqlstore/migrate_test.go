@@ -1,0 +1,248 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// forEachDialect runs f as a subtest per dialect.
+func forEachDialect(t *testing.T, f func(t *testing.T, d sqlstore.Dialect)) {
+	for _, d := range sqltest.Dialects() {
+		t.Run(d.String(), func(t *testing.T) { f(t, d) })
+	}
+}
+
+// unmigrated returns a store with a fresh prefix whose tables are dropped at
+// the end of the test, without migrating it.
+func unmigrated(t *testing.T, db *sql.DB, d sqlstore.Dialect) *sqlstore.Store {
+	t.Helper()
+	s, err := sqlstore.New(db, d, sqlstore.WithTablePrefix(sqltest.NewPrefix()))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = s.Close()
+		require.NoError(t, sqltest.DropTables(context.Background(), db, d, s.TablePrefix()))
+	})
+	return s
+}
+
+func versions(t *testing.T, db *sql.DB, s *sqlstore.Store) []int {
+	t.Helper()
+	rows, err := db.Query(`SELECT version FROM ` + s.TablePrefix() + `schema_version ORDER BY version`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func wantVersions() []int {
+	var out []int
+	for v := 1; v <= sqlstore.SchemaVersion; v++ {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestMigrateTwice(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		s := unmigrated(t, db, d)
+		ctx := context.Background()
+		require.NoError(t, s.Migrate(ctx))
+		require.NoError(t, s.Migrate(ctx), "idempotent")
+		require.Equal(t, wantVersions(), versions(t, db, s))
+		tables, err := sqltest.Tables(ctx, db, d, s.TablePrefix())
+		require.NoError(t, err)
+		var bare []string
+		for _, n := range tables {
+			bare = append(bare, strings.TrimPrefix(n, s.TablePrefix()))
+		}
+		require.Subset(t, bare, []string{"audit_events", "audit_heads", "grants", "schema_version"})
+	})
+}
+
+func TestMigrateConcurrent(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		prefix := sqltest.NewPrefix()
+		t.Cleanup(func() { require.NoError(t, sqltest.DropTables(context.Background(), db, d, prefix)) })
+		// Four replicas, each with its own *sql.DB where that is possible
+		// (SQLite: handles on the same file).
+		var stores []*sqlstore.Store
+		for i := 0; i < 4; i++ {
+			h := db
+			if i%2 == 1 && d != sqlstore.SQLite {
+				h = sqltest.Open(t, d)
+			}
+			s, err := sqlstore.New(h, d, sqlstore.WithTablePrefix(prefix))
+			require.NoError(t, err)
+			stores = append(stores, s)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(stores))
+		for i, s := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Migrate(context.Background())
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, wantVersions(), versions(t, db, stores[0]), "each version applied once")
+		m, err := sa.NewManager(stores[3])
+		require.NoError(t, err)
+		_, err = m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.NoError(t, err)
+	})
+}
+
+func TestMigrateConcurrentSQLiteHandles(t *testing.T) {
+	path := t.TempDir() + "/shared.db"
+	var stores []*sqlstore.Store
+	for i := 0; i < 4; i++ {
+		s, err := sqlstore.New(sqltest.OpenSQLite(t, path), sqlstore.SQLite)
+		require.NoError(t, err)
+		stores = append(stores, s)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Migrate(context.Background())
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	db := sqltest.OpenSQLite(t, path)
+	require.Equal(t, wantVersions(), versions(t, db, stores[0]))
+	var mode string
+	require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
+	require.Equal(t, "wal", mode, "Migrate switches the file to WAL")
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		s := sqltest.NewStoreOn(t, db, d)
+		_, err := db.Exec(`INSERT INTO ` + s.TablePrefix() + `schema_version (version) VALUES (` + fmt.Sprint(sqlstore.SchemaVersion+1) + `)`)
+		require.NoError(t, err)
+		err = s.Migrate(context.Background())
+		require.ErrorIs(t, err, sqlstore.ErrSchemaTooNew)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		require.Equal(t, append(wantVersions(), sqlstore.SchemaVersion+1), versions(t, db, s), "nothing downgraded")
+	})
+}
+
+// TestMigrationsWithOwnTool applies the exported files statement by
+// statement, as a host's migration tool would; Migrate then finds nothing
+// to do and the store works.
+func TestMigrationsWithOwnTool(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		s := unmigrated(t, db, d)
+		fsys := s.Migrations()
+		names, err := fs.Glob(fsys, "*.sql")
+		require.NoError(t, err)
+		require.NotEmpty(t, names)
+		for _, n := range names {
+			b, err := fs.ReadFile(fsys, n)
+			require.NoError(t, err)
+			require.Contains(t, string(b), s.TablePrefix()+"grants")
+			for _, stmt := range strings.Split(string(b), ";\n") {
+				var lines []string
+				for _, l := range strings.Split(stmt, "\n") {
+					if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+						lines = append(lines, l)
+					}
+				}
+				if q := strings.TrimSpace(strings.Join(lines, "\n")); q != "" {
+					_, err := db.Exec(q)
+					require.NoError(t, err, "%s: %s", n, q)
+				}
+			}
+		}
+		require.NoError(t, s.Migrate(context.Background()))
+		require.Equal(t, wantVersions(), versions(t, db, s))
+		m, err := sa.NewManager(s)
+		require.NoError(t, err)
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.NoError(t, err)
+		_, err = m.Check(context.Background(), "acme", storetest.Support.ID, sa.ScopeRead)
+		require.NoError(t, err)
+		require.NotEqual(t, g.ID, [16]byte{})
+	})
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	db := sqltest.Open(t, sqlstore.SQLite)
+	for _, p := range []string{"", "a-b", "x; DROP TABLE y; --", "1abc", "ab c", "é", `a"b`, strings.Repeat("p", 33)} {
+		_, err := sqlstore.New(db, sqlstore.SQLite, sqlstore.WithTablePrefix(p))
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "prefix %q", p)
+	}
+	_, err := sqlstore.New(nil, sqlstore.SQLite)
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	_, err = sqlstore.New(db, sqlstore.Dialect(0))
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	s, err := sqlstore.New(db, sqlstore.SQLite, nil, sqlstore.WithBusyTimeout(-time.Second))
+	require.NoError(t, err, "nil options and non-positive timeouts are ignored")
+	require.Equal(t, sqlstore.DefaultTablePrefix, s.TablePrefix())
+	require.Equal(t, sqlstore.SQLite, s.Dialect())
+}
+
+func TestPrefixIsolation(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		a := sqltest.NewStoreOn(t, db, d)
+		b := sqltest.NewStoreOn(t, db, d)
+		ctx := context.Background()
+		ma, err := sa.NewManager(a)
+		require.NoError(t, err)
+		mb, err := sa.NewManager(b)
+		require.NoError(t, err)
+		g, err := ma.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.NoError(t, err)
+		_, err = ma.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+		require.NoError(t, err)
+		_, err = mb.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+		require.ErrorIs(t, err, sa.ErrNoActiveGrant, "the other prefix's grant is invisible")
+		_, err = mb.Get(ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound)
+		gs, err := mb.List(ctx, sa.ListFilter{})
+		require.NoError(t, err)
+		require.Empty(t, gs)
+		evs, err := mb.Events(ctx, sa.AuditFilter{})
+		require.NoError(t, err)
+		require.Empty(t, evs)
+		// The same grant ID may exist under both prefixes.
+		require.NoError(t, b.CreateGrant(ctx, g, nil))
+		evs, err = ma.Events(ctx, sa.AuditFilter{})
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		require.EqualValues(t, 1, evs[0].Seq)
+	})
+}

@@ -1,0 +1,297 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+	_ "time/tzdata" // loc=Asia/Tokyo in a MySQL DSN
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// weird are values shaped like SQL injection, escapes and encodings.
+var weird = []string{
+	`'; DROP TABLE supportaccess_grants; --`, `" OR 1=1 --`, `back\slash\\`, `\`, `\n`, "line\nbreak",
+	`ünï©ødé 🚀`, `%_*?[]`, `$1 :name @p ?`, `{p}`, "trailing space ", " ", "",
+}
+
+// TestInjectionShapedValuesRoundTrip stores injection-shaped values in
+// every text column through the Store directly (no Manager validation) and
+// reads them back byte for byte.
+func TestInjectionShapedValuesRoundTrip(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		s := sqltest.NewStore(t, d)
+		ctx := context.Background()
+		now := storetest.Epoch.Truncate(time.Microsecond)
+		for i, w := range weird {
+			tenant := "t" + w
+			g := sa.Grant{
+				ID: uuid.New(), TenantID: tenant, Grantees: []string{w, w + "2", ""}, Scopes: []sa.Scope{sa.Scope(w), sa.ScopeRead},
+				Reason: w, TicketRef: w, GrantedBy: sa.Actor{Kind: sa.ActorCustomer, ID: "id" + w, Name: w},
+				CreatedAt: now.Add(time.Duration(i) * time.Microsecond), StartsAt: now,
+			}
+			ev := sa.Event{ID: uuid.New(), Time: now, Type: sa.EventType("t" + w), TenantID: tenant, GrantID: g.ID,
+				Actor: sa.Actor{Kind: sa.ActorSupport, ID: "id" + w, Name: w}, Reason: w,
+				Attrs: map[string]string{w: w, "k" + w: "", sa.AttrSessionID: w}, Before: []byte(w), After: []byte{}}
+			require.NoError(t, s.CreateGrant(ctx, g, []sa.Event{ev}))
+			got, err := s.GetGrant(ctx, g.ID)
+			require.NoError(t, err)
+			require.Equal(t, g, got, "%q", w)
+			found, err := s.FindActiveGrant(ctx, tenant, w, sa.ScopeRead, now)
+			require.NoError(t, err)
+			require.Equal(t, g, found)
+			list, err := s.ListGrants(ctx, sa.ListFilter{TenantID: tenant, TicketRef: w}, now)
+			require.NoError(t, err)
+			require.Equal(t, []sa.Grant{g}, list)
+			evs, err := s.Events(ctx, sa.AuditFilter{TenantID: tenant, ActorID: "id" + w, Types: []sa.EventType{ev.Type}, SessionID: w})
+			require.NoError(t, err)
+			require.Len(t, evs, 1, "%q", w)
+			ev.Seq = 1
+			ev.Hash = ev.ChainHash(nil)
+			require.Equal(t, ev, evs[0])
+		}
+		all, err := s.ListGrants(ctx, sa.ListFilter{}, now)
+		require.NoError(t, err)
+		require.Len(t, all, len(weird), "every value stayed data")
+		// Pattern characters do not match other tenants.
+		_, err = s.FindActiveGrant(ctx, "t%", "x", sa.ScopeRead, now)
+		require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+	})
+}
+
+// TestCanceledContextEveryMethod: a canceled context fails every method
+// with an error wrapping context.Canceled, and writes nothing.
+func TestCanceledContextEveryMethod(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		s := sqltest.NewStore(t, d)
+		live := context.Background()
+		now := storetest.Epoch.Truncate(time.Microsecond)
+		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer, CreatedAt: now, StartsAt: now}
+		require.NoError(t, s.CreateGrant(live, g, nil))
+		ctx, cancel := context.WithCancel(live)
+		cancel()
+		ev := sa.Event{ID: uuid.New(), Time: now, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}
+		g2 := g
+		g2.ID = uuid.New()
+		called := false
+		change := func(x *sa.Grant) ([]sa.Event, error) { called = true; x.RevokedAt = now; return nil, nil }
+		for name, err := range map[string]error{
+			"CreateGrant":      s.CreateGrant(ctx, g2, []sa.Event{ev}),
+			"GetGrant":         second(s.GetGrant(ctx, g.ID)),
+			"ListGrants":       second(s.ListGrants(ctx, sa.ListFilter{}, now)),
+			"FindActiveGrant":  second(s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, now)),
+			"UpdateGrant":      second(s.UpdateGrant(ctx, g.ID, change)),
+			"ClaimTransitions": second(s.ClaimTransitions(ctx, sa.TransitionStarted, now, 10, nil)),
+			"Record":           s.Record(ctx, ev),
+			"Events":           second(s.Events(ctx, sa.AuditFilter{})),
+			"Migrate":          s.Migrate(ctx),
+		} {
+			require.ErrorIs(t, err, context.Canceled, name)
+		}
+		require.False(t, called, "change not called")
+		got, err := s.GetGrant(live, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, g, got)
+		_, err = s.GetGrant(live, g2.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound)
+		evs, err := s.Events(live, sa.AuditFilter{})
+		require.NoError(t, err)
+		require.Empty(t, evs)
+	})
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// TestContextDeadlineWhileWaitingForLock: a write that waits for a row
+// lock (PostgreSQL, MySQL) or the database write lock (SQLite) held by
+// another transaction returns when its context ends.
+func TestContextDeadlineWhileWaitingForLock(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		s := sqltest.NewStoreOn(t, db, d)
+		ctx := context.Background()
+		now := storetest.Epoch.Truncate(time.Microsecond)
+		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer, CreatedAt: now, StartsAt: now}
+		require.NoError(t, s.CreateGrant(ctx, g, nil))
+
+		// Another session holds the lock.
+		conn, err := db.Conn(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		lockSQL := map[sqlstore.Dialect]string{
+			sqlstore.Postgres: `SELECT 1 FROM ` + s.TablePrefix() + `grants WHERE id = $1 FOR UPDATE`,
+			sqlstore.MySQL:    `SELECT 1 FROM ` + s.TablePrefix() + `grants WHERE id = ? FOR UPDATE`,
+		}
+		if d == sqlstore.SQLite {
+			_, err = conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+		} else {
+			_, err = conn.ExecContext(ctx, `BEGIN`)
+			require.NoError(t, err)
+			_, err = conn.ExecContext(ctx, lockSQL[d], g.ID.String())
+		}
+		require.NoError(t, err)
+		defer func() { _, _ = conn.ExecContext(ctx, `ROLLBACK`) }()
+
+		tctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = s.UpdateGrant(tctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) { x.RevokedAt = now; return nil, nil })
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Less(t, time.Since(start), 10*time.Second, "returned soon after the deadline")
+	})
+}
+
+func TestClosedStore(t *testing.T) {
+	s := sqltest.NewStore(t, sqlstore.SQLite)
+	ctx := context.Background()
+	_, err := s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, time.Now())
+	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "idempotent")
+	_, err = s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, time.Now())
+	require.Error(t, err)
+	require.NotErrorIs(t, err, sa.ErrNoActiveGrant, "fails closed")
+	require.Error(t, s.Record(ctx, sa.Event{ID: uuid.New(), Time: time.Now(), TenantID: "acme", Type: sa.EventSupportRequest}))
+	require.Error(t, s.Migrate(ctx))
+}
+
+// TestChainNeverForks: many writers append to a few tenants at once —
+// tenants that have no events yet included — through two stores on
+// separate connection pools; every chain is 1..n and verifies.
+func TestChainNeverForks(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		a := sqltest.NewStoreOn(t, db, d)
+		other := db
+		if d != sqlstore.SQLite {
+			other = sqltest.Open(t, d)
+		}
+		b, err := sqlstore.New(other, d, sqlstore.WithTablePrefix(a.TablePrefix()))
+		require.NoError(t, err)
+		defer b.Close()
+		ctx := context.Background()
+		clock := storetest.NewClock(storetest.Epoch)
+		tenants := []string{"acme", "globex", "initech"}
+		const writers, each = 8, 12
+		var wg sync.WaitGroup
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := a
+				if w%2 == 1 {
+					s = b
+				}
+				m, err := sa.NewManager(s, sa.WithNow(clock.Now))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := 0; i < each; i++ {
+					tenant := tenants[(w+i)%len(tenants)]
+					switch i % 3 {
+					case 0:
+						err = s.Record(ctx, sa.Event{ID: uuid.New(), Time: clock.Now().Truncate(time.Microsecond), Type: sa.EventSupportRequest,
+							TenantID: tenant, Actor: storetest.Support, Attrs: map[string]string{"w": fmt.Sprint(w)}})
+					case 1:
+						_, err = m.Grant(ctx, sa.GrantInput{TenantID: tenant, By: storetest.Customer})
+					case 2:
+						var g sa.Grant
+						g, err = m.Grant(ctx, sa.GrantInput{TenantID: tenant, By: storetest.Customer})
+						if err == nil {
+							_, err = m.Revoke(ctx, g.ID, storetest.Customer, "done")
+						}
+					}
+					if err != nil {
+						t.Errorf("writer %d op %d: %v", w, i, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		m, err := sa.NewManager(a, sa.WithNow(clock.Now))
+		require.NoError(t, err)
+		total := 0
+		for _, tenant := range tenants {
+			evs, err := a.Events(ctx, sa.AuditFilter{TenantID: tenant, Order: sa.AuditByChain})
+			require.NoError(t, err)
+			for i, e := range evs {
+				require.EqualValues(t, i+1, e.Seq, "%s: consecutive Seq", tenant)
+			}
+			total += len(evs)
+			rep, err := m.VerifyAudit(ctx, tenant)
+			require.NoError(t, err)
+			require.True(t, rep.OK(), "%s: %+v", tenant, rep.Break)
+		}
+		// Per writer: 4 records, 4 grants, 4 grants + 4 revokes.
+		require.Equal(t, writers*each/3*4, total)
+	})
+}
+
+// TestMySQLAnyDSNTimeSettings: the store keeps UTC microseconds whatever
+// the host's DSN says about parseTime and loc.
+func TestMySQLAnyDSNTimeSettings(t *testing.T) {
+	if err := sqltest.Available(sqlstore.MySQL); err != nil {
+		sqltest.Open(t, sqlstore.MySQL) // skips or fails with the how-to message
+	}
+	base := sqltest.DSN(sqlstore.MySQL)
+	sep := "?"
+	if containsByte(base, '?') {
+		sep = "&"
+	}
+	for _, params := range []string{"parseTime=true", "parseTime=true&loc=Asia%2FTokyo", "parseTime=false&loc=Local", "interpolateParams=true&parseTime=true&loc=Asia%2FTokyo"} {
+		t.Run(params, func(t *testing.T) {
+			db, err := sql.Open("mysql", base+sep+params)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			s := sqltest.NewStoreOn(t, db, sqlstore.MySQL)
+			ctx := context.Background()
+			created := time.Date(2026, 7, 1, 23, 59, 59, 999_999_000, time.UTC)
+			g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
+				CreatedAt: created, StartsAt: created.Add(time.Microsecond), ExpiresAt: created.Add(time.Hour + 7*time.Microsecond)}
+			require.NoError(t, s.CreateGrant(ctx, g, nil))
+			got, err := s.GetGrant(ctx, g.ID)
+			require.NoError(t, err)
+			require.Equal(t, g, got)
+			_, err = s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, g.StartsAt)
+			require.NoError(t, err, "active from StartsAt")
+			_, err = s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, g.StartsAt.Add(-time.Microsecond))
+			require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+			_, err = s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, g.ExpiresAt)
+			require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+		})
+	}
+}
+
+func containsByte(s string, b byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDriverErrorsAreWrapped: a database error reaches the caller wrapped
+// with the operation, and a missing table is not reported as "not found".
+func TestDriverErrorsAreWrapped(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		s := unmigrated(t, db, d)
+		_, err := s.GetGrant(context.Background(), uuid.New())
+		require.Error(t, err)
+		require.False(t, errors.Is(err, sa.ErrNotFound), "no table is a failure, not a missing grant")
+		require.Contains(t, err.Error(), "sqlstore: get grant")
+	})
+}
