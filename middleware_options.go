@@ -22,12 +22,12 @@ func (f middlewareOptionFunc) applyMiddleware(c *middlewareConfig) { f(c) }
 
 // middlewareConfig is what the options set.
 type middlewareConfig struct {
-	denied   func(http.ResponseWriter, *http.Request, Denial)
-	mfa       bool                // RequireMFA given
+	denied    func(http.ResponseWriter, *http.Request, Denial)
+	mfa       bool               // RequireMFA given
 	mfaExempt func(Session) bool // sessions RequireMFA exempts
-	onEnded  func(Session, string)
-	interval time.Duration
-	onError  func(context.Context, error)
+	onEnded   func(Session, string)
+	interval  time.Duration
+	onError   func(context.Context, error)
 }
 
 // WithDeniedHandler sets the function that writes the response of a denied
