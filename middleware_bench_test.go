@@ -9,6 +9,8 @@ import (
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 )
 
 // mwBenchWriter is a ResponseWriter that discards everything (a recorder
@@ -133,4 +135,25 @@ func BenchmarkMiddlewareImpersonatedParallel(b *testing.B) {
 			h.ServeHTTP(w, r)
 		}
 	})
+}
+
+// BenchmarkMiddlewareImpersonatedSQLite is an admitted impersonated GET on
+// the SQL store with SQLite (a file in a temporary directory): one check
+// query and one audit transaction per request.
+func BenchmarkMiddlewareImpersonatedSQLite(b *testing.B) {
+	m, err := sa.NewManager(sqltest.NewStore(b, sqlstore.SQLite))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer}); err != nil {
+		b.Fatal(err)
+	}
+	h := m.Middleware(mwBenchResolve)(mwBenchHandler)
+	w := &mwBenchWriter{h: http.Header{}}
+	r := httptest.NewRequest(http.MethodGet, "/settings", nil)
+	r.Header.Set("X-Support-Session", "1")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+	}
 }
