@@ -461,3 +461,14 @@ func TestMiddlewarePanicsOnNil(t *testing.T) {
 	require.Panics(t, func() { e.m.Middleware(e.sessions.resolve)(nil) })
 	require.Panics(t, func() { sa.RequireScope("x")(nil) })
 }
+
+func TestMiddlewareNestedChecksAndAuditsOnce(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{})
+	next := &mwOK{}
+	h := e.wrap(e.wrap(next))
+	require.Equal(t, http.StatusOK, mwDo(h, mwReq(http.MethodGet, "/", "generic")).Code)
+	require.EqualValues(t, 1, next.calls.Load())
+	require.EqualValues(t, 1, e.store.finds.Load())
+	require.Len(t, e.events(sa.EventSupportRequest), 1)
+}
