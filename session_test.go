@@ -3,6 +3,7 @@ package supportaccess_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -336,4 +337,60 @@ func TestRecordChange(t *testing.T) {
 	require.Nil(t, evs[1].Before)
 	require.JSONEq(t, `{"url":"https://example.com/hook"}`, string(evs[1].After))
 	require.NotContains(t, mwJSON(t, evs), "csrf")
+}
+
+func TestSessionEndRealServerStreamAndHijack(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = w.Write([]byte("data: hello\n\n"))
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\nhi\n")
+		_ = brw.Flush()
+		<-r.Context().Done() // the handler owns the connection: it ends it on cancellation
+	})
+	srv := httptest.NewServer(e.wrap(mux))
+	defer srv.Close()
+	get := func(path string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		require.NoError(t, err)
+		req.AddCookie(&http.Cookie{Name: "sid", Value: "generic"})
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+
+	sse := get("/events")
+	defer sse.Body.Close()
+	require.Equal(t, http.StatusOK, sse.StatusCode)
+	line := make([]byte, len("data: hello\n\n"))
+	_, err := io.ReadFull(sse.Body, line)
+	require.NoError(t, err)
+
+	ws := get("/ws")
+	defer ws.Body.Close()
+	require.Equal(t, http.StatusSwitchingProtocols, ws.StatusCode)
+
+	at := time.Now()
+	_, err = e.m.Revoke(context.Background(), g.ID, mwCustomer, "")
+	require.NoError(t, err)
+	_, err = io.ReadAll(sse.Body) // ends when the handler returns
+	require.NoError(t, err)
+	_, _ = io.ReadAll(ws.Body) // ends when the handler closes the connection
+	require.Less(t, time.Since(at), time.Second)
+
+	evs := e.events(sa.EventSupportRequest)
+	require.Len(t, evs, 2)
+	statuses := []string{evs[0].Attrs[sa.AttrStatus], evs[1].Attrs[sa.AttrStatus]}
+	require.ElementsMatch(t, []string{"200", "101"}, statuses)
 }
