@@ -1,0 +1,53 @@
+// Package sqlstore is a database/sql supportaccess.Store, Auditor and
+// AuditLog for PostgreSQL, MySQL/MariaDB and SQLite.
+//
+// The host opens the *sql.DB with the driver of its choice (the package
+// imports none; the tests use github.com/jackc/pgx/v5/stdlib,
+// github.com/go-sql-driver/mysql and the pure-Go modernc.org/sqlite), hands
+// it to New and calls Migrate once at start-up:
+//
+//	db, err := sql.Open("pgx", dsn)
+//	…
+//	store, err := sqlstore.New(db, sqlstore.Postgres)
+//	…
+//	if err := store.Migrate(ctx); err != nil { … }
+//	m, err := supportaccess.NewManager(store)
+//
+// # Tables
+//
+// The store keeps its data in tables whose names start with a prefix
+// (default "supportaccess_", see WithTablePrefix): grants, audit_events,
+// audit_heads and schema_version. Migrate creates and upgrades them;
+// hosts with their own migration tool apply the files of Migrations
+// instead. Times are UTC with microsecond precision on every dialect
+// (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
+// INTEGER on SQLite); an unset time (unlimited ExpiresAt, RevokedAt) is
+// NULL.
+//
+// # Transactions
+//
+// Every write method stores the change and the audit events it is handed in
+// one transaction, and chains the events per tenant (Event.Seq, Event.Hash)
+// under a lock on the tenant's audit_heads row, so concurrent writers never
+// fork a chain. Conditional updates (UpdateGrant, which Revoke and Extend
+// use) lock the grant's row (SELECT … FOR UPDATE); ClaimTransitions uses
+// FOR UPDATE SKIP LOCKED so that replicas sweeping at once claim disjoint
+// grants. On SQLite a write transaction takes the database write lock with
+// its first statement, so writes are serialised.
+//
+// # SQLite
+//
+// Several *sql.DB handles (or processes) may use one database file, also one
+// opened by a plain path without DSN parameters: the store switches the
+// file to WAL mode before its first write and retries operations that find
+// the database busy or locked (SQLITE_BUSY, SQLITE_LOCKED) with a bounded
+// backoff that honours the context, for up to the busy timeout (see
+// WithBusyTimeout), so concurrent writers wait for each other instead of
+// failing with "database is locked".
+//
+// # Statements
+//
+// Statements are prepared on first use and kept until Close; every value is
+// a query parameter. Round trips per operation are stated on each method
+// (PostgreSQL and MySQL; on SQLite they are calls into the library).
+package sqlstore
