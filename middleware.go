@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -309,99 +306,4 @@ func (h *scopeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.addNeed(h.scope, gr)
 	h.next.ServeHTTP(w, r)
-}
-
-// reqState is the middleware's record of one admitted impersonated request.
-type reqState struct {
-	g      *guard
-	m      *Manager
-	r      *http.Request // as passed to the handler
-	sess   Session
-	grant  Grant // admitted the request; never changed
-	start  time.Time
-	method string
-	path   string
-	cancel context.CancelCauseFunc
-
-	// denied is set (on the handler's goroutine) when RequireScope refused
-	// the request: its response is a denial, not a support.request.
-	denied bool
-
-	ended     atomic.Bool
-	recheck   atomic.Bool  // the watcher should check the grants now
-	checkedAt atomic.Int64 // real time (UnixNano) of the last check
-
-	mu        sync.Mutex
-	needs     []need // the scopes the request uses and the grants allowing them
-	timer     *time.Timer
-	firstPoll time.Time // real time the watcher must start polling st; zero once done
-	// timerPolls: timer is set for firstPoll rather than the grant's end.
-	timerPolls bool
-	left       bool
-	endReason  string
-}
-
-// need is a scope a request uses and the grant that allows it.
-type need struct {
-	scope   Scope
-	id      uuid.UUID
-	expires time.Time
-}
-
-// addNeed records that the request uses scope s, allowed by g.
-func (st *reqState) addNeed(s Scope, g Grant) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for _, n := range st.needs {
-		if n.scope == s {
-			return
-		}
-	}
-	st.needs = append(st.needs, need{scope: s, id: g.ID, expires: g.ExpiresAt})
-	st.armLocked(0)
-}
-
-// reason returns why the request's access ended ("" while it holds).
-func (st *reqState) reason() string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.endReason
-}
-
-// end ends the request's support access (once): writes fail from now on
-// and the context is cancelled with the reason's cause.
-func (st *reqState) end(reason string) {
-	st.mu.Lock()
-	if st.endReason != "" {
-		st.mu.Unlock()
-		return
-	}
-	st.endReason = reason
-	st.ended.Store(true)
-	if st.timer != nil {
-		st.timer.Stop()
-	}
-	st.mu.Unlock()
-	st.cancel(endCause(reason))
-}
-
-// audit records the support.request event with the final status.
-func (st *reqState) audit(status int, reason string) error {
-	st.mu.Lock()
-	var scopes []string
-	var others []string
-	for _, n := range st.needs {
-		scopes = append(scopes, string(n.scope))
-		if n.id != st.grant.ID {
-			others = append(others, n.id.String())
-		}
-	}
-	st.mu.Unlock()
-	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.path, strings.Join(scopes, ","), reason)
-	ev.Attrs[AttrStatus] = statusText(status)
-	ev.Attrs[AttrDurationMS] = fmt.Sprint(st.m.now().Sub(st.start).Milliseconds())
-	if len(others) > 0 {
-		ev.Attrs[AttrElevatedGrantIDs] = strings.Join(others, ",")
-	}
-	return st.m.record(context.WithoutCancel(st.r.Context()), ev)
 }
