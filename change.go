@@ -31,7 +31,8 @@ const maxWhatLen = 200
 // request ended; ErrInvalidInput when what is empty, too long or contains
 // control characters, or a value cannot be encoded or is longer than
 // MaxChangeValueLen; the auditor's error. The event is written even if the
-// client has gone away (ctx's cancellation is ignored).
+// client has gone away (ctx's cancellation is ignored), but not past ctx's
+// deadline, if it has one.
 func RecordChange(ctx context.Context, what string, before, after any) error {
 	st := stateFrom(ctx)
 	if st == nil {
@@ -54,7 +55,9 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	ev := requestEvent(st.m, EventSupportChange, st.m.now(), st.sess, st.grant.ID, st.method, st.path, "", "")
 	ev.Attrs[AttrWhat] = what
 	ev.Before, ev.After = b, a
-	if err := st.m.record(context.WithoutCancel(ctx), ev); err != nil {
+	actx, cancel := auditContext(ctx)
+	defer cancel()
+	if err := st.m.record(actx, ev); err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
 	return nil

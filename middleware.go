@@ -66,7 +66,9 @@ import (
 // cannot be recorded the handler's response is replaced by a 503
 // DeniedUnavailable denial, further writes fail and the request context is
 // cancelled: for reads and writes alike, support is never sent a response
-// that is not in the audit trail. Side effects the handler made before
+// that is not in the audit trail. Audit writes ignore the cancellation of the
+// request context (a client that goes away is audited all the same) but
+// not its deadline: an auditor that hangs fails the write at the deadline. Side effects the handler made before
 // committing its response are not undone; a handler that changes
 // configuration calls RecordChange before it commits the change, which
 // fails closed. A handler that panics before committing is recorded with
@@ -239,7 +241,8 @@ func (g *guard) deny(w http.ResponseWriter, r *http.Request, s Session, grantID 
 // recordDenial records an access.denied event; a failure goes to the error
 // handler (the request is refused either way).
 func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scope string, when time.Time, status int, reason string, err error) {
-	ctx := context.WithoutCancel(r.Context())
+	ctx, cancel := auditContext(r.Context())
+	defer cancel()
 	if validateTenant("TenantID", s.TenantID) != nil || validatePrincipal("Principal", s.Principal) != nil {
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
 		return

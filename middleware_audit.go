@@ -1,6 +1,7 @@
 package supportaccess
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -94,6 +95,21 @@ func truncateText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// auditContext returns the context of an audit write made for a request
+// whose context is ctx: not cancelled when ctx is (the client went away or
+// the session ended, and the event must be written all the same), but
+// ending at ctx's deadline, if it has one, so that a hanging auditor cannot
+// hold the request past it (the write then fails, and the request is
+// refused). Call cancel when the write returned.
+func auditContext(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	ctx = context.WithoutCancel(ctx)
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, d)
 }
 
 // statusText formats an HTTP status code for Event.Attrs.

@@ -104,5 +104,7 @@ func (st *reqState) audit(status int, reason string) error {
 	if len(others) > 0 {
 		ev.Attrs[AttrElevatedGrantIDs] = strings.Join(others, ",")
 	}
-	return st.m.record(context.WithoutCancel(st.r.Context()), ev)
+	ctx, cancel := auditContext(st.r.Context())
+	defer cancel()
+	return st.m.record(ctx, ev)
 }
