@@ -299,14 +299,21 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 	return do(ctx, &s.f, Events, func() ([]sa.Event, error) { return s.inner.Events(ctx, f) })
 }
 
-// AuditChain implements supportaccess.AuditChainReader when the wrapped
-// store does; otherwise it reports the zero state.
+// AuditChain implements supportaccess.AuditChainReader: it asks the
+// wrapped store when that is a reader too; otherwise it reports the last
+// stored event of the tenant as the head (and no purge checkpoint), which
+// is what such a store's chain is.
 func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
 	return do(ctx, &s.f, AuditChain, func() (sa.AuditChainState, error) {
 		if cr, ok := s.inner.(sa.AuditChainReader); ok {
 			return cr.AuditChain(ctx, tenantID)
 		}
-		return sa.AuditChainState{}, nil
+		evs, err := s.inner.Events(ctx, sa.AuditFilter{TenantID: tenantID, Order: sa.AuditByChain})
+		if err != nil || len(evs) == 0 {
+			return sa.AuditChainState{}, err
+		}
+		last := evs[len(evs)-1]
+		return sa.AuditChainState{Head: sa.ChainLink{Seq: last.Seq, Hash: last.Hash}}, nil
 	})
 }
 
