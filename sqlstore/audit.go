@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -29,7 +30,8 @@ type head struct {
 const maxEventsPerInsert = 200
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
-// hash chain in a transaction of its own. Round trips (PostgreSQL): 5 —
+// hash chain in a transaction of its own. An event without a Time is
+// refused with supportaccess.ErrInvalidInput. Round trips (PostgreSQL): 5 —
 // BEGIN, lock head, INSERT event, UPDATE head, COMMIT; MySQL 6.
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	return s.inTxRetry(ctx, "record event", func(t *txn) error {
@@ -37,7 +39,8 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	})
 }
 
-// appendEvents chains events and stores them in t. The heads of the
+// appendEvents chains events and stores them in t. An event without a
+// Time is refused with supportaccess.ErrInvalidInput. The heads of the
 // tenants involved are locked in tenant order, so transactions that append
 // to several tenants cannot deadlock each other.
 func (s *Store) appendEvents(t *txn, events []sa.Event) error {
@@ -46,6 +49,9 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 	}
 	var tenants []string
 	for i := range events {
+		if events[i].Time.IsZero() {
+			return fmt.Errorf("sqlstore: append events: %w: event %s has no Time", sa.ErrInvalidInput, events[i].ID)
+		}
 		tenants = append(tenants, events[i].TenantID)
 	}
 	slices.Sort(tenants)

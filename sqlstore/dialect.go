@@ -61,15 +61,19 @@ type dialect struct {
 	insertHead string
 	// busyRetry retries SQLITE_BUSY / SQLITE_LOCKED.
 	busyRetry bool
+	// activeUnion makes FindActiveGrant's query a UNION ALL of two index
+	// ranges instead of an OR (see findActiveUnion).
+	activeUnion bool
 }
 
 var dialects = map[Dialect]*dialect{
 	Postgres: {
-		Dialect:    Postgres,
-		dollar:     true,
-		forUpdate:  " FOR UPDATE",
-		skipLocked: " FOR UPDATE SKIP LOCKED",
-		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		Dialect:     Postgres,
+		dollar:      true,
+		activeUnion: true,
+		forUpdate:   " FOR UPDATE",
+		skipLocked:  " FOR UPDATE SKIP LOCKED",
+		insertHead:  `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
 	},
 	MySQL: {
 		Dialect:         MySQL,
@@ -79,10 +83,11 @@ var dialects = map[Dialect]*dialect{
 		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
 	},
 	SQLite: {
-		Dialect:    SQLite,
-		writeLock:  `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
-		busyRetry:  true,
+		Dialect:     SQLite,
+		writeLock:   `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		insertHead:  `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		busyRetry:   true,
+		activeUnion: true,
 	},
 }
 

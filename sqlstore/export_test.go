@@ -12,6 +12,15 @@ import (
 // (for EXPLAIN tests and the baseline benchmark).
 func (s *Store) CheckQuery() string { return s.q.findActive }
 
+// CheckArgs returns the arguments of CheckQuery.
+func (s *Store) CheckArgs(tenantID string, now time.Time) []any {
+	n := s.d.timeArg(now)
+	if s.d.activeUnion {
+		return []any{tenantID, n, n, tenantID, n}
+	}
+	return []any{tenantID, n, n}
+}
+
 // GrantColumns lists the grant columns in the order of CheckQuery.
 const GrantColumns = grantCols
 

@@ -216,9 +216,11 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 }
 
 // FindActiveGrant implements supportaccess.Store. It is one round trip: a
-// single query, answered from the (tenant_id, expires_at) index, reads the
-// tenant's grants that are active at now, and a supportaccess.GrantSelector
-// picks among them, so every backend chooses alike. It writes nothing.
+// single statement reads the tenant's grants that are active at now from
+// the (tenant_id, expires_at) index — only the unexpired and unlimited
+// ones, however many expired grants the tenant has — and a
+// supportaccess.GrantSelector picks among them, so every backend chooses
+// alike. It writes nothing.
 func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
 	var best *sa.Grant
 	var selErr error
@@ -228,7 +230,11 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 			return err
 		}
 		n := s.d.timeArg(now)
-		rows, err := st.QueryContext(ctx, tenantID, n, n)
+		args := []any{tenantID, n, n}
+		if s.d.activeUnion {
+			args = append(args, tenantID, n)
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return err
 		}

@@ -16,9 +16,20 @@ const eventCols = `tenant_id, seq, id, occurred_at, event_type, grant_id, ` +
 // SessionID filter.
 const eventInsertCols = eventCols + `, session_id`
 
-// activeWhere selects a tenant's grants active at a time (bound twice). It
-// is answered from the (tenant_id, expires_at) index.
-const activeWhere = `tenant_id = ? AND revoked_at IS NULL AND starts_at <= ? AND (expires_at IS NULL OR expires_at > ?)`
+// findActiveOr selects a tenant's grants active at a time (arguments:
+// tenant, now, now). MySQL/MariaDB answer it with two ranges of the
+// (tenant_id, expires_at) index: expires_at NULL and expires_at > now.
+const findActiveOr = `SELECT ` + grantCols + ` FROM {p}grants ` +
+	`WHERE tenant_id = ? AND (expires_at IS NULL OR expires_at > ?) AND revoked_at IS NULL AND starts_at <= ?`
+
+// findActiveUnion is findActiveOr for planners that use only the tenant_id
+// part of the index for the OR, and would therefore read every grant the
+// tenant ever had (PostgreSQL, SQLite): the same rows, as two index ranges
+// (arguments: tenant, now, now, tenant, now).
+const findActiveUnion = `SELECT ` + grantCols + ` FROM {p}grants ` +
+	`WHERE tenant_id = ? AND expires_at > ? AND revoked_at IS NULL AND starts_at <= ? ` +
+	`UNION ALL SELECT ` + grantCols + ` FROM {p}grants ` +
+	`WHERE tenant_id = ? AND expires_at IS NULL AND revoked_at IS NULL AND starts_at <= ?`
 
 // queries are the store's fixed statements, rendered for its dialect and
 // prefix once in New.
@@ -38,7 +49,7 @@ func newQueries(s *Store) queries {
 		getGrant:          `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?`,
 		getGrantForUpdate: `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?` + d.forUpdate,
 		grantExists:       `SELECT 1 FROM {p}grants WHERE id = ?`,
-		findActive:        `SELECT ` + grantCols + ` FROM {p}grants WHERE ` + activeWhere,
+		findActive:        findActiveOr,
 		insertGrant:       `INSERT INTO {p}grants (` + grantCols + `) VALUES (` + placeholders(18) + `)`,
 		updateGrant: `UPDATE {p}grants SET grantees = ?, scopes = ?, reason = ?, ticket_ref = ?, ` +
 			`granted_by_kind = ?, granted_by_id = ?, granted_by_name = ?, request_id = ?, ` +
@@ -55,6 +66,9 @@ func newQueries(s *Store) queries {
 		updateHead:  `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
 		insertEvent: `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
 		writeLock:   d.writeLock,
+	}
+	if d.activeUnion {
+		q.findActive = findActiveUnion
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,

@@ -295,3 +295,9 @@ func TestDriverErrorsAreWrapped(t *testing.T) {
 		require.Contains(t, err.Error(), "sqlstore: get grant")
 	})
 }
+
+func TestRecordRefusesEventWithoutTime(t *testing.T) {
+	s := sqltest.NewStore(t, sqlstore.SQLite)
+	err := s.Record(context.Background(), sa.Event{ID: uuid.New(), TenantID: "acme", Type: sa.EventSupportRequest, Actor: storetest.Support})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+}
