@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.uber.org/goleak"
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/sqlstore"
@@ -60,7 +61,10 @@ var (
 	cleanups   []func()
 )
 
-// TestMain drops the benchmark fixtures after the run.
+// TestMain drops the benchmark fixtures after the run, then fails the run
+// if any goroutine outlived it (goleak): every *sql.DB is closed by a
+// cleanup, which ends its connection opener and the drivers' per-connection
+// goroutines, so none is ignored.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	fixturesMu.Lock()
@@ -68,6 +72,12 @@ func TestMain(m *testing.M) {
 		cleanups[i]()
 	}
 	fixturesMu.Unlock()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines outlived the tests: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
