@@ -39,6 +39,37 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	})
 }
 
+// AuditChain implements supportaccess.AuditChainReader: it returns the
+// tenant's chain head (the Seq and Hash of its last event) from the
+// audit_heads row the writers keep. Checkpoint is zero: the store does not
+// purge events. A tenant without events has the zero state. One round
+// trip.
+func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
+	var st sa.AuditChainState
+	err := s.read(ctx, func() error {
+		q, err := s.stmt(ctx, s.q.readHead)
+		if err != nil {
+			return err
+		}
+		var h head
+		err = q.QueryRowContext(ctx, tenantID).Scan(&h.seq, bytesScanner{&h.hash})
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if h.seq > 0 {
+			st.Head = sa.ChainLink{Seq: h.seq, Hash: h.hash}
+		}
+		return nil
+	})
+	if err != nil {
+		return sa.AuditChainState{}, wrap(ctx, "audit chain", err)
+	}
+	return st, nil
+}
+
 // appendEvents chains events and stores them in t. An event without a
 // Time is refused with supportaccess.ErrInvalidInput. The heads of the
 // tenants involved are locked in tenant order, so transactions that append

@@ -1,9 +1,12 @@
 package sqlstore_test
 
 import (
+	"context"
+	"database/sql"
 	"testing"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
 )
@@ -11,7 +14,50 @@ import (
 func TestConformance(t *testing.T) {
 	for _, d := range sqltest.Dialects() {
 		t.Run(d.String(), func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) sa.Store { return sqltest.NewStore(t, d) })
+			storetest.Run(t, func(t *testing.T) sa.Store {
+				db := sqltest.Open(t, d)
+				return tamperStore{sqltest.NewStoreOn(t, db, d), db, d}
+			})
 		})
 	}
+}
+
+// tamperStore is the store with storetest.AuditTamperer: plain SQL on the
+// events table behind the store's back, leaving the chain head alone.
+type tamperStore struct {
+	*sqlstore.Store
+	db *sql.DB
+	d  sqlstore.Dialect
+}
+
+var _ storetest.AuditTamperer = tamperStore{}
+
+func (s tamperStore) exec(ctx context.Context, q string, args ...any) error {
+	q = "UPDATE " + s.TablePrefix() + q
+	if s.d == sqlstore.Postgres {
+		q = dollar(q)
+	}
+	_, err := s.db.ExecContext(ctx, q, args...)
+	return err
+}
+
+func (s tamperStore) TamperReason(ctx context.Context, tenantID string, seq int64, reason string) error {
+	return s.exec(ctx, `audit_events SET reason = ? WHERE tenant_id = ? AND seq = ?`, reason, tenantID, seq)
+}
+
+func (s tamperStore) TamperDelete(ctx context.Context, tenantID string, seq int64) error {
+	q := `DELETE FROM ` + s.TablePrefix() + `audit_events WHERE tenant_id = ? AND seq = ?`
+	if s.d == sqlstore.Postgres {
+		q = dollar(q)
+	}
+	_, err := s.db.ExecContext(ctx, q, tenantID, seq)
+	return err
+}
+
+func (s tamperStore) TamperSeq(ctx context.Context, tenantID string, seq, newSeq int64) error {
+	return s.exec(ctx, `audit_events SET seq = ? WHERE tenant_id = ? AND seq = ?`, newSeq, tenantID, seq)
+}
+
+func (s tamperStore) TamperInsert(ctx context.Context, e sa.Event) error {
+	return s.InsertEventForTest(ctx, e)
 }

@@ -39,6 +39,7 @@ type queries struct {
 	insertGrant, updateGrant                 string
 	claimStarted, claimExpired               string
 	lockHead, insertHead, updateHead         string
+	readHead                                 string
 	insertEvent                              string
 	writeLock                                string
 }
@@ -62,6 +63,7 @@ func newQueries(s *Store) queries {
 			`WHERE expired_recorded = FALSE AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? ` +
 			`ORDER BY expires_at, id LIMIT ?` + d.skipLocked,
 		lockHead:    `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
+		readHead:    `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
 		insertHead:  d.insertHead,
 		updateHead:  `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
 		insertEvent: `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
@@ -72,7 +74,7 @@ func newQueries(s *Store) queries {
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
-		&q.claimStarted, &q.claimExpired, &q.lockHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.writeLock,
+		&q.claimStarted, &q.claimExpired, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.writeLock,
 	} {
 		*p = s.sql(*p)
 	}

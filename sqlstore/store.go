@@ -45,6 +45,8 @@ var (
 	_ sa.Store    = (*Store)(nil)
 	_ sa.Auditor  = (*Store)(nil)
 	_ sa.AuditLog = (*Store)(nil)
+
+	_ sa.AuditChainReader = (*Store)(nil)
 )
 
 // Option configures a Store. A nil Option is ignored.
