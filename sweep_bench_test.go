@@ -13,6 +13,6 @@ import (
 // package sqlstore.
 func BenchmarkSweep(b *testing.B) {
 	mem := func(*testing.B) sa.Store { return memstore.New() }
-	b.Run("memstore/100k", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, 100_000, false) })
-	b.Run("memstore/100k/hooks", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, 100_000, true) })
+	b.Run("memstore/100k", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: 100_000}) })
+	b.Run("memstore/100k/hooks", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: 100_000, Hooks: true}) })
 }
