@@ -328,7 +328,7 @@ func (jr *jsonlReader) next() (it item, ok bool, err error) {
 		if err := d.Decode(&l); err != nil {
 			return item{}, false, fmt.Errorf("line %d: %w: %v", jr.line, ErrInvalidInput, err)
 		}
-		if d.More() {
+		if len(bytes.TrimSpace(b[d.InputOffset():])) > 0 { // d.More misses a stray ] or }
 			return item{}, false, fmt.Errorf("line %d: %w: more than one value", jr.line, ErrInvalidInput)
 		}
 		e, prev, hasPrev, err := fromJSONL(&l)
