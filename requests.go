@@ -260,15 +260,15 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (AccessReq
 // the store's or auditor's error, in which case nothing changed.
 func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (Grant, error) {
 	now := m.now()
-	rs, err := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason)
-	if err != nil {
-		return Grant{}, fmt.Errorf("approve: %w", err)
-	}
 	if err := validateScopes("Scopes", in.Scopes); err != nil {
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	if in.Duration < 0 {
 		return Grant{}, fmt.Errorf("approve: %w: Duration must not be negative", ErrInvalidInput)
+	}
+	rs, err := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason)
+	if err != nil {
+		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	r, g, err := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
 		if st := r.StatusAt(now); st != RequestPending {
