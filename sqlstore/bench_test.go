@@ -318,3 +318,60 @@ func BenchmarkRevoke(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckPaired runs Check and the two baselines of
+// BenchmarkCheckBaselineSelect in turns, on the same tenant in each round
+// (rotating which goes first), and reports their mean times and the ratios
+// Check/baseline. Interleaving makes the ratio robust against load on the
+// machine that drifts during a run.
+func BenchmarkCheckPaired(b *testing.B) {
+	for _, d := range sqltest.Dialects() {
+		b.Run(d.String(), func(b *testing.B) {
+			for _, size := range benchSizes() {
+				b.Run(size.name, func(b *testing.B) {
+					f := fixture(b, d, size.tenants)
+					q := fmt.Sprintf(baselineQuery, f.s.TablePrefix())
+					if d == sqlstore.Postgres {
+						q = dollar(q)
+					}
+					ctx := context.Background()
+					st, err := f.db.PrepareContext(ctx, q)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer st.Close()
+					now := f.s.TimeArg(fixtureNow)
+					var id, tenant, reason, ticket, gk, gid, gname, rk, rid, rname, rreason string
+					var grantees, scopes, request sql.NullString
+					var created, starts, expires, revoked any
+					dest := []any{&id, &tenant, &grantees, &scopes, &reason, &ticket, &gk, &gid, &gname, &request,
+						&created, &starts, &expires, &revoked, &rk, &rid, &rname, &rreason}
+					runs := []func(tenant string) error{
+						func(t string) error { _, err := f.m.Check(ctx, t, storetest.Support.ID, sa.ScopeRead); return err },
+						func(t string) error { return f.db.QueryRowContext(ctx, q, t, now, now).Scan(dest...) },
+						func(t string) error { return st.QueryRowContext(ctx, t, now, now).Scan(dest...) },
+					}
+					var total [3]time.Duration
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						tenant := f.tenantAt(i)
+						for k := 0; k < 3; k++ {
+							j := (i + k) % 3
+							start := time.Now()
+							if err := runs[j](tenant); err != nil {
+								b.Fatal(err)
+							}
+							total[j] += time.Since(start)
+						}
+					}
+					n := float64(b.N)
+					b.ReportMetric(float64(total[0].Microseconds())/n, "check-µs")
+					b.ReportMetric(float64(total[1].Microseconds())/n, "select-µs")
+					b.ReportMetric(float64(total[2].Microseconds())/n, "prepared-µs")
+					b.ReportMetric(float64(total[0])/float64(total[1]), "check/select")
+					b.ReportMetric(float64(total[0])/float64(total[2]), "check/prepared")
+				})
+			}
+		})
+	}
+}

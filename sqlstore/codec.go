@@ -43,6 +43,17 @@ func writeEscaped(b *strings.Builder, s string) {
 	}
 }
 
+// needle returns what a grantees column holding element s contains when
+// prefixed with a newline: "\n" + escaped s + "\n".
+func needle(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\n')
+	writeEscaped(&b, s)
+	b.WriteByte('\n')
+	return b.String()
+}
+
 // decodeList parses the stored form of a list.
 func decodeList[S ~string](v string) ([]S, error) {
 	n := strings.Count(v, "\n")

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -61,33 +62,46 @@ type dialect struct {
 	insertHead string
 	// busyRetry retries SQLITE_BUSY / SQLITE_LOCKED.
 	busyRetry bool
-	// activeUnion makes FindActiveGrant's query a UNION ALL of two index
-	// ranges instead of an OR (see findActiveUnion).
-	activeUnion bool
+	// claimTx are the options of ClaimTransitions' transaction: READ
+	// COMMITTED on MySQL, where REPEATABLE READ's gap locks on the scanned
+	// index range make concurrent claimers (FOR UPDATE SKIP LOCKED, then
+	// UPDATE of the same index) deadlock each other. Nil elsewhere.
+	claimTx *sql.TxOptions
+	// unexpired tests "expires_at is NULL or after the bound time" the way
+	// the dialect's Check index answers it (see queries.go).
+	unexpired string
+	// covers tests that the grantees column covers the principal, given
+	// as the bound needle "\n"+escaped principal+"\n" (see queries.go).
+	covers string
 }
 
 var dialects = map[Dialect]*dialect{
 	Postgres: {
-		Dialect:     Postgres,
-		dollar:      true,
-		activeUnion: true,
-		forUpdate:   " FOR UPDATE",
-		skipLocked:  " FOR UPDATE SKIP LOCKED",
-		insertHead:  `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		Dialect:    Postgres,
+		dollar:     true,
+		unexpired:  `COALESCE(expires_at, 'infinity'::timestamptz) > ?`,
+		covers:     `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
+		forUpdate:  " FOR UPDATE",
+		skipLocked: " FOR UPDATE SKIP LOCKED",
+		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
 	},
 	MySQL: {
 		Dialect:         MySQL,
 		forUpdate:       " FOR UPDATE",
 		skipLocked:      " FOR UPDATE SKIP LOCKED",
 		insertHeadFirst: true,
+		claimTx:         &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+		unexpired:       `(expires_at IS NULL OR expires_at > ?)`,
+		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10 USING utf8mb4), grantees)) > 0)`,
 		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
 	},
 	SQLite: {
-		Dialect:     SQLite,
-		writeLock:   `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		insertHead:  `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
-		busyRetry:   true,
-		activeUnion: true,
+		Dialect:    SQLite,
+		writeLock:  `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		busyRetry:  true,
+		unexpired:  `coalesce(expires_at, 9223372036854775807) > ?`,
+		covers:     `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
 	},
 }
 

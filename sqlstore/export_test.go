@@ -13,12 +13,9 @@ import (
 func (s *Store) CheckQuery() string { return s.q.findActive }
 
 // CheckArgs returns the arguments of CheckQuery.
-func (s *Store) CheckArgs(tenantID string, now time.Time) []any {
+func (s *Store) CheckArgs(tenantID, principal string, now time.Time) []any {
 	n := s.d.timeArg(now)
-	if s.d.activeUnion {
-		return []any{tenantID, n, n, tenantID, n}
-	}
-	return []any{tenantID, n, n}
+	return []any{tenantID, n, n, needle(principal)}
 }
 
 // GrantColumns lists the grant columns in the order of CheckQuery.

@@ -218,9 +218,9 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 // FindActiveGrant implements supportaccess.Store. It is one round trip: a
 // single statement reads the tenant's grants that are active at now from
 // the (tenant_id, expires_at) index — only the unexpired and unlimited
-// ones, however many expired grants the tenant has — and a
-// supportaccess.GrantSelector picks among them, so every backend chooses
-// alike. It writes nothing.
+// ones, however many expired grants the tenant has, and only those open to
+// any principal or naming principal — and a supportaccess.GrantSelector
+// picks among them, so every backend chooses alike. It writes nothing.
 func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
 	var best *sa.Grant
 	var selErr error
@@ -230,11 +230,7 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 			return err
 		}
 		n := s.d.timeArg(now)
-		args := []any{tenantID, n, n}
-		if s.d.activeUnion {
-			args = append(args, tenantID, n)
-		}
-		rows, err := st.QueryContext(ctx, args...)
+		rows, err := st.QueryContext(ctx, tenantID, n, n, needle(principal))
 		if err != nil {
 			return err
 		}
@@ -324,8 +320,13 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 // selects up to limit due, unclaimed grants in order of the due time with
 // FOR UPDATE SKIP LOCKED (grants a concurrent claimer holds are skipped, not
 // waited for; on SQLite the write lock serialises claimers), marks them
-// claimed and appends the events events returns. Errors: limit <= 0 or an
-// unknown transition wrap supportaccess.ErrInvalidInput.
+// claimed and appends the events events returns. On MySQL the transaction
+// runs at READ COMMITTED, so a claimer locks only the rows it claims (no
+// gap locks that would make concurrent claimers deadlock). Round trips:
+// BEGIN (MySQL: 2), SELECT, UPDATE, the audit chain writes (per tenant a
+// head lock and update, one INSERT per 200 events), COMMIT. Errors: limit
+// <= 0 or an unknown transition wrap supportaccess.ErrInvalidInput; a
+// deadlock the server breaks wraps supportaccess.ErrConflict.
 func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, t, now, limit, events, nil)
 }
@@ -348,7 +349,7 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 		return nil, fmt.Errorf("sqlstore: claim transitions: %w: limit %d", sa.ErrInvalidInput, limit)
 	}
 	var out []sa.Grant
-	err := s.inTx(ctx, "claim transitions", func(t *txn) error {
+	err := s.inTxOpts(ctx, "claim transitions", s.d.claimTx, func(t *txn) error {
 		claimed, err := s.selectGrants(t, sel, s.d.timeArg(now), limit)
 		if err != nil {
 			return wrap(ctx, "claim transitions", err)

@@ -1,5 +1,7 @@
 package sqlstore
 
+import "strings"
+
 // grantCols are the columns of a grant, in the order scanGrant reads them.
 const grantCols = `id, tenant_id, grantees, scopes, reason, ticket_ref, ` +
 	`granted_by_kind, granted_by_id, granted_by_name, request_id, ` +
@@ -16,20 +18,23 @@ const eventCols = `tenant_id, seq, id, occurred_at, event_type, grant_id, ` +
 // SessionID filter.
 const eventInsertCols = eventCols + `, session_id`
 
-// findActiveOr selects a tenant's grants active at a time (arguments:
-// tenant, now, now). MySQL/MariaDB answer it with two ranges of the
-// (tenant_id, expires_at) index: expires_at NULL and expires_at > now.
-const findActiveOr = `SELECT ` + grantCols + ` FROM {p}grants ` +
-	`WHERE tenant_id = ? AND (expires_at IS NULL OR expires_at > ?) AND revoked_at IS NULL AND starts_at <= ?`
-
-// findActiveUnion is findActiveOr for planners that use only the tenant_id
-// part of the index for the OR, and would therefore read every grant the
-// tenant ever had (PostgreSQL, SQLite): the same rows, as two index ranges
-// (arguments: tenant, now, now, tenant, now).
-const findActiveUnion = `SELECT ` + grantCols + ` FROM {p}grants ` +
-	`WHERE tenant_id = ? AND expires_at > ? AND revoked_at IS NULL AND starts_at <= ? ` +
-	`UNION ALL SELECT ` + grantCols + ` FROM {p}grants ` +
-	`WHERE tenant_id = ? AND expires_at IS NULL AND revoked_at IS NULL AND starts_at <= ?`
+// findActive is the Check query (arguments: tenant, now, now, needle): the
+// grants of a tenant that are active at a time and cover a principal.
+//
+// {unexpired} is the dialect's "expires_at NULL or after now" in the form
+// its (tenant_id, …) index answers as one range, so that only unexpired and
+// unlimited grants are read however many expired ones the tenant has: on
+// PostgreSQL and SQLite the index is on (tenant_id, COALESCE(expires_at,
+// +infinity)) and the test is on that expression; MySQL/MariaDB's range
+// optimizer turns the plain OR into two ranges of (tenant_id, expires_at).
+//
+// {covers} is the dialect's test that the grantees column is NULL (any
+// principal), empty, or holds the bound needle "\n"+escaped principal+"\n"
+// in "\n"+grantees — exact element matching, since an escaped element never
+// contains a newline. The GrantSelector applies every rule again; the test
+// only spares reading grants that name other principals.
+const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
+	`WHERE tenant_id = ? AND {unexpired} AND revoked_at IS NULL AND starts_at <= ? AND {covers}`
 
 // queries are the store's fixed statements, rendered for its dialect and
 // prefix once in New.
@@ -50,7 +55,7 @@ func newQueries(s *Store) queries {
 		getGrant:          `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?`,
 		getGrantForUpdate: `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?` + d.forUpdate,
 		grantExists:       `SELECT 1 FROM {p}grants WHERE id = ?`,
-		findActive:        findActiveOr,
+		findActive:        strings.NewReplacer("{unexpired}", d.unexpired, "{covers}", d.covers).Replace(findActive),
 		insertGrant:       `INSERT INTO {p}grants (` + grantCols + `) VALUES (` + placeholders(18) + `)`,
 		updateGrant: `UPDATE {p}grants SET grantees = ?, scopes = ?, reason = ?, ticket_ref = ?, ` +
 			`granted_by_kind = ?, granted_by_id = ?, granted_by_name = ?, request_id = ?, ` +
@@ -68,9 +73,6 @@ func newQueries(s *Store) queries {
 		updateHead:  `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
 		insertEvent: `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
 		writeLock:   d.writeLock,
-	}
-	if d.activeUnion {
-		q.findActive = findActiveUnion
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,

@@ -301,3 +301,43 @@ func TestRecordRefusesEventWithoutTime(t *testing.T) {
 	err := s.Record(context.Background(), sa.Event{ID: uuid.New(), TenantID: "acme", Type: sa.EventSupportRequest, Actor: storetest.Support})
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
 }
+
+// TestFindActiveGrantMatchesGranteesExactly: the query's grantee test
+// matches whole elements only — no prefixes, suffixes, neighbours joined
+// across the separator, escapes or case folding — and an empty non-nil
+// list is open to everyone, like a nil one.
+func TestFindActiveGrantMatchesGranteesExactly(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		s := sqltest.NewStore(t, d)
+		ctx := context.Background()
+		now := fixtureNow
+		add := func(tenant string, grantees []string) sa.Grant {
+			g := sa.Grant{ID: uuid.New(), TenantID: tenant, Grantees: grantees, Scopes: []sa.Scope{sa.ScopeRead},
+				GrantedBy: storetest.Customer, CreatedAt: now, StartsAt: now}
+			require.NoError(t, s.CreateGrant(ctx, g, nil))
+			return g
+		}
+		named := add("acme", []string{"ann@v.example", "bob@v.example", `c\d`, "e\nf"})
+		for _, p := range []string{"ann@v.example", "bob@v.example", `c\d`, "e\nf"} {
+			got, err := s.FindActiveGrant(ctx, "acme", p, sa.ScopeRead, now)
+			require.NoError(t, err, "%q", p)
+			require.Equal(t, named.ID, got.ID)
+		}
+		for _, p := range []string{"ann", "nn@v.example", "ann@v.example\nbob@v.example", "ANN@v.example", `c`, `d`, "e", "f",
+			`c\\d`, `e\nf`, "ann@v.example ", "%", "_nn@v.example", ""} {
+			_, err := s.FindActiveGrant(ctx, "acme", p, sa.ScopeRead, now)
+			require.ErrorIs(t, err, sa.ErrNoActiveGrant, "%q", p)
+		}
+		empty := add("globex", []string{})
+		got, err := s.FindActiveGrant(ctx, "globex", "anyone@v.example", sa.ScopeRead, now)
+		require.NoError(t, err)
+		require.Equal(t, empty.ID, got.ID)
+		require.NotNil(t, got.Grantees, "an empty list stays empty, not nil")
+		blank := add("initech", []string{""})
+		got, err = s.FindActiveGrant(ctx, "initech", "", sa.ScopeRead, now)
+		require.NoError(t, err)
+		require.Equal(t, blank.ID, got.ID)
+		_, err = s.FindActiveGrant(ctx, "initech", "x", sa.ScopeRead, now)
+		require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+	})
+}

@@ -54,12 +54,12 @@ func (t *txn) execDynamic(q string, args ...any) (sql.Result, error) {
 // statement, retrying while another connection holds it: from then on the
 // transaction cannot fail with SQLITE_BUSY, and no caller code has run
 // before the lock is held, so the retry is always safe.
-func (s *Store) begin(ctx context.Context) (*txn, error) {
+func (s *Store) begin(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
 	if s.q.writeLock == "" {
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := s.db.BeginTx(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +70,7 @@ func (s *Store) begin(ctx context.Context) (*txn, error) {
 	}
 	var t *txn
 	err := s.retryBusy(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
+		tx, err := s.db.BeginTx(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,12 @@ func (s *Store) begin(ctx context.Context) (*txn, error) {
 // returned unchanged (fn wraps its own database errors) after rolling back;
 // errors of begin and commit are wrapped with op.
 func (s *Store) inTx(ctx context.Context, op string, fn func(t *txn) error) error {
-	t, err := s.begin(ctx)
+	return s.inTxOpts(ctx, op, nil, fn)
+}
+
+// inTxOpts is inTx with transaction options (nil: the driver's default).
+func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn func(t *txn) error) error {
+	t, err := s.begin(ctx, opts)
 	if err != nil {
 		return wrap(ctx, op, err)
 	}

@@ -34,8 +34,9 @@ CREATE TABLE IF NOT EXISTS {p}grants (
     expired_recorded BOOLEAN NOT NULL DEFAULT FALSE
 );
 
--- Check: the active grants of one tenant.
-CREATE INDEX IF NOT EXISTS {p}grants_tenant_expires ON {p}grants (tenant_id, expires_at);
+-- Check: the unexpired grants of one tenant, unlimited ones (NULL) sorting
+-- last, as one index range.
+CREATE INDEX IF NOT EXISTS {p}grants_tenant_expires ON {p}grants (tenant_id, (COALESCE(expires_at, 'infinity'::timestamptz)));
 
 -- List: newest first.
 CREATE INDEX IF NOT EXISTS {p}grants_created ON {p}grants (created_at, id);

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS {p}grants (
     expired_recorded INTEGER NOT NULL DEFAULT FALSE
 );
 
-CREATE INDEX IF NOT EXISTS {p}grants_tenant_expires ON {p}grants (tenant_id, expires_at);
+-- Check: the unexpired grants of one tenant, unlimited ones (NULL) sorting
+-- last, as one index range.
+CREATE INDEX IF NOT EXISTS {p}grants_tenant_expires ON {p}grants (tenant_id, coalesce(expires_at, 9223372036854775807));
 
 CREATE INDEX IF NOT EXISTS {p}grants_created ON {p}grants (created_at, id);
 
