@@ -72,6 +72,9 @@ type dialect struct {
 	unexpired string
 	// covers tests that the grantees column covers the principal, given
 	// as the bound needle "\n"+escaped principal+"\n" (see queries.go).
+	// The search is bytewise on every dialect (MySQL: CHAR(10) is a binary
+	// string, which makes the CONCAT and LOCATE binary, whatever the
+	// collations).
 	covers string
 }
 
@@ -92,7 +95,7 @@ var dialects = map[Dialect]*dialect{
 		insertHeadFirst: true,
 		claimTx:         &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		unexpired:       `(expires_at IS NULL OR expires_at > ?)`,
-		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10 USING utf8mb4), grantees)) > 0)`,
+		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10), grantees)) > 0)`,
 		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
 	},
 	SQLite: {
