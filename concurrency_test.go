@@ -41,7 +41,7 @@ func TestConcurrentMiddlewareRevoke(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				after := 0 // requests started after the revocation returned
+				after := 0                                // requests started after the revocation returned
 				for i := 0; after < 10 && i < 2000; i++ { // bounded: a bug must not hang the test
 					start := time.Now()
 					rec := mwDo(h, mwReq(http.MethodGet, "/settings", "generic"))
