@@ -40,19 +40,19 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 }
 
 // AuditChain implements supportaccess.AuditChainReader: it returns the
-// tenant's chain head (the Seq and Hash of its last event) from the
-// audit_heads row the writers keep. Checkpoint is zero: the store does not
-// purge events. A tenant without events has the zero state. One round
-// trip.
+// tenant's chain head (the Seq and Hash of its last event) and purge
+// checkpoint from the audit_heads row the writers keep. A tenant without
+// events has the zero state. One round trip.
 func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
 	var st sa.AuditChainState
 	err := s.read(ctx, func() error {
-		q, err := s.stmt(ctx, s.q.readHead)
+		st = sa.AuditChainState{}
+		q, err := s.stmt(ctx, s.sql(chainStateQuery))
 		if err != nil {
 			return err
 		}
-		var h head
-		err = q.QueryRowContext(ctx, tenantID).Scan(&h.seq, bytesScanner{&h.hash})
+		var h, cp head
+		err = q.QueryRowContext(ctx, tenantID).Scan(&h.seq, bytesScanner{&h.hash}, &cp.seq, bytesScanner{&cp.hash})
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -61,6 +61,9 @@ func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainS
 		}
 		if h.seq > 0 {
 			st.Head = sa.ChainLink{Seq: h.seq, Hash: h.hash}
+		}
+		if cp.seq > 0 {
+			st.Checkpoint = sa.ChainLink{Seq: cp.seq, Hash: cp.hash}
 		}
 		return nil
 	})
@@ -206,9 +209,9 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 }
 
 // Events implements supportaccess.AuditLog: one query that filters,
-// orders and pages (f.After, keyset) in the database — by (occurred_at,
-// tenant_id, seq) or, for AuditByChain, by (tenant_id, seq), both indexed.
-// One round trip.
+// orders and pages (f.After, keyset, see auditKeyset) in the database — by
+// (occurred_at, tenant_id, seq) or, for AuditByChain, by (tenant_id, seq),
+// each page an index range. One round trip.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
 	var where []string
 	var args []any
@@ -244,21 +247,9 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 	if !f.Until.IsZero() {
 		add(`occurred_at < ?`, s.d.timeArg(f.Until))
 	}
-	order := ` ORDER BY occurred_at, tenant_id, seq`
-	if f.Order == sa.AuditByChain {
-		order = ` ORDER BY tenant_id, seq`
-	}
-	if c := f.After; c != nil {
-		chainAfter := `(tenant_id > ? OR (tenant_id = ? AND seq > ?))`
-		switch {
-		case f.Order == sa.AuditByChain:
-			add(chainAfter, c.TenantID, c.TenantID, c.Seq)
-		case c.Time.IsZero():
-			// Every stored event has a Time, so every one is after it.
-		default:
-			t := s.d.timeArg(c.Time)
-			add(`(occurred_at > ? OR (occurred_at = ? AND `+chainAfter+`))`, t, t, c.TenantID, c.TenantID, c.Seq)
-		}
+	order, after, afterArgs := s.auditKeyset(f)
+	if after != "" {
+		add(after, afterArgs...)
 	}
 	q := `SELECT ` + eventCols + ` FROM {p}audit_events`
 	if len(where) > 0 {

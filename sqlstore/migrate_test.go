@@ -172,7 +172,7 @@ func TestMigrationsWithOwnTool(t *testing.T) {
 		for _, n := range names {
 			b, err := fs.ReadFile(fsys, n)
 			require.NoError(t, err)
-			require.Contains(t, string(b), s.TablePrefix()+"grants")
+			require.Contains(t, string(b), s.TablePrefix()+"schema_version", "rendered for the prefix")
 			for _, stmt := range strings.Split(string(b), ";\n") {
 				var lines []string
 				for _, l := range strings.Split(stmt, "\n") {

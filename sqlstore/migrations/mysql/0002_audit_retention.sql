@@ -1,0 +1,15 @@
+-- supportaccess sqlstore schema version 2 for MySQL/MariaDB: audit retention and the
+-- per-tenant time index.
+--
+-- checkpoint_seq and checkpoint_hash are the sequence number and hash of
+-- the last event PurgeAudit deleted from the tenant's chain (0 and NULL:
+-- nothing purged); VerifyAudit continues the chain from them. One ALTER
+-- TABLE statement, so the two columns appear together.
+ALTER TABLE {p}audit_heads
+    ADD COLUMN checkpoint_seq BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN checkpoint_hash VARBINARY(64) NULL;
+
+-- Events of one tenant in time order (AuditFilter{TenantID} pages).
+CREATE INDEX {p}audit_events_tenant_time ON {p}audit_events (tenant_id, occurred_at, seq);
+
+INSERT INTO {p}schema_version (version) VALUES (2);
