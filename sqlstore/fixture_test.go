@@ -30,7 +30,9 @@ func fixtureGrants(tenants, perTenant int) []sa.Grant {
 	for i := 0; i < tenants; i++ {
 		tenant := fixtureTenant(i)
 		for j := 0; j < perTenant; j++ {
-			created := now.Add(-time.Duration(perTenant-j) * 24 * time.Hour)
+			// Created j+1 weeks ago: a week-long grant (the default case)
+			// has expired.
+			created := now.Add(-time.Duration(j+1) * 7 * 24 * time.Hour)
 			g := sa.Grant{
 				ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead},
 				Reason: "ticket work", TicketRef: fmt.Sprintf("T-%d-%d", i, j), GrantedBy: storetest.Customer,
