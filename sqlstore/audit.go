@@ -213,6 +213,33 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 // (occurred_at, tenant_id, seq) or, for AuditByChain, by (tenant_id, seq),
 // each page an index range. One round trip.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
+	q, args := s.eventsQuery(f)
+	var out []sa.Event
+	err := s.read(ctx, func() error {
+		out = out[:0]
+		rows, err := s.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r := s.newEventRow()
+			if err := r.scan(rows.Scan); err != nil {
+				return err
+			}
+			out = append(out, r.e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap(ctx, "events", err)
+	}
+	return out, nil
+}
+
+// eventsQuery returns the rendered SELECT of Events for f and its
+// arguments.
+func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, a ...any) {
@@ -260,26 +287,5 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	q = s.sql(q)
-	var out []sa.Event
-	err := s.read(ctx, func() error {
-		out = out[:0]
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := s.newEventRow()
-			if err := r.scan(rows.Scan); err != nil {
-				return err
-			}
-			out = append(out, r.e)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, wrap(ctx, "events", err)
-	}
-	return out, nil
+	return s.sql(q), args
 }

@@ -56,3 +56,7 @@ func SeedChain(ctx context.Context, s *Store, evs []sa.Event) error {
 	}
 	return nil
 }
+
+// EventsQueryForTest returns the SQL and arguments of Events(f), for the
+// EXPLAIN tests.
+func (s *Store) EventsQueryForTest(f sa.AuditFilter) (string, []any) { return s.eventsQuery(f) }
