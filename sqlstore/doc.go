@@ -31,9 +31,23 @@
 // under a lock on the tenant's audit_heads row, so concurrent writers never
 // fork a chain. Conditional updates (UpdateGrant, which Revoke and Extend
 // use) lock the grant's row (SELECT … FOR UPDATE); ClaimTransitions uses
-// FOR UPDATE SKIP LOCKED so that replicas sweeping at once claim disjoint
-// grants. On SQLite a write transaction takes the database write lock with
-// its first statement, so writes are serialised.
+// FOR UPDATE SKIP LOCKED (at READ COMMITTED on MySQL) so that replicas
+// sweeping at once claim disjoint grants. On SQLite a write transaction
+// takes the database write lock with its first statement, so writes are
+// serialised. A deadlock or serialisation failure the server reports is
+// an error wrapping supportaccess.ErrConflict (Record and CreateGrant,
+// which run no caller code inside the transaction, retry it first).
+//
+// # Check
+//
+// FindActiveGrant, behind Manager.Check, is one statement and one round
+// trip. It reads from the grants_tenant_expires index only the tenant's
+// unexpired, unrevoked, started grants that are open to any principal or
+// name the principal — one index range of (tenant_id, COALESCE(expires_at,
+// +infinity)) on PostgreSQL and SQLite, two ranges of (tenant_id,
+// expires_at) on MySQL — so its cost does not grow with the tenant's
+// history of expired grants, and supportaccess.GrantSelector picks among
+// them as in every other store.
 //
 // # SQLite
 //
