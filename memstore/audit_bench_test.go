@@ -130,3 +130,36 @@ func BenchmarkExportAudit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
 }
+
+// BenchmarkRecordPaired records with and without the chain in turns (two
+// stores) and reports each mean and their ratio (chained/unchained), which
+// stays meaningful when the machine's load drifts.
+func BenchmarkRecordPaired(b *testing.B) {
+	now := storetest.Epoch.Truncate(time.Microsecond)
+	on, off := memstore.New(), memstore.New()
+	memstore.SetChained(off, false)
+	ctx := context.Background()
+	evs := make([]sa.Event, 1024)
+	for i := range evs {
+		evs[i] = benchEvent(fmt.Sprintf("tenant-%d", i%100), now)
+	}
+	var tOn, tOff time.Duration
+	for i := 0; b.Loop(); i++ {
+		e := evs[i&1023]
+		e.Time = now.Add(time.Duration(i) * time.Microsecond)
+		for k := 0; k < 2; k++ {
+			s, acc := on, &tOn
+			if (i+k)%2 == 1 {
+				s, acc = off, &tOff
+			}
+			start := time.Now()
+			if err := s.Record(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+			*acc += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(tOn.Nanoseconds())/float64(b.N), "ns/chained")
+	b.ReportMetric(float64(tOff.Nanoseconds())/float64(b.N), "ns/unchained")
+	b.ReportMetric(float64(tOn)/float64(tOff), "ratio")
+}

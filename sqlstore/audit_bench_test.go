@@ -103,3 +103,46 @@ func BenchmarkVerifyAudit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecordPaired records with and without the chain in turns on
+// the same store and reports each mean and their ratio (chained/unchained):
+// interleaving keeps the ratio meaningful on a machine whose load drifts.
+func BenchmarkRecordPaired(b *testing.B) {
+	now := storetest.Epoch.Truncate(time.Microsecond)
+	for _, d := range sqltest.Dialects() {
+		b.Run(d.String(), func(b *testing.B) {
+			s := sqltest.NewStore(b, d)
+			ctx := context.Background()
+			var on, off time.Duration
+			for i := 0; b.Loop(); i++ {
+				for k := 0; k < 2; k++ {
+					chained := (i+k)%2 == 0
+					tenant := "on-"
+					if !chained {
+						tenant = "off-"
+					}
+					e := auditBenchEvent(fmt.Sprint(tenant, i%100), now.Add(time.Duration(i)*time.Microsecond))
+					start := time.Now()
+					var err error
+					if chained {
+						err = s.Record(ctx, e)
+					} else {
+						err = sqlstore.RecordUnchained(ctx, s, e)
+					}
+					el := time.Since(start)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if chained {
+						on += el
+					} else {
+						off += el
+					}
+				}
+			}
+			b.ReportMetric(float64(on.Nanoseconds())/float64(b.N), "ns/chained")
+			b.ReportMetric(float64(off.Nanoseconds())/float64(b.N), "ns/unchained")
+			b.ReportMetric(float64(on)/float64(off), "ratio")
+		})
+	}
+}
