@@ -1,6 +1,8 @@
 package supportaccess_test
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -8,11 +10,19 @@ import (
 	"github.com/supportaccess/supportaccess/storetest"
 )
 
-// BenchmarkSweep: one Sweep of 100 000 due grants on the memstore, with and
-// without an expiry hook. The SQL backends run the same benchmark from
-// package sqlstore.
+// BenchmarkSweep: one Sweep of 10 000 due grants on the memstore (100 000
+// too with SUPPORTACCESS_BENCH_LARGE=1), without and with an expiry hook.
+// The SQL backends run the same benchmark from package sqlstore.
 func BenchmarkSweep(b *testing.B) {
 	mem := func(*testing.B) sa.Store { return memstore.New() }
-	b.Run("memstore/100k", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: 100_000}) })
-	b.Run("memstore/100k/hooks", func(b *testing.B) { storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: 100_000, Hooks: true}) })
+	sizes := []int{10_000}
+	if os.Getenv("SUPPORTACCESS_BENCH_LARGE") == "1" {
+		sizes = append(sizes, 100_000)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("memstore/%dk", n/1000), func(b *testing.B) { storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: n}) })
+		b.Run(fmt.Sprintf("memstore/%dk/hooks", n/1000), func(b *testing.B) {
+			storetest.BenchmarkSweep(b, mem, storetest.SweepBench{N: n, Hooks: true})
+		})
+	}
 }
