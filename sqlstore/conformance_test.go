@@ -61,3 +61,14 @@ func (s tamperStore) TamperSeq(ctx context.Context, tenantID string, seq, newSeq
 func (s tamperStore) TamperInsert(ctx context.Context, e sa.Event) error {
 	return s.InsertEventForTest(ctx, e)
 }
+
+// TestConformanceSQLiteOneConnection runs the suite on a pool of one
+// connection, a common SQLite setting: the store never needs a second
+// connection while it holds one (no deadlock on the pool).
+func TestConformanceSQLiteOneConnection(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) sa.Store {
+		db := sqltest.Open(t, sqlstore.SQLite)
+		db.SetMaxOpenConns(1)
+		return tamperStore{sqltest.NewStoreOn(t, db, sqlstore.SQLite), db, sqlstore.SQLite}
+	})
+}

@@ -173,8 +173,20 @@ func (s *Store) ready(ctx context.Context) error {
 	return nil
 }
 
+// cachedStmt returns the prepared statement for the rendered query q, or
+// nil when it is not prepared yet (or the store is closed).
+func (s *Store) cachedStmt(q string) *sql.Stmt {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.stmts[q]
+}
+
 // stmt returns the prepared statement for the rendered query q, preparing
-// it on first use.
+// it on first use. It needs a connection of the pool: never call it while
+// holding one (inside a transaction use txn's methods).
 func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	s.mu.RLock()
 	st, closed := s.stmts[q], s.closed

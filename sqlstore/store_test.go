@@ -341,3 +341,44 @@ func TestFindActiveGrantMatchesGranteesExactly(t *testing.T) {
 		require.ErrorIs(t, err, sa.ErrNoActiveGrant)
 	})
 }
+
+// TestSmallPoolNoDeadlock: with a pool of two connections and a fresh
+// store (nothing prepared yet), eight concurrent writers finish — a
+// transaction never waits for a second connection of the pool.
+func TestSmallPoolNoDeadlock(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db := sqltest.Open(t, d)
+		db.SetMaxOpenConns(2)
+		s := sqltest.NewStoreOn(t, db, d)
+		m, err := sa.NewManager(s)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 3; i++ {
+					g, err := m.Grant(ctx, sa.GrantInput{TenantID: fmt.Sprint("t", w%3), By: storetest.Customer})
+					if err == nil {
+						_, err = m.Revoke(ctx, g.ID, storetest.Customer, "")
+					}
+					if err == nil {
+						_, err = m.Sweep(ctx)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+	})
+}

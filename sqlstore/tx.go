@@ -8,39 +8,55 @@ import (
 	"time"
 )
 
-// txn is one write transaction. Its statements go through the store's
-// prepared statements (bound to the transaction's connection).
+// txn is one write transaction. Its fixed statements go through the
+// store's prepared statements, bound to the transaction's connection.
 type txn struct {
 	s   *Store
 	ctx context.Context
 	tx  *sql.Tx
+	// missed are fixed statements that were not prepared yet; they ran
+	// unprepared on the transaction's connection and are prepared after
+	// the transaction ends. Preparing one on the *sql.DB inside the
+	// transaction would need a second connection, and a pool whose
+	// connections all hold such transactions (or SetMaxOpenConns(1))
+	// would deadlock.
+	missed []string
 }
 
-// exec runs a fixed (prepared) statement.
+// prepared returns the store's prepared statement for q bound to the
+// transaction, or nil (q is then noted in missed).
+func (t *txn) prepared(q string) *sql.Stmt {
+	if st := t.s.cachedStmt(q); st != nil {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	t.missed = append(t.missed, q)
+	return nil
+}
+
+// exec runs a fixed statement (rendered).
 func (t *txn) exec(q string, args ...any) (sql.Result, error) {
-	st, err := t.s.stmt(t.ctx, q)
-	if err != nil {
-		return nil, err
+	if st := t.prepared(q); st != nil {
+		return st.ExecContext(t.ctx, args...)
 	}
-	return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+	return t.tx.ExecContext(t.ctx, q, args...)
 }
 
-// query runs a fixed (prepared) query.
+// query runs a fixed query (rendered).
 func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
-	st, err := t.s.stmt(t.ctx, q)
-	if err != nil {
-		return nil, err
+	if st := t.prepared(q); st != nil {
+		return st.QueryContext(t.ctx, args...)
 	}
-	return t.tx.StmtContext(t.ctx, st).QueryContext(t.ctx, args...)
+	return t.tx.QueryContext(t.ctx, q, args...)
 }
 
-// queryRow runs a fixed (prepared) query expected to return at most one row.
+// queryRow runs a fixed query (rendered) expected to return at most one
+// row. The error is always nil; it is there for the callers' symmetry with
+// query.
 func (t *txn) queryRow(q string, args ...any) (*sql.Row, error) {
-	st, err := t.s.stmt(t.ctx, q)
-	if err != nil {
-		return nil, err
+	if st := t.prepared(q); st != nil {
+		return st.QueryRowContext(t.ctx, args...), nil
 	}
-	return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...), nil
+	return t.tx.QueryRowContext(t.ctx, q, args...), nil
 }
 
 // execDynamic runs a statement whose text varies (IN lists, multi-row
@@ -98,6 +114,7 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 	if err != nil {
 		return wrap(ctx, op, err)
 	}
+	defer s.prepareMissed(ctx, t)
 	if err := fn(t); err != nil {
 		_ = t.tx.Rollback()
 		return err
@@ -106,6 +123,18 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 		return wrap(ctx, op+": commit", err)
 	}
 	return nil
+}
+
+// prepareMissed prepares, now that t no longer holds a connection, the
+// statements t ran unprepared, for the next transactions. Failures are
+// ignored: the statements then run unprepared again.
+func (s *Store) prepareMissed(ctx context.Context, t *txn) {
+	if ctx.Err() != nil {
+		return
+	}
+	for _, q := range t.missed {
+		_, _ = s.stmt(ctx, q)
+	}
 }
 
 // maxDeadlockRetries bounds inTxRetry.
