@@ -62,6 +62,10 @@
 // # Statements
 //
 // Statements are prepared on first use and kept until Close; every value is
-// a query parameter. Round trips per operation are stated on each method
-// (PostgreSQL and MySQL; on SQLite they are calls into the library).
+// a query parameter. A statement first used inside a transaction runs
+// unprepared there and is prepared after the transaction, because preparing
+// on the *sql.DB would need a second connection of the pool (a pool of one,
+// common with SQLite, would deadlock). Round trips per operation are stated
+// on each method for prepared statements (PostgreSQL and MySQL; on SQLite
+// they are calls into the library).
 package sqlstore
