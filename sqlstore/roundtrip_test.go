@@ -1,0 +1,200 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// TestRoundTrips counts the requests the store sends to the server for
+// Check, Grant, Revoke and Record once its statements are prepared, and
+// holds them to the numbers its doc comments state.
+func TestRoundTrips(t *testing.T) {
+	want := map[sqlstore.Dialect]struct{ check, grant, revoke, record int64 }{
+		sqlstore.Postgres: {1, 6, 8, 5},
+		sqlstore.MySQL:    {1, 7, 9, 6},
+	}
+	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
+		t.Run(d.String(), func(t *testing.T) {
+			sqltest.Open(t, d) // skips (or fails) when the server is not there
+			var n atomic.Int64
+			var inner driver.Connector
+			switch d {
+			case sqlstore.Postgres:
+				cfg, err := pgx.ParseConfig(sqltest.DSN(d))
+				require.NoError(t, err)
+				inner = stdlib.GetConnector(*cfg)
+			case sqlstore.MySQL:
+				cfg, err := mysql.ParseDSN(sqltest.DSN(d))
+				require.NoError(t, err)
+				inner, err = mysql.NewConnector(cfg)
+				require.NoError(t, err)
+			}
+			db := sql.OpenDB(countingConnector{inner, &n})
+			t.Cleanup(func() { _ = db.Close() })
+			db.SetMaxOpenConns(1) // one connection: warm-up prepares on it
+			s := sqltest.NewStoreOn(t, db, d)
+			m, err := sa.NewManager(s)
+			require.NoError(t, err)
+			ctx := context.Background()
+			count := func(f func()) int64 {
+				before := n.Load()
+				f()
+				return n.Load() - before
+			}
+			ops := func() (check, grant, revoke, record int64) {
+				var g sa.Grant
+				grant = count(func() {
+					g, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+					require.NoError(t, err)
+				})
+				check = count(func() {
+					_, err := m.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+					require.NoError(t, err)
+				})
+				revoke = count(func() {
+					_, err := m.Revoke(ctx, g.ID, storetest.Customer, "")
+					require.NoError(t, err)
+				})
+				record = count(func() {
+					require.NoError(t, s.Record(ctx, sa.Event{ID: g.ID, Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
+				})
+				return
+			}
+			ops() // prepares the statements
+			ops()
+			check, grant, revoke, record := ops()
+			w := want[d]
+			require.Equal(t, w.check, check, "Check")
+			require.Equal(t, w.grant, grant, "Grant")
+			require.Equal(t, w.revoke, revoke, "Revoke (a read, then the transaction)")
+			require.Equal(t, w.record, record, "Record")
+		})
+	}
+}
+
+// countingConnector counts the requests that reach the server: prepare,
+// execute or query, begin, commit and rollback.
+type countingConnector struct {
+	driver.Connector
+	n *atomic.Int64
+}
+
+func (c countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{conn, c.n}, nil
+}
+
+type countingConn struct {
+	driver.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	c.n.Add(1)
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return &countingStmt{st, c.n}, nil
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	c.n.Add(1)
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return countingTx{tx, c.n}, nil
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	e, ok := c.Conn.(driver.ExecerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	r, err := e.ExecContext(ctx, q, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		c.n.Add(1)
+	}
+	return r, err
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	qc, ok := c.Conn.(driver.QueryerContext)
+	if !ok {
+		return nil, driver.ErrSkip
+	}
+	r, err := qc.QueryContext(ctx, q, args)
+	if !errors.Is(err, driver.ErrSkip) {
+		c.n.Add(1)
+	}
+	return r, err
+}
+
+func (c *countingConn) CheckNamedValue(v *driver.NamedValue) error {
+	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return nc.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
+}
+
+func (c *countingConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *countingConn) IsValid() bool {
+	if v, ok := c.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+type countingStmt struct {
+	driver.Stmt
+	n *atomic.Int64
+}
+
+func (s *countingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.n.Add(1)
+	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (s *countingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.n.Add(1)
+	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
+}
+
+func (s *countingStmt) CheckNamedValue(v *driver.NamedValue) error {
+	if nc, ok := s.Stmt.(driver.NamedValueChecker); ok {
+		return nc.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
+}
+
+type countingTx struct {
+	driver.Tx
+	n *atomic.Int64
+}
+
+func (t countingTx) Commit() error   { t.n.Add(1); return t.Tx.Commit() }
+func (t countingTx) Rollback() error { t.n.Add(1); return t.Tx.Rollback() }
