@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,6 +123,17 @@ func runHistory(t *testing.T, ms []*sa.Manager) {
 	toRevoke := make(chan uuid.UUID, granters*perGranter)
 	stop := make(chan struct{})
 	var failed atomic.Bool
+	// checksDone counts finished Checks. Revokers and the end of the run wait
+	// for a few more so that the history always holds checks that overlap a
+	// live grant and checks after the last revoke, however the scheduler
+	// runs the goroutines (a vacuous history proves nothing).
+	var checksDone atomic.Int64
+	awaitChecks := func(n int64) {
+		target := checksDone.Load() + n
+		for checksDone.Load() < target && !failed.Load() {
+			runtime.Gosched()
+		}
+	}
 	fail := func(format string, args ...any) {
 		failed.Store(true)
 		t.Errorf(format, args...)
@@ -157,6 +169,7 @@ func runHistory(t *testing.T, ms []*sa.Manager) {
 			i := 0
 			for id := range toRevoke {
 				i++
+				awaitChecks(2 * checkers)
 				for {
 					start := time.Now()
 					_, err := manager(w+i).Revoke(ctx, id, storetest.Customer, "")
@@ -228,12 +241,14 @@ func runHistory(t *testing.T, ms []*sa.Manager) {
 				h.mu.Lock()
 				h.checks = append(h.checks, checkRec{span{start, end}, g.ID, g.ExpiresAt})
 				h.mu.Unlock()
+				checksDone.Add(1)
 			}
 		}()
 	}
 	writers.Wait()
 	close(toRevoke)
 	revokersDone.Wait()
+	awaitChecks(2 * checkers)
 	close(stop)
 	readers.Wait()
 	require.False(t, failed.Load())
