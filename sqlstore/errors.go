@@ -106,3 +106,7 @@ func wrap(ctx context.Context, op string, err error) error {
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation
+// (the statement changed nothing).
+func isUniqueViolation(err error) bool { return sqlState(err) == "23505" }

@@ -21,6 +21,9 @@ type txn struct {
 	// connections all hold such transactions (or SetMaxOpenConns(1))
 	// would deadlock.
 	missed []string
+	// heads are the chain heads the transaction leaves (PostgreSQL), put
+	// into the store's head cache once it committed.
+	heads map[string]head
 }
 
 // prepared returns the store's prepared statement for q bound to the
@@ -121,6 +124,9 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 	}
 	if err := t.tx.Commit(); err != nil {
 		return wrap(ctx, op+": commit", err)
+	}
+	for tenant, h := range t.heads {
+		s.heads.Store(tenant, h)
 	}
 	return nil
 }
