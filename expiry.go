@@ -31,19 +31,32 @@ const SweepBatchSize = 500
 // Errors: the context's error, or the store's; a failure of one step does
 // not prevent the others.
 func (m *Manager) Sweep(ctx context.Context) (int, error) {
-	if _, err := m.sweep(ctx, TransitionStarted, m.store.ClaimTransitions); err != nil {
+	if _, err := m.sweep(ctx, TransitionStarted, m.store.ClaimTransitions, nil); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
 	var errs []error
 	hs, hooked := m.store.(HookStore)
 	hooked = hooked && len(m.life.hooks) > 0
-	claim := m.store.ClaimTransitions
+	claim, after := m.store.ClaimTransitions, func([]Grant) error { return nil }
 	if hooked {
+		// The claimer holds the hook tasks of its claims and runs them
+		// right after each batch.
+		var lease Lease
+		var start, claimedAt time.Time
 		claim = func(ctx context.Context, _ Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error) {
-			return hs.ClaimExpirations(ctx, now, limit, events)
+			start, claimedAt = time.Now(), now
+			lease = Lease{Token: newID().String(), Until: now.Add(m.life.lease)}
+			return hs.ClaimExpirations(ctx, now, limit, lease, events)
+		}
+		after = func(claimed []Grant) error {
+			tasks := make([]HookTask, len(claimed))
+			for i, g := range claimed {
+				tasks[i] = HookTask{Grant: g, NextAt: claimedAt, LeaseToken: lease.Token, LeaseUntil: lease.Until}
+			}
+			return m.runTasks(ctx, hs, lease.Token, tasks, start)
 		}
 	}
-	n, err := m.sweep(ctx, TransitionExpired, claim)
+	n, err := m.sweepExpired(ctx, claim, after)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -65,7 +78,15 @@ func (m *Manager) Sweep(ctx context.Context) (int, error) {
 
 type claimFunc func(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error)
 
-func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc) (int, error) {
+// sweepExpired records due expiries; after runs after each batch (the
+// expiry hooks).
+func (m *Manager) sweepExpired(ctx context.Context, claim claimFunc, after func([]Grant) error) (int, error) {
+	return m.sweep(ctx, TransitionExpired, claim, after)
+}
+
+// sweep claims the due transitions t in batches; for expiries it tells the
+// Notifier and the listeners, then calls after (if not nil) with the batch.
+func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, after func([]Grant) error) (int, error) {
 	typ := EventGrantStarted
 	if t == TransitionExpired {
 		typ = EventGrantExpired
@@ -98,6 +119,11 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc) (int
 			if t == TransitionExpired {
 				m.notify(ctx, EventGrantExpired, g, SystemActor, "")
 				m.revoked(g)
+			}
+		}
+		if after != nil && len(claimed) > 0 {
+			if err := after(claimed); err != nil {
+				return total, err
 			}
 		}
 		if len(claimed) < SweepBatchSize {

@@ -203,16 +203,20 @@ func TestExpireHookTaskSurvivesACrash(t *testing.T) {
 	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	e.clock.Set(g.ExpiresAt)
 	// A replica claims the expiry and dies before running the hooks.
-	claimed, err := e.store.ClaimExpirations(ctx, e.now(), 10, func(sa.Grant) []sa.Event { return nil })
+	dead := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}
+	claimed, err := e.store.ClaimExpirations(ctx, e.now(), 10, dead, func(sa.Grant) []sa.Event { return nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 	require.Zero(t, e.sweep(), "the expiry is claimed already")
+	require.Zero(t, h.count(g.ID), "not while the claimer's lease holds")
+	e.clock.Set(dead.Until)
+	e.sweep()
 	require.Equal(t, 1, h.count(g.ID), "another replica runs the hooks")
 
 	// A replica leases the task and dies while running the hooks.
 	g2 := e.grant(sa.GrantInput{Duration: time.Hour})
 	e.clock.Set(g2.ExpiresAt)
-	_, err = e.store.ClaimExpirations(ctx, e.now(), 10, func(sa.Grant) []sa.Event { return nil })
+	_, err = e.store.ClaimExpirations(ctx, e.now(), 10, sa.Lease{Token: "claimer", Until: e.now()}, func(sa.Grant) []sa.Event { return nil })
 	require.NoError(t, err)
 	lease := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}
 	tasks, err := e.store.ClaimHookTasks(ctx, e.now(), 10, lease)

@@ -64,15 +64,17 @@ type RequestStore interface {
 // errors.ErrUnsupported otherwise.
 //
 // For every expiry it claims, ClaimExpirations creates a hook task in the
-// same transaction, so a replica that stops right after the claim leaves a
-// task another replica runs. Tasks are leased: ClaimHookTasks hands a task
-// to one caller until its lease ends, FinishHookTasks deletes it (hooks
-// done) or stores its retry state and ends the lease.
+// same transaction, leased to the claimer, so a replica that stops right
+// after the claim leaves a task another replica runs once the lease ends.
+// Tasks are leased: ClaimHookTasks hands a task to one caller until its
+// lease ends, FinishHookTasks deletes it (hooks done) or stores its retry
+// state and ends the lease.
 type HookStore interface {
 	// ClaimExpirations is ClaimTransitions(ctx, TransitionExpired, now,
 	// limit, events) that also creates, in the same transaction, one
-	// unleased HookTask (Done 0, Attempts 0, NextAt now) per claimed grant.
-	ClaimExpirations(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error)
+	// HookTask per claimed grant: Done 0, Attempts 0, NextAt now, leased to
+	// lease.Token until lease.Until.
+	ClaimExpirations(ctx context.Context, now time.Time, limit int, lease Lease, events func(Grant) []Event) ([]Grant, error)
 
 	// ClaimHookTasks leases up to limit tasks with NextAt <= now whose
 	// lease is free (LeaseUntil zero or <= now), in order of NextAt then

@@ -14,7 +14,7 @@ import (
 var _ sa.HookStore = (*Store)(nil)
 
 // ClaimExpirations implements supportaccess.HookStore.
-func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -28,7 +28,7 @@ func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, 
 		s.tasks = make(map[uuid.UUID]*sa.HookTask)
 	}
 	for _, g := range out {
-		s.tasks[g.ID] = &sa.HookTask{NextAt: now}
+		s.tasks[g.ID] = &sa.HookTask{NextAt: now, LeaseToken: lease.Token, LeaseUntil: lease.Until}
 	}
 	return out, nil
 }

@@ -33,17 +33,18 @@ const maxTaskRowsPerStatement = 500
 
 // ClaimExpirations implements supportaccess.HookStore: ClaimTransitions
 // for TransitionExpired that also inserts one hook task per claimed grant,
-// in the same transaction.
-func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+// leased to lease, in the same transaction (one multi-row INSERT per 500
+// grants).
+func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, sa.TransitionExpired, now, limit, events, func(t *txn, claimed []sa.Grant) error {
-		next := s.d.timeArg(now)
+		next, until := s.d.timeArg(now), s.d.timeArg(lease.Until)
 		for len(claimed) > 0 {
 			n := min(len(claimed), maxTaskRowsPerStatement)
-			args := make([]any, 0, 5*n)
+			args := make([]any, 0, 7*n)
 			for _, g := range claimed[:n] {
-				args = append(args, g.ID, 0, 0, next, "")
+				args = append(args, g.ID, 0, 0, next, "", lease.Token, until)
 			}
-			row := "(?, ?, ?, ?, ?, '', NULL)"
+			row := "(?, ?, ?, ?, ?, ?, ?)"
 			q := `INSERT INTO {p}hook_tasks (grant_id, done, attempts, next_at, last_error, lease_token, lease_until) VALUES ` +
 				strings.Repeat(row+", ", n-1) + row
 			if _, err := t.execDynamic(s.sql(q), args...); err != nil {

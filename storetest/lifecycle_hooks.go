@@ -19,21 +19,26 @@ func testHookTasksLeased(t *testing.T, ns NewStore) {
 	hs := h.hooks()
 	g1 := h.grant(sa.GrantInput{Duration: time.Hour})
 	g2 := h.grant(sa.GrantInput{Duration: 2 * time.Hour})
-	now := g2.ExpiresAt
+	claimedAt := g2.ExpiresAt
+	now := claimedAt.Add(30 * time.Second)
 	none := func(sa.Grant) []sa.Event { return nil }
 
-	claimed, err := hs.ClaimExpirations(h.ctx, g1.ExpiresAt.Add(-time.Microsecond), 10, none)
+	claimer := sa.Lease{Token: "claimer", Until: now}
+	claimed, err := hs.ClaimExpirations(h.ctx, g1.ExpiresAt.Add(-time.Microsecond), 10, claimer, none)
 	require.NoError(t, err)
 	require.Empty(t, claimed, "not due")
-	claimed, err = hs.ClaimExpirations(h.ctx, now, 10, none)
+	claimed, err = hs.ClaimExpirations(h.ctx, claimedAt, 10, claimer, none)
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{g1.ID, g2.ID}, grantIDs(claimed), "in order of expiry")
-	again, err := hs.ClaimExpirations(h.ctx, now, 10, none)
+	again, err := hs.ClaimExpirations(h.ctx, claimedAt, 10, claimer, none)
 	require.NoError(t, err)
 	require.Empty(t, again)
-	plain, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, now, 10, none)
+	plain, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, claimedAt, 10, none)
 	require.NoError(t, err)
 	require.Empty(t, plain, "ClaimExpirations claims the expired transition")
+	held, err := hs.ClaimHookTasks(h.ctx, now.Add(-time.Microsecond), 10, sa.Lease{Token: "other", Until: now.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Empty(t, held, "the new tasks are leased to the claimer")
 
 	leaseA := sa.Lease{Token: "a", Until: now.Add(5 * time.Minute)}
 	ta, err := hs.ClaimHookTasks(h.ctx, now, 1, leaseA)
@@ -44,7 +49,7 @@ func testHookTasksLeased(t *testing.T, ns NewStore) {
 	require.Equal(t, want[first.Grant.ID], first.Grant, "the task carries its grant")
 	require.Zero(t, first.Done)
 	require.Zero(t, first.Attempts)
-	require.True(t, first.NextAt.Equal(now))
+	require.True(t, first.NextAt.Equal(claimedAt))
 	require.Equal(t, "a", first.LeaseToken)
 	require.True(t, first.LeaseUntil.Equal(leaseA.Until))
 
@@ -120,7 +125,7 @@ func testHookTasksConcurrent(t *testing.T, ns NewStore) {
 		h.grant(sa.GrantInput{Duration: time.Duration(i+1) * time.Second})
 	}
 	now := h.clock.Now().Truncate(time.Microsecond).Add(time.Hour)
-	claimed, err := hs.ClaimExpirations(h.ctx, now, n, func(sa.Grant) []sa.Event { return nil })
+	claimed, err := hs.ClaimExpirations(h.ctx, now, n, sa.Lease{Token: "claimer", Until: now}, func(sa.Grant) []sa.Event { return nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, n)
 	var mu sync.Mutex
