@@ -79,9 +79,11 @@ import (
 // and session: one check, one audit event.
 //
 // Cost per impersonated request: two store operations, one Check (a single
-// query with the bundled SQL store) and one Auditor.Record (with the SQL
-// store a single transaction that appends the event to the tenant's hash
-// chain), plus one Check per RequireScope whose scope the admitting grant
+// query with the bundled SQL store) and one Auditor.Record (with sqlstore on
+// PostgreSQL a single statement once the store knows the tenant's chain
+// head, so 2 database round trips per request; on MySQL/MariaDB and SQLite
+// a short transaction that appends the event to the tenant's hash chain),
+// plus one Check per RequireScope whose scope the admitting grant
 // lacks, and the background re-checks of requests that run longer than
 // half the poll interval.
 func (m *Manager) Middleware(resolve func(*http.Request) (Session, bool), opts ...MiddlewareOption) func(http.Handler) http.Handler {
