@@ -17,7 +17,8 @@
 //
 // The store keeps its data in tables whose names start with a prefix
 // (default "supportaccess_", see WithTablePrefix): grants, audit_events,
-// audit_heads and schema_version. Migrate creates and upgrades them;
+// audit_heads (chain heads and purge checkpoints), access_requests,
+// hook_tasks (expiry-hook retry state) and schema_version. Migrate creates and upgrades them;
 // hosts with their own migration tool apply the files of Migrations
 // instead. Times are UTC with microsecond precision on every dialect
 // (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
@@ -36,7 +37,11 @@
 // takes the database write lock with its first statement, so writes are
 // serialised. A deadlock or serialisation failure the server reports is
 // an error wrapping supportaccess.ErrConflict (Record and CreateGrant,
-// which run no caller code inside the transaction, retry it first).
+// which run no caller code inside the transaction, retry it first). On
+// PostgreSQL a standalone Record (the middleware's support.request) is a
+// single statement while the store's cached chain head is current: it
+// moves the head by compare-and-set and inserts the event only if that
+// succeeded; otherwise it takes the locking transaction.
 //
 // # Check
 //
