@@ -255,7 +255,9 @@ func (f AuditFilter) Validate() error {
 // Events returns audit events matching f from the Manager's AuditLog.
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
 // configured; otherwise the log's error.
-func (m *Manager) Events(ctx context.Context, f AuditFilter) ([]Event, error) {
+func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err error) {
+	ctx, span := m.startSpan(ctx, "Events")
+	defer func() { endSpan(span, err) }()
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}

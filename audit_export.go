@@ -91,7 +91,12 @@ type jsonlActor struct {
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
 // configured; otherwise the log's or w's error (the lines written so far
 // are complete).
-func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (int, error) {
+func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (n int, err error) {
+	ctx, span := m.startSpan(ctx, "ExportAudit")
+	defer func() {
+		span.SetAttributes(AttrKeyCount.Int(n))
+		endSpan(span, err)
+	}()
 	if err := f.Validate(); err != nil {
 		return 0, fmt.Errorf("export audit: %w", err)
 	}
@@ -103,7 +108,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	seen := map[string]bool{} // tenants with a line, in chain order
-	n := 0                    // lines flushed to w
+	n = 0                     // lines flushed to w
 	for {
 		f.Limit = ExportPageSize
 		if total > 0 && total-n < ExportPageSize {

@@ -64,7 +64,9 @@ type AuditPurger interface {
 // when no AuditLog is configured; an error wrapping errors.ErrUnsupported
 // when the AuditLog does not implement AuditPurger; an auditor's or the
 // store's error (nothing is deleted then).
-func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (AuditPurge, error) {
+func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (_ AuditPurge, err error) {
+	ctx, span := m.startSpan(ctx, "PurgeAudit")
+	defer func() { endSpan(span, err) }()
 	if err := validateTenant("tenantID", tenantID); err != nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
 	}

@@ -73,6 +73,11 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 // cursor and f.After are given, or when no AuditLog is configured;
 // otherwise the log's error.
 func (m *Manager) AuditPage(ctx context.Context, f AuditFilter, cursor string) (events []Event, next string, err error) {
+	ctx, span := m.startSpan(ctx, "AuditPage")
+	defer func() {
+		span.SetAttributes(AttrKeyCount.Int(len(events)))
+		endSpan(span, err)
+	}()
 	if cursor != "" {
 		if f.After != nil {
 			return nil, "", fmt.Errorf("audit page: %w: both cursor and After given", ErrInvalidInput)

@@ -130,7 +130,9 @@ const verifyBatch = 1000
 // Errors: ErrInvalidInput for a malformed tenantID or when no AuditLog is
 // configured; a *ChainBreak wrapping ErrTampered (also in the report's
 // Break) when the chain is broken; otherwise the store's error.
-func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (VerifyReport, error) {
+func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
+	ctx, span := m.startSpan(ctx, "VerifyAudit")
+	defer func() { endSpan(span, err) }()
 	if err := validateTenant("tenantID", tenantID); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
 	}
@@ -139,7 +141,6 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (VerifyRepor
 	}
 	cr, _ := m.auditLog.(AuditChainReader)
 	var rep VerifyReport
-	var err error
 	// A purge that runs concurrently moves the checkpoint and deletes the
 	// start of the chain under the walk: start again from the new one.
 	for attempt := 0; attempt < 3; attempt++ {

@@ -28,7 +28,14 @@ import (
 // already names MaxGrantees principals; ErrNotFound; ErrForbidden when the
 // Authorizer refuses or a support actor is not a grantee (audited); the
 // store's or auditor's error, in which case the grant is unchanged.
-func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal string, by Actor) (Grant, error) {
+func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal string, by Actor) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "AddGrantee", append(m.actorAttrs(by), AttrKeyGrant.String(grantID.String()))...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+		}
+		endSpan(span, err)
+	}()
 	now := m.now()
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
@@ -57,7 +64,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	changed := false
-	g, err := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
+	g, err = m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
 		st := g.Status(now)
 		switch {
 		case st == StatusActive:

@@ -30,7 +30,15 @@ const SweepBatchSize = 500
 //
 // Errors: the context's error, or the store's; a failure of one step does
 // not prevent the others.
-func (m *Manager) Sweep(ctx context.Context) (int, error) {
+func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
+	ctx, span := m.startSpan(ctx, "Sweep")
+	defer func() {
+		span.SetAttributes(AttrKeyCount.Int(n))
+		if n > 0 {
+			m.tel.expired.Add(ctx, int64(n))
+		}
+		endSpan(span, err)
+	}()
 	if _, err := m.sweep(ctx, TransitionStarted, m.store.ClaimTransitions, nil); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
@@ -56,7 +64,7 @@ func (m *Manager) Sweep(ctx context.Context) (int, error) {
 			return m.runTasks(ctx, hs, lease.Token, tasks, start)
 		}
 	}
-	n, err := m.sweepExpired(ctx, claim, after)
+	n, err = m.sweepExpired(ctx, claim, after)
 	if err != nil {
 		errs = append(errs, err)
 	}

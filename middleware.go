@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Middleware returns net/http middleware that enforces support access on
@@ -199,6 +200,8 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		return
 	}
 
+	annotateSpan(r, s, gr.ID, "allowed")
+
 	st := &reqState{
 		g: g, m: m, sess: s, grant: gr, start: start,
 		method: auditMethod(r.Method), path: auditPath(r),
@@ -236,6 +239,7 @@ func (g *guard) finish(st *reqState, rw *supportWriter, completed bool) {
 
 // deny audits and writes a refusal.
 func (g *guard) deny(w http.ResponseWriter, r *http.Request, s Session, grantID uuid.UUID, scope Scope, when time.Time, status int, code, reason string, err error) {
+	annotateSpan(r, s, grantID, "denied:"+code)
 	g.recordDenial(r, s, grantID, string(scope), when, status, reason, err)
 	g.cfg.denied(w, r, Denial{Status: status, Code: code, Session: s, Reason: reason, Err: err})
 }
@@ -311,4 +315,23 @@ func (h *scopeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.addNeed(h.scope, gr)
 	h.next.ServeHTTP(w, r)
+}
+
+// annotateSpan marks the request's current span (the server span of
+// otelhttp or whatever instrumentation the host uses; the middleware starts
+// none) as impersonated, with the tenant, the grant and the decision
+// ("allowed" or "denied:<code>"). Nothing is done for a span that does not
+// record.
+func annotateSpan(r *http.Request, s Session, grantID uuid.UUID, decision string) {
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(AttrKeyImpersonated.Bool(true), AttrKeyDecision.String(decision))
+	if validateTenant("", s.TenantID) == nil {
+		span.SetAttributes(AttrKeyTenant.String(s.TenantID))
+	}
+	if grantID != uuid.Nil {
+		span.SetAttributes(AttrKeyGrant.String(grantID.String()))
+	}
 }

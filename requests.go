@@ -188,7 +188,14 @@ func (m *Manager) requestStore() (RequestStore, error) {
 // unlimited duration the policy does not allow; errors.ErrUnsupported when
 // the store is not a RequestStore; the store's or auditor's error, in which
 // case nothing is stored.
-func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (AccessRequest, error) {
+func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessRequest, err error) {
+	ctx, span := m.startSpan(ctx, "RequestAccess", m.actorAttrs(in.By)...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(r.TenantID), AttrKeyRequest.String(r.ID.String()))
+		}
+		endSpan(span, err)
+	}()
 	now := m.now()
 	rs, err := m.requestStore()
 	if err != nil {
@@ -216,7 +223,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (AccessReq
 	if err != nil { // checked by newGrant already
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
-	r := AccessRequest{
+	r = AccessRequest{
 		ID:          newID(),
 		TenantID:    in.TenantID,
 		RequestedBy: in.By,
@@ -258,7 +265,15 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (AccessReq
 // refuses ActionApprove (audited) or the policy no longer allows the
 // duration; errors.ErrUnsupported when the store is not a RequestStore;
 // the store's or auditor's error, in which case nothing changed.
-func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (Grant, error) {
+func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (g Grant, err error) {
+	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(g.TenantID), AttrKeyGrant.String(g.ID.String()))
+			m.tel.created.Add(ctx, 1)
+		}
+		endSpan(span, err)
+	}()
 	now := m.now()
 	if err := validateScopes("Scopes", in.Scopes); err != nil {
 		return Grant{}, fmt.Errorf("approve: %w", err)
@@ -338,13 +353,20 @@ func narrow(r *AccessRequest, by Actor, in ApproveInput, now time.Time) (GrantIn
 // pending; ErrNotFound; ErrForbidden when by is not a customer or the
 // Authorizer refuses ActionDeny (audited); errors.ErrUnsupported when the
 // store is not a RequestStore; the store's or auditor's error.
-func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason string) (AccessRequest, error) {
+func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason string) (r AccessRequest, err error) {
+	ctx, span := m.startSpan(ctx, "Deny", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
+	defer func() {
+		if err == nil {
+			span.SetAttributes(AttrKeyTenant.String(r.TenantID))
+		}
+		endSpan(span, err)
+	}()
 	now := m.now()
 	rs, err := m.decisionTarget(ctx, id, by, ActionDeny, reason)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("deny: %w", err)
 	}
-	r, err := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
+	r, err = rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
 		if st := r.StatusAt(now); st != RequestPending {
 			return nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
 		}
@@ -421,7 +443,9 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, 
 //
 // Errors: ErrInvalidInput for a malformed filter; errors.ErrUnsupported
 // when the store is not a RequestStore; the store's error.
-func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) ([]AccessRequest, error) {
+func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []AccessRequest, err error) {
+	ctx, span := m.startSpan(ctx, "ListRequests")
+	defer func() { endSpan(span, err) }()
 	rs, err := m.requestStore()
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

@@ -2,6 +2,8 @@ package supportaccess_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
@@ -244,4 +247,71 @@ func TestTelemetryDefaultAllocatesNothing(t *testing.T) {
 		_, _ = m.Check(context.Background(), "acme", support.ID, sa.ScopeRead)
 	})
 	require.Equal(t, storeAllocs, checkAllocs)
+}
+
+func TestTelemetryLifecycleAndAuditSpans(t *testing.T) {
+	o := newOtelEnv(t)
+	r, err := o.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: engineer, Reason: "secret", Duration: time.Hour})
+	require.NoError(t, err)
+	a := attrs(o.span("supportaccess.RequestAccess"))
+	require.Equal(t, "acme", a[sa.AttrKeyTenant])
+	require.Equal(t, r.ID.String(), a[sa.AttrKeyRequest])
+	require.Equal(t, "support", a[sa.AttrKeyActorKind])
+	g, err := o.m.Approve(ctx, r.ID, customer, sa.ApproveInput{})
+	require.NoError(t, err)
+	require.Equal(t, g.ID.String(), attrs(o.span("supportaccess.Approve"))[sa.AttrKeyGrant])
+	r2, err := o.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: engineer, Duration: time.Hour})
+	require.NoError(t, err)
+	_, err = o.m.Deny(ctx, r2.ID, support, "no")
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	require.Equal(t, "forbidden", attrs(o.span("supportaccess.Deny"))[sa.AttrKeyOutcome])
+
+	o.clock.Advance(2 * time.Hour)
+	n, err := o.m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, "1", attrs(o.span("supportaccess.Sweep"))[sa.AttrKeyCount])
+	require.EqualValues(t, 1, o.metrics()["supportaccess.grants.expired"])
+
+	_, err = o.m.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.NoError(t, err)
+	o.span("supportaccess.Events")
+	_, err = o.m.VerifyAudit(ctx, "acme")
+	require.NoError(t, err)
+	require.Equal(t, "ok", attrs(o.span("supportaccess.VerifyAudit"))[sa.AttrKeyOutcome])
+	for _, s := range o.spans.Ended() {
+		for _, kv := range s.Attributes() {
+			require.NotContains(t, kv.Value.String(), "@", "no principal ids in %s", s.Name())
+			require.NotContains(t, kv.Value.String(), "secret", "no reason texts in %s", s.Name())
+		}
+	}
+}
+
+func TestTelemetryMiddlewareAnnotatesServerSpan(t *testing.T) {
+	o := newOtelEnv(t)
+	g := o.grant(sa.GrantInput{})
+	resolve := func(r *http.Request) (sa.Session, bool) {
+		return sa.Session{TenantID: r.Header.Get("X-Tenant"), Principal: support.ID, SessionID: "s1"}, true
+	}
+	h := o.m.Middleware(resolve)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	serve := func(tenant string) sdktrace.ReadOnlySpan {
+		sctx, server := o.tp.Tracer("http").Start(ctx, "GET /settings")
+		req := httptest.NewRequest(http.MethodGet, "/settings", nil).WithContext(sctx)
+		req.Header.Set("X-Tenant", tenant)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		server.End()
+		return o.span("GET /settings")
+	}
+	a := attrs(serve("acme"))
+	require.Equal(t, "true", a[sa.AttrKeyImpersonated])
+	require.Equal(t, "acme", a[sa.AttrKeyTenant])
+	require.Equal(t, g.ID.String(), a[sa.AttrKeyGrant])
+	require.Equal(t, "allowed", a[sa.AttrKeyDecision])
+	d := attrs(serve("globex"))
+	require.Equal(t, "true", d[sa.AttrKeyImpersonated])
+	require.Equal(t, "denied:"+sa.DeniedAccess, d[sa.AttrKeyDecision])
+	require.NotContains(t, d, sa.AttrKeyGrant)
+	for _, s := range o.spans.Ended() {
+		require.NotEqual(t, trace.SpanKindServer, s.SpanKind(), "the middleware starts no server span")
+	}
 }
