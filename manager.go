@@ -45,6 +45,7 @@ type Manager struct {
 	meterProvider  metric.MeterProvider
 	principalAttrs bool
 	activeGauge    bool
+	checkSpans     bool
 	tel            telemetry
 }
 

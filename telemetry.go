@@ -56,6 +56,15 @@ func WithPrincipalAttributes(on bool) Option {
 	return optionFunc(func(m *Manager) { m.principalAttrs = on })
 }
 
+// WithCheckSpans makes Check start a child span supportaccess.Check when
+// it runs inside a recording span (a traced request). Default: off — Check
+// is the hot path and the middleware already annotates the request's span
+// with the tenant, grant and decision; checks are always counted in the
+// supportaccess.checks and supportaccess.check.duration metrics.
+func WithCheckSpans(on bool) Option {
+	return optionFunc(func(m *Manager) { m.checkSpans = on })
+}
+
 // WithActiveGrantsGauge enables the observable gauge
 // supportaccess.grants.active with one series per tenant, counted from the
 // store on each collection (one ListGrants per collection). Default: off,

@@ -150,7 +150,7 @@ func TestTelemetryFaultsSetErrorStatus(t *testing.T) {
 }
 
 func TestTelemetryPrincipalAttributesOptIn(t *testing.T) {
-	o := newOtelEnv(t, sa.WithPrincipalAttributes(true))
+	o := newOtelEnv(t, sa.WithPrincipalAttributes(true), sa.WithCheckSpans(true))
 	o.grant(sa.GrantInput{})
 	require.Equal(t, customer.ID, attrs(o.span("supportaccess.Grant"))[sa.AttrKeyActorID])
 	pctx, parent := o.tp.Tracer("test").Start(ctx, "request")
@@ -161,7 +161,7 @@ func TestTelemetryPrincipalAttributesOptIn(t *testing.T) {
 }
 
 func TestTelemetryCheck(t *testing.T) {
-	o := newOtelEnv(t)
+	o := newOtelEnv(t, sa.WithCheckSpans(true))
 	g := o.grant(sa.GrantInput{})
 
 	// Untraced checks start no span but are counted.
@@ -197,7 +197,7 @@ func TestTelemetryCheck(t *testing.T) {
 
 	// A store fault is an error.
 	fs := &faultyStore{Store: o.store, failFind: true}
-	m, err := sa.NewManager(fs, sa.WithTracerProvider(o.tp), sa.WithMeterProvider(nil))
+	m, err := sa.NewManager(fs, sa.WithTracerProvider(o.tp), sa.WithMeterProvider(nil), sa.WithCheckSpans(true))
 	require.NoError(t, err)
 	pctx, parent = o.tp.Tracer("test").Start(ctx, "GET /x")
 	_, err = m.Check(pctx, "acme", support.ID, sa.ScopeRead)
@@ -211,6 +211,19 @@ func TestTelemetryCheck(t *testing.T) {
 	require.EqualValues(t, 1, got["supportaccess.checks/no_grant"])
 	require.EqualValues(t, 2, got["supportaccess.check.duration/allowed"])
 	require.EqualValues(t, 1, got["supportaccess.grants.created"])
+}
+
+func TestTelemetryCheckSpansAreOptIn(t *testing.T) {
+	o := newOtelEnv(t)
+	o.grant(sa.GrantInput{})
+	pctx, parent := o.tp.Tracer("test").Start(ctx, "GET /settings")
+	_, err := o.m.Check(pctx, "acme", support.ID, sa.ScopeRead)
+	require.NoError(t, err)
+	parent.End()
+	for _, s := range o.spans.Ended() {
+		require.NotEqual(t, "supportaccess.Check", s.Name())
+	}
+	require.EqualValues(t, 1, o.metrics()["supportaccess.checks/allowed"], "checks are counted all the same")
 }
 
 func TestTelemetryGrantCounters(t *testing.T) {

@@ -42,7 +42,7 @@ func run(ctx context.Context, w io.Writer) error {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 
-	m, err := sa.NewManager(memstore.New(), sa.WithTracerProvider(tp), sa.WithMeterProvider(mp))
+	m, err := sa.NewManager(memstore.New(), sa.WithTracerProvider(tp), sa.WithMeterProvider(mp), sa.WithCheckSpans(true))
 	if err != nil {
 		return err
 	}
