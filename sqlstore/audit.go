@@ -294,27 +294,11 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 // each page an index range. One round trip.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
 	q, args := s.eventsQuery(f)
-	var out []sa.Event
-	err := s.read(ctx, func() error {
-		out = out[:0]
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := s.newEventRow()
-			if err := r.scan(rows.Scan); err != nil {
-				return err
-			}
-			out = append(out, r.e)
-		}
-		return rows.Err()
+	return queryAll(ctx, s, "events", q, args, func(scan func(...any) error) (sa.Event, error) {
+		r := s.newEventRow()
+		err := r.scan(scan)
+		return r.e, err
 	})
-	if err != nil {
-		return nil, wrap(ctx, "events", err)
-	}
-	return out, nil
 }
 
 // eventsQuery returns the rendered SELECT of Events for f and its

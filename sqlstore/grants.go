@@ -182,37 +182,12 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 		}
 		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q := `SELECT ` + grantCols + ` FROM {p}grants`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY created_at DESC, id DESC`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
-	q = s.sql(q)
-	var out []sa.Grant
-	err := s.read(ctx, func() error {
-		out = out[:0]
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := s.newGrantRow()
-			if err := r.scan(rows.Scan); err != nil {
-				return err
-			}
-			out = append(out, r.g)
-		}
-		return rows.Err()
+	q, args := s.listQuery(`SELECT `+grantCols+` FROM {p}grants`, where, args, f.Limit)
+	return queryAll(ctx, s, "list grants", q, args, func(scan func(...any) error) (sa.Grant, error) {
+		r := s.newGrantRow()
+		err := r.scan(scan)
+		return r.g, err
 	})
-	if err != nil {
-		return nil, wrap(ctx, "list grants", err)
-	}
-	return out, nil
 }
 
 // FindActiveGrant implements supportaccess.Store. It is one round trip: a

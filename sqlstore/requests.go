@@ -182,37 +182,12 @@ func (s *Store) ListRequests(ctx context.Context, f sa.RequestFilter, now time.T
 		}
 		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q := `SELECT ` + requestCols + ` FROM {p}access_requests`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY created_at DESC, id DESC`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
-	q = s.sql(q)
-	var out []sa.AccessRequest
-	err := s.read(ctx, func() error {
-		out = out[:0]
-		rows, err := s.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			x := s.newRequestRow()
-			if err := x.scan(rows.Scan); err != nil {
-				return err
-			}
-			out = append(out, x.r)
-		}
-		return rows.Err()
+	q, args := s.listQuery(`SELECT `+requestCols+` FROM {p}access_requests`, where, args, f.Limit)
+	return queryAll(ctx, s, "list requests", q, args, func(scan func(...any) error) (sa.AccessRequest, error) {
+		x := s.newRequestRow()
+		err := x.scan(scan)
+		return x.r, err
 	})
-	if err != nil {
-		return nil, wrap(ctx, "list requests", err)
-	}
-	return out, nil
 }
 
 // UpdateRequest implements supportaccess.RequestStore: in one transaction
