@@ -70,7 +70,7 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 // grants that end concurrently are skipped. On the first error it stops and
 // returns what it revoked so far with the error.
 func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, reason string) ([]Grant, error) {
-	return m.revokeMatching(ctx, "revoke tenant", ListFilter{TenantID: tenantID}, by, reason)
+	return m.revokeMatching(ctx, "revoke tenant", "RevokeTenant", ListFilter{TenantID: tenantID}, by, reason)
 }
 
 // RevokeTicket revokes the active and scheduled grants of tenantID linked to
@@ -81,11 +81,13 @@ func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, 
 	if ticketRef == "" {
 		return nil, fmt.Errorf("revoke ticket: %w: ticketRef is required", ErrInvalidInput)
 	}
-	return m.revokeMatching(ctx, "revoke ticket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
+	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
 }
 
-func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
-	ctx, span := m.startSpan(ctx, spanName(op), m.actorAttrs(by)...)
+// revokeMatching revokes the active and scheduled grants f selects; op
+// names the operation in errors, spanOp in its span.
+func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
+	ctx, span := m.startSpan(ctx, spanOp, m.actorAttrs(by)...)
 	defer func() {
 		span.SetAttributes(AttrKeyCount.Int(len(out)))
 		endSpan(span, err)
@@ -124,23 +126,4 @@ func (m *Manager) revokeMatching(ctx context.Context, op string, f ListFilter, b
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// spanName turns "revoke tenant" into "RevokeTenant".
-func spanName(op string) string {
-	b := []byte(op)
-	up := true
-	out := b[:0]
-	for _, c := range b {
-		if c == ' ' {
-			up = true
-			continue
-		}
-		if up && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		up = false
-		out = append(out, c)
-	}
-	return string(out)
 }
