@@ -118,31 +118,23 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 // checkpoint from the audit_heads row the writers keep. A tenant without
 // events has the zero state. One round trip.
 func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
-	var st sa.AuditChainState
-	err := s.read(ctx, func() error {
-		st = sa.AuditChainState{}
-		q, err := s.stmt(ctx, s.sql(chainStateQuery))
-		if err != nil {
-			return err
-		}
-		var h, cp head
-		err = q.QueryRowContext(ctx, tenantID).Scan(&h.seq, bytesScanner{&h.hash}, &cp.seq, bytesScanner{&cp.hash})
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if h.seq > 0 {
-			st.Head = sa.ChainLink{Seq: h.seq, Hash: h.hash}
-		}
-		if cp.seq > 0 {
-			st.Checkpoint = sa.ChainLink{Seq: cp.seq, Hash: cp.hash}
-		}
-		return nil
+	var h, cp head
+	err := s.queryByID(ctx, s.sql(chainStateQuery), tenantID, func(scan func(...any) error) error {
+		h, cp = head{}, head{}
+		return scan(&h.seq, bytesScanner{&h.hash}, &cp.seq, bytesScanner{&cp.hash})
 	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return sa.AuditChainState{}, nil
+	}
 	if err != nil {
 		return sa.AuditChainState{}, wrap(ctx, "audit chain", err)
+	}
+	var st sa.AuditChainState
+	if h.seq > 0 {
+		st.Head = sa.ChainLink{Seq: h.seq, Hash: h.hash}
+	}
+	if cp.seq > 0 {
+		st.Checkpoint = sa.ChainLink{Seq: cp.seq, Hash: cp.hash}
 	}
 	return st, nil
 }

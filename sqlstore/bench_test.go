@@ -267,19 +267,27 @@ func dollar(q string) string {
 	return string(out)
 }
 
+// benchManager returns a Manager on the dialect's shared benchmark store
+// (also returned), its clock fixed at fixtureNow.
+func benchManager(b *testing.B, d sqlstore.Dialect) (*sa.Manager, *sqlstore.Store) {
+	b.Helper()
+	fixturesMu.Lock()
+	_, s := benchStore(b, d)
+	fixturesMu.Unlock()
+	m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return fixtureNow }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, s
+}
+
 // BenchmarkGrant measures Manager.Grant: one transaction that inserts the
 // grant and its grant.created event (chained under the tenant's head lock),
 // over 1 000 tenants.
 func BenchmarkGrant(b *testing.B) {
 	for _, d := range sqltest.Dialects() {
 		b.Run(d.String(), func(b *testing.B) {
-			fixturesMu.Lock()
-			_, s := benchStore(b, d)
-			fixturesMu.Unlock()
-			m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return fixtureNow }))
-			if err != nil {
-				b.Fatal(err)
-			}
+			m, _ := benchManager(b, d)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -297,13 +305,7 @@ func BenchmarkGrant(b *testing.B) {
 func BenchmarkRevoke(b *testing.B) {
 	for _, d := range sqltest.Dialects() {
 		b.Run(d.String(), func(b *testing.B) {
-			fixturesMu.Lock()
-			_, s := benchStore(b, d)
-			fixturesMu.Unlock()
-			m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return fixtureNow }))
-			if err != nil {
-				b.Fatal(err)
-			}
+			m, s := benchManager(b, d)
 			ctx := context.Background()
 			gs := make([]sa.Grant, b.N)
 			for i := range gs {

@@ -109,34 +109,14 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 
 // grantExists reports whether a grant with the given ID is stored.
 func (s *Store) grantExists(ctx context.Context, id uuid.UUID) (bool, error) {
-	var found bool
-	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.q.grantExists)
-		if err != nil {
-			return err
-		}
-		var one int
-		err = st.QueryRowContext(ctx, id).Scan(&one)
-		found = err == nil
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		return err
-	})
-	return found, err
+	return s.exists(ctx, s.q.grantExists, id)
 }
 
 // GetGrant implements supportaccess.Store. A missing grant is an error
 // wrapping supportaccess.ErrNotFound. One round trip.
 func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (sa.Grant, error) {
 	r := s.newGrantRow()
-	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.q.getGrant)
-		if err != nil {
-			return err
-		}
-		return r.scan(st.QueryRowContext(ctx, id).Scan)
-	})
+	err := s.queryByID(ctx, s.q.getGrant, id, r.scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sa.Grant{}, fmt.Errorf("sqlstore: grant %s: %w", id, sa.ErrNotFound)
 	}

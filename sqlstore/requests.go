@@ -107,35 +107,10 @@ func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []
 	return err
 }
 
-// exists reports whether the fixed query q finds a row for id.
-func (s *Store) exists(ctx context.Context, q string, id uuid.UUID) (bool, error) {
-	var found bool
-	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, q)
-		if err != nil {
-			return err
-		}
-		var one int
-		err = st.QueryRowContext(ctx, id).Scan(&one)
-		found = err == nil
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		return err
-	})
-	return found, err
-}
-
 // GetRequest implements supportaccess.RequestStore. One round trip.
 func (s *Store) GetRequest(ctx context.Context, id uuid.UUID) (sa.AccessRequest, error) {
 	x := s.newRequestRow()
-	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.sql(qGetRequest))
-		if err != nil {
-			return err
-		}
-		return x.scan(st.QueryRowContext(ctx, id).Scan)
-	})
+	err := s.queryByID(ctx, s.sql(qGetRequest), id, x.scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sa.AccessRequest{}, fmt.Errorf("sqlstore: request %s: %w", id, sa.ErrNotFound)
 	}

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 )
 
@@ -46,4 +48,28 @@ func (s *Store) listQuery(base string, where []string, args []any, limit int) (s
 		args = append(args, limit)
 	}
 	return s.sql(q), args
+}
+
+// queryByID runs the rendered single-row query q with id and scans the row
+// with scan, on SQLite retrying while busy. A missing row is
+// sql.ErrNoRows, unwrapped, so callers can map it to ErrNotFound. One
+// round trip.
+func (s *Store) queryByID(ctx context.Context, q string, id any, scan func(scan func(dest ...any) error) error) error {
+	return s.read(ctx, func() error {
+		st, err := s.stmt(ctx, q)
+		if err != nil {
+			return err
+		}
+		return scan(st.QueryRowContext(ctx, id).Scan)
+	})
+}
+
+// exists reports whether the fixed single-row query q finds a row for id.
+func (s *Store) exists(ctx context.Context, q string, id any) (bool, error) {
+	var one int
+	err := s.queryByID(ctx, q, id, func(scan func(...any) error) error { return scan(&one) })
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
