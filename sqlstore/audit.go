@@ -36,17 +36,17 @@ const maxEventsPerInsert = 200
 // Round trips: on PostgreSQL 1 in the steady state — one statement that
 // moves the tenant's chain head from the head this store last wrote or read
 // (compare-and-set) and inserts the chained event only if the head was still
-// there. When the head moved (another writer, replica or a grant change
-// appended meanwhile) or is not known yet, Record falls back to a
-// transaction that locks the head: BEGIN, lock head, INSERT event, UPDATE
-// head, COMMIT (5); every committed append (grant changes included)
+// there (see audit_cas.go). When the head moved (another writer, replica or
+// a grant change appended meanwhile) or is not known yet, Record falls back
+// to a transaction that locks the head: BEGIN, lock head, INSERT event,
+// UPDATE head, COMMIT (5); every committed append (grant changes included)
 // refreshes the cached head. MySQL/MariaDB and SQLite always use the
 // transaction (6 statements; SQLite's are in-process calls).
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("sqlstore: record event: %w: event %s has no Time", sa.ErrInvalidInput, e.ID)
 	}
-	if s.d.Dialect == Postgres {
+	if s.casAppend() {
 		if done, err := s.recordCAS(ctx, e); done || err != nil {
 			return err
 		}
@@ -54,63 +54,6 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	return s.inTxRetry(ctx, "record event", func(t *txn) error {
 		return s.appendEvents(t, []sa.Event{e})
 	})
-}
-
-// recordCASQuery is PostgreSQL's one-statement append (arguments: new seq,
-// new hash, tenant, expected seq, then the event's other columns): the
-// UPDATE of the head is the condition of the INSERT, so both happen or
-// neither does, and the head's row lock orders concurrent writers.
-const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ? AND seq = ? ` +
-	`RETURNING tenant_id, seq, chain_hash) ` +
-	`INSERT INTO {p}audit_events (tenant_id, seq, chain_hash, id, occurred_at, event_type, grant_id, ` +
-	`actor_kind, actor_id, actor_name, reason, attrs, before_value, after_value, session_id) ` +
-	`SELECT h.tenant_id, h.seq, h.chain_hash, CAST(? AS uuid), CAST(? AS timestamptz), CAST(? AS text), CAST(? AS uuid), ` +
-	`CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS bytea), CAST(? AS bytea), ` +
-	`CAST(? AS text) FROM h`
-
-// recordCAS tries the one-statement append from the cached head of e's
-// tenant. done reports whether e was recorded; false with a nil error means
-// the head is unknown or moved, and the caller must take the locking path.
-func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error) {
-	v, ok := s.heads.Load(e.TenantID)
-	if !ok {
-		return false, nil
-	}
-	h := v.(head)
-	e.Seq = h.seq + 1
-	e.Hash = e.ChainHash(h.hash)
-	var session any
-	if v, ok := e.Attrs[sa.AttrSessionID]; ok {
-		session = v
-	}
-	var n int64
-	err = s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.sql(recordCASQuery))
-		if err != nil {
-			return err
-		}
-		res, err := st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq,
-			e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
-			e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		s.heads.Delete(e.TenantID)
-		if isDeadlock(err) || isUniqueViolation(err) {
-			return false, nil // nothing was written: take the locking path
-		}
-		return false, wrap(ctx, "record event", err)
-	}
-	if n != 1 {
-		s.heads.Delete(e.TenantID)
-		return false, nil
-	}
-	s.heads.Store(e.TenantID, head{seq: e.Seq, hash: e.Hash})
-	return true, nil
 }
 
 // AuditChain implements supportaccess.AuditChainReader: it returns the
@@ -184,7 +127,7 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		if _, err := t.exec(s.q.updateHead, h.seq, h.hash, tenant); err != nil {
 			return wrap(t.ctx, "append events: update chain head", err)
 		}
-		if s.d.Dialect == Postgres {
+		if s.casAppend() {
 			if t.heads == nil {
 				t.heads = make(map[string]head, len(tenants))
 			}

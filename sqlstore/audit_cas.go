@@ -1,0 +1,83 @@
+package sqlstore
+
+import (
+	"context"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// Record's one-round-trip append: from the chain head this store cached
+// for the tenant (s.heads, refreshed by every committed append), it chains
+// the event in Go and sends one statement that moves the head by
+// compare-and-set and inserts the event only if the head was still there —
+// both or neither. A miss (another writer, replica or grant change moved
+// the head; or the head is not cached yet) changes nothing and Record takes
+// the locking transaction, which refreshes the cache.
+
+// casAppend reports whether the dialect has the one-round-trip append:
+// PostgreSQL (a data-modifying CTE). MySQL/MariaDB and SQLite always take
+// the transaction.
+func (s *Store) casAppend() bool { return s.d.Dialect == Postgres }
+
+// recordCASQuery is PostgreSQL's one-statement append (arguments: new seq,
+// new hash, tenant, expected seq, then the event's other columns): the
+// UPDATE of the head is the condition of the INSERT, so both happen or
+// neither does, and the head's row lock orders concurrent writers.
+const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ? AND seq = ? ` +
+	`RETURNING tenant_id, seq, chain_hash) ` +
+	`INSERT INTO {p}audit_events (tenant_id, seq, chain_hash, id, occurred_at, event_type, grant_id, ` +
+	`actor_kind, actor_id, actor_name, reason, attrs, before_value, after_value, session_id) ` +
+	`SELECT h.tenant_id, h.seq, h.chain_hash, CAST(? AS uuid), CAST(? AS timestamptz), CAST(? AS text), CAST(? AS uuid), ` +
+	`CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS bytea), CAST(? AS bytea), ` +
+	`CAST(? AS text) FROM h`
+
+// recordCAS tries the one-round-trip append from the cached head of e's
+// tenant. done reports whether e was recorded; false with a nil error means
+// the head is unknown or moved, and the caller must take the locking path.
+func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error) {
+	v, ok := s.heads.Load(e.TenantID)
+	if !ok {
+		return false, nil
+	}
+	h := v.(head)
+	e.Seq = h.seq + 1
+	e.Hash = e.ChainHash(h.hash)
+	var session any
+	if v, ok := e.Attrs[sa.AttrSessionID]; ok {
+		session = v
+	}
+	applied := false
+	err = s.read(ctx, func() error {
+		st, err := s.stmt(ctx, s.sql(recordCASQuery))
+		if err != nil {
+			return err
+		}
+		res, err := st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq,
+			e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
+			e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		applied = n == 1
+		return err
+	})
+	if err != nil {
+		s.heads.Delete(e.TenantID)
+		if casFallback(err) {
+			return false, nil // nothing was written: take the locking path
+		}
+		return false, wrap(ctx, "record event", err)
+	}
+	if !applied {
+		s.heads.Delete(e.TenantID)
+		return false, nil
+	}
+	s.heads.Store(e.TenantID, head{seq: e.Seq, hash: e.Hash})
+	return true, nil
+}
+
+// casFallback reports whether the append failed without writing anything
+// in a way the locking transaction handles or reports as it always does: a
+// deadlock or serialisation failure, or a duplicate key.
+func casFallback(err error) bool { return isDeadlock(err) || isUniqueViolation(err) }
