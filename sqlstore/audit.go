@@ -99,13 +99,9 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 	}
 	slices.Sort(tenants)
 	tenants = slices.Compact(tenants)
-	heads := make(map[string]head, len(tenants))
-	for _, tenant := range tenants {
-		h, err := s.lockHead(t, tenant)
-		if err != nil {
-			return wrap(t.ctx, "append events: lock chain head", err)
-		}
-		heads[tenant] = h
+	heads, err := s.lockHeads(t, tenants)
+	if err != nil {
+		return wrap(t.ctx, "append events: lock chain head", err)
 	}
 	chained := make([]sa.Event, len(events))
 	for i, e := range events {
@@ -115,23 +111,26 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		heads[e.TenantID] = head{seq: e.Seq, hash: e.Hash}
 		chained[i] = e
 	}
+	per := maxEventsPerInsert
+	if s.q.insertEventsUnnest != "" && len(chained) >= minUnnestEvents {
+		per = maxUnnestEvents
+	}
 	for len(chained) > 0 {
-		n := min(len(chained), maxEventsPerInsert)
+		n := min(len(chained), per)
 		if err := s.insertEvents(t, chained[:n]); err != nil {
 			return wrap(t.ctx, "append events", err)
 		}
 		chained = chained[n:]
 	}
-	for _, tenant := range tenants {
-		h := heads[tenant]
-		if _, err := t.exec(s.q.updateHead, h.seq, h.hash, tenant); err != nil {
-			return wrap(t.ctx, "append events: update chain head", err)
+	if err := s.updateHeads(t, tenants, heads); err != nil {
+		return wrap(t.ctx, "append events: update chain head", err)
+	}
+	if s.casAppend() {
+		if t.heads == nil {
+			t.heads = make(map[string]head, len(tenants))
 		}
-		if s.casAppend() {
-			if t.heads == nil {
-				t.heads = make(map[string]head, len(tenants))
-			}
-			t.heads[tenant] = h
+		for _, tenant := range tenants {
+			t.heads[tenant] = heads[tenant]
 		}
 	}
 	return nil
@@ -163,8 +162,12 @@ func (s *Store) lockHead(t *txn, tenant string) (head, error) {
 	}
 }
 
-// insertEvents inserts chained events with one statement.
+// insertEvents inserts chained events with one statement: on PostgreSQL,
+// from minUnnestEvents events on, the array form insertEventsUnnest.
 func (s *Store) insertEvents(t *txn, evs []sa.Event) error {
+	if s.q.insertEventsUnnest != "" && len(evs) >= minUnnestEvents {
+		return s.insertEventsUnnest(t, evs)
+	}
 	args := make([]any, 0, 15*len(evs))
 	for i := range evs {
 		e := &evs[i]

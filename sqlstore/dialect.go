@@ -49,6 +49,9 @@ type dialect struct {
 	forUpdate string
 	// skipLocked is appended to the SELECT of ClaimTransitions.
 	skipLocked string
+	// claimReturning makes ClaimTransitions claim with one UPDATE …
+	// RETURNING (see claimQuery) instead of a locking SELECT and an UPDATE.
+	claimReturning bool
 	// writeLock, when set, is the first statement of every write
 	// transaction: a no-op write that takes the database write lock at
 	// once (BEGIN IMMEDIATE semantics on SQLite, whose database/sql driver
@@ -80,13 +83,14 @@ type dialect struct {
 
 var dialects = map[Dialect]*dialect{
 	Postgres: {
-		Dialect:    Postgres,
-		dollar:     true,
-		unexpired:  `COALESCE(expires_at, 'infinity'::timestamptz) > ?`,
-		covers:     `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
-		forUpdate:  " FOR UPDATE",
-		skipLocked: " FOR UPDATE SKIP LOCKED",
-		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		Dialect:        Postgres,
+		dollar:         true,
+		unexpired:      `COALESCE(expires_at, 'infinity'::timestamptz) > ?`,
+		covers:         `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
+		forUpdate:      " FOR UPDATE",
+		skipLocked:     " FOR UPDATE SKIP LOCKED",
+		insertHead:     `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		claimReturning: true,
 	},
 	MySQL: {
 		Dialect:         MySQL,
@@ -99,12 +103,13 @@ var dialects = map[Dialect]*dialect{
 		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
 	},
 	SQLite: {
-		Dialect:    SQLite,
-		writeLock:  `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		insertHead: `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
-		busyRetry:  true,
-		unexpired:  `coalesce(expires_at, 9223372036854775807) > ?`,
-		covers:     `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
+		Dialect:        SQLite,
+		writeLock:      `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		insertHead:     `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		busyRetry:      true,
+		claimReturning: true,
+		unexpired:      `coalesce(expires_at, 9223372036854775807) > ?`,
+		covers:         `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
 	},
 }
 

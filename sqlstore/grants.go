@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -272,16 +273,21 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 }
 
 // ClaimTransitions implements supportaccess.Store. In one transaction it
-// selects up to limit due, unclaimed grants in order of the due time with
+// claims up to limit due, unclaimed grants in order of the due time with
 // FOR UPDATE SKIP LOCKED (grants a concurrent claimer holds are skipped, not
 // waited for; on SQLite the write lock serialises claimers), marks them
-// claimed and appends the events events returns. On MySQL the transaction
-// runs at READ COMMITTED, so a claimer locks only the rows it claims (no
-// gap locks that would make concurrent claimers deadlock). Round trips:
-// BEGIN (MySQL: 2), SELECT, UPDATE, the audit chain writes (per tenant a
-// head lock and update, one INSERT per 200 events), COMMIT. Errors: limit
-// <= 0 or an unknown transition wrap supportaccess.ErrInvalidInput; a
-// deadlock the server breaks wraps supportaccess.ErrConflict.
+// claimed and appends the events events returns. On PostgreSQL and SQLite
+// the claim is one UPDATE … RETURNING whose subquery picks the grants; on
+// MySQL/MariaDB it is a locking SELECT and an UPDATE, in a transaction at
+// READ COMMITTED, so that a claimer locks only the rows it claims (no gap
+// locks that would make concurrent claimers deadlock). Round trips: BEGIN
+// (MySQL: 2), the claim (MySQL: 2), the audit chain writes — for a batch
+// over several tenants 3 statements for all their chain heads (create the
+// missing ones, lock all in tenant order, update all), for one tenant 2
+// (lock, update), and the event INSERTs (PostgreSQL: one from column
+// arrays, elsewhere one per 200 events) — and COMMIT. Errors: limit <= 0
+// or an unknown transition wrap supportaccess.ErrInvalidInput; a deadlock
+// the server breaks wraps supportaccess.ErrConflict.
 func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, t, now, limit, events, nil)
 }
@@ -292,11 +298,12 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event,
 	also func(t *txn, claimed []sa.Grant) error) ([]sa.Grant, error) {
 	var sel, flag string
+	var due func(g *sa.Grant) time.Time
 	switch tr {
 	case sa.TransitionStarted:
-		sel, flag = s.q.claimStarted, "started_recorded"
+		sel, flag, due = s.q.claimStarted, "started_recorded", func(g *sa.Grant) time.Time { return g.StartsAt }
 	case sa.TransitionExpired:
-		sel, flag = s.q.claimExpired, "expired_recorded"
+		sel, flag, due = s.q.claimExpired, "expired_recorded", func(g *sa.Grant) time.Time { return g.ExpiresAt }
 	default:
 		return nil, fmt.Errorf("sqlstore: claim transitions: %w: unknown transition %v", sa.ErrInvalidInput, tr)
 	}
@@ -312,13 +319,23 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 		if len(claimed) == 0 {
 			return nil
 		}
-		args := make([]any, len(claimed))
-		for i := range claimed {
-			args[i] = claimed[i].ID
-		}
-		mark := s.sql(`UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id IN (` + placeholders(len(args)) + `)`)
-		if _, err := t.execDynamic(mark, args...); err != nil {
-			return wrap(ctx, "claim transitions", err)
+		if s.d.claimReturning {
+			// RETURNING has no order: restore the claim order.
+			slices.SortFunc(claimed, func(a, b sa.Grant) int {
+				if c := due(&a).Compare(due(&b)); c != 0 {
+					return c
+				}
+				return bytes.Compare(a.ID[:], b.ID[:])
+			})
+		} else {
+			args := make([]any, len(claimed))
+			for i := range claimed {
+				args[i] = claimed[i].ID
+			}
+			mark := s.sql(`UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id IN (` + placeholders(len(args)) + `)`)
+			if _, err := t.execDynamic(mark, args...); err != nil {
+				return wrap(ctx, "claim transitions", err)
+			}
 		}
 		var evs []sa.Event
 		if events != nil {

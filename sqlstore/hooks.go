@@ -29,15 +29,32 @@ const (
 
 // maxTaskRowsPerStatement bounds multi-row INSERTs and IN lists of hook
 // tasks (7 parameters per inserted row).
-const maxTaskRowsPerStatement = 500
+const maxTaskRowsPerStatement = 2000
+
+// qInsertHooksUnnest is PostgreSQL's INSERT of the hook tasks of a claim
+// (arguments: next_at, lease token, lease until, the grant IDs as a uuid
+// array literal).
+const qInsertHooksUnnest = `INSERT INTO {p}hook_tasks (grant_id, done, attempts, next_at, last_error, lease_token, lease_until) ` +
+	`SELECT g, 0, 0, CAST(? AS timestamptz), '', CAST(? AS text), CAST(? AS timestamptz) FROM unnest(CAST(? AS uuid[])) AS g`
 
 // ClaimExpirations implements supportaccess.HookStore: ClaimTransitions
 // for TransitionExpired that also inserts one hook task per claimed grant,
-// leased to lease, in the same transaction (one multi-row INSERT per 500
+// leased to lease, in the same transaction (on PostgreSQL one INSERT from
+// an array of the grant IDs, elsewhere one multi-row INSERT per 2000
 // grants).
 func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, sa.TransitionExpired, now, limit, events, func(t *txn, claimed []sa.Grant) error {
 		next, until := s.d.timeArg(now), s.d.timeArg(lease.Until)
+		if s.d.Dialect == Postgres {
+			var ids arrayLiteral
+			for _, g := range claimed {
+				ids.raw(g.ID.String())
+			}
+			if _, err := t.exec(s.sql(qInsertHooksUnnest), next, lease.Token, until, ids.String()); err != nil {
+				return wrap(ctx, "claim expirations: insert hook tasks", err)
+			}
+			return nil
+		}
 		for len(claimed) > 0 {
 			n := min(len(claimed), maxTaskRowsPerStatement)
 			args := make([]any, 0, 7*n)

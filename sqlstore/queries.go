@@ -36,6 +36,27 @@ const eventInsertCols = eventCols + `, session_id`
 const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 	`WHERE tenant_id = ? AND {unexpired} AND revoked_at IS NULL AND starts_at <= ? AND {covers}`
 
+// claimQuery is the claim statement of ClaimTransitions for the
+// transition whose marker column is flag (arguments: now, limit): the
+// unclaimed, unrevoked grants that satisfy due, in order of the due time
+// dueCol, up to limit, skipping rows other transactions hold. On PostgreSQL and SQLite
+// (dialect.claimReturning) it is one UPDATE that marks them and returns
+// them, in no particular order; on MySQL/MariaDB, which has no RETURNING,
+// it is the locking SELECT, and the caller marks the rows.
+func claimQuery(d *dialect, flag, due, dueCol string) string {
+	pick := ` FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
+		` ORDER BY ` + dueCol + `, id LIMIT ?` + d.skipLocked
+	switch {
+	case d.claimReturning && d.Dialect == Postgres:
+		// = ANY(ARRAY(…)) makes the planner look the picked IDs up in the
+		// primary key; IN (SELECT …) may hash-join a scan of the table.
+		return `UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id = ANY(ARRAY(SELECT id` + pick + `)) RETURNING ` + grantCols
+	case d.claimReturning:
+		return `UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id IN (SELECT id` + pick + `) RETURNING ` + grantCols
+	}
+	return `SELECT ` + grantCols + pick
+}
+
 // queries are the store's fixed statements, rendered for its dialect and
 // prefix once in New.
 type queries struct {
@@ -45,7 +66,7 @@ type queries struct {
 	claimStarted, claimExpired               string
 	lockHead, insertHead, updateHead         string
 	readHead                                 string
-	insertEvent                              string
+	insertEvent, insertEventsUnnest          string
 	writeLock                                string
 }
 
@@ -61,22 +82,21 @@ func newQueries(s *Store) queries {
 			`granted_by_kind = ?, granted_by_id = ?, granted_by_name = ?, request_id = ?, ` +
 			`starts_at = ?, expires_at = ?, revoked_at = ?, ` +
 			`revoked_by_kind = ?, revoked_by_id = ?, revoked_by_name = ?, revoke_reason = ? WHERE id = ?`,
-		claimStarted: `SELECT ` + grantCols + ` FROM {p}grants ` +
-			`WHERE started_recorded = FALSE AND revoked_at IS NULL AND starts_at <= ? ` +
-			`ORDER BY starts_at, id LIMIT ?` + d.skipLocked,
-		claimExpired: `SELECT ` + grantCols + ` FROM {p}grants ` +
-			`WHERE expired_recorded = FALSE AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ? ` +
-			`ORDER BY expires_at, id LIMIT ?` + d.skipLocked,
-		lockHead:    `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
-		readHead:    `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
-		insertHead:  d.insertHead,
-		updateHead:  `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
-		insertEvent: `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
-		writeLock:   d.writeLock,
+		claimStarted: claimQuery(d, "started_recorded", `starts_at <= ?`, `starts_at`),
+		claimExpired: claimQuery(d, "expired_recorded", `expires_at IS NOT NULL AND expires_at <= ?`, `expires_at`),
+		lockHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
+		readHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
+		insertHead:   d.insertHead,
+		updateHead:   `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
+		insertEvent:  `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
+		writeLock:    d.writeLock,
+	}
+	if d.Dialect == Postgres {
+		q.insertEventsUnnest = insertEventsUnnestQuery
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
-		&q.claimStarted, &q.claimExpired, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.writeLock,
+		&q.claimStarted, &q.claimExpired, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
 	} {
 		*p = s.sql(*p)
 	}

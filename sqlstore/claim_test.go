@@ -1,0 +1,96 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// TestClaimBatchEventsRoundTrip claims a batch of expiries over several
+// tenants, one of them new, with events whose text and byte fields hold
+// everything the batched append must quote (PostgreSQL sends them as array
+// literals: quotes, backslashes, braces, commas, NULL-like text, empty
+// versus nil bytes), and reads every event back unchanged and chained.
+func TestClaimBatchEventsRoundTrip(t *testing.T) {
+	texts := []string{`plain`, `"quoted"`, `back\slash\\`, `{braces},comma`, `NULL`, ``, " spaced ", "line\nbreak", "ünï©ødé 🚀", `\x00`}
+	tenants := []string{`t-"q"`, `t-\b`, `t-{a,b}`, `NULL`, `t plain`}
+	for _, d := range sqltest.Dialects() {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := context.Background()
+			s := sqltest.NewStore(t, d)
+			now := storetest.Epoch.Truncate(time.Microsecond)
+			// tenant 0 has a chain already; the others get their first event.
+			require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.Must(uuid.NewV7()), Time: now, Type: "x", TenantID: tenants[0], Actor: storetest.Customer}))
+			const n = 23
+			for i := 0; i < n; i++ {
+				g := sa.Grant{
+					ID: uuid.Must(uuid.NewV7()), TenantID: tenants[i%len(tenants)], GrantedBy: storetest.Customer,
+					CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Duration(i) * time.Second),
+				}
+				require.NoError(t, s.CreateGrant(ctx, g, nil))
+			}
+			want := map[uuid.UUID]sa.Event{}
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 100, func(g sa.Grant) []sa.Event {
+				i := len(want)
+				txt := texts[i%len(texts)]
+				e := sa.Event{
+					ID: uuid.Must(uuid.NewV7()), Time: now.Add(time.Duration(i) * time.Microsecond), Type: sa.EventGrantExpired,
+					TenantID: g.TenantID, GrantID: g.ID, Actor: sa.Actor{Kind: sa.ActorSystem, ID: txt, Name: txt}, Reason: txt,
+					Attrs: map[string]string{"k": txt, `"{}\`: txt},
+				}
+				switch i % 3 {
+				case 0:
+					e.Before, e.After = []byte(`{"a":"\"\\"}`), []byte{}
+				case 1:
+					e.After = []byte(fmt.Sprintf(`{"t":%q}`, txt))
+				}
+				if i%4 == 0 {
+					e.Attrs[sa.AttrSessionID] = txt
+				}
+				if i%5 == 0 {
+					e.GrantID = uuid.Nil
+				}
+				want[e.ID] = e
+				return []sa.Event{e}
+			})
+			require.NoError(t, err)
+			require.Len(t, claimed, n)
+			for i := 1; i < n; i++ {
+				require.False(t, claimed[i].ExpiresAt.Before(claimed[i-1].ExpiresAt), "claim order")
+			}
+			got := 0
+			for _, tenant := range tenants {
+				evs, err := s.Events(ctx, sa.AuditFilter{TenantID: tenant, Order: sa.AuditByChain})
+				require.NoError(t, err)
+				var prev []byte
+				for i, e := range evs {
+					require.Equal(t, int64(i+1), e.Seq, tenant)
+					require.Equal(t, e.ChainHash(prev), e.Hash, "chain of %q at %d", tenant, e.Seq)
+					prev = e.Hash
+					w, ok := want[e.ID]
+					if !ok {
+						continue
+					}
+					got++
+					require.Equal(t, w.Time.UTC(), e.Time.UTC())
+					w.Time, e.Time = time.Time{}, time.Time{}
+					w.Seq, w.Hash = e.Seq, e.Hash
+					require.Equal(t, w, e)
+				}
+				st, err := s.AuditChain(ctx, tenant)
+				require.NoError(t, err)
+				require.Equal(t, int64(len(evs)), st.Head.Seq)
+				require.Equal(t, prev, st.Head.Hash)
+			}
+			require.Equal(t, n, got)
+		})
+	}
+}
