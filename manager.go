@@ -192,7 +192,14 @@ func truncate(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
-	return t.UTC().Truncate(time.Microsecond)
+	// UTC strips the monotonic reading; the nanoseconds within the second
+	// are never negative, so subtracting their sub-microsecond part is
+	// Truncate(time.Microsecond) without its general division.
+	t = t.UTC()
+	if r := t.Nanosecond() % 1000; r != 0 {
+		t = t.Add(-time.Duration(r))
+	}
+	return t
 }
 
 // newID returns a time-ordered random UUID (version 7).

@@ -20,6 +20,34 @@ const (
 	MaxListLimit    = 10000
 )
 
+// SWAR constants: one byte value repeated over a 64-bit word.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// asciiPrefix returns the length of s's longest prefix of printable ASCII
+// (0x20–0x7e), eight bytes at a time: a word qualifies when no byte has its
+// high bit set, none is 0x7f (adding 1 to each byte, which cannot carry
+// below 0x80, sets a high bit) and none is below 0x20 (the classic
+// "has a byte less than n" test, exact for n <= 128). The tail and the word
+// that fails are finished a byte at a time.
+func asciiPrefix(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		b := s[i : i+8] // constant length: no bounds checks, one 64-bit load
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if w&highs != 0 || (w+ones)&highs != 0 || (w-0x20*ones)&^w&highs != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+		i++
+	}
+	return i
+}
+
 // checkText validates one string field.
 func checkText(field, s string, maxLen int, required, multiline bool) error {
 	if s == "" {
@@ -31,10 +59,7 @@ func checkText(field, s string, maxLen int, required, multiline bool) error {
 	if len(s) > maxLen {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidInput, field, maxLen)
 	}
-	i := 0
-	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f { // fast path: printable ASCII
-		i++
-	}
+	i := asciiPrefix(s)
 	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -66,6 +91,9 @@ func validatePrincipal(field, s string) error {
 
 // validateScope accepts 1–64 bytes of ASCII letters, digits and : . _ / -.
 func validateScope(field string, s Scope) error {
+	if s == ScopeRead || s == ScopeWrite {
+		return nil
+	}
 	if s == "" {
 		return fmt.Errorf("%w: %s: scope is empty", ErrInvalidInput, field)
 	}

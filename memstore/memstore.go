@@ -22,8 +22,8 @@ import (
 type Store struct {
 	mu       sync.RWMutex
 	grants   map[uuid.UUID]*entry
-	byTenant map[string][]*entry
-	audit    auditState // audit.go
+	byTenant map[string][]checkRec // index.go
+	audit    auditState            // audit.go
 	// requests and hook tasks (requests.go, hooks.go), created on first use
 	requests map[uuid.UUID]*sa.AccessRequest
 	tasks    map[uuid.UUID]*sa.HookTask
@@ -31,6 +31,7 @@ type Store struct {
 
 type entry struct {
 	g       sa.Grant // replaced, never mutated in place, under mu
+	pos     int      // index of the entry's checkRec in its tenant
 	started bool     // TransitionStarted claimed
 	expired bool     // TransitionExpired claimed
 }
@@ -45,7 +46,7 @@ var (
 func New() *Store {
 	return &Store{
 		grants:   make(map[uuid.UUID]*entry),
-		byTenant: make(map[string][]*entry),
+		byTenant: make(map[string][]checkRec),
 	}
 }
 
@@ -61,7 +62,7 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 	}
 	e := &entry{g: g.Clone()}
 	s.grants[g.ID] = e
-	s.byTenant[g.TenantID] = append(s.byTenant[g.TenantID], e)
+	s.index(e)
 	s.appendEvents(events)
 	return nil
 }
@@ -97,8 +98,8 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 		out = append(out, e.g.Clone())
 	}
 	if f.TenantID != "" {
-		for _, e := range s.byTenant[f.TenantID] {
-			add(e)
+		for _, r := range s.byTenant[f.TenantID] {
+			add(r.e)
 		}
 	} else {
 		for _, e := range s.grants {
@@ -118,23 +119,25 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 	return out, nil
 }
 
-// FindActiveGrant implements supportaccess.Store. It allocates only the copy
-// of the returned grant's slices.
-func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+// FindActiveGrant implements supportaccess.Store with the choice of
+// supportaccess.GrantSelector, made on the tenant's compact Check index
+// (index.go). It allocates only the copy of the returned grant's slices.
+func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (g sa.Grant, err error) {
 	if err := ctx.Err(); err != nil {
 		return sa.Grant{}, err
 	}
-	sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, e := range s.byTenant[tenantID] {
-		sel.Offer(&e.g)
-	}
-	g, err := sel.Result()
+	e, err := selectActive(s.byTenant[tenantID], principal, scope, now)
 	if err != nil {
+		s.mu.RUnlock()
 		return sa.Grant{}, err
 	}
-	return g.Clone(), nil
+	// Copy straight into the result (Clone would copy the struct twice
+	// more), then give it its own slices.
+	g = e.g
+	s.mu.RUnlock()
+	g.Grantees, g.Scopes = cloneSlice(g.Grantees), cloneSlice(g.Scopes)
+	return g, nil
 }
 
 // UpdateGrant implements supportaccess.Store.
@@ -160,6 +163,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 		return sa.Grant{}, err
 	}
 	e.g = g.Clone()
+	s.reindex(e)
 	s.appendEvents(events)
 	return g, nil
 }

@@ -125,7 +125,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 	if g != nil {
 		e := &entry{g: g.Clone()}
 		s.grants[g.ID] = e
-		s.byTenant[g.TenantID] = append(s.byTenant[g.TenantID], e)
+		s.index(e)
 		c := g.Clone()
 		g = &c
 	}

@@ -1,0 +1,187 @@
+package memstore
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"time"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// The Check index. Each tenant's grants are summarised in one contiguous
+// slice of small records (Store.byTenant, in creation order), so FindActiveGrant reads a few cache lines per
+// tenant and touches a grant itself only to check a named grantee or a
+// host-defined scope and to copy the grant it returns. The records follow
+// the grants: CreateGrant appends one, every change of a grant rewrites its
+// record (entry.pos says where), and nothing is ever removed.
+
+// checkRec is the part of a grant Check decides on.
+type checkRec struct {
+	start, end int64 // Unix microseconds; end is math.MaxInt64 when unlimited
+	flags      recFlags
+	e          *entry
+}
+
+type recFlags uint8
+
+const (
+	recRevoked recFlags = 1 << iota
+	recOpen             // no Grantees: any support principal
+	recRead             // Scopes allow ScopeRead (read or write listed)
+	recWrite            // Scopes list ScopeWrite
+	recOther            // Scopes list a host-defined scope
+	// recExact: a time is not a whole microsecond (or out of the Unix
+	// microsecond range), so the window is decided on the time.Time values.
+	recExact
+)
+
+// newCheckRec summarises e's grant.
+func newCheckRec(e *entry) checkRec {
+	g := &e.g
+	r := checkRec{end: math.MaxInt64, e: e}
+	var exact bool
+	r.start, exact = micros(g.StartsAt)
+	if !g.ExpiresAt.IsZero() {
+		var endExact bool
+		r.end, endExact = micros(g.ExpiresAt)
+		exact = exact && endExact
+	}
+	if !exact {
+		r.flags |= recExact
+	}
+	if !g.RevokedAt.IsZero() {
+		r.flags |= recRevoked
+	}
+	if len(g.Grantees) == 0 {
+		r.flags |= recOpen
+	}
+	for _, s := range g.Scopes {
+		switch s {
+		case sa.ScopeWrite:
+			r.flags |= recWrite | recRead
+		case sa.ScopeRead:
+			r.flags |= recRead
+		default:
+			r.flags |= recOther
+		}
+	}
+	return r
+}
+
+// maxMicroSec bounds the Unix seconds whose microseconds fit an int64
+// with room to spare (about ±146 000 years); times beyond are clamped and
+// marked inexact.
+const maxMicroSec = math.MaxInt64 / 2 / 1_000_000
+
+// micros returns t in Unix microseconds (clamped to ±maxMicroSec seconds)
+// and whether that is t exactly: a whole microsecond within the range.
+func micros(t time.Time) (us int64, exact bool) {
+	sec := t.Unix()
+	switch {
+	case sec <= -maxMicroSec:
+		return -maxMicroSec * 1_000_000, false
+	case sec >= maxMicroSec:
+		return maxMicroSec * 1_000_000, false
+	}
+	ns := int64(t.Nanosecond())
+	return sec*1_000_000 + ns/1000, ns%1000 == 0
+}
+
+// index adds a new entry to its tenant; s.mu must be held for writing.
+func (s *Store) index(e *entry) {
+	recs := s.byTenant[e.g.TenantID]
+	e.pos = len(recs)
+	s.byTenant[e.g.TenantID] = append(recs, newCheckRec(e))
+}
+
+// reindex refreshes the record of an entry whose grant changed; s.mu must
+// be held for writing.
+func (s *Store) reindex(e *entry) {
+	s.byTenant[e.g.TenantID][e.pos] = newCheckRec(e)
+}
+
+// selectActive returns the entry Check returns for principal and scope at
+// now among a tenant's records, with exactly the rules of sa.GrantSelector (active,
+// covering the principal, allowing the scope; the latest expiry wins, then
+// the earliest creation, then the smallest ID), or GrantSelector's
+// ErrScopeNotGranted / ErrNoActiveGrant. s.mu must be held.
+func selectActive(recs []checkRec, principal string, scope sa.Scope, now time.Time) (*entry, error) {
+	nowUS, exactNow := micros(now)
+	var want recFlags
+	switch scope {
+	case sa.ScopeRead:
+		want = recRead
+	case sa.ScopeWrite:
+		want = recWrite
+	default:
+		want = recOther
+	}
+	var best *checkRec
+	covered := false
+	for i := range recs {
+		r := &recs[i]
+		if r.flags&recRevoked != 0 {
+			continue
+		}
+		if exactNow && r.flags&recExact == 0 {
+			if nowUS < r.start || nowUS >= r.end {
+				continue
+			}
+		} else if !active(&r.e.g, now) {
+			continue
+		}
+		if r.flags&recOpen == 0 && !slices.Contains(r.e.g.Grantees, principal) {
+			continue
+		}
+		covered = true
+		if r.flags&want == 0 || (want == recOther && !slices.Contains(r.e.g.Scopes, scope)) {
+			continue
+		}
+		if best == nil || better(r, best) {
+			best = r
+		}
+	}
+	switch {
+	case best != nil:
+		return best.e, nil
+	case covered:
+		return nil, sa.ErrScopeNotGranted
+	default:
+		return nil, sa.ErrNoActiveGrant
+	}
+}
+
+// active reports whether g's window contains now, on the time.Time values
+// (g is not revoked).
+func active(g *sa.Grant, now time.Time) bool {
+	return !now.Before(g.StartsAt) && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
+}
+
+// better reports whether a should be chosen over b (see selectActive).
+func better(a, b *checkRec) bool {
+	if (a.flags|b.flags)&recExact == 0 && a.end != b.end {
+		return a.end > b.end // whole microseconds, unlimited as MaxInt64
+	}
+	ag, bg := &a.e.g, &b.e.g
+	switch {
+	case ag.ExpiresAt.IsZero() != bg.ExpiresAt.IsZero():
+		return ag.ExpiresAt.IsZero()
+	case !ag.ExpiresAt.Equal(bg.ExpiresAt):
+		return ag.ExpiresAt.After(bg.ExpiresAt)
+	case !ag.CreatedAt.Equal(bg.CreatedAt):
+		return ag.CreatedAt.Before(bg.CreatedAt)
+	default:
+		return bytes.Compare(ag.ID[:], bg.ID[:]) < 0
+	}
+}
+
+// cloneSlice copies s with one right-sized allocation (nil stays nil).
+func cloneSlice[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	c := make([]T, len(s))
+	copy(c, s)
+	return c
+}

@@ -1,0 +1,54 @@
+package supportaccess
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestASCIIPrefix compares the word-at-a-time scan with a byte loop for
+// every byte value at every position of strings up to 20 bytes long, so
+// each byte lane of a word and the tail are exercised.
+func TestASCIIPrefix(t *testing.T) {
+	naive := func(s string) int {
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+			i++
+		}
+		return i
+	}
+	for n := 0; n <= 20; n++ {
+		base := []byte(strings.Repeat("~ aZ09", 4)[:n])
+		require.Equal(t, n, asciiPrefix(string(base)))
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := append([]byte(nil), base...)
+				b[pos] = byte(c)
+				require.Equal(t, naive(string(b)), asciiPrefix(string(b)), "len %d, byte %#x at %d", n, c, pos)
+			}
+		}
+	}
+}
+
+// TestTruncateMatchesTimeTruncate checks the fast truncate against
+// time.Time.Truncate, including times before the Unix epoch and values
+// carrying a monotonic reading or another location.
+func TestTruncateMatchesTimeTruncate(t *testing.T) {
+	loc := time.FixedZone("x", -7*3600)
+	for _, tt := range []time.Time{
+		time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 28, 10, 0, 0, 999_999_999, time.UTC),
+		time.Date(2026, 11, 28, 10, 0, 0, 1_001, loc),
+		time.Date(1969, 12, 31, 23, 59, 59, 123_456_789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Now(),
+	} {
+		got := truncate(tt)
+		want := tt.UTC().Truncate(time.Microsecond)
+		require.True(t, want.Equal(got), "%v: got %v want %v", tt, got, want)
+		require.Equal(t, want, got) // same representation: UTC, no monotonic reading
+	}
+	require.True(t, truncate(time.Time{}).IsZero())
+}
