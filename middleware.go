@@ -120,18 +120,24 @@ type guard struct {
 }
 
 // ServeHTTP implements http.Handler. The path of a request that is not
-// impersonated is kept free of allocations and copies of the Session.
+// impersonated is kept free of allocations and copies of the Session: one
+// call of the resolver under an open-coded defer, one call of next.
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var res resolved
-	g.resolveSafe(r, &res)
-	switch {
-	case res.ok:
-		g.serveSupport(w, r, res.s)
-	case res.panicked != nil:
-		g.denyPanic(w, r, res.panicked)
-	default:
+	returned := false
+	defer func() {
+		// Only a panic of the resolver is caught here; one from next (or
+		// the support path) passes through untouched, as returned is set.
+		if !returned {
+			g.denyPanic(w, r, recover())
+		}
+	}()
+	s, ok := g.resolve(r)
+	returned = true
+	if !ok {
 		g.next.ServeHTTP(w, r)
+		return
 	}
+	g.serveSupport(w, r, s)
 }
 
 // denyPanic refuses a request whose resolver panicked. The panic names no
@@ -139,33 +145,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *guard) denyPanic(w http.ResponseWriter, r *http.Request, p any) {
 	g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: resolver panicked: %v", p))
 	g.cfg.denied(w, r, Denial{Status: http.StatusForbidden, Code: DeniedAccess, Reason: "resolver panicked"})
-}
-
-// resolved is what resolveSafe found.
-type resolved struct {
-	s        Session
-	ok       bool
-	returned bool // resolve returned (did not panic)
-	panicked any  // the value resolve panicked with
-}
-
-// resolveSafe calls resolve into out, turning a panic into out.panicked.
-// The session is copied only for impersonated requests.
-func (g *guard) resolveSafe(r *http.Request, out *resolved) {
-	defer recoverResolve(out)
-	s, ok := g.resolve(r)
-	out.returned = true
-	if ok {
-		out.s, out.ok = s, true
-	}
-}
-
-// recoverResolve is resolveSafe's deferred function (a plain call, no
-// closure); it calls recover only when resolve did not return.
-func recoverResolve(out *resolved) {
-	if !out.returned {
-		out.panicked = recover()
-	}
 }
 
 // serveSupport checks and runs an impersonated request.
