@@ -292,7 +292,18 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 // stays within a few percent of an uninstrumented check.
 func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope Scope) (g Grant, err error) {
 	// One Enabled call gates both instruments: they come from the same
-	// meter, so an SDK enables both or neither.
+	// meter, so an SDK enables both or neither. Without either, Check is
+	// check plus this test; the instrumented path has its own frame.
+	if m.checkSpans || m.tel.checks.Enabled(ctx) {
+		return m.checkInstrumented(ctx, tenantID, principal, scope)
+	}
+	err = m.check(ctx, tenantID, principal, scope, &g)
+	return g, err
+}
+
+// checkInstrumented is Check with its metrics and, with WithCheckSpans, its
+// span.
+func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal string, scope Scope) (g Grant, err error) {
 	measured := m.tel.checks.Enabled(ctx)
 	var start time.Time
 	if measured {
