@@ -33,15 +33,17 @@ const maxEventsPerInsert = 200
 // hash chain. An event without a Time is refused with
 // supportaccess.ErrInvalidInput.
 //
-// Round trips: on PostgreSQL 1 in the steady state — one statement that
-// moves the tenant's chain head from the head this store last wrote or read
-// (compare-and-set) and inserts the chained event only if the head was still
-// there (see audit_cas.go). When the head moved (another writer, replica or
-// a grant change appended meanwhile) or is not known yet, Record falls back
-// to a transaction that locks the head: BEGIN, lock head, INSERT event,
-// UPDATE head, COMMIT (5); every committed append (grant changes included)
-// refreshes the cached head. MySQL/MariaDB and SQLite always use the
-// transaction (6 statements; SQLite's are in-process calls).
+// Round trips: on PostgreSQL and MySQL/MariaDB 1 in the steady state — one
+// statement (PostgreSQL) or one CALL of the audit_append procedure (MySQL)
+// that moves the tenant's chain head from the head this store last wrote or
+// read (compare-and-set) and inserts the chained event only if the head was
+// still there (see audit_cas.go). When the head moved (another writer,
+// replica or a grant change appended meanwhile) or is not known yet, Record
+// falls back to a transaction that locks the head: BEGIN, lock head, INSERT
+// event, UPDATE head, COMMIT (5 on PostgreSQL, 6 on MySQL, which first
+// ensures the head row exists); every committed append (grant changes
+// included) refreshes the cached head. SQLite always uses the transaction
+// (6 statements, in-process calls).
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("sqlstore: record event: %w: event %s has no Time", sa.ErrInvalidInput, e.ID)

@@ -15,9 +15,10 @@ import (
 // the locking transaction, which refreshes the cache.
 
 // casAppend reports whether the dialect has the one-round-trip append:
-// PostgreSQL (a data-modifying CTE). MySQL/MariaDB and SQLite always take
-// the transaction.
-func (s *Store) casAppend() bool { return s.d.Dialect == Postgres }
+// PostgreSQL (a data-modifying CTE) and MySQL/MariaDB (the stored
+// procedure {p}audit_append of migration 4). SQLite runs in-process, where
+// round trips cost little, and always takes the transaction.
+func (s *Store) casAppend() bool { return s.d.Dialect == Postgres || s.d.Dialect == MySQL }
 
 // recordCASQuery is PostgreSQL's one-statement append (arguments: new seq,
 // new hash, tenant, expected seq, then the event's other columns): the
@@ -31,9 +32,16 @@ const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash
 	`CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS bytea), CAST(? AS bytea), ` +
 	`CAST(? AS text) FROM h`
 
+// recordCASCall is MySQL's: one CALL of the procedure (arguments: tenant,
+// expected seq, new hash, then the event's other columns), which runs the
+// UPDATE of the head and, if it changed the row, the INSERT in one
+// transaction and returns one row, applied (1 or 0).
+const recordCASCall = `CALL {p}audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 // recordCAS tries the one-round-trip append from the cached head of e's
 // tenant. done reports whether e was recorded; false with a nil error means
-// the head is unknown or moved, and the caller must take the locking path.
+// the head is unknown or moved (or, on MySQL, the procedure is missing),
+// and the caller must take the locking path.
 func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error) {
 	v, ok := s.heads.Load(e.TenantID)
 	if !ok {
@@ -48,6 +56,15 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 	}
 	applied := false
 	err = s.read(ctx, func() error {
+		if s.d.Dialect == MySQL {
+			st, err := s.stmt(ctx, s.sql(recordCASCall))
+			if err != nil {
+				return err
+			}
+			return st.QueryRowContext(ctx, e.TenantID, h.seq, e.Hash,
+				e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
+				e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session).Scan(&applied)
+		}
 		st, err := s.stmt(ctx, s.sql(recordCASQuery))
 		if err != nil {
 			return err
@@ -64,7 +81,7 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 	})
 	if err != nil {
 		s.heads.Delete(e.TenantID)
-		if casFallback(err) {
+		if casFallback(s.d.Dialect, err) {
 			return false, nil // nothing was written: take the locking path
 		}
 		return false, wrap(ctx, "record event", err)
@@ -78,6 +95,18 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 }
 
 // casFallback reports whether the append failed without writing anything
-// in a way the locking transaction handles or reports as it always does: a
-// deadlock or serialisation failure, or a duplicate key.
-func casFallback(err error) bool { return isDeadlock(err) || isUniqueViolation(err) }
+// in a way the locking transaction handles or reports as it always does.
+// On PostgreSQL: a deadlock or serialisation failure, or a duplicate key.
+// On MySQL every error the server returns qualifies: the procedure's
+// handler rolls its transaction back before raising it again (or the CALL
+// failed before it started: a value too long for its parameter, no such
+// procedure, no EXECUTE privilege — a database migrated by a tool that did
+// not create it, where every Record then costs the failed CALL and the
+// transaction). An error without a server error number (a lost
+// connection) is returned: the event may have been committed.
+func casFallback(d Dialect, err error) bool {
+	if d == MySQL {
+		return mysqlNumber(err) != 0
+	}
+	return isDeadlock(err) || isUniqueViolation(err)
+}

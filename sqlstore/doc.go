@@ -54,6 +54,25 @@
 // history of expired grants, and supportaccess.GrantSelector picks among
 // them as in every other store.
 //
+// # MySQL and MariaDB
+//
+// Migration 4 creates a stored procedure, <prefix>audit_append, that makes
+// a standalone Record (the middleware's support.request) one CALL while the
+// store's cached chain head is current: in one transaction it moves the
+// head by compare-and-set and inserts the event only if that succeeded,
+// else Record takes the locking transaction. Migrate's user therefore needs
+// the CREATE ROUTINE privilege (and ALTER ROUTINE, which the creator is
+// normally granted on the procedure, to replace it when the migration runs
+// again); no SUPER or log_bin_trust_function_creators is needed, as it is a
+// procedure, not a function or trigger. It runs with the caller's
+// privileges (SQL SECURITY INVOKER) and the sql_mode in effect when it was
+// created, and the store's user needs EXECUTE on it. If the CALL fails
+// (procedure missing, EXECUTE denied) Record still succeeds through the
+// locking transaction, at one more round trip. In the file of Migrations
+// the procedure body separates its statements with a ";" at the start of a
+// line, so that it stays one statement for tools that split at lines ending
+// in ";"; the mysql command-line client needs DELIMITER around it.
+//
 // # SQLite
 //
 // Several *sql.DB handles (or processes) may use one database file, also one

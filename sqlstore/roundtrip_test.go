@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
@@ -22,15 +24,18 @@ import (
 
 // TestRoundTrips counts the requests the store sends to the server for
 // Check, Grant, Revoke and Record once its statements are prepared, and
-// holds them to the numbers its doc comments state. On PostgreSQL a Record
-// (the middleware's support.request) is one statement once the store knows
-// the tenant's chain head, so an impersonated request costs 2 round trips:
-// the check and the audit. A second store (another replica) appending to
-// the same tenant makes the next Record take the locking transaction once.
+// holds them to the numbers its doc comments state. A Record (the
+// middleware's support.request) is one statement on PostgreSQL and one
+// CALL of the audit_append procedure on MySQL once the store knows the
+// tenant's chain head, so an impersonated request through the middleware
+// costs 2 round trips: the check and the audit. A second store (another
+// replica) appending to the same tenant makes the next Record take the
+// locking transaction once. On MySQL without the procedure every Record is
+// the failed CALL and the locking transaction.
 func TestRoundTrips(t *testing.T) {
-	want := map[sqlstore.Dialect]struct{ check, grant, revoke, record int64 }{
-		sqlstore.Postgres: {1, 6, 8, 1},
-		sqlstore.MySQL:    {1, 7, 9, 6},
+	want := map[sqlstore.Dialect]struct{ check, grant, revoke, record, fallback int64 }{
+		sqlstore.Postgres: {1, 6, 8, 1, 5}, // fallback: BEGIN, lock head, INSERT, UPDATE, COMMIT
+		sqlstore.MySQL:    {1, 7, 9, 1, 6}, // and first INSERT … ON DUPLICATE KEY of the head row
 	}
 	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
 		t.Run(d.String(), func(t *testing.T) {
@@ -88,9 +93,23 @@ func TestRoundTrips(t *testing.T) {
 			require.Equal(t, w.revoke, revoke, "Revoke (a read, then the transaction)")
 			require.Equal(t, w.record, record, "Record")
 
-			if d != sqlstore.Postgres {
-				return
+			// An impersonated request through the middleware: the check,
+			// then the audit event.
+			_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+			require.NoError(t, err)
+			sess := sa.Session{TenantID: "acme", Principal: storetest.Support.ID, SessionID: "s-1"}
+			h := m.Middleware(func(*http.Request) (sa.Session, bool) { return sess, true })(
+				http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+			request := func() int64 {
+				return count(func() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/settings", nil))
+					require.Equal(t, http.StatusNoContent, rec.Code)
+				})
 			}
+			request()
+			require.EqualValues(t, 2, request(), "impersonated request: check + audit")
+
 			// Another replica appends: the cached head is stale, the
 			// compare-and-set changes nothing and the locking path runs.
 			other, err := sqlstore.New(db, d, sqlstore.WithTablePrefix(s.TablePrefix()))
@@ -100,12 +119,29 @@ func TestRoundTrips(t *testing.T) {
 			stale := count(func() {
 				require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
 			})
-			require.EqualValues(t, 1+5, stale, "failed compare-and-set, then BEGIN, lock, INSERT, UPDATE, COMMIT")
+			require.Equal(t, 1+w.fallback, stale, "failed compare-and-set, then the locking transaction")
 			again := count(func() {
 				require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
 			})
 			require.EqualValues(t, 1, again)
 			rep, err := m.VerifyAudit(ctx, "acme")
+			require.NoError(t, err, "the chain holds: %+v", rep)
+
+			if d != sqlstore.MySQL {
+				return
+			}
+			// Without the procedure (a database migrated by a tool that
+			// could not create it) Record still records, through the
+			// locking transaction after the failed CALL.
+			_, err = db.ExecContext(ctx, `DROP PROCEDURE `+s.TablePrefix()+`audit_append`)
+			require.NoError(t, err)
+			for range 2 {
+				missing := count(func() {
+					require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
+				})
+				require.Equal(t, 1+w.fallback, missing, "failed CALL, then the locking transaction")
+			}
+			rep, err = m.VerifyAudit(ctx, "acme")
 			require.NoError(t, err, "the chain holds: %+v", rep)
 		})
 	}
