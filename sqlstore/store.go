@@ -40,9 +40,10 @@ type Store struct {
 	walMu   sync.Mutex
 	walDone atomic.Bool
 
-	// heads caches, on PostgreSQL, each tenant's chain head as this store
-	// last wrote or read it (tenant → head), for Record's one-statement
-	// append. A stale entry only costs the fallback transaction.
+	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
+	// this store last wrote or read it (tenant → head), for Record's
+	// one-round-trip append. A stale entry only costs the fallback
+	// transaction.
 	heads sync.Map
 }
 

@@ -21,7 +21,7 @@ type txn struct {
 	// connections all hold such transactions (or SetMaxOpenConns(1))
 	// would deadlock.
 	missed []string
-	// heads are the chain heads the transaction leaves (PostgreSQL), put
+	// heads are the chain heads the transaction leaves (PostgreSQL, MySQL), put
 	// into the store's head cache once it committed.
 	heads map[string]head
 }

@@ -301,7 +301,8 @@ func Tables(ctx context.Context, db *sql.DB, d sqlstore.Dialect, prefix string) 
 	return out, rows.Err()
 }
 
-// DropTables drops every table whose name starts with prefix.
+// DropTables drops every table whose name starts with prefix and, on
+// MySQL, the prefix's audit_append procedure.
 func DropTables(ctx context.Context, db *sql.DB, d sqlstore.Dialect, prefix string) error {
 	if !validIdent(prefix) {
 		return fmt.Errorf("sqltest: bad prefix %q", prefix)
@@ -332,7 +333,11 @@ func DropTables(ctx context.Context, db *sql.DB, d sqlstore.Dialect, prefix stri
 	case sqlstore.Postgres:
 		_, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", ")+` CASCADE`)
 	default:
-		_, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", "))
+		if _, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", ")); err != nil {
+			return err
+		}
+		// Schema version 4 adds a stored procedure per prefix.
+		_, err = db.ExecContext(ctx, "DROP PROCEDURE IF EXISTS `"+prefix+"audit_append`")
 	}
 	return err
 }
