@@ -180,21 +180,24 @@ func (f *faults) count(op Op, hits bool) int {
 	return f.calls[op]
 }
 
-// do runs call under the fault set for op.
-func do[T any](ctx context.Context, f *faults, op Op, call func() (T, error)) (T, error) {
+// do runs call under the fault set for op. In the lost-reply modes the
+// call gets ctx without its deadline: the write reaches the store and
+// commits by definition of the mode, however slow the database is; only
+// the reply is lost.
+func do[T any](ctx context.Context, f *faults, op Op, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	mode := f.take(op)
 	switch mode {
 	case Pass:
-		return call()
+		return call(ctx)
 	case Fail:
 		return zero, fmt.Errorf("%s: %w", op, ErrInjected)
 	case LostReply:
-		_, _ = call()
+		_, _ = call(context.WithoutCancel(ctx))
 		return zero, fmt.Errorf("%s (lost reply): %w", op, ErrInjected)
 	}
 	if mode == LostReplyHang {
-		_, _ = call()
+		_, _ = call(context.WithoutCancel(ctx))
 	}
 	limit := time.NewTimer(HangLimit)
 	defer limit.Stop()
@@ -255,48 +258,48 @@ type none struct{}
 
 // CreateGrant implements supportaccess.Store.
 func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
-	_, err := do(ctx, &s.f, CreateGrant, func() (none, error) { return none{}, s.inner.CreateGrant(ctx, g, events) })
+	_, err := do(ctx, &s.f, CreateGrant, func(ctx context.Context) (none, error) { return none{}, s.inner.CreateGrant(ctx, g, events) })
 	return err
 }
 
 // GetGrant implements supportaccess.Store.
 func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (sa.Grant, error) {
-	return do(ctx, &s.f, GetGrant, func() (sa.Grant, error) { return s.inner.GetGrant(ctx, id) })
+	return do(ctx, &s.f, GetGrant, func(ctx context.Context) (sa.Grant, error) { return s.inner.GetGrant(ctx, id) })
 }
 
 // ListGrants implements supportaccess.Store.
 func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) ([]sa.Grant, error) {
-	return do(ctx, &s.f, ListGrants, func() ([]sa.Grant, error) { return s.inner.ListGrants(ctx, f, now) })
+	return do(ctx, &s.f, ListGrants, func(ctx context.Context) ([]sa.Grant, error) { return s.inner.ListGrants(ctx, f, now) })
 }
 
 // FindActiveGrant implements supportaccess.Store.
 func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	return do(ctx, &s.f, FindActiveGrant, func() (sa.Grant, error) {
+	return do(ctx, &s.f, FindActiveGrant, func(ctx context.Context) (sa.Grant, error) {
 		return s.inner.FindActiveGrant(ctx, tenantID, principal, scope, now)
 	})
 }
 
 // UpdateGrant implements supportaccess.Store.
 func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
-	return do(ctx, &s.f, UpdateGrant, func() (sa.Grant, error) { return s.inner.UpdateGrant(ctx, id, change) })
+	return do(ctx, &s.f, UpdateGrant, func(ctx context.Context) (sa.Grant, error) { return s.inner.UpdateGrant(ctx, id, change) })
 }
 
 // ClaimTransitions implements supportaccess.Store.
 func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
-	return do(ctx, &s.f, ClaimTransitions, func() ([]sa.Grant, error) {
+	return do(ctx, &s.f, ClaimTransitions, func(ctx context.Context) ([]sa.Grant, error) {
 		return s.inner.ClaimTransitions(ctx, t, now, limit, events)
 	})
 }
 
 // Record implements supportaccess.Auditor.
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
-	_, err := do(ctx, &s.f, Record, func() (none, error) { return none{}, s.inner.Record(ctx, e) })
+	_, err := do(ctx, &s.f, Record, func(ctx context.Context) (none, error) { return none{}, s.inner.Record(ctx, e) })
 	return err
 }
 
 // Events implements supportaccess.AuditLog.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
-	return do(ctx, &s.f, Events, func() ([]sa.Event, error) { return s.inner.Events(ctx, f) })
+	return do(ctx, &s.f, Events, func(ctx context.Context) ([]sa.Event, error) { return s.inner.Events(ctx, f) })
 }
 
 // AuditChain implements supportaccess.AuditChainReader: it asks the
@@ -304,7 +307,7 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 // stored event of the tenant as the head (and no purge checkpoint), which
 // is what such a store's chain is.
 func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainState, error) {
-	return do(ctx, &s.f, AuditChain, func() (sa.AuditChainState, error) {
+	return do(ctx, &s.f, AuditChain, func(ctx context.Context) (sa.AuditChainState, error) {
 		if cr, ok := s.inner.(sa.AuditChainReader); ok {
 			return cr.AuditChain(ctx, tenantID)
 		}
@@ -357,7 +360,7 @@ func (a *Auditor) Recorded() []sa.Event {
 
 // Record implements supportaccess.Auditor.
 func (a *Auditor) Record(ctx context.Context, e sa.Event) error {
-	_, err := do(ctx, &a.f, Record, func() (none, error) {
+	_, err := do(ctx, &a.f, Record, func(ctx context.Context) (none, error) {
 		if a.inner != nil {
 			if err := a.inner.Record(ctx, e); err != nil {
 				return none{}, err
