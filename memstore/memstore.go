@@ -34,6 +34,29 @@ type entry struct {
 	pos     int      // index of the entry's checkRec in its tenant
 	started bool     // TransitionStarted claimed
 	expired bool     // TransitionExpired claimed
+	// scopes backs g.Scopes when they fit, so that the grant Check copies
+	// and its scopes share one allocation (and one page).
+	scopes [2]sa.Scope
+}
+
+// newEntry returns an entry holding a deep copy of g.
+func newEntry(g sa.Grant) *entry {
+	e := &entry{}
+	e.set(g)
+	return e
+}
+
+// set stores a deep copy of g in e.
+func (e *entry) set(g sa.Grant) {
+	e.g = g
+	e.g.Grantees = cloneSlice(g.Grantees)
+	if g.Scopes != nil && len(g.Scopes) <= len(e.scopes) {
+		e.scopes = [2]sa.Scope{}
+		n := copy(e.scopes[:], g.Scopes)
+		e.g.Scopes = e.scopes[:n:n]
+	} else {
+		e.g.Scopes = cloneSlice(g.Scopes)
+	}
 }
 
 var (
@@ -60,7 +83,7 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 	if _, dup := s.grants[g.ID]; dup {
 		return fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
 	}
-	e := &entry{g: g.Clone()}
+	e := newEntry(g)
 	s.grants[g.ID] = e
 	s.index(e)
 	s.appendEvents(events)
@@ -162,7 +185,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 	if err := ctx.Err(); err != nil {
 		return sa.Grant{}, err
 	}
-	e.g = g.Clone()
+	e.set(g)
 	s.reindex(e)
 	s.appendEvents(events)
 	return g, nil

@@ -123,7 +123,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 		return sa.AccessRequest{}, nil, err
 	}
 	if g != nil {
-		e := &entry{g: g.Clone()}
+		e := newEntry(*g)
 		s.grants[g.ID] = e
 		s.index(e)
 		c := g.Clone()
