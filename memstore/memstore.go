@@ -30,7 +30,7 @@ type Store struct {
 }
 
 type entry struct {
-	g       sa.Grant // replaced, never mutated in place, under mu
+	g       sa.Grant // replaced under mu (its scopes may live in scopes below)
 	pos     int      // index of the entry's checkRec in its tenant
 	started bool     // TransitionStarted claimed
 	expired bool     // TransitionExpired claimed
@@ -156,10 +156,11 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 		return sa.Grant{}, err
 	}
 	// Copy straight into the result (Clone would copy the struct twice
-	// more), then give it its own slices.
+	// more), then give it its own slices — under the lock: UpdateGrant
+	// rewrites the entry's inline scopes in place.
 	g = e.g
-	s.mu.RUnlock()
 	g.Grantees, g.Scopes = cloneSlice(g.Grantees), cloneSlice(g.Scopes)
+	s.mu.RUnlock()
 	return g, nil
 }
 
