@@ -88,17 +88,20 @@ func micros(t time.Time) (us int64, exact bool) {
 	return sec*1_000_000 + ns/1000, ns%1000 == 0
 }
 
-// index adds a new entry to its tenant; s.mu must be held for writing.
+// index adds a new entry to its tenant (and its transitions to the due
+// queues); s.mu must be held for writing.
 func (s *Store) index(e *entry) {
 	recs := s.byTenant[e.g.TenantID]
 	e.pos = len(recs)
 	s.byTenant[e.g.TenantID] = append(recs, newCheckRec(e))
+	s.schedule(e)
 }
 
-// reindex refreshes the record of an entry whose grant changed; s.mu must
-// be held for writing.
+// reindex refreshes the record (and the due times) of an entry whose grant
+// changed; s.mu must be held for writing.
 func (s *Store) reindex(e *entry) {
 	s.byTenant[e.g.TenantID][e.pos] = newCheckRec(e)
+	s.schedule(e)
 }
 
 // selectActive returns the entry Check returns for principal and scope at

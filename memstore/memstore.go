@@ -23,6 +23,7 @@ type Store struct {
 	mu       sync.RWMutex
 	grants   map[uuid.UUID]*entry
 	byTenant map[string][]checkRec // index.go
+	due      [2]dueQueue           // due.go: started, expired
 	audit    auditState            // audit.go
 	// requests and hook tasks (requests.go, hooks.go), created on first use
 	requests map[uuid.UUID]*sa.AccessRequest
@@ -37,6 +38,10 @@ type entry struct {
 	// scopes backs g.Scopes when they fit, so that the grant Check copies
 	// and its scopes share one allocation (and one page).
 	scopes [2]sa.Scope
+	// queued and queuedAt: the last due time queued per transition
+	// (started, expired), see schedule.
+	queued   [2]bool
+	queuedAt [2]time.Time
 }
 
 // newEntry returns an entry holding a deep copy of g.
@@ -206,48 +211,24 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 	return s.claimLocked(t, now, limit, events), nil
 }
 
-// claimLocked claims due transitions; s.mu must be held for writing.
+// claimLocked claims due transitions in order of due time, then ID, from
+// the due queues (due.go); s.mu must be held for writing.
 func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) []sa.Grant {
-	var due []*entry
-	for _, e := range s.grants {
-		if transitionDue(e, t, now) {
-			due = append(due, e)
+	var out []sa.Grant
+	for len(out) < limit {
+		e := s.popDue(t, now)
+		if e == nil {
+			break
 		}
-	}
-	key := func(e *entry) time.Time {
-		if t == sa.TransitionStarted {
-			return e.g.StartsAt
-		}
-		return e.g.ExpiresAt
-	}
-	due = smallest(due, limit, func(a, b *entry) int {
-		if c := key(a).Compare(key(b)); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.g.ID[:], b.g.ID[:])
-	})
-	out := make([]sa.Grant, 0, len(due))
-	for _, e := range due {
 		if t == sa.TransitionStarted {
 			e.started = true
 		} else {
 			e.expired = true
 		}
-		s.appendEvents(events(e.g.Clone()))
+		if events != nil {
+			s.appendEvents(events(e.g.Clone()))
+		}
 		out = append(out, e.g.Clone())
 	}
 	return out
-}
-
-func transitionDue(e *entry, t sa.Transition, now time.Time) bool {
-	if !e.g.RevokedAt.IsZero() {
-		return false
-	}
-	switch t {
-	case sa.TransitionStarted:
-		return !e.started && !e.g.StartsAt.After(now)
-	case sa.TransitionExpired:
-		return !e.expired && !e.g.ExpiresAt.IsZero() && !e.g.ExpiresAt.After(now)
-	}
-	return false
 }
