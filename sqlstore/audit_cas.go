@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	sa "github.com/supportaccess/supportaccess"
 )
@@ -81,10 +83,23 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 	})
 	if err != nil {
 		s.heads.Delete(e.TenantID)
-		if casFallback(s.d.Dialect, err) {
-			return false, nil // nothing was written: take the locking path
+		if !casFallback(s.d.Dialect, err) {
+			return false, wrap(ctx, "record event", err)
 		}
-		return false, wrap(ctx, "record event", err)
+		if s.d.Dialect == MySQL && !mysqlBeforeCommit(err) {
+			// A server error can also come after the procedure's COMMIT (a
+			// KILL QUERY or statement timeout landing between the COMMIT
+			// and the end of the CALL): then the event is there, as this
+			// call chained it, and must not be appended again.
+			committed, cerr := s.appendedAs(ctx, e)
+			if cerr != nil {
+				return false, wrap(ctx, "record event", errors.Join(err, cerr))
+			}
+			if committed {
+				return true, nil
+			}
+		}
+		return false, nil // nothing was written: take the locking path
 	}
 	if !applied {
 		s.heads.Delete(e.TenantID)
@@ -102,11 +117,57 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 // failed before it started: a value too long for its parameter, no such
 // procedure, no EXECUTE privilege — a database migrated by a tool that did
 // not create it, where every Record then costs the failed CALL and the
-// transaction). An error without a server error number (a lost
-// connection) is returned: the event may have been committed.
+// transaction). A server error that may have come after the COMMIT is
+// checked first (mysqlBeforeCommit, appendedAs), so a committed event is
+// neither appended twice nor reported as failed. An error without a server
+// error number (a lost connection) is returned: the event may have been
+// committed.
 func casFallback(d Dialect, err error) bool {
 	if d == MySQL {
 		return mysqlNumber(err) != 0
 	}
 	return isDeadlock(err) || isUniqueViolation(err)
+}
+
+// appendedAsQuery finds an event by ID at the chain position and hash a
+// compare-and-set append gave it.
+const appendedAsQuery = `SELECT 1 FROM {p}audit_events WHERE id = ? AND tenant_id = ? AND seq = ? AND chain_hash = ?`
+
+// appendedAs reports whether e (chained by recordCAS) is in the trail
+// exactly as that append wrote it — not merely an event with the same ID,
+// which the locking path must still refuse as a duplicate.
+func (s *Store) appendedAs(ctx context.Context, e sa.Event) (bool, error) {
+	var one int
+	err := s.read(ctx, func() error {
+		st, err := s.stmt(ctx, s.sql(appendedAsQuery))
+		if err != nil {
+			return err
+		}
+		return st.QueryRowContext(ctx, e.ID, e.TenantID, e.Seq, e.Hash).Scan(&one)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// mysqlBeforeCommit reports a MySQL error that the CALL of audit_append
+// can only raise before its COMMIT: the procedure could not start (missing,
+// not executable, wrong arguments, a value too long for its parameter) or
+// its INSERT or lock failed inside the transaction its handler rolls back.
+// Any other server error (an interrupted statement, a timeout) may have
+// come after the COMMIT.
+func mysqlBeforeCommit(err error) bool {
+	switch mysqlNumber(err) {
+	case 1305, // ER_SP_DOES_NOT_EXIST
+		1370, // ER_PROCACCESS_DENIED_ERROR
+		1318, // ER_SP_WRONG_NO_OF_ARGS
+		1406, // ER_DATA_TOO_LONG
+		1048, // ER_BAD_NULL_ERROR
+		1062, // ER_DUP_ENTRY
+		1213, // ER_LOCK_DEADLOCK
+		1205: // ER_LOCK_WAIT_TIMEOUT
+		return true
+	}
+	return false
 }

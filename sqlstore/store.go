@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +71,11 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithTablePrefix sets the prefix of every table and index name. Default:
 // DefaultTablePrefix ("supportaccess_"). It must be 1–32 ASCII letters,
 // digits and underscores and start with a letter or underscore; New returns
-// an error wrapping supportaccess.ErrInvalidInput otherwise. PostgreSQL
-// folds unquoted names to lower case, so use a lower-case prefix to get the
-// same table names on every database.
+// an error wrapping supportaccess.ErrInvalidInput otherwise. On MySQL it
+// must be lower case (the stored procedure of schema version 4 is named
+// after it, and routine names ignore case while table names do not).
+// PostgreSQL folds unquoted names to lower case, so use a lower-case prefix
+// to get the same table names on every database.
 func WithTablePrefix(prefix string) Option {
 	return optionFunc(func(c *config) { c.prefix = prefix })
 }
@@ -111,6 +114,12 @@ func New(db *sql.DB, d Dialect, opts ...Option) (*Store, error) {
 	}
 	if err := validPrefix(c.prefix); err != nil {
 		return nil, fmt.Errorf("sqlstore: new: %w", err)
+	}
+	if d == MySQL && strings.ToLower(c.prefix) != c.prefix {
+		// Table names are case-sensitive on most MySQL servers, routine
+		// names never: two prefixes differing in case would share one
+		// audit_append procedure, writing into the other's tables.
+		return nil, fmt.Errorf("sqlstore: new: %w: table prefix %q: on MySQL the prefix must be lower case", sa.ErrInvalidInput, c.prefix)
 	}
 	s := &Store{
 		db:          db,

@@ -307,6 +307,12 @@ func DropTables(ctx context.Context, db *sql.DB, d sqlstore.Dialect, prefix stri
 	if !validIdent(prefix) {
 		return fmt.Errorf("sqltest: bad prefix %q", prefix)
 	}
+	if d == sqlstore.MySQL {
+		// Schema version 4 adds a stored procedure per prefix.
+		if _, err := db.ExecContext(ctx, "DROP PROCEDURE IF EXISTS `"+prefix+"audit_append`"); err != nil {
+			return err
+		}
+	}
 	tables, err := Tables(ctx, db, d, prefix)
 	if err != nil || len(tables) == 0 {
 		return err
@@ -333,11 +339,7 @@ func DropTables(ctx context.Context, db *sql.DB, d sqlstore.Dialect, prefix stri
 	case sqlstore.Postgres:
 		_, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", ")+` CASCADE`)
 	default:
-		if _, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", ")); err != nil {
-			return err
-		}
-		// Schema version 4 adds a stored procedure per prefix.
-		_, err = db.ExecContext(ctx, "DROP PROCEDURE IF EXISTS `"+prefix+"audit_append`")
+		_, err = db.ExecContext(ctx, `DROP TABLE IF EXISTS `+strings.Join(quoted, ", "))
 	}
 	return err
 }
