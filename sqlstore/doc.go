@@ -71,7 +71,9 @@
 // locking transaction, at one more round trip. In the file of Migrations
 // the procedure body separates its statements with a ";" at the start of a
 // line, so that it stays one statement for tools that split at lines ending
-// in ";"; the mysql command-line client needs DELIMITER around it.
+// in ";"; the mysql command-line client needs DELIMITER around it. Because
+// routine names ignore case while table names usually do not, the table
+// prefix must be lower case on MySQL (New refuses another).
 //
 // # SQLite
 //
