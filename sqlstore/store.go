@@ -158,14 +158,16 @@ func (s *Store) TablePrefix() string { return s.prefix }
 // always returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	for q, st := range s.stmts {
+	stmts := s.stmts
+	s.stmts = make(map[string]*sql.Stmt)
+	s.mu.Unlock()
+	for _, st := range stmts { // outside s.mu, see stmt
 		_ = st.Close()
-		delete(s.stmts, q)
 	}
 	return nil
 }
@@ -216,16 +218,23 @@ func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Never close a statement while holding s.mu: sql.Stmt.Close waits for
+	// every connection it was prepared on, one of which may be running a
+	// query that waits for a row lock held by a transaction whose
+	// goroutine needs s.mu (a deadlock the database cannot see).
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed, prev := s.closed, s.stmts[q]
+	if !closed && prev == nil {
+		s.stmts[q] = st
+	}
+	s.mu.Unlock()
+	switch {
+	case closed:
 		_ = st.Close()
 		return nil, errClosed
-	}
-	if prev := s.stmts[q]; prev != nil {
+	case prev != nil:
 		_ = st.Close()
 		return prev, nil
 	}
-	s.stmts[q] = st
 	return st, nil
 }
