@@ -138,7 +138,11 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 				return total, err
 			}
 		}
-		if len(claimed) < SweepBatchSize {
+		// Stop at an empty batch, not at a short one: with SKIP LOCKED a
+		// claim beside concurrent sweepers returns fewer grants than it
+		// could (MariaDB applies the LIMIT before skipping rows others
+		// hold), so a short batch does not mean nothing is left.
+		if len(claimed) == 0 {
 			return total, nil
 		}
 	}
