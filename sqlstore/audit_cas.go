@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -71,13 +70,9 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 		if err != nil {
 			return err
 		}
-		res, err := st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq,
+		n, err := affected(st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq,
 			e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
-			e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
+			e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session))
 		applied = n == 1
 		return err
 	})
@@ -137,18 +132,7 @@ const appendedAsQuery = `SELECT 1 FROM {p}audit_events WHERE id = ? AND tenant_i
 // exactly as that append wrote it — not merely an event with the same ID,
 // which the locking path must still refuse as a duplicate.
 func (s *Store) appendedAs(ctx context.Context, e sa.Event) (bool, error) {
-	var one int
-	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.sql(appendedAsQuery))
-		if err != nil {
-			return err
-		}
-		return st.QueryRowContext(ctx, e.ID, e.TenantID, e.Seq, e.Hash).Scan(&one)
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
+	return s.exists(ctx, s.sql(appendedAsQuery), e.ID, e.TenantID, e.Seq, e.Hash)
 }
 
 // mysqlBeforeCommit reports a MySQL error that the CALL of audit_append

@@ -152,10 +152,7 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 			return wrap(ctx, "purge audit: read the last event to delete", err)
 		}
 		res.Checkpoint = sa.ChainLink{Seq: last.seq, Hash: last.hash}
-		r, err := t.exec(s.sql(`DELETE FROM {p}audit_events WHERE tenant_id = ? AND seq <= ?`), tenantID, last.seq)
-		if err == nil {
-			res.Deleted, err = r.RowsAffected()
-		}
+		res.Deleted, err = affected(t.exec(s.sql(`DELETE FROM {p}audit_events WHERE tenant_id = ? AND seq <= ?`), tenantID, last.seq))
 		if err != nil {
 			return wrap(ctx, "purge audit: delete", err)
 		}

@@ -185,11 +185,7 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 					done = append(done, task.Grant.ID)
 					continue
 				}
-				res, err := t.exec(s.sql(qRetryHook), task.Done, task.Attempts, s.d.timeArg(task.NextAt), task.LastError, task.Grant.ID, token)
-				if err != nil {
-					return wrap(ctx, "finish hook tasks", err)
-				}
-				k, err := res.RowsAffected()
+				k, err := affected(t.exec(s.sql(qRetryHook), task.Done, task.Attempts, s.d.timeArg(task.NextAt), task.LastError, task.Grant.ID, token))
 				if err != nil {
 					return wrap(ctx, "finish hook tasks", err)
 				}
@@ -198,11 +194,7 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 			for len(done) > 0 {
 				c := min(len(done), maxTaskRowsPerStatement)
 				q := s.sql(`DELETE FROM {p}hook_tasks WHERE lease_token = ? AND grant_id IN (` + placeholders(c) + `)`)
-				res, err := t.execDynamic(q, append([]any{token}, done[:c]...)...)
-				if err != nil {
-					return wrap(ctx, "finish hook tasks", err)
-				}
-				k, err := res.RowsAffected()
+				k, err := affected(t.execDynamic(q, append([]any{token}, done[:c]...)...))
 				if err != nil {
 					return wrap(ctx, "finish hook tasks", err)
 				}

@@ -55,21 +55,36 @@ func (s *Store) listQuery(base string, where []string, args []any, limit int) (s
 // sql.ErrNoRows, unwrapped, so callers can map it to ErrNotFound. One
 // round trip.
 func (s *Store) queryByID(ctx context.Context, q string, id any, scan func(scan func(dest ...any) error) error) error {
+	return s.queryRow(ctx, q, []any{id}, scan)
+}
+
+// queryRow is queryByID with any arguments.
+func (s *Store) queryRow(ctx context.Context, q string, args []any, scan func(scan func(dest ...any) error) error) error {
 	return s.read(ctx, func() error {
 		st, err := s.stmt(ctx, q)
 		if err != nil {
 			return err
 		}
-		return scan(st.QueryRowContext(ctx, id).Scan)
+		return scan(st.QueryRowContext(ctx, args...).Scan)
 	})
 }
 
-// exists reports whether the fixed single-row query q finds a row for id.
-func (s *Store) exists(ctx context.Context, q string, id any) (bool, error) {
+// exists reports whether the fixed single-row query q finds a row for its
+// arguments (an id, usually).
+func (s *Store) exists(ctx context.Context, q string, args ...any) (bool, error) {
 	var one int
-	err := s.queryByID(ctx, q, id, func(scan func(...any) error) error { return scan(&one) })
+	err := s.queryRow(ctx, q, args, func(scan func(...any) error) error { return scan(&one) })
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// affected returns how many rows the Exec whose results it is given
+// changed, or that Exec's error.
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
