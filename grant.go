@@ -294,17 +294,16 @@ func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope S
 	// One Enabled call gates both instruments: they come from the same
 	// meter, so an SDK enables both or neither. Without either, Check is
 	// check plus this test; the instrumented path has its own frame.
-	if m.checkSpans || m.tel.checks.Enabled(ctx) {
-		return m.checkInstrumented(ctx, tenantID, principal, scope)
+	if measured := m.tel.checks.Enabled(ctx); measured || m.checkSpans {
+		return m.checkInstrumented(ctx, tenantID, principal, scope, measured)
 	}
 	err = m.check(ctx, tenantID, principal, scope, &g)
 	return g, err
 }
 
-// checkInstrumented is Check with its metrics and, with WithCheckSpans, its
-// span.
-func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal string, scope Scope) (g Grant, err error) {
-	measured := m.tel.checks.Enabled(ctx)
+// checkInstrumented is Check with its metrics (when measured) and, with
+// WithCheckSpans, its span.
+func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal string, scope Scope, measured bool) (g Grant, err error) {
 	var start time.Time
 	if measured {
 		start = time.Now()
