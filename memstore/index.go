@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"bytes"
 	"math"
 	"slices"
 	"time"
@@ -141,7 +140,7 @@ func selectActive(recs []checkRec, principal string, scope sa.Scope, now time.Ti
 		if r.flags&want == 0 || (want == recOther && !slices.Contains(r.e.g.Scopes, scope)) {
 			continue
 		}
-		if best == nil || better(r, best) {
+		if best == nil || better(r, best, principal, scope, now) {
 			best = r
 		}
 	}
@@ -161,22 +160,19 @@ func active(g *sa.Grant, now time.Time) bool {
 	return !now.Before(g.StartsAt) && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
 }
 
-// better reports whether a should be chosen over b (see selectActive).
-func better(a, b *checkRec) bool {
+// better reports whether a should be chosen over b (both active, covering
+// the principal and allowing the scope): the later end on the records,
+// else — on equal ends, or times not whole microseconds — the choice of
+// sa.GrantSelector itself, so the tie rules live in one place.
+func better(a, b *checkRec, principal string, scope sa.Scope, now time.Time) bool {
 	if (a.flags|b.flags)&recExact == 0 && a.end != b.end {
 		return a.end > b.end // whole microseconds, unlimited as MaxInt64
 	}
-	ag, bg := &a.e.g, &b.e.g
-	switch {
-	case ag.ExpiresAt.IsZero() != bg.ExpiresAt.IsZero():
-		return ag.ExpiresAt.IsZero()
-	case !ag.ExpiresAt.Equal(bg.ExpiresAt):
-		return ag.ExpiresAt.After(bg.ExpiresAt)
-	case !ag.CreatedAt.Equal(bg.CreatedAt):
-		return ag.CreatedAt.Before(bg.CreatedAt)
-	default:
-		return bytes.Compare(ag.ID[:], bg.ID[:]) < 0
-	}
+	sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
+	sel.Offer(&b.e.g)
+	sel.Offer(&a.e.g)
+	best, err := sel.Result()
+	return err == nil && best == &a.e.g
 }
 
 // cloneSlice copies s with one right-sized allocation (nil stays nil).
