@@ -20,7 +20,10 @@ import (
 // returns the Session and true, or false for every other request. It must
 // be safe for concurrent use. A request for which it returns false passes
 // to the next handler untouched (no allocation, no store access). A panic
-// in resolve is recovered and the request denied (403), never let through.
+// in resolve is not recovered: it propagates like any handler's panic (the
+// net/http server recovers it, logs it with its stack and aborts the
+// response) and the next handler never runs, so a broken resolver fails
+// closed. A host that prefers a 403 wraps resolve with its own recover.
 // Middleware panics if resolve is nil, and the returned function panics if
 // the next handler is nil (both are programming errors).
 //
@@ -35,13 +38,12 @@ import (
 //
 // Refusals: the request never reaches the next handler; it gets 403 (no
 // active grant, other tenant or principal, scope missing, malformed
-// session, MFA missing, resolver panic) or 503 with Retry-After when the
+// session, MFA missing) or 503 with Retry-After when the
 // store fails during the check (fail closed: an outage denies, and 503
 // tells clients and monitoring that it is one). The body is written by
 // DefaultDeniedHandler unless WithDeniedHandler says otherwise. Each refusal
-// records an access.denied event with the reason (a resolver panic, which
-// names no tenant, goes to the error handler only); a refusal for lack of
-// an active grant also calls the OnSessionEnded function.
+// records an access.denied event with the reason; a refusal for lack of an
+// active grant also calls the OnSessionEnded function.
 //
 // Admitted requests: the next handler sees a request whose context carries
 // the Session and the Grant (SessionFromContext, GrantFromContext) and the
@@ -120,31 +122,15 @@ type guard struct {
 }
 
 // ServeHTTP implements http.Handler. The path of a request that is not
-// impersonated is kept free of allocations and copies of the Session: one
-// call of the resolver under an open-coded defer, one call of next.
+// impersonated is one call of the resolver and one of next: no defer, no
+// allocation. A panic of the resolver propagates before next is reached.
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	returned := false
-	defer func() {
-		// Only a panic of the resolver is caught here; one from next (or
-		// the support path) passes through untouched, as returned is set.
-		if !returned {
-			g.denyPanic(w, r, recover())
-		}
-	}()
 	s, ok := g.resolve(r)
-	returned = true
 	if !ok {
 		g.next.ServeHTTP(w, r)
 		return
 	}
 	g.serveSupport(w, r, s)
-}
-
-// denyPanic refuses a request whose resolver panicked. The panic names no
-// tenant, so it goes to the error handler, not to the audit trail.
-func (g *guard) denyPanic(w http.ResponseWriter, r *http.Request, p any) {
-	g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: resolver panicked: %v", p))
-	g.cfg.denied(w, r, Denial{Status: http.StatusForbidden, Code: DeniedAccess, Reason: "resolver panicked"})
 }
 
 // serveSupport checks and runs an impersonated request.

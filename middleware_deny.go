@@ -35,7 +35,7 @@ type Denial struct {
 	Status int
 	// Code is one of the Denied… constants.
 	Code string
-	// Session is the resolved session (zero when the resolver panicked).
+	// Session is the resolved session.
 	Session Session
 	// Reason is the reason recorded in the audit trail.
 	Reason string

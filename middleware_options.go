@@ -100,7 +100,7 @@ func WithPollInterval(d time.Duration) MiddlewareOption {
 
 // WithMiddlewareErrorHandler sets the function that receives the errors the
 // middleware cannot return: store failures of access checks, failed audit
-// writes, a panicking resolver, failures of the background re-check.
+// writes, failures of the background re-check.
 // Default: the Manager's error handler (see WithErrorHandler). Nil is
 // ignored.
 func WithMiddlewareErrorHandler(f func(ctx context.Context, err error)) MiddlewareOption {

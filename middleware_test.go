@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -227,18 +229,38 @@ func TestMiddlewareStoreFailureDenies(t *testing.T) {
 	require.Empty(t, e.ended.all(), "an outage does not end the session")
 }
 
-func TestMiddlewareResolverPanicDenies(t *testing.T) {
+// A panicking resolver never lets the request through: the panic
+// propagates before next runs, nothing is audited as an admitted request,
+// and over a real server the client gets no response at all.
+func TestMiddlewareResolverPanicPropagates(t *testing.T) {
 	e := newMWEnv(t)
 	e.grant(sa.GrantInput{})
 	next := &mwOK{}
-	for _, p := range []any{"nil map", nil, http.ErrAbortHandler} {
-		h := e.m.Middleware(func(*http.Request) (sa.Session, bool) { panic(p) }, sa.WithMiddlewareErrorHandler(e.errs.handle))(next)
-		rec := mwDo(h, mwReq(http.MethodGet, "/", "generic"))
-		require.Equal(t, http.StatusForbidden, rec.Code)
+	denied := 0
+	for _, p := range []any{"nil map", http.ErrAbortHandler} {
+		h := e.m.Middleware(func(*http.Request) (sa.Session, bool) { panic(p) },
+			sa.WithMiddlewareErrorHandler(e.errs.handle),
+			sa.WithDeniedHandler(func(http.ResponseWriter, *http.Request, sa.Denial) { denied++ }),
+		)(next)
+		require.PanicsWithValue(t, p, func() { mwDo(h, mwReq(http.MethodGet, "/", "generic")) })
 	}
-	require.Zero(t, next.calls.Load())
-	require.Len(t, e.errs.all(), 3)
-	require.Contains(t, e.errs.all()[0].Error(), "resolver panicked")
+	h := e.m.Middleware(func(*http.Request) (sa.Session, bool) { panic(nil) })(next)
+	require.Panics(t, func() { mwDo(h, mwReq(http.MethodGet, "/", "generic")) })
+
+	srv := httptest.NewUnstartedServer(e.m.Middleware(func(*http.Request) (sa.Session, bool) { panic("resolver bug") })(next))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/settings")
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.Error(t, err, "net/http aborts the response of a panicking handler")
+
+	require.Zero(t, next.calls.Load(), "next never runs")
+	require.Zero(t, denied)
+	require.Empty(t, e.errs.all())
+	require.Empty(t, e.events(sa.EventSupportRequest, sa.EventAccessDenied))
 }
 
 func TestMiddlewareDeniedBodyLeaksNothing(t *testing.T) {
