@@ -3,8 +3,10 @@ package supportaccess_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -14,6 +16,8 @@ import (
 	"go.uber.org/goleak"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
 )
 
 // hookLog is an expiry hook that records its calls and fails while told
@@ -391,4 +395,138 @@ type failingClaims struct{ sa.Store }
 
 func (failingClaims) ClaimTransitions(context.Context, sa.Transition, time.Time, int, func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return nil, errBoom
+}
+
+func TestSweepConcurrencyOption(t *testing.T) {
+	for _, n := range []int{0, -1} {
+		_, err := sa.NewManager(memstore.New(), sa.WithSweepConcurrency(n))
+		require.ErrorIs(t, err, sa.ErrInvalidInput, n)
+		require.ErrorContains(t, err, "sweep concurrency")
+	}
+}
+
+// grantMany stores n grants of an hour in tenants acme-0 … acme-9.
+func (e *env) grantMany(n int) {
+	e.t.Helper()
+	for i := 0; i < n; i++ {
+		e.grant(sa.GrantInput{TenantID: fmt.Sprintf("acme-%d", i%10), Duration: time.Hour})
+	}
+}
+
+// serialHook is an expiry hook that counts its calls per grant and how
+// many of its calls ever overlapped.
+type serialHook struct {
+	inFlight, maxInFlight atomic.Int32
+	mu                    sync.Mutex
+	calls                 map[uuid.UUID]int
+}
+
+func (h *serialHook) hook(context.Context, sa.Grant) error { return nil }
+
+func (h *serialHook) run(_ context.Context, g sa.Grant) error {
+	n := h.inFlight.Add(1)
+	defer h.inFlight.Add(-1)
+	for {
+		m := h.maxInFlight.Load()
+		if n <= m || h.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls == nil {
+		h.calls = map[uuid.UUID]int{}
+	}
+	h.calls[g.ID]++
+	return nil
+}
+
+// With several claims in flight, every due grant still expires once, its
+// hook runs once, hooks never overlap and the Notifier hears of each.
+func TestSweepConcurrentBatches(t *testing.T) {
+	const n = 2*sa.SweepBatchSize + 500 // three batches
+	for _, workers := range []int{1, 2, 3} {
+		t.Run(fmt.Sprint(workers), func(t *testing.T) {
+			h := &serialHook{}
+			notes := &notes{}
+			e := newEnv(t, sa.OnExpire(h.run), sa.WithNotifier(notes), sa.WithSweepConcurrency(workers))
+			e.grantMany(n)
+			e.clock.Advance(time.Hour)
+			require.Equal(t, n, e.sweep())
+			require.Zero(t, e.sweep())
+			require.Len(t, h.calls, n)
+			for id, c := range h.calls {
+				require.Equal(t, 1, c, id)
+			}
+			require.Equal(t, int32(1), h.maxInFlight.Load(), "hooks run one at a time")
+			require.Equal(t, n, countType(notes.types(), sa.EventGrantExpired))
+			require.Len(t, e.events(sa.EventGrantExpired), n)
+		})
+	}
+}
+
+// laterFailingClaims fails the claim of expiries from its fail-th call on.
+type laterFailingClaims struct {
+	*memstore.Store
+	calls atomic.Int32
+	fail  int32
+}
+
+var errClaim = errors.New("claim failed")
+
+func (s *laterFailingClaims) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+	if t == sa.TransitionExpired && s.calls.Add(1) >= s.fail {
+		return nil, errClaim
+	}
+	return s.Store.ClaimTransitions(ctx, t, now, limit, events)
+}
+
+// A failed claim stops the sweep with its error; the batches committed
+// before it are counted and notified, and the rest expire, once, on the
+// next sweep.
+func TestSweepClaimFailureStopsClaims(t *testing.T) {
+	const n = 2*sa.SweepBatchSize + 500
+	st := &laterFailingClaims{Store: memstore.New(), fail: 2}
+	notes := &notes{}
+	clock := storetest.NewClock(storetest.Epoch)
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithNotifier(notes), sa.WithSweepConcurrency(2))
+	require.NoError(t, err)
+	e := &env{t: t, store: st.Store, clock: clock, m: m}
+	e.grantMany(n)
+	clock.Advance(time.Hour)
+	got, err := m.Sweep(ctx)
+	require.ErrorIs(t, err, errClaim)
+	require.Equal(t, sa.SweepBatchSize, got, "the first claim committed")
+	require.Equal(t, got, countType(notes.types(), sa.EventGrantExpired))
+	require.LessOrEqual(t, st.calls.Load(), int32(3), "no claim starts after the failure is seen")
+
+	st.fail = 1 << 30
+	rest, err := m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n-got, rest)
+	require.Len(t, e.events(sa.EventGrantExpired), n)
+}
+
+// panickyAuditor is an extra auditor that panics on grant.expired.
+type panickyAuditor struct{}
+
+func (panickyAuditor) Record(_ context.Context, e sa.Event) error {
+	if e.Type == sa.EventGrantExpired {
+		panic("auditor bug")
+	}
+	return nil
+}
+
+// A panic inside a claim (here an extra auditor's) reaches Sweep's caller,
+// as it did when claims ran in its goroutine, and no claimer outlives it.
+func TestSweepClaimPanicReachesCaller(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	st := memstore.New()
+	clock := storetest.NewClock(storetest.Epoch)
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(st, panickyAuditor{})), sa.WithSweepConcurrency(3))
+	require.NoError(t, err)
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	require.PanicsWithValue(t, "auditor bug", func() { _, _ = m.Sweep(ctx) })
 }

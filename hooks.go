@@ -47,6 +47,7 @@ type lifecycle struct {
 	hooks              []ExpireHook
 	lease              time.Duration
 	retryMin, retryMax time.Duration
+	sweepConcurrency   int
 	err                error // a bad option, reported by NewManager
 }
 
@@ -115,6 +116,9 @@ func (m *Manager) validateLifecycle() error {
 	}
 	if l.retryMin == 0 {
 		l.retryMin, l.retryMax = DefaultHookRetryMin, DefaultHookRetryMax
+	}
+	if l.sweepConcurrency == 0 {
+		l.sweepConcurrency = DefaultSweepConcurrency
 	}
 	if len(l.hooks) > 0 {
 		if _, ok := m.store.(HookStore); !ok {

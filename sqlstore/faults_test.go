@@ -213,8 +213,11 @@ func TestFaultPostgresConnectionKilled(t *testing.T) {
 	s := sqltest.NewStoreOn(t, victim, sqlstore.Postgres)
 	killer := &pgKiller{admin: admin, app: app}
 	clock := storetest.NewClock(storetest.Epoch)
+	// One claim at a time: the pool then holds no spare connection from
+	// the sweep's concurrent claims for the "grant" case's kill of idle
+	// backends to take down with the one it aims at.
 	m, err := sa.NewManager(s, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(s, killer)),
-		sa.WithErrorHandler(func(context.Context, error) {}))
+		sa.WithErrorHandler(func(context.Context, error) {}), sa.WithSweepConcurrency(1))
 	require.NoError(t, err)
 	ctx := context.Background()
 	grant := func(tenant string) sa.Grant {

@@ -312,7 +312,7 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 	}
 	var out []sa.Grant
 	err := s.inTxOpts(ctx, "claim transitions", s.d.claimTx, func(t *txn) error {
-		claimed, err := s.selectGrants(t, sel, s.d.timeArg(now), limit)
+		claimed, err := s.selectGrants(t, sel, limit, s.d.timeArg(now), limit)
 		if err != nil {
 			return wrap(ctx, "claim transitions", err)
 		}
@@ -321,12 +321,7 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 		}
 		if s.d.claimReturning {
 			// RETURNING has no order: restore the claim order.
-			slices.SortFunc(claimed, func(a, b sa.Grant) int {
-				if c := due(&a).Compare(due(&b)); c != 0 {
-					return c
-				}
-				return bytes.Compare(a.ID[:], b.ID[:])
-			})
+			claimed = sortClaimed(claimed, due)
 		} else {
 			args := make([]any, len(claimed))
 			for i := range claimed {
@@ -360,16 +355,46 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 	return out, nil
 }
 
-// selectGrants runs a fixed grant query in t and returns the grants.
-func (s *Store) selectGrants(t *txn, q string, args ...any) ([]sa.Grant, error) {
+// sortClaimed returns claimed in claim order (due time, then ID). It
+// sorts a permutation on precomputed keys and copies each grant once:
+// sorting the grants themselves moved and compared whole structs.
+func sortClaimed(claimed []sa.Grant, due func(g *sa.Grant) time.Time) []sa.Grant {
+	type key struct {
+		due time.Time
+		i   int
+	}
+	keys := make([]key, len(claimed))
+	for i := range claimed {
+		keys[i] = key{due(&claimed[i]), i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := a.due.Compare(b.due); c != 0 {
+			return c
+		}
+		return bytes.Compare(claimed[a.i].ID[:], claimed[b.i].ID[:])
+	})
+	out := make([]sa.Grant, len(claimed))
+	for i, k := range keys {
+		out[i] = claimed[k.i]
+	}
+	return out
+}
+
+// selectGrants runs a fixed grant query in t and returns the grants, at
+// most capHint of them expected.
+func (s *Store) selectGrants(t *txn, q string, capHint int, args ...any) ([]sa.Grant, error) {
 	rows, err := t.query(q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []sa.Grant
+	out := make([]sa.Grant, 0, min(capHint, 4096))
+	r := s.newGrantRow()
 	for rows.Next() {
-		r := s.newGrantRow()
+		// One set of scan destinations serves every row: reset the
+		// grant, as a NULL leaves some destinations (the request ID)
+		// untouched; its slices are decoded afresh for each row.
+		r.g = sa.Grant{}
 		if err := r.scan(rows.Scan); err != nil {
 			return nil, err
 		}
