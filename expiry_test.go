@@ -421,8 +421,6 @@ type serialHook struct {
 	calls                 map[uuid.UUID]int
 }
 
-func (h *serialHook) hook(context.Context, sa.Grant) error { return nil }
-
 func (h *serialHook) run(_ context.Context, g sa.Grant) error {
 	n := h.inFlight.Add(1)
 	defer h.inFlight.Add(-1)
