@@ -98,7 +98,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 			for i, g := range b.claimed {
 				tasks[i] = HookTask{Grant: g, NextAt: b.now, LeaseToken: b.lease.Token, LeaseUntil: b.lease.Until}
 			}
-			return m.runTasks(ctx, hs, b.lease.Token, tasks, b.start)
+			return m.runTasks(ctx, hs, b.lease.Token, tasks, b.start, true)
 		}
 	}
 	n, err = m.sweep(ctx, TransitionExpired, claim, after)
@@ -214,7 +214,9 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 			running--
 		}
 		if b.panicked != nil {
-			panicked = b.panicked
+			if panicked == nil {
+				panicked = b.panicked
+			}
 			stop.Store(true)
 			continue
 		}
@@ -225,22 +227,37 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 			stop.Store(true)
 			continue
 		}
-		if b.extraErr != nil {
-			m.reportError(ctx, fmt.Errorf("sweep: %w", b.extraErr))
-		}
 		total += len(b.claimed)
-		if t == TransitionExpired {
-			for _, g := range b.claimed {
-				m.notify(ctx, EventGrantExpired, g, SystemActor, "")
-				m.revoked(g)
+		// A panic here (host code: the error handler, a listener, an
+		// extra auditor in the hooks' events) must not strand the
+		// claimers on the unbuffered channel: it is kept like a
+		// claimer's, the claims stop and the batches already committed
+		// are still handled.
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					if panicked == nil {
+						panicked = &p
+					}
+					stop.Store(true)
+				}
+			}()
+			if b.extraErr != nil {
+				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extraErr))
 			}
-		}
-		if after != nil && len(b.claimed) > 0 {
-			if err := after(&b); err != nil && firstErr == nil {
-				firstErr = err
-				stop.Store(true)
+			if t == TransitionExpired {
+				for _, g := range b.claimed {
+					m.notify(ctx, EventGrantExpired, g, SystemActor, "")
+					m.revoked(g)
+				}
 			}
-		}
+			if after != nil && len(b.claimed) > 0 {
+				if err := after(&b); err != nil && firstErr == nil {
+					firstErr = err
+					stop.Store(true)
+				}
+			}
+		}()
 	}
 	wg.Wait()
 	if panicked != nil {

@@ -154,7 +154,7 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
 		if len(tasks) == 0 {
 			return nil
 		}
-		if err := m.runTasks(ctx, hs, lease.Token, tasks, start); err != nil {
+		if err := m.runTasks(ctx, hs, lease.Token, tasks, start, false); err != nil {
 			return err
 		}
 		if len(tasks) < HookBatchSize {
@@ -163,15 +163,20 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
 	}
 }
 
-// runTasks runs the hooks of leased tasks and ends the lease.
-func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time) error {
+// runTasks runs the hooks of leased tasks and ends the lease. The first
+// task runs even past half the lease (so that a slow claim still makes
+// progress) unless queued (Sweep's batches, which may wait behind another
+// batch's hooks while their lease runs down): such a batch is then
+// released untouched, for runHookTasks to take at once, rather than have
+// its first hook "fail" on a deadline that passed before it was called.
+func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time, queued bool) error {
 	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease*9/10))
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
 	for i := range tasks {
 		t := &tasks[i]
-		if i > 0 && (ctx.Err() != nil || time.Now().After(startBy)) {
+		if (i > 0 || queued) && (ctx.Err() != nil || time.Now().After(startBy)) {
 			continue // released untouched: claimable again at once
 		}
 		done, err := m.runHooks(hctx, t.Grant, t.Done)

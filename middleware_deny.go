@@ -12,8 +12,9 @@ import (
 // They name no grant, tenant or internal error and are safe to show.
 const (
 	// DeniedAccess: no active grant allows this request (none at all, other
-	// tenant, other principal, scope missing, malformed session, resolver
-	// failure). Status 403.
+	// tenant, other principal, scope missing, malformed session). Status
+	// 403. A panic of the resolver is no denial: it propagates (see
+	// Manager.Middleware).
 	DeniedAccess = "access_denied"
 	// DeniedMFARequired: the principal must log in with a second factor
 	// (RequireMFA). Status 403.

@@ -118,7 +118,18 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 		return wrap(ctx, op, err)
 	}
 	defer s.prepareMissed(ctx, t)
-	if err := fn(t); err != nil {
+	ended := false
+	defer func() {
+		// fn panicked (caller code, such as an extra auditor, runs in
+		// it): roll back rather than leave the transaction, its locks
+		// and its connection held for as long as ctx lives.
+		if !ended {
+			_ = t.tx.Rollback()
+		}
+	}()
+	err = fn(t)
+	ended = true
+	if err != nil {
 		_ = t.tx.Rollback()
 		return err
 	}
