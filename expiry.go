@@ -58,6 +58,12 @@ func WithSweepConcurrency(n int) Option {
 // pending request past ExpiresAt cannot be approved. A failing hook is not
 // an error of Sweep (it is audited and passed to the error handler).
 //
+// Claims run in up to WithSweepConcurrency goroutines (default 2), all of
+// which have returned when Sweep returns; notifications, listeners and
+// hooks run in the caller's goroutine, one batch at a time. A panic in any
+// of them (host code) reaches the caller after every batch already
+// committed has been handled.
+//
 // Errors: the context's error, or the store's; a failure of one step does
 // not prevent the others.
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
