@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,6 +431,7 @@ func (h *serialHook) run(_ context.Context, g sa.Grant) error {
 			break
 		}
 	}
+	runtime.Gosched() // widen the window for an overlapping call
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.calls == nil {
