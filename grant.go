@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/supportaccess/supportaccess/internal/clone"
 )
 
 // Unlimited is the GrantInput.Duration (and Preset.Duration) that asks for a
@@ -117,20 +119,9 @@ func (g Grant) Allows(s Scope) bool { return hasScope(g.Scopes, s) }
 
 // Clone returns a deep copy of g (its slices are not shared).
 func (g Grant) Clone() Grant {
-	g.Grantees = cloneSlice(g.Grantees)
-	g.Scopes = cloneSlice(g.Scopes)
+	g.Grantees = clone.Slice(g.Grantees)
+	g.Scopes = clone.Slice(g.Scopes)
 	return g
-}
-
-// cloneSlice copies s exactly (nil stays nil) with one right-sized
-// allocation; cheaper than slices.Clone's append path on the Check path.
-func cloneSlice[T any](s []T) []T {
-	if s == nil {
-		return nil
-	}
-	out := make([]T, len(s))
-	copy(out, s)
-	return out
 }
 
 // Grant creates a grant from in. It validates the input against the policy

@@ -130,8 +130,8 @@ func selectActive(recs []checkRec, principal string, scope sa.Scope, now time.Ti
 			if nowUS < r.start || nowUS >= r.end {
 				continue
 			}
-		} else if !active(&r.e.g, now) {
-			continue
+		} else if r.e.g.Status(now) != sa.StatusActive {
+			continue // the grant's own window rule, on its time.Time values
 		}
 		if r.flags&recOpen == 0 && !slices.Contains(r.e.g.Grantees, principal) {
 			continue
@@ -154,12 +154,6 @@ func selectActive(recs []checkRec, principal string, scope sa.Scope, now time.Ti
 	}
 }
 
-// active reports whether g's window contains now, on the time.Time values
-// (g is not revoked).
-func active(g *sa.Grant, now time.Time) bool {
-	return !now.Before(g.StartsAt) && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
-}
-
 // better reports whether a should be chosen over b (both active, covering
 // the principal and allowing the scope): the later end on the records,
 // else — on equal ends, or times not whole microseconds — the choice of
@@ -173,14 +167,4 @@ func better(a, b *checkRec, principal string, scope sa.Scope, now time.Time) boo
 	sel.Offer(&a.e.g)
 	best, err := sel.Result()
 	return err == nil && best == &a.e.g
-}
-
-// cloneSlice copies s with one right-sized allocation (nil stays nil).
-func cloneSlice[T any](s []T) []T {
-	if s == nil {
-		return nil
-	}
-	c := make([]T, len(s))
-	copy(c, s)
-	return c
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/clone"
 )
 
 // Store keeps grants and audit events in memory. It is safe for concurrent
@@ -54,13 +55,13 @@ func newEntry(g sa.Grant) *entry {
 // set stores a deep copy of g in e.
 func (e *entry) set(g sa.Grant) {
 	e.g = g
-	e.g.Grantees = cloneSlice(g.Grantees)
+	e.g.Grantees = clone.Slice(g.Grantees)
 	if g.Scopes != nil && len(g.Scopes) <= len(e.scopes) {
 		e.scopes = [2]sa.Scope{}
 		n := copy(e.scopes[:], g.Scopes)
 		e.g.Scopes = e.scopes[:n:n]
 	} else {
-		e.g.Scopes = cloneSlice(g.Scopes)
+		e.g.Scopes = clone.Slice(g.Scopes)
 	}
 }
 
@@ -164,7 +165,7 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 	// more), then give it its own slices — under the lock: UpdateGrant
 	// rewrites the entry's inline scopes in place.
 	g = e.g
-	g.Grantees, g.Scopes = cloneSlice(g.Grantees), cloneSlice(g.Scopes)
+	g.Grantees, g.Scopes = clone.Slice(g.Grantees), clone.Slice(g.Scopes)
 	s.mu.RUnlock()
 	return g, nil
 }
