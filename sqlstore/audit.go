@@ -114,7 +114,7 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		chained[i] = e
 	}
 	per := maxEventsPerInsert
-	if s.q.insertEventsUnnest != "" && len(chained) >= minUnnestEvents {
+	if s.unnests(len(chained)) {
 		per = maxUnnestEvents
 	}
 	for len(chained) > 0 {
@@ -167,7 +167,7 @@ func (s *Store) lockHead(t *txn, tenant string) (head, error) {
 // insertEvents inserts chained events with one statement: on PostgreSQL,
 // from minUnnestEvents events on, the array form insertEventsUnnest.
 func (s *Store) insertEvents(t *txn, evs []sa.Event) error {
-	if s.q.insertEventsUnnest != "" && len(evs) >= minUnnestEvents {
+	if s.unnests(len(evs)) {
 		return s.insertEventsUnnest(t, evs)
 	}
 	args := make([]any, 0, 15*len(evs))

@@ -108,7 +108,7 @@ func (s *Store) updateHeads(t *txn, tenants []string, heads map[string]head) err
 
 // insertHeads is the statement that creates the missing head rows of n
 // tenants (arguments: tenant, empty hash, per tenant) and leaves existing
-// ones unchanged.
+// ones unchanged; for n = 1 it is lockHead's queries.insertHead.
 func (d *dialect) insertHeads(n int) string {
 	rows := strings.Repeat("(?, 0, ?), ", n-1) + "(?, 0, ?)"
 	q := `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES ` + rows
@@ -162,6 +162,12 @@ const minUnnestEvents = 8
 
 // maxUnnestEvents bounds the events of one insertEventsUnnestQuery.
 const maxUnnestEvents = 5000
+
+// unnests reports whether n events are inserted with
+// insertEventsUnnestQuery (PostgreSQL, at least minUnnestEvents).
+func (s *Store) unnests(n int) bool {
+	return s.q.insertEventsUnnest != "" && n >= minUnnestEvents
+}
 
 // insertEventsUnnest inserts chained events with insertEventsUnnestQuery.
 func (s *Store) insertEventsUnnest(t *txn, evs []sa.Event) error {

@@ -61,8 +61,6 @@ type dialect struct {
 	// locking read (MySQL, where a locking read of a missing row takes a
 	// gap lock and two such transactions would deadlock on insert).
 	insertHeadFirst bool
-	// insertHead creates a tenant's head row if it does not exist.
-	insertHead string
 	// busyRetry retries SQLITE_BUSY / SQLITE_LOCKED.
 	busyRetry bool
 	// claimTx are the options of ClaimTransitions' transaction: READ
@@ -89,7 +87,6 @@ var dialects = map[Dialect]*dialect{
 		covers:         `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
 		forUpdate:      " FOR UPDATE",
 		skipLocked:     " FOR UPDATE SKIP LOCKED",
-		insertHead:     `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
 		claimReturning: true,
 	},
 	MySQL: {
@@ -100,12 +97,10 @@ var dialects = map[Dialect]*dialect{
 		claimTx:         &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		unexpired:       `(expires_at IS NULL OR expires_at > ?)`,
 		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10), grantees)) > 0)`,
-		insertHead:      `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE seq = seq`,
 	},
 	SQLite: {
 		Dialect:        SQLite,
 		writeLock:      `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		insertHead:     `INSERT INTO {p}audit_heads (tenant_id, seq, chain_hash) VALUES (?, 0, ?) ON CONFLICT (tenant_id) DO NOTHING`,
 		busyRetry:      true,
 		claimReturning: true,
 		unexpired:      `coalesce(expires_at, 9223372036854775807) > ?`,

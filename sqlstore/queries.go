@@ -86,7 +86,7 @@ func newQueries(s *Store) queries {
 		claimExpired: claimQuery(d, "expired_recorded", `expires_at IS NOT NULL AND expires_at <= ?`, `expires_at`),
 		lockHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
 		readHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
-		insertHead:   d.insertHead,
+		insertHead:   d.insertHeads(1),
 		updateHead:   `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
 		insertEvent:  `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
 		writeLock:    d.writeLock,

@@ -118,19 +118,11 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 		return wrap(ctx, op, err)
 	}
 	defer s.prepareMissed(ctx, t)
-	ended := false
-	defer func() {
-		// fn panicked (caller code, such as an extra auditor, runs in
-		// it): roll back rather than leave the transaction, its locks
-		// and its connection held for as long as ctx lives.
-		if !ended {
-			_ = t.tx.Rollback()
-		}
-	}()
-	err = fn(t)
-	ended = true
-	if err != nil {
-		_ = t.tx.Rollback()
+	// Ends the transaction when fn fails or panics (caller code, such as
+	// an extra auditor, runs in it: its locks and connection must not be
+	// held for as long as ctx lives); after Commit it does nothing.
+	defer func() { _ = t.tx.Rollback() }()
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := t.tx.Commit(); err != nil {
