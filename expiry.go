@@ -75,20 +75,13 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		}
 		endSpan(span, err)
 	}()
-	started := func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
-		gs, err := m.store.ClaimTransitions(ctx, TransitionStarted, now, limit, events)
-		return claimBatch{claimed: gs}, err
-	}
-	if _, err := m.sweep(ctx, TransitionStarted, started, nil); err != nil {
+	if _, err := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil); err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
 	var errs []error
 	hs, hooked := m.store.(HookStore)
 	hooked = hooked && len(m.life.hooks) > 0
-	claim := func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
-		gs, err := m.store.ClaimTransitions(ctx, TransitionExpired, now, limit, events)
-		return claimBatch{claimed: gs}, err
-	}
+	claim := m.plainClaim(TransitionExpired)
 	var after func(b *claimBatch) error
 	if hooked {
 		// The claimer holds the hook tasks of its claims, each batch under
@@ -142,6 +135,14 @@ type claimBatch struct {
 
 // claimFunc claims up to limit due transitions in one store transaction.
 type claimFunc func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error)
+
+// plainClaim claims transition t with the store's ClaimTransitions.
+func (m *Manager) plainClaim(t Transition) claimFunc {
+	return func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
+		gs, err := m.store.ClaimTransitions(ctx, t, now, limit, events)
+		return claimBatch{claimed: gs}, err
+	}
+}
 
 // sweep claims the due transitions t in batches of SweepBatchSize, with
 // up to the Manager's sweep concurrency (WithSweepConcurrency) claims in
