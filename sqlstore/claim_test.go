@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
 )
@@ -91,6 +92,52 @@ func TestClaimBatchEventsRoundTrip(t *testing.T) {
 				require.Equal(t, prev, st.Head.Hash)
 			}
 			require.Equal(t, n, got)
+		})
+	}
+}
+
+// TestClaimDropsTransitionsOfDeletedGrants: a host that deletes grant rows
+// itself (a tenant's data erased) leaves their pending transitions behind
+// in grant_due on PostgreSQL and SQLite. A claim drops them without
+// claiming anything for them, so they neither come back first in every
+// claim nor stall the sweep behind them.
+func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
+	for _, d := range sqltest.Dialects() {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := context.Background()
+			db := sqltest.Open(t, d)
+			s := sqltest.NewStoreOn(t, db, d)
+			now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+			var gs []sa.Grant
+			for i := range 5 {
+				gs = append(gs, sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
+					CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Duration(i+1) * time.Minute)})
+			}
+			require.NoError(t, s.InsertGrantsForTest(ctx, gs))
+			// The three expiring first are erased.
+			for _, g := range gs[:3] {
+				q := "DELETE FROM " + s.TablePrefix() + "grants WHERE id = ?"
+				if d == sqlstore.Postgres {
+					q = dollar(q)
+				}
+				_, err := db.ExecContext(ctx, q, g.ID)
+				require.NoError(t, err)
+			}
+			// Batches of 2: on PostgreSQL and SQLite the first holds two
+			// deleted grants' rows and claims nothing (a Sweep stops there
+			// until its next run), the next one deleted grant and gs[3].
+			var got []uuid.UUID
+			for range 4 {
+				claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2, func(sa.Grant) []sa.Event { return nil })
+				require.NoError(t, err)
+				for _, g := range claimed {
+					got = append(got, g.ID)
+				}
+			}
+			require.Equal(t, []uuid.UUID{gs[3].ID, gs[4].ID}, got, "the grants left, once each, in order")
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+			require.NoError(t, err)
+			require.Len(t, claimed, 2, "the starts of the grants left only")
 		})
 	}
 }

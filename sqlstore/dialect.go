@@ -49,9 +49,10 @@ type dialect struct {
 	forUpdate string
 	// skipLocked is appended to the SELECT of ClaimTransitions.
 	skipLocked string
-	// claimReturning makes ClaimTransitions claim with one UPDATE …
-	// RETURNING (see claimQuery) instead of a locking SELECT and an UPDATE.
-	claimReturning bool
+	// dueTable: pending transitions are rows of grant_due (migration 5),
+	// which writers keep and claims delete (see claimQuery); on MySQL the
+	// grants' flags mark claimed transitions instead.
+	dueTable bool
 	// writeLock, when set, is the first statement of every write
 	// transaction: a no-op write that takes the database write lock at
 	// once (BEGIN IMMEDIATE semantics on SQLite, whose database/sql driver
@@ -81,13 +82,13 @@ type dialect struct {
 
 var dialects = map[Dialect]*dialect{
 	Postgres: {
-		Dialect:        Postgres,
-		dollar:         true,
-		unexpired:      `COALESCE(expires_at, 'infinity'::timestamptz) > ?`,
-		covers:         `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
-		forUpdate:      " FOR UPDATE",
-		skipLocked:     " FOR UPDATE SKIP LOCKED",
-		claimReturning: true,
+		Dialect:    Postgres,
+		dollar:     true,
+		unexpired:  `COALESCE(expires_at, 'infinity'::timestamptz) > ?`,
+		covers:     `(grantees IS NULL OR grantees = '' OR strpos(chr(10) || grantees, ?) > 0)`,
+		forUpdate:  " FOR UPDATE",
+		skipLocked: " FOR UPDATE SKIP LOCKED",
+		dueTable:   true,
 	},
 	MySQL: {
 		Dialect:         MySQL,
@@ -99,12 +100,12 @@ var dialects = map[Dialect]*dialect{
 		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10), grantees)) > 0)`,
 	},
 	SQLite: {
-		Dialect:        SQLite,
-		writeLock:      `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		busyRetry:      true,
-		claimReturning: true,
-		unexpired:      `coalesce(expires_at, 9223372036854775807) > ?`,
-		covers:         `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
+		Dialect:   SQLite,
+		writeLock: `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		busyRetry: true,
+		dueTable:  true,
+		unexpired: `coalesce(expires_at, 9223372036854775807) > ?`,
+		covers:    `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
 	},
 }
 

@@ -18,7 +18,8 @@
 // The store keeps its data in tables whose names start with a prefix
 // (default "supportaccess_", see WithTablePrefix): grants, audit_events,
 // audit_heads (chain heads and purge checkpoints), access_requests,
-// hook_tasks (expiry-hook retry state) and schema_version. Migrate creates and upgrades them;
+// hook_tasks (expiry-hook retry state), grant_due (pending lifecycle
+// transitions; PostgreSQL and SQLite) and schema_version. Migrate creates and upgrades them;
 // hosts with their own migration tool apply the files of Migrations
 // instead. Times are UTC with microsecond precision on every dialect
 // (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
@@ -33,7 +34,13 @@
 // fork a chain. Conditional updates (UpdateGrant, which Revoke and Extend
 // use) lock the grant's row (SELECT … FOR UPDATE); ClaimTransitions uses
 // FOR UPDATE SKIP LOCKED (at READ COMMITTED on MySQL) so that replicas
-// sweeping at once claim disjoint grants. On SQLite a write transaction
+// sweeping at once claim disjoint grants. On PostgreSQL and SQLite (schema
+// version 5) a grant's pending transitions — its start and its expiry, until
+// claimed or revoked — are rows of the narrow grant_due table, written with
+// the grant, and a claim deletes them; on MySQL/MariaDB a claim sets the
+// grant's started_recorded or expired_recorded flag. Upgrade to version 5
+// with older releases' sweepers stopped: they claim by those flags, and a
+// transition could be recorded twice. On SQLite a write transaction
 // takes the database write lock with its first statement, so writes are
 // serialised. A deadlock or serialisation failure the server reports is
 // an error wrapping supportaccess.ErrConflict (Record and CreateGrant,

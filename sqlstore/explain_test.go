@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
@@ -21,26 +23,7 @@ import (
 // forced (no enable_seqscan = off, no FORCE INDEX).
 func TestCheckQueryUsesIndex(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
-		db := sqltest.Open(t, d)
-		s := sqltest.NewStoreOn(t, db, d)
-		seed(t, s, 500, 10)
-		ctx := context.Background()
-		table := s.TablePrefix() + "grants"
-		var explain string
-		switch d {
-		case sqlstore.Postgres:
-			_, err := db.ExecContext(ctx, `ANALYZE `+table)
-			require.NoError(t, err)
-			explain = `EXPLAIN `
-		case sqlstore.MySQL:
-			_, err := db.ExecContext(ctx, `ANALYZE TABLE `+table)
-			require.NoError(t, err)
-			explain = `EXPLAIN `
-		case sqlstore.SQLite:
-			_, err := db.ExecContext(ctx, `ANALYZE`)
-			require.NoError(t, err)
-			explain = `EXPLAIN QUERY PLAN `
-		}
+		db, s, explain := seededForExplain(t, d)
 		plan := queryText(t, db, explain+s.CheckQuery(), s.CheckArgs(fixtureTenant(42), storetest.Support.ID, fixtureNow)...)
 		t.Logf("plan on %v:\n%s", d, plan)
 		require.Contains(t, plan, s.TablePrefix()+"grants_tenant_expires", "Check uses the (tenant_id, expires_at) index")
@@ -55,6 +38,53 @@ func TestCheckQueryUsesIndex(t *testing.T) {
 			require.Contains(t, plan, "| range |", "two ranges of the index, not all the tenant's rows")
 		}
 	})
+}
+
+// TestClaimQueryUsesIndex asks each database for the plan of the expiry
+// claim on 5 000 grants, all due, with fresh statistics: it must read the
+// due transitions in due order from an index (grant_due's primary key; on
+// MySQL the grants' grants_expire_due), and on PostgreSQL find the grants
+// by their primary key (also for the test of whether a skipped grant still
+// exists) and delete the claimed rows by TID, without a sequential scan.
+func TestClaimQueryUsesIndex(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		db, s, explain := seededForExplain(t, d)
+		q, args := s.ClaimQuery(sa.TransitionExpired, fixtureNow.Add(1000*time.Hour), 2000)
+		plan := queryText(t, db, explain+q, args...)
+		t.Logf("plan on %v:\n%s", d, plan)
+		switch d {
+		case sqlstore.Postgres:
+			require.NotContains(t, plan, "Seq Scan")
+			require.Contains(t, plan, "Index Scan using "+s.TablePrefix()+"grant_due_pkey", "due rows in due order")
+			require.Contains(t, plan, "Tid Scan on "+s.TablePrefix()+"grant_due", "claimed rows deleted by TID")
+			require.Contains(t, plan, s.TablePrefix()+"grants_pkey", "grants by primary key")
+		case sqlstore.SQLite:
+			require.Contains(t, plan, "SEARCH "+s.TablePrefix()+"grant_due USING", "due rows from an index range")
+			require.NotContains(t, plan, "TEMP B-TREE", "in index order, no sort")
+		case sqlstore.MySQL:
+			require.Contains(t, plan, "| "+s.TablePrefix()+"grants_expire_due |", "the flag's index, not a scan")
+		}
+	})
+}
+
+// seededForExplain returns a store of dialect d holding 5 000 grants over
+// 500 tenants with fresh statistics, and the dialect's EXPLAIN prefix.
+func seededForExplain(t *testing.T, d sqlstore.Dialect) (*sql.DB, *sqlstore.Store, string) {
+	db := sqltest.Open(t, d)
+	s := sqltest.NewStoreOn(t, db, d)
+	seed(t, s, 500, 10)
+	analyze, explain := `ANALYZE `+s.TablePrefix()+`grants`, `EXPLAIN `
+	switch d {
+	case sqlstore.Postgres:
+		analyze += `, ` + s.TablePrefix() + `grant_due`
+	case sqlstore.MySQL:
+		analyze = `ANALYZE TABLE ` + s.TablePrefix() + `grants`
+	case sqlstore.SQLite:
+		analyze, explain = `ANALYZE`, `EXPLAIN QUERY PLAN `
+	}
+	_, err := db.ExecContext(context.Background(), analyze)
+	require.NoError(t, err)
+	return db, s, explain
 }
 
 // queryText runs q and returns every row, columns joined by " | ".

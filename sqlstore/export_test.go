@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -16,6 +17,19 @@ func (s *Store) CheckQuery() string { return s.q.findActive }
 func (s *Store) CheckArgs(tenantID, principal string, now time.Time) []any {
 	n := s.d.timeArg(now)
 	return []any{tenantID, n, n, needle(principal)}
+}
+
+// ClaimQuery returns the first statement of a claim of tr (the whole claim
+// on PostgreSQL) and its arguments.
+func (s *Store) ClaimQuery(tr sa.Transition, now time.Time, limit int) (string, []any) {
+	q := s.q.claimExpired
+	if tr == sa.TransitionStarted {
+		q = s.q.claimStarted
+	}
+	if !s.d.dueTable {
+		return q, []any{s.d.timeArg(now), limit}
+	}
+	return q, []any{int(tr), s.d.timeArg(now), limit}
 }
 
 // GrantColumns lists the grant columns in the order of CheckQuery.
@@ -45,9 +59,42 @@ func (s *Store) InsertGrantsForTest(ctx context.Context, gs []sa.Grant) error {
 				_ = tx.Rollback()
 				return err
 			}
+			// Their pending transitions, as insertDue stores them.
+			var due []any
+			for j := range gs[:n] {
+				g := &gs[j]
+				if !g.RevokedAt.IsZero() {
+					continue
+				}
+				due = append(due, int(sa.TransitionStarted), s.d.timeArg(g.StartsAt), g.ID)
+				if !g.ExpiresAt.IsZero() {
+					due = append(due, int(sa.TransitionExpired), s.d.timeArg(g.ExpiresAt), g.ID)
+				}
+			}
+			if len(due) > 0 && s.d.dueTable {
+				q = s.sql(`INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES ` +
+					strings.Repeat("(?, ?, ?), ", len(due)/3-1) + "(?, ?, ?)")
+				if _, err := tx.ExecContext(ctx, q, due...); err != nil {
+					_ = tx.Rollback()
+					return err
+				}
+			}
 			gs = gs[n:]
 		}
 		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// InsertV4GrantsForTest inserts grants into a database at schema version
+// 4, with the claim flags flags[id] (started, expired) — false when absent.
+func (s *Store) InsertV4GrantsForTest(ctx context.Context, gs []sa.Grant, flags map[uuid.UUID][2]bool) error {
+	q := s.sql(`INSERT INTO {p}grants (` + grantCols + `, started_recorded, expired_recorded) VALUES (` + placeholders(20) + `)`)
+	for i := range gs {
+		f := flags[gs[i].ID]
+		if _, err := s.db.ExecContext(ctx, q, append(s.grantArgs(&gs[i]), f[0], f[1])...); err != nil {
 			return err
 		}
 	}

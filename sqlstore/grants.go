@@ -87,15 +87,19 @@ func uuidArg(id uuid.UUID) any {
 // g.ID that exists already is an error wrapping supportaccess.ErrConflict.
 //
 // Round trips (PostgreSQL, one event of a tenant that has events already):
-// 6 — BEGIN, INSERT grant, SELECT chain head FOR UPDATE, INSERT event,
-// UPDATE head, COMMIT. MySQL: 7 (the head row is upserted before it is
-// locked). A tenant's first event costs two more on PostgreSQL.
+// 6 — BEGIN, INSERT grant (and its due transitions, one statement),
+// SELECT chain head FOR UPDATE, INSERT event, UPDATE head, COMMIT. MySQL:
+// 7 (the head row is upserted before it is locked). A tenant's first event
+// costs two more on PostgreSQL.
 func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
 	insertFailed := false
 	err := s.inTxRetry(ctx, "create grant", func(t *txn) error {
 		insertFailed = false
 		if _, err := t.exec(s.q.insertGrant, s.grantArgs(&g)...); err != nil {
 			insertFailed = true
+			return wrap(ctx, "create grant", err)
+		}
+		if err := s.insertDue(t, &g); err != nil {
 			return wrap(ctx, "create grant", err)
 		}
 		return s.appendEvents(t, events)
@@ -222,9 +226,14 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 // grant is an error wrapping supportaccess.ErrNotFound; an error of change
 // is returned unchanged and nothing is written.
 //
+// On PostgreSQL and SQLite a change of StartsAt, ExpiresAt or RevokedAt
+// also updates the grant's due transitions (see syncDue): one statement
+// more.
+//
 // Round trips (PostgreSQL, one event): 7 — BEGIN, SELECT … FOR UPDATE,
-// UPDATE grant, lock the chain head, INSERT event, UPDATE head, COMMIT;
-// MySQL 8. Manager.Revoke and Manager.Extend read the grant first (one more).
+// UPDATE grant, lock the chain head, INSERT event, UPDATE head, COMMIT,
+// and 8 for a revocation or an extension; MySQL 8. Manager.Revoke and
+// Manager.Extend read the grant first (one more).
 func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
 	var out sa.Grant
 	err := s.inTx(ctx, "update grant", func(t *txn) error {
@@ -260,6 +269,9 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 		); err != nil {
 			return wrap(ctx, "update grant", err)
 		}
+		if err := s.syncDue(t, &cur, &g); err != nil {
+			return wrap(ctx, "update grant", err)
+		}
 		if err := s.appendEvents(t, events); err != nil {
 			return err
 		}
@@ -273,21 +285,23 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 }
 
 // ClaimTransitions implements supportaccess.Store. In one transaction it
-// claims up to limit due, unclaimed grants in order of the due time with
-// FOR UPDATE SKIP LOCKED (grants a concurrent claimer holds are skipped, not
-// waited for; on SQLite the write lock serialises claimers), marks them
-// claimed and appends the events events returns. On PostgreSQL and SQLite
-// the claim is one UPDATE … RETURNING whose subquery picks the grants; on
-// MySQL/MariaDB it is a locking SELECT and an UPDATE, in a transaction at
-// READ COMMITTED, so that a claimer locks only the rows it claims (no gap
-// locks that would make concurrent claimers deadlock). Round trips: BEGIN
-// (MySQL: 2), the claim (MySQL: 2), the audit chain writes — for a batch
-// over several tenants 3 statements for all their chain heads (create the
-// missing ones, lock all in tenant order, update all), for one tenant 2
-// (lock, update), and the event INSERTs (PostgreSQL: one from column
-// arrays, elsewhere one per 200 events) — and COMMIT. Errors: limit <= 0
-// or an unknown transition wrap supportaccess.ErrInvalidInput; a deadlock
-// the server breaks wraps supportaccess.ErrConflict.
+// claims up to limit pending transitions t that are due, in order of the
+// due time, and appends the events events returns (see claimQuery: rows a
+// concurrent claimer or writer holds are skipped, not waited for; on
+// SQLite the write lock serialises claimers). On PostgreSQL the claim is
+// one statement that deletes the transitions' rows from grant_due; on
+// SQLite it is three (the due rows, their grants, the DELETE); on
+// MySQL/MariaDB it is a locking SELECT of the grants and an UPDATE of
+// their claim flags, in a transaction at READ COMMITTED, so that a claimer
+// locks only the rows it claims (no gap locks that would make concurrent
+// claimers deadlock). Round trips: BEGIN (MySQL: 2), the claim (MySQL: 2),
+// the audit chain writes — for a batch over several tenants 3 statements
+// for all their chain heads (create the missing ones, lock all in tenant
+// order, update all), for one tenant 2 (lock, update), and the event
+// INSERTs (PostgreSQL: one from column arrays, elsewhere one per 200
+// events) — and COMMIT. Errors: limit <= 0 or an unknown transition wrap
+// supportaccess.ErrInvalidInput; a deadlock the server breaks wraps
+// supportaccess.ErrConflict.
 func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, t, now, limit, events, nil)
 }
@@ -297,13 +311,12 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 // claimed grant, such as expiry hook tasks).
 func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event,
 	also func(t *txn, claimed []sa.Grant) error) ([]sa.Grant, error) {
-	var sel, flag string
 	var due func(g *sa.Grant) time.Time
 	switch tr {
 	case sa.TransitionStarted:
-		sel, flag, due = s.q.claimStarted, "started_recorded", func(g *sa.Grant) time.Time { return g.StartsAt }
+		due = func(g *sa.Grant) time.Time { return g.StartsAt }
 	case sa.TransitionExpired:
-		sel, flag, due = s.q.claimExpired, "expired_recorded", func(g *sa.Grant) time.Time { return g.ExpiresAt }
+		due = func(g *sa.Grant) time.Time { return g.ExpiresAt }
 	default:
 		return nil, fmt.Errorf("sqlstore: claim transitions: %w: unknown transition %v", sa.ErrInvalidInput, tr)
 	}
@@ -312,26 +325,14 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 	}
 	var out []sa.Grant
 	err := s.inTxOpts(ctx, "claim transitions", s.d.claimTx, func(t *txn) error {
-		claimed, err := s.selectGrants(t, sel, limit, s.d.timeArg(now), limit)
+		claimed, err := s.claimDue(t, tr, now, limit)
 		if err != nil {
 			return wrap(ctx, "claim transitions", err)
 		}
 		if len(claimed) == 0 {
 			return nil
 		}
-		if s.d.claimReturning {
-			// RETURNING has no order: restore the claim order.
-			claimed = sortClaimed(claimed, due)
-		} else {
-			args := make([]any, len(claimed))
-			for i := range claimed {
-				args[i] = claimed[i].ID
-			}
-			mark := s.sql(`UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id IN (` + placeholders(len(args)) + `)`)
-			if _, err := t.execDynamic(mark, args...); err != nil {
-				return wrap(ctx, "claim transitions", err)
-			}
-		}
+		claimed = sortClaimed(claimed, due) // the claim returns them in no order
 		var evs []sa.Event
 		if events != nil {
 			for _, g := range claimed {
@@ -353,6 +354,119 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 		return nil, err
 	}
 	return out, nil
+}
+
+// claimDue claims up to limit due transitions tr in t (see claimQuery) and
+// returns their grants, in no particular order.
+func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]sa.Grant, error) {
+	q := s.q.claimExpired
+	if tr == sa.TransitionStarted {
+		q = s.q.claimStarted
+	}
+	if !s.d.dueTable { // MySQL: the locking SELECT, then set the flags
+		claimed, err := s.selectGrants(t, q, limit, s.d.timeArg(now), limit)
+		if err != nil || len(claimed) == 0 {
+			return nil, err
+		}
+		args := make([]any, len(claimed))
+		for i := range claimed {
+			args[i] = claimed[i].ID
+		}
+		flag, _ := claimFlag(tr)
+		_, err = t.execDynamic(s.sql(`UPDATE {p}grants SET `+flag+` = TRUE WHERE id IN (`+placeholders(len(args))+`)`), args...)
+		return claimed, err
+	}
+	if s.d.Dialect == Postgres {
+		return s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
+	}
+	// SQLite: the due rows, their grants, the DELETE of those due rows —
+	// also of rows whose grant is gone (deleted by the host), which would
+	// otherwise come back first in every claim.
+	ids, err := scanIDs(t.query(q, int(tr), s.d.timeArg(now), limit))
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err := t.tx.QueryContext(t.ctx, s.sql(`SELECT `+grantCols+` FROM {p}grants WHERE id IN (`+placeholders(len(ids))+`)`), ids...)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := s.scanGrants(rows, len(ids))
+	if err != nil {
+		return nil, err
+	}
+	args := append([]any{int(tr)}, ids...)
+	if _, err := t.execDynamic(s.sql(`DELETE FROM {p}grant_due WHERE transition = ? AND grant_id IN (`+placeholders(len(ids))+`)`), args...); err != nil {
+		return nil, err
+	}
+	return claimed, nil
+}
+
+// scanIDs reads the one-column rows of grant IDs of a query (with its
+// error) and closes them.
+func scanIDs(rows *sql.Rows, err error) ([]any, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []any
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// insertDue stores the pending transitions of a new grant in grant_due
+// (see migration 5): its start and, when it has one, its expiry — none
+// for a grant stored revoked. On PostgreSQL the grant's INSERT stores them
+// (queries.insertGrant).
+func (s *Store) insertDue(t *txn, g *sa.Grant) error {
+	if !s.d.dueTable || !g.RevokedAt.IsZero() || s.d.Dialect == Postgres { // PostgreSQL: insertGrant did
+		return nil
+	}
+	ts := s.d.timeArg
+	var err error
+	if g.ExpiresAt.IsZero() {
+		_, err = t.exec(s.q.insertDue, int(sa.TransitionStarted), ts(g.StartsAt), g.ID)
+	} else {
+		_, err = t.exec(s.q.insertDue2, int(sa.TransitionStarted), ts(g.StartsAt), g.ID, int(sa.TransitionExpired), ts(g.ExpiresAt), g.ID)
+	}
+	return err
+}
+
+// syncDue brings the due rows of a grant changed from cur to g up to date,
+// touching them only when a time or the revocation changed. A transition
+// already claimed has no row and gets none back: each is claimed once,
+// whatever changes later (as on memstore). Revocation drops the pending
+// ones for good.
+func (s *Store) syncDue(t *txn, cur, g *sa.Grant) error {
+	if !s.d.dueTable || !cur.RevokedAt.IsZero() {
+		return nil // nothing pending since the revocation
+	}
+	if !g.RevokedAt.IsZero() {
+		_, err := t.exec(s.q.dropDues, g.ID)
+		return err
+	}
+	ts := s.d.timeArg
+	if !g.StartsAt.Equal(cur.StartsAt) {
+		if _, err := t.exec(s.q.moveDue, ts(g.StartsAt), int(sa.TransitionStarted), g.ID); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case g.ExpiresAt.Equal(cur.ExpiresAt):
+	case g.ExpiresAt.IsZero():
+		_, err = t.exec(s.q.dropDue, int(sa.TransitionExpired), g.ID)
+	case cur.ExpiresAt.IsZero(): // an unlimited grant's expiry was never pending
+		_, err = t.exec(s.q.insertDue, int(sa.TransitionExpired), ts(g.ExpiresAt), g.ID)
+	default:
+		_, err = t.exec(s.q.moveDue, ts(g.ExpiresAt), int(sa.TransitionExpired), g.ID)
+	}
+	return err
 }
 
 // sortClaimed returns claimed in claim order (due time, then ID). It
@@ -387,6 +501,11 @@ func (s *Store) selectGrants(t *txn, q string, capHint int, args ...any) ([]sa.G
 	if err != nil {
 		return nil, err
 	}
+	return s.scanGrants(rows, capHint)
+}
+
+// scanGrants reads the grants of rows (grantCols) and closes it.
+func (s *Store) scanGrants(rows *sql.Rows, capHint int) ([]sa.Grant, error) {
 	defer rows.Close()
 	out := make([]sa.Grant, 0, min(capHint, 4096))
 	r := s.newGrantRow()

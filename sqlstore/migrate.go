@@ -54,7 +54,7 @@ func migrationsFor(d Dialect) []migration {
 
 // SchemaVersion is the newest schema version this release of the package
 // knows; Migrate brings a database to it.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // Migrations returns the migration files of dialect d rendered for the
 // default table prefix, for hosts that apply migrations with their own

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -170,21 +171,7 @@ func TestMigrationsWithOwnTool(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEmpty(t, names)
 		for _, n := range names {
-			b, err := fs.ReadFile(fsys, n)
-			require.NoError(t, err)
-			require.Contains(t, string(b), s.TablePrefix()+"schema_version", "rendered for the prefix")
-			for _, stmt := range strings.Split(string(b), ";\n") {
-				var lines []string
-				for _, l := range strings.Split(stmt, "\n") {
-					if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-						lines = append(lines, l)
-					}
-				}
-				if q := strings.TrimSpace(strings.Join(lines, "\n")); q != "" {
-					_, err := db.Exec(q)
-					require.NoError(t, err, "%s: %s", n, q)
-				}
-			}
+			applyFile(t, db, s, n)
 		}
 		require.NoError(t, s.Migrate(context.Background()))
 		require.Equal(t, wantVersions(), versions(t, db, s))
@@ -244,5 +231,77 @@ func TestPrefixIsolation(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
 		require.EqualValues(t, 1, evs[0].Seq)
+	})
+}
+
+// applyFile runs the migration file name of s.Migrations() on db the way a
+// host's own tool would: statement by statement, comments dropped.
+func applyFile(t *testing.T, db *sql.DB, s *sqlstore.Store, name string) {
+	t.Helper()
+	b, err := fs.ReadFile(s.Migrations(), name)
+	require.NoError(t, err)
+	require.Contains(t, string(b), s.TablePrefix()+"schema_version", "rendered for the prefix")
+	for _, stmt := range strings.Split(string(b), ";\n") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		if q := strings.TrimSpace(strings.Join(lines, "\n")); q != "" {
+			_, err := db.Exec(q)
+			require.NoError(t, err, "%s: %s", name, q)
+		}
+	}
+}
+
+// TestMigrateV5KeepsPendingTransitions upgrades a version 4 database whose
+// grants are in every claim state: version 5 (grant_due on PostgreSQL and
+// SQLite) must leave exactly the transitions that were pending, so nothing
+// is recorded twice or lost across the upgrade.
+func TestMigrateV5KeepsPendingTransitions(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		ctx := context.Background()
+		db := sqltest.Open(t, d)
+		s := unmigrated(t, db, d)
+		names, err := fs.Glob(s.Migrations(), "*.sql")
+		require.NoError(t, err)
+		for _, n := range names {
+			if n < "0005" {
+				applyFile(t, db, s, n)
+			}
+		}
+		require.Equal(t, []int{1, 2, 3, 4}, versions(t, db, s))
+		now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+		mk := func(tenant string, expires time.Time) sa.Grant {
+			return sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: tenant, GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
+				CreatedAt: now.Add(-2 * time.Hour), StartsAt: now.Add(-time.Hour), ExpiresAt: expires}
+		}
+		fresh := mk("fresh", now.Add(-time.Minute))     // nothing claimed yet
+		started := mk("started", now.Add(-time.Minute)) // its start claimed
+		done := mk("done", now.Add(-time.Minute))       // both claimed
+		revoked := mk("revoked", now.Add(-time.Minute)) // revoked before either
+		revoked.RevokedAt, revoked.RevokedBy = now.Add(-90*time.Minute), storetest.Customer
+		unlimited := mk("unlimited", time.Time{})
+		later := mk("later", now.Add(time.Hour)) // started, expires after now
+		flags := map[uuid.UUID][2]bool{started.ID: {true, false}, done.ID: {true, true}, later.ID: {true, false}}
+		require.NoError(t, s.InsertV4GrantsForTest(ctx, []sa.Grant{fresh, started, done, revoked, unlimited, later}, flags))
+
+		require.NoError(t, s.Migrate(ctx))
+		require.Equal(t, wantVersions(), versions(t, db, s))
+		claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
+			gs, err := s.ClaimTransitions(ctx, tr, at, 100, func(sa.Grant) []sa.Event { return nil })
+			require.NoError(t, err)
+			var ids []uuid.UUID
+			for _, g := range gs {
+				ids = append(ids, g.ID)
+			}
+			return ids
+		}
+		require.ElementsMatch(t, []uuid.UUID{fresh.ID, unlimited.ID}, claim(sa.TransitionStarted, now), "starts still pending")
+		require.ElementsMatch(t, []uuid.UUID{fresh.ID, started.ID}, claim(sa.TransitionExpired, now), "expiries still pending and due")
+		require.Equal(t, []uuid.UUID{later.ID}, claim(sa.TransitionExpired, now.Add(2*time.Hour)))
+		require.Empty(t, claim(sa.TransitionStarted, now.Add(48*time.Hour)))
+		require.Empty(t, claim(sa.TransitionExpired, now.Add(48*time.Hour)))
 	})
 }

@@ -1,6 +1,10 @@
 package sqlstore
 
-import "strings"
+import (
+	"strings"
+
+	sa "github.com/supportaccess/supportaccess"
+)
 
 // grantCols are the columns of a grant, in the order scanGrant reads them.
 const grantCols = `id, tenant_id, grantees, scopes, reason, ticket_ref, ` +
@@ -36,25 +40,57 @@ const eventInsertCols = eventCols + `, session_id`
 const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 	`WHERE tenant_id = ? AND {unexpired} AND revoked_at IS NULL AND starts_at <= ? AND {covers}`
 
-// claimQuery is the claim statement of ClaimTransitions for the
-// transition whose marker column is flag (arguments: now, limit): the
-// unclaimed, unrevoked grants that satisfy due, in order of the due time
-// dueCol, up to limit, skipping rows other transactions hold. On PostgreSQL and SQLite
-// (dialect.claimReturning) it is one UPDATE that marks them and returns
-// them, in no particular order; on MySQL/MariaDB, which has no RETURNING,
-// it is the locking SELECT, and the caller marks the rows.
-func claimQuery(d *dialect, flag, due, dueCol string) string {
-	pick := ` FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
-		` ORDER BY ` + dueCol + `, id LIMIT ?` + d.skipLocked
-	switch {
-	case d.claimReturning && d.Dialect == Postgres:
-		// = ANY(ARRAY(…)) makes the planner look the picked IDs up in the
-		// primary key; IN (SELECT …) may hash-join a scan of the table.
-		return `UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id = ANY(ARRAY(SELECT id` + pick + `)) RETURNING ` + grantCols
-	case d.claimReturning:
-		return `UPDATE {p}grants SET ` + flag + ` = TRUE WHERE id IN (SELECT id` + pick + `) RETURNING ` + grantCols
+// claimQuery is the claim statement of ClaimTransitions for transition tr.
+//
+// On PostgreSQL and SQLite (dialect.dueTable) pending transitions are rows
+// of grant_due (migration 5), and a claim deletes them (arguments: the
+// transition, now, limit). On PostgreSQL it is one statement: it locks up
+// to limit due rows in order of the due time with SKIP LOCKED, so that
+// concurrent claimers take disjoint rows and never wait for one another;
+// share-locks their grants, skipping a grant a writer holds (its due row
+// stays for a later claim; claimers of the two transitions share); deletes
+// the due rows of the grants it locked and of grants that no longer exist;
+// and returns those grants, in no particular order. Revoke and Extend
+// change the grant's due rows after locking the grant, so they wait for a
+// claim, never the other way round. On SQLite, where the write lock
+// serialises claimers, it is the first of three statements (see claimDue):
+// the IDs of the due rows.
+//
+// On MySQL/MariaDB it is the locking SELECT of the grants whose flag
+// (started_recorded, expired_recorded) is unset and whose due time has
+// come (arguments: now, limit), in due order with SKIP LOCKED; the caller
+// sets the flags. (A delete-based claim on a narrow table, as elsewhere,
+// deadlocked concurrent MariaDB claimers in the DELETE.)
+func claimQuery(d *dialect, tr sa.Transition) string {
+	if d.dueTable {
+		pick := `FROM {p}grant_due WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?` + d.skipLocked
+		if d.Dialect != Postgres {
+			return `SELECT grant_id ` + pick
+		}
+		// c and g are MATERIALIZED so that each runs (and locks) exactly
+		// once; ctid = ANY(ARRAY(…)) deletes by a TID scan. e, the grants
+		// that exist, runs only when a due row's grant is not in g (held
+		// by a writer, or deleted), as a primary-key lookup: NOT EXISTS
+		// became a hashed scan of the whole grants table.
+		return `WITH c AS MATERIALIZED (SELECT ctid AS tid, grant_id ` + pick + `), ` +
+			`g AS MATERIALIZED (SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) FOR SHARE SKIP LOCKED), ` +
+			`e AS MATERIALIZED (SELECT id FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c))), ` +
+			`d AS (DELETE FROM {p}grant_due WHERE ctid = ANY(ARRAY(SELECT tid FROM c WHERE grant_id IN (SELECT id FROM g) ` +
+			`OR grant_id NOT IN (SELECT id FROM e))) RETURNING grant_id) ` +
+			`SELECT ` + grantCols + ` FROM g WHERE id IN (SELECT grant_id FROM d)`
 	}
-	return `SELECT ` + grantCols + pick
+	flag, due := claimFlag(tr)
+	return `SELECT ` + grantCols + ` FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
+		` IS NOT NULL AND ` + due + ` <= ? ORDER BY ` + due + `, id LIMIT ?` + d.skipLocked
+}
+
+// claimFlag returns the grants' claim flag column of tr and its due-time
+// column (MySQL/MariaDB, see claimQuery).
+func claimFlag(tr sa.Transition) (flag, due string) {
+	if tr == sa.TransitionStarted {
+		return "started_recorded", "starts_at"
+	}
+	return "expired_recorded", "expires_at"
 }
 
 // queries are the store's fixed statements, rendered for its dialect and
@@ -64,6 +100,8 @@ type queries struct {
 	findActive                               string
 	insertGrant, updateGrant                 string
 	claimStarted, claimExpired               string
+	insertDue, insertDue2                    string
+	moveDue, dropDue, dropDues               string
 	lockHead, insertHead, updateHead         string
 	readHead                                 string
 	insertEvent, insertEventsUnnest          string
@@ -82,8 +120,13 @@ func newQueries(s *Store) queries {
 			`granted_by_kind = ?, granted_by_id = ?, granted_by_name = ?, request_id = ?, ` +
 			`starts_at = ?, expires_at = ?, revoked_at = ?, ` +
 			`revoked_by_kind = ?, revoked_by_id = ?, revoked_by_name = ?, revoke_reason = ? WHERE id = ?`,
-		claimStarted: claimQuery(d, "started_recorded", `starts_at <= ?`, `starts_at`),
-		claimExpired: claimQuery(d, "expired_recorded", `expires_at IS NOT NULL AND expires_at <= ?`, `expires_at`),
+		claimStarted: claimQuery(d, sa.TransitionStarted),
+		claimExpired: claimQuery(d, sa.TransitionExpired),
+		insertDue:    `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?)`,
+		insertDue2:   `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?), (?, ?, ?)`,
+		moveDue:      `UPDATE {p}grant_due SET due_at = ? WHERE transition = ? AND grant_id = ?`,
+		dropDue:      `DELETE FROM {p}grant_due WHERE transition = ? AND grant_id = ?`,
+		dropDues:     `DELETE FROM {p}grant_due WHERE transition IN (1, 2) AND grant_id = ?`,
 		lockHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
 		readHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
 		insertHead:   d.insertHeads(1),
@@ -93,10 +136,15 @@ func newQueries(s *Store) queries {
 	}
 	if d.Dialect == Postgres {
 		q.insertEventsUnnest = insertEventsUnnestQuery
+		// The grant and its due rows (see insertDue) in one statement.
+		q.insertGrant = `WITH g AS (` + q.insertGrant + ` RETURNING id, starts_at, expires_at, revoked_at) ` +
+			`INSERT INTO {p}grant_due (transition, due_at, grant_id) ` +
+			`SELECT 1, starts_at, id FROM g WHERE revoked_at IS NULL ` +
+			`UNION ALL SELECT 2, expires_at, id FROM g WHERE revoked_at IS NULL AND expires_at IS NOT NULL`
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
-		&q.claimStarted, &q.claimExpired, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
+		&q.claimStarted, &q.claimExpired, &q.insertDue, &q.insertDue2, &q.moveDue, &q.dropDue, &q.dropDues, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
 	} {
 		*p = s.sql(*p)
 	}

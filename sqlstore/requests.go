@@ -235,6 +235,9 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 				grant = g
 				return wrap(ctx, op+": insert grant", err)
 			}
+			if err := s.insertDue(t, g); err != nil {
+				return wrap(ctx, op+": insert grant", err)
+			}
 			c := g.Clone()
 			grant = &c
 		}

@@ -143,6 +143,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ClaimTransitionsOnce", testClaimOnce},
 		{"ClaimTransitionsConcurrent", testClaimConcurrent},
 		{"ClaimSkipsRevoked", testClaimSkipsRevoked},
+		{"ClaimFollowsChangedTimes", testClaimFollowsChangedTimes},
 		{"InjectionShapedValues", testInjectionShaped},
 		{"CanceledContext", testCanceledContext},
 	}
@@ -696,6 +697,55 @@ func testClaimSkipsRevoked(t *testing.T, ns NewStore) {
 		require.NoError(t, err)
 		require.Empty(t, gs, "revoked grants neither start nor expire (%s)", tr)
 	}
+}
+
+// testClaimFollowsChangedTimes: a transition is due at the grant's current
+// StartsAt or ExpiresAt, however UpdateGrant moved them, and is claimed
+// once: a transition already claimed does not come back when the time
+// moves again.
+func testClaimFollowsChangedTimes(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	ev := func(sa.Grant) []sa.Event { return nil }
+	claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
+		t.Helper()
+		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, ev)
+		require.NoError(t, err)
+		return grantIDs(gs)
+	}
+	set := func(id uuid.UUID, f func(g *sa.Grant)) {
+		t.Helper()
+		_, err := h.store.UpdateGrant(h.ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
+			f(g)
+			return nil, nil
+		})
+		require.NoError(t, err)
+	}
+	now := h.clock.Now()
+	extended := h.grant(sa.GrantInput{Duration: time.Hour})
+	shortened := h.grant(sa.GrantInput{Duration: 3 * time.Hour})
+	later := h.grant(sa.GrantInput{StartsAt: now.Add(time.Hour), Duration: time.Hour})
+	limited := h.grant(sa.GrantInput{Duration: time.Hour})
+	unlimited := h.grant(sa.GrantInput{Duration: time.Hour})
+	require.ElementsMatch(t, []uuid.UUID{extended.ID, shortened.ID, limited.ID, unlimited.ID}, claim(sa.TransitionStarted, now))
+
+	set(extended.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(4 * time.Hour) })
+	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(30 * time.Minute) })
+	set(later.ID, func(g *sa.Grant) { g.StartsAt, g.ExpiresAt = now.Add(2*time.Hour), now.Add(5*time.Hour) })
+	set(limited.ID, func(g *sa.Grant) { g.ExpiresAt = time.Time{} })            // unlimited first,
+	set(limited.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(2 * time.Hour) }) // then limited again
+	set(unlimited.ID, func(g *sa.Grant) { g.ExpiresAt = time.Time{} })
+
+	require.Equal(t, []uuid.UUID{shortened.ID}, claim(sa.TransitionExpired, now.Add(90*time.Minute)), "only the shortened grant is due")
+	require.Empty(t, claim(sa.TransitionStarted, now.Add(90*time.Minute)), "the start moved to 2 h")
+	require.Equal(t, []uuid.UUID{later.ID}, claim(sa.TransitionStarted, now.Add(2*time.Hour)))
+	require.Equal(t, []uuid.UUID{limited.ID}, claim(sa.TransitionExpired, now.Add(2*time.Hour)), "a grant made unlimited, then given an expiry")
+
+	// Claimed already: moving the time again brings nothing back.
+	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(3 * time.Hour) })
+	set(later.ID, func(g *sa.Grant) { g.StartsAt = now.Add(150 * time.Minute) })
+	require.Empty(t, claim(sa.TransitionStarted, now.Add(10*time.Hour)))
+	require.Equal(t, []uuid.UUID{extended.ID, later.ID}, claim(sa.TransitionExpired, now.Add(10*time.Hour)),
+		"the extended grant at 4 h, the moved one at 5 h; the unlimited one never")
 }
 
 func testInjectionShaped(t *testing.T, ns NewStore) {
