@@ -8,3 +8,7 @@ func (m *Manager) CheckUninstrumented(ctx context.Context, tenantID, principal s
 	err = m.check(ctx, tenantID, principal, scope, &g)
 	return g, err
 }
+
+// AppendCanonicalForTest appends the canonical encoding ChainHash hashes
+// to b.
+func (e Event) AppendCanonicalForTest(b, prev []byte) []byte { return e.appendCanonical(b, prev) }
