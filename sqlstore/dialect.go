@@ -53,6 +53,10 @@ type dialect struct {
 	// which writers keep and claims delete (see claimQuery); on MySQL the
 	// grants' flags mark claimed transitions instead.
 	dueTable bool
+	// dueOrNever renders a bound time as a grant_due.due_at: the time, or
+	// "never" (the type's largest value) for NULL — an unlimited grant's
+	// pending expiry.
+	dueOrNever string
 	// writeLock, when set, is the first statement of every write
 	// transaction: a no-op write that takes the database write lock at
 	// once (BEGIN IMMEDIATE semantics on SQLite, whose database/sql driver
@@ -89,6 +93,7 @@ var dialects = map[Dialect]*dialect{
 		forUpdate:  " FOR UPDATE",
 		skipLocked: " FOR UPDATE SKIP LOCKED",
 		dueTable:   true,
+		dueOrNever: `COALESCE(CAST(? AS timestamptz), 'infinity'::timestamptz)`,
 	},
 	MySQL: {
 		Dialect:         MySQL,
@@ -100,12 +105,13 @@ var dialects = map[Dialect]*dialect{
 		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10), grantees)) > 0)`,
 	},
 	SQLite: {
-		Dialect:   SQLite,
-		writeLock: `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
-		busyRetry: true,
-		dueTable:  true,
-		unexpired: `coalesce(expires_at, 9223372036854775807) > ?`,
-		covers:    `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
+		Dialect:    SQLite,
+		writeLock:  `UPDATE {p}audit_heads SET seq = seq WHERE 0 = 1`,
+		busyRetry:  true,
+		dueTable:   true,
+		dueOrNever: `coalesce(?, 9223372036854775807)`,
+		unexpired:  `coalesce(expires_at, 9223372036854775807) > ?`,
+		covers:     `(grantees IS NULL OR grantees = '' OR instr(char(10) || grantees, ?) > 0)`,
 	},
 }
 

@@ -38,9 +38,11 @@
 // version 5) a grant's pending transitions — its start and its expiry, until
 // claimed or revoked — are rows of the narrow grant_due table, written with
 // the grant, and a claim deletes them; on MySQL/MariaDB a claim sets the
-// grant's started_recorded or expired_recorded flag. Upgrade to version 5
-// with older releases' sweepers stopped: they claim by those flags, and a
-// transition could be recorded twice. On SQLite a write transaction
+// grant's started_recorded or expired_recorded flag. Releases before
+// version 5 neither write nor read grant_due: stop every replica of an
+// older release before Migrate brings the schema to version 5, and start
+// none afterwards (a grant one of them creates would never have its
+// transitions recorded). On SQLite a write transaction
 // takes the database write lock with its first statement, so writes are
 // serialised. A deadlock or serialisation failure the server reports is
 // an error wrapping supportaccess.ErrConflict (Record and CreateGrant,

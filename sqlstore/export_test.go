@@ -63,17 +63,14 @@ func (s *Store) InsertGrantsForTest(ctx context.Context, gs []sa.Grant) error {
 			var due []any
 			for j := range gs[:n] {
 				g := &gs[j]
-				if !g.RevokedAt.IsZero() {
-					continue
-				}
-				due = append(due, int(sa.TransitionStarted), s.d.timeArg(g.StartsAt), g.ID)
-				if !g.ExpiresAt.IsZero() {
-					due = append(due, int(sa.TransitionExpired), s.d.timeArg(g.ExpiresAt), g.ID)
+				if g.RevokedAt.IsZero() {
+					due = append(due, s.d.timeArg(g.StartsAt), g.ID, s.d.timeArg(g.ExpiresAt), g.ID)
 				}
 			}
 			if len(due) > 0 && s.d.dueTable {
+				pair := "(1, ?, ?), (2, " + s.d.dueOrNever + ", ?)"
 				q = s.sql(`INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES ` +
-					strings.Repeat("(?, ?, ?), ", len(due)/3-1) + "(?, ?, ?)")
+					strings.Repeat(pair+", ", len(due)/4-1) + pair)
 				if _, err := tx.ExecContext(ctx, q, due...); err != nil {
 					_ = tx.Rollback()
 					return err

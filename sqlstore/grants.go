@@ -226,9 +226,9 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 // grant is an error wrapping supportaccess.ErrNotFound; an error of change
 // is returned unchanged and nothing is written.
 //
-// On PostgreSQL and SQLite a change of StartsAt, ExpiresAt or RevokedAt
-// also updates the grant's due transitions (see syncDue): one statement
-// more.
+// On PostgreSQL and SQLite a change of StartsAt or ExpiresAt, or the
+// revocation, also updates the grant's due transitions (see syncDue): one
+// statement more for each.
 //
 // Round trips (PostgreSQL, one event): 7 — BEGIN, SELECT … FOR UPDATE,
 // UPDATE grant, lock the chain head, INSERT event, UPDATE head, COMMIT,
@@ -290,7 +290,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 // concurrent claimer or writer holds are skipped, not waited for; on
 // SQLite the write lock serialises claimers). On PostgreSQL the claim is
 // one statement that deletes the transitions' rows from grant_due; on
-// SQLite it is three (the due rows, their grants, the DELETE); on
+// SQLite it is two (the grants of the due rows, the DELETE of the rows); on
 // MySQL/MariaDB it is a locking SELECT of the grants and an UPDATE of
 // their claim flags, in a transaction at READ COMMITTED, so that a claimer
 // locks only the rows it claims (no gap locks that would make concurrent
@@ -363,7 +363,8 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 	if tr == sa.TransitionStarted {
 		q = s.q.claimStarted
 	}
-	if !s.d.dueTable { // MySQL: the locking SELECT, then set the flags
+	switch {
+	case !s.d.dueTable: // MySQL: the locking SELECT, then set the flags
 		claimed, err := s.selectGrants(t, q, limit, s.d.timeArg(now), limit)
 		if err != nil || len(claimed) == 0 {
 			return nil, err
@@ -375,72 +376,45 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 		flag, _ := claimFlag(tr)
 		_, err = t.execDynamic(s.sql(`UPDATE {p}grants SET `+flag+` = TRUE WHERE id IN (`+placeholders(len(args))+`)`), args...)
 		return claimed, err
-	}
-	if s.d.Dialect == Postgres {
+	case s.d.Dialect == Postgres:
 		return s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
 	}
-	// SQLite: the due rows, their grants, the DELETE of those due rows —
-	// also of rows whose grant is gone (deleted by the host), which would
-	// otherwise come back first in every claim.
-	ids, err := scanIDs(t.query(q, int(tr), s.d.timeArg(now), limit))
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	rows, err := t.tx.QueryContext(t.ctx, s.sql(`SELECT `+grantCols+` FROM {p}grants WHERE id IN (`+placeholders(len(ids))+`)`), ids...)
-	if err != nil {
-		return nil, err
-	}
-	claimed, err := s.scanGrants(rows, len(ids))
-	if err != nil {
-		return nil, err
-	}
-	args := append([]any{int(tr)}, ids...)
-	if _, err := t.execDynamic(s.sql(`DELETE FROM {p}grant_due WHERE transition = ? AND grant_id IN (`+placeholders(len(ids))+`)`), args...); err != nil {
-		return nil, err
-	}
-	return claimed, nil
-}
-
-// scanIDs reads the one-column rows of grant IDs of a query (with its
-// error) and closes them.
-func scanIDs(rows *sql.Rows, err error) ([]any, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []any
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
+	// SQLite: the grants of the first limit due rows, then the DELETE of
+	// those rows — the same ones, under the write lock. Rows of grants
+	// revoked or gone go too (see claimQuery); a batch of only those is
+	// not the end of the due rows, so the claim goes on.
+	for {
+		claimed, err := s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
+		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		n, err := affected(t.exec(s.q.claimDelete, int(tr), s.d.timeArg(now), limit))
+		if err != nil || len(claimed) > 0 || n == 0 {
+			return claimed, err
+		}
 	}
-	return ids, rows.Err()
 }
 
 // insertDue stores the pending transitions of a new grant in grant_due
-// (see migration 5): its start and, when it has one, its expiry — none
-// for a grant stored revoked. On PostgreSQL the grant's INSERT stores them
-// (queries.insertGrant).
+// (see migration 5): its start, and its expiry — due "never" when the
+// grant is unlimited, so that a grant given an end later has it pending;
+// none for a grant stored revoked. On PostgreSQL the grant's INSERT stores
+// them (queries.insertGrant).
 func (s *Store) insertDue(t *txn, g *sa.Grant) error {
-	if !s.d.dueTable || !g.RevokedAt.IsZero() || s.d.Dialect == Postgres { // PostgreSQL: insertGrant did
+	if !s.d.dueTable || !g.RevokedAt.IsZero() || s.d.Dialect == Postgres {
 		return nil
 	}
 	ts := s.d.timeArg
-	var err error
-	if g.ExpiresAt.IsZero() {
-		_, err = t.exec(s.q.insertDue, int(sa.TransitionStarted), ts(g.StartsAt), g.ID)
-	} else {
-		_, err = t.exec(s.q.insertDue2, int(sa.TransitionStarted), ts(g.StartsAt), g.ID, int(sa.TransitionExpired), ts(g.ExpiresAt), g.ID)
-	}
+	_, err := t.exec(s.q.insertDue, int(sa.TransitionStarted), ts(g.StartsAt), g.ID, int(sa.TransitionExpired), ts(g.ExpiresAt), g.ID)
 	return err
 }
 
 // syncDue brings the due rows of a grant changed from cur to g up to date,
-// touching them only when a time or the revocation changed. A transition
-// already claimed has no row and gets none back: each is claimed once,
-// whatever changes later (as on memstore). Revocation drops the pending
+// with one statement per changed time or the revocation. Each pending
+// transition has a row (an unlimited grant's expiry is due "never"), so a
+// missing row means claimed (or revoked), and moving a time never brings
+// back a transition already claimed: each is claimed once, whatever
+// changes later (as on memstore and MySQL). Revocation drops the pending
 // ones for good.
 func (s *Store) syncDue(t *txn, cur, g *sa.Grant) error {
 	if !s.d.dueTable || !cur.RevokedAt.IsZero() {
@@ -452,21 +426,16 @@ func (s *Store) syncDue(t *txn, cur, g *sa.Grant) error {
 	}
 	ts := s.d.timeArg
 	if !g.StartsAt.Equal(cur.StartsAt) {
-		if _, err := t.exec(s.q.moveDue, ts(g.StartsAt), int(sa.TransitionStarted), g.ID); err != nil {
+		if _, err := t.exec(s.q.moveDue, ts(g.StartsAt), g.ID, int(sa.TransitionStarted)); err != nil {
 			return err
 		}
 	}
-	var err error
-	switch {
-	case g.ExpiresAt.Equal(cur.ExpiresAt):
-	case g.ExpiresAt.IsZero():
-		_, err = t.exec(s.q.dropDue, int(sa.TransitionExpired), g.ID)
-	case cur.ExpiresAt.IsZero(): // an unlimited grant's expiry was never pending
-		_, err = t.exec(s.q.insertDue, int(sa.TransitionExpired), ts(g.ExpiresAt), g.ID)
-	default:
-		_, err = t.exec(s.q.moveDue, ts(g.ExpiresAt), int(sa.TransitionExpired), g.ID)
+	if !g.ExpiresAt.Equal(cur.ExpiresAt) {
+		if _, err := t.exec(s.q.moveDue, ts(g.ExpiresAt), g.ID, int(sa.TransitionExpired)); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // sortClaimed returns claimed in claim order (due time, then ID). It
@@ -501,11 +470,6 @@ func (s *Store) selectGrants(t *txn, q string, capHint int, args ...any) ([]sa.G
 	if err != nil {
 		return nil, err
 	}
-	return s.scanGrants(rows, capHint)
-}
-
-// scanGrants reads the grants of rows (grantCols) and closes it.
-func (s *Store) scanGrants(rows *sql.Rows, capHint int) ([]sa.Grant, error) {
 	defer rows.Close()
 	out := make([]sa.Grant, 0, min(capHint, 4096))
 	r := s.newGrantRow()

@@ -44,17 +44,24 @@ const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 //
 // On PostgreSQL and SQLite (dialect.dueTable) pending transitions are rows
 // of grant_due (migration 5), and a claim deletes them (arguments: the
-// transition, now, limit). On PostgreSQL it is one statement: it locks up
-// to limit due rows in order of the due time with SKIP LOCKED, so that
-// concurrent claimers take disjoint rows and never wait for one another;
-// share-locks their grants, skipping a grant a writer holds (its due row
-// stays for a later claim; claimers of the two transitions share); deletes
-// the due rows of the grants it locked and of grants that no longer exist;
-// and returns those grants, in no particular order. Revoke and Extend
-// change the grant's due rows after locking the grant, so they wait for a
-// claim, never the other way round. On SQLite, where the write lock
-// serialises claimers, it is the first of three statements (see claimDue):
-// the IDs of the due rows.
+// transition, now, limit). An unlimited grant's expiry is pending with the
+// due time "never", so that a missing row always means claimed or revoked.
+//
+// On PostgreSQL it is one statement: it locks up to limit due rows in
+// order of the due time with SKIP LOCKED, so that concurrent claimers take
+// disjoint rows and never wait for one another; share-locks their
+// unrevoked grants, skipping a grant a writer holds (its due row stays for
+// a later claim; claimers of the two transitions share); deletes the due
+// rows of the grants it locked and of grants that are revoked or gone (due
+// rows a writer that does not keep grant_due left behind: a replica of an
+// older release, or the host's own SQL; the foreign key deletes those of
+// deleted grants already); and returns the grants it locked, in no
+// particular order. Revoke and Extend change the grant's due rows after
+// locking the grant, so they wait for a claim, never the other way round.
+//
+// On SQLite, where the write lock serialises claimers, it is the SELECT
+// of the unrevoked grants of the first limit due rows; claimDelete then
+// deletes those rows (see claimDue).
 //
 // On MySQL/MariaDB it is the locking SELECT of the grants whose flag
 // (started_recorded, expired_recorded) is unset and whose due time has
@@ -65,16 +72,17 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 	if d.dueTable {
 		pick := `FROM {p}grant_due WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?` + d.skipLocked
 		if d.Dialect != Postgres {
-			return `SELECT grant_id ` + pick
+			return `SELECT ` + grantCols + ` FROM {p}grants WHERE revoked_at IS NULL AND id IN (SELECT grant_id ` + pick + `)`
 		}
 		// c and g are MATERIALIZED so that each runs (and locks) exactly
-		// once; ctid = ANY(ARRAY(…)) deletes by a TID scan. e, the grants
-		// that exist, runs only when a due row's grant is not in g (held
-		// by a writer, or deleted), as a primary-key lookup: NOT EXISTS
-		// became a hashed scan of the whole grants table.
+		// once; ctid = ANY(ARRAY(…)) deletes by a TID scan. e, the
+		// unrevoked grants that exist, runs only when a due row's grant
+		// is not in g (held by a writer, revoked, or deleted), as a
+		// primary-key lookup: NOT EXISTS became a hashed scan of the whole
+		// grants table.
 		return `WITH c AS MATERIALIZED (SELECT ctid AS tid, grant_id ` + pick + `), ` +
-			`g AS MATERIALIZED (SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) FOR SHARE SKIP LOCKED), ` +
-			`e AS MATERIALIZED (SELECT id FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c))), ` +
+			`g AS MATERIALIZED (SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL FOR SHARE SKIP LOCKED), ` +
+			`e AS MATERIALIZED (SELECT id FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL), ` +
 			`d AS (DELETE FROM {p}grant_due WHERE ctid = ANY(ARRAY(SELECT tid FROM c WHERE grant_id IN (SELECT id FROM g) ` +
 			`OR grant_id NOT IN (SELECT id FROM e))) RETURNING grant_id) ` +
 			`SELECT ` + grantCols + ` FROM g WHERE id IN (SELECT grant_id FROM d)`
@@ -99,9 +107,8 @@ type queries struct {
 	getGrant, getGrantForUpdate, grantExists string
 	findActive                               string
 	insertGrant, updateGrant                 string
-	claimStarted, claimExpired               string
-	insertDue, insertDue2                    string
-	moveDue, dropDue, dropDues               string
+	claimStarted, claimExpired, claimDelete  string
+	insertDue, moveDue, dropDues             string
 	lockHead, insertHead, updateHead         string
 	readHead                                 string
 	insertEvent, insertEventsUnnest          string
@@ -122,11 +129,6 @@ func newQueries(s *Store) queries {
 			`revoked_by_kind = ?, revoked_by_id = ?, revoked_by_name = ?, revoke_reason = ? WHERE id = ?`,
 		claimStarted: claimQuery(d, sa.TransitionStarted),
 		claimExpired: claimQuery(d, sa.TransitionExpired),
-		insertDue:    `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?)`,
-		insertDue2:   `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?), (?, ?, ?)`,
-		moveDue:      `UPDATE {p}grant_due SET due_at = ? WHERE transition = ? AND grant_id = ?`,
-		dropDue:      `DELETE FROM {p}grant_due WHERE transition = ? AND grant_id = ?`,
-		dropDues:     `DELETE FROM {p}grant_due WHERE transition IN (1, 2) AND grant_id = ?`,
 		lockHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?` + d.forUpdate,
 		readHead:     `SELECT seq, chain_hash FROM {p}audit_heads WHERE tenant_id = ?`,
 		insertHead:   d.insertHeads(1),
@@ -134,17 +136,24 @@ func newQueries(s *Store) queries {
 		insertEvent:  `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
 		writeLock:    d.writeLock,
 	}
+	if d.dueTable {
+		q.insertDue = `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?), (?, ` + d.dueOrNever + `, ?)`
+		q.moveDue = `UPDATE {p}grant_due SET due_at = ` + d.dueOrNever + ` WHERE grant_id = ? AND transition = ?`
+		q.dropDues = `DELETE FROM {p}grant_due WHERE grant_id = ?`
+		q.claimDelete = `DELETE FROM {p}grant_due WHERE rowid IN (SELECT rowid FROM {p}grant_due ` +
+			`WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?)` // SQLite (see claimQuery)
+	}
 	if d.Dialect == Postgres {
 		q.insertEventsUnnest = insertEventsUnnestQuery
 		// The grant and its due rows (see insertDue) in one statement.
 		q.insertGrant = `WITH g AS (` + q.insertGrant + ` RETURNING id, starts_at, expires_at, revoked_at) ` +
 			`INSERT INTO {p}grant_due (transition, due_at, grant_id) ` +
 			`SELECT 1, starts_at, id FROM g WHERE revoked_at IS NULL ` +
-			`UNION ALL SELECT 2, expires_at, id FROM g WHERE revoked_at IS NULL AND expires_at IS NOT NULL`
+			`UNION ALL SELECT 2, COALESCE(expires_at, 'infinity'::timestamptz), id FROM g WHERE revoked_at IS NULL`
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
-		&q.claimStarted, &q.claimExpired, &q.insertDue, &q.insertDue2, &q.moveDue, &q.dropDue, &q.dropDues, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
+		&q.claimStarted, &q.claimExpired, &q.claimDelete, &q.insertDue, &q.moveDue, &q.dropDues, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
 	} {
 		*p = s.sql(*p)
 	}

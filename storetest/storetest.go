@@ -740,7 +740,10 @@ func testClaimFollowsChangedTimes(t *testing.T, ns NewStore) {
 	require.Equal(t, []uuid.UUID{later.ID}, claim(sa.TransitionStarted, now.Add(2*time.Hour)))
 	require.Equal(t, []uuid.UUID{limited.ID}, claim(sa.TransitionExpired, now.Add(2*time.Hour)), "a grant made unlimited, then given an expiry")
 
-	// Claimed already: moving the time again brings nothing back.
+	// Claimed already: moving the time again brings nothing back — also
+	// through unlimited and back, where "no pending expiry" and
+	// "unlimited" must not be confused.
+	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = time.Time{} })
 	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(3 * time.Hour) })
 	set(later.ID, func(g *sa.Grant) { g.StartsAt = now.Add(150 * time.Minute) })
 	require.Empty(t, claim(sa.TransitionStarted, now.Add(10*time.Hour)))

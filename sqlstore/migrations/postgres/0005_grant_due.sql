@@ -1,34 +1,42 @@
--- supportaccess sqlstore schema version 5 for PostgreSQL: the due
--- transitions of grants in a narrow table of their own.
+-- supportaccess sqlstore schema version 5 for PostgreSQL: the pending
+-- lifecycle transitions of grants in a narrow table of their own.
 --
--- The claim reads the primary key in due order; writers of one grant find
--- its rows by grant_due_grant. A grant's row for a transition (1 started, 2 expired) exists while the
--- transition is pending: the grant is not revoked, the transition has not
--- been claimed and, for expiry, the grant has an expiry. due_at is the
--- grant's starts_at or expires_at. ClaimTransitions deletes the rows it
+-- A grant has a row per transition (1 started, 2 expired) while that
+-- transition is pending: the grant is not revoked and the transition has
+-- not been claimed. due_at is the grant's starts_at or expires_at, and
+-- 'infinity' for the expiry of an unlimited grant, so that a missing row
+-- always means claimed or revoked. ClaimTransitions deletes the rows it
 -- claims (a delete writes no index entries), where versions 1–4 updated
 -- the wide grants row (a new row version and an entry in each of its
--- indexes). The grants' started_recorded and expired_recorded columns are
--- no longer read or written; rows claimed before this version are not
--- copied here, so they stay claimed.
+-- indexes). The claim reads the primary key in due order; writers of one
+-- grant, and the foreign key's cascade when a host deletes grants, find
+-- its rows by grant_due_grant. The grants' started_recorded and
+-- expired_recorded columns are no longer read or written; transitions
+-- claimed before this version are not copied here, so they stay claimed.
 --
--- Upgrade with the sweepers of older releases stopped: they would still
--- claim by the old columns, and a transition could be recorded twice.
+-- Releases before version 5 do not write grant_due: stop every replica of
+-- an older release (not only its sweeper) before migrating, and start none
+-- again. The copy share-locks the grants it copies, so it waits for a
+-- change in flight (a revocation by a replica stopping) and copies what
+-- that change left. It skips rows already there, so a tool that stopped
+-- half-way can apply this file again.
 CREATE TABLE IF NOT EXISTS {p}grant_due (
     transition SMALLINT NOT NULL,
     due_at     TIMESTAMPTZ NOT NULL,
-    grant_id   UUID NOT NULL,
+    grant_id   UUID NOT NULL REFERENCES {p}grants (id) ON DELETE CASCADE,
     PRIMARY KEY (transition, due_at, grant_id)
 );
 
-CREATE UNIQUE INDEX IF NOT EXISTS {p}grant_due_grant ON {p}grant_due (transition, grant_id);
+CREATE UNIQUE INDEX IF NOT EXISTS {p}grant_due_grant ON {p}grant_due (grant_id, transition);
 
 INSERT INTO {p}grant_due (transition, due_at, grant_id)
-    SELECT 1, starts_at, id FROM {p}grants WHERE started_recorded = FALSE AND revoked_at IS NULL;
+    SELECT 1, starts_at, id FROM {p}grants WHERE started_recorded = FALSE AND revoked_at IS NULL FOR SHARE
+    ON CONFLICT DO NOTHING;
 
 INSERT INTO {p}grant_due (transition, due_at, grant_id)
-    SELECT 2, expires_at, id FROM {p}grants
-    WHERE expired_recorded = FALSE AND revoked_at IS NULL AND expires_at IS NOT NULL;
+    SELECT 2, COALESCE(expires_at, 'infinity'::timestamptz), id FROM {p}grants
+    WHERE expired_recorded = FALSE AND revoked_at IS NULL FOR SHARE
+    ON CONFLICT DO NOTHING;
 
 DROP INDEX IF EXISTS {p}grants_start_due;
 
