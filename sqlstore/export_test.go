@@ -54,7 +54,11 @@ func (s *Store) InsertGrantsForTest(ctx context.Context, gs []sa.Grant) error {
 			for j := range gs[:n] {
 				args = append(args, s.grantArgs(&gs[j])...)
 			}
-			q := s.sql(`INSERT INTO {p}grants (` + grantCols + `) VALUES ` + strings.Repeat(row+", ", n-1) + row)
+			cols, row := grantCols, row
+			if s.d.dueTable { // as insertGrant writes them since version 5
+				cols, row = grantCols+`, started_recorded, expired_recorded`, row[:len(row)-1]+", TRUE, TRUE)"
+			}
+			q := s.sql(`INSERT INTO {p}grants (` + cols + `) VALUES ` + strings.Repeat(row+", ", n-1) + row)
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				_ = tx.Rollback()
 				return err

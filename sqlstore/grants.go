@@ -377,7 +377,20 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 		_, err = t.execDynamic(s.sql(`UPDATE {p}grants SET `+flag+` = TRUE WHERE id IN (`+placeholders(len(args))+`)`), args...)
 		return claimed, err
 	case s.d.Dialect == Postgres:
-		return s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
+		// The claimed grants, then revoked ones whose due rows the claim
+		// dropped (see claimQuery); a batch of only the latter is not the
+		// end of the due rows, so the claim goes on.
+		for {
+			gs, err := s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
+			if err != nil {
+				return nil, err
+			}
+			n := len(gs)
+			claimed := slices.DeleteFunc(gs, func(g sa.Grant) bool { return !g.RevokedAt.IsZero() })
+			if len(claimed) > 0 || n == 0 {
+				return claimed, nil
+			}
+		}
 	}
 	// SQLite: the grants of the first limit due rows, then the DELETE of
 	// those rows — the same ones, under the write lock. Rows of grants

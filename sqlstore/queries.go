@@ -56,7 +56,10 @@ const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 // rows a writer that does not keep grant_due left behind: a replica of an
 // older release, or the host's own SQL; the foreign key deletes those of
 // deleted grants already); and returns the grants it locked, in no
-// particular order. Revoke and Extend change the grant's due rows after
+// particular order, followed by the revoked grants whose rows it dropped
+// (as of the statement's snapshot, so revoked), which claimDue tells
+// apart by RevokedAt: a batch of only those is not the end of the due
+// rows. Revoke and Extend change the grant's due rows after
 // locking the grant, so they wait for a claim, never the other way round.
 //
 // On SQLite, where the write lock serialises claimers, it is the SELECT
@@ -85,7 +88,8 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 			`e AS MATERIALIZED (SELECT id FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL), ` +
 			`d AS (DELETE FROM {p}grant_due WHERE ctid = ANY(ARRAY(SELECT tid FROM c WHERE grant_id IN (SELECT id FROM g) ` +
 			`OR grant_id NOT IN (SELECT id FROM e))) RETURNING grant_id) ` +
-			`SELECT ` + grantCols + ` FROM g WHERE id IN (SELECT grant_id FROM d)`
+			`SELECT ` + grantCols + ` FROM g WHERE id IN (SELECT grant_id FROM d) ` +
+			`UNION ALL SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM d WHERE grant_id NOT IN (SELECT id FROM g)))`
 	}
 	flag, due := claimFlag(tr)
 	return `SELECT ` + grantCols + ` FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
@@ -137,6 +141,10 @@ func newQueries(s *Store) queries {
 		writeLock:    d.writeLock,
 	}
 	if d.dueTable {
+		// The old claim flags are set on every grant written since
+		// version 5, so that migration 5's copy, applied again, finds
+		// nothing of it to copy back into grant_due.
+		q.insertGrant = `INSERT INTO {p}grants (` + grantCols + `, started_recorded, expired_recorded) VALUES (` + placeholders(18) + `, TRUE, TRUE)`
 		q.insertDue = `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?), (?, ` + d.dueOrNever + `, ?)`
 		q.moveDue = `UPDATE {p}grant_due SET due_at = ` + d.dueOrNever + ` WHERE grant_id = ? AND transition = ?`
 		q.dropDues = `DELETE FROM {p}grant_due WHERE grant_id = ?`

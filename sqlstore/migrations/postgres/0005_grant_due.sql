@@ -11,15 +11,19 @@
 -- indexes). The claim reads the primary key in due order; writers of one
 -- grant, and the foreign key's cascade when a host deletes grants, find
 -- its rows by grant_due_grant. The grants' started_recorded and
--- expired_recorded columns are no longer read or written; transitions
--- claimed before this version are not copied here, so they stay claimed.
+-- expired_recorded columns are no longer read: the copy below sets them
+-- on the grants it copies, and version 5 writes every new grant with both
+-- set, so a flag still unset always means "pending, not yet copied".
+-- Transitions claimed before this version are not copied, so they stay
+-- claimed.
 --
 -- Releases before version 5 do not write grant_due: stop every replica of
 -- an older release (not only its sweeper) before migrating, and start none
--- again. The copy share-locks the grants it copies, so it waits for a
--- change in flight (a revocation by a replica stopping) and copies what
--- that change left. It skips rows already there, so a tool that stopped
--- half-way can apply this file again.
+-- again. The copy updates the grants it copies, so it waits for a change
+-- in flight (a revocation by a replica stopping) and copies what that
+-- change left. What it copied is marked, so a tool that stopped half-way
+-- can apply this file again, also after version 5 replicas have claimed
+-- some of what it copied.
 CREATE TABLE IF NOT EXISTS {p}grant_due (
     transition SMALLINT NOT NULL,
     due_at     TIMESTAMPTZ NOT NULL,
@@ -29,13 +33,14 @@ CREATE TABLE IF NOT EXISTS {p}grant_due (
 
 CREATE UNIQUE INDEX IF NOT EXISTS {p}grant_due_grant ON {p}grant_due (grant_id, transition);
 
-INSERT INTO {p}grant_due (transition, due_at, grant_id)
-    SELECT 1, starts_at, id FROM {p}grants WHERE started_recorded = FALSE AND revoked_at IS NULL FOR SHARE
+WITH u AS (UPDATE {p}grants SET started_recorded = TRUE
+    WHERE started_recorded = FALSE AND revoked_at IS NULL RETURNING id, starts_at)
+INSERT INTO {p}grant_due (transition, due_at, grant_id) SELECT 1, starts_at, id FROM u
     ON CONFLICT DO NOTHING;
 
-INSERT INTO {p}grant_due (transition, due_at, grant_id)
-    SELECT 2, COALESCE(expires_at, 'infinity'::timestamptz), id FROM {p}grants
-    WHERE expired_recorded = FALSE AND revoked_at IS NULL FOR SHARE
+WITH u AS (UPDATE {p}grants SET expired_recorded = TRUE
+    WHERE expired_recorded = FALSE AND revoked_at IS NULL RETURNING id, expires_at)
+INSERT INTO {p}grant_due (transition, due_at, grant_id) SELECT 2, COALESCE(expires_at, 'infinity'::timestamptz), id FROM u
     ON CONFLICT DO NOTHING;
 
 DROP INDEX IF EXISTS {p}grants_start_due;

@@ -11,14 +11,17 @@
 -- of one grant find its rows by grant_due_grant. The foreign key deletes
 -- a deleted grant's rows where the connection enforces foreign keys
 -- (PRAGMA foreign_keys); elsewhere the claim drops them. The grants'
--- started_recorded and expired_recorded columns are no longer read or
--- written; transitions claimed before this version are not copied here,
+-- started_recorded and expired_recorded columns are no longer read: the
+-- copy below sets them on the grants it copies, and version 5 writes every
+-- new grant with both set, so a flag still unset always means "pending,
+-- not yet copied". Transitions claimed before this version are not copied,
 -- so they stay claimed.
 --
 -- Releases before version 5 do not write grant_due: stop every replica of
 -- an older release (not only its sweeper) before migrating, and start none
--- again. The copy skips rows already there, so a tool that stopped
--- half-way can apply this file again.
+-- again. What the copy copied is marked (apply the file in one
+-- transaction, as Migrate does), so a tool that stopped half-way can apply
+-- it again.
 CREATE TABLE IF NOT EXISTS {p}grant_due (
     transition INTEGER NOT NULL,
     due_at     INTEGER NOT NULL,
@@ -31,9 +34,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS {p}grant_due_grant ON {p}grant_due (grant_id, 
 INSERT OR IGNORE INTO {p}grant_due (transition, due_at, grant_id)
     SELECT 1, starts_at, id FROM {p}grants WHERE started_recorded = FALSE AND revoked_at IS NULL;
 
+UPDATE {p}grants SET started_recorded = TRUE WHERE started_recorded = FALSE AND revoked_at IS NULL;
+
 INSERT OR IGNORE INTO {p}grant_due (transition, due_at, grant_id)
     SELECT 2, coalesce(expires_at, 9223372036854775807), id FROM {p}grants
     WHERE expired_recorded = FALSE AND revoked_at IS NULL;
+
+UPDATE {p}grants SET expired_recorded = TRUE WHERE expired_recorded = FALSE AND revoked_at IS NULL;
 
 DROP INDEX IF EXISTS {p}grants_start_due;
 

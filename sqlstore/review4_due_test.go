@@ -1,0 +1,128 @@
+package sqlstore_test
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// Regression tests from the second review of the grant_due claim
+// (eee6c40); each failed before the fix.
+
+// R4-A: due rows of grants revoked by a writer that does not keep
+// grant_due (the host's own SQL, or an older replica) are dropped by the
+// claim, which returns no grant for them. A batch of only such rows must
+// not end the Sweep ("an empty batch: nothing left") before the live
+// grant behind them: PostgreSQL's claim now reports the revoked grants
+// whose rows it dropped, and claimDue goes on, as SQLite's does.
+func TestReview4DroppedDueRowsEndSweep(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		ctx := context.Background()
+		db := sqltest.Open(t, d)
+		s := sqltest.NewStoreOn(t, db, d)
+		now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+		mk := func(tenant string, exp time.Time) sa.Grant {
+			return sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: tenant, GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
+				CreatedAt: now, StartsAt: now, ExpiresAt: exp}
+		}
+		var gs []sa.Grant
+		for i := range sa.SweepBatchSize {
+			gs = append(gs, mk("revoked-by-sql", now.Add(time.Minute+time.Duration(i)*time.Millisecond)))
+		}
+		live := mk("acme", now.Add(30*time.Minute))
+		gs = append(gs, live)
+		require.NoError(t, s.InsertGrantsForTest(ctx, gs))
+		// The host revokes a tenant's grants with its own SQL.
+		q := "UPDATE " + s.TablePrefix() + "grants SET revoked_at = ?, revoked_by_kind = 'customer' WHERE tenant_id = ?"
+		var at any = now.Add(time.Second)
+		switch d {
+		case sqlstore.Postgres:
+			q = dollar(q)
+		case sqlstore.SQLite:
+			at = now.Add(time.Second).UnixMicro()
+		case sqlstore.MySQL:
+			at = now.Add(time.Second).Format("2006-01-02 15:04:05.000000")
+		}
+		_, err := db.ExecContext(ctx, q, at, "revoked-by-sql")
+		require.NoError(t, err)
+
+		m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return now.Add(time.Hour) }), sa.WithSweepConcurrency(1))
+		require.NoError(t, err)
+		n, err := m.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "the live grant's expiry is due and must be recorded by this Sweep")
+	})
+}
+
+// R4-B: migration 5 may be applied again after a host tool stopped
+// half-way, also when version 5 replicas have claimed transitions in
+// between: its copy must not bring those back. (It selected grants by the
+// old claim flags, which version 5 never set; the copy now sets them on
+// what it copies, and version 5 writes new grants with both set.)
+func TestReview4Migration5ReApplyResurrectsClaimed(t *testing.T) {
+	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.SQLite} {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := context.Background()
+			db := sqltest.Open(t, d)
+			s := unmigrated(t, db, d)
+			names, err := fs.Glob(s.Migrations(), "*.sql")
+			require.NoError(t, err)
+			for _, n := range names {
+				if n < "0005" {
+					applyFile(t, db, s, n)
+				}
+			}
+			t0 := storetest.Epoch.UTC().Truncate(time.Second)
+			g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
+				CreatedAt: t0, StartsAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			require.NoError(t, s.InsertV4GrantsForTest(ctx, []sa.Grant{g}, nil))
+
+			// The tool applies 0005 up to, not including, the version row.
+			b, err := fs.ReadFile(s.Migrations(), "0005_grant_due.sql")
+			require.NoError(t, err)
+			for _, stmt := range strings.Split(string(b), ";\n") {
+				var lines []string
+				for _, l := range strings.Split(stmt, "\n") {
+					if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+						lines = append(lines, l)
+					}
+				}
+				q := strings.TrimSpace(strings.Join(lines, "\n"))
+				if q == "" || strings.Contains(q, "schema_version") {
+					continue
+				}
+				_, err := db.Exec(q)
+				require.NoError(t, err)
+			}
+
+			m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return t0.Add(2 * time.Hour) }))
+			require.NoError(t, err)
+			n, err := m.Sweep(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 1, n, "the expiry, recorded")
+
+			applyFile(t, db, s, "0005_grant_due.sql") // the tool's retry, as the file's comment allows
+
+			_, err = m.Sweep(ctx)
+			require.NoError(t, err)
+			evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", GrantID: g.ID})
+			require.NoError(t, err)
+			count := map[sa.EventType]int{}
+			for _, e := range evs {
+				count[e.Type]++
+			}
+			require.Equal(t, 1, count[sa.EventGrantStarted], "grant.started recorded exactly once")
+			require.Equal(t, 1, count[sa.EventGrantExpired], "grant.expired recorded exactly once")
+		})
+	}
+}
