@@ -49,6 +49,11 @@ type dialect struct {
 	forUpdate string
 	// skipLocked is appended to the SELECT of ClaimTransitions.
 	skipLocked string
+	// byPK follows the table of an UPDATE … WHERE id IN (…) of rows the
+	// transaction locked (MySQL: FORCE INDEX (PRIMARY)). On a small table
+	// MariaDB otherwise scans the whole primary key for a long IN list,
+	// waits for rows a concurrent claimer holds, and the two deadlock.
+	byPK string
 	// dueTable: pending transitions are rows of grant_due (migration 5),
 	// which writers keep and claims delete (see claimQuery); on MySQL the
 	// grants' flags mark claimed transitions instead.
@@ -100,6 +105,7 @@ var dialects = map[Dialect]*dialect{
 		forUpdate:       " FOR UPDATE",
 		skipLocked:      " FOR UPDATE SKIP LOCKED",
 		insertHeadFirst: true,
+		byPK:            " FORCE INDEX (PRIMARY)",
 		claimTx:         &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 		unexpired:       `(expires_at IS NULL OR expires_at > ?)`,
 		covers:          `(grantees IS NULL OR grantees = '' OR LOCATE(?, CONCAT(CHAR(10), grantees)) > 0)`,

@@ -67,6 +67,29 @@ func TestClaimQueryUsesIndex(t *testing.T) {
 	})
 }
 
+// TestMySQLMarkClaimedUsesPrimaryKey: the UPDATE that sets the claim flag
+// on MySQL/MariaDB must find its rows by primary-key lookups. For 2 000 of
+// 5 000 grants MariaDB chose a scan of the whole primary key, which locks
+// (waits for) the rows a concurrent claimer holds: two claimers then
+// deadlocked in TestReviewConcurrentSweepsAndAppendsKeepChains.
+func TestMySQLMarkClaimedUsesPrimaryKey(t *testing.T) {
+	d := sqlstore.MySQL
+	db, s, explain := seededForExplain(t, d)
+	rows, err := db.Query(`SELECT id FROM ` + s.TablePrefix() + `grants ORDER BY id LIMIT 2000`)
+	require.NoError(t, err)
+	var ids []any
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, ids, 2000)
+	plan := queryText(t, db, explain+s.MarkClaimedQuery(sa.TransitionExpired, len(ids)), ids...)
+	t.Logf("plan:\n%s", plan)
+	require.Contains(t, plan, "| range | PRIMARY | PRIMARY |", "primary-key ranges, not a scan")
+}
+
 // seededForExplain returns a store of dialect d holding 5 000 grants over
 // 500 tenants with fresh statistics, and the dialect's EXPLAIN prefix.
 func seededForExplain(t *testing.T, d sqlstore.Dialect) (*sql.DB, *sqlstore.Store, string) {

@@ -32,6 +32,12 @@ func (s *Store) ClaimQuery(tr sa.Transition, now time.Time, limit int) (string, 
 	return q, []any{int(tr), s.d.timeArg(now), limit}
 }
 
+// MarkClaimedQuery returns MySQL's statement that sets the claim flag of tr
+// on n grants.
+func (s *Store) MarkClaimedQuery(tr sa.Transition, n int) string {
+	return s.sql(markClaimedQuery(s.d, tr, n))
+}
+
 // GrantColumns lists the grant columns in the order of CheckQuery.
 const GrantColumns = grantCols
 

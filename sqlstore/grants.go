@@ -373,8 +373,7 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 		for i := range claimed {
 			args[i] = claimed[i].ID
 		}
-		flag, _ := claimFlag(tr)
-		_, err = t.execDynamic(s.sql(`UPDATE {p}grants SET `+flag+` = TRUE WHERE id IN (`+placeholders(len(args))+`)`), args...)
+		_, err = t.execDynamic(s.sql(markClaimedQuery(s.d, tr, len(args))), args...)
 		return claimed, err
 	case s.d.Dialect == Postgres:
 		// The claimed grants, then revoked ones whose due rows the claim

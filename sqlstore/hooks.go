@@ -115,7 +115,7 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 		for i := range out {
 			ids[i] = out[i].Grant.ID
 		}
-		mark := s.sql(`UPDATE {p}hook_tasks SET lease_token = ?, lease_until = ? WHERE grant_id IN (` + placeholders(len(ids)) + `)`)
+		mark := s.sql(`UPDATE {p}hook_tasks` + s.d.byPK + ` SET lease_token = ?, lease_until = ? WHERE grant_id IN (` + placeholders(len(ids)) + `)`)
 		if _, err := t.execDynamic(mark, append([]any{lease.Token, s.d.timeArg(lease.Until)}, ids...)...); err != nil {
 			return wrap(ctx, "claim hook tasks", err)
 		}

@@ -96,6 +96,13 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 		` IS NOT NULL AND ` + due + ` <= ? ORDER BY ` + due + `, id LIMIT ?` + d.skipLocked
 }
 
+// markClaimedQuery sets the claim flag of tr on n grants by ID (MySQL, see
+// claimQuery), through the primary key (dialect.byPK).
+func markClaimedQuery(d *dialect, tr sa.Transition, n int) string {
+	flag, _ := claimFlag(tr)
+	return `UPDATE {p}grants` + d.byPK + ` SET ` + flag + ` = TRUE WHERE id IN (` + placeholders(n) + `)`
+}
+
 // claimFlag returns the grants' claim flag column of tr and its due-time
 // column (MySQL/MariaDB, see claimQuery).
 func claimFlag(tr sa.Transition) (flag, due string) {

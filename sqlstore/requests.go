@@ -298,7 +298,7 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 			args = append(args, claimed[i].ID)
 			claimed[i].Status = sa.RequestExpired
 		}
-		mark := s.sql(`UPDATE {p}access_requests SET status = ? WHERE id IN (` + placeholders(len(claimed)) + `)`)
+		mark := s.sql(`UPDATE {p}access_requests` + s.d.byPK + ` SET status = ? WHERE id IN (` + placeholders(len(claimed)) + `)`)
 		if _, err := t.execDynamic(mark, args...); err != nil {
 			return wrap(ctx, "claim expired requests", err)
 		}
