@@ -69,8 +69,10 @@ const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 // On MySQL/MariaDB it is the locking SELECT of the grants whose flag
 // (started_recorded, expired_recorded) is unset and whose due time has
 // come (arguments: now, limit), in due order with SKIP LOCKED; the caller
-// sets the flags. (A delete-based claim on a narrow table, as elsewhere,
-// deadlocked concurrent MariaDB claimers in the DELETE.)
+// sets the flags (markClaimedQuery). (A delete-based claim on a narrow
+// table, as elsewhere, deadlocked concurrent MariaDB claimers in its
+// DELETE … IN (…); the cause was probably the whole-index scan that byPK
+// now rules out for the flag UPDATE, but that claim was not tried again.)
 func claimQuery(d *dialect, tr sa.Transition) string {
 	if d.dueTable {
 		pick := `FROM {p}grant_due WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?` + d.skipLocked
