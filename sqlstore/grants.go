@@ -363,8 +363,7 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 	if tr == sa.TransitionStarted {
 		q = s.q.claimStarted
 	}
-	switch {
-	case !s.d.dueTable: // MySQL: the locking SELECT, then set the flags
+	if !s.d.dueTable { // MySQL: the locking SELECT, then set the flags
 		claimed, err := s.selectGrants(t, q, limit, s.d.timeArg(now), limit)
 		if err != nil || len(claimed) == 0 {
 			return nil, err
@@ -375,34 +374,28 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 		}
 		_, err = t.execDynamic(s.sql(markClaimedQuery(s.d, tr, len(args))), args...)
 		return claimed, err
-	case s.d.Dialect == Postgres:
-		// The claimed grants, then revoked ones whose due rows the claim
-		// dropped (see claimQuery); a batch of only the latter is not the
-		// end of the due rows, so the claim goes on.
-		for {
-			gs, err := s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
-			if err != nil {
-				return nil, err
-			}
-			n := len(gs)
-			claimed := slices.DeleteFunc(gs, func(g sa.Grant) bool { return !g.RevokedAt.IsZero() })
-			if len(claimed) > 0 || n == 0 {
-				return claimed, nil
-			}
-		}
 	}
-	// SQLite: the grants of the first limit due rows, then the DELETE of
-	// those rows — the same ones, under the write lock. Rows of grants
-	// revoked or gone go too (see claimQuery); a batch of only those is
-	// not the end of the due rows, so the claim goes on.
+	// PostgreSQL and SQLite drop the due rows of grants revoked (or gone)
+	// without claiming them (see claimQuery); a batch of only those is not
+	// the end of the due rows, so the claim goes on.
 	for {
 		claimed, err := s.selectGrants(t, q, limit, int(tr), s.d.timeArg(now), limit)
 		if err != nil {
 			return nil, err
 		}
-		n, err := affected(t.exec(s.q.claimDelete, int(tr), s.d.timeArg(now), limit))
-		if err != nil || len(claimed) > 0 || n == 0 {
-			return claimed, err
+		var gone int64
+		if s.d.Dialect == Postgres {
+			// The statement claimed and deleted; the revoked grants it
+			// returned are the rows it dropped.
+			n := len(claimed)
+			claimed = slices.DeleteFunc(claimed, func(g sa.Grant) bool { return !g.RevokedAt.IsZero() })
+			gone = int64(n - len(claimed))
+		} else if gone, err = affected(t.exec(s.q.claimDelete, int(tr), s.d.timeArg(now), limit)); err != nil {
+			// SQLite: the DELETE of the same rows, under the write lock.
+			return nil, err
+		}
+		if len(claimed) > 0 || gone == 0 {
+			return claimed, nil
 		}
 	}
 }
