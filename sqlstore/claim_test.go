@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
 )
@@ -117,12 +116,7 @@ func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
 			require.NoError(t, s.InsertGrantsForTest(ctx, gs))
 			// The three expiring first are erased.
 			for _, g := range gs[:3] {
-				q := "DELETE FROM " + s.TablePrefix() + "grants WHERE id = ?"
-				if d == sqlstore.Postgres {
-					q = dollar(q)
-				}
-				_, err := db.ExecContext(ctx, q, g.ID)
-				require.NoError(t, err)
+				require.NoError(t, s.ExecForTest(ctx, "DELETE FROM {p}grants WHERE id = ?", g.ID))
 			}
 			// Batches of 2: whatever each backend left of the deleted
 			// grants, the two left are claimed once, in order.

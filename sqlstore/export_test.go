@@ -108,6 +108,19 @@ func (s *Store) InsertV4GrantsForTest(ctx context.Context, gs []sa.Grant, flags 
 	return nil
 }
 
+// ExecForTest runs q as a host's own SQL would change the tables: written
+// as the store writes its SQL ("?" placeholders, {p} for the table
+// prefix), with time.Time arguments bound as the store binds them.
+func (s *Store) ExecForTest(ctx context.Context, q string, args ...any) error {
+	for i, a := range args {
+		if at, ok := a.(time.Time); ok {
+			args[i] = s.d.timeArg(at)
+		}
+	}
+	_, err := s.db.ExecContext(ctx, s.sql(q), args...)
+	return err
+}
+
 // InsertEventForTest stores e as given (Seq and Hash included) without
 // touching the chain head, as someone with write access to the table would.
 func (s *Store) InsertEventForTest(ctx context.Context, e sa.Event) error {

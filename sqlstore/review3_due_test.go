@@ -3,8 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
-	"io/fs"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,34 +104,35 @@ func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 // and SQLite's claim goes on past a batch of only such rows.
 func TestReviewDueOrphansStallSweep(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
-		ctx := context.Background()
-		db := sqltest.Open(t, d)
-		s := sqltest.NewStoreOn(t, db, d)
-		now := storetest.Epoch.UTC().Truncate(time.Microsecond)
-		mk := func(tenant string, exp time.Time) sa.Grant {
-			return sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: tenant, GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
-				CreatedAt: now, StartsAt: now, ExpiresAt: exp}
-		}
-		var gs []sa.Grant
-		for i := range sa.SweepBatchSize {
-			gs = append(gs, mk("erased", now.Add(time.Minute+time.Duration(i)*time.Millisecond)))
-		}
-		live := mk("acme", now.Add(30*time.Minute))
-		gs = append(gs, live)
-		require.NoError(t, s.InsertGrantsForTest(ctx, gs))
-		q := "DELETE FROM " + s.TablePrefix() + "grants WHERE tenant_id = ?" // the host erases a tenant
-		if d == sqlstore.Postgres {
-			q = dollar(q)
-		}
-		_, err := db.ExecContext(ctx, q, "erased")
-		require.NoError(t, err)
-
-		m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return now.Add(time.Hour) }), sa.WithSweepConcurrency(1))
-		require.NoError(t, err)
-		n, err := m.Sweep(ctx)
-		require.NoError(t, err)
-		require.Equal(t, 1, n, "the live grant's expiry is due and must be recorded by this Sweep")
+		sweepsPastHostChange(t, d, "DELETE FROM {p}grants WHERE tenant_id = ?") // the host erases a tenant
 	})
+}
+
+// sweepsPastHostChange stores SweepBatchSize grants of the tenant "host"
+// expiring first and a live grant expiring after them, lets the host's own
+// SQL hostSQL (one argument: the tenant) change the first ones, and
+// requires one Sweep (one claimer) to record the live grant's expiry.
+func sweepsPastHostChange(t *testing.T, d sqlstore.Dialect, hostSQL string, args ...any) {
+	ctx := context.Background()
+	s := sqltest.NewStore(t, d)
+	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+	mk := func(tenant string, exp time.Time) sa.Grant {
+		return sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: tenant, GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
+			CreatedAt: now, StartsAt: now, ExpiresAt: exp}
+	}
+	var gs []sa.Grant
+	for i := range sa.SweepBatchSize {
+		gs = append(gs, mk("host", now.Add(time.Minute+time.Duration(i)*time.Millisecond)))
+	}
+	gs = append(gs, mk("acme", now.Add(30*time.Minute)))
+	require.NoError(t, s.InsertGrantsForTest(ctx, gs))
+	require.NoError(t, s.ExecForTest(ctx, hostSQL, append(args, "host")...))
+
+	m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return now.Add(time.Hour) }), sa.WithSweepConcurrency(1))
+	require.NoError(t, err)
+	n, err := m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the live grant's expiry is due and must be recorded by this Sweep")
 }
 
 // F3: a grant revoked by a writer that does not maintain grant_due — a
@@ -153,16 +152,8 @@ func TestReviewDueRevokedByOlderReplicaIsNotClaimed(t *testing.T) {
 			CreatedAt: now, StartsAt: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
 		require.NoError(t, s.CreateGrant(ctx, g, nil))
 		// The previous release's UpdateGrant of a Revoke: the grants row only.
-		q := "UPDATE " + s.TablePrefix() + "grants SET revoked_at = ?, revoked_by_kind = 'customer', revoked_by_id = 'c', revoke_reason = 'r' WHERE id = ?"
-		var at any = now.Add(time.Second)
-		switch d {
-		case sqlstore.Postgres:
-			q = dollar(q)
-		case sqlstore.SQLite:
-			at = now.Add(time.Second).UnixMicro()
-		}
-		_, err := db.ExecContext(ctx, q, at, g.ID)
-		require.NoError(t, err)
+		require.NoError(t, s.ExecForTest(ctx, "UPDATE {p}grants SET revoked_at = ?, revoked_by_kind = 'customer', "+
+			"revoked_by_id = 'c', revoke_reason = 'r' WHERE id = ?", now.Add(time.Second), g.ID))
 		got, err := s.GetGrant(ctx, g.ID)
 		require.NoError(t, err)
 		require.False(t, got.RevokedAt.IsZero())
@@ -239,36 +230,14 @@ func TestReviewDueMigration5ReRunnable(t *testing.T) {
 func testMigration5ReRunnable(t *testing.T, d sqlstore.Dialect) {
 	ctx := context.Background()
 	db := sqltest.Open(t, d)
-	s := unmigrated(t, db, d)
-	names, err := fs.Glob(s.Migrations(), "*.sql")
-	require.NoError(t, err)
-	for _, n := range names {
-		if n < "0005" {
-			applyFile(t, db, s, n)
-		}
-	}
+	s := atVersion4(t, db, d)
 	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
 	g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
 		CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
 	require.NoError(t, s.InsertV4GrantsForTest(ctx, []sa.Grant{g}, nil))
 	// The first three statements of 0005 (table, index, first copy),
 	// then the tool stops.
-	b, err := fs.ReadFile(s.Migrations(), "0005_grant_due.sql")
-	require.NoError(t, err)
-	ran := 0
-	for _, stmt := range strings.Split(string(b), ";\n") {
-		var lines []string
-		for _, l := range strings.Split(stmt, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-				lines = append(lines, l)
-			}
-		}
-		if q := strings.TrimSpace(strings.Join(lines, "\n")); q != "" && ran < 3 {
-			_, err := db.Exec(q)
-			require.NoError(t, err)
-			ran++
-		}
-	}
+	applySome(t, db, s, "0005_grant_due.sql", func(i int, _ string) bool { return i < 3 })
 	applyFile(t, db, s, "0005_grant_due.sql") // the tool's retry
 	require.NoError(t, s.Migrate(ctx))
 }
@@ -281,14 +250,7 @@ func TestReviewDueMigrationRacesOlderWriter(t *testing.T) {
 	ctx := context.Background()
 	d := sqlstore.Postgres
 	db := sqltest.Open(t, d)
-	s := unmigrated(t, db, d)
-	names, err := fs.Glob(s.Migrations(), "*.sql")
-	require.NoError(t, err)
-	for _, n := range names {
-		if n < "0005" {
-			applyFile(t, db, s, n)
-		}
-	}
+	s := atVersion4(t, db, d)
 	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
 	g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
 		CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}

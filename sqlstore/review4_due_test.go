@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"io/fs"
 	"strings"
 	"testing"
 	"time"
@@ -27,40 +26,9 @@ import (
 // whose rows it dropped, and claimDue goes on, as SQLite's does.
 func TestReview4DroppedDueRowsEndSweep(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
-		ctx := context.Background()
-		db := sqltest.Open(t, d)
-		s := sqltest.NewStoreOn(t, db, d)
-		now := storetest.Epoch.UTC().Truncate(time.Microsecond)
-		mk := func(tenant string, exp time.Time) sa.Grant {
-			return sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: tenant, GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
-				CreatedAt: now, StartsAt: now, ExpiresAt: exp}
-		}
-		var gs []sa.Grant
-		for i := range sa.SweepBatchSize {
-			gs = append(gs, mk("revoked-by-sql", now.Add(time.Minute+time.Duration(i)*time.Millisecond)))
-		}
-		live := mk("acme", now.Add(30*time.Minute))
-		gs = append(gs, live)
-		require.NoError(t, s.InsertGrantsForTest(ctx, gs))
 		// The host revokes a tenant's grants with its own SQL.
-		q := "UPDATE " + s.TablePrefix() + "grants SET revoked_at = ?, revoked_by_kind = 'customer' WHERE tenant_id = ?"
-		var at any = now.Add(time.Second)
-		switch d {
-		case sqlstore.Postgres:
-			q = dollar(q)
-		case sqlstore.SQLite:
-			at = now.Add(time.Second).UnixMicro()
-		case sqlstore.MySQL:
-			at = now.Add(time.Second).Format("2006-01-02 15:04:05.000000")
-		}
-		_, err := db.ExecContext(ctx, q, at, "revoked-by-sql")
-		require.NoError(t, err)
-
-		m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return now.Add(time.Hour) }), sa.WithSweepConcurrency(1))
-		require.NoError(t, err)
-		n, err := m.Sweep(ctx)
-		require.NoError(t, err)
-		require.Equal(t, 1, n, "the live grant's expiry is due and must be recorded by this Sweep")
+		sweepsPastHostChange(t, d, "UPDATE {p}grants SET revoked_at = ?, revoked_by_kind = 'customer' WHERE tenant_id = ?",
+			storetest.Epoch.UTC().Truncate(time.Microsecond).Add(time.Second))
 	})
 }
 
@@ -74,36 +42,14 @@ func TestReview4Migration5ReApplyResurrectsClaimed(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx := context.Background()
 			db := sqltest.Open(t, d)
-			s := unmigrated(t, db, d)
-			names, err := fs.Glob(s.Migrations(), "*.sql")
-			require.NoError(t, err)
-			for _, n := range names {
-				if n < "0005" {
-					applyFile(t, db, s, n)
-				}
-			}
+			s := atVersion4(t, db, d)
 			t0 := storetest.Epoch.UTC().Truncate(time.Second)
 			g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
 				CreatedAt: t0, StartsAt: t0, ExpiresAt: t0.Add(time.Hour)}
 			require.NoError(t, s.InsertV4GrantsForTest(ctx, []sa.Grant{g}, nil))
 
 			// The tool applies 0005 up to, not including, the version row.
-			b, err := fs.ReadFile(s.Migrations(), "0005_grant_due.sql")
-			require.NoError(t, err)
-			for _, stmt := range strings.Split(string(b), ";\n") {
-				var lines []string
-				for _, l := range strings.Split(stmt, "\n") {
-					if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-						lines = append(lines, l)
-					}
-				}
-				q := strings.TrimSpace(strings.Join(lines, "\n"))
-				if q == "" || strings.Contains(q, "schema_version") {
-					continue
-				}
-				_, err := db.Exec(q)
-				require.NoError(t, err)
-			}
+			applySome(t, db, s, "0005_grant_due.sql", func(_ int, q string) bool { return !strings.Contains(q, "schema_version") })
 
 			m, err := sa.NewManager(s, sa.WithNow(func() time.Time { return t0.Add(2 * time.Hour) }))
 			require.NoError(t, err)
