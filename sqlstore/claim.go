@@ -25,31 +25,68 @@ import (
 const maxHeadsPerStatement = 1000
 
 // lockHeads returns the chain heads of tenants (sorted, distinct), locked
-// for the rest of t, creating missing head rows. The rows are created
-// first (in tenant order; an existing row is left alone and not locked)
-// and then locked in one SELECT in tenant order, so that transactions
-// locking overlapping sets of heads cannot deadlock each other.
+// for the rest of t, creating missing head rows (createHeads, then
+// lockExisting). All rows are created before any is locked, each phase in
+// tenant order, so that transactions locking overlapping sets of heads
+// cannot deadlock each other, however many statements a phase takes.
+//
+// Why the phases must not interleave per statement: on PostgreSQL a
+// created row is locked by its creator until commit, while an existing one
+// is locked only by the SELECT. Were a second chunk's rows created after
+// the first chunk's existing rows were locked, transaction A could hold its
+// new row b and wait in its SELECT for a, which B locked in its first
+// chunk, while B waits to create b in its second chunk: a deadlock
+// (TestLockHeadsPhasesDoNotDeadlock). With the phases apart, a transaction
+// holds no existing row while it creates rows; whoever creates a row first
+// owns it, and the other waits for it before locking anything.
 func (s *Store) lockHeads(t *txn, tenants []string) (map[string]head, error) {
-	heads := make(map[string]head, len(tenants))
 	if len(tenants) == 1 {
 		h, err := s.lockHead(t, tenants[0])
 		if err != nil {
 			return nil, err
 		}
-		heads[tenants[0]] = h
-		return heads, nil
+		return map[string]head{tenants[0]: h}, nil
 	}
+	if err := s.createHeads(t, tenants); err != nil {
+		return nil, err
+	}
+	return s.lockExisting(t, tenants)
+}
+
+// headChunks calls fn with tenants in consecutive chunks of at most
+// maxHeadsPerStatement, stopping at the first error.
+func headChunks(tenants []string, fn func(chunk []string) error) error {
 	for rest := tenants; len(rest) > 0; {
 		chunk := rest[:min(len(rest), maxHeadsPerStatement)]
 		rest = rest[len(chunk):]
+		if err := fn(chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createHeads creates the missing head rows of tenants (sorted, distinct),
+// in tenant order, leaving existing ones unchanged; the first phase of
+// lockHeads.
+func (s *Store) createHeads(t *txn, tenants []string) error {
+	return headChunks(tenants, func(chunk []string) error {
 		args := make([]any, 0, 2*len(chunk))
 		for _, tenant := range chunk {
 			args = append(args, tenant, []byte{})
 		}
-		if _, err := t.execDynamic(s.sql(s.d.insertHeads(len(chunk))), args...); err != nil {
-			return nil, err
-		}
-		args = args[:0]
+		_, err := t.execDynamic(s.sql(s.d.insertHeads(len(chunk))), args...)
+		return err
+	})
+}
+
+// lockExisting locks the head rows of tenants (sorted, distinct; all of
+// them exist) in tenant order and returns them; the second phase of
+// lockHeads.
+func (s *Store) lockExisting(t *txn, tenants []string) (map[string]head, error) {
+	heads := make(map[string]head, len(tenants))
+	err := headChunks(tenants, func(chunk []string) error {
+		args := make([]any, 0, len(chunk))
 		for _, tenant := range chunk {
 			args = append(args, tenant)
 		}
@@ -57,25 +94,25 @@ func (s *Store) lockHeads(t *txn, tenants []string) (map[string]head, error) {
 			placeholders(len(chunk)) + `) ORDER BY tenant_id` + s.d.forUpdate)
 		rows, err := t.tx.QueryContext(t.ctx, q, args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var tenant string
 			var h head
 			if err := rows.Scan(&tenant, &h.seq, bytesScanner{&h.hash}); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			heads[tenant] = h
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, tenant := range tenants {
 		if _, ok := heads[tenant]; !ok {
-			// Cannot happen: the row was created above and is never deleted.
+			// Cannot happen: createHeads made the row, and none is ever deleted.
 			return nil, errMissingHead(tenant)
 		}
 	}
@@ -91,19 +128,15 @@ func (s *Store) updateHeads(t *txn, tenants []string, heads map[string]head) err
 		_, err := t.exec(s.q.updateHead, h.seq, h.hash, tenants[0])
 		return err
 	}
-	for rest := tenants; len(rest) > 0; {
-		chunk := rest[:min(len(rest), maxHeadsPerStatement)]
-		rest = rest[len(chunk):]
+	return headChunks(tenants, func(chunk []string) error {
 		args := make([]any, 0, 3*len(chunk))
 		for _, tenant := range chunk {
 			h := heads[tenant]
 			args = append(args, tenant, h.seq, h.hash)
 		}
-		if _, err := t.execDynamic(s.sql(s.d.updateHeads(len(chunk))), args...); err != nil {
-			return err
-		}
-	}
-	return nil
+		_, err := t.execDynamic(s.sql(s.d.updateHeads(len(chunk))), args...)
+		return err
+	})
 }
 
 // insertHeads is the statement that creates the missing head rows of n

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
 )
@@ -132,6 +133,73 @@ func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
 			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
 			require.NoError(t, err)
 			require.Len(t, claimed, 2, "the starts of the grants left only")
+		})
+	}
+}
+
+// TestLockHeadsPhasesDoNotDeadlock interleaves two claims that take chain
+// heads in batches. A holds the head it created for tenant z and has yet
+// to lock the existing head of tenant a; B takes more tenants than one
+// head statement holds, a in its first statement and z in its second. Had
+// lockHeads locked B's first chunk of existing heads before creating its
+// second chunk's rows, B would hold a and wait for z while A waits for a:
+// a deadlock, which the server breaks by failing one of them. Both must
+// commit. (SQLite has one writer at a time: B could not start.)
+func TestLockHeadsPhasesDoNotDeadlock(t *testing.T) {
+	for _, d := range sqltest.Dialects() {
+		if d == sqlstore.SQLite {
+			continue
+		}
+		t.Run(d.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s := sqltest.NewStore(t, d)
+			many := make([]string, sqlstore.MaxHeadsPerStatement+2)
+			for i := range many {
+				many[i] = fmt.Sprintf("tenant-%05d", i)
+			}
+			first, last := many[0], many[len(many)-1]
+			// a has a head; z has none yet.
+			require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.Must(uuid.NewV7()), Time: storetest.Epoch, Type: "x", TenantID: first, Actor: storetest.Customer}))
+
+			a, err := s.BeginHeadsForTest(ctx)
+			require.NoError(t, err)
+			defer a.Rollback()
+			require.NoError(t, a.CreateHeads([]string{first, last}))
+
+			b, err := s.BeginHeadsForTest(ctx)
+			require.NoError(t, err)
+			defer b.Rollback()
+			bID, err := b.SessionID()
+			require.NoError(t, err)
+			bDone := make(chan error, 1)
+			go func() {
+				err := b.LockHeads(many)
+				if err == nil {
+					err = b.Commit()
+				}
+				bDone <- err
+			}()
+			// Wait until B waits for a row A holds: z on PostgreSQL, where
+			// B already created its first chunk's rows; a on MySQL, where
+			// A's INSERT … ON DUPLICATE KEY locked a as well.
+			for {
+				waits, err := s.InInsertForTest(ctx, bID)
+				require.NoError(t, err)
+				if waits {
+					break
+				}
+				select {
+				case err := <-bDone:
+					t.Fatalf("B finished without waiting for A: %v", err)
+				case <-ctx.Done():
+					t.Fatal("B never waited for A")
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			require.NoError(t, a.LockExisting([]string{first, last}), "A must get a's head")
+			require.NoError(t, a.Commit())
+			require.NoError(t, <-bDone, "B must get every head once A committed")
 		})
 	}
 }

@@ -126,3 +126,72 @@ func (s *Store) ExecForTest(ctx context.Context, q string, args ...any) error {
 func (s *Store) InsertEventForTest(ctx context.Context, e sa.Event) error {
 	return s.inTx(ctx, "insert event", func(t *txn) error { return s.insertEvents(t, []sa.Event{e}) })
 }
+
+// HeadsTxForTest is a claim transaction that takes chain heads as a
+// sweep's batch does (lockHeads), or one phase at a time, so that a test
+// can interleave two such transactions.
+type HeadsTxForTest struct {
+	s *Store
+	t *txn
+}
+
+// BeginHeadsForTest starts a transaction with the options of a claim.
+func (s *Store) BeginHeadsForTest(ctx context.Context) (*HeadsTxForTest, error) {
+	t, err := s.begin(ctx, s.d.claimTx)
+	if err != nil {
+		return nil, err
+	}
+	return &HeadsTxForTest{s: s, t: t}, nil
+}
+
+// SessionID returns the server's ID of the transaction's connection
+// (pg_backend_pid on PostgreSQL, CONNECTION_ID on MySQL).
+func (h *HeadsTxForTest) SessionID() (int64, error) {
+	q := `SELECT pg_backend_pid()`
+	if h.s.d.Dialect == MySQL {
+		q = `SELECT CONNECTION_ID()`
+	}
+	var id int64
+	err := h.t.tx.QueryRowContext(h.t.ctx, q).Scan(&id)
+	return id, err
+}
+
+// CreateHeads runs lockHeads' first phase on tenants (sorted, distinct).
+func (h *HeadsTxForTest) CreateHeads(tenants []string) error { return h.s.createHeads(h.t, tenants) }
+
+// LockExisting runs lockHeads' second phase on tenants.
+func (h *HeadsTxForTest) LockExisting(tenants []string) error {
+	_, err := h.s.lockExisting(h.t, tenants)
+	return err
+}
+
+// LockHeads runs lockHeads on tenants.
+func (h *HeadsTxForTest) LockHeads(tenants []string) error {
+	_, err := h.s.lockHeads(h.t, tenants)
+	return err
+}
+
+// Commit commits the transaction.
+func (h *HeadsTxForTest) Commit() error { return h.t.tx.Commit() }
+
+// Rollback rolls the transaction back (nothing after Commit).
+func (h *HeadsTxForTest) Rollback() { _ = h.t.tx.Rollback() }
+
+// InInsertForTest reports whether the server session id (SessionID) is
+// stuck in an INSERT: on PostgreSQL waiting for a lock (pg_locks); on
+// MySQL running one (processlist) — MariaDB does not list a transaction
+// whose first write waits for a row lock in innodb_trx, so the test
+// arranges that the INSERT must wait.
+func (s *Store) InInsertForTest(ctx context.Context, id int64) (bool, error) {
+	q := `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)`
+	if s.d.Dialect == MySQL {
+		q = `SELECT EXISTS (SELECT 1 FROM information_schema.processlist WHERE id = ? AND info LIKE 'INSERT%')`
+	}
+	var waits bool
+	err := s.db.QueryRowContext(ctx, q, id).Scan(&waits)
+	return waits, err
+}
+
+// MaxHeadsPerStatement is the number of tenants of one batched head
+// statement.
+const MaxHeadsPerStatement = maxHeadsPerStatement
