@@ -85,9 +85,13 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	var after func(b *claimBatch) error
 	if hooked {
 		// The claimer holds the hook tasks of its claims, each batch under
-		// its own lease, and runs them right after each batch.
+		// its own lease, and runs them right after each batch. The lease
+		// runs from the claim, not from the sweep's start (now, which
+		// decides what is due): a batch claimed late in a long sweep would
+		// otherwise get a lease already over, and another replica could
+		// run its hooks at the same time.
 		claim = func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
-			b := claimBatch{start: time.Now(), now: now, lease: Lease{Token: newID().String(), Until: now.Add(m.life.lease)}}
+			b := claimBatch{start: time.Now(), now: now, lease: Lease{Token: newID().String(), Until: m.now().Add(m.life.lease)}}
 			var err error
 			b.claimed, err = hs.ClaimExpirations(ctx, now, limit, b.lease, events)
 			return b, err
