@@ -194,7 +194,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// Shutting down: keep the progress, do not count an attempt.
 		default:
 			t.Attempts++
-			t.LastError = clip(err.Error(), MaxReasonLen)
+			t.LastError = errorText(err)
 			t.NextAt = now.Add(m.life.retryDelay(t.Attempts))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
 			ev.Attrs = map[string]string{

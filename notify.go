@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -118,7 +119,7 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 		return
 	}
 	ev := m.newEvent(m.now(), EventNotifyFailed, n.TenantID, n.GrantID, SystemActor, "")
-	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: clip(err.Error(), MaxReasonLen)}
+	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: errorText(err)}
 	if n.RequestID != uuid.Nil {
 		ev.Attrs[AttrRequestID] = n.RequestID.String()
 	}
@@ -136,6 +137,25 @@ func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) 
 		}
 	}()
 	return m.notifier.Notify(ctx, n)
+}
+
+// errorText is err's message as the audit trail and the stores keep it: a
+// valid single-line text (invalid UTF-8 and control characters, line
+// breaks included, become U+FFFD) of at most MaxReasonLen bytes. A hook or
+// Notifier error is caller text; unchanged, one invalid byte made
+// PostgreSQL and MySQL refuse the whole write of a sweep's hook results.
+func errorText(err error) string {
+	s := err.Error()
+	if checkText("", s, MaxReasonLen, false, false) == nil {
+		return s
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	return clip(s, MaxReasonLen)
 }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.

@@ -23,6 +23,7 @@ var lifecycleCases = []testCase{
 	{"HookTasksLeased", testHookTasksLeased},
 	{"HookTasksConcurrentClaims", testHookTasksConcurrent},
 	{"HookRetryAfterFailure", testHookRetry},
+	{"HookErrorTextAnyBytes", testHookErrorText},
 	{"ExpiryHooksOnceAcrossReplicas", testHooksOnceAcrossReplicas},
 }
 

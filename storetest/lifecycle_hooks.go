@@ -238,6 +238,50 @@ func testHookRetry(t *testing.T, ns NewStore) {
 	}
 }
 
+// testHookErrorText: a hook's error text is caller text — here invalid
+// UTF-8, a NUL and a line break. It is kept as valid single-line text, so
+// that the store accepts the batch's results: the failure is recorded, the
+// other grant's hook is not run again, and the retry follows the backoff.
+func testHookErrorText(t *testing.T, ns NewStore) {
+	var mu sync.Mutex
+	calls := map[uuid.UUID]int{}
+	var bad sa.Grant
+	hook := func(_ context.Context, g sa.Grant) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[g.ID]++
+		if g.ID == bad.ID {
+			return errors.New("bad \xff\x00 byte\nsecond line")
+		}
+		return nil
+	}
+	count := func(id uuid.UUID) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls[id]
+	}
+	h := newLifecycleHarness(t, ns, false, true, sa.OnExpire(hook), sa.WithErrorHandler(func(context.Context, error) {}))
+	mu.Lock()
+	bad = h.grant(sa.GrantInput{Duration: time.Hour})
+	mu.Unlock()
+	good := h.grant(sa.GrantInput{Duration: time.Hour})
+	h.clock.Set(bad.ExpiresAt)
+	n, err := h.m.Sweep(h.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	if evs, ok := h.eventsOf(sa.EventExpireHookFailed); ok {
+		require.Len(t, evs, 1)
+		require.Equal(t, "bad \uFFFD\uFFFD byte\uFFFDsecond line", evs[0].Attrs[sa.AttrError])
+	}
+	for range 3 {
+		h.clock.Advance(sa.DefaultHookRetryMax)
+		_, err = h.m.Sweep(h.ctx)
+		require.NoError(t, err, "the stored results let later sweeps run")
+	}
+	require.Equal(t, 1, count(good.ID), "a hook that succeeded is not run again")
+	require.Equal(t, 4, count(bad.ID), "the failing hook is retried once per sweep after its delay")
+}
+
 func testHooksOnceAcrossReplicas(t *testing.T, ns NewStore) {
 	hc := &hookCounter{}
 	h := newLifecycleHarness(t, ns, false, true, sa.OnExpire(hc.hook))
