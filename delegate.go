@@ -36,7 +36,6 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		}
 		endSpan(span, err)
 	}()
-	now := m.now()
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
@@ -65,6 +64,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	}
 	changed := false
 	g, err = m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
+		now := m.now() // after the store locked the grant: see Manager.update
 		st := g.Status(now)
 		switch {
 		case st == StatusActive:

@@ -32,6 +32,8 @@ type GrantInput struct {
 	Duration time.Duration
 	// StartsAt schedules the grant; zero means now. It may not be in the past
 	// by more than a second (clock skew) and is truncated to microseconds.
+	// Neither it nor the end it gives may lie after the end of year 9999
+	// (ErrInvalidInput); Policy.MaxScheduleAhead sets a nearer limit.
 	StartsAt time.Time
 	// Grantees lists the support principals allowed in; empty means any
 	// support principal of the vendor (for example the generic
@@ -180,6 +182,9 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 		if m.policy.MaxScheduleAhead > 0 && starts.Sub(now) > m.policy.MaxScheduleAhead {
 			return Grant{}, fmt.Errorf("%w: StartsAt is more than %s ahead", ErrInvalidInput, m.policy.MaxScheduleAhead)
 		}
+		if starts.After(maxTime) {
+			return Grant{}, fmt.Errorf("%w: StartsAt is after %s", ErrInvalidInput, maxTime.Format(time.RFC3339))
+		}
 	}
 	d, err := m.policy.duration(in.Duration)
 	if err != nil {
@@ -213,7 +218,12 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 		StartsAt:  starts,
 	}
 	if d != Unlimited {
-		g.ExpiresAt = starts.Add(d)
+		// Whole microseconds, like every stored time (a Duration may
+		// have a nanosecond part); truncating ends the grant early, not late.
+		g.ExpiresAt = truncate(starts.Add(d))
+		if g.ExpiresAt.After(maxTime) {
+			return Grant{}, fmt.Errorf("%w: the grant would end after %s", ErrInvalidInput, maxTime.Format(time.RFC3339))
+		}
 	}
 	return g, nil
 }
@@ -235,7 +245,6 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		}
 		endSpan(span, err)
 	}()
-	now := m.now()
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
@@ -244,6 +253,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	}
 	expiresAt = truncate(expiresAt)
 	g, err = m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
+		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:

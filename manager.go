@@ -183,6 +183,12 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 // presets in the host's grant dialog).
 func (m *Manager) Policy() Policy { return m.policy.clone() }
 
+// maxTime is the latest StartsAt or ExpiresAt a grant may have, the end of
+// year 9999: the last instant RFC 3339 — and so the audit trail's JSON —
+// can write, and within what every bundled store keeps exactly. Later
+// times are refused with ErrInvalidInput.
+var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+
 // now reads the clock in UTC truncated to microseconds.
 func (m *Manager) now() time.Time { return truncate(m.clock()) }
 
@@ -253,7 +259,12 @@ func (m *Manager) record(ctx context.Context, ev Event) error {
 
 // update loads the grant, authorises action by on it (auditing a refusal),
 // then applies change inside the store's conditional update together with
-// the event change returns.
+// the event change returns. change must read the clock itself: the store
+// calls it with the grant locked, so a time read there is not older than
+// an expiry a concurrent Sweep recorded while this call waited for the
+// lock (or for the Authorizer), and the grant's status is judged at that
+// time. The store also refuses to change a grant whose expiry is recorded
+// (Store.UpdateGrant), which covers replicas whose clocks disagree.
 func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, change func(*Grant) (Event, error)) (Grant, error) {
 	cur, err := m.store.GetGrant(ctx, id)
 	if err != nil {

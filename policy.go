@@ -172,6 +172,9 @@ func (p Policy) checkEnd(starts, end, now time.Time) error {
 	if !end.After(starts) {
 		return fmt.Errorf("%w: expiresAt must be after StartsAt", ErrInvalidInput)
 	}
+	if end.After(maxTime) {
+		return fmt.Errorf("%w: expiresAt is after %s", ErrInvalidInput, maxTime.Format(time.RFC3339))
+	}
 	from := now
 	if starts.After(now) {
 		from = starts

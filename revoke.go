@@ -43,8 +43,8 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 }
 
 func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
-	now := m.now()
 	g, err := m.update(ctx, id, ActionRevoke, by, func(g *Grant) (Event, error) {
+		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:

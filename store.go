@@ -49,7 +49,12 @@ type Store interface {
 	// UpdateGrant calls for one grant are serialised: the second sees the
 	// first's result. An error from change is returned unchanged and
 	// nothing is written. A missing grant is ErrNotFound (change is not
-	// called). change must not alter ID, TenantID or CreatedAt.
+	// called). A grant whose expiry ClaimTransitions recorded is final:
+	// UpdateGrant returns an error wrapping ErrInvalidInput without calling
+	// change, deciding on the claim as of the lock, so that no replica can
+	// extend, revoke or otherwise change a grant the trail says expired —
+	// whatever its clock says. change must not alter ID, TenantID or
+	// CreatedAt.
 	UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *Grant) ([]Event, error)) (Grant, error)
 
 	// ClaimTransitions records lifecycle transitions exactly once across

@@ -181,6 +181,9 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 	if !ok {
 		return sa.Grant{}, fmt.Errorf("memstore: grant %s: %w", id, sa.ErrNotFound)
 	}
+	if e.expired {
+		return sa.Grant{}, fmt.Errorf("memstore: grant %s: %w: its expiry is recorded", id, sa.ErrInvalidInput)
+	}
 	g := e.g.Clone()
 	events, err := change(&g)
 	if err != nil {

@@ -101,6 +101,20 @@ func TestTimeArg(t *testing.T) {
 	pg := dialects[Postgres].timeArg(ts).(time.Time)
 	require.Equal(t, time.UTC, pg.Location())
 	require.Zero(t, pg.Nanosecond()%1000)
+
+	// Beyond years 1000–9999 a time is clamped, never wrapped around: a
+	// bound far in the future still compares after every stored time.
+	far := time.Unix(18_446_744_073_709+1e9, 0)
+	past := time.Date(-3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, maxTime.UnixMicro(), dialects[SQLite].timeArg(far))
+	require.Equal(t, minTime.UnixMicro(), dialects[SQLite].timeArg(past))
+	require.Equal(t, "9999-12-31 23:59:59.999999", dialects[MySQL].timeArg(far))
+	require.Equal(t, "1000-01-01 00:00:00.000000", dialects[MySQL].timeArg(past))
+	require.Equal(t, maxTime, dialects[Postgres].timeArg(far))
+	require.ErrorIs(t, checkGrantTimes(&sa.Grant{StartsAt: far}), sa.ErrInvalidInput)
+	require.ErrorIs(t, checkGrantTimes(&sa.Grant{ExpiresAt: maxTime.Add(time.Microsecond)}), sa.ErrInvalidInput)
+	require.ErrorIs(t, checkGrantTimes(&sa.Grant{CreatedAt: past}), sa.ErrInvalidInput)
+	require.NoError(t, checkGrantTimes(&sa.Grant{CreatedAt: ts, StartsAt: minTime, ExpiresAt: maxTime}))
 }
 
 func TestRender(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	sa "github.com/supportaccess/supportaccess"
 )
 
 // Dialect selects the SQL flavour of the database behind the *sql.DB.
@@ -158,12 +160,43 @@ func placeholders(n int) string {
 // loc settings.
 const mysqlTime = "2006-01-02 15:04:05.000000"
 
+// minTime and maxTime bound the times the store writes and compares: the
+// range of MySQL's DATETIME, which PostgreSQL and SQLite hold too. Outside
+// it PostgreSQL's driver and SQLite's Unix microseconds would wrap around
+// (a start in year 586 000 landing next week), and MySQL would refuse.
+var (
+	minTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+)
+
+// checkGrantTimes refuses, with supportaccess.ErrInvalidInput, a grant
+// with a time outside [minTime, maxTime], so that timeArg's clamping never
+// changes a stored grant.
+func checkGrantTimes(g *sa.Grant) error {
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"CreatedAt", g.CreatedAt}, {"StartsAt", g.StartsAt}, {"ExpiresAt", g.ExpiresAt}, {"RevokedAt", g.RevokedAt}} {
+		if !f.t.IsZero() && (f.t.Before(minTime) || f.t.After(maxTime)) {
+			return fmt.Errorf("sqlstore: grant %s: %w: %s %s is outside years 1000 to 9999", g.ID, sa.ErrInvalidInput, f.name, f.t.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
 // timeArg encodes t as a query argument: NULL for the zero time, else UTC
-// truncated to microseconds — timestamptz on PostgreSQL, DATETIME(6) text
-// on MySQL, Unix microseconds on SQLite.
+// truncated to microseconds and clamped to [minTime, maxTime] (a query
+// bound beyond them means the same as the limit) — timestamptz on
+// PostgreSQL, DATETIME(6) text on MySQL, Unix microseconds on SQLite.
 func (d *dialect) timeArg(t time.Time) any {
 	if t.IsZero() {
 		return nil
+	}
+	switch {
+	case t.Before(minTime):
+		t = minTime
+	case t.After(maxTime):
+		t = maxTime
 	}
 	t = t.UTC().Truncate(time.Microsecond)
 	switch d.Dialect {

@@ -92,6 +92,9 @@ func uuidArg(id uuid.UUID) any {
 // 7 (the head row is upserted before it is locked). A tenant's first event
 // costs two more on PostgreSQL.
 func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
+	if err := checkGrantTimes(&g); err != nil {
+		return err
+	}
 	insertFailed := false
 	err := s.inTxRetry(ctx, "create grant", func(t *txn) error {
 		insertFailed = false
@@ -226,14 +229,19 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 // grant is an error wrapping supportaccess.ErrNotFound; an error of change
 // is returned unchanged and nothing is written.
 //
+// A grant whose expiry is recorded (claimed by ClaimTransitions) is final:
+// UpdateGrant returns an error wrapping supportaccess.ErrInvalidInput
+// without calling change. It reads that claim after locking the grant, so
+// a claim that committed while it waited counts.
+//
 // On PostgreSQL and SQLite a change of StartsAt or ExpiresAt, or the
 // revocation, also updates the grant's due transitions (see syncDue): one
 // statement more for each.
 //
-// Round trips (PostgreSQL, one event): 7 — BEGIN, SELECT … FOR UPDATE,
-// UPDATE grant, lock the chain head, INSERT event, UPDATE head, COMMIT,
-// and 8 for a revocation or an extension; MySQL 8. Manager.Revoke and
-// Manager.Extend read the grant first (one more).
+// Round trips (PostgreSQL, one event): 8 — BEGIN, SELECT … FOR UPDATE,
+// the expiry claim, UPDATE grant, lock the chain head, INSERT event,
+// UPDATE head, COMMIT, and 9 for a revocation or an extension; MySQL 9.
+// Manager.Revoke and Manager.Extend read the grant first (one more).
 func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
 	var out sa.Grant
 	err := s.inTx(ctx, "update grant", func(t *txn) error {
@@ -249,6 +257,16 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 			return wrap(ctx, "update grant", err)
 		}
 		cur := r.g
+		if cur.RevokedAt.IsZero() {
+			var recorded bool
+			row, _ := t.queryRow(s.q.expiryRecorded, id)
+			if err := row.Scan(&recorded); err != nil {
+				return wrap(ctx, "update grant", err)
+			}
+			if recorded {
+				return fmt.Errorf("sqlstore: grant %s: %w: its expiry is recorded", id, sa.ErrInvalidInput)
+			}
+		}
 		g := cur.Clone()
 		events, err := change(&g)
 		if err != nil {
@@ -256,6 +274,9 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 		}
 		if g.ID != cur.ID || g.TenantID != cur.TenantID || !g.CreatedAt.Equal(cur.CreatedAt) {
 			return fmt.Errorf("sqlstore: update grant %s: %w: change may not alter ID, TenantID or CreatedAt", id, sa.ErrInvalidInput)
+		}
+		if err := checkGrantTimes(&g); err != nil {
+			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err

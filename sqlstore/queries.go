@@ -122,6 +122,7 @@ type queries struct {
 	insertGrant, updateGrant                 string
 	claimStarted, claimExpired, claimDelete  string
 	insertDue, moveDue, dropDues             string
+	expiryRecorded                           string
 	lockHead, insertHead, updateHead         string
 	readHead                                 string
 	insertEvent, insertEventsUnnest          string
@@ -148,6 +149,10 @@ func newQueries(s *Store) queries {
 		updateHead:   `UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ?`,
 		insertEvent:  `INSERT INTO {p}audit_events (` + eventInsertCols + `) VALUES (` + placeholders(15) + `)`,
 		writeLock:    d.writeLock,
+		// After getGrantForUpdate, so that it sees a claim that committed
+		// while the grant's lock was awaited (MySQL: a locking read reads
+		// the latest version).
+		expiryRecorded: `SELECT expired_recorded FROM {p}grants WHERE id = ?` + d.forUpdate,
 	}
 	if d.dueTable {
 		// The old claim flags are set on every grant written since
@@ -157,6 +162,9 @@ func newQueries(s *Store) queries {
 		q.insertDue = `INSERT INTO {p}grant_due (transition, due_at, grant_id) VALUES (?, ?, ?), (?, ` + d.dueOrNever + `, ?)`
 		q.moveDue = `UPDATE {p}grant_due SET due_at = ` + d.dueOrNever + ` WHERE grant_id = ? AND transition = ?`
 		q.dropDues = `DELETE FROM {p}grant_due WHERE grant_id = ?`
+		// An unrevoked grant's expiry is pending exactly while its row is
+		// there (unlimited: due "never").
+		q.expiryRecorded = `SELECT NOT EXISTS (SELECT 1 FROM {p}grant_due WHERE grant_id = ? AND transition = 2)`
 		q.claimDelete = `DELETE FROM {p}grant_due WHERE rowid IN (SELECT rowid FROM {p}grant_due ` +
 			`WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?)` // SQLite (see claimQuery)
 	}
@@ -170,7 +178,7 @@ func newQueries(s *Store) queries {
 	}
 	for _, p := range []*string{
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
-		&q.claimStarted, &q.claimExpired, &q.claimDelete, &q.insertDue, &q.moveDue, &q.dropDues, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
+		&q.claimStarted, &q.claimExpired, &q.claimDelete, &q.insertDue, &q.moveDue, &q.dropDues, &q.expiryRecorded, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
 	} {
 		*p = s.sql(*p)
 	}

@@ -126,6 +126,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"UpdateNotFound", testUpdateNotFound},
 		{"DuplicateCreateConflicts", testDuplicateCreate},
 		{"MicrosecondRoundTrip", testMicrosecondRoundTrip},
+		{"FarFutureTimesStayFuture", testFarFutureTimesStayFuture},
 		{"ReturnedValuesAreCopies", testCopies},
 		{"ListByTenantStatusTicket", testList},
 		{"ListOrderAndLimit", testListOrder},
@@ -144,6 +145,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ClaimTransitionsConcurrent", testClaimConcurrent},
 		{"ClaimSkipsRevoked", testClaimSkipsRevoked},
 		{"ClaimFollowsChangedTimes", testClaimFollowsChangedTimes},
+		{"UpdateRefusedOnceExpiryRecorded", testUpdateRefusedOnceExpiryRecorded},
 		{"InjectionShapedValues", testInjectionShaped},
 		{"CanceledContext", testCanceledContext},
 	}
@@ -222,6 +224,43 @@ func testMicrosecondRoundTrip(t *testing.T, ns NewStore) {
 	require.True(t, gotU.ExpiresAt.IsZero())
 	require.True(t, gotU.RevokedAt.IsZero())
 	require.Equal(t, u, gotU)
+
+	// A Duration with a nanosecond part: the grant returned, the grant
+	// stored and the event agree on a whole-microsecond end.
+	n := h.grant(sa.GrantInput{Duration: time.Hour + 1500*time.Nanosecond})
+	require.Zero(t, n.ExpiresAt.Nanosecond()%1000, "returned ExpiresAt")
+	gotN, err := h.store.GetGrant(h.ctx, n.ID)
+	require.NoError(t, err)
+	require.Equal(t, n, gotN)
+	require.Equal(t, n.StartsAt.Add(time.Hour+time.Microsecond), gotN.ExpiresAt, "truncated, never rounded up")
+}
+
+// testFarFutureTimesStayFuture: a grant written straight to the store with
+// times far beyond year 9999 (which the Manager refuses) is either refused
+// by the store or kept in the future — never wrapped around into an active
+// grant, as a Unix-microsecond int64 overflow would make it.
+func testFarFutureTimesStayFuture(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	now := h.clock.Now()
+	// now + 2^64 µs + 1 s (year 586 000 or so), which as int64 Unix
+	// microseconds wraps around to now + 1 s: 2^64 µs is 18 446 744 073 709 s
+	// and 551 616 µs.
+	far := time.Unix(now.Unix()+18_446_744_073_709+1, int64(now.Nanosecond())+551_616_000).UTC()
+	g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
+		CreatedAt: now, StartsAt: far, ExpiresAt: far.Add(time.Hour)}
+	if err := h.store.CreateGrant(h.ctx, g, nil); err != nil {
+		return // refused: nothing stored that could allow access
+	}
+	for _, at := range []time.Time{now, now.Add(2 * time.Second), now.Add(24 * time.Hour)} {
+		_, err := h.store.FindActiveGrant(h.ctx, "acme", Support.ID, sa.ScopeRead, at)
+		require.ErrorIs(t, err, sa.ErrNoActiveGrant, "at %s", at)
+	}
+	got, err := h.store.GetGrant(h.ctx, g.ID)
+	require.NoError(t, err)
+	require.True(t, got.StartsAt.After(now.AddDate(10_000, 0, 0)), "stored start %s", got.StartsAt)
+	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, now.Add(24*time.Hour), 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, claimed, "the start is not due")
 }
 
 func testCopies(t *testing.T, ns NewStore) {
@@ -740,15 +779,69 @@ func testClaimFollowsChangedTimes(t *testing.T, ns NewStore) {
 	require.Equal(t, []uuid.UUID{later.ID}, claim(sa.TransitionStarted, now.Add(2*time.Hour)))
 	require.Equal(t, []uuid.UUID{limited.ID}, claim(sa.TransitionExpired, now.Add(2*time.Hour)), "a grant made unlimited, then given an expiry")
 
-	// Claimed already: moving the time again brings nothing back — also
-	// through unlimited and back, where "no pending expiry" and
-	// "unlimited" must not be confused.
-	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = time.Time{} })
-	set(shortened.ID, func(g *sa.Grant) { g.ExpiresAt = now.Add(3 * time.Hour) })
+	// Claimed already: moving the start again brings nothing back; a grant
+	// whose expiry is recorded cannot be changed at all
+	// (UpdateRefusedOnceExpiryRecorded).
 	set(later.ID, func(g *sa.Grant) { g.StartsAt = now.Add(150 * time.Minute) })
+	_, err := h.store.UpdateGrant(h.ctx, shortened.ID, func(g *sa.Grant) ([]sa.Event, error) {
+		g.ExpiresAt = time.Time{}
+		return nil, nil
+	})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
 	require.Empty(t, claim(sa.TransitionStarted, now.Add(10*time.Hour)))
 	require.Equal(t, []uuid.UUID{extended.ID, later.ID}, claim(sa.TransitionExpired, now.Add(10*time.Hour)),
 		"the extended grant at 4 h, the moved one at 5 h; the unlimited one never")
+}
+
+// testUpdateRefusedOnceExpiryRecorded: once ClaimTransitions recorded a
+// grant's expiry, UpdateGrant refuses the grant (ErrInvalidInput, change
+// not called, nothing written), whatever the caller's clock says — a
+// replica whose clock lags the sweeper's cannot extend, revoke or delegate
+// a grant the trail already says expired. Its start being recorded does
+// not stop changes.
+func testUpdateRefusedOnceExpiryRecorded(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	g := h.grant(sa.GrantInput{Duration: time.Hour, Grantees: []string{Engineer.ID}})
+	other := h.grant(sa.GrantInput{Duration: 2 * time.Hour})
+	started, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, h.clock.Now(), 10, func(sa.Grant) []sa.Event { return nil })
+	require.NoError(t, err)
+	require.Len(t, started, 2)
+	_, err = h.m.Extend(h.ctx, g.ID, g.ExpiresAt.Add(time.Minute), Customer)
+	require.NoError(t, err, "a recorded start does not freeze the grant")
+	g, err = h.m.Get(h.ctx, g.ID)
+	require.NoError(t, err)
+
+	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt, 10, func(sa.Grant) []sa.Event { return nil })
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{g.ID}, grantIDs(claimed))
+	events := countEvents(h)
+
+	// The store refuses before calling change.
+	called := false
+	_, err = h.store.UpdateGrant(h.ctx, g.ID, func(*sa.Grant) ([]sa.Event, error) {
+		called = true
+		return nil, nil
+	})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.False(t, called, "change must not be called for a grant whose expiry is recorded")
+
+	// A Manager whose clock lags behind the sweeper's still sees the grant
+	// active, and is refused all the same.
+	h.clock.Set(g.ExpiresAt.Add(-time.Second))
+	_, err = h.m.Extend(h.ctx, g.ID, g.ExpiresAt.Add(time.Hour), Customer)
+	require.ErrorIs(t, err, sa.ErrInvalidInput, "extend")
+	_, err = h.m.Revoke(h.ctx, g.ID, Customer, "late")
+	require.ErrorIs(t, err, sa.ErrInvalidInput, "revoke")
+	_, err = h.m.AddGrantee(h.ctx, g.ID, Support.ID, Customer)
+	require.ErrorIs(t, err, sa.ErrInvalidInput, "add grantee")
+
+	got, err := h.m.Get(h.ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, g, got, "the grant is unchanged")
+	require.Equal(t, events, countEvents(h), "no event was written")
+	empty, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt.Add(2*time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{other.ID}, grantIDs(empty), "the expiry is not claimed again")
 }
 
 func testInjectionShaped(t *testing.T, ns NewStore) {

@@ -1,0 +1,132 @@
+package supportaccess_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// Regression tests for the fifth review (root package: the time a change
+// is judged at, and the range of grant times).
+
+// A grant that ends while Extend, Revoke or AddGrantee waits (here in the
+// Authorizer, standing for the read, the authorisation and the wait for
+// the store's lock) is judged at the time the store locked it: expired,
+// so the change is refused and nothing is written — no sweep needed.
+func TestReview5ChangesJudgedAtLockTime(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(e *env, g sa.Grant) error
+	}{
+		{"extend", func(e *env, g sa.Grant) error {
+			_, err := e.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), customer)
+			return err
+		}},
+		{"revoke", func(e *env, g sa.Grant) error {
+			_, err := e.m.Revoke(ctx, g.ID, customer, "done")
+			return err
+		}},
+		{"add grantee", func(e *env, g sa.Grant) error {
+			_, err := e.m.AddGrantee(ctx, g.ID, support.ID, customer)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e *env
+			var ends time.Time
+			e = newEnv(t, sa.WithAuthorizer(func(ctx context.Context, a sa.Action, by sa.Actor, tenant string) error {
+				if a != sa.ActionGrant {
+					e.clock.Set(ends) // the grant ends meanwhile
+				}
+				return sa.DefaultAuthorizer(ctx, a, by, tenant)
+			}))
+			g := e.grant(sa.GrantInput{Duration: time.Hour, Grantees: []string{engineer.ID}})
+			ends = g.ExpiresAt
+			before := e.snapshot()
+			err := tc.change(e, g)
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			require.ErrorContains(t, err, "expired")
+			require.Equal(t, before, e.snapshot(), "nothing written")
+		})
+	}
+}
+
+// StartsAt and the end it gives may not lie after year 9999 — the last
+// instant the audit trail's JSON can hold, and what every store keeps —
+// through Grant, RequestAccess and Extend; the refusal writes nothing.
+func TestReview5GrantTimesEndByYear9999(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot()
+	for _, starts := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(586580, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), // ends in year 10000
+	} {
+		_, err := e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, StartsAt: starts, Duration: 7 * 24 * time.Hour})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "grant starting %s", starts)
+		_, err = e.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: support, StartsAt: starts, Duration: 7 * 24 * time.Hour, Reason: "r"})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "request starting %s", starts)
+	}
+	require.Equal(t, before, e.snapshot(), "nothing written")
+
+	// The last day that fits, then an extension past it.
+	g := e.grant(sa.GrantInput{StartsAt: time.Date(9999, 12, 20, 0, 0, 0, 0, time.UTC), Duration: 7 * 24 * time.Hour})
+	require.Equal(t, time.Date(9999, 12, 27, 0, 0, 0, 0, time.UTC), g.ExpiresAt)
+	created := e.events(sa.EventGrantCreated)
+	require.NotEmpty(t, created[len(created)-1].After, "the event holds the grant")
+	before = e.snapshot()
+	_, err := e.m.Extend(ctx, g.ID, time.Date(10000, 1, 2, 0, 0, 0, 0, time.UTC), customer)
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.Equal(t, before, e.snapshot(), "nothing written")
+}
+
+// leaseSpy is a memstore that records the lease of every claim of
+// expirations.
+type leaseSpy struct {
+	*memstore.Store
+	mu     sync.Mutex
+	leases []sa.Lease
+}
+
+func (s *leaseSpy) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+	s.mu.Lock()
+	s.leases = append(s.leases, lease)
+	s.mu.Unlock()
+	return s.Store.ClaimExpirations(ctx, now, limit, lease, events)
+}
+
+// A batch's hook lease runs from its claim, not from the sweep's start: a
+// batch claimed after slow hooks of earlier batches still holds its tasks
+// for the whole lease, so no other replica runs them meanwhile.
+func TestReview5SweepLeaseFromClaim(t *testing.T) {
+	const lease = time.Minute
+	clock := storetest.NewClock(storetest.Epoch)
+	spy := &leaseSpy{Store: memstore.New()}
+	slow := sync.OnceFunc(func() { clock.Advance(10 * lease) }) // the first hook takes ten leases
+	m, err := sa.NewManager(spy, sa.WithNow(clock.Now), sa.WithSweepConcurrency(1), sa.WithExpireHookLease(lease),
+		sa.OnExpire(func(context.Context, sa.Grant) error { slow(); return nil }))
+	require.NoError(t, err)
+	var ends time.Time
+	for range 2*sa.SweepBatchSize + 1 { // three batches
+		g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+		require.NoError(t, err)
+		ends = g.ExpiresAt
+	}
+	clock.Set(ends)
+	n, err := m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2*sa.SweepBatchSize+1, n)
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	require.GreaterOrEqual(t, len(spy.leases), 3)
+	// The third claim waits for the first batch's hooks (one claimer, one
+	// batch handed over at a time), so it starts ten leases later.
+	require.Equal(t, ends.Add(10*lease+lease), spy.leases[2].Until, "lease of the batch claimed after the slow hook")
+}
