@@ -73,11 +73,18 @@ func (s *Store) schedule(e *entry) {
 // now and unclaimed, dropping stale items on the way; nil when none is
 // due. s.mu must be held for writing.
 func (s *Store) popDue(t sa.Transition, now time.Time) *entry {
-	q := &s.due[t-sa.TransitionStarted]
+	i := t - sa.TransitionStarted
+	q := &s.due[i]
 	for q.Len() > 0 && !(*q)[0].at.After(now) {
 		it := heap.Pop(q).(dueItem)
 		if at, ok := dueKey(it.e, t); ok && at.Equal(it.at) {
 			return it.e
+		}
+		// Stale. If it was the entry's latest item, none is queued now: a
+		// later change back to this time (an expiry made unlimited, then
+		// limited again) must queue a new one.
+		if it.e.queued[i] && it.e.queuedAt[i].Equal(it.at) {
+			it.e.queued[i] = false
 		}
 	}
 	return nil

@@ -145,6 +145,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ClaimTransitionsConcurrent", testClaimConcurrent},
 		{"ClaimSkipsRevoked", testClaimSkipsRevoked},
 		{"ClaimFollowsChangedTimes", testClaimFollowsChangedTimes},
+		{"ClaimAfterTimeReturns", testClaimAfterTimeReturns},
 		{"UpdateRefusedOnceExpiryRecorded", testUpdateRefusedOnceExpiryRecorded},
 		{"InjectionShapedValues", testInjectionShaped},
 		{"CanceledContext", testCanceledContext},
@@ -791,6 +792,39 @@ func testClaimFollowsChangedTimes(t *testing.T, ns NewStore) {
 	require.Empty(t, claim(sa.TransitionStarted, now.Add(10*time.Hour)))
 	require.Equal(t, []uuid.UUID{extended.ID, later.ID}, claim(sa.TransitionExpired, now.Add(10*time.Hour)),
 		"the extended grant at 4 h, the moved one at 5 h; the unlimited one never")
+}
+
+// testClaimAfterTimeReturns: a transition that was due, then not (the
+// expiry made unlimited, the start moved later) while a claim ran past its
+// old time, is claimed once its time comes back to that old time.
+func testClaimAfterTimeReturns(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	now := h.clock.Now()
+	g := h.grant(sa.GrantInput{Duration: time.Hour})
+	s := h.grant(sa.GrantInput{StartsAt: now.Add(time.Hour), Duration: time.Hour})
+	set := func(id uuid.UUID, f func(g *sa.Grant)) {
+		t.Helper()
+		_, err := h.store.UpdateGrant(h.ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
+			f(g)
+			return nil, nil
+		})
+		require.NoError(t, err)
+	}
+	claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
+		t.Helper()
+		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, nil)
+		require.NoError(t, err)
+		return grantIDs(gs)
+	}
+	require.Equal(t, []uuid.UUID{g.ID}, claim(sa.TransitionStarted, now))
+	set(g.ID, func(x *sa.Grant) { x.ExpiresAt = time.Time{} })
+	set(s.ID, func(x *sa.Grant) { x.StartsAt = now.Add(3 * time.Hour); x.ExpiresAt = now.Add(4 * time.Hour) })
+	require.Empty(t, claim(sa.TransitionExpired, now.Add(2*time.Hour)), "unlimited now")
+	require.Empty(t, claim(sa.TransitionStarted, now.Add(2*time.Hour)), "starts later now")
+	set(g.ID, func(x *sa.Grant) { x.ExpiresAt = g.ExpiresAt })
+	set(s.ID, func(x *sa.Grant) { x.StartsAt = s.StartsAt })
+	require.Equal(t, []uuid.UUID{g.ID}, claim(sa.TransitionExpired, now.Add(2*time.Hour)), "the old end is back")
+	require.Equal(t, []uuid.UUID{s.ID}, claim(sa.TransitionStarted, now.Add(2*time.Hour)), "the old start is back")
 }
 
 // testUpdateRefusedOnceExpiryRecorded: once ClaimTransitions recorded a
