@@ -77,9 +77,22 @@ import (
 // fails closed. A handler that panics before committing is recorded with
 // status 500.
 //
-// Applied twice to one request (globally and on a route), the inner
-// middleware lets through what the outer one admitted for the same Manager
-// and session: one check, one audit event.
+// Nesting: applied twice to one request (app-wide and on a route), or
+// seeing again a request a handler dispatches (a clone with another method,
+// say) in the context of a request the middleware of the same Manager
+// admitted for the same session, the inner middleware relies on the outer
+// one only as far as it goes. Its own rules still apply: with RequireMFA
+// it refuses a session the outer one admitted without MFA, and a method
+// scope the outer checks did not establish (ScopeWrite for a DELETE
+// dispatched inside a GET) is checked again, like a RequireScope. Its
+// refusals use its own denied handler and are audited as access.denied.
+// When the inner request writes to the outer one's writer (or to a wrapper
+// whose Unwrap leads to it), the outer support.request event covers the
+// response, listing the scopes added. When it writes anywhere else (a
+// recorder, or a wrapper without Unwrap), its response is one of its own:
+// it is checked and audited as a request of its own. The usual nesting, the
+// same writer, no stricter rule and a scope already established, costs
+// nothing: one check, one audit event.
 //
 // Cost per impersonated request: two store operations, one Check (a single
 // query with the bundled SQL store) and one Auditor.Record (with sqlstore on
@@ -137,10 +150,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) {
 	m := g.m
 	if outer := stateFrom(r.Context()); outer != nil && outer.m == m && outer.sess == s {
-		// Nested in a middleware of the same Manager that admitted (and
-		// audits) this request already.
-		g.next.ServeHTTP(w, r)
-		return
+		if outer.writerIn(w) != nil {
+			g.serveNested(outer, w, r, s)
+			return
+		}
+		// A response of its own (a recorder, say): checked and audited
+		// as a request of its own below.
 	}
 	start := m.now()
 	scope := requestScope(r)
@@ -182,6 +197,42 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	defer func() { g.finish(st, rw, completed) }()
 	g.next.ServeHTTP(rw, r)
 	completed = true
+}
+
+// serveNested runs a request that a middleware of the same Manager
+// admitted for the same session and whose response it audits (w is or
+// wraps its writer): the middleware applied twice, or a request a handler
+// dispatches again. g still applies its own rules: RequireMFA, and the
+// scope of r's method, checked again (and added to the request's scopes)
+// unless the outer checks established it; a refusal is written by g's
+// denied handler and audited as access.denied. When nothing differs, the
+// common case, this costs no store access and no audit event.
+func (g *guard) serveNested(outer *reqState, w http.ResponseWriter, r *http.Request, s Session) {
+	scope := requestScope(r)
+	if g.cfg.mfa && !s.MFA && !g.cfg.mfaExempt(s) {
+		outer.refuse(g, w, r, scope, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
+		return
+	}
+	if !outer.usesScope(scope) {
+		gr := outer.grant
+		if !gr.Allows(scope) {
+			var err error
+			gr, err = g.m.Check(r.Context(), s.TenantID, s.Principal, scope)
+			if err != nil {
+				status, code, reason := denyKind(err, scope)
+				if status == http.StatusServiceUnavailable {
+					g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
+				}
+				if errors.Is(err, ErrNoActiveGrant) && g.cfg.onEnded != nil {
+					g.cfg.onEnded(s, SessionEndNoGrant)
+				}
+				outer.refuse(g, w, r, scope, status, code, reason, err)
+				return
+			}
+		}
+		outer.addNeed(scope, gr)
+	}
+	g.next.ServeHTTP(w, r)
 }
 
 // finish commits an untouched response, stops watching the request and
@@ -242,7 +293,12 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // event lists the other grant in elevated_grant_ids, and the request's
 // background re-checks and expiry timer cover s from then on. A refusal is
 // handled like one of the middleware (403, or 503 on a store error;
-// audited as access.denied; no support.request event).
+// audited as access.denied) and concerns this route only: if it is the
+// response sent to support (written to the middleware's writer, directly
+// or through wrappers with Unwrap), no support.request event is recorded
+// for it; if the handler wrote it elsewhere (a page rendering an optional
+// part into a recorder), the response the handler does send is audited
+// as usual, and replaced by a 503 when that audit fails.
 func RequireScope(s Scope) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		if next == nil {
@@ -273,8 +329,7 @@ func (h *scopeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if status == http.StatusServiceUnavailable {
 				st.g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
 			}
-			st.denied = true
-			st.g.deny(w, r, st.sess, st.grant.ID, h.scope, st.m.now(), status, code, reason, err)
+			st.refuse(st.g, w, r, h.scope, status, code, reason, err)
 			return
 		}
 	}

@@ -24,10 +24,6 @@ type reqState struct {
 	path   string
 	cancel context.CancelCauseFunc
 
-	// denied is set (on the handler's goroutine) when RequireScope refused
-	// the request: its response is a denial, not a support.request.
-	denied bool
-
 	ended     atomic.Bool
 	recheck   atomic.Bool  // the watcher should check the grants now
 	checkedAt atomic.Int64 // real time (UnixNano) of the last check
@@ -60,6 +56,54 @@ func (st *reqState) addNeed(s Scope, g Grant) {
 	}
 	st.needs = append(st.needs, need{scope: s, id: g.ID, expires: g.ExpiresAt})
 	st.armLocked(0)
+}
+
+// usesScope reports whether the request uses scope s already (ScopeWrite
+// covers ScopeRead): its checks established that s is allowed.
+func (st *reqState) usesScope(s Scope) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, n := range st.needs {
+		if hasScope([]Scope{n.scope}, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.
+const maxUnwrap = 32
+
+// writerIn returns st's audited writer if w is it or wraps it (through
+// Unwrap, as http.ResponseController does), and nil otherwise: a
+// recorder, or a wrapper that does not tell what it wraps.
+func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
+	for range maxUnwrap {
+		if sw, ok := w.(*supportWriter); ok && sw.st == st {
+			return sw
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// refuse writes g's refusal of a part of the admitted request st (a
+// RequireScope route, or a request a middleware of the same Manager sees
+// again) to w and audits it as access.denied. If w is or wraps the audited
+// writer and the refusal commits its response, that response is the
+// refusal: not a support.request. A refusal written anywhere else (a
+// recorder rendering an optional part of a page) leaves the audit of the
+// response as it is.
+func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
+	if sw := st.writerIn(w); sw != nil && !sw.committed {
+		sw.refusing = true
+		defer func() { sw.refusing = false }()
+	}
+	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
 }
 
 // reason returns why the request's access ended ("" while it holds).

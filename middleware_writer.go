@@ -20,6 +20,10 @@ type supportWriter struct {
 	st        *reqState
 	committed bool
 	blocked   error // non-nil: the response is a denial; writes fail with it
+	// refusing is set while a refusal of a part of the request (see
+	// reqState.refuse) is written through this writer: a response it
+	// commits is that refusal, audited as access.denied.
+	refusing bool
 }
 
 // Header implements http.ResponseWriter.
@@ -116,8 +120,8 @@ func (rw *supportWriter) commit(code int) {
 func (rw *supportWriter) committedAs(code int) bool {
 	rw.committed = true
 	st := rw.st
-	if st.denied {
-		return true // RequireScope's refusal, audited as access.denied
+	if rw.refusing {
+		return true // the refusal's own response, audited as access.denied
 	}
 	if st.ended.Load() {
 		reason := st.reason()
