@@ -37,7 +37,9 @@ func TestReviewDueExpiryClaimedOnceAcrossUnlimited(t *testing.T) {
 		}
 		set := func(exp time.Time) {
 			_, err := s.UpdateGrant(ctx, g.ID, func(g *sa.Grant) ([]sa.Event, error) { g.ExpiresAt = exp; return nil, nil })
-			require.NoError(t, err)
+			// Since the fifth review a grant whose expiry is recorded is
+			// final: the change is refused outright.
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
 		}
 		require.Equal(t, 1, claim(now.Add(2*time.Hour)), "the expiry, claimed")
 		set(time.Time{})            // made unlimited ...
@@ -48,8 +50,9 @@ func TestReviewDueExpiryClaimedOnceAcrossUnlimited(t *testing.T) {
 
 // F1 through the Manager: two replicas whose clocks differ by 2 s. The
 // sweeper (clock ahead) records the expiry; the other replica still sees
-// the grant active and extends it to unlimited and back (AllowUnlimited).
-// grant.expired must still be recorded once.
+// the grant active and tries to extend it to unlimited and back
+// (AllowUnlimited): refused, since the expiry is recorded (fifth review;
+// the extensions once succeeded). grant.expired must be recorded once.
 func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		ctx := context.Background()
@@ -75,9 +78,9 @@ func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 		_, err = a.Sweep(ctx) // records grant.expired
 		require.NoError(t, err)
 		_, err = b.Extend(ctx, g.ID, time.Time{}, storetest.Customer) // B: still active by its clock
-		require.NoError(t, err)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
 		_, err = b.Extend(ctx, g.ID, t0.Add(2*time.Hour), storetest.Customer)
-		require.NoError(t, err)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
 
 		mu.Lock()
 		clockA = t0.Add(3 * time.Hour)
@@ -200,10 +203,10 @@ func TestReviewDueDoubleExpiryStallsSweepWithHooks(t *testing.T) {
 		n, err := a.Sweep(ctx) // x expires; its hook fails and is kept for retry
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		_, err = b.Extend(ctx, x.ID, time.Time{}, storetest.Customer)
-		require.NoError(t, err)
+		_, err = b.Extend(ctx, x.ID, time.Time{}, storetest.Customer) // refused since the fifth review
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
 		_, err = b.Extend(ctx, x.ID, t0.Add(2*time.Hour), storetest.Customer)
-		require.NoError(t, err)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
 
 		setClocks(t0.Add(3*time.Hour), t0.Add(3*time.Hour))
 		_, err = a.Sweep(ctx)
