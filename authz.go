@@ -28,7 +28,10 @@ const (
 type Authorizer func(ctx context.Context, action Action, by Actor, tenantID string) error
 
 // WithAuthorizer replaces DefaultAuthorizer. Whatever the Authorizer says,
-// a support actor may only revoke a grant that covers it. Nil is ignored.
+// a support actor may not grant or extend access (it asks with
+// RequestAccess), may only revoke a grant that covers it and may only
+// delegate a grant that names it, and only customers approve or deny
+// requests. Nil is ignored.
 func WithAuthorizer(a Authorizer) Option {
 	return optionFunc(func(m *Manager) {
 		if a != nil {
@@ -62,6 +65,11 @@ func DefaultAuthorizer(_ context.Context, action Action, by Actor, _ string) err
 // authorize runs the Authorizer; a refusal is audited and returned wrapping
 // ErrForbidden.
 func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID) error {
+	// Built-in rule whatever the Authorizer says: the vendor's support
+	// never opens or lengthens its own way in; it asks (RequestAccess).
+	if by.Kind == ActorSupport && (action == ActionGrant || action == ActionExtend) {
+		return m.refuse(ctx, action, by, tenantID, grantID, "support may not "+string(action)+" access; it asks with RequestAccess")
+	}
 	err := m.authorize_(ctx, action, by, tenantID)
 	if err == nil {
 		return nil

@@ -130,3 +130,33 @@ func TestReview5SweepLeaseFromClaim(t *testing.T) {
 	// batch handed over at a time), so it starts ten leases later.
 	require.Equal(t, ends.Add(10*lease+lease), spy.leases[2].Until, "lease of the batch claimed after the slow hook")
 }
+
+// Whatever the host's Authorizer allows, support never grants or extends
+// access itself (it asks with RequestAccess): refused with ErrForbidden
+// and audited as action.refused, nothing else written — as Approve and
+// Deny stay customer-only.
+func TestReview5SupportNeverGrantsOrExtends(t *testing.T) {
+	allowAll := sa.WithAuthorizer(func(context.Context, sa.Action, sa.Actor, string) error { return nil })
+	e := newEnv(t, allowAll)
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
+	before := e.snapshot()
+	_, err := e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: support, Duration: time.Hour})
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	_, err = e.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), support)
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	after := e.snapshot()
+	require.Equal(t, before.grants, after.grants, "no grant created or changed")
+	refused := e.events(sa.EventActionRefused)
+	require.Len(t, refused, 2)
+	for i, action := range []sa.Action{sa.ActionGrant, sa.ActionExtend} {
+		require.Equal(t, support, refused[i].Actor)
+		require.Equal(t, string(action), refused[i].Attrs[sa.AttrAction])
+	}
+	require.Len(t, after.events, len(before.events)+2, "only the refusals are recorded")
+
+	// The same Authorizer still lets the system and customers through.
+	_, err = e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: system, Duration: time.Hour})
+	require.NoError(t, err)
+	_, err = e.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), customer)
+	require.NoError(t, err)
+}
