@@ -12,6 +12,14 @@ import (
 )
 
 // Attribute keys of an audit.purged event.
+//
+// AttrCheckpointSeq and AttrCheckpointHash (decimal, lower-case hex) are the
+// checkpoint the purge saved. They are what makes a checkpoint trustworthy:
+// VerifyAudit accepts the store's checkpoint only if the chain's latest
+// audit.purged event records the same one (every PurgeAudit that moves the
+// checkpoint appends such an event after it, and one that deletes nothing
+// appends none), so a checkpoint moved behind the store's back is reported
+// as a BreakCheckpoint.
 const (
 	AttrPurgeBefore        = "before"
 	AttrPurgeDeleted       = "deleted"
@@ -40,11 +48,12 @@ type AuditPurger interface {
 	// whose Time is not before before, so that what remains is the end of
 	// the chain. It saves the last deleted event's Seq and Hash as the
 	// tenant's checkpoint (see AuditChainReader), then appends the event
-	// event(result) returns to the chain, chained like any other. If event
-	// returns an error, nothing is deleted or saved and PurgeAudit returns
-	// that error unchanged. When no event is old enough it deletes
-	// nothing, does not call event and returns a result with only Previous
-	// set.
+	// event(result) returns to the chain, chained like any other: that
+	// event, the chain's latest audit.purged one, is what VerifyAudit
+	// checks the checkpoint against. If event returns an error, nothing is
+	// deleted or saved and PurgeAudit returns that error unchanged. When
+	// no event is old enough it deletes nothing, does not call event and
+	// returns a result with only Previous set.
 	PurgeAudit(ctx context.Context, tenantID string, before time.Time, event func(AuditPurge) (Event, error)) (AuditPurge, error)
 }
 
@@ -56,6 +65,13 @@ type AuditPurger interface {
 // that is not older than before, so an event recorded late with an early
 // Time (a replica whose clock lagged) may outlive before by that much.
 // Nothing is deleted or recorded when no event is old enough.
+//
+// The audit.purged event records the checkpoint (AttrCheckpointSeq,
+// AttrCheckpointHash) in the chain itself, so that VerifyAudit can tell a
+// purge from events deleted, and the checkpoint moved, by someone with
+// write access to the database: it accepts a checkpoint only when the
+// chain's latest audit.purged event records it. Someone who can also
+// compute hashes can forge that event too (see VerifyAudit for that limit).
 //
 // The audit.purged event goes to the store's chain whatever WithAuditor
 // says (the checkpoint needs it there) and to the other auditors.

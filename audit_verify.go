@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/google/uuid"
 )
@@ -28,7 +29,9 @@ type ChainLink struct {
 // events.
 type AuditChainState struct {
 	// Checkpoint is the last event PurgeAudit deleted (zero: none): the
-	// remaining chain continues from it.
+	// remaining chain continues from it. VerifyAudit accepts it only if
+	// the chain's latest audit.purged event records it (see
+	// AttrCheckpointSeq).
 	Checkpoint ChainLink
 	// Head is the last event appended (zero: none).
 	Head ChainLink
@@ -63,6 +66,12 @@ const (
 	// inserted (with a sequence number that is taken, that shifts the
 	// following events, or beyond the chain's recorded head).
 	BreakForged BreakKind = "forged"
+	// BreakCheckpoint: the chain starts after a purge checkpoint (the link
+	// at Seq-1) that PurgeAudit did not set: the chain's latest
+	// audit.purged event does not record it, or there is none. The events
+	// up to the checkpoint were deleted, or the checkpoint moved, behind
+	// the store's back. EventID is the first event after the checkpoint.
+	BreakCheckpoint BreakKind = "checkpoint"
 )
 
 // ChainBreak locates the first broken link of a chain. It is an error
@@ -72,7 +81,8 @@ type ChainBreak struct {
 	Kind     BreakKind
 	// Seq is the chain position where the chain breaks.
 	Seq int64
-	// EventID is the event stored at Seq (uuid.Nil when there is none).
+	// EventID is the event stored at Seq (uuid.Nil when there is none);
+	// for BreakGap, the event found in place of the missing ones.
 	EventID uuid.UUID
 	// Detail explains the break in words.
 	Detail string
@@ -123,9 +133,28 @@ const verifyBatch = 1000
 // With a store that implements AuditChainReader it also detects events
 // deleted from the end of the chain or appended behind the store's back.
 // Events appended while it runs are verified too, up to the moment it
-// reads the last page. The chain proves the events were not changed by
-// anyone who did not also recompute every later hash and the store's head;
-// keep the reported Head elsewhere to detect that too.
+// reads the last page.
+//
+// A checkpoint is trusted only as far as the chain vouches for it: the
+// chain's latest audit.purged event, which PurgeAudit appends after saving
+// the checkpoint, must record the same sequence number and hash
+// (AttrCheckpointSeq, AttrCheckpointHash). Otherwise the events up to the
+// checkpoint were deleted, or the checkpoint was moved, without PurgeAudit,
+// and VerifyAudit reports a BreakCheckpoint; it checks this once the rest
+// of the chain has verified (an earlier break is reported instead).
+//
+// What it proves: the events were not changed, removed, inserted or
+// reordered, and the checkpoint not moved, by anyone who did not also
+// recompute hashes. What it cannot prove: the chain has no secret, so
+// whoever can write to the database and compute SHA-256 can rewrite a
+// chain wholesale (recompute every later hash and the store's head, or
+// append a forged audit.purged event that vouches for a moved checkpoint)
+// and it verifies. Only a record kept outside the database defeats that:
+// anchor the head there (keep each report's Head in a log, a ticket or a
+// second system, and check later that the chain still holds it: the events
+// from the checkpoint up to it cannot have been rewritten), and export the
+// trail (ExportAudit) to a separate system if what a purge removed must be
+// provable too.
 //
 // Errors: ErrInvalidInput for a malformed tenantID or when no AuditLog is
 // configured; a *ChainBreak wrapping ErrTampered (also in the report's
@@ -182,6 +211,9 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 		if err := v.finish(tenantID, start.Head); err != nil {
 			return v.report(), false, err
 		}
+	}
+	if v.brk == nil {
+		v.checkpoint(tenantID)
 	}
 	rep = v.report()
 	if rep.Break == nil {
@@ -246,6 +278,26 @@ type chainState struct {
 	from   ChainLink
 	expect int64  // Seq of the next event
 	prev   []byte // Hash of the last verified event (or of From)
+	first  uuid.UUID
+	purge  *purgeRecord // the last verified audit.purged event
+}
+
+// purgeRecord is what an audit.purged event says about the checkpoint it
+// set.
+type purgeRecord struct {
+	seq        int64 // the event's
+	checkpoint ChainLink
+	ok         bool // its checkpoint attributes are well formed
+}
+
+func newPurgeRecord(e *Event) *purgeRecord {
+	r := &purgeRecord{seq: e.Seq}
+	seq, err1 := strconv.ParseInt(e.Attrs[AttrCheckpointSeq], 10, 64)
+	hash, err2 := hex.DecodeString(e.Attrs[AttrCheckpointHash])
+	if err1 == nil && err2 == nil {
+		r.checkpoint, r.ok = ChainLink{Seq: seq, Hash: hash}, true
+	}
+	return r
 }
 
 // verifier checks chains event by event, reading ahead from src to
@@ -339,6 +391,12 @@ func (v *verifier) run() error {
 				return err
 			}
 			return v.classify(cs)
+		}
+		if e.Seq == cs.from.Seq+1 {
+			cs.first = e.ID
+		}
+		if e.Type == EventAuditPurged {
+			cs.purge = newPurgeRecord(e)
 		}
 		cs.prev, cs.expect = e.Hash, e.Seq+1
 		v.n++
@@ -442,6 +500,31 @@ func (v *verifier) finish(tenant string, startHead ChainLink) error {
 			hex.EncodeToString(cs.prev), hex.EncodeToString(head.Hash))
 	}
 	return nil
+}
+
+// checkpoint checks that tenant's chain, verified from a purge checkpoint,
+// holds the audit.purged event that set it: the last one verified, since
+// every purge that moves the checkpoint appends one after it.
+func (v *verifier) checkpoint(tenant string) {
+	cs := v.chains[tenant]
+	cp := cs.from
+	if cp.Seq <= 0 {
+		return
+	}
+	var why string
+	switch p := cs.purge; {
+	case p == nil:
+		why = "no audit.purged event follows it"
+	case !p.ok:
+		why = fmt.Sprintf("the latest audit.purged event (seq %d) records no valid checkpoint", p.seq)
+	case p.checkpoint.Seq != cp.Seq || !bytes.Equal(p.checkpoint.Hash, cp.Hash):
+		why = fmt.Sprintf("the latest audit.purged event (seq %d) records checkpoint %d (hash %x)", p.seq, p.checkpoint.Seq, p.checkpoint.Hash)
+	default:
+		return
+	}
+	v.fail(tenant, BreakCheckpoint, cp.Seq+1, cs.first,
+		"the chain starts after a purge checkpoint (seq %d, hash %x) that PurgeAudit did not set: %s; events up to %d were deleted, or the checkpoint moved, behind the store's back",
+		cp.Seq, cp.Hash, why, cp.Seq)
 }
 
 func (v *verifier) report() VerifyReport {
