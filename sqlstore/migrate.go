@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -270,10 +271,48 @@ func (s *Store) applyPending(ctx context.Context, x execer) error {
 			continue
 		}
 		for _, stmt := range statements(m.text) {
-			if _, err := x.ExecContext(ctx, s.sql(stmt)); err != nil {
+			done, err := s.columnAdded(ctx, x, stmt)
+			if err == nil && !done {
+				_, err = x.ExecContext(ctx, s.sql(stmt))
+			}
+			if err != nil {
 				return fmt.Errorf("version %d (%s): %w", m.version, m.name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// addColumn matches a migration statement that adds one column to a table
+// (SQLite's ALTER TABLE adds one per statement), capturing the table and
+// the column.
+var addColumn = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z0-9_{}]+)\s+ADD\s+(?:COLUMN\s+)?([A-Za-z0-9_]+)\s`)
+
+// columnAdded reports whether stmt, on SQLite, adds a column that its
+// table already has.
+//
+// Each migration file is written so that it can be applied again after it
+// stopped half-way: Migrate applies a file again when its version is not
+// recorded, which on MySQL/MariaDB (DDL outside transactions) happens
+// after a deploy died mid-file, and on every database after a host's own
+// tool (see Migrations) stopped mid-file. PostgreSQL's statements say IF
+// NOT EXISTS, MySQL's test information_schema inside a procedure
+// (0002_audit_retention.sql); SQLite has no conditional ADD COLUMN, so
+// Migrate skips the statement when pragma_table_info lists the column. (A
+// failed ADD COLUMN changes nothing: SQLite's DDL is transactional.)
+func (s *Store) columnAdded(ctx context.Context, x execer, stmt string) (bool, error) {
+	if s.d.Dialect != SQLite {
+		return false, nil
+	}
+	m := addColumn.FindStringSubmatch(stmt)
+	if m == nil {
+		return false, nil
+	}
+	var n int
+	err := x.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ? COLLATE NOCASE`,
+		s.sql(m[1]), m[2]).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look for column %s: %w", m[2], err)
+	}
+	return n > 0, nil
 }

@@ -4,6 +4,11 @@
 -- checkpoint_seq and checkpoint_hash are the sequence number and hash of
 -- the last event PurgeAudit deleted from the tenant's chain (0 and NULL:
 -- nothing purged); VerifyAudit continues the chain from them.
+--
+-- SQLite has no ADD COLUMN IF NOT EXISTS. Apply the file in one
+-- transaction (SQLite's DDL is transactional), as Migrate does; after a
+-- tool applied only part of it outside a transaction, Migrate skips the
+-- ADD COLUMN of a column the table already has.
 ALTER TABLE {p}audit_heads ADD COLUMN checkpoint_seq INTEGER NOT NULL DEFAULT 0;
 
 ALTER TABLE {p}audit_heads ADD COLUMN checkpoint_hash BLOB;
