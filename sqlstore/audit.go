@@ -191,30 +191,115 @@ func (s *Store) insertEvents(t *txn, evs []sa.Event) error {
 	return err
 }
 
-// eventRow holds the scan destinations of one event row.
+// eventRow holds the scan destinations of one event row: the columns
+// eventSelectCols names.
 type eventRow struct {
 	e         sa.Event
 	typ, kind string
 	attrs     nullText
+	session   nullText
 	occurred  timeScanner
-	dest      [14]any
+	dest      [15]any
+	// blob names a column that filters compare whose value was a BLOB
+	// (SQLite only, see sqliteFilterCol).
+	blob string
 }
+
+// eventSelectCols are the columns an event is read from: eventCols and
+// session_id.
+//
+// Every column of audit_events that an AuditFilter condition compares must
+// be read back into the event, so that a row changed behind the store's
+// back breaks the event's hash (Event.ChainHash), and VerifyAudit reports
+// it at that event, instead of only changing what the filters find.
+// tenant_id, seq, event_type, grant_id, actor_kind, actor_id and
+// occurred_at are fields of the event. session_id is a copy of
+// Attrs[supportaccess.AttrSessionID], which the hash covers through attrs,
+// not the copy: scan folds it back into Attrs (see foldSession).
+const eventSelectCols = eventCols + `, session_id`
 
 func (s *Store) newEventRow() *eventRow {
 	r := &eventRow{}
 	e := &r.e
 	r.occurred = timeScanner{s.d.Dialect, &e.Time}
-	r.dest = [14]any{
+	r.dest = [15]any{
 		&e.TenantID, &e.Seq, &e.ID, &r.occurred, &r.typ, &e.GrantID,
 		&r.kind, &e.Actor.ID, &e.Actor.Name, &e.Reason, &r.attrs,
 		bytesScanner{(*[]byte)(&e.Before)}, bytesScanner{(*[]byte)(&e.After)}, bytesScanner{&e.Hash},
+		&r.session,
+	}
+	if s.d.Dialect == SQLite {
+		for _, col := range [...]struct {
+			i    int
+			name string
+		}{{0, "tenant_id"}, {1, "seq"}, {3, "occurred_at"}, {4, "event_type"}, {5, "grant_id"},
+			{6, "actor_kind"}, {7, "actor_id"}, {14, "session_id"}} {
+			r.dest[col.i] = sqliteFilterCol{next: r.dest[col.i], name: col.name, blob: &r.blob}
+		}
 	}
 	return r
+}
+
+// sqliteFilterCol scans, on SQLite, a column of audit_events that filters
+// compare. The store writes them as TEXT or INTEGER; a BLOB of the same
+// bytes (UPDATE … SET actor_id = CAST(actor_id AS BLOB)) reads back as the
+// same value, so the event's hash still matches, but never equals a
+// filter's argument, which hides the event from the filter. Such a value
+// is recorded in *blob (scan then fails the row).
+type sqliteFilterCol struct {
+	next any // *string, *int64 or a sql.Scanner
+	name string
+	blob *string
+}
+
+// Scan implements sql.Scanner. A BLOB scans without error whatever it
+// holds, so that the row's other columns are read to locate the event.
+func (c sqliteFilterCol) Scan(src any) error {
+	if _, ok := src.([]byte); ok {
+		if *c.blob == "" {
+			*c.blob = c.name
+		}
+		_ = c.scan(src)
+		return nil
+	}
+	return c.scan(src)
+}
+
+func (c sqliteFilterCol) scan(src any) error {
+	switch d := c.next.(type) {
+	case sql.Scanner:
+		return d.Scan(src)
+	case *string:
+		switch v := src.(type) {
+		case string:
+			*d = v
+			return nil
+		case []byte:
+			*d = string(v)
+			return nil
+		}
+	case *int64:
+		var n sql.NullInt64
+		if err := n.Scan(src); err != nil {
+			return err
+		}
+		if n.Valid {
+			*d = n.Int64
+			return nil
+		}
+	}
+	return fmt.Errorf("sqlstore: cannot scan %T into column %s", src, c.name)
 }
 
 func (r *eventRow) scan(scan func(dest ...any) error) error {
 	if err := scan(r.dest[:]...); err != nil {
 		return err
+	}
+	if r.blob != "" {
+		// A ChainBreak, like VerifyAudit's, locating the changed event.
+		return &sa.ChainBreak{TenantID: r.e.TenantID, Kind: sa.BreakHashMismatch, Seq: r.e.Seq, EventID: r.e.ID,
+			Detail: "column " + r.blob + " was changed after the event was recorded: it holds a BLOB where the store writes " +
+				"text or an integer, which no filter matches"}
 	}
 	r.e.Type = sa.EventType(r.typ)
 	r.e.Actor.Kind = sa.ActorKind(r.kind)
@@ -225,7 +310,31 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 		}
 		r.e.Attrs = m
 	}
+	r.e.Attrs = foldSession(r.e.Attrs, r.session)
 	return nil
+}
+
+// foldSession returns attrs with the session_id column col folded in: the
+// Attrs[supportaccess.AttrSessionID] the row's session_id says the event
+// has (col NULL: none). Both always agree as the store writes them; when
+// they do not, the row was changed behind the store's back, and the event
+// is returned as the SessionID filter saw it — the filter's answers stay
+// consistent with AuditFilter.Match and memstore, and the event no longer
+// matches its Hash, so VerifyAudit reports the change at this event. The
+// map is changed in place (it is the row's own).
+func foldSession(attrs map[string]string, col nullText) map[string]string {
+	v, ok := attrs[sa.AttrSessionID]
+	switch {
+	case ok == col.valid && v == col.s:
+	case !col.valid:
+		delete(attrs, sa.AttrSessionID)
+	default:
+		if attrs == nil {
+			attrs = make(map[string]string, 1)
+		}
+		attrs[sa.AttrSessionID] = col.s
+	}
+	return attrs
 }
 
 // Events implements supportaccess.AuditLog: one query that filters,
@@ -282,7 +391,7 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 	if after != "" {
 		add(after, afterArgs...)
 	}
-	q := `SELECT ` + eventCols + ` FROM {p}audit_events`
+	q := `SELECT ` + eventSelectCols + ` FROM {p}audit_events`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}

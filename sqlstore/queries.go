@@ -12,8 +12,9 @@ const grantCols = `id, tenant_id, grantees, scopes, reason, ticket_ref, ` +
 	`created_at, starts_at, expires_at, revoked_at, ` +
 	`revoked_by_kind, revoked_by_id, revoked_by_name, revoke_reason`
 
-// eventCols are the columns of an audit event, in the order scanEvent reads
-// them.
+// eventCols are the columns of an audit event that map to its fields, in
+// the order eventRow reads them (Events reads eventSelectCols: these and
+// session_id).
 const eventCols = `tenant_id, seq, id, occurred_at, event_type, grant_id, ` +
 	`actor_kind, actor_id, actor_name, reason, attrs, before_value, after_value, chain_hash`
 

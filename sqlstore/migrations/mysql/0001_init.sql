@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS {p}audit_heads (
 ) ENGINE=InnoDB;
 
 -- session_id repeats attrs' "session_id" entry (NULL without one) for the
--- AuditFilter.SessionID filter.
+-- AuditFilter.SessionID filter. Events reads it back into the attrs, so a
+-- session_id changed behind the store's back breaks the event's hash.
 CREATE TABLE IF NOT EXISTS {p}audit_events (
     tenant_id    VARBINARY(512) NOT NULL,
     seq          BIGINT NOT NULL,

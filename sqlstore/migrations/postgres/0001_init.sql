@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS {p}audit_heads (
 -- before_value and after_value are kept byte for byte (not jsonb, which
 -- would reformat them and break the hash chain).
 -- session_id repeats attrs' "session_id" entry (NULL without one) for the
--- AuditFilter.SessionID filter.
+-- AuditFilter.SessionID filter. Events reads it back into the attrs, so a
+-- session_id changed behind the store's back breaks the event's hash.
 CREATE TABLE IF NOT EXISTS {p}audit_events (
     tenant_id    TEXT COLLATE "C" NOT NULL,
     seq          BIGINT NOT NULL,
