@@ -296,7 +296,8 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // audited as access.denied) and concerns this route only: if it is the
 // response sent to support (written to the middleware's writer, directly
 // or through wrappers with Unwrap), no support.request event is recorded
-// for it; if the handler wrote it elsewhere (a page rendering an optional
+// for it, and the handler's further writes fail with an error wrapping
+// ErrForbidden; if the handler wrote it elsewhere (a page rendering an optional
 // part into a recorder), the response the handler does send is audited
 // as usual, and replaced by a 503 when that audit fails.
 func RequireScope(s Scope) func(http.Handler) http.Handler {

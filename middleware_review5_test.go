@@ -130,6 +130,27 @@ func TestMiddlewareScopeRefusalOfAPartAuditsTheResponse(t *testing.T) {
 		require.Len(t, e.events(sa.EventAccessDenied), 1)
 		require.Empty(t, e.events(sa.EventSupportRequest), "a refusal is not a support request")
 	})
+	// A handler runs a refused part inline on its own writer, then writes
+	// on: the refusal is the response, and nothing after it reaches
+	// support (it would be unaudited).
+	t.Run("writes_after_inline_refusal_fail", func(t *testing.T) {
+		e := newMWEnv(t)
+		e.grant(mwScopes(nil))
+		panel := sa.RequireScope(msgs)(&mwOK{})
+		var werr, ferr error
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			panel.ServeHTTP(w, r)
+			_, werr = w.Write([]byte("SECRET-PAGE-DATA"))
+			ferr = http.NewResponseController(w).Flush()
+		}))
+		rec := mwDo(h, mwReq(http.MethodGet, "/settings", "generic"))
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.NotContains(t, rec.Body.String(), "SECRET-PAGE-DATA")
+		require.ErrorIs(t, werr, sa.ErrForbidden)
+		require.ErrorIs(t, ferr, sa.ErrForbidden)
+		require.Len(t, e.events(sa.EventAccessDenied), 1)
+		require.Empty(t, e.events(sa.EventSupportRequest))
+	})
 	// The page first refuses a panel into a recorder, then serves a route
 	// whose refusal is its response: only the refusals are audited.
 	t.Run("refusal_after_refused_panel", func(t *testing.T) {

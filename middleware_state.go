@@ -97,12 +97,21 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 // writer and the refusal commits its response, that response is the
 // refusal: not a support.request. A refusal written anywhere else (a
 // recorder rendering an optional part of a page) leaves the audit of the
-// response as it is.
+// response as it is. Once the refusal is the response, the handler's
+// further writes fail (errRefused): they would reach support unaudited.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
-	if sw := st.writerIn(w); sw != nil && !sw.committed {
-		sw.refusing = true
-		defer func() { sw.refusing = false }()
+	sw := st.writerIn(w)
+	if sw == nil || sw.committed {
+		g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
+		return
 	}
+	sw.refusing = true
+	defer func() {
+		sw.refusing = false
+		if sw.committed && sw.blocked == nil {
+			sw.blocked = errRefused
+		}
+	}()
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
 }
 

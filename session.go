@@ -57,6 +57,12 @@ var (
 	errEndAuditFailed = fmt.Errorf("%w: audit failed", ErrSessionEnded)
 )
 
+// errRefused is what the response writer returns to a handler that writes
+// on after a RequireScope refusal (or a nested middleware's) became the
+// response: those bytes would reach support without a support.request
+// event.
+var errRefused = fmt.Errorf("%w: the response is a refusal of access", ErrForbidden)
+
 // endReasonCheckFailed and endReasonAuditFailed end a request (fail closed)
 // without telling the host to drop the session: the cause is an outage, not
 // the end of the grant.
