@@ -131,7 +131,8 @@ const verifyBatch = 1000
 // last purge checkpoint (or the first event) to the head, recomputing every
 // event's hash (see Event.ChainHash), and reports the first broken link.
 // With a store that implements AuditChainReader it also detects events
-// deleted from the end of the chain or appended behind the store's back.
+// deleted from the end of the chain (unless the store's head was moved
+// back with them) or appended behind the store's back.
 // Events appended while it runs are verified too, up to the moment it
 // reads the last page.
 //
@@ -143,9 +144,13 @@ const verifyBatch = 1000
 // and VerifyAudit reports a BreakCheckpoint; it checks this once the rest
 // of the chain has verified (an earlier break is reported instead).
 //
-// What it proves: the events were not changed, removed, inserted or
-// reordered, and the checkpoint not moved, by anyone who did not also
-// recompute hashes. What it cannot prove: the chain has no secret, so
+// What it proves: the events were not changed, inserted or reordered,
+// none was removed before the last one, and the checkpoint was not moved,
+// by anyone who did not also recompute hashes. The newest events are a
+// weaker case: deleting them and setting the store's head to the new last
+// event's stored hash needs no hashing, and so does deleting a tenant's
+// whole chain and head; only a head kept outside the database (see below)
+// shows that. What it cannot prove: the chain has no secret, so
 // whoever can write to the database and compute SHA-256 can rewrite a
 // chain wholesale (recompute every later hash and the store's head, or
 // append a forged audit.purged event that vouches for a moved checkpoint)

@@ -45,8 +45,8 @@ const maxEventsPerInsert = 200
 // included) refreshes the cached head. SQLite always uses the transaction
 // (6 statements, in-process calls).
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
-	if e.Time.IsZero() {
-		return fmt.Errorf("sqlstore: record event: %w: event %s has no Time", sa.ErrInvalidInput, e.ID)
+	if err := checkEventTime(&e); err != nil {
+		return fmt.Errorf("sqlstore: record event: %w", err)
 	}
 	if s.casAppend() {
 		if done, err := s.recordCAS(ctx, e); done || err != nil {
@@ -94,8 +94,8 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 	}
 	var tenants []string
 	for i := range events {
-		if events[i].Time.IsZero() {
-			return fmt.Errorf("sqlstore: append events: %w: event %s has no Time", sa.ErrInvalidInput, events[i].ID)
+		if err := checkEventTime(&events[i]); err != nil {
+			return fmt.Errorf("sqlstore: append events: %w", err)
 		}
 		tenants = append(tenants, events[i].TenantID)
 	}
@@ -200,8 +200,9 @@ type eventRow struct {
 	session   nullText
 	occurred  timeScanner
 	dest      [15]any
-	// blob names a column that filters compare whose value was a BLOB
-	// (SQLite only, see sqliteFilterCol).
+	// blob names a column that filters compare whose value had another
+	// storage class than the store writes (SQLite only, see
+	// sqliteFilterCol).
 	blob string
 }
 
@@ -230,32 +231,45 @@ func (s *Store) newEventRow() *eventRow {
 	}
 	if s.d.Dialect == SQLite {
 		for _, col := range [...]struct {
-			i    int
-			name string
-		}{{0, "tenant_id"}, {1, "seq"}, {3, "occurred_at"}, {4, "event_type"}, {5, "grant_id"},
-			{6, "actor_kind"}, {7, "actor_id"}, {14, "session_id"}} {
-			r.dest[col.i] = sqliteFilterCol{next: r.dest[col.i], name: col.name, blob: &r.blob}
+			i       int
+			name    string
+			integer bool
+		}{{0, "tenant_id", false}, {1, "seq", true}, {3, "occurred_at", true}, {4, "event_type", false}, {5, "grant_id", false},
+			{6, "actor_kind", false}, {7, "actor_id", false}, {14, "session_id", false}} {
+			r.dest[col.i] = sqliteFilterCol{next: r.dest[col.i], name: col.name, integer: col.integer, blob: &r.blob}
 		}
 	}
 	return r
 }
 
 // sqliteFilterCol scans, on SQLite, a column of audit_events that filters
-// compare. The store writes them as TEXT or INTEGER; a BLOB of the same
-// bytes (UPDATE … SET actor_id = CAST(actor_id AS BLOB)) reads back as the
-// same value, so the event's hash still matches, but never equals a
-// filter's argument, which hides the event from the filter. Such a value
+// compare. The store writes each as TEXT or as an INTEGER, but SQLite keeps
+// whatever storage class an UPDATE writes: a BLOB of the same bytes
+// (UPDATE … SET actor_id = CAST(actor_id AS BLOB)), or a time as TEXT
+// ('2026-03-14 15:09:28.535897') or REAL in occurred_at, reads back as the
+// same value, so the event's hash still matches, but compares unlike the
+// store's values (a BLOB equals no text argument; TEXT sorts after every
+// integer), which hides the event from filters. A value of another class
 // is recorded in *blob (scan then fails the row).
 type sqliteFilterCol struct {
-	next any // *string, *int64 or a sql.Scanner
-	name string
-	blob *string
+	next    any // *string, *int64 or a sql.Scanner
+	name    string
+	integer bool // the store writes an INTEGER (else TEXT)
+	blob    *string
 }
 
-// Scan implements sql.Scanner. A BLOB scans without error whatever it
-// holds, so that the row's other columns are read to locate the event.
+// Scan implements sql.Scanner. A value of the wrong storage class scans
+// without error whatever it holds, so that the row's other columns are
+// read to locate the event.
 func (c sqliteFilterCol) Scan(src any) error {
-	if _, ok := src.([]byte); ok {
+	ok := src == nil // NULL where the schema allows it
+	switch src.(type) {
+	case int64:
+		ok = c.integer
+	case string:
+		ok = !c.integer
+	}
+	if !ok {
 		if *c.blob == "" {
 			*c.blob = c.name
 		}
@@ -298,8 +312,8 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 	if r.blob != "" {
 		// A ChainBreak, like VerifyAudit's, locating the changed event.
 		return &sa.ChainBreak{TenantID: r.e.TenantID, Kind: sa.BreakHashMismatch, Seq: r.e.Seq, EventID: r.e.ID,
-			Detail: "column " + r.blob + " was changed after the event was recorded: it holds a BLOB where the store writes " +
-				"text or an integer, which no filter matches"}
+			Detail: "column " + r.blob + " was changed after the event was recorded: it holds a value of another " +
+				"storage class than the store writes (a BLOB, or TEXT or REAL where it writes an integer), which filters do not match"}
 	}
 	r.e.Type = sa.EventType(r.typ)
 	r.e.Actor.Kind = sa.ActorKind(r.kind)

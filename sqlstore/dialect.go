@@ -184,6 +184,20 @@ func checkGrantTimes(g *sa.Grant) error {
 	return nil
 }
 
+// checkEventTime refuses, with supportaccess.ErrInvalidInput, an event
+// without a Time or with one outside [minTime, maxTime]: timeArg would
+// store a clamped time the event's hash does not cover, and VerifyAudit
+// would report the genuine event as tampered.
+func checkEventTime(e *sa.Event) error {
+	switch {
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
+	case e.Time.Before(minTime) || e.Time.After(maxTime):
+		return fmt.Errorf("%w: event %s: Time %s is outside years 1000 to 9999", sa.ErrInvalidInput, e.ID, e.Time.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // timeArg encodes t as a query argument: NULL for the zero time, else UTC
 // truncated to microseconds and clamped to [minTime, maxTime] (a query
 // bound beyond them means the same as the limit) — timestamptz on

@@ -139,3 +139,41 @@ func TestAuditBlobFilterColumnsSQLite(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRetypedTimeSQLite: on SQLite, occurred_at rewritten as TEXT (or
+// REAL) holding the same time reads back unchanged, but TEXT
+// sorts after every integer: the event dropped out of AuditFilter{Until}
+// while VerifyAudit passed (second review). Such a row is refused with a
+// ChainBreak at the event, like a BLOB.
+func TestAuditRetypedTimeSQLite(t *testing.T) {
+	ctx := context.Background()
+	s := sqltest.NewStore(t, sqlstore.SQLite)
+	m, err := sa.NewManager(s)
+	require.NoError(t, err)
+	// (seq cannot be retyped with the same value: INTEGER affinity turns
+	// any text or real equal to an integer back into that integer.)
+	for i, set := range []string{
+		`occurred_at = strftime('%Y-%m-%d %H:%M:%S', occurred_at / 1000000, 'unixepoch') || printf('.%06d', occurred_at % 1000000)`,
+		`occurred_at = occurred_at + 0.5`,
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			tenant := fmt.Sprintf("retyped-%d", i)
+			var changed sa.Event
+			for n := 1; n <= 3; n++ {
+				e := sa.Event{ID: uuid.New(), Time: storetest.Epoch.Add(time.Duration(n) * time.Second), Type: sa.EventSupportRequest,
+					TenantID: tenant, Actor: storetest.Support}
+				require.NoError(t, s.Record(ctx, e))
+				if n == 2 {
+					changed = e
+				}
+			}
+			require.NoError(t, s.ExecForTest(ctx, `UPDATE {p}audit_events SET `+set+` WHERE id = ?`, changed.ID))
+			_, err := m.VerifyAudit(ctx, tenant)
+			require.ErrorIs(t, err, sa.ErrTampered)
+			var brk *sa.ChainBreak
+			require.ErrorAs(t, err, &brk)
+			require.EqualValues(t, 2, brk.Seq, "located at the changed event: %v", err)
+			require.Equal(t, changed.ID, brk.EventID)
+		})
+	}
+}

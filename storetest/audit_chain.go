@@ -43,6 +43,31 @@ var chainCases = []testCase{
 	{"AuditPurgeKeepsChainVerifiable", testAuditPurge},
 	{"AuditPurgeFailsClosed", testAuditPurgeFailsClosed},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
+	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
+}
+
+// testAuditFarTimes: an event whose Time lies outside what a store keeps
+// exactly (before year 1000, after year 9999) is either refused with
+// ErrInvalidInput, leaving the chain as it was, or kept exactly: never
+// stored changed, which would make VerifyAudit report the genuine event as
+// tampered.
+func testAuditFarTimes(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a, ok := h.store.(sa.Auditor)
+	if !ok {
+		t.Skip("store does not implement Auditor")
+	}
+	h.fill("acme", 2)
+	for _, at := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(999, 12, 31, 0, 0, 0, 0, time.UTC),
+	} {
+		err := a.Record(h.ctx, sa.Event{ID: uuid.New(), Time: at, Type: sa.EventSupportRequest, TenantID: "acme", Actor: Support})
+		if err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput, "at %s", at)
+		}
+		h.verify("acme")
+	}
 }
 
 func init() { auditCases = append(auditCases, chainCases...) }
