@@ -169,13 +169,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	}
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {
-		status, code, reason := denyKind(err, scope)
-		if status == http.StatusServiceUnavailable {
-			g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
-		}
-		if errors.Is(err, ErrNoActiveGrant) && g.cfg.onEnded != nil {
-			g.cfg.onEnded(s, SessionEndNoGrant)
-		}
+		status, code, reason := g.checkRefusal(r, s, scope, err)
 		g.deny(w, r, s, uuid.Nil, scope, start, status, code, reason, err)
 		return
 	}
@@ -213,26 +207,23 @@ func (g *guard) serveNested(outer *reqState, w http.ResponseWriter, r *http.Requ
 		outer.refuse(g, w, r, scope, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
 		return
 	}
-	if !outer.usesScope(scope) {
-		gr := outer.grant
-		if !gr.Allows(scope) {
-			var err error
-			gr, err = g.m.Check(r.Context(), s.TenantID, s.Principal, scope)
-			if err != nil {
-				status, code, reason := denyKind(err, scope)
-				if status == http.StatusServiceUnavailable {
-					g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
-				}
-				if errors.Is(err, ErrNoActiveGrant) && g.cfg.onEnded != nil {
-					g.cfg.onEnded(s, SessionEndNoGrant)
-				}
-				outer.refuse(g, w, r, scope, status, code, reason, err)
-				return
-			}
-		}
-		outer.addNeed(scope, gr)
+	if outer.establish(g, w, r, scope) {
+		g.next.ServeHTTP(w, r)
 	}
-	g.next.ServeHTTP(w, r)
+}
+
+// checkRefusal handles a failed Check of s for scope: an outage goes to
+// the error handler, a session left without any active grant to
+// OnSessionEnded. It returns the denial's status, code and reason.
+func (g *guard) checkRefusal(r *http.Request, s Session, scope Scope, err error) (status int, code, reason string) {
+	status, code, reason = denyKind(err, scope)
+	if status == http.StatusServiceUnavailable {
+		g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
+	}
+	if errors.Is(err, ErrNoActiveGrant) && g.cfg.onEnded != nil {
+		g.cfg.onEnded(s, SessionEndNoGrant)
+	}
+	return status, code, reason
 }
 
 // finish commits an untouched response, stops watching the request and
@@ -321,21 +312,9 @@ func (h *scopeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	gr := st.grant
-	if !gr.Allows(h.scope) {
-		var err error
-		gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, h.scope)
-		if err != nil {
-			status, code, reason := denyKind(err, h.scope)
-			if status == http.StatusServiceUnavailable {
-				st.g.cfg.onError(r.Context(), fmt.Errorf("supportaccess: middleware: %w", err))
-			}
-			st.refuse(st.g, w, r, h.scope, status, code, reason, err)
-			return
-		}
+	if st.establish(st.g, w, r, h.scope) {
+		h.next.ServeHTTP(w, r)
 	}
-	st.addNeed(h.scope, gr)
-	h.next.ServeHTTP(w, r)
 }
 
 // annotateSpan marks the request's current span (the server span of

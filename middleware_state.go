@@ -71,6 +71,30 @@ func (st *reqState) usesScope(s Scope) bool {
 	return false
 }
 
+// establish makes sure the admitted request st may also use scope s (for
+// a RequireScope route, or a request g, nested, sees again): the grant
+// that admitted it, or another found by Check, must allow s, which the
+// request then uses (its event lists s; the watcher covers that grant).
+// When none does, g refuses with its denied handler (see refuse) and
+// establish returns false.
+func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, s Scope) bool {
+	if st.usesScope(s) {
+		return true
+	}
+	gr := st.grant
+	if !gr.Allows(s) {
+		var err error
+		gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
+		if err != nil {
+			status, code, reason := g.checkRefusal(r, st.sess, s, err)
+			st.refuse(g, w, r, s, status, code, reason, err)
+			return false
+		}
+	}
+	st.addNeed(s, gr)
+	return true
+}
+
 // maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.
 const maxUnwrap = 32
 
