@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -150,6 +151,22 @@ func TestMiddlewareScopeRefusalOfAPartAuditsTheResponse(t *testing.T) {
 		require.ErrorIs(t, ferr, sa.ErrForbidden)
 		require.Len(t, e.events(sa.EventAccessDenied), 1)
 		require.Empty(t, e.events(sa.EventSupportRequest))
+	})
+	// The grant ends between admission and a part that needs another
+	// scope: the part is refused and the host is told the session has no
+	// grant left, as when the middleware itself finds none.
+	t.Run("grant_gone_ends_session", func(t *testing.T) {
+		e := newMWEnv(t)
+		g := e.grant(mwScopes(nil))
+		panel := sa.RequireScope(msgs)(&mwOK{})
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.clock.Advance(time.Until(g.ExpiresAt) + time.Second)
+			panel.ServeHTTP(w, r)
+		}))
+		require.Equal(t, http.StatusForbidden, mwDo(h, mwReq(http.MethodGet, "/messages", "generic")).Code)
+		ended := e.ended.all()
+		require.Len(t, ended, 1)
+		require.Contains(t, ended[0], ":"+sa.SessionEndNoGrant)
 	})
 	// The page first refuses a panel into a recorder, then serves a route
 	// whose refusal is its response: only the refusals are audited.
