@@ -739,27 +739,32 @@ func testClaimSkipsRevoked(t *testing.T, ns NewStore) {
 	}
 }
 
+// claimIDs claims up to 10 transitions tr due at at, without events, and
+// returns the claimed grants' IDs.
+func (h *harness) claimIDs(tr sa.Transition, at time.Time) []uuid.UUID {
+	h.t.Helper()
+	gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, nil)
+	require.NoError(h.t, err)
+	return grantIDs(gs)
+}
+
+// setGrant changes grant id with f through UpdateGrant, without events.
+func (h *harness) setGrant(id uuid.UUID, f func(g *sa.Grant)) {
+	h.t.Helper()
+	_, err := h.store.UpdateGrant(h.ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
+		f(g)
+		return nil, nil
+	})
+	require.NoError(h.t, err)
+}
+
 // testClaimFollowsChangedTimes: a transition is due at the grant's current
 // StartsAt or ExpiresAt, however UpdateGrant moved them, and is claimed
 // once: a transition already claimed does not come back when the time
 // moves again.
 func testClaimFollowsChangedTimes(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
-	ev := func(sa.Grant) []sa.Event { return nil }
-	claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
-		t.Helper()
-		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, ev)
-		require.NoError(t, err)
-		return grantIDs(gs)
-	}
-	set := func(id uuid.UUID, f func(g *sa.Grant)) {
-		t.Helper()
-		_, err := h.store.UpdateGrant(h.ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
-			f(g)
-			return nil, nil
-		})
-		require.NoError(t, err)
-	}
+	claim, set := h.claimIDs, h.setGrant
 	now := h.clock.Now()
 	extended := h.grant(sa.GrantInput{Duration: time.Hour})
 	shortened := h.grant(sa.GrantInput{Duration: 3 * time.Hour})
@@ -802,20 +807,7 @@ func testClaimAfterTimeReturns(t *testing.T, ns NewStore) {
 	now := h.clock.Now()
 	g := h.grant(sa.GrantInput{Duration: time.Hour})
 	s := h.grant(sa.GrantInput{StartsAt: now.Add(time.Hour), Duration: time.Hour})
-	set := func(id uuid.UUID, f func(g *sa.Grant)) {
-		t.Helper()
-		_, err := h.store.UpdateGrant(h.ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
-			f(g)
-			return nil, nil
-		})
-		require.NoError(t, err)
-	}
-	claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
-		t.Helper()
-		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, nil)
-		require.NoError(t, err)
-		return grantIDs(gs)
-	}
+	claim, set := h.claimIDs, h.setGrant
 	require.Equal(t, []uuid.UUID{g.ID}, claim(sa.TransitionStarted, now))
 	set(g.ID, func(x *sa.Grant) { x.ExpiresAt = time.Time{} })
 	set(s.ID, func(x *sa.Grant) { x.StartsAt = now.Add(3 * time.Hour); x.ExpiresAt = now.Add(4 * time.Hour) })
