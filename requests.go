@@ -274,7 +274,6 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		}
 		endSpan(span, err)
 	}()
-	now := m.now()
 	if err := validateScopes("Scopes", in.Scopes); err != nil {
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
@@ -286,6 +285,10 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	r, g, err := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
+		// The clock is read with the request locked: a request that
+		// expired while the Authorizer ran or the lock was awaited is
+		// not pending (as in Manager.update).
+		now := m.now()
 		if st := r.StatusAt(now); st != RequestPending {
 			return Grant{}, nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
 		}
@@ -361,12 +364,13 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		}
 		endSpan(span, err)
 	}()
-	now := m.now()
 	rs, err := m.decisionTarget(ctx, id, by, ActionDeny, reason)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("deny: %w", err)
 	}
+	var now time.Time
 	r, err = rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
+		now = m.now() // with the request locked, as in Approve
 		if st := r.StatusAt(now); st != RequestPending {
 			return nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
 		}

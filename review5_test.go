@@ -160,3 +160,33 @@ func TestReview5SupportNeverGrantsOrExtends(t *testing.T) {
 	_, err = e.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), customer)
 	require.NoError(t, err)
 }
+
+// A request that expires while Approve or Deny waits (here in the
+// Authorizer) is judged at the time the store locked it: expired, so it is
+// neither approved — no grant — nor denied.
+func TestReview5DecisionJudgedAtLockTime(t *testing.T) {
+	for _, action := range []sa.Action{sa.ActionApprove, sa.ActionDeny} {
+		t.Run(string(action), func(t *testing.T) {
+			var e *env
+			var expires time.Time
+			e = newEnv(t, sa.WithAuthorizer(func(ctx context.Context, a sa.Action, by sa.Actor, tenant string) error {
+				if a == action {
+					e.clock.Set(expires) // the request expires meanwhile
+				}
+				return sa.DefaultAuthorizer(ctx, a, by, tenant)
+			}))
+			r, err := e.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: engineer, Duration: time.Hour, Reason: "ticket"})
+			require.NoError(t, err)
+			expires = r.ExpiresAt
+			before := e.snapshot()
+			if action == sa.ActionApprove {
+				_, err = e.m.Approve(ctx, r.ID, customer, sa.ApproveInput{})
+			} else {
+				_, err = e.m.Deny(ctx, r.ID, customer, "no")
+			}
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			require.ErrorContains(t, err, "expired")
+			require.Equal(t, before, e.snapshot(), "no grant, no event")
+		})
+	}
+}
