@@ -49,7 +49,11 @@ type Notification struct {
 
 // Notifier delivers notifications (e-mail, chat, in-app). It is called after
 // the change committed; an error never undoes the change, it is recorded as
-// a notify.failed event and passed to the error handler.
+// a notify.failed event and passed to the error handler. When the caller's
+// context has ended by then (a closed browser tab, a stopping RunExpiry),
+// the Notifier is not called and the notification is recorded as failed
+// with the context's error: the trail keeps a trace of every notification
+// that did not go out.
 type Notifier interface {
 	Notify(ctx context.Context, n Notification) error
 }
@@ -108,13 +112,23 @@ func (m *Manager) notifyRequest(ctx context.Context, t EventType, r AccessReques
 	m.deliver(ctx, n)
 }
 
-// deliver calls the Notifier (a panic counts as a failure) and records a
-// failure as a notify.failed event (attrs: the notification type, the
-// error, the request if any) and hands it to the error handler.
+// recordTimeout bounds the writes made after the caller's context may have
+// ended: a notify.failed event.
+const recordTimeout = 30 * time.Second
+
+// deliver calls the Notifier (a panic counts as a failure; a caller's
+// context already ended is one without calling it) and records a failure
+// as a notify.failed event (attrs: the notification type, the error, the
+// request if any) and hands it to the error handler. The event is recorded
+// even when ctx has ended, under a bounded context of its own: the change
+// it follows committed.
 func (m *Manager) deliver(ctx context.Context, n Notification) {
 	n.Grantees = slices.Clone(n.Grantees)
 	n.Scopes = slices.Clone(n.Scopes)
-	err := m.callNotifier(ctx, n)
+	err := ctx.Err()
+	if err == nil {
+		err = m.callNotifier(ctx, n)
+	}
 	if err == nil {
 		return
 	}
@@ -123,7 +137,9 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 	if n.RequestID != uuid.Nil {
 		ev.Attrs[AttrRequestID] = n.RequestID.String()
 	}
-	if aerr := m.record(ctx, ev); aerr != nil {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if aerr := m.record(rctx, ev); aerr != nil {
 		err = fmt.Errorf("%w (and recording the failure: %v)", err, aerr)
 	}
 	m.reportError(ctx, fmt.Errorf("notify %s: %w", n.Type, err))

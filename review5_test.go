@@ -190,3 +190,42 @@ func TestReview5DecisionJudgedAtLockTime(t *testing.T) {
 		})
 	}
 }
+
+// cancelAfterCreate is a memstore that ends the caller's context right
+// after a grant is committed (a browser tab closed at that moment).
+type cancelAfterCreate struct {
+	*memstore.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelAfterCreate) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
+	err := s.Store.CreateGrant(ctx, g, events)
+	s.cancel()
+	return err
+}
+
+// A caller's context that ends after the change committed does not lose
+// the notification without a trace: the Notifier is not called (it could
+// not deliver anyway) and notify.failed is recorded with the context's
+// error, under a context of its own.
+func TestReview5NotificationAfterCancelIsRecorded(t *testing.T) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := cancelAfterCreate{Store: memstore.New(), cancel: cancel}
+	var called int
+	var errs []error
+	m, err := sa.NewManager(st, sa.WithNotifier(sa.NotifierFunc(func(context.Context, sa.Notification) error { called++; return nil })),
+		sa.WithErrorHandler(func(_ context.Context, err error) { errs = append(errs, err) }))
+	require.NoError(t, err)
+	g, err := m.Grant(cctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour, Reason: "r"})
+	require.NoError(t, err, "the grant committed")
+	require.Zero(t, called)
+	evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{sa.EventNotifyFailed}})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, g.ID, evs[0].GrantID)
+	require.Equal(t, string(sa.EventGrantCreated), evs[0].Attrs[sa.AttrAction])
+	require.Equal(t, context.Canceled.Error(), evs[0].Attrs[sa.AttrError])
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], context.Canceled)
+}
