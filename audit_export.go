@@ -54,7 +54,7 @@ type jsonlActor struct {
 
 // ExportAudit writes the events matching f to w as JSON Lines, one event
 // per line, reading ExportPageSize events at a time (never the whole trail)
-// and flushing after each page. f.Limit caps the number of events (0: all).
+// and writing each page whole. f.Limit caps the number of events (0: all).
 // It returns how many events it wrote out (on an error: those of the
 // pages written completely).
 //
@@ -88,9 +88,12 @@ type jsonlActor struct {
 // AuditByChain order (for example AuditFilter{TenantID: t, Order:
 // AuditByChain}); a filtered export shows as gaps.
 //
+// Each page is encoded in full before any of it is written, so an error of
+// the log ends the output after the last complete page.
+//
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
-// configured; otherwise the log's or w's error (the lines written so far
-// are complete).
+// configured; otherwise the log's error (the lines written so far are
+// complete) or w's (a page w failed to take may be cut short).
 func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "ExportAudit")
 	defer func() {
@@ -104,8 +107,8 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		return 0, fmt.Errorf("export audit: %w: no AuditLog configured", ErrInvalidInput)
 	}
 	total := f.Limit
-	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
+	var page bytes.Buffer
+	enc := json.NewEncoder(&page)
 	enc.SetEscapeHTML(false)
 	seen := map[string]bool{} // tenants with a line, in chain order
 	n = 0                     // lines flushed to w
@@ -118,6 +121,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		if err != nil {
 			return n, fmt.Errorf("export audit: %w", err)
 		}
+		page.Reset()
 		for i := range evs {
 			e := &evs[i]
 			line := toJSONL(e)
@@ -134,7 +138,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 				return n, fmt.Errorf("export audit: %w", err)
 			}
 		}
-		if err := bw.Flush(); err != nil {
+		if _, err := w.Write(page.Bytes()); err != nil {
 			return n, fmt.Errorf("export audit: %w", err)
 		}
 		n += len(evs)

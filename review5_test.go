@@ -1,11 +1,15 @@
 package supportaccess_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -228,4 +232,44 @@ func TestReview5NotificationAfterCancelIsRecorded(t *testing.T) {
 	require.Equal(t, context.Canceled.Error(), evs[0].Attrs[sa.AttrError])
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], context.Canceled)
+}
+
+// chainFails is a memstore whose AuditChain fails for one tenant.
+type chainFails struct {
+	*memstore.Store
+	tenant string
+}
+
+func (s chainFails) AuditChain(ctx context.Context, tenant string) (sa.AuditChainState, error) {
+	if tenant == s.tenant {
+		return sa.AuditChainState{}, errBoom
+	}
+	return s.Store.AuditChain(ctx, tenant)
+}
+
+// An export that fails in the middle of a page (here looking up the hash
+// before tenant b's first exported event) leaves no partial line: each
+// page is encoded in full before any of it is written.
+func TestReview5ExportFailsBetweenLines(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("x", 500)
+	for i := range 300 { // about 250 KiB of lines for tenant a
+		e.clock.Advance(time.Millisecond)
+		require.NoError(t, e.store.Record(ctx, sa.Event{ID: uuid.New(), Time: e.now(), Type: sa.EventSupportRequest,
+			TenantID: "a", Actor: support, Reason: fmt.Sprint(i, long)}))
+	}
+	for range 3 {
+		e.clock.Advance(time.Millisecond)
+		require.NoError(t, e.store.Record(ctx, sa.Event{ID: uuid.New(), Time: e.now(), Type: sa.EventSupportRequest, TenantID: "b", Actor: support}))
+	}
+	_, err := e.m.PurgeAudit(ctx, "b", e.now()) // b's export starts after a checkpoint
+	require.NoError(t, err)
+
+	m, err := sa.NewManager(e.store, sa.WithAuditLog(chainFails{Store: e.store, tenant: "b"}))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	n, err := m.ExportAudit(ctx, &out, sa.AuditFilter{Order: sa.AuditByChain})
+	require.ErrorIs(t, err, errBoom)
+	require.Zero(t, n)
+	require.Zero(t, out.Len(), "the failed page was not written, not even in part")
 }
