@@ -100,6 +100,20 @@ func TestAuditPage(t *testing.T) {
 		r := c.get("/admin/audit?support=1&type=support.request")
 		require.Contains(t, r.Body, `href="/admin/audit?page=2&amp;support=1&amp;type=support.request"`)
 	})
+	// More matching events than the page keeps: it shows the newest (not
+	// the oldest, as one limited read would) and says so.
+	t.Run("newest_kept_when_over_the_cap", func(t *testing.T) {
+		saved := auditKeep
+		auditKeep = 10
+		t.Cleanup(func() { auditKeep = saved })
+		r := c.get("/admin/audit")
+		require.Contains(t, r.Body, "Events 1–10 of 27")
+		require.Contains(t, r.Body, "The pages show the newest 10; narrow the filter")
+		require.Contains(t, r.Body, "tenant settings", "the newest event is shown")
+		require.Contains(t, r.Body, "/app/page-24")
+		require.NotContains(t, r.Body, "/app/page-15", "the 11th newest is beyond the cap")
+		require.NotContains(t, r.Body, `data-type="grant.created"`, "the oldest is beyond the cap")
+	})
 	t.Run("bad_time_range", func(t *testing.T) {
 		r := c.get("/admin/audit?since=2031-03-10T10:00&until=2031-03-10T09:00")
 		require.Equal(t, http.StatusOK, r.StatusCode)

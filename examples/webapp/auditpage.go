@@ -52,12 +52,44 @@ type auditData struct {
 	NextURL    string
 	FirstIndex int
 	LastIndex  int
+	// Kept is how many of the Total matching events the pages show (the
+	// newest auditKeep).
+	Kept int
 }
+
+// newestEvents reads every event matching f in pages and returns the
+// newest auditKeep of them, oldest first, and how many matched.
+func (a *app) newestEvents(r *http.Request, f sa.AuditFilter) ([]sa.Event, int, error) {
+	var kept []sa.Event
+	total, cursor := 0, ""
+	for {
+		page, next, err := a.m.AuditPage(r.Context(), f, cursor)
+		if err != nil {
+			return nil, 0, err
+		}
+		total += len(page)
+		kept = append(kept, page...)
+		if over := len(kept) - auditKeep; over > 0 {
+			kept = append(kept[:0], kept[over:]...)
+		}
+		if next == "" {
+			return kept, total, nil
+		}
+		cursor = next
+	}
+}
+
+// auditKeep is how many of the newest matching events the audit page can
+// page through; older ones are reached by narrowing the filter.
+var auditKeep = sa.MaxListLimit
 
 // auditPage lists the tenant's audit trail, newest first, with filters and
 // numbered pages. Manager.AuditPage pages oldest first with a cursor; an
-// admin wants the newest events first, so this page reads the matching
-// events (at most MaxListLimit, plenty for a demo tenant) and slices them.
+// admin wants the newest events first, so this page reads every matching
+// event page by page, keeps the newest auditKeep and slices them. (A
+// limit on the read alone would keep the oldest ones and hide the recent
+// activity of a busy tenant. A product with large trails would rather
+// narrow by time first.)
 func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	q := r.URL.Query()
@@ -67,7 +99,8 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		Since:       q.Get("since"),
 		Until:       q.Get("until"),
 	}
-	f := sa.AuditFilter{TenantID: v.Tenant.ID, Limit: sa.MaxListLimit}
+	f := sa.AuditFilter{TenantID: v.Tenant.ID, Limit: sa.MaxListLimit} // per read
+	total := 0
 	var errMsg string
 	if form.SupportOnly {
 		f.ActorKind = sa.ActorSupport
@@ -101,14 +134,14 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		errMsg = "The time range ends before it starts; nothing matches."
 	} else {
 		var err error
-		if evs, err = a.m.Events(r.Context(), f); err != nil {
+		if evs, total, err = a.newestEvents(r, f); err != nil {
 			a.serverError(w, r, err)
 			return
 		}
 	}
 	slices.Reverse(evs) // newest first
 
-	d := auditData{Filter: form, Types: auditEventTypes, Total: len(evs)}
+	d := auditData{Filter: form, Types: auditEventTypes, Total: total, Kept: len(evs)}
 	d.Pages = max(1, (len(evs)+auditPageSize-1)/auditPageSize)
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = min(max(d.Page, 1), d.Pages)
