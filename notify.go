@@ -49,11 +49,12 @@ type Notification struct {
 
 // Notifier delivers notifications (e-mail, chat, in-app). It is called after
 // the change committed; an error never undoes the change, it is recorded as
-// a notify.failed event and passed to the error handler. When the caller's
-// context has ended by then (a closed browser tab, a stopping RunExpiry),
-// the Notifier is not called and the notification is recorded as failed
-// with the context's error: the trail keeps a trace of every notification
-// that did not go out.
+// a notify.failed event and passed to the error handler. It gets the
+// caller's context, which may have ended by then (a closed browser tab, a
+// stopping RunExpiry): a Notifier that only queues may ignore that. A
+// failure is recorded even then, under a context of its own bounded to one
+// second, so that the trail keeps a trace of a notification that did not
+// go out.
 type Notifier interface {
 	Notify(ctx context.Context, n Notification) error
 }
@@ -112,23 +113,20 @@ func (m *Manager) notifyRequest(ctx context.Context, t EventType, r AccessReques
 	m.deliver(ctx, n)
 }
 
-// recordTimeout bounds the writes made after the caller's context may have
-// ended: a notify.failed event.
-const recordTimeout = 30 * time.Second
+// lateRecordTimeout bounds the recording of a notify.failed event once the
+// caller's context has ended.
+const lateRecordTimeout = time.Second
 
-// deliver calls the Notifier (a panic counts as a failure; a caller's
-// context already ended is one without calling it) and records a failure
-// as a notify.failed event (attrs: the notification type, the error, the
-// request if any) and hands it to the error handler. The event is recorded
-// even when ctx has ended, under a bounded context of its own: the change
-// it follows committed.
+// deliver calls the Notifier (a panic counts as a failure) and records a
+// failure as a notify.failed event (attrs: the notification type, the
+// error, the request if any) and hands it to the error handler. The change
+// the notification follows committed, so the event is recorded also when
+// ctx has ended meanwhile, under a context of its own bounded to
+// lateRecordTimeout.
 func (m *Manager) deliver(ctx context.Context, n Notification) {
 	n.Grantees = slices.Clone(n.Grantees)
 	n.Scopes = slices.Clone(n.Scopes)
-	err := ctx.Err()
-	if err == nil {
-		err = m.callNotifier(ctx, n)
-	}
+	err := m.callNotifier(ctx, n)
 	if err == nil {
 		return
 	}
@@ -137,8 +135,12 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 	if n.RequestID != uuid.Nil {
 		ev.Attrs[AttrRequestID] = n.RequestID.String()
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
+	rctx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lateRecordTimeout)
+		defer cancel()
+	}
 	if aerr := m.record(rctx, ev); aerr != nil {
 		err = fmt.Errorf("%w (and recording the failure: %v)", err, aerr)
 	}
