@@ -54,7 +54,7 @@ type jsonlActor struct {
 
 // ExportAudit writes the events matching f to w as JSON Lines, one event
 // per line, reading ExportPageSize events at a time (never the whole trail)
-// and writing each page whole. f.Limit caps the number of events (0: all).
+// and flushing after each page. f.Limit caps the number of events (0: all).
 // It returns how many events it wrote out (on an error: those of the
 // pages written completely).
 //
@@ -88,8 +88,9 @@ type jsonlActor struct {
 // AuditByChain order (for example AuditFilter{TenantID: t, Order:
 // AuditByChain}); a filtered export shows as gaps.
 //
-// Each page is encoded in full before any of it is written, so an error of
-// the log ends the output after the last complete page.
+// A page's reads from the log all happen before any of its lines is
+// written, so an error of the log ends the output after the last complete
+// line; lines go out through a 64 KiB buffer, one line in memory at a time.
 //
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
 // configured; otherwise the log's error (the lines written so far are
@@ -107,8 +108,9 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		return 0, fmt.Errorf("export audit: %w: no AuditLog configured", ErrInvalidInput)
 	}
 	total := f.Limit
-	var page bytes.Buffer
-	enc := json.NewEncoder(&page)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line bytes.Buffer // one line at a time: memory stays that of a line
+	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
 	seen := map[string]bool{} // tenants with a line, in chain order
 	n = 0                     // lines flushed to w
@@ -121,24 +123,36 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		if err != nil {
 			return n, fmt.Errorf("export audit: %w", err)
 		}
-		page.Reset()
-		for i := range evs {
-			e := &evs[i]
-			line := toJSONL(e)
-			if f.Order == AuditByChain && !seen[e.TenantID] {
-				seen[e.TenantID] = true
-				if prev, ok, err := m.prevHash(ctx, e); err != nil {
-					return n, fmt.Errorf("export audit: %w", err)
-				} else if ok {
-					s := hex.EncodeToString(prev)
-					line.PrevHash = &s
+		// The page's only reads from the log (the hash before each
+		// tenant's first line) come before any of its lines is written,
+		// so a failed read leaves only complete lines behind.
+		prevs := map[int]string{}
+		if f.Order == AuditByChain {
+			for i := range evs {
+				if e := &evs[i]; !seen[e.TenantID] {
+					seen[e.TenantID] = true
+					if prev, ok, err := m.prevHash(ctx, e); err != nil {
+						return n, fmt.Errorf("export audit: %w", err)
+					} else if ok {
+						prevs[i] = hex.EncodeToString(prev)
+					}
 				}
 			}
-			if err := enc.Encode(line); err != nil {
+		}
+		for i := range evs {
+			l := toJSONL(&evs[i])
+			if s, ok := prevs[i]; ok {
+				l.PrevHash = &s
+			}
+			line.Reset()
+			if err := enc.Encode(l); err != nil {
+				return n, fmt.Errorf("export audit: %w", err)
+			}
+			if _, err := bw.Write(line.Bytes()); err != nil {
 				return n, fmt.Errorf("export audit: %w", err)
 			}
 		}
-		if _, err := w.Write(page.Bytes()); err != nil {
+		if err := bw.Flush(); err != nil {
 			return n, fmt.Errorf("export audit: %w", err)
 		}
 		n += len(evs)

@@ -273,3 +273,30 @@ func TestReview5ExportFailsBetweenLines(t *testing.T) {
 	require.Zero(t, n)
 	require.Zero(t, out.Len(), "the failed page was not written, not even in part")
 }
+
+// maxWriter records the largest single Write.
+type maxWriter struct{ max, total int }
+
+func (w *maxWriter) Write(b []byte) (int, error) {
+	w.max = max(w.max, len(b))
+	w.total += len(b)
+	return len(b), nil
+}
+
+// ExportAudit streams: w never gets more than its 64 KiB buffer at once
+// (a page of 1 000 events may hold megabytes of Before/After values).
+func TestReview5ExportStreams(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("y", 2000)
+	for i := range 300 {
+		e.clock.Advance(time.Millisecond)
+		require.NoError(t, e.store.Record(ctx, sa.Event{ID: uuid.New(), Time: e.now(), Type: sa.EventSupportRequest,
+			TenantID: "a", Actor: support, Reason: fmt.Sprint(i, long)}))
+	}
+	var w maxWriter
+	n, err := e.m.ExportAudit(ctx, &w, sa.AuditFilter{Order: sa.AuditByChain})
+	require.NoError(t, err)
+	require.Equal(t, 300, n)
+	require.Greater(t, w.total, 600_000)
+	require.LessOrEqual(t, w.max, 64<<10)
+}
