@@ -42,10 +42,12 @@ func (c *mwClock) setUntil(t time.Time, d time.Duration) {
 	c.off.Store(int64(time.Until(t) - d))
 }
 
-// mwStore is a memstore whose check or audit can be made to fail.
+// mwStore is a memstore whose check or audit can be made to fail, or its
+// check to hang until its context ends (a dead peer, an exhausted pool).
 type mwStore struct {
 	*memstore.Store
 	failFind   atomic.Bool
+	hangFind   atomic.Bool
 	failRecord atomic.Bool
 	finds      atomic.Int64
 }
@@ -54,6 +56,10 @@ func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal strin
 	s.finds.Add(1)
 	if s.failFind.Load() {
 		return sa.Grant{}, errMWBoom
+	}
+	if s.hangFind.Load() {
+		<-ctx.Done()
+		return sa.Grant{}, ctx.Err()
 	}
 	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
 }

@@ -1,6 +1,9 @@
 package supportaccess_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -399,3 +402,38 @@ func TestMiddlewareNestedFastPath(t *testing.T) {
 // mwScopes is a GrantInput for acme open to any principal with scopes (nil:
 // read only).
 func mwScopes(scopes []sa.Scope) sa.GrantInput { return sa.GrantInput{Scopes: scopes} }
+
+// A store that hangs must not keep a running request alive past its
+// grant's end or a revocation: the watcher's re-check gives up after the
+// poll interval (250 ms at least) and ends the request (fail closed).
+// Before, the one watcher goroutine waited in Check for as long as the
+// store hung, and the request ran on.
+func TestMiddlewareRecheckOfHungStoreEndsRequest(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(fmt.Sprint("revoke=", revoke), func(t *testing.T) {
+			e := newMWEnv(t)
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
+			if !revoke {
+				e.clock.setUntil(g.ExpiresAt, 300*time.Millisecond)
+			}
+			ended := make(chan error, 1)
+			h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte("start"))
+				e.store.hangFind.Store(true)
+				if revoke {
+					_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "")
+					require.NoError(t, err)
+				}
+				select {
+				case <-r.Context().Done():
+					ended <- context.Cause(r.Context())
+				case <-time.After(5 * time.Second): // far beyond the bound: the bug
+					ended <- errors.New("the request never ended")
+				}
+			}), sa.WithPollInterval(50*time.Millisecond))
+			mwDo(h, mwReq(http.MethodGet, "/stream", "generic"))
+			require.ErrorIs(t, <-ended, sa.ErrSessionEnded)
+			require.NotEmpty(t, e.errs.all(), "the hung re-check is reported")
+		})
+	}
+}

@@ -188,10 +188,17 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	}
 }
 
+// minRecheckTimeout is the least time a re-check's Check gets (see
+// WithPollInterval).
+const minRecheckTimeout = 250 * time.Millisecond
+
 // recheck checks every scope st uses and ends st when one is no longer
 // allowed; otherwise it adopts the grants found (another grant may have
-// taken over, or the grant been extended) and re-arms the expiry timer. It
-// returns false when ctx was cancelled.
+// taken over, or the grant been extended) and re-arms the expiry timer. A
+// Check gets at most the poll interval (minRecheckTimeout at least): the
+// one watcher goroutine must not hang with a store that does, or a request
+// would outlive its grant's end or a revocation; a timeout ends st (fail
+// closed). It returns false when ctx was cancelled.
 func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]checkResult) bool {
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
@@ -200,7 +207,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
 		if !ok {
-			g, err := w.m.Check(ctx, key.tenant, key.principal, key.scope)
+			cctx, cancel := context.WithTimeout(ctx, max(w.interval, minRecheckTimeout))
+			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+			cancel()
 			if ctx.Err() != nil {
 				return false
 			}
