@@ -37,6 +37,9 @@ type app struct {
 	now      func() time.Time
 	log      *slog.Logger
 	closer   io.Closer
+	// chains reads a tenant's chain head, for the audit page's
+	// newest-first reads (nil when the store keeps no chain state).
+	chains sa.AuditChainReader
 }
 
 // demoPolicy is the grant policy of the demo: 24 hours, 3 days or 7 days,
@@ -72,6 +75,7 @@ func newApp(cfg config) (*app, http.Handler, error) {
 		log:    cfg.Logger,
 		closer: cfg.Closer,
 	}
+	a.chains, _ = cfg.Store.(sa.AuditChainReader)
 	a.sessions = newSessionStore(a.now)
 	a.settings = newSettingsStore(a.dir)
 	m, err := sa.NewManager(cfg.Store,

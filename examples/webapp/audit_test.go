@@ -107,12 +107,31 @@ func TestAuditPage(t *testing.T) {
 		auditKeep = 10
 		t.Cleanup(func() { auditKeep = saved })
 		r := c.get("/admin/audit")
-		require.Contains(t, r.Body, "Events 1–10 of 27")
-		require.Contains(t, r.Body, "The pages show the newest 10; narrow the filter")
+		require.Contains(t, r.Body, "Events 1–10 of 10")
+		require.Contains(t, r.Body, "Only the newest 10 are listed; narrow the filter")
 		require.Contains(t, r.Body, "tenant settings", "the newest event is shown")
 		require.Contains(t, r.Body, "/app/page-24")
 		require.NotContains(t, r.Body, "/app/page-15", "the 11th newest is beyond the cap")
 		require.NotContains(t, r.Body, `data-type="grant.created"`, "the oldest is beyond the cap")
+	})
+	// The chain is read backwards in windows of sequence numbers, each
+	// one query: small windows give the same pages; a read budget that
+	// runs out lists what it found and says older events may match.
+	t.Run("windows", func(t *testing.T) {
+		savedW, savedR := auditWindow, auditReads
+		t.Cleanup(func() { auditWindow, auditReads = savedW, savedR })
+		auditWindow = 4
+		r := c.get("/admin/audit?type=support.request&page=2")
+		require.Contains(t, r.Body, "Events 21–25 of 25")
+		require.Contains(t, r.Body, "/app/page-00")
+		require.NotContains(t, r.Body, "Only the newest")
+		auditReads = 2 // sequence numbers 20–27 of 27: page-18 … page-24
+		r = c.get("/admin/audit?type=support.request")
+		require.Contains(t, r.Body, "Events 1–7 of 7")
+		require.Contains(t, r.Body, "/app/page-24")
+		require.Contains(t, r.Body, "/app/page-18")
+		require.NotContains(t, r.Body, "/app/page-17")
+		require.Contains(t, r.Body, "Only the newest 7 are listed; narrow the filter")
 	})
 	t.Run("bad_time_range", func(t *testing.T) {
 		r := c.get("/admin/audit?since=2031-03-10T10:00&until=2031-03-10T09:00")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -52,44 +53,71 @@ type auditData struct {
 	NextURL    string
 	FirstIndex int
 	LastIndex  int
-	// Kept is how many of the Total matching events the pages show (the
-	// newest auditKeep).
-	Kept int
+	// More: older events than the Total shown may match (see
+	// newestEvents); the admin narrows the filter to reach them.
+	More bool
 }
 
-// newestEvents reads every event matching f in pages and returns the
-// newest auditKeep of them, oldest first, and how many matched.
-func (a *app) newestEvents(r *http.Request, f sa.AuditFilter) ([]sa.Event, int, error) {
-	var kept []sa.Event
-	total, cursor := 0, ""
-	for {
-		page, next, err := a.m.AuditPage(r.Context(), f, cursor)
-		if err != nil {
-			return nil, 0, err
-		}
-		total += len(page)
-		kept = append(kept, page...)
-		if over := len(kept) - auditKeep; over > 0 {
-			kept = append(kept[:0], kept[over:]...)
-		}
-		if next == "" {
-			return kept, total, nil
-		}
-		cursor = next
+// newestEvents returns the newest (at most auditKeep) events of f's
+// tenant matching f, newest first, and whether older ones may match too
+// (not read: the keep or the read budget ran out).
+func (a *app) newestEvents(r *http.Request, f sa.AuditFilter) ([]sa.Event, bool, error) {
+	if a.chains == nil {
+		return nil, false, fmt.Errorf("audit page: the store keeps no chain state")
 	}
+	st, err := a.chains.AuditChain(r.Context(), f.TenantID)
+	if err != nil {
+		return nil, false, err
+	}
+	f.Order, f.Limit = sa.AuditByChain, int(auditWindow)
+	var newest []sa.Event
+	hi, lo := st.Head.Seq, st.Checkpoint.Seq // the chain holds (lo, hi]
+	for range auditReads {
+		if hi <= lo || len(newest) >= auditKeep {
+			break
+		}
+		from := max(lo, hi-auditWindow)
+		f.After = &sa.AuditCursor{TenantID: f.TenantID, Seq: from}
+		evs, err := a.m.Events(r.Context(), f)
+		if err != nil {
+			return nil, false, err
+		}
+		// At most auditWindow events lie in (from, hi], all before the
+		// rest in chain order; later ones (appended since the head was
+		// read, or already kept) are dropped.
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Seq <= hi {
+				newest = append(newest, evs[i])
+			}
+		}
+		hi = from
+	}
+	more := hi > lo
+	if len(newest) > auditKeep {
+		newest, more = newest[:auditKeep], true
+	}
+	return newest, more, nil
 }
 
 // auditKeep is how many of the newest matching events the audit page can
 // page through; older ones are reached by narrowing the filter.
 var auditKeep = sa.MaxListLimit
 
+// auditReads bounds the reads of one audit page view: each looks at a
+// window of auditWindow sequence numbers of the tenant's chain (at most
+// sa.MaxListLimit).
+var (
+	auditReads  = 10
+	auditWindow = int64(sa.MaxListLimit)
+)
+
 // auditPage lists the tenant's audit trail, newest first, with filters and
-// numbered pages. Manager.AuditPage pages oldest first with a cursor; an
-// admin wants the newest events first, so this page reads every matching
-// event page by page, keeps the newest auditKeep and slices them. (A
-// limit on the read alone would keep the oldest ones and hide the recent
-// activity of a busy tenant. A product with large trails would rather
-// narrow by time first.)
+// numbered pages. The library pages oldest first; an admin wants the
+// newest events, so the page reads the tenant's chain backwards from its
+// head in windows of sequence numbers (each one query, filtered by the
+// store) until it has auditKeep matching events or has read auditReads
+// windows, and slices what it kept. Work per view is bounded whatever the
+// trail's size; what lies beyond is reached by narrowing the filter.
 func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	q := r.URL.Query()
@@ -99,8 +127,8 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		Since:       q.Get("since"),
 		Until:       q.Get("until"),
 	}
-	f := sa.AuditFilter{TenantID: v.Tenant.ID, Limit: sa.MaxListLimit} // per read
-	total := 0
+	f := sa.AuditFilter{TenantID: v.Tenant.ID}
+	more := false
 	var errMsg string
 	if form.SupportOnly {
 		f.ActorKind = sa.ActorSupport
@@ -134,14 +162,12 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		errMsg = "The time range ends before it starts; nothing matches."
 	} else {
 		var err error
-		if evs, total, err = a.newestEvents(r, f); err != nil {
+		if evs, more, err = a.newestEvents(r, f); err != nil {
 			a.serverError(w, r, err)
 			return
 		}
 	}
-	slices.Reverse(evs) // newest first
-
-	d := auditData{Filter: form, Types: auditEventTypes, Total: total, Kept: len(evs)}
+	d := auditData{Filter: form, Types: auditEventTypes, Total: len(evs), More: more}
 	d.Pages = max(1, (len(evs)+auditPageSize-1)/auditPageSize)
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = min(max(d.Page, 1), d.Pages)
