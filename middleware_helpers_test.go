@@ -48,6 +48,7 @@ type mwStore struct {
 	*memstore.Store
 	failFind   atomic.Bool
 	hangFind   atomic.Bool
+	slowFind   atomic.Int64 // a delay (time.Duration) before answering
 	failRecord atomic.Bool
 	finds      atomic.Int64
 }
@@ -60,6 +61,13 @@ func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal strin
 	if s.hangFind.Load() {
 		<-ctx.Done()
 		return sa.Grant{}, ctx.Err()
+	}
+	if d := time.Duration(s.slowFind.Load()); d > 0 {
+		select {
+		case <-ctx.Done():
+			return sa.Grant{}, ctx.Err()
+		case <-time.After(d):
+		}
 	}
 	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
 }

@@ -88,10 +88,13 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // check are polled, by one goroutine per middleware that runs only while
 // impersonated requests are in flight. Revocations and expiries recorded
 // by the middleware's own Manager, and ExpiresAt itself, end requests at
-// once whatever d is. A re-check that takes longer than d (at least
-// minRecheckTimeout, 250 ms) — a store that hangs — ends the requests it
-// was for (fail closed), so that neither ExpiresAt nor a revocation waits
-// on it. Default: DefaultPollInterval (1 s). Values <= 0 are ignored.
+// once whatever d is. The Checks of one poll get d (at least 250 ms) in
+// all: a store that does not answer by then (a slow or hung store) does
+// not end a request by itself, but neither does it delay the end of a
+// request whose grant reached ExpiresAt or was revoked or expired by the
+// Manager, and a request whose re-checks have not been answered for
+// max(3d, 5 s) ends (fail closed). Default: DefaultPollInterval (1 s).
+// Values <= 0 are ignored.
 func WithPollInterval(d time.Duration) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if d > 0 {

@@ -437,3 +437,27 @@ func TestMiddlewareRecheckOfHungStoreEndsRequest(t *testing.T) {
 		})
 	}
 }
+
+// A store that is slow but answers does not end a long request whose
+// grant holds: a re-check without an answer in time is not a denial by
+// itself (only at the grant's end, after a revocation, or after 5 s
+// without any answer).
+func TestMiddlewareSlowRecheckKeepsRequest(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{Duration: time.Hour})
+	var werr error
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("start "))
+		e.store.slowFind.Store(int64(300 * time.Millisecond)) // the poll's Checks get 250 ms
+		select {
+		case <-r.Context().Done():
+		case <-time.After(700 * time.Millisecond): // a few re-checks, none answered in time
+		}
+		_, werr = w.Write([]byte("end"))
+	}), sa.WithPollInterval(50*time.Millisecond))
+	rec := mwDo(h, mwReq(http.MethodGet, "/stream", "generic"))
+	require.NoError(t, werr, "the request was not ended")
+	require.Equal(t, "start end", rec.Body.String())
+	require.NotEmpty(t, e.errs.all(), "the unanswered re-checks are reported")
+	require.Empty(t, e.ended.all())
+}

@@ -27,6 +27,10 @@ type reqState struct {
 	ended     atomic.Bool
 	recheck   atomic.Bool  // the watcher should check the grants now
 	checkedAt atomic.Int64 // real time (UnixNano) of the last check
+	okAt      atomic.Int64 // real time (UnixNano) of the last check that answered
+	// grantGone: the Manager ended (revoked, or recorded the expiry of) a
+	// grant the request uses; a re-check that cannot answer then ends it.
+	grantGone atomic.Bool
 
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them

@@ -51,6 +51,7 @@ func newWatcher(m *Manager, interval time.Duration, onError func(context.Context
 func (w *watcher) enter(st *reqState) {
 	now := time.Now()
 	st.checkedAt.Store(now.UnixNano())
+	st.okAt.Store(now.UnixNano())
 	w.mu.Lock()
 	w.active[st] = struct{}{}
 	if !w.listening {
@@ -113,6 +114,7 @@ func (w *watcher) grantEnded(g Grant) {
 	w.mu.Lock()
 	for st := range w.active {
 		if st.uses(g.ID) {
+			st.grantGone.Store(true)
 			st.recheck.Store(true)
 			hit = true
 		}
@@ -148,9 +150,10 @@ type checkKey struct {
 }
 
 type checkResult struct {
-	id      uuid.UUID
-	expires time.Time
-	err     error
+	id       uuid.UUID
+	expires  time.Time
+	err      error
+	timedOut bool // no answer within the poll's deadline
 }
 
 // poll re-checks the flagged requests and, unless flaggedOnly, those whose
@@ -176,30 +179,41 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	if len(due) == 0 {
 		return
 	}
+	// One deadline for the whole poll: with a store that hangs, every
+	// request of the poll has its answer (none) within it, however many
+	// sessions there are.
+	deadline := time.Now().Add(max(w.interval, minRecheckTimeout))
 	cache := make(map[checkKey]checkResult)
 	for _, st := range due {
 		if st.ended.Load() {
 			continue
 		}
 		st.checkedAt.Store(now)
-		if !w.recheck(ctx, st, cache) {
+		if !w.recheck(ctx, st, cache, deadline) {
 			return // stopping: every request has left
 		}
 	}
 }
 
-// minRecheckTimeout is the least time a re-check's Check gets (see
+// minRecheckTimeout is the least time one poll's Checks get (see
 // WithPollInterval).
 const minRecheckTimeout = 250 * time.Millisecond
 
+// minStaleness is the least time a request runs on without an answered
+// re-check (see unanswered).
+const minStaleness = 5 * time.Second
+
 // recheck checks every scope st uses and ends st when one is no longer
 // allowed; otherwise it adopts the grants found (another grant may have
-// taken over, or the grant been extended) and re-arms the expiry timer. A
-// Check gets at most the poll interval (minRecheckTimeout at least): the
-// one watcher goroutine must not hang with a store that does, or a request
-// would outlive its grant's end or a revocation; a timeout ends st (fail
-// closed). It returns false when ctx was cancelled.
-func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]checkResult) bool {
+// taken over, or the grant been extended) and re-arms the expiry timer.
+// The poll's Checks share one deadline (the poll interval, at least
+// minRecheckTimeout): the one watcher goroutine must not hang with a store
+// that does. A Check that gets no answer by then is handled by unanswered.
+// It returns false when ctx was cancelled.
+func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]checkResult, deadline time.Time) bool {
+	// A grant ended before this re-check is known to it from here on; an
+	// answered re-check settles it (another grant may have taken over).
+	gone := st.grantGone.Swap(false)
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
 	st.mu.Unlock()
@@ -207,14 +221,22 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
 		if !ok {
-			cctx, cancel := context.WithTimeout(ctx, max(w.interval, minRecheckTimeout))
+			cctx, cancel := context.WithDeadline(ctx, deadline)
 			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+			timedOut := err != nil && cctx.Err() != nil
 			cancel()
 			if ctx.Err() != nil {
 				return false
 			}
-			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err}
+			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
 			cache[key] = res
+		}
+		if res.timedOut {
+			if gone {
+				st.grantGone.Store(true)
+			}
+			w.unanswered(ctx, st, needs, res.err)
+			return true
 		}
 		if res.err != nil {
 			st.end(w.endReason(ctx, n, res.err))
@@ -222,6 +244,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
 	}
+	st.okAt.Store(time.Now().UnixNano())
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
 	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
@@ -232,6 +255,32 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()
 	return true
+}
+
+// unanswered handles a re-check of st that got no answer in time (a slow
+// or hung store): not knowing is not a denial by itself, so a healthy but
+// briefly slow store does not end long requests. st ends (fail closed)
+// when it has a reason to without the store: a grant it uses reached its
+// end by the Manager's clock, or the Manager ended one (a revocation or a
+// recorded expiry), or no re-check has answered for max(3 intervals,
+// minStaleness). Otherwise it is checked again at the next tick.
+func (w *watcher) unanswered(ctx context.Context, st *reqState, needs []need, err error) {
+	w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request got no answer: %w", err))
+	now := w.m.now()
+	for _, n := range needs {
+		if !n.expires.IsZero() && !now.Before(n.expires) {
+			st.end(SessionEndExpired)
+			return
+		}
+	}
+	switch {
+	case st.grantGone.Load():
+		st.end(SessionEndRevoked)
+	case time.Since(time.Unix(0, st.okAt.Load())) >= max(3*w.interval, minStaleness):
+		st.end(endReasonCheckFailed)
+	default:
+		st.recheck.Store(true) // again at the next tick
+	}
 }
 
 // endReason tells why a re-check refused n: expired when its grant's end
