@@ -117,12 +117,29 @@ func (m *Manager) notifyRequest(ctx context.Context, t EventType, r AccessReques
 // caller's context has ended.
 const lateRecordTimeout = time.Second
 
+// lateContext returns a context with ctx's values that ends d after ctx
+// ends (or at once when cancel is called), so that a write that must not
+// be lost survives the caller's going away, boundedly — also when that
+// happens in the middle of the write.
+func lateContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	late, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-late.Done():
+		}
+	})
+	return late, func() { stop(); cancel() }
+}
+
 // deliver calls the Notifier (a panic counts as a failure) and records a
 // failure as a notify.failed event (attrs: the notification type, the
 // error, the request if any) and hands it to the error handler. The change
 // the notification follows committed, so the event is recorded also when
-// ctx has ended meanwhile, under a context of its own bounded to
-// lateRecordTimeout.
+// ctx ends before or during the write, with up to lateRecordTimeout more.
 func (m *Manager) deliver(ctx context.Context, n Notification) {
 	n.Grantees = slices.Clone(n.Grantees)
 	n.Scopes = slices.Clone(n.Scopes)
@@ -135,12 +152,8 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 	if n.RequestID != uuid.Nil {
 		ev.Attrs[AttrRequestID] = n.RequestID.String()
 	}
-	rctx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), lateRecordTimeout)
-		defer cancel()
-	}
+	rctx, cancel := lateContext(ctx, lateRecordTimeout)
+	defer cancel()
 	if aerr := m.record(rctx, ev); aerr != nil {
 		err = fmt.Errorf("%w (and recording the failure: %v)", err, aerr)
 	}

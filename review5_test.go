@@ -300,3 +300,37 @@ func TestReview5ExportStreams(t *testing.T) {
 	require.Greater(t, w.total, 600_000)
 	require.LessOrEqual(t, w.max, 64<<10)
 }
+
+// cancelDuringRecord is a memstore that ends the caller's context while a
+// notify.failed event is being recorded, then records it if its own
+// context still allows.
+type cancelDuringRecord struct {
+	*memstore.Store
+	cancel context.CancelFunc
+}
+
+func (s cancelDuringRecord) Record(ctx context.Context, e sa.Event) error {
+	if e.Type == sa.EventNotifyFailed {
+		s.cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Store.Record(ctx, e)
+}
+
+// The caller's context ending in the middle of recording notify.failed
+// does not lose it either.
+func TestReview5NotifyFailedSurvivesCancelDuringRecord(t *testing.T) {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := cancelDuringRecord{Store: memstore.New(), cancel: cancel}
+	m, err := sa.NewManager(st, sa.WithNotifier(sa.NotifierFunc(func(context.Context, sa.Notification) error { return errBoom })),
+		sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	_, err = m.Grant(cctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour, Reason: "r"})
+	require.NoError(t, err)
+	evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{sa.EventNotifyFailed}})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+}
