@@ -132,6 +132,20 @@ func TestAuditPage(t *testing.T) {
 		require.Contains(t, r.Body, "/app/page-18")
 		require.NotContains(t, r.Body, "/app/page-17")
 		require.Contains(t, r.Body, "Only the newest 7 are listed; narrow the filter")
+		// None in the windows read: the page says so, not "no events".
+		auditReads = 1
+		r = c.get("/admin/audit?type=grant.created")
+		require.Contains(t, r.Body, "None among the newest events; set From")
+		// A From time reads that range forward instead, however old.
+		r = c.get("/admin/audit?since=2031-03-10T09:01&until=2031-03-10T09:03&type=support.request")
+		require.Contains(t, r.Body, "Events 1–2 of 2")
+		require.Contains(t, r.Body, "/app/page-00")
+		require.Contains(t, r.Body, "/app/page-01")
+		// A range holding more than one view reads (here 4 events) lists
+		// none and says so.
+		r = c.get("/admin/audit?since=2031-03-10T09:00&type=support.request")
+		require.Contains(t, r.Body, "More events fall in this time range than one page view reads")
+		require.NotContains(t, r.Body, "/app/page-")
 	})
 	t.Run("bad_time_range", func(t *testing.T) {
 		r := c.get("/admin/audit?since=2031-03-10T10:00&until=2031-03-10T09:00")

@@ -56,11 +56,45 @@ type auditData struct {
 	// More: older events than the Total shown may match (see
 	// newestEvents); the admin narrows the filter to reach them.
 	More bool
+	// TooMany: the From–To range holds more events than one view reads
+	// (see rangeEvents); none is listed.
+	TooMany bool
+}
+
+// rangeEvents returns the newest (at most auditKeep) events matching f,
+// which has a From time, newest first, reading the range forward in at
+// most auditReads pages of auditWindow events; tooMany when the range
+// holds more than that.
+// A From time is the admin's way to reach events older than the backward
+// scan of newestEvents goes.
+func (a *app) rangeEvents(r *http.Request, f sa.AuditFilter) (newest []sa.Event, more, tooMany bool, err error) {
+	f.Limit = int(auditWindow)
+	var kept []sa.Event
+	cursor := ""
+	for range auditReads {
+		page, next, err := a.m.AuditPage(r.Context(), f, cursor)
+		if err != nil {
+			return nil, false, false, err
+		}
+		kept = append(kept, page...)
+		if over := len(kept) - auditKeep; over > 0 {
+			kept, more = append(kept[:0], kept[over:]...), true
+		}
+		if next == "" {
+			slices.Reverse(kept)
+			return kept, more, false, nil
+		}
+		cursor = next
+	}
+	return nil, false, true, nil
 }
 
 // newestEvents returns the newest (at most auditKeep) events of f's
 // tenant matching f, newest first, and whether older ones may match too
-// (not read: the keep or the read budget ran out).
+// (not read: the keep or the read budget ran out). Each window's query
+// returns matches past the window's top too (the filter has no upper
+// sequence number), which are dropped: at most auditReads × auditWindow
+// events per view.
 func (a *app) newestEvents(r *http.Request, f sa.AuditFilter) ([]sa.Event, bool, error) {
 	if a.chains == nil {
 		return nil, false, fmt.Errorf("audit page: the store keeps no chain state")
@@ -128,7 +162,7 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		Until:       q.Get("until"),
 	}
 	f := sa.AuditFilter{TenantID: v.Tenant.ID}
-	more := false
+	more, tooMany := false, false
 	var errMsg string
 	if form.SupportOnly {
 		f.ActorKind = sa.ActorSupport
@@ -162,12 +196,17 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 		errMsg = "The time range ends before it starts; nothing matches."
 	} else {
 		var err error
-		if evs, more, err = a.newestEvents(r, f); err != nil {
+		if !f.Since.IsZero() {
+			evs, more, tooMany, err = a.rangeEvents(r, f)
+		} else {
+			evs, more, err = a.newestEvents(r, f)
+		}
+		if err != nil {
 			a.serverError(w, r, err)
 			return
 		}
 	}
-	d := auditData{Filter: form, Types: auditEventTypes, Total: len(evs), More: more}
+	d := auditData{Filter: form, Types: auditEventTypes, Total: len(evs), More: more, TooMany: tooMany}
 	d.Pages = max(1, (len(evs)+auditPageSize-1)/auditPageSize)
 	d.Page, _ = strconv.Atoi(q.Get("page"))
 	d.Page = min(max(d.Page, 1), d.Pages)
