@@ -1,9 +1,11 @@
 package supportaccess
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,6 +156,7 @@ type checkResult struct {
 	expires  time.Time
 	err      error
 	timedOut bool // no answer within the poll's deadline
+	skipped  bool // the deadline had passed: not asked (nothing to report)
 }
 
 // poll re-checks the flagged requests and, unless flaggedOnly, those whose
@@ -181,8 +184,11 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	}
 	// One deadline for the whole poll: with a store that hangs, every
 	// request of the poll has its answer (none) within it, however many
-	// sessions there are.
+	// sessions there are. Those that have waited longest for an answer go
+	// first, so that when a poll cannot check them all (many sessions, a
+	// store that takes its time), each still gets its turn.
 	deadline := time.Now().Add(max(w.interval, minRecheckTimeout))
+	slices.SortFunc(due, func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) })
 	cache := make(map[checkKey]checkResult)
 	for _, st := range due {
 		if st.ended.Load() {
@@ -220,10 +226,14 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
+		if !ok && !time.Now().Before(deadline) {
+			res, ok = checkResult{timedOut: true, skipped: true}, true
+		}
 		if !ok {
 			cctx, cancel := context.WithDeadline(ctx, deadline)
 			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
-			timedOut := err != nil && cctx.Err() != nil
+			// A denial is an answer, also one that came in late.
+			timedOut := err != nil && cctx.Err() != nil && !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted)
 			cancel()
 			if ctx.Err() != nil {
 				return false
@@ -235,7 +245,10 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 			if gone {
 				st.grantGone.Store(true)
 			}
-			w.unanswered(ctx, st, needs, res.err)
+			if !res.skipped {
+				w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request got no answer: %w", res.err))
+			}
+			w.unanswered(st, needs)
 			return true
 		}
 		if res.err != nil {
@@ -264,8 +277,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 // end by the Manager's clock, or the Manager ended one (a revocation or a
 // recorded expiry), or no re-check has answered for max(3 intervals,
 // minStaleness). Otherwise it is checked again at the next tick.
-func (w *watcher) unanswered(ctx context.Context, st *reqState, needs []need, err error) {
-	w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request got no answer: %w", err))
+func (w *watcher) unanswered(st *reqState, needs []need) {
 	now := w.m.now()
 	for _, n := range needs {
 		if !n.expires.IsZero() && !now.Before(n.expires) {
