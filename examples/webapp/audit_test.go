@@ -141,6 +141,10 @@ func TestAuditPage(t *testing.T) {
 		require.Contains(t, r.Body, "Events 1–2 of 2")
 		require.Contains(t, r.Body, "/app/page-00")
 		require.Contains(t, r.Body, "/app/page-01")
+		// A range holding exactly what one view reads is listed whole.
+		r = c.get("/admin/audit?since=2031-03-10T09:01&until=2031-03-10T09:05&type=support.request")
+		require.Contains(t, r.Body, "Events 1–4 of 4")
+		require.NotContains(t, r.Body, "More events fall in this time range")
 		// A range holding more than one view reads (here 4 events) lists
 		// none and says so.
 		r = c.get("/admin/audit?since=2031-03-10T09:00&type=support.request")

@@ -86,7 +86,13 @@ func (a *app) rangeEvents(r *http.Request, f sa.AuditFilter) (newest []sa.Event,
 		}
 		cursor = next
 	}
-	return nil, false, true, nil
+	// The last page read was full: the range may end right there.
+	f.Limit = 1
+	if rest, _, err := a.m.AuditPage(r.Context(), f, cursor); err != nil || len(rest) > 0 {
+		return nil, false, err == nil, err
+	}
+	slices.Reverse(kept)
+	return kept, more, false, nil
 }
 
 // newestEvents returns the newest (at most auditKeep) events of f's
