@@ -128,18 +128,15 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 // response as it is. Once the refusal is the response, the handler's
 // further writes fail (errRefused): they would reach support unaudited.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
-	sw := st.writerIn(w)
-	if sw == nil || sw.committed {
-		g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
-		return
+	if sw := st.writerIn(w); sw != nil && !sw.committed {
+		sw.refusing = true
+		defer func() {
+			sw.refusing = false
+			if sw.committed && sw.blocked == nil {
+				sw.blocked = errRefused
+			}
+		}()
 	}
-	sw.refusing = true
-	defer func() {
-		sw.refusing = false
-		if sw.committed && sw.blocked == nil {
-			sw.blocked = errRefused
-		}
-	}()
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
 }
 
