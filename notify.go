@@ -181,7 +181,7 @@ func errorText(err error) string {
 		return s
 	}
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 {
+		if controlRune(r) {
 			return utf8.RuneError
 		}
 		return r

@@ -48,6 +48,13 @@ func asciiPrefix(s string) int {
 	return i
 }
 
+// controlRune reports whether r is a character no text field may hold
+// (outside the line breaks and tabs of a multi-line field): C0 controls,
+// DEL, C1 controls and the Unicode line and paragraph separators.
+func controlRune(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029
+}
+
 // checkText validates one string field.
 func checkText(field, s string, maxLen int, required, multiline bool) error {
 	if s == "" {
@@ -75,7 +82,7 @@ func checkText(field, s string, maxLen int, required, multiline bool) error {
 		if r == utf8.RuneError && n <= 1 {
 			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidInput, field)
 		}
-		if r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 {
+		if controlRune(r) {
 			return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
 		}
 		i += n
