@@ -200,10 +200,10 @@ type eventRow struct {
 	session   nullText
 	occurred  timeScanner
 	dest      [15]any
-	// blob names a column that filters compare whose value had another
+	// retyped names a column that filters compare whose value had another
 	// storage class than the store writes (SQLite only, see
 	// sqliteFilterCol).
-	blob string
+	retyped string
 }
 
 // eventSelectCols are the columns an event is read from: eventCols and
@@ -236,7 +236,7 @@ func (s *Store) newEventRow() *eventRow {
 			integer bool
 		}{{0, "tenant_id", false}, {1, "seq", true}, {3, "occurred_at", true}, {4, "event_type", false}, {5, "grant_id", false},
 			{6, "actor_kind", false}, {7, "actor_id", false}, {14, "session_id", false}} {
-			r.dest[col.i] = sqliteFilterCol{next: r.dest[col.i], name: col.name, integer: col.integer, blob: &r.blob}
+			r.dest[col.i] = sqliteFilterCol{next: r.dest[col.i], name: col.name, integer: col.integer, retyped: &r.retyped}
 		}
 	}
 	return r
@@ -250,12 +250,12 @@ func (s *Store) newEventRow() *eventRow {
 // same value, so the event's hash still matches, but compares unlike the
 // store's values (a BLOB equals no text argument; TEXT sorts after every
 // integer), which hides the event from filters. A value of another class
-// is recorded in *blob (scan then fails the row).
+// is recorded in *retyped (scan then fails the row).
 type sqliteFilterCol struct {
 	next    any // *string, *int64 or a sql.Scanner
 	name    string
 	integer bool // the store writes an INTEGER (else TEXT)
-	blob    *string
+	retyped *string
 }
 
 // Scan implements sql.Scanner. A value of the wrong storage class scans
@@ -270,8 +270,8 @@ func (c sqliteFilterCol) Scan(src any) error {
 		ok = !c.integer
 	}
 	if !ok {
-		if *c.blob == "" {
-			*c.blob = c.name
+		if *c.retyped == "" {
+			*c.retyped = c.name
 		}
 		_ = c.scan(src)
 		return nil
@@ -309,10 +309,10 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 	if err := scan(r.dest[:]...); err != nil {
 		return err
 	}
-	if r.blob != "" {
+	if r.retyped != "" {
 		// A ChainBreak, like VerifyAudit's, locating the changed event.
 		return &sa.ChainBreak{TenantID: r.e.TenantID, Kind: sa.BreakHashMismatch, Seq: r.e.Seq, EventID: r.e.ID,
-			Detail: "column " + r.blob + " was changed after the event was recorded: it holds a value of another " +
+			Detail: "column " + r.retyped + " was changed after the event was recorded: it holds a value of another " +
 				"storage class than the store writes (a BLOB, or TEXT or REAL where it writes an integer), which filters do not match"}
 	}
 	r.e.Type = sa.EventType(r.typ)

@@ -169,6 +169,16 @@ var (
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 )
 
+// checkStorable refuses, with supportaccess.ErrInvalidInput, a time t
+// (zero: none) outside [minTime, maxTime], which timeArg would clamp; what
+// names it in the error.
+func checkStorable(what string, t time.Time) error {
+	if t.IsZero() || !t.Before(minTime) && !t.After(maxTime) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s is outside years 1000 to 9999", sa.ErrInvalidInput, what, t.UTC().Format(time.RFC3339Nano))
+}
+
 // checkGrantTimes refuses, with supportaccess.ErrInvalidInput, a grant
 // with a time outside [minTime, maxTime], so that timeArg's clamping never
 // changes a stored grant.
@@ -177,8 +187,8 @@ func checkGrantTimes(g *sa.Grant) error {
 		name string
 		t    time.Time
 	}{{"CreatedAt", g.CreatedAt}, {"StartsAt", g.StartsAt}, {"ExpiresAt", g.ExpiresAt}, {"RevokedAt", g.RevokedAt}} {
-		if !f.t.IsZero() && (f.t.Before(minTime) || f.t.After(maxTime)) {
-			return fmt.Errorf("sqlstore: grant %s: %w: %s %s is outside years 1000 to 9999", g.ID, sa.ErrInvalidInput, f.name, f.t.UTC().Format(time.RFC3339Nano))
+		if err := checkStorable(f.name, f.t); err != nil {
+			return fmt.Errorf("sqlstore: grant %s: %w", g.ID, err)
 		}
 	}
 	return nil
@@ -189,13 +199,10 @@ func checkGrantTimes(g *sa.Grant) error {
 // store a clamped time the event's hash does not cover, and VerifyAudit
 // would report the genuine event as tampered.
 func checkEventTime(e *sa.Event) error {
-	switch {
-	case e.Time.IsZero():
+	if e.Time.IsZero() {
 		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
-	case e.Time.Before(minTime) || e.Time.After(maxTime):
-		return fmt.Errorf("%w: event %s: Time %s is outside years 1000 to 9999", sa.ErrInvalidInput, e.ID, e.Time.UTC().Format(time.RFC3339Nano))
 	}
-	return nil
+	return checkStorable("event "+e.ID.String()+": Time", e.Time)
 }
 
 // timeArg encodes t as a query argument: NULL for the zero time, else UTC
