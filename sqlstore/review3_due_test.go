@@ -56,25 +56,12 @@ func TestReviewDueExpiryClaimedOnceAcrossUnlimited(t *testing.T) {
 func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		ctx := context.Background()
-		s := sqltest.NewStore(t, d)
 		t0 := storetest.Epoch.UTC().Truncate(time.Second)
-		var mu sync.Mutex
-		clockA, clockB := t0, t0
-		clock := func(c *time.Time) func() time.Time {
-			return func() time.Time { mu.Lock(); defer mu.Unlock(); return *c }
-		}
-		p := sa.DefaultPolicy()
-		p.AllowUnlimited = true
-		a, err := sa.NewManager(s, sa.WithNow(clock(&clockA)), sa.WithPolicy(p))
-		require.NoError(t, err)
-		b, err := sa.NewManager(s, sa.WithNow(clock(&clockB)), sa.WithPolicy(p))
-		require.NoError(t, err)
+		a, b, setClocks := skewedReplicas(t, sqltest.NewStore(t, d), t0)
 		g, err := a.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})
 		require.NoError(t, err)
 
-		mu.Lock()
-		clockA, clockB = t0.Add(time.Hour+time.Second), t0.Add(time.Hour-time.Second)
-		mu.Unlock()
+		setClocks(t0.Add(time.Hour+time.Second), t0.Add(time.Hour-time.Second))
 		_, err = a.Sweep(ctx) // records grant.expired
 		require.NoError(t, err)
 		_, err = b.Extend(ctx, g.ID, time.Time{}, storetest.Customer) // B: still active by its clock
@@ -82,9 +69,7 @@ func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 		_, err = b.Extend(ctx, g.ID, t0.Add(2*time.Hour), storetest.Customer)
 		require.ErrorIs(t, err, sa.ErrInvalidInput)
 
-		mu.Lock()
-		clockA = t0.Add(3 * time.Hour)
-		mu.Unlock()
+		setClocks(t0.Add(3*time.Hour), t0.Add(time.Hour-time.Second))
 		_, err = a.Sweep(ctx)
 		require.NoError(t, err)
 		evs, err := a.Events(ctx, sa.AuditFilter{TenantID: "acme"})
@@ -97,6 +82,26 @@ func TestReviewDueExpiryRecordedTwiceWithClockSkew(t *testing.T) {
 		}
 		require.Equal(t, 1, expired, "grant.expired is recorded exactly once per grant")
 	})
+}
+
+// skewedReplicas returns two Managers on s (replicas A and B, policy
+// allowing unlimited grants, plus opts) whose clocks start at t0, and a
+// function that sets both clocks.
+func skewedReplicas(t *testing.T, s *sqlstore.Store, t0 time.Time, opts ...sa.Option) (a, b *sa.Manager, setClocks func(a, b time.Time)) {
+	t.Helper()
+	var mu sync.Mutex
+	clockA, clockB := t0, t0
+	clock := func(c *time.Time) func() time.Time {
+		return func() time.Time { mu.Lock(); defer mu.Unlock(); return *c }
+	}
+	p := sa.DefaultPolicy()
+	p.AllowUnlimited = true
+	replica := func(c *time.Time) *sa.Manager {
+		m, err := sa.NewManager(s, append([]sa.Option{sa.WithNow(clock(c)), sa.WithPolicy(p)}, opts...)...)
+		require.NoError(t, err)
+		return m
+	}
+	return replica(&clockA), replica(&clockB), func(a, b time.Time) { mu.Lock(); clockA, clockB = a, b; mu.Unlock() }
 }
 
 // F2: due rows of grants a host deleted must not stop a Sweep. A claim
@@ -178,22 +183,10 @@ func TestReviewDueRevokedByOlderReplicaIsNotClaimed(t *testing.T) {
 func TestReviewDueDoubleExpiryStallsSweepWithHooks(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
 		ctx := context.Background()
-		s := sqltest.NewStore(t, d)
 		t0 := storetest.Epoch.UTC().Truncate(time.Second)
-		var mu sync.Mutex
-		clockA, clockB := t0, t0
-		clock := func(c *time.Time) func() time.Time {
-			return func() time.Time { mu.Lock(); defer mu.Unlock(); return *c }
-		}
-		setClocks := func(a, b time.Time) { mu.Lock(); clockA, clockB = a, b; mu.Unlock() }
-		p := sa.DefaultPolicy()
-		p.AllowUnlimited = true
 		failing := sa.OnExpire(func(ctx context.Context, g sa.Grant) error { return errors.New("downstream unavailable") })
 		quiet := sa.WithErrorHandler(func(context.Context, error) {})
-		a, err := sa.NewManager(s, sa.WithNow(clock(&clockA)), sa.WithPolicy(p), failing, quiet)
-		require.NoError(t, err)
-		b, err := sa.NewManager(s, sa.WithNow(clock(&clockB)), sa.WithPolicy(p), failing, quiet)
-		require.NoError(t, err)
+		a, b, setClocks := skewedReplicas(t, sqltest.NewStore(t, d), t0, failing, quiet)
 		x, err := a.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})
 		require.NoError(t, err)
 		y, err := a.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: 150 * time.Minute})
