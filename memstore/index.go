@@ -3,6 +3,7 @@ package memstore
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -88,9 +89,17 @@ func micros(t time.Time) (us int64, exact bool) {
 }
 
 // index adds a new entry to its tenant (and its transitions to the due
-// queues); s.mu must be held for writing.
+// queues); s.mu must be held for writing. All of a tenant's grants and its
+// key in s.byTenant share one copy of the tenant ID, so the map's key
+// comparison and Check's comparison of the returned grant's TenantID
+// (supportaccess.Manager's own check of the store) read the same bytes.
 func (s *Store) index(e *entry) {
-	recs := s.byTenant[e.g.TenantID]
+	recs, ok := s.byTenant[e.g.TenantID]
+	if ok {
+		e.g.TenantID = recs[0].e.g.TenantID
+	} else {
+		e.g.TenantID = strings.Clone(e.g.TenantID)
+	}
 	e.pos = len(recs)
 	s.byTenant[e.g.TenantID] = append(recs, newCheckRec(e))
 	s.schedule(e)

@@ -52,9 +52,14 @@ func newEntry(g sa.Grant) *entry {
 	return e
 }
 
-// set stores a deep copy of g in e.
+// set stores a deep copy of g in e, keeping e's copy of an unchanged
+// tenant ID (see Store.index).
 func (e *entry) set(g sa.Grant) {
+	tenant := e.g.TenantID
 	e.g = g
+	if g.TenantID == tenant {
+		e.g.TenantID = tenant
+	}
 	e.g.Grantees = clone.Slice(g.Grantees)
 	if g.Scopes != nil && len(g.Scopes) <= len(e.scopes) {
 		e.scopes = [2]sa.Scope{}
