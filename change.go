@@ -19,7 +19,8 @@ const maxWhatLen = 200
 // stored as JSON (json.RawMessage is kept as is; nil stores no value, for
 // a creation or a deletion). The event carries the tenant, the grant and
 // the session of ctx (actor: the support principal; Attrs: what, method,
-// path, session_id, subject_user_id).
+// path, scope, session_id, subject_user_id, and elevated_grant_ids when
+// other grants allow some of the request's scopes, as in support.request).
 //
 // Call it before committing the change and abort the change when it
 // returns an error: that is how a change by support is never made without
@@ -27,12 +28,20 @@ const maxWhatLen = 200
 // session in ctx) it records nothing and returns nil, so handlers may call
 // it for every change.
 //
+// Before recording, RecordChange checks with the store, at once, that
+// every scope the request uses is still allowed: the middleware learns of
+// a revocation or an expiry while the request runs only asynchronously,
+// and a change must not be made after the access ended, however recently.
+// A refusal ends the request's support access. The event names the grants
+// that allow the request's scopes at that moment (another grant may have
+// taken over from the one that admitted the request).
+//
 // Errors: an error wrapping ErrSessionEnded when the support access of the
 // request ended; ErrInvalidInput when what is empty, too long or contains
 // control characters, or a value cannot be encoded or is longer than
-// MaxChangeValueLen; the auditor's error. The event is written even if the
-// client has gone away (ctx's cancellation is ignored), but not past ctx's
-// deadline, if it has one.
+// MaxChangeValueLen; the store's error (the check) or the auditor's. The
+// check and the event happen even if the client has gone away (ctx's
+// cancellation is ignored), but not past ctx's deadline, if it has one.
 func RecordChange(ctx context.Context, what string, before, after any) error {
 	st := stateFrom(ctx)
 	if st == nil {
@@ -52,11 +61,18 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	if err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	ev := requestEvent(st.m, EventSupportChange, st.m.now(), st.sess, st.grant.ID, st.method, st.path, "", "")
-	ev.Attrs[AttrWhat] = what
-	ev.Before, ev.After = b, a
 	actx, cancel := auditContext(ctx)
 	defer cancel()
+	h, err := st.holds(actx)
+	if err != nil {
+		return fmt.Errorf("record change: %w", err)
+	}
+	ev := requestEvent(st.m, EventSupportChange, st.m.now(), st.sess, h.grant, st.method, st.path, h.scopes, "")
+	ev.Attrs[AttrWhat] = what
+	if h.elevated != "" {
+		ev.Attrs[AttrElevatedGrantIDs] = h.elevated
+	}
+	ev.Before, ev.After = b, a
 	if err := st.m.record(actx, ev); err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}

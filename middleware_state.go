@@ -2,8 +2,10 @@ package supportaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,6 +164,50 @@ func (st *reqState) end(reason string) {
 	}
 	st.mu.Unlock()
 	st.cancel(endCause(reason))
+}
+
+// held is what holds found: the grant that allows the request's own scope,
+// the scopes the request uses (comma-separated) and the other grants that
+// allow some of them (elevated_grant_ids), as in the support.request event.
+type held struct {
+	grant            uuid.UUID
+	scopes, elevated string
+}
+
+// holds checks with the store, now, every scope the request uses. A
+// refusal ends the request (revoked, or expired when that grant's end has
+// passed by the Manager's clock) and returns its ErrSessionEnded cause; a
+// store failure is returned as it is and ends nothing.
+func (st *reqState) holds(ctx context.Context) (held, error) {
+	st.mu.Lock()
+	needs := append([]need(nil), st.needs...)
+	st.mu.Unlock()
+	h := held{grant: st.grant.ID}
+	var scopes, others []string
+	for i, n := range needs {
+		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
+		switch {
+		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
+			reason := SessionEndRevoked
+			if !n.expires.IsZero() && !st.m.now().Before(n.expires) {
+				reason = SessionEndExpired
+			}
+			st.end(reason)
+			return held{}, endCause(st.reason())
+		case err != nil:
+			return held{}, err
+		case i == 0:
+			h.grant = g.ID
+		case g.ID != h.grant && !slices.Contains(others, g.ID.String()):
+			others = append(others, g.ID.String())
+		}
+		scopes = append(scopes, string(n.scope))
+	}
+	if st.ended.Load() { // the watcher ended it meanwhile
+		return held{}, endCause(st.reason())
+	}
+	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
+	return h, nil
 }
 
 // audit records the support.request event with the final status.

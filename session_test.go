@@ -339,7 +339,7 @@ func TestRecordChange(t *testing.T) {
 	require.JSONEq(t, `{"enforced":false}`, string(ev.Before))
 	require.JSONEq(t, `{"enforced":true}`, string(ev.After))
 	require.Equal(t, map[string]string{
-		sa.AttrWhat: "sso", sa.AttrMethod: "PUT", sa.AttrPath: "/settings/sso",
+		sa.AttrWhat: "sso", sa.AttrMethod: "PUT", sa.AttrPath: "/settings/sso", sa.AttrScope: "write",
 		sa.AttrSessionID: "s-generic", sa.AttrSubjectUserID: "u-42",
 	}, ev.Attrs)
 	require.Nil(t, evs[1].Before)

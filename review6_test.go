@@ -1,0 +1,137 @@
+package supportaccess_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// Regression tests for the sixth review round.
+
+// TestRecordChangeChecksAccessNow: RecordChange must refuse a change once
+// the request's access has ended, even before the middleware's watcher
+// has noticed — a revocation by this very Manager is seen only
+// asynchronously, and an expiry only when the timer fires.
+func TestRecordChangeChecksAccessNow(t *testing.T) {
+	t.Run("revoked by this manager", func(t *testing.T) {
+		e := newMWEnv(t)
+		g := e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+		var errAfter error
+		var canceled error
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop now")
+			require.NoError(t, err)
+			errAfter = sa.RecordChange(r.Context(), "sso.enforced", false, true)
+			canceled = context.Cause(r.Context())
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		mwDo(h, mwReq(http.MethodPut, "/settings/sso", "generic"))
+		require.ErrorIs(t, errAfter, sa.ErrSessionEnded)
+		require.ErrorContains(t, errAfter, "revoked")
+		require.ErrorIs(t, canceled, sa.ErrSessionEnded, "the refusal ends the request")
+		require.Empty(t, e.events(sa.EventSupportChange))
+	})
+	t.Run("expired", func(t *testing.T) {
+		e := newMWEnv(t)
+		g := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{sa.ScopeWrite}})
+		var errAfter error
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.clock.setUntil(g.ExpiresAt, -time.Minute) // the grant ended a minute ago
+			errAfter = sa.RecordChange(r.Context(), "sso.enforced", false, true)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		mwDo(h, mwReq(http.MethodPut, "/settings/sso", "generic"))
+		require.ErrorIs(t, errAfter, sa.ErrSessionEnded)
+		require.ErrorContains(t, errAfter, "expired")
+		require.Empty(t, e.events(sa.EventSupportChange))
+	})
+	t.Run("another grant took over", func(t *testing.T) {
+		e := newMWEnv(t)
+		first := e.grant(sa.GrantInput{Duration: 24 * time.Hour, Scopes: []sa.Scope{sa.ScopeWrite}})
+		second := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{sa.ScopeWrite}})
+		var errAfter error
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := e.m.Revoke(context.Background(), first.ID, mwCustomer, "one ticket closed")
+			require.NoError(t, err)
+			errAfter = sa.RecordChange(r.Context(), "sso.enforced", false, true)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		rec := mwDo(h, mwReq(http.MethodPut, "/settings/sso", "generic"))
+		require.NoError(t, errAfter)
+		require.Equal(t, http.StatusNoContent, rec.Code)
+		evs := e.events(sa.EventSupportChange)
+		require.Len(t, evs, 1)
+		require.Equal(t, second.ID, evs[0].GrantID, "the change names the grant that allows it now")
+	})
+	t.Run("store down", func(t *testing.T) {
+		e := newMWEnv(t)
+		e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+		var errAfter, canceled error
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.store.failFind.Store(true)
+			errAfter = sa.RecordChange(r.Context(), "sso.enforced", false, true)
+			canceled = context.Cause(r.Context())
+			e.store.failFind.Store(false)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		mwDo(h, mwReq(http.MethodPut, "/settings/sso", "generic"))
+		require.ErrorIs(t, errAfter, errMWBoom, "fail closed: no answer, no change")
+		require.NoError(t, canceled, "a store failure alone does not end the request here")
+		require.Empty(t, e.events(sa.EventSupportChange))
+	})
+}
+
+// TestRecordChangeNamesElevatedGrants: a change on a route whose
+// RequireScope got its scope from another grant names that grant too, as
+// the request's own event does.
+func TestRecordChangeNamesElevatedGrants(t *testing.T) {
+	const billing sa.Scope = "billing:write"
+	e := newMWEnv(t)
+	w := e.grant(sa.GrantInput{Duration: 2 * sa.Day, Scopes: []sa.Scope{sa.ScopeWrite}, TicketRef: "SUP-1"})
+	el := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{billing}, TicketRef: "SUP-2"})
+	h := e.wrap(sa.RequireScope(billing)(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		require.NoError(t, sa.RecordChange(r.Context(), "billing.iban", "DE00 1111", "DE00 2222"))
+		rw.WriteHeader(http.StatusNoContent)
+	})))
+	rec := mwDo(h, mwReq(http.MethodPost, "/billing", "generic"))
+	require.Equal(t, http.StatusNoContent, rec.Code)
+	req := e.events(sa.EventSupportRequest)
+	require.Len(t, req, 1)
+	chg := e.events(sa.EventSupportChange)
+	require.Len(t, chg, 1)
+	require.Equal(t, w.ID, chg[0].GrantID)
+	require.Equal(t, el.ID.String(), chg[0].Attrs[sa.AttrElevatedGrantIDs])
+	require.Equal(t, req[0].Attrs[sa.AttrElevatedGrantIDs], chg[0].Attrs[sa.AttrElevatedGrantIDs])
+	require.Equal(t, "write,billing:write", chg[0].Attrs[sa.AttrScope])
+}
+
+// TestRecordChangeAfterRequestLeft: a change recorded by work the handler
+// left running after the response (a context.WithoutCancel job) is
+// refused once the grant is revoked — the watcher no longer follows the
+// request, but RecordChange checks with the store itself.
+func TestRecordChangeAfterRequestLeft(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+	release := make(chan struct{})
+	changeErr := make(chan error, 1)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithoutCancel(r.Context())
+		go func() {
+			<-release // the job runs later
+			changeErr <- sa.RecordChange(ctx, "sso.enforced", true, false)
+		}()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	rec := mwDo(h, mwReq(http.MethodPost, "/settings/sso", "generic"))
+	require.Equal(t, http.StatusAccepted, rec.Code)
+	_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop")
+	require.NoError(t, err)
+	close(release)
+	require.ErrorIs(t, <-changeErr, sa.ErrSessionEnded)
+	require.Empty(t, e.events(sa.EventSupportChange))
+}
