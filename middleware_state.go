@@ -33,6 +33,9 @@ type reqState struct {
 	// grantGone: the Manager ended (revoked, or recorded the expiry of) a
 	// grant the request uses; a re-check that cannot answer then ends it.
 	grantGone atomic.Bool
+	// admittedGone: the Manager ended the grant that admitted the request
+	// (never cleared; see admittedHolds).
+	admittedGone atomic.Bool
 
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them
@@ -78,17 +81,19 @@ func (st *reqState) usesScope(s Scope) bool {
 }
 
 // establish makes sure the admitted request st may also use scope s (for
-// a RequireScope route, or a request g, nested, sees again): the grant
-// that admitted it, or another found by Check, must allow s, which the
-// request then uses (its event lists s; the watcher covers that grant).
-// When none does, g refuses with its denied handler (see refuse) and
-// establish returns false.
+// a RequireScope route, or a request g, nested, sees again): a scope the
+// request uses already (kept current by the watcher), the grant that
+// admitted the request if it allows s and is, as far as this Manager
+// knows, still the one in force (admittedHolds), or else a grant a Check
+// finds now; the request then uses s (its event lists s; the watcher
+// covers that grant). When no grant allows s, g refuses with its denied
+// handler (see refuse) and establish returns false.
 func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, s Scope) bool {
 	if st.usesScope(s) {
 		return true
 	}
 	gr := st.grant
-	if !gr.Allows(s) {
+	if !gr.Allows(s) || !st.admittedHolds() {
 		var err error
 		gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
 		if err != nil {
@@ -99,6 +104,23 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	}
 	st.addNeed(s, gr)
 	return true
+}
+
+// admittedHolds reports whether the grant that admitted st may be relied
+// on without asking the store again: this Manager has not ended it
+// (admittedGone), its end has not passed by the Manager's clock, and the
+// watcher's re-checks still find it for the request's own scope (not
+// another grant that took over after a revocation elsewhere).
+func (st *reqState) admittedHolds() bool {
+	if st.admittedGone.Load() {
+		return false
+	}
+	if e := st.grant.ExpiresAt; !e.IsZero() && !st.m.now().Before(e) {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.needs) > 0 && st.needs[0].id == st.grant.ID
 }
 
 // maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.

@@ -115,6 +115,9 @@ func (w *watcher) grantEnded(g Grant) {
 	hit := false
 	w.mu.Lock()
 	for st := range w.active {
+		if st.grant.ID == g.ID {
+			st.admittedGone.Store(true)
+		}
 		if st.uses(g.ID) {
 			st.grantGone.Store(true)
 			st.recheck.Store(true)

@@ -135,3 +135,42 @@ func TestRecordChangeAfterRequestLeft(t *testing.T) {
 	require.ErrorIs(t, <-changeErr, sa.ErrSessionEnded)
 	require.Empty(t, e.events(sa.EventSupportChange))
 }
+
+// TestRequireScopeDoesNotTrustEndedAdmittingGrant: a scope the request
+// does not use yet is not taken from the grant that admitted it once that
+// grant was revoked by this Manager or reached its end, while another,
+// narrower grant keeps the request alive.
+func TestRequireScopeDoesNotTrustEndedAdmittingGrant(t *testing.T) {
+	const msgs sa.Scope = "messages:read"
+	for _, end := range []string{"revoked", "expired"} {
+		for _, scope := range []sa.Scope{msgs, sa.ScopeWrite} {
+			t.Run(end+"/"+string(scope), func(t *testing.T) {
+				e := newMWEnv(t)
+				wide := sa.GrantInput{Duration: 2 * sa.Day, Scopes: []sa.Scope{sa.ScopeWrite, msgs}}
+				if end == "expired" {
+					wide.Duration = time.Hour
+				} else {
+					e.grant(sa.GrantInput{Duration: sa.Day}) // read only, ends sooner
+				}
+				a := e.grant(wide)
+				secret := &mwOK{}
+				panel := sa.RequireScope(scope)(secret)
+				h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					g, _ := sa.GrantFromContext(r.Context())
+					require.Equal(t, a.ID, g.ID, "admitted by the wide grant")
+					if end == "expired" {
+						e.grant(sa.GrantInput{Duration: sa.Day}) // read only, takes over
+						e.clock.setUntil(a.ExpiresAt, -time.Second)
+					} else {
+						_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "done with the ticket")
+						require.NoError(t, err)
+					}
+					panel.ServeHTTP(w, r)
+				}))
+				rec := mwDo(h, mwReq(http.MethodGet, "/page", "generic"))
+				require.Zero(t, secret.calls.Load(), "no active grant allows %s", scope)
+				require.Equal(t, http.StatusForbidden, rec.Code)
+			})
+		}
+	}
+}
