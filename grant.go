@@ -233,6 +233,8 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 // and after StartsAt, and the remaining window (from now, or from StartsAt
 // for a scheduled grant) may not exceed Policy.MaxDuration. Extend may also
 // shorten a grant. It records grant.extended with the grant before and after.
+// Requests in flight that this Manager's middleware admitted with the grant
+// end at its new end (on other replicas: when their next poll finds it).
 //
 // Errors: ErrNotFound; ErrInvalidInput for a grant that is expired or
 // revoked or an end outside the policy; ErrForbidden when the actor may not
@@ -272,6 +274,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
 	m.notify(ctx, EventGrantExtended, g, by, "")
+	m.tellListeners(g, false) // in-flight requests end at the new end
 	return g, nil
 }
 

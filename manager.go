@@ -35,10 +35,11 @@ type Manager struct {
 	// life is the expiry hook configuration (hooks.go).
 	life lifecycle
 
-	// listeners are told about grants that ended (revoked or expired), for
-	// example by the middleware to cancel in-flight requests.
+	// listeners are told about grants that ended (revoked or expired) or
+	// whose end moved (Extend), for example by the middleware to cancel
+	// in-flight requests.
 	listenMu     sync.Mutex
-	listeners    map[int]func(Grant)
+	listeners    map[int]func(g Grant, ended bool)
 	nextListener int
 
 	tracerProvider trace.TracerProvider
@@ -298,14 +299,15 @@ func (m *Manager) reportError(ctx context.Context, err error) {
 	}
 }
 
-// onEnded registers f to be called (synchronously, after commit) for every
-// grant this Manager revokes or records as expired. It returns a function
-// that removes the registration.
-func (m *Manager) onEnded(f func(Grant)) (remove func()) {
+// onGrantChange registers f to be called (synchronously, after commit)
+// for every grant this Manager revokes or records as expired (ended true)
+// and every grant whose end it moves (Extend; ended false). It returns a
+// function that removes the registration.
+func (m *Manager) onGrantChange(f func(g Grant, ended bool)) (remove func()) {
 	m.listenMu.Lock()
 	defer m.listenMu.Unlock()
 	if m.listeners == nil {
-		m.listeners = make(map[int]func(Grant))
+		m.listeners = make(map[int]func(Grant, bool))
 	}
 	id := m.nextListener
 	m.nextListener++
@@ -318,14 +320,18 @@ func (m *Manager) onEnded(f func(Grant)) (remove func()) {
 }
 
 // revoked tells the listeners that g ended.
-func (m *Manager) revoked(g Grant) {
+func (m *Manager) revoked(g Grant) { m.tellListeners(g, true) }
+
+// tellListeners tells the listeners that g ended (ended) or that its end
+// moved.
+func (m *Manager) tellListeners(g Grant, ended bool) {
 	m.listenMu.Lock()
-	fs := make([]func(Grant), 0, len(m.listeners))
+	fs := make([]func(Grant, bool), 0, len(m.listeners))
 	for _, f := range m.listeners {
 		fs = append(fs, f)
 	}
 	m.listenMu.Unlock()
 	for _, f := range fs {
-		f(g)
+		f(g, ended)
 	}
 }

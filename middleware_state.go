@@ -108,19 +108,38 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 
 // admittedHolds reports whether the grant that admitted st may be relied
 // on without asking the store again: this Manager has not ended it
-// (admittedGone), its end has not passed by the Manager's clock, and the
-// watcher's re-checks still find it for the request's own scope (not
-// another grant that took over after a revocation elsewhere).
+// (admittedGone), the watcher's re-checks still find it for the request's
+// own scope (not another grant that took over after a revocation
+// elsewhere), and its end — as moved by Extend on this Manager or found by
+// a re-check — has not passed by the Manager's clock.
 func (st *reqState) admittedHolds() bool {
 	if st.admittedGone.Load() {
 		return false
 	}
-	if e := st.grant.ExpiresAt; !e.IsZero() && !st.m.now().Before(e) {
-		return false
-	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.needs) > 0 && st.needs[0].id == st.grant.ID
+	if len(st.needs) == 0 || st.needs[0].id != st.grant.ID {
+		return false
+	}
+	e := st.needs[0].expires
+	return e.IsZero() || st.m.now().Before(e)
+}
+
+// moveEnd records that grant id now ends at end (Extend on this Manager):
+// the request's expiry timer follows.
+func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	hit := false
+	for i := range st.needs {
+		if st.needs[i].id == id {
+			st.needs[i].expires = end
+			hit = true
+		}
+	}
+	if hit {
+		st.armLocked(0)
+	}
 }
 
 // maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.

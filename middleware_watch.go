@@ -58,7 +58,7 @@ func (w *watcher) enter(st *reqState) {
 	w.active[st] = struct{}{}
 	if !w.listening {
 		w.listening = true
-		w.m.onEnded(w.grantEnded)
+		w.m.onGrantChange(w.grantChanged)
 	}
 	w.mu.Unlock()
 	st.mu.Lock()
@@ -109,9 +109,18 @@ func (w *watcher) poke() {
 	}
 }
 
-// grantEnded is the Manager's end-of-grant listener: requests using g are
-// checked again at once.
-func (w *watcher) grantEnded(g Grant) {
+// grantChanged is the Manager's listener: requests using a grant that
+// ended are checked again at once; those using a grant whose end moved
+// are timed to its new end.
+func (w *watcher) grantChanged(g Grant, ended bool) {
+	if !ended {
+		w.mu.Lock()
+		for st := range w.active {
+			st.moveEnd(g.ID, g.ExpiresAt)
+		}
+		w.mu.Unlock()
+		return
+	}
 	hit := false
 	w.mu.Lock()
 	for st := range w.active {

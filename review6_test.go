@@ -174,3 +174,34 @@ func TestRequireScopeDoesNotTrustEndedAdmittingGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestShortenedGrantEndsRequestAtNewEnd: Extend on this Manager moving a
+// grant's end closer makes an in-flight request using it end at the new
+// end, not at the next poll (a real timer, 100 ms).
+func TestShortenedGrantEndsRequestAtNewEnd(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{Duration: sa.Day})
+	type result struct {
+		cause error
+		late  time.Duration
+	}
+	res := make(chan result, 1)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("event: hello\n\n"))
+		ng, err := e.m.Extend(context.Background(), g.ID, e.clock.Now().Add(100*time.Millisecond), mwCustomer)
+		require.NoError(t, err)
+		select {
+		case <-r.Context().Done():
+			res <- result{context.Cause(r.Context()), e.clock.Now().Sub(ng.ExpiresAt)}
+		case <-time.After(900 * time.Millisecond):
+			_, werr := w.Write([]byte("data after the grant ended"))
+			res <- result{werr, e.clock.Now().Sub(ng.ExpiresAt)}
+		}
+	}), sa.WithPollInterval(time.Minute))
+	rec := mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
+	got := <-res
+	require.ErrorIs(t, got.cause, sa.ErrSessionEnded, "the request ends at the new end")
+	require.ErrorContains(t, got.cause, "expired")
+	require.GreaterOrEqual(t, got.late, time.Duration(0), "not before the new end")
+	require.NotContains(t, rec.Body.String(), "after the grant ended")
+}
