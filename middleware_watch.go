@@ -217,6 +217,10 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 // WithPollInterval).
 const minRecheckTimeout = 250 * time.Millisecond
 
+// endedCheckTimeout bounds the wait for a re-check of a request whose
+// grant ended by what the Manager knows without the store (see recheck).
+const endedCheckTimeout = 100 * time.Millisecond
+
 // minStaleness is the least time a request runs on without an answered
 // re-check (see unanswered).
 const minStaleness = 5 * time.Second
@@ -235,6 +239,13 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
 	st.mu.Unlock()
+	// When the request's access ended by what the Manager knows (a grant
+	// it uses revoked or expired by this Manager, or past its end by the
+	// clock), a slow store may delay that end only briefly: past
+	// endedCheckTimeout, unanswered ends the request.
+	if gone || endPassed(needs, w.m.now()) {
+		deadline = minTime(deadline, time.Now().Add(endedCheckTimeout))
+	}
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
@@ -290,14 +301,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 // recorded expiry), or no re-check has answered for max(3 intervals,
 // minStaleness). Otherwise it is checked again at the next tick.
 func (w *watcher) unanswered(st *reqState, needs []need) {
-	now := w.m.now()
-	for _, n := range needs {
-		if !n.expires.IsZero() && !now.Before(n.expires) {
-			st.end(SessionEndExpired)
-			return
-		}
-	}
 	switch {
+	case endPassed(needs, w.m.now()):
+		st.end(SessionEndExpired)
 	case st.grantGone.Load():
 		st.end(SessionEndRevoked)
 	case time.Since(time.Unix(0, st.okAt.Load())) >= max(3*w.interval, minStaleness):
@@ -305,6 +311,25 @@ func (w *watcher) unanswered(st *reqState, needs []need) {
 	default:
 		st.recheck.Store(true) // again at the next tick
 	}
+}
+
+// endPassed reports whether the end of a grant one of needs relies on has
+// passed at now.
+func endPassed(needs []need, now time.Time) bool {
+	for _, n := range needs {
+		if !n.expires.IsZero() && !now.Before(n.expires) {
+			return true
+		}
+	}
+	return false
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // endReason tells why a re-check refused n: expired when its grant's end

@@ -205,3 +205,38 @@ func TestShortenedGrantEndsRequestAtNewEnd(t *testing.T) {
 	require.GreaterOrEqual(t, got.late, time.Duration(0), "not before the new end")
 	require.NotContains(t, rec.Body.String(), "after the grant ended")
 }
+
+// TestHungStoreDelaysEndOnlyBriefly: with a store that stops answering,
+// a request whose grant reached its end, or was revoked by this Manager,
+// ends within endedCheckTimeout (100 ms) of it, not a poll interval (2 s
+// here) later. Real timers; each case takes about 0.3 s.
+func TestHungStoreDelaysEndOnlyBriefly(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(map[bool]string{false: "expiry", true: "revoke"}[revoke], func(t *testing.T) {
+			e := newMWEnv(t)
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
+			if !revoke {
+				e.clock.setUntil(g.ExpiresAt, 100*time.Millisecond)
+			}
+			var werr error
+			h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte("start "))
+				e.store.hangFind.Store(true) // the database stops answering
+				endedAt := g.ExpiresAt
+				if revoke {
+					_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "")
+					require.NoError(t, err)
+					endedAt = e.clock.Now()
+				}
+				select {
+				case <-r.Context().Done():
+				case <-time.After(time.Until(endedAt.Add(-time.Duration(e.clock.off.Load()))) + 300*time.Millisecond):
+				}
+				_, werr = w.Write([]byte("data 300ms after the grant ended"))
+			}), sa.WithPollInterval(2*time.Second))
+			rec := mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
+			require.ErrorIs(t, werr, sa.ErrSessionEnded, "writes 300 ms after the end fail")
+			require.Equal(t, "start ", rec.Body.String())
+		})
+	}
+}
