@@ -185,7 +185,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st.cancel = cancel
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 	st.r = r
-	rw := &supportWriter{w: w, st: st}
+	rw := newSupportWriter(w, st)
 	g.watch.enter(st)
 	completed := false
 	defer func() { g.finish(st, rw, completed) }()
@@ -238,6 +238,9 @@ func (g *guard) finish(st *reqState, rw *supportWriter, completed bool) {
 		}
 	}
 	g.watch.leave(st)
+	if rw.blocked != nil || st.ended.Load() {
+		dropTrailers(rw.w.Header())
+	}
 	st.cancel(nil)
 	if reason := st.reason(); g.cfg.onEnded != nil && (reason == SessionEndRevoked || reason == SessionEndExpired) {
 		g.cfg.onEnded(st.sess, reason)

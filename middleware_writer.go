@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // supportWriter is the http.ResponseWriter an impersonated request's
@@ -24,6 +25,19 @@ type supportWriter struct {
 	// reqState.refuse) is written through this writer: a response it
 	// commits is that refusal, audited as access.denied.
 	refusing bool
+	// base: the response's header fields when the handler started (set by
+	// the server or outer middleware; nil when there were none). A denial
+	// that replaces the handler's response goes out with these only.
+	base http.Header
+}
+
+// newSupportWriter wraps w for the admitted request st.
+func newSupportWriter(w http.ResponseWriter, st *reqState) *supportWriter {
+	rw := &supportWriter{w: w, st: st}
+	if h := w.Header(); len(h) > 0 {
+		rw.base = h.Clone()
+	}
+	return rw
 }
 
 // Header implements http.ResponseWriter.
@@ -141,9 +155,32 @@ func (rw *supportWriter) committedAs(code int) bool {
 }
 
 // replace writes denial d instead of the handler's response and makes
-// further writes fail with cause.
+// further writes fail with cause. None of the header fields the handler
+// set go out with the denial: they may describe, or carry, what support
+// was not to see.
 func (rw *supportWriter) replace(d Denial, cause error) {
 	rw.blocked = cause
-	clearEntityHeaders(rw.w.Header())
+	h := rw.w.Header()
+	clear(h)
+	for k, v := range rw.base {
+		h[k] = v
+	}
+	clearEntityHeaders(h)
 	rw.st.g.cfg.denied(rw.w, rw.st.r, d)
+}
+
+// dropTrailers removes the trailers a handler set in h, those announced
+// by the Trailer field and those named with http.TrailerPrefix: once the
+// request's support access ended they would reach support after the cut.
+func dropTrailers(h http.Header) {
+	for _, v := range h.Values("Trailer") {
+		for k := range strings.SplitSeq(v, ",") {
+			h.Del(strings.TrimSpace(k))
+		}
+	}
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			delete(h, k)
+		}
+	}
 }

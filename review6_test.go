@@ -2,7 +2,9 @@ package supportaccess_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -239,4 +241,65 @@ func TestHungStoreDelaysEndOnlyBriefly(t *testing.T) {
 			require.Equal(t, "start ", rec.Body.String())
 		})
 	}
+}
+
+// TestReplacedResponseKeepsOnlyOuterHeaders: a denial that replaces the
+// handler's response (here: the audit failed) goes out without the header
+// fields the handler set, but with those set before it ran.
+func TestReplacedResponseKeepsOnlyOuterHeaders(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{})
+	inner := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Customer-Email", "ceo@acme.example")
+		w.Header().Set("X-Total-Count", "4711")
+		w.Header().Set("Link", `</api/users?page=2&token=abc>; rel="next"`)
+		e.store.failRecord.Store(true)
+		_, _ = w.Write([]byte(`[{"email":"ceo@acme.example"}]`))
+	}))
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "req-1")
+		inner.ServeHTTP(w, r)
+	})
+	rec := mwDo(outer, mwReq(http.MethodGet, "/api/users", "generic"))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.NotContains(t, rec.Body.String(), "ceo@acme.example")
+	require.Empty(t, rec.Header().Get("X-Customer-Email"))
+	require.Empty(t, rec.Header().Get("X-Total-Count"))
+	require.Empty(t, rec.Header().Get("Link"))
+	require.Equal(t, "req-1", rec.Header().Get("X-Request-Id"), "fields set before the handler stay")
+}
+
+// TestNoTrailersAfterSessionEnded: trailers a handler sets after its
+// support access ended do not reach the client — neither named with
+// http.TrailerPrefix nor announced with the Trailer field, also through a
+// header map the handler took before the end.
+func TestNoTrailersAfterSessionEnded(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{})
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := w.Header()
+		hdr.Set("Trailer", "X-Checksum")
+		_, _ = w.Write([]byte("row 1\n"))
+		_ = http.NewResponseController(w).Flush()
+		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop")
+		require.NoError(t, err)
+		<-r.Context().Done()
+		_, werr := w.Write([]byte("row 2\n"))
+		require.ErrorIs(t, werr, sa.ErrSessionEnded)
+		hdr.Set(http.TrailerPrefix+"X-Rows", "row 2 ceo@acme.example")
+		hdr.Set("X-Checksum", "row 2 ceo@acme.example")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/export", nil)
+	require.NoError(t, err)
+	req.AddCookie(&http.Cookie{Name: "sid", Value: "generic"})
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, "row 1\n", string(body))
+	require.Empty(t, resp.Trailer.Get("X-Rows"))
+	require.Empty(t, resp.Trailer.Get("X-Checksum"))
 }
