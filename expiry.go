@@ -75,10 +75,10 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		}
 		endSpan(span, err)
 	}()
-	if _, err := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil); err != nil {
-		return 0, fmt.Errorf("sweep: %w", err)
-	}
 	var errs []error
+	if _, err := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil); err != nil {
+		errs = append(errs, err)
+	}
 	hs, hooked := m.store.(HookStore)
 	hooked = hooked && len(m.life.hooks) > 0
 	claim := m.plainClaim(TransitionExpired)

@@ -5,12 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
 )
 
 // Regression tests for the sixth review round.
@@ -302,4 +305,34 @@ func TestNoTrailersAfterSessionEnded(t *testing.T) {
 	require.Equal(t, "row 1\n", string(body))
 	require.Empty(t, resp.Trailer.Get("X-Rows"))
 	require.Empty(t, resp.Trailer.Get("X-Checksum"))
+}
+
+// startFailStore fails every claim of grant starts.
+type startFailStore struct{ *memstore.Store }
+
+func (s startFailStore) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+	if tr == sa.TransitionStarted {
+		return nil, errBoom
+	}
+	return s.Store.ClaimTransitions(ctx, tr, now, limit, events)
+}
+
+// TestSweepGoesOnAfterStartClaimFails: a failing claim of grant starts is
+// reported, but Sweep still records expiries and runs their hooks.
+func TestSweepGoesOnAfterStartClaimFails(t *testing.T) {
+	clock := storetest.NewClock(storetest.Epoch)
+	var hooked atomic.Int64
+	m, err := sa.NewManager(startFailStore{memstore.New()}, sa.WithNow(clock.Now),
+		sa.OnExpire(func(context.Context, sa.Grant) error { hooked.Add(1); return nil }))
+	require.NoError(t, err)
+	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	clock.Set(g.ExpiresAt)
+	n, err := m.Sweep(ctx)
+	require.ErrorIs(t, err, errBoom, "the failed step is reported")
+	require.Equal(t, 1, n, "the expiry step still runs")
+	require.EqualValues(t, 1, hooked.Load(), "and its hook")
+	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", Types: []sa.EventType{sa.EventGrantExpired}})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
 }
