@@ -64,8 +64,10 @@ func WithSweepConcurrency(n int) Option {
 // of them (host code) reaches the caller after every batch already
 // committed has been handled.
 //
-// Errors: the context's error, or the store's; a failure of one step does
-// not prevent the others.
+// Errors: the context's error, the store's, or an auditor's — a claim in
+// which an auditor failed is abandoned, its transitions stay due for the
+// next Sweep (no transition is recorded without its event); a failure of
+// one step does not prevent the others.
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	defer func() {
@@ -90,7 +92,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		// decides what is due): a batch claimed late in a long sweep would
 		// otherwise get a lease already over, and another replica could
 		// run its hooks at the same time.
-		claim = func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
+		claim = func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error) {
 			b := claimBatch{start: time.Now(), now: now, lease: Lease{Token: newID().String(), Until: m.now().Add(m.life.lease)}}
 			var err error
 			b.claimed, err = hs.ClaimExpirations(ctx, now, limit, b.lease, events)
@@ -131,18 +133,17 @@ type claimBatch struct {
 	// the claim began (wall clock, for runTasks) and the sweep's time.
 	lease      Lease
 	start, now time.Time
-	extraErr   error // a failure of the extra auditors: reported, not fatal
 	err        error // the claim failed
 	panicked   *any  // the claim panicked with this value (host auditor code runs in it)
 	last       bool  // the claimer's final message: it stops after this
 }
 
 // claimFunc claims up to limit due transitions in one store transaction.
-type claimFunc func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error)
+type claimFunc func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error)
 
 // plainClaim claims transition t with the store's ClaimTransitions.
 func (m *Manager) plainClaim(t Transition) claimFunc {
-	return func(ctx context.Context, now time.Time, limit int, events func(Grant) []Event) (claimBatch, error) {
+	return func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error) {
 		gs, err := m.store.ClaimTransitions(ctx, t, now, limit, events)
 		return claimBatch{claimed: gs}, err
 	}
@@ -163,17 +164,18 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 		typ = EventGrantExpired
 	}
 	now := m.now()
-	events := func(extraErr *error) func(g Grant) []Event {
-		return func(g Grant) []Event {
-			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
-			if t == TransitionExpired {
-				ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
-			}
-			if err := m.recordExtra(ctx, ev); err != nil && *extraErr == nil {
-				*extraErr = err
-			}
-			return m.storeEvents(ev)
+	// An auditor other than the store failing abandons the claim, as it
+	// aborts any change (no transition recorded without its event); the
+	// transitions stay due for the next sweep. Check does not depend on it.
+	events := func(g Grant) ([]Event, error) {
+		ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
+		if t == TransitionExpired {
+			ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
 		}
+		if err := m.recordExtra(ctx, ev); err != nil {
+			return nil, err
+		}
+		return m.storeEvents(ev), nil
 	}
 	workers := m.life.sweepConcurrency
 	batches := make(chan claimBatch)
@@ -200,9 +202,8 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 					batches <- claimBatch{err: err, last: true}
 					return
 				}
-				var extraErr error
-				b, err := claim(ctx, now, SweepBatchSize, events(&extraErr))
-				b.extraErr, b.err = extraErr, err
+				b, err := claim(ctx, now, SweepBatchSize, events)
+				b.err = err
 				// Stop at an empty batch, not at a short one: with SKIP
 				// LOCKED a claim beside concurrent sweepers returns fewer
 				// grants than it could (MariaDB applies the LIMIT before
@@ -253,9 +254,6 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 					stop.Store(true)
 				}
 			}()
-			if b.extraErr != nil {
-				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extraErr))
-			}
 			if t == TransitionExpired {
 				for _, g := range b.claimed {
 					m.notify(ctx, EventGrantExpired, g, SystemActor, "")

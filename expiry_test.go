@@ -209,7 +209,7 @@ func TestExpireHookTaskSurvivesACrash(t *testing.T) {
 	e.clock.Set(g.ExpiresAt)
 	// A replica claims the expiry and dies before running the hooks.
 	dead := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}
-	claimed, err := e.store.ClaimExpirations(ctx, e.now(), 10, dead, func(sa.Grant) []sa.Event { return nil })
+	claimed, err := e.store.ClaimExpirations(ctx, e.now(), 10, dead, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 	require.Zero(t, e.sweep(), "the expiry is claimed already")
@@ -221,7 +221,7 @@ func TestExpireHookTaskSurvivesACrash(t *testing.T) {
 	// A replica leases the task and dies while running the hooks.
 	g2 := e.grant(sa.GrantInput{Duration: time.Hour})
 	e.clock.Set(g2.ExpiresAt)
-	_, err = e.store.ClaimExpirations(ctx, e.now(), 10, sa.Lease{Token: "claimer", Until: e.now()}, func(sa.Grant) []sa.Event { return nil })
+	_, err = e.store.ClaimExpirations(ctx, e.now(), 10, sa.Lease{Token: "claimer", Until: e.now()}, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	lease := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}
 	tasks, err := e.store.ClaimHookTasks(ctx, e.now(), 10, lease)
@@ -394,7 +394,7 @@ func TestRunExpiry(t *testing.T) {
 // failingClaims is a Store whose ClaimTransitions fails.
 type failingClaims struct{ sa.Store }
 
-func (failingClaims) ClaimTransitions(context.Context, sa.Transition, time.Time, int, func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (failingClaims) ClaimTransitions(context.Context, sa.Transition, time.Time, int, func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	return nil, errBoom
 }
 
@@ -474,7 +474,7 @@ type laterFailingClaims struct {
 
 var errClaim = errors.New("claim failed")
 
-func (s *laterFailingClaims) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *laterFailingClaims) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	if t == sa.TransitionExpired && s.calls.Add(1) >= s.fail {
 		return nil, errClaim
 	}

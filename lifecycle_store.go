@@ -54,8 +54,10 @@ type RequestStore interface {
 	// RequestPending and whose ExpiresAt <= now, in order of ExpiresAt,
 	// sets their Status to RequestExpired and stores the events events(r)
 	// returns for each, all in one transaction, and returns them (with the
-	// new status). Concurrent callers never claim the same request.
-	ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(AccessRequest) []Event) ([]AccessRequest, error)
+	// new status). Concurrent callers never claim the same request. If
+	// events returns an error nothing is claimed or stored and that error
+	// is returned (as for Store.ClaimTransitions).
+	ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(AccessRequest) ([]Event, error)) ([]AccessRequest, error)
 }
 
 // HookStore is implemented by stores that keep the persistent state of
@@ -74,7 +76,7 @@ type HookStore interface {
 	// limit, events) that also creates, in the same transaction, one
 	// HookTask per claimed grant: Done 0, Attempts 0, NextAt now, leased to
 	// lease.Token until lease.Until.
-	ClaimExpirations(ctx context.Context, now time.Time, limit int, lease Lease, events func(Grant) []Event) ([]Grant, error)
+	ClaimExpirations(ctx context.Context, now time.Time, limit int, lease Lease, events func(Grant) ([]Event, error)) ([]Grant, error)
 
 	// ClaimHookTasks leases up to limit tasks with NextAt <= now whose
 	// lease is free (LeaseUntil zero or <= now), in order of NextAt then

@@ -99,7 +99,7 @@ type leaseSpy struct {
 	leases []sa.Lease
 }
 
-func (s *leaseSpy) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *leaseSpy) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	s.mu.Lock()
 	s.leases = append(s.leases, lease)
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,7 +311,7 @@ func TestNoTrailersAfterSessionEnded(t *testing.T) {
 // startFailStore fails every claim of grant starts.
 type startFailStore struct{ *memstore.Store }
 
-func (s startFailStore) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s startFailStore) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	if tr == sa.TransitionStarted {
 		return nil, errBoom
 	}
@@ -335,4 +336,69 @@ func TestSweepGoesOnAfterStartClaimFails(t *testing.T) {
 	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", Types: []sa.EventType{sa.EventGrantExpired}})
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
+}
+
+// flakyAuditor records events in memory, or fails while fail is set.
+type flakyAuditor struct {
+	fail   atomic.Bool
+	mu     sync.Mutex
+	events []sa.Event
+}
+
+func (a *flakyAuditor) Record(_ context.Context, e sa.Event) error {
+	if a.fail.Load() {
+		return errBoom
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+	return nil
+}
+
+func (a *flakyAuditor) count(t sa.EventType) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.events {
+		if e.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSweepAuditFailureRecordsNothing: with the audit trail in an auditor
+// other than the store, a Sweep while that auditor fails records no
+// expiry (and runs no hook) — the claim is abandoned — and a later Sweep
+// records each expiry once.
+func TestSweepAuditFailureRecordsNothing(t *testing.T) {
+	type plainStore struct{ sa.Store } // only the Store methods: not an Auditor
+	clock := storetest.NewClock(storetest.Epoch)
+	aud := &flakyAuditor{}
+	m, err := sa.NewManager(plainStore{memstore.New()}, sa.WithNow(clock.Now), sa.WithAuditor(aud),
+		sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "globex", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, 2, aud.count(sa.EventGrantCreated))
+
+	clock.Set(g.ExpiresAt)
+	aud.fail.Store(true) // the audit destination is briefly down
+	n, err := m.Sweep(ctx)
+	require.ErrorIs(t, err, errBoom)
+	require.Zero(t, n, "nothing expired without its event")
+	require.Zero(t, aud.count(sa.EventGrantExpired))
+
+	aud.fail.Store(false)
+	n, err = m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, 2, aud.count(sa.EventGrantExpired), "each expiry recorded once")
+	require.Equal(t, 2, aud.count(sa.EventGrantStarted))
+	n, err = m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, 2, aud.count(sa.EventGrantExpired))
 }

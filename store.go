@@ -67,8 +67,12 @@ type Store interface {
 	// grants it claimed; grants claimed by a concurrent caller are skipped,
 	// never returned twice. Grants created after the transition time (for
 	// example a grant created active) are claimed too, so each grant gets
-	// each transition once.
-	ClaimTransitions(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) []Event) ([]Grant, error)
+	// each transition once. events may be nil (no events). If events
+	// returns an error the claim is abandoned — nothing is claimed or
+	// stored, the grants stay due — and ClaimTransitions returns that
+	// error: the Manager's other auditors record inside it, and a
+	// transition is never recorded without its event.
+	ClaimTransitions(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) ([]Event, error)) ([]Grant, error)
 }
 
 // Transition is a lifecycle step recorded once per grant by the sweeper.

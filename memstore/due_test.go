@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -16,13 +17,16 @@ import (
 	"github.com/supportaccess/supportaccess/memstore"
 )
 
+var errAbandon = errors.New("events failed")
+
 // TestClaimTransitionsMatchesReference holds memstore's due queues to the
 // contract of ClaimTransitions, computed by brute force over the grants:
 // every due, unclaimed, unrevoked transition is claimed exactly once, in
 // order of due time then ID, at most limit per call — with grants whose
 // times change after creation (extended, shortened, made unlimited or
 // limited), revoked grants, ties on the due time, and a clock that moves.
-// Changes to a grant whose expiry was claimed are refused.
+// Changes to a grant whose expiry was claimed are refused, and a claim
+// whose events function fails part-way claims nothing.
 func TestClaimTransitionsMatchesReference(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -90,6 +94,17 @@ func TestClaimTransitionsMatchesReference(t *testing.T) {
 					return bytes.Compare(a.ID[:], b.ID[:])
 				})
 				want = want[:min(limit, len(want))]
+				if len(want) > 0 && rng.IntN(3) == 0 {
+					// A claim whose events fail part-way claims nothing.
+					failAt, calls := 1+rng.IntN(len(want)), 0
+					_, err := s.ClaimTransitions(ctx, tr, now, limit, func(sa.Grant) ([]sa.Event, error) {
+						if calls++; calls == failAt {
+							return nil, errAbandon
+						}
+						return nil, nil
+					})
+					require.ErrorIs(t, err, errAbandon)
+				}
 				got, err := s.ClaimTransitions(ctx, tr, now, limit, nil)
 				require.NoError(t, err)
 				gotIDs, wantIDs := make([]uuid.UUID, len(got)), make([]uuid.UUID, len(want))

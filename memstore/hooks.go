@@ -14,7 +14,7 @@ import (
 var _ sa.HookStore = (*Store)(nil)
 
 // ClaimExpirations implements supportaccess.HookStore.
-func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -23,7 +23,10 @@ func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := s.claimLocked(sa.TransitionExpired, now, limit, events)
+	out, err := s.claimLocked(sa.TransitionExpired, now, limit, events)
+	if err != nil {
+		return nil, err
+	}
 	if s.tasks == nil {
 		s.tasks = make(map[uuid.UUID]*sa.HookTask)
 	}

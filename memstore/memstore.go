@@ -5,6 +5,7 @@ package memstore
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -208,7 +209,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 
 // ClaimTransitions implements supportaccess.Store. The store's lock makes
 // the claim atomic.
-func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -217,27 +218,51 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.claimLocked(t, now, limit, events), nil
+	return s.claimLocked(t, now, limit, events)
 }
 
 // claimLocked claims due transitions in order of due time, then ID, from
-// the due queues (due.go); s.mu must be held for writing.
-func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) []sa.Grant {
-	var out []sa.Grant
-	for len(out) < limit {
+// the due queues (due.go), with the events events returns for them; if it
+// fails, nothing is claimed (the grants go back to their queue). s.mu must
+// be held for writing.
+func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	// Each grant is marked as it is taken, so that another queued item of
+	// the same grant and due time (its time changed and changed back) is
+	// stale for the rest of the batch.
+	mark := func(e *entry, claimed bool) {
+		if t == sa.TransitionStarted {
+			e.started = claimed
+		} else {
+			e.expired = claimed
+		}
+	}
+	var es []*entry
+	var evs []sa.Event
+	for len(es) < limit {
 		e := s.popDue(t, now)
 		if e == nil {
 			break
 		}
-		if t == sa.TransitionStarted {
-			e.started = true
-		} else {
-			e.expired = true
+		mark(e, true)
+		es = append(es, e)
+		if events == nil {
+			continue
 		}
-		if events != nil {
-			s.appendEvents(events(e.g.Clone()))
+		ev, err := events(e.g.Clone())
+		if err != nil {
+			for _, e := range es {
+				mark(e, false)
+				at, _ := dueKey(e, t)
+				heap.Push(&s.due[t-sa.TransitionStarted], dueItem{at: at, e: e})
+			}
+			return nil, err
 		}
+		evs = append(evs, ev...)
+	}
+	out := make([]sa.Grant, 0, len(es))
+	for _, e := range es {
 		out = append(out, e.g.Clone())
 	}
-	return out
+	s.appendEvents(evs)
+	return out, nil
 }

@@ -136,7 +136,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 }
 
 // ClaimExpiredRequests implements supportaccess.RequestStore.
-func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(sa.AccessRequest) []sa.Event) ([]sa.AccessRequest, error) {
+func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(sa.AccessRequest) ([]sa.Event, error)) ([]sa.AccessRequest, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -157,11 +157,23 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 		}
 		return bytes.Compare(a.ID[:], b.ID[:])
 	})
+	var evs []sa.Event
+	if events != nil {
+		for _, r := range due {
+			c := r.Clone()
+			c.Status = sa.RequestExpired
+			ev, err := events(c)
+			if err != nil {
+				return nil, err // nothing claimed
+			}
+			evs = append(evs, ev...)
+		}
+	}
 	out := make([]sa.AccessRequest, 0, len(due))
 	for _, r := range due {
 		r.Status = sa.RequestExpired
-		s.appendEvents(events(r.Clone()))
 		out = append(out, r.Clone())
 	}
+	s.appendEvents(evs)
 	return out, nil
 }

@@ -39,7 +39,7 @@ func TestClaimBatchEventsRoundTrip(t *testing.T) {
 				require.NoError(t, s.CreateGrant(ctx, g, nil))
 			}
 			want := map[uuid.UUID]sa.Event{}
-			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 100, func(g sa.Grant) []sa.Event {
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 100, func(g sa.Grant) ([]sa.Event, error) {
 				i := len(want)
 				txt := texts[i%len(texts)]
 				e := sa.Event{
@@ -60,7 +60,7 @@ func TestClaimBatchEventsRoundTrip(t *testing.T) {
 					e.GrantID = uuid.Nil
 				}
 				want[e.ID] = e
-				return []sa.Event{e}
+				return []sa.Event{e}, nil
 			})
 			require.NoError(t, err)
 			require.Len(t, claimed, n)
@@ -123,14 +123,14 @@ func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
 			// grants, the two left are claimed once, in order.
 			var got []uuid.UUID
 			for range 4 {
-				claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2, func(sa.Grant) []sa.Event { return nil })
+				claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 				require.NoError(t, err)
 				for _, g := range claimed {
 					got = append(got, g.ID)
 				}
 			}
 			require.Equal(t, []uuid.UUID{gs[3].ID, gs[4].ID}, got, "the grants left, once each, in order")
-			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 			require.NoError(t, err)
 			require.Len(t, claimed, 2, "the starts of the grants left only")
 		})

@@ -323,14 +323,14 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 // events) — and COMMIT. Errors: limit <= 0 or an unknown transition wrap
 // supportaccess.ErrInvalidInput; a deadlock the server breaks wraps
 // supportaccess.ErrConflict.
-func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, t, now, limit, events, nil)
 }
 
 // claimTransitions is ClaimTransitions with a hook that runs in the same
 // transaction after the claim (for stores that create more rows per
 // claimed grant, such as expiry hook tasks).
-func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event,
+func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error),
 	also func(t *txn, claimed []sa.Grant) error) ([]sa.Grant, error) {
 	var due func(g *sa.Grant) time.Time
 	switch tr {
@@ -357,7 +357,11 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 		var evs []sa.Event
 		if events != nil {
 			for _, g := range claimed {
-				evs = append(evs, events(g.Clone())...)
+				ev, err := events(g.Clone())
+				if err != nil {
+					return err // the claim is abandoned (rolled back)
+				}
+				evs = append(evs, ev...)
 			}
 		}
 		if err := s.appendEvents(t, evs); err != nil {

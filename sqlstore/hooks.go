@@ -42,7 +42,7 @@ const qInsertHooksUnnest = `INSERT INTO {p}hook_tasks (grant_id, done, attempts,
 // leased to lease, in the same transaction (on PostgreSQL one INSERT from
 // an array of the grant IDs, elsewhere one multi-row INSERT per 2000
 // grants).
-func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	return s.claimTransitions(ctx, sa.TransitionExpired, now, limit, events, func(t *txn, claimed []sa.Grant) error {
 		next, until := s.d.timeArg(now), s.d.timeArg(lease.Until)
 		if s.d.Dialect == Postgres {

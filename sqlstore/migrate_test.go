@@ -311,7 +311,7 @@ func TestMigrateV5KeepsPendingTransitions(t *testing.T) {
 		require.NoError(t, s.Migrate(ctx))
 		require.Equal(t, wantVersions(), versions(t, db, s))
 		claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
-			gs, err := s.ClaimTransitions(ctx, tr, at, 100, func(sa.Grant) []sa.Event { return nil })
+			gs, err := s.ClaimTransitions(ctx, tr, at, 100, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 			require.NoError(t, err)
 			var ids []uuid.UUID
 			for _, g := range gs {

@@ -264,7 +264,7 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 // UPDATE SKIP LOCKED (on SQLite the write lock serialises claimers), sets
 // their status to expired and appends the events. Errors: limit <= 0 wraps
 // supportaccess.ErrInvalidInput.
-func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(sa.AccessRequest) []sa.Event) ([]sa.AccessRequest, error) {
+func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(sa.AccessRequest) ([]sa.Event, error)) ([]sa.AccessRequest, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlstore: claim expired requests: %w: limit %d", sa.ErrInvalidInput, limit)
 	}
@@ -305,7 +305,11 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 		var evs []sa.Event
 		if events != nil {
 			for _, r := range claimed {
-				evs = append(evs, events(r.Clone())...)
+				ev, err := events(r.Clone())
+				if err != nil {
+					return err // the claim is abandoned (rolled back)
+				}
+				evs = append(evs, ev...)
 			}
 		}
 		if err := s.appendEvents(t, evs); err != nil {

@@ -51,8 +51,8 @@ func TestReviewDueStressClaimsVsWriters(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for !done.Load() {
-						claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, t0, 3, func(g sa.Grant) []sa.Event {
-							return []sa.Event{ev(sa.EventGrantExpired, g)}
+						claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, t0, 3, func(g sa.Grant) ([]sa.Event, error) {
+							return []sa.Event{ev(sa.EventGrantExpired, g)}, nil
 						})
 						if err != nil {
 							bad.Store(fmt.Sprint("claim: ", err))
@@ -106,8 +106,8 @@ func TestReviewDueStressClaimsVsWriters(t *testing.T) {
 			done.Store(true)
 			wg.Wait()
 			for {
-				claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, t0, 50, func(g sa.Grant) []sa.Event {
-					return []sa.Event{ev(sa.EventGrantExpired, g)}
+				claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, t0, 50, func(g sa.Grant) ([]sa.Event, error) {
+					return []sa.Event{ev(sa.EventGrantExpired, g)}, nil
 				})
 				require.NoError(t, err)
 				if len(claimed) == 0 {

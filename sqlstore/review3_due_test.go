@@ -31,7 +31,7 @@ func TestReviewDueExpiryClaimedOnceAcrossUnlimited(t *testing.T) {
 			CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
 		require.NoError(t, s.CreateGrant(ctx, g, nil))
 		claim := func(at time.Time) int {
-			gs, err := s.ClaimTransitions(ctx, sa.TransitionExpired, at, 10, func(sa.Grant) []sa.Event { return nil })
+			gs, err := s.ClaimTransitions(ctx, sa.TransitionExpired, at, 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 			require.NoError(t, err)
 			return len(gs)
 		}
@@ -167,7 +167,7 @@ func TestReviewDueRevokedByOlderReplicaIsNotClaimed(t *testing.T) {
 		require.False(t, got.RevokedAt.IsZero())
 
 		for _, tr := range []sa.Transition{sa.TransitionStarted, sa.TransitionExpired} {
-			claimed, err := s.ClaimTransitions(ctx, tr, now.Add(2*time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+			claimed, err := s.ClaimTransitions(ctx, tr, now.Add(2*time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 			require.NoError(t, err)
 			require.Empty(t, claimed, "%v of a revoked grant must not be claimed", tr)
 		}
@@ -270,7 +270,7 @@ func TestReviewDueMigrationRacesOlderWriter(t *testing.T) {
 	require.NoError(t, <-migrated)
 
 	for _, tr := range []sa.Transition{sa.TransitionStarted, sa.TransitionExpired} {
-		claimed, err := s.ClaimTransitions(ctx, tr, now.Add(2*time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+		claimed, err := s.ClaimTransitions(ctx, tr, now.Add(2*time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 		require.NoError(t, err)
 		require.Empty(t, claimed, "%v of a grant revoked during the upgrade", tr)
 	}

@@ -81,13 +81,13 @@ func TestReviewClaimChunkedHeadsAndEvents(t *testing.T) {
 				}
 			}
 			const perGrant = 5 // 5005 events: one unnest of 5000 and a VALUES of 5
-			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2000, func(g sa.Grant) []sa.Event {
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2000, func(g sa.Grant) ([]sa.Event, error) {
 				evs := make([]sa.Event, perGrant)
 				for k := range evs {
 					evs[k] = sa.Event{ID: uuid.Must(uuid.NewV7()), Time: now.Add(time.Duration(k) * time.Microsecond), Type: sa.EventGrantExpired,
 						TenantID: g.TenantID, GrantID: g.ID, Actor: sa.Actor{Kind: sa.ActorSystem, ID: "sweeper"}, Reason: fmt.Sprintf(`r"%d\,{}`, k)}
 				}
-				return evs
+				return evs, nil
 			})
 			require.NoError(t, err)
 			require.Len(t, claimed, tenants)

@@ -25,6 +25,7 @@ var lifecycleCases = []testCase{
 	{"HookRetryAfterFailure", testHookRetry},
 	{"HookErrorTextAnyBytes", testHookErrorText},
 	{"ExpiryHooksOnceAcrossReplicas", testHooksOnceAcrossReplicas},
+	{"ClaimAbandonedOnEventsError", testClaimAbandonedOnEventsError},
 }
 
 // newLifecycleHarness is newHarness for a store that has the optional

@@ -103,7 +103,7 @@ func seedExpired(b *testing.B, s sa.Store, n int, now time.Time) {
 		}
 	}
 	for {
-		gs, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now, 5000, func(sa.Grant) []sa.Event { return nil })
+		gs, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now, 5000, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 		if err != nil {
 			b.Fatal(err)
 		}

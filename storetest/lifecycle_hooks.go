@@ -21,7 +21,7 @@ func testHookTasksLeased(t *testing.T, ns NewStore) {
 	g2 := h.grant(sa.GrantInput{Duration: 2 * time.Hour})
 	claimedAt := g2.ExpiresAt
 	now := claimedAt.Add(30 * time.Second)
-	none := func(sa.Grant) []sa.Event { return nil }
+	none := func(sa.Grant) ([]sa.Event, error) { return nil, nil }
 
 	claimer := sa.Lease{Token: "claimer", Until: now}
 	claimed, err := hs.ClaimExpirations(h.ctx, g1.ExpiresAt.Add(-time.Microsecond), 10, claimer, none)
@@ -125,7 +125,7 @@ func testHookTasksConcurrent(t *testing.T, ns NewStore) {
 		h.grant(sa.GrantInput{Duration: time.Duration(i+1) * time.Second})
 	}
 	now := h.clock.Now().Truncate(time.Microsecond).Add(time.Hour)
-	claimed, err := hs.ClaimExpirations(h.ctx, now, n, sa.Lease{Token: "claimer", Until: now}, func(sa.Grant) []sa.Event { return nil })
+	claimed, err := hs.ClaimExpirations(h.ctx, now, n, sa.Lease{Token: "claimer", Until: now}, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, n)
 	var mu sync.Mutex

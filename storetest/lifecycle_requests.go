@@ -283,7 +283,7 @@ func testRequestsExpireOnce(t *testing.T, ns NewStore) {
 	require.NoError(t, err)
 	_, err = h.m.Deny(h.ctx, d.ID, Customer, "")
 	require.NoError(t, err)
-	none := func(sa.AccessRequest) []sa.Event { return nil }
+	none := func(sa.AccessRequest) ([]sa.Event, error) { return nil, nil }
 
 	got, err := rs.ClaimExpiredRequests(h.ctx, a.ExpiresAt.Add(-time.Microsecond), 10, none)
 	require.NoError(t, err)

@@ -629,7 +629,7 @@ func testClaimOnce(t *testing.T, ns NewStore) {
 	a := h.grant(sa.GrantInput{Duration: time.Hour})
 	b := h.grant(sa.GrantInput{Duration: 2 * time.Hour})
 	c := h.grant(sa.GrantInput{StartsAt: h.clock.Now().Add(30 * time.Minute), Duration: 3 * time.Hour})
-	ev := func(sa.Grant) []sa.Event { return nil }
+	ev := func(sa.Grant) ([]sa.Event, error) { return nil, nil }
 
 	started, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, h.clock.Now(), 10, ev)
 	require.NoError(t, err)
@@ -700,7 +700,7 @@ func testClaimConcurrent(t *testing.T, ns NewStore) {
 		go func() {
 			defer wg.Done()
 			for {
-				gs, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, h.clock.Now(), 7, func(sa.Grant) []sa.Event { return nil })
+				gs, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, h.clock.Now(), 7, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 				if err != nil {
 					t.Errorf("claim: %v", err)
 					return
@@ -733,7 +733,7 @@ func testClaimSkipsRevoked(t *testing.T, ns NewStore) {
 	require.NoError(t, err)
 	h.clock.Advance(2 * time.Hour)
 	for _, tr := range []sa.Transition{sa.TransitionStarted, sa.TransitionExpired} {
-		gs, err := h.store.ClaimTransitions(h.ctx, tr, h.clock.Now(), 10, func(sa.Grant) []sa.Event { return nil })
+		gs, err := h.store.ClaimTransitions(h.ctx, tr, h.clock.Now(), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 		require.NoError(t, err)
 		require.Empty(t, gs, "revoked grants neither start nor expire (%s)", tr)
 	}
@@ -829,7 +829,7 @@ func testUpdateRefusedOnceExpiryRecorded(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	g := h.grant(sa.GrantInput{Duration: time.Hour, Grantees: []string{Engineer.ID}})
 	other := h.grant(sa.GrantInput{Duration: 2 * time.Hour})
-	started, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, h.clock.Now(), 10, func(sa.Grant) []sa.Event { return nil })
+	started, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, h.clock.Now(), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Len(t, started, 2)
 	_, err = h.m.Extend(h.ctx, g.ID, g.ExpiresAt.Add(time.Minute), Customer)
@@ -837,7 +837,7 @@ func testUpdateRefusedOnceExpiryRecorded(t *testing.T, ns NewStore) {
 	g, err = h.m.Get(h.ctx, g.ID)
 	require.NoError(t, err)
 
-	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt, 10, func(sa.Grant) []sa.Event { return nil })
+	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt, 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{g.ID}, grantIDs(claimed))
 	events := countEvents(h)
@@ -865,7 +865,7 @@ func testUpdateRefusedOnceExpiryRecorded(t *testing.T, ns NewStore) {
 	require.NoError(t, err)
 	require.Equal(t, g, got, "the grant is unchanged")
 	require.Equal(t, events, countEvents(h), "no event was written")
-	empty, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt.Add(2*time.Hour), 10, func(sa.Grant) []sa.Event { return nil })
+	empty, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, g.ExpiresAt.Add(2*time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Equal(t, []uuid.UUID{other.ID}, grantIDs(empty), "the expiry is not claimed again")
 }

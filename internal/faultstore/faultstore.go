@@ -285,7 +285,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 }
 
 // ClaimTransitions implements supportaccess.Store.
-func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) []sa.Event) ([]sa.Grant, error) {
+func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	return do(ctx, &s.f, ClaimTransitions, func(ctx context.Context) ([]sa.Grant, error) {
 		return s.inner.ClaimTransitions(ctx, t, now, limit, events)
 	})

@@ -263,8 +263,9 @@ func testNoGrantWithoutEvent(t *testing.T, ni NewInner) {
 				h.Consistent()
 			}
 		}
-		// Sweep: the claim or the extra auditor fails. The expiry is a fact,
-		// so an extra auditor's failure does not stop the store recording it.
+		// Sweep: the claim or the extra auditor fails. Either abandons the
+		// claim (no expiry recorded without its event); the next sweep
+		// records it.
 		for _, tg := range []target{{op: ClaimTransitions}, {auditor: true}} {
 			name := fmt.Sprintf("Sweep/%s/%s", tg, mode)
 			h.Grant(tenant())
