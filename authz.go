@@ -2,6 +2,7 @@ package supportaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -86,4 +87,15 @@ func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID 
 		m.reportError(ctx, fmt.Errorf("audit of refused %s: %w", action, aerr))
 	}
 	return err
+}
+
+// auditPolicyRefusal records an action.refused event when err is (or
+// wraps) a refusal by the policy of action by on tenantID (and grantID, if
+// any), so that it is audited as an Authorizer's refusal is. Malformed
+// input is not audited: nothing is stored for it.
+func (m *Manager) auditPolicyRefusal(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID, err error) {
+	var pr *policyRefusal
+	if tenantID != "" && errors.As(err, &pr) {
+		_ = m.refuse(ctx, action, by, tenantID, grantID, pr.why) // its error is err's
+	}
 }

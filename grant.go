@@ -157,6 +157,7 @@ func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Gr
 	}
 	g, err := m.newGrant(in, now)
 	if err != nil {
+		m.auditPolicyRefusal(ctx, ActionGrant, in.By, in.TenantID, uuid.Nil, err)
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
 	ev := m.newEvent(now, EventGrantCreated, g.TenantID, g.ID, in.By, in.Reason)
@@ -254,6 +255,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		return Grant{}, fmt.Errorf("extend: %w: grant id is empty", ErrInvalidInput)
 	}
 	expiresAt = truncate(expiresAt)
+	var tenant string // of a grant whose new end the policy refused
 	g, err = m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
 		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
@@ -262,6 +264,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 			return Event{}, fmt.Errorf("%w: grant is %s", ErrInvalidInput, st)
 		}
 		if err := m.policy.checkEnd(g.StartsAt, expiresAt, now); err != nil {
+			tenant = g.TenantID
 			return Event{}, err
 		}
 		before := grantJSON(*g)
@@ -271,6 +274,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		return ev, nil
 	})
 	if err != nil {
+		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, id, err)
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
 	m.notify(ctx, EventGrantExtended, g, by, "")

@@ -84,7 +84,12 @@ func TestGrant(t *testing.T) {
 		before := e.snapshot()
 		_, err := e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: sa.Unlimited})
 		require.ErrorIs(t, err, sa.ErrForbidden)
-		require.Equal(t, before, e.snapshot())
+		require.Equal(t, before, e.snapshotWithout(sa.EventActionRefused))
+		refused := e.events(sa.EventActionRefused)
+		require.Len(t, refused, 1, "the policy's refusal is audited")
+		require.Equal(t, "grant", refused[0].Attrs[sa.AttrAction])
+		require.Equal(t, customer, refused[0].Actor)
+		require.Contains(t, refused[0].Reason, "unlimited")
 
 		p := sa.DefaultPolicy()
 		p.AllowUnlimited = true

@@ -3,6 +3,7 @@ package supportaccess_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,20 @@ func (e *env) snapshot() snapshot {
 	evs, err := e.store.Events(ctx, sa.AuditFilter{})
 	require.NoError(e.t, err)
 	return snapshot{gs, evs}
+}
+
+// snapshotWithout is snapshot without the events of the given types.
+func (e *env) snapshotWithout(types ...sa.EventType) snapshot {
+	e.t.Helper()
+	s := e.snapshot()
+	var evs []sa.Event
+	for _, ev := range s.events {
+		if !slices.Contains(types, ev.Type) {
+			evs = append(evs, ev)
+		}
+	}
+	s.events = evs
+	return s
 }
 
 // events returns the stored events of the given types.

@@ -132,7 +132,7 @@ func (p Policy) duration(d time.Duration) (time.Duration, error) {
 		return p.DefaultDuration, nil
 	case d == Unlimited:
 		if !p.AllowUnlimited {
-			return 0, fmt.Errorf("%w: Duration: unlimited grants are not allowed by the policy", ErrForbidden)
+			return 0, &policyRefusal{"Duration: unlimited grants are not allowed by the policy"}
 		}
 	case d < 0:
 		return 0, fmt.Errorf("%w: Duration must not be negative", ErrInvalidInput)
@@ -162,7 +162,7 @@ func (p Policy) requireTexts(reason, ticket string) error {
 func (p Policy) checkEnd(starts, end, now time.Time) error {
 	if end.IsZero() {
 		if !p.AllowUnlimited {
-			return fmt.Errorf("%w: expiresAt: unlimited grants are not allowed by the policy", ErrForbidden)
+			return &policyRefusal{"expiresAt: unlimited grants are not allowed by the policy"}
 		}
 		return nil
 	}
@@ -184,3 +184,11 @@ func (p Policy) checkEnd(starts, end, now time.Time) error {
 	}
 	return nil
 }
+
+// policyRefusal is a request the policy forbids, as opposed to malformed
+// input: it wraps ErrForbidden and the Manager audits it as action.refused,
+// like an Authorizer's refusal (see Manager.auditPolicyRefusal).
+type policyRefusal struct{ why string }
+
+func (e *policyRefusal) Error() string { return ErrForbidden.Error() + ": " + e.why }
+func (e *policyRefusal) Unwrap() error { return ErrForbidden }

@@ -217,6 +217,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 	}
 	g, err := m.newGrant(gin, now)
 	if err != nil {
+		m.auditPolicyRefusal(ctx, ActionRequest, in.By, in.TenantID, uuid.Nil, err)
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
 	d, err := m.policy.duration(in.Duration)
@@ -262,8 +263,8 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // than requested, or a request that is not pending (approved, denied, or
 // past its ExpiresAt; of concurrent approvals exactly one succeeds);
 // ErrNotFound; ErrForbidden when by is not a customer or the Authorizer
-// refuses ActionApprove (audited) or the policy no longer allows the
-// duration; errors.ErrUnsupported when the store is not a RequestStore;
+// refuses ActionApprove or the policy no longer allows the duration (each
+// audited); errors.ErrUnsupported when the store is not a RequestStore;
 // the store's or auditor's error, in which case nothing changed.
 func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
@@ -284,6 +285,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	if err != nil {
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
+	var tenant string // of a request whose grant the policy refused
 	r, g, err := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
@@ -298,6 +300,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		}
 		g, err := m.newGrant(gin, now)
 		if err != nil {
+			tenant = r.TenantID
 			return Grant{}, nil, err
 		}
 		g.RequestID = r.ID
@@ -316,6 +319,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		return g, m.storeEvents(approved, created), nil
 	})
 	if err != nil {
+		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, uuid.Nil, err)
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	m.notify(ctx, EventRequestApproved, g, by, r.Reason)

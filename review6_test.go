@@ -402,3 +402,46 @@ func TestSweepAuditFailureRecordsNothing(t *testing.T) {
 	require.Zero(t, n)
 	require.Equal(t, 2, aud.count(sa.EventGrantExpired))
 }
+
+// TestPolicyRefusalsAudited: a request the policy forbids (an unlimited
+// grant it does not allow) is audited as action.refused, like an
+// Authorizer's refusal, by Grant, Extend, RequestAccess and Approve;
+// malformed input (a duration over the maximum) is not.
+func TestPolicyRefusalsAudited(t *testing.T) {
+	e := newEnv(t)
+	engineer := sa.Actor{Kind: sa.ActorSupport, ID: "eve@vendor.example"}
+	_, err := e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: 121 * sa.Day})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.Empty(t, e.events(sa.EventActionRefused), "malformed input is not audited")
+
+	_, err = e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: sa.Unlimited})
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	_, err = e.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: engineer, Duration: sa.Unlimited, Reason: "ticket"})
+	require.ErrorIs(t, err, sa.ErrForbidden)
+
+	// A request made while the policy allowed unlimited grants, approved
+	// by a Manager whose policy does not.
+	p := sa.DefaultPolicy()
+	p.AllowUnlimited = true
+	lenient, err := sa.NewManager(e.store, sa.WithNow(e.clock.Now), sa.WithPolicy(p))
+	require.NoError(t, err)
+	r, err := lenient.RequestAccess(ctx, sa.RequestInput{TenantID: "globex", By: engineer, Duration: sa.Unlimited, Reason: "ticket"})
+	require.NoError(t, err)
+	_, err = e.m.Approve(ctx, r.ID, customer, sa.ApproveInput{})
+	require.ErrorIs(t, err, sa.ErrForbidden)
+	got, err := e.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, sa.RequestPending, got.Status, "the refused approval changed nothing")
+
+	refused := e.events(sa.EventActionRefused)
+	require.Len(t, refused, 3)
+	for i, want := range []struct {
+		action, tenant string
+		by             sa.Actor
+	}{{"grant", "acme", customer}, {"request", "acme", engineer}, {"approve", "globex", customer}} {
+		require.Equal(t, want.action, refused[i].Attrs[sa.AttrAction])
+		require.Equal(t, want.tenant, refused[i].TenantID)
+		require.Equal(t, want.by, refused[i].Actor)
+		require.Contains(t, refused[i].Reason, "unlimited grants are not allowed by the policy")
+	}
+}

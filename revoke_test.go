@@ -225,7 +225,12 @@ func TestExtend(t *testing.T) {
 			_, err := e.m.Extend(ctx, c.id, c.to, c.by)
 			require.ErrorIs(t, err, c.want, name)
 		}
-		require.Equal(t, before, e.snapshot())
+		require.Equal(t, before, e.snapshotWithout(sa.EventActionRefused))
+		refused := e.events(sa.EventActionRefused)
+		require.Len(t, refused, 1, "only the policy's refusal (unlimited) is audited, not malformed input")
+		require.Equal(t, "extend", refused[0].Attrs[sa.AttrAction])
+		require.Equal(t, g.ID, refused[0].GrantID)
+		require.Equal(t, g.TenantID, refused[0].TenantID)
 	})
 	t.Run("support may not extend", func(t *testing.T) {
 		e := newEnv(t)
