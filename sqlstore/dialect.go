@@ -78,8 +78,17 @@ type dialect struct {
 	// claimTx are the options of ClaimTransitions' transaction: READ
 	// COMMITTED on MySQL, where REPEATABLE READ's gap locks on the scanned
 	// index range make concurrent claimers (FOR UPDATE SKIP LOCKED, then
-	// UPDATE of the same index) deadlock each other. Nil elsewhere.
+	// UPDATE of the same index) deadlock each other; READ COMMITTED on
+	// PostgreSQL too (see txDefault). Nil on SQLite.
 	claimTx *sql.TxOptions
+	// txDefault are the options of every other write transaction (nil:
+	// the server's default). PostgreSQL: READ COMMITTED whatever
+	// default_transaction_isolation says — at REPEATABLE READ a statement
+	// that waited for a lock would still read the snapshot from before
+	// the lock holder committed (a claim's deletion of a grant_due row),
+	// and the locking protocol here assumes each statement sees what
+	// committed before it got its locks.
+	txDefault *sql.TxOptions
 	// unexpired tests "expires_at is NULL or after the bound time" the way
 	// the dialect's Check index answers it (see queries.go).
 	unexpired string
@@ -101,6 +110,8 @@ var dialects = map[Dialect]*dialect{
 		skipLocked: " FOR UPDATE SKIP LOCKED",
 		dueTable:   true,
 		dueOrNever: `COALESCE(CAST(? AS timestamptz), 'infinity'::timestamptz)`,
+		claimTx:    &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+		txDefault:  &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	},
 	MySQL: {
 		Dialect:         MySQL,

@@ -111,8 +111,12 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(t *txn) error) erro
 	return s.inTxOpts(ctx, op, nil, fn)
 }
 
-// inTxOpts is inTx with transaction options (nil: the driver's default).
+// inTxOpts is inTx with transaction options (nil: the dialect's default,
+// txDefault).
 func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn func(t *txn) error) error {
+	if opts == nil {
+		opts = s.d.txDefault
+	}
 	t, err := s.begin(ctx, opts)
 	if err != nil {
 		return wrap(ctx, op, err)
