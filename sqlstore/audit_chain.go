@@ -132,7 +132,10 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 			return wrap(ctx, "purge audit: find the first event to keep", err)
 		}
 		cut := h.seq // every event is older
-		if first.Valid {
+		switch {
+		case before.IsZero():
+			cut = 0 // no event is older than the zero time (timeArg made it NULL)
+		case first.Valid:
 			cut = first.Int64 - 1
 		}
 		if cut <= res.Previous.Seq {

@@ -42,6 +42,7 @@ var chainCases = []testCase{
 	{"AuditTamperDetected", testAuditTamper},
 	{"AuditPurgeKeepsChainVerifiable", testAuditPurge},
 	{"AuditPurgeFailsClosed", testAuditPurgeFailsClosed},
+	{"AuditPurgeZeroBeforeDeletesNothing", testAuditPurgeZeroBefore},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
 	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
 }
