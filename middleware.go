@@ -280,9 +280,12 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // through untouched (the host's own authorisation applies to them).
 //
 // Semantics: the scope must be allowed by an active grant that covers the
-// session. If the grant that admitted the request allows it, no store
-// access is needed; otherwise RequireScope calls Check again for s, because
-// another active grant of the tenant (one per ticket, say) may carry it.
+// session. If the grant that admitted the request allows it and is still
+// in force as far as this Manager knows (not revoked or shortened past
+// its end here, and still the grant the watcher's re-checks find), no
+// store access is needed; otherwise RequireScope calls Check again for s,
+// because another active grant of the tenant (one per ticket, say) may
+// carry it.
 // GrantFromContext keeps returning the admitting grant; the support.request
 // event lists the other grant in elevated_grant_ids, and the request's
 // background re-checks and expiry timer cover s from then on. A refusal is
