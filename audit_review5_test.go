@@ -117,11 +117,13 @@ func TestVerifyAuditForgedCheckpoint(t *testing.T) {
 	require.Equal(t, sa.ChainLink{Seq: 4, Hash: evs[3].Hash}, rep.Chains["acme"].From)
 	require.Equal(t, sa.ChainLink{Seq: 6, Hash: evs[5].Hash}, rep.Chains["acme"].Head, "the rest was verified")
 
-	// Only moving the checkpoint (the events stay) hides them from
-	// verification just the same.
+	// Only moving the checkpoint (the events stay) is caught too: the
+	// first event left at or before it.
 	l.forge(t, 4, false)
 	_, brk = checkpointBreak(t, e.m)
-	require.EqualValues(t, 5, brk.Seq)
+	require.EqualValues(t, 1, brk.Seq)
+	require.Equal(t, evs[0].ID, brk.EventID)
+	require.Contains(t, brk.Detail, "at or before the purge checkpoint (seq 4)")
 
 	// Every event deleted, the checkpoint on the head: nothing is left to
 	// name.

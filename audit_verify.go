@@ -64,13 +64,15 @@ const (
 	BreakReorder BreakKind = "reorder"
 	// BreakForged: the event at Seq was never part of the chain: it was
 	// inserted (with a sequence number that is taken, that shifts the
-	// following events, or beyond the chain's recorded head).
+	// following events, below 1, or beyond the chain's recorded head).
 	BreakForged BreakKind = "forged"
 	// BreakCheckpoint: the chain starts after a purge checkpoint (the link
 	// at Seq-1) that PurgeAudit did not set: the chain's latest
 	// audit.purged event does not record it, or there is none. The events
 	// up to the checkpoint were deleted, or the checkpoint moved, behind
 	// the store's back. EventID is the first event after the checkpoint.
+	// Also an event stored at or before the checkpoint (at Seq; EventID is
+	// that event): inserted there, or left behind by a moved checkpoint.
 	BreakCheckpoint BreakKind = "checkpoint"
 )
 
@@ -199,8 +201,11 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 			return VerifyReport{}, false, err
 		}
 	}
-	src := &logSource{ctx: ctx, log: log, f: AuditFilter{TenantID: tenantID, Order: AuditByChain,
-		After: &AuditCursor{TenantID: tenantID, Seq: start.Checkpoint.Seq}}}
+	// The walk reads the chain from its lowest stored Seq, not from after
+	// the checkpoint: no event may lie at or before the chain's start (the
+	// purged ones are gone), and one inserted there would otherwise be
+	// listed by Events but never verified.
+	src := &logSource{ctx: ctx, log: log, f: AuditFilter{TenantID: tenantID, Order: AuditByChain}}
 	v := newVerifier(src.next)
 	if cr != nil {
 		v.head = func(tenant string) (ChainLink, bool, error) {
@@ -384,6 +389,14 @@ func (v *verifier) run() error {
 			}
 		}
 		switch {
+		case e.Seq <= cs.from.Seq && cs.from.Seq == 0:
+			v.fail(e.TenantID, BreakForged, e.Seq, e.ID, "sequence number %d: a chain starts at 1", e.Seq)
+			return nil
+		case e.Seq <= cs.from.Seq:
+			// A purge deletes every event up to its checkpoint: one still
+			// there was inserted, or the checkpoint moved past it.
+			v.fail(e.TenantID, BreakCheckpoint, e.Seq, e.ID, "event at seq %d lies at or before the purge checkpoint (seq %d)", e.Seq, cs.from.Seq)
+			return nil
 		case e.Seq < cs.expect:
 			v.fail(e.TenantID, v.outOfOrder, e.Seq, e.ID, "sequence number %d comes again after %d", e.Seq, cs.expect-1)
 			return nil

@@ -214,3 +214,30 @@ func TestReviewIndexConcurrentUpdatesAndCallerMutation(t *testing.T) {
 	_, err = s.FindActiveGrant(ctx, "acme", "bob", "admin", now)
 	require.ErrorIs(t, err, sa.ErrScopeNotGranted)
 }
+
+// TestForgedEventBelowChainStartDetected: an event slipped into the chain
+// with Seq 0 (or below) is listed by Events and caught by VerifyAudit.
+func TestForgedEventBelowChainStartDetected(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New()
+	m, err := sa.NewManager(s)
+	require.NoError(t, err)
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: sa.Actor{Kind: sa.ActorCustomer, ID: "ada@acme.example"}, Duration: time.Hour})
+	require.NoError(t, err)
+	evs, err := s.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	for _, seq := range []int64{0, -3} {
+		forged := evs[0]
+		forged.ID, forged.Seq, forged.Reason = uuid.New(), seq, "forged"
+		require.NoError(t, memstore.TamperInsert(s, forged))
+		_, err = m.VerifyAudit(ctx, "acme")
+		var brk *sa.ChainBreak
+		require.ErrorAs(t, err, &brk)
+		require.Equal(t, sa.BreakForged, brk.Kind)
+		require.Equal(t, seq, brk.Seq, "the lowest forged event")
+		require.NoError(t, memstore.TamperDelete(s, "acme", seq))
+	}
+	_, err = m.VerifyAudit(ctx, "acme")
+	require.NoError(t, err)
+}
