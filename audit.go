@@ -148,9 +148,13 @@ type AuditFilter struct {
 	// previous page).
 	//
 	// Guarantee: a page never repeats an event of an earlier page. In
-	// AuditByChain order nothing is ever skipped either: a tenant's Seq is
-	// allocated when the event commits, so an event that arrives later
-	// always sorts after every cursor taken earlier. In AuditByTime order an
+	// AuditByChain order with a TenantID nothing is ever skipped either: a
+	// tenant's Seq is allocated when the event commits, so an event of that
+	// tenant that arrives later always sorts after every cursor taken
+	// earlier. Without a TenantID, chain order sorts by tenant first: an
+	// event that arrives later for a tenant sorting before the cursor's is
+	// not returned by later pages — to follow the whole trail as it grows,
+	// page each tenant's chain on its own. In AuditByTime order an
 	// event that commits after a page was read but carries an earlier Time
 	// (a concurrent writer, or a replica whose clock is behind) sorts
 	// before the cursor and is not returned by later pages; read with Until

@@ -19,11 +19,11 @@ const cursorVersion = "c1"
 // String returns c as an opaque, URL-safe token for ParseAuditCursor (for
 // example a "next page" link).
 func (c AuditCursor) String() string {
-	var micros int64
+	micros := "" // the zero time (before every event), not the Unix epoch
 	if !c.Time.IsZero() {
-		micros = c.Time.UnixMicro()
+		micros = strconv.FormatInt(c.Time.UnixMicro(), 10)
 	}
-	raw := cursorVersion + "." + strconv.FormatInt(micros, 10) + "." + strconv.FormatInt(c.Seq, 10) + "." + c.TenantID
+	raw := cursorVersion + "." + micros + "." + strconv.FormatInt(c.Seq, 10) + "." + c.TenantID
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
@@ -44,13 +44,16 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 	if len(parts) != 4 || parts[0] != cursorVersion {
 		return bad("is not a cursor token")
 	}
-	micros, err1 := strconv.ParseInt(parts[1], 10, 64)
-	seq, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || seq < 0 {
+	seq, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || seq < 0 {
 		return bad("is not a cursor token")
 	}
 	c := AuditCursor{TenantID: parts[3], Seq: seq}
-	if micros != 0 {
+	if parts[1] != "" {
+		micros, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			return bad("is not a cursor token")
+		}
 		c.Time = time.UnixMicro(micros).UTC()
 	}
 	if c.TenantID != "" {
@@ -66,8 +69,9 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 // ("" for the first page). next is the cursor of the following page, or ""
 // when this page is the last one (it holds fewer events than the limit).
 // See AuditFilter.After for what paging guarantees while events arrive; to
-// follow the trail as it grows, keep the Cursor of the last event seen
-// and ask again later.
+// follow a tenant's trail as it grows without missing an event, page it in
+// AuditByChain order with its TenantID, keep the Cursor of the last event
+// seen and ask again later.
 //
 // Errors: ErrInvalidInput for a malformed filter or cursor, when both
 // cursor and f.After are given, or when no AuditLog is configured;

@@ -445,3 +445,30 @@ func TestPolicyRefusalsAudited(t *testing.T) {
 		require.Contains(t, refused[i].Reason, "unlimited grants are not allowed by the policy")
 	}
 }
+
+// TestAuditCursorAtUnixEpoch: a cursor at exactly the Unix epoch is not
+// the zero time: paging events recorded at that instant moves on.
+func TestAuditCursorAtUnixEpoch(t *testing.T) {
+	clock := storetest.NewClock(time.Unix(0, 0).UTC())
+	m, err := sa.NewManager(memstore.New(), sa.WithNow(clock.Now))
+	require.NoError(t, err)
+	for range 3 {
+		_, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+		require.NoError(t, err)
+	}
+	f := sa.AuditFilter{TenantID: "acme", Limit: 2}
+	p1, next, err := m.AuditPage(ctx, f, "")
+	require.NoError(t, err)
+	require.Len(t, p1, 2)
+	p2, last, err := m.AuditPage(ctx, f, next)
+	require.NoError(t, err)
+	require.Len(t, p2, 1)
+	require.EqualValues(t, 3, p2[0].Seq)
+	require.Empty(t, last)
+
+	for _, c := range []sa.AuditCursor{{}, {Time: time.Unix(0, 0).UTC(), TenantID: "acme", Seq: 2}, {Seq: 7, TenantID: "acme"}, {Time: storetest.Epoch.Truncate(time.Microsecond), Seq: 1}} {
+		got, err := sa.ParseAuditCursor(c.String())
+		require.NoError(t, err)
+		require.Equal(t, c, got)
+	}
+}
