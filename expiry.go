@@ -64,10 +64,13 @@ func WithSweepConcurrency(n int) Option {
 // of them (host code) reaches the caller after every batch already
 // committed has been handled.
 //
-// Errors: the context's error, the store's, or an auditor's — a claim in
-// which an auditor failed is abandoned, its transitions stay due for the
-// next Sweep (no transition is recorded without its event); a failure of
-// one step does not prevent the others.
+// Errors: the context's error, or the store's; a failure of another
+// auditor (WithAuditor) is passed to the error handler when the store
+// records the events itself, and otherwise abandons the claim it happened
+// in — its transition stays due for the next Sweep, never recorded without
+// its event. A failure of one step does not prevent the others, except
+// that expiries are not claimed in a Sweep whose claim of starts failed
+// (a grant's expiry is never recorded before its start).
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	defer func() {
@@ -78,8 +81,9 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		endSpan(span, err)
 	}()
 	var errs []error
-	if _, err := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil); err != nil {
-		errs = append(errs, err)
+	_, startErr := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil)
+	if startErr != nil {
+		errs = append(errs, startErr)
 	}
 	hs, hooked := m.store.(HookStore)
 	hooked = hooked && len(m.life.hooks) > 0
@@ -106,9 +110,14 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 			return m.runTasks(ctx, hs, b.lease.Token, tasks, b.start, true)
 		}
 	}
-	n, err = m.sweep(ctx, TransitionExpired, claim, after)
-	if err != nil {
-		errs = append(errs, err)
+	// Expiries wait for a Sweep whose starts were all claimed: a start
+	// that failed to be recorded now must not be recorded after the
+	// grant's expiry. (Access does not wait: Check denies at ExpiresAt.)
+	if startErr == nil {
+		n, err = m.sweep(ctx, TransitionExpired, claim, after)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if hooked && ctx.Err() == nil {
 		if err := m.runHookTasks(ctx, hs); err != nil {
@@ -133,6 +142,7 @@ type claimBatch struct {
 	// the claim began (wall clock, for runTasks) and the sweep's time.
 	lease      Lease
 	start, now time.Time
+	extraErr   error // an auditor other than the store failed: reported (see recordLifecycle)
 	err        error // the claim failed
 	panicked   *any  // the claim panicked with this value (host auditor code runs in it)
 	last       bool  // the claimer's final message: it stops after this
@@ -164,18 +174,14 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 		typ = EventGrantExpired
 	}
 	now := m.now()
-	// An auditor other than the store failing abandons the claim, as it
-	// aborts any change (no transition recorded without its event); the
-	// transitions stay due for the next sweep. Check does not depend on it.
-	events := func(g Grant) ([]Event, error) {
-		ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
-		if t == TransitionExpired {
-			ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
+	events := func(extraErr *error) func(g Grant) ([]Event, error) {
+		return func(g Grant) ([]Event, error) {
+			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
+			if t == TransitionExpired {
+				ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
+			}
+			return m.recordLifecycle(ctx, ev, extraErr)
 		}
-		if err := m.recordExtra(ctx, ev); err != nil {
-			return nil, err
-		}
-		return m.storeEvents(ev), nil
 	}
 	workers := m.life.sweepConcurrency
 	batches := make(chan claimBatch)
@@ -202,8 +208,9 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 					batches <- claimBatch{err: err, last: true}
 					return
 				}
-				b, err := claim(ctx, now, SweepBatchSize, events)
-				b.err = err
+				var extraErr error
+				b, err := claim(ctx, now, m.lifecycleBatch(), events(&extraErr))
+				b.extraErr, b.err = extraErr, err
 				// Stop at an empty batch, not at a short one: with SKIP
 				// LOCKED a claim beside concurrent sweepers returns fewer
 				// grants than it could (MariaDB applies the LIMIT before
@@ -254,6 +261,9 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 					stop.Store(true)
 				}
 			}()
+			if b.extraErr != nil {
+				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extraErr))
+			}
 			if t == TransitionExpired {
 				for _, g := range b.claimed {
 					m.notify(ctx, EventGrantExpired, g, SystemActor, "")
@@ -273,6 +283,39 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 		panic(*panicked)
 	}
 	return total, firstErr
+}
+
+// lifecycleBatch is how many transitions (or requests) one claim of a
+// sweep takes: SweepBatchSize, or 1 when the store keeps no events (see
+// recordLifecycle).
+func (m *Manager) lifecycleBatch() int {
+	if m.storeAudits {
+		return SweepBatchSize
+	}
+	return 1
+}
+
+// recordLifecycle records a lifecycle event (a start, an expiry, a
+// request's expiry) on the auditors other than the store, inside the claim
+// that records the transition, and returns the events the store keeps.
+// When the store keeps the trail, a failure of another auditor is only
+// reported (through extraErr): the store records the transition with its
+// event whatever happens elsewhere, and an auditor that keeps failing must
+// not hold back every later expiry. When the store keeps no events, the
+// other auditors are the trail: a failure abandons the claim, and the
+// transition stays due for the next Sweep; each claim then takes a single
+// transition (lifecycleBatch), so that none is recorded twice because a
+// later one of its batch failed.
+func (m *Manager) recordLifecycle(ctx context.Context, ev Event, extraErr *error) ([]Event, error) {
+	if err := m.recordExtra(ctx, ev); err != nil {
+		if !m.storeAudits {
+			return nil, err
+		}
+		if *extraErr == nil {
+			*extraErr = err
+		}
+	}
+	return m.storeEvents(ev), nil
 }
 
 // RunExpiry runs Sweep at once and then every interval, each wait varied

@@ -63,7 +63,13 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // that contains the store, the store's part stays transactional and the
 // other auditors record before the change commits: if any of them fails the
 // change is not made. (If the commit itself then fails, those other
-// auditors hold an event of a change that did not happen.)
+// auditors hold an event of a change that did not happen.) Sweep's records
+// of starts and expiries are facts the store keeps in any case: there a
+// failure of another auditor goes to the error handler. When the store is
+// not among the auditors, they are the whole trail: Sweep then records one
+// transition per transaction and a failure leaves it due for the next
+// Sweep — an auditor that keeps refusing one holds back the later ones
+// (access is not affected: Check denies at ExpiresAt).
 func WithAuditor(a Auditor) Option {
 	return optionFunc(func(m *Manager) {
 		if a == nil {

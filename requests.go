@@ -480,19 +480,19 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// An auditor other than the store failing abandons the claim, as
-		// it aborts any change: the requests stay pending (and refused,
-		// being past ExpiresAt) until a sweep can record their expiry.
-		rr, err := rs.ClaimExpiredRequests(ctx, now, SweepBatchSize, func(r AccessRequest) ([]Event, error) {
+		// See recordLifecycle: a request past ExpiresAt is refused whether
+		// or not its expiry is recorded yet.
+		var extraErr error
+		rr, err := rs.ClaimExpiredRequests(ctx, now, m.lifecycleBatch(), func(r AccessRequest) ([]Event, error) {
 			ev := m.requestEvent(now, EventRequestExpired, r, uuid.Nil, SystemActor, "")
 			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
-			if err := m.recordExtra(ctx, ev); err != nil {
-				return nil, err
-			}
-			return m.storeEvents(ev), nil
+			return m.recordLifecycle(ctx, ev, &extraErr)
 		})
 		if err != nil {
 			return err
+		}
+		if extraErr != nil {
+			m.reportError(ctx, fmt.Errorf("sweep requests: %w", extraErr))
 		}
 		if len(rr) == 0 { // not a short batch: see sweep in expiry.go
 			return nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -308,34 +309,56 @@ func TestNoTrailersAfterSessionEnded(t *testing.T) {
 	require.Empty(t, resp.Trailer.Get("X-Checksum"))
 }
 
-// startFailStore fails every claim of grant starts.
-type startFailStore struct{ *memstore.Store }
+// startFailStore fails the claims of grant starts while failing is set.
+type startFailStore struct {
+	*memstore.Store
+	failing atomic.Bool
+}
 
-func (s startFailStore) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
-	if tr == sa.TransitionStarted {
+func (s *startFailStore) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	if tr == sa.TransitionStarted && s.failing.Load() {
 		return nil, errBoom
 	}
 	return s.Store.ClaimTransitions(ctx, tr, now, limit, events)
 }
 
-// TestSweepGoesOnAfterStartClaimFails: a failing claim of grant starts is
-// reported, but Sweep still records expiries and runs their hooks.
-func TestSweepGoesOnAfterStartClaimFails(t *testing.T) {
+// TestSweepAfterStartClaimFails: a failing claim of grant starts is
+// reported; Sweep still expires access requests, but holds back the
+// grants' expiries, so that a start is never recorded after its expiry.
+// Once the fault is gone, the next Sweep records start, then expiry.
+func TestSweepAfterStartClaimFails(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
+	st := &startFailStore{Store: memstore.New()}
 	var hooked atomic.Int64
-	m, err := sa.NewManager(startFailStore{memstore.New()}, sa.WithNow(clock.Now),
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now),
 		sa.OnExpire(func(context.Context, sa.Grant) error { hooked.Add(1); return nil }))
 	require.NoError(t, err)
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
-	clock.Set(g.ExpiresAt)
+	r, err := m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: sa.Actor{Kind: sa.ActorSupport, ID: "eve@vendor.example"}, Reason: "ticket"})
+	require.NoError(t, err)
+	clock.Set(r.ExpiresAt) // past the grant's end too
+
+	st.failing.Store(true)
 	n, err := m.Sweep(ctx)
 	require.ErrorIs(t, err, errBoom, "the failed step is reported")
-	require.Equal(t, 1, n, "the expiry step still runs")
-	require.EqualValues(t, 1, hooked.Load(), "and its hook")
-	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", Types: []sa.EventType{sa.EventGrantExpired}})
+	require.Zero(t, n, "no expiry before its start")
+	require.Zero(t, hooked.Load())
+	got, err := st.GetRequest(ctx, r.ID)
 	require.NoError(t, err)
-	require.Len(t, evs, 1)
+	require.Equal(t, sa.RequestExpired, got.Status, "the request step still runs")
+
+	st.failing.Store(false)
+	clock.Advance(time.Minute)
+	n, err = m.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.EqualValues(t, 1, hooked.Load())
+	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", GrantID: g.ID, Types: []sa.EventType{sa.EventGrantStarted, sa.EventGrantExpired}})
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, sa.EventGrantStarted, evs[0].Type)
+	require.Equal(t, sa.EventGrantExpired, evs[1].Type)
 }
 
 // flakyAuditor records events in memory, or fails while fail is set.
@@ -471,4 +494,99 @@ func TestAuditCursorAtUnixEpoch(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, c, got)
 	}
+}
+
+// pickyAuditor records every event but grant.expired of the grants in
+// refuse.
+type pickyAuditor struct {
+	mu     sync.Mutex
+	refuse map[uuid.UUID]bool
+	events []sa.Event
+}
+
+func (a *pickyAuditor) Record(_ context.Context, e sa.Event) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.Type == sa.EventGrantExpired && a.refuse[e.GrantID] {
+		return errBoom
+	}
+	a.events = append(a.events, e)
+	return nil
+}
+
+func (a *pickyAuditor) setRefused(id uuid.UUID, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refuse[id] = on
+}
+
+func (a *pickyAuditor) expiredOf(id uuid.UUID) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, e := range a.events {
+		if e.Type == sa.EventGrantExpired && e.GrantID == id {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSweepAuditorFailureModes: an auditor other than the store that
+// refuses one grant's grant.expired. When it is the whole trail (the
+// store keeps no events) the refused expiry waits for a later Sweep, and
+// no other expiry is recorded twice because of it. When the store keeps
+// the trail, the store records every expiry once, the refusal is reported,
+// and the other expiries and hooks go on.
+func TestSweepAuditorFailureModes(t *testing.T) {
+	type plainStore struct{ sa.Store }
+	setup := func(t *testing.T, store sa.Store, opts ...sa.Option) (*sa.Manager, [2]sa.Grant, *mwErrs) {
+		clock := storetest.NewClock(storetest.Epoch)
+		errs := &mwErrs{}
+		m, err := sa.NewManager(store, append([]sa.Option{sa.WithNow(clock.Now), sa.WithErrorHandler(errs.handle)}, opts...)...)
+		require.NoError(t, err)
+		var gs [2]sa.Grant
+		for i, tenant := range []string{"acme", "globex"} {
+			gs[i], err = m.Grant(ctx, sa.GrantInput{TenantID: tenant, By: customer, Duration: time.Hour})
+			require.NoError(t, err)
+			clock.Advance(time.Minute)
+		}
+		clock.Set(gs[1].ExpiresAt)
+		return m, gs, errs
+	}
+	t.Run("auditor is the trail", func(t *testing.T) {
+		aud := &pickyAuditor{refuse: map[uuid.UUID]bool{}}
+		m, gs, _ := setup(t, plainStore{memstore.New()}, sa.WithAuditor(aud))
+		aud.setRefused(gs[1].ID, true) // the second in due order
+		n, err := m.Sweep(ctx)
+		require.ErrorIs(t, err, errBoom)
+		require.Equal(t, 1, n, "the first expiry, claimed on its own, is recorded")
+		aud.setRefused(gs[1].ID, false)
+		n, err = m.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.Equal(t, 1, aud.expiredOf(gs[0].ID), "recorded once, not again with the refused one")
+		require.Equal(t, 1, aud.expiredOf(gs[1].ID))
+	})
+	t.Run("store keeps the trail", func(t *testing.T) {
+		aud := &pickyAuditor{refuse: map[uuid.UUID]bool{}}
+		st := memstore.New()
+		var hooked atomic.Int64
+		m, gs, errs := setup(t, st, sa.WithAuditor(sa.MultiAuditor(st, aud)),
+			sa.OnExpire(func(context.Context, sa.Grant) error { hooked.Add(1); return nil }))
+		aud.setRefused(gs[0].ID, true) // the first in due order, for good
+		n, err := m.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "a refusing auditor holds back no expiry")
+		require.EqualValues(t, 2, hooked.Load())
+		require.NotEmpty(t, errs.all(), "the refusal is reported")
+		require.Zero(t, aud.expiredOf(gs[0].ID))
+		require.Equal(t, 1, aud.expiredOf(gs[1].ID))
+		evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{sa.EventGrantExpired}})
+		require.NoError(t, err)
+		require.Len(t, evs, 2, "the store's trail has both")
+		n, err = m.Sweep(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+	})
 }

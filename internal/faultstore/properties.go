@@ -263,9 +263,9 @@ func testNoGrantWithoutEvent(t *testing.T, ni NewInner) {
 				h.Consistent()
 			}
 		}
-		// Sweep: the claim or the extra auditor fails. Either abandons the
-		// claim (no expiry recorded without its event); the next sweep
-		// records it.
+		// Sweep: the claim or the extra auditor fails. A failed claim
+		// records nothing; the store keeps the trail, so an extra
+		// auditor's failure does not stop it recording the expiry.
 		for _, tg := range []target{{op: ClaimTransitions}, {auditor: true}} {
 			name := fmt.Sprintf("Sweep/%s/%s", tg, mode)
 			h.Grant(tenant())
