@@ -43,6 +43,10 @@ type reqState struct {
 	firstPoll time.Time // real time the watcher must start polling st; zero once done
 	// timerPolls: timer is set for firstPoll rather than the grant's end.
 	timerPolls bool
+	// movedEnd: the latest end Extend on this Manager gave each grant;
+	// moves counts those calls (see moveEnd and watcher.recheck).
+	movedEnd map[uuid.UUID]time.Time
+	moves    int
 	left       bool
 	endReason  string
 }
@@ -126,10 +130,15 @@ func (st *reqState) admittedHolds() bool {
 }
 
 // moveEnd records that grant id now ends at end (Extend on this Manager):
-// the request's expiry timer follows.
+// the request's expiry timer follows, and so does a re-check in flight.
 func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.movedEnd == nil {
+		st.movedEnd = make(map[uuid.UUID]time.Time)
+	}
+	st.movedEnd[id] = end
+	st.moves++
 	hit := false
 	for i := range st.needs {
 		if st.needs[i].id == id {

@@ -238,6 +238,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	gone := st.grantGone.Swap(false)
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
+	moves := st.moves
 	st.mu.Unlock()
 	// When the request's access ended by what the Manager knows (a grant
 	// it uses revoked or expired by this Manager, or past its end by the
@@ -283,6 +284,15 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	st.okAt.Store(time.Now().UnixNano())
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
+	if st.moves != moves {
+		// Extend moved a grant's end while the Checks ran: that end is
+		// newer than what a Check may have read before the Extend.
+		for i := range needs {
+			if end, ok := st.movedEnd[needs[i].id]; ok {
+				needs[i].expires = end
+			}
+		}
+	}
 	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
 		st.needs = needs
 	} else {

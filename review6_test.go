@@ -590,3 +590,67 @@ func TestSweepAuditorFailureModes(t *testing.T) {
 		require.Zero(t, n)
 	})
 }
+
+// gateStore holds the first read Check after armed is set until release.
+type gateStore struct {
+	*memstore.Store
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *gateStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	g, err := s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	if scope == sa.ScopeRead && s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return g, err
+}
+
+// TestShortenedEndNotLostToInFlightRecheck: an Extend that shortens the
+// admitting grant while a watcher re-check has already read its old end
+// still ends the request at the new end, and RequireScope no longer takes
+// the grant's scopes after it (real timers, 100 ms).
+func TestShortenedEndNotLostToInFlightRecheck(t *testing.T) {
+	const msgs sa.Scope = "messages:read"
+	clock := &mwClock{}
+	store := &gateStore{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	grant := func(scopes ...sa.Scope) sa.Grant {
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer, Duration: sa.Day, Scopes: scopes})
+		require.NoError(t, err)
+		return g
+	}
+	g := grant(sa.ScopeWrite) // admits the request (read), allows write
+	h := grant(msgs)          // the messages panel's grant
+	secret := &mwOK{}
+	writePanel := sa.RequireScope(sa.ScopeWrite)(secret)
+	var ended bool
+	mw := m.Middleware(func(*http.Request) (sa.Session, bool) {
+		return sa.Session{TenantID: "acme", Principal: mwGeneric, SessionID: "s"}, true
+	}, sa.WithPollInterval(time.Minute))
+	handler := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sa.RequireScope(msgs)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(w, r)
+		grant(msgs) // a second messages grant: the request goes on when h is revoked
+		store.armed.Store(true)
+		_, err := m.Revoke(context.Background(), h.ID, mwCustomer, "panel done") // the watcher re-checks now
+		require.NoError(t, err)
+		<-store.entered // the re-check of read has read g's old end and waits
+		_, err = m.Extend(context.Background(), g.ID, clock.Now().Add(100*time.Millisecond), mwCustomer)
+		require.NoError(t, err)
+		close(store.release)
+		select {
+		case <-r.Context().Done():
+			ended = true
+		case <-time.After(400 * time.Millisecond):
+		}
+		if !ended {
+			writePanel.ServeHTTP(w, r)
+		}
+	}))
+	mwDo(handler, mwReq(http.MethodGet, "/inbox", ""))
+	require.Zero(t, secret.calls.Load(), "RequireScope(write) after the admitting grant's new end")
+	require.True(t, ended, "the request ends at the grant's new end")
+}
