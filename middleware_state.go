@@ -45,10 +45,10 @@ type reqState struct {
 	timerPolls bool
 	// movedEnd: the latest end Extend on this Manager gave each grant;
 	// moves counts those calls (see moveEnd and watcher.recheck).
-	movedEnd map[uuid.UUID]time.Time
-	moves    int
-	left       bool
-	endReason  string
+	movedEnd  map[uuid.UUID]time.Time
+	moves     int
+	left      bool
+	endReason string
 }
 
 // need is a scope a request uses and the grant that allows it.
