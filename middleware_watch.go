@@ -75,6 +75,9 @@ func (w *watcher) leave(st *reqState) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
+	if st.failsafe != nil {
+		st.failsafe.Stop()
+	}
 	st.mu.Unlock()
 
 	w.mu.Lock()
@@ -130,6 +133,7 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 		if st.uses(g.ID) {
 			st.grantGone.Store(true)
 			st.recheck.Store(true)
+			st.endSoon()
 			hit = true
 		}
 	}
@@ -164,6 +168,7 @@ type checkKey struct {
 }
 
 type checkResult struct {
+	at       int64 // real time (UnixNano) the Check began
 	id       uuid.UUID
 	expires  time.Time
 	err      error
@@ -247,6 +252,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	if gone || endPassed(needs, w.m.now()) {
 		deadline = minTime(deadline, time.Now().Add(endedCheckTimeout))
 	}
+	askedAt := time.Now().UnixNano() // the oldest Check this re-check relies on
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
@@ -254,6 +260,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 			res, ok = checkResult{timedOut: true, skipped: true}, true
 		}
 		if !ok {
+			began := time.Now().UnixNano()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
 			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
 			// A denial is an answer, also one that came in late.
@@ -262,9 +269,10 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 			if ctx.Err() != nil {
 				return false
 			}
-			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
+			res = checkResult{at: began, id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
 			cache[key] = res
 		}
+		askedAt = min(askedAt, res.at)
 		if res.timedOut {
 			if gone {
 				st.grantGone.Store(true)
@@ -282,6 +290,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		needs[i].id, needs[i].expires = res.id, res.expires
 	}
 	st.okAt.Store(time.Now().UnixNano())
+	st.okFrom.Store(askedAt)
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
 	if st.moves != moves {
@@ -418,6 +427,38 @@ func (st *reqState) expire() {
 	st.mu.Unlock()
 	if !polls {
 		st.recheck.Store(true)
+		st.endSoon()
 	}
 	st.g.watch.poke()
+}
+
+// endSoon ends st unless a re-check that began from now on answers within
+// endedCheckTimeout: a grant st relies on ended by what the Manager knows
+// (its end passed, or this Manager revoked it or recorded its expiry), and
+// the one watcher goroutine may still be busy with another request's
+// Check on a store that does not answer. A re-check that finds another
+// grant to go on with keeps the request. The reason is expired when a
+// grant st relies on is past its end, revoked otherwise.
+func (st *reqState) endSoon() {
+	since := time.Now().UnixNano()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.left || st.endReason != "" || st.failsafe != nil {
+		return // a pending one ends it no later
+	}
+	st.failsafe = time.AfterFunc(endedCheckTimeout, func() {
+		st.mu.Lock()
+		st.failsafe = nil
+		passed := endPassed(st.needs, st.m.now())
+		st.mu.Unlock()
+		if st.okFrom.Load() >= since || st.ended.Load() {
+			return // answered: st ended, or another grant took over
+		}
+		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: a grant of an in-flight request ended and no re-check answered within %s: the request ends", endedCheckTimeout))
+		if passed {
+			st.end(SessionEndExpired)
+		} else {
+			st.end(SessionEndRevoked)
+		}
+	})
 }

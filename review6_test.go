@@ -654,3 +654,41 @@ func TestShortenedEndNotLostToInFlightRecheck(t *testing.T) {
 	require.Zero(t, secret.calls.Load(), "RequireScope(write) after the admitting grant's new end")
 	require.True(t, ended, "the request ends at the grant's new end")
 }
+
+// TestHungStoreDelaysEndOnlyBrieflyWithOtherRequests: the 100 ms bound
+// holds when the watcher goroutine is busy with another request's Check
+// on a store that stopped answering (real timers, about 0.5 s).
+func TestHungStoreDelaysEndOnlyBrieflyWithOtherRequests(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{Duration: sa.Day}) // acme: the other request
+	gb := e.grant(sa.GrantInput{TenantID: "globex", Duration: time.Hour})
+	e.clock.setUntil(gb.ExpiresAt, 450*time.Millisecond) // globex's grant ends in 450 ms
+
+	aIn, done := make(chan struct{}), make(chan struct{})
+	var late time.Duration
+	var werr error
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s, _ := e.sessions.resolve(r); s.TenantID == "acme" {
+			close(aIn)
+			<-done // a long stream in another tenant
+			return
+		}
+		_, _ = w.Write([]byte("start "))
+		e.store.hangFind.Store(true) // the database stops answering
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Until(gb.ExpiresAt.Add(-time.Duration(e.clock.off.Load()))) + 300*time.Millisecond):
+			_, werr = w.Write([]byte("data after the end"))
+		}
+		late = e.clock.Now().Sub(gb.ExpiresAt)
+	}), sa.WithPollInterval(600*time.Millisecond))
+	aDone := make(chan struct{})
+	go func() { defer close(aDone); mwDo(h, mwReq(http.MethodGet, "/stream", "generic")) }()
+	<-aIn
+	rec := mwDo(h, mwReq(http.MethodGet, "/events", "globex"))
+	close(done)
+	<-aDone
+	require.NoError(t, werr, "not reached: the request ended first")
+	require.Equal(t, "start ", rec.Body.String())
+	require.Less(t, late, 300*time.Millisecond, "ended %s after the grant's end", late)
+}
