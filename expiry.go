@@ -69,8 +69,10 @@ func WithSweepConcurrency(n int) Option {
 // records the events itself, and otherwise abandons the claim it happened
 // in — its transition stays due for the next Sweep, never recorded without
 // its event. A failure of one step does not prevent the others, except
-// that expiries are not claimed in a Sweep whose claim of starts failed
-// (a grant's expiry is never recorded before its start).
+// that expiries are not claimed in a Sweep whose claim of starts failed,
+// so that this Sweep does not record an expiry before the start it failed
+// to record. (Two replicas sweeping at the same moment can still record a
+// grant's start and expiry in either order.)
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	defer func() {
@@ -111,8 +113,9 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		}
 	}
 	// Expiries wait for a Sweep whose starts were all claimed: a start
-	// that failed to be recorded now must not be recorded after the
-	// grant's expiry. (Access does not wait: Check denies at ExpiresAt.)
+	// that this Sweep failed to record must not be recorded after the
+	// grant's expiry by the next. (Access does not wait: Check denies at
+	// ExpiresAt.)
 	if startErr == nil {
 		n, err = m.sweep(ctx, TransitionExpired, claim, after)
 		if err != nil {

@@ -43,16 +43,23 @@ type reqState struct {
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them
 	timer     *time.Timer
-	failsafe  *time.Timer // endSoon's, while pending
-	firstPoll time.Time   // real time the watcher must start polling st; zero once done
+	failsafes []*time.Timer // endSoon's, one per end
+	firstPoll time.Time     // real time the watcher must start polling st; zero once done
 	// timerPolls: timer is set for firstPoll rather than the grant's end.
 	timerPolls bool
-	// movedEnd: the latest end Extend on this Manager gave each grant;
-	// moves counts those calls (see moveEnd and watcher.recheck).
-	movedEnd  map[uuid.UUID]time.Time
+	// movedEnd: the latest end Extend on this Manager gave each grant, and
+	// the value of moves after it; moves counts those calls (see moveEnd
+	// and watcher.recheck).
+	movedEnd  map[uuid.UUID]movedEnd
 	moves     int
 	left      bool
 	endReason string
+}
+
+// movedEnd is an end Extend gave a grant, and when (reqState.moves).
+type movedEnd struct {
+	end  time.Time
+	move int
 }
 
 // need is a scope a request uses and the grant that allows it.
@@ -139,10 +146,10 @@ func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.movedEnd == nil {
-		st.movedEnd = make(map[uuid.UUID]time.Time)
+		st.movedEnd = make(map[uuid.UUID]movedEnd)
 	}
-	st.movedEnd[id] = end
 	st.moves++
+	st.movedEnd[id] = movedEnd{end: end, move: st.moves}
 	hit := false
 	for i := range st.needs {
 		if st.needs[i].id == id {

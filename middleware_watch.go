@@ -37,6 +37,43 @@ type watcher struct {
 	stop      context.CancelFunc // nil when no goroutine runs
 	done      chan struct{}
 	listening bool
+
+	// urgentQ: requests whose grant ended (endSoon), re-checked before any
+	// other, also in the middle of a poll. Its own lock: urgent is called
+	// with mu held.
+	urgentMu sync.Mutex
+	urgentQ  []*reqState
+}
+
+// urgent queues st to be re-checked before the other requests; the caller
+// pokes the watcher.
+func (w *watcher) urgent(st *reqState) {
+	w.urgentMu.Lock()
+	w.urgentQ = append(w.urgentQ, st)
+	w.urgentMu.Unlock()
+}
+
+// recheckUrgent re-checks the queued urgent requests, each with its own
+// endedCheckTimeout and fresh answers. It returns false when ctx was
+// cancelled.
+func (w *watcher) recheckUrgent(ctx context.Context) bool {
+	w.urgentMu.Lock()
+	q := w.urgentQ
+	w.urgentQ = nil
+	w.urgentMu.Unlock()
+	for _, st := range q {
+		st.mu.Lock()
+		left := st.left
+		st.mu.Unlock()
+		if left || st.ended.Load() {
+			continue
+		}
+		st.checkedAt.Store(time.Now().UnixNano())
+		if !w.recheck(ctx, st, make(map[checkKey]checkResult), time.Now().Add(endedCheckTimeout)) {
+			return false
+		}
+	}
+	return true
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -75,8 +112,8 @@ func (w *watcher) leave(st *reqState) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
-	if st.failsafe != nil {
-		st.failsafe.Stop()
+	for _, t := range st.failsafes {
+		t.Stop()
 	}
 	st.mu.Unlock()
 
@@ -87,6 +124,9 @@ func (w *watcher) leave(st *reqState) {
 		// Cancelled under mu: a goroutine that has not seen it yet finds it
 		// when it takes mu, before it could look at a newer request.
 		w.stop()
+		w.urgentMu.Lock()
+		w.urgentQ = nil // all have left
+		w.urgentMu.Unlock()
 		done = w.done
 		w.stop, w.done = nil, nil
 	}
@@ -197,6 +237,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	}
 	w.mu.Unlock()
 	if len(due) == 0 {
+		w.recheckUrgent(ctx)
 		return
 	}
 	// One deadline for the whole poll: with a store that hangs, every
@@ -208,14 +249,20 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	slices.SortFunc(due, func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) })
 	cache := make(map[checkKey]checkResult)
 	for _, st := range due {
+		// A request whose grant ended goes first, also mid-poll: its
+		// failsafe ends it 100 ms after the end unless a re-check answers.
+		if !w.recheckUrgent(ctx) {
+			return // stopping: every request has left
+		}
 		if st.ended.Load() {
 			continue
 		}
 		st.checkedAt.Store(now)
 		if !w.recheck(ctx, st, cache, deadline) {
-			return // stopping: every request has left
+			return
 		}
 	}
+	w.recheckUrgent(ctx)
 }
 
 // minRecheckTimeout is the least time one poll's Checks get (see
@@ -293,13 +340,12 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	st.okFrom.Store(askedAt)
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
-	if st.moves != moves {
-		// Extend moved a grant's end while the Checks ran: that end is
-		// newer than what a Check may have read before the Extend.
-		for i := range needs {
-			if end, ok := st.movedEnd[needs[i].id]; ok {
-				needs[i].expires = end
-			}
+	// An end Extend moved while the Checks ran is newer than what a Check
+	// may have read before that Extend (ends moved earlier are not: the
+	// Checks read them, or later ones made elsewhere).
+	for i := range needs {
+		if m, ok := st.movedEnd[needs[i].id]; ok && m.move > moves {
+			needs[i].expires = m.end
 		}
 	}
 	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
@@ -435,24 +481,27 @@ func (st *reqState) expire() {
 // endSoon ends st unless a re-check that began from now on answers within
 // endedCheckTimeout: a grant st relies on ended by what the Manager knows
 // (its end passed, or this Manager revoked it or recorded its expiry), and
-// the one watcher goroutine may still be busy with another request's
-// Check on a store that does not answer. A re-check that finds another
-// grant to go on with keeps the request. The reason is expired when a
-// grant st relies on is past its end, revoked otherwise.
+// the one watcher goroutine may be busy with other requests' Checks. A
+// re-check that finds another grant to go on with keeps the request. Each
+// end gets its own timer, so that one answered after an earlier end does
+// not cover a later one. The reason is expired when a grant st relies on
+// is past its end, revoked otherwise. The watcher takes st first (urgent).
 func (st *reqState) endSoon() {
 	since := time.Now().UnixNano()
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.left || st.endReason != "" || st.failsafe != nil {
-		return // a pending one ends it no later
-	}
-	st.failsafe = time.AfterFunc(endedCheckTimeout, func() {
-		st.mu.Lock()
-		st.failsafe = nil
-		passed := endPassed(st.needs, st.m.now())
+	if st.left || st.endReason != "" {
 		st.mu.Unlock()
+		return
+	}
+	st.failsafes = append(st.failsafes, time.AfterFunc(endedCheckTimeout, func() {
 		if st.okFrom.Load() >= since || st.ended.Load() {
 			return // answered: st ended, or another grant took over
+		}
+		st.mu.Lock()
+		passed, left := endPassed(st.needs, st.m.now()), st.left
+		st.mu.Unlock()
+		if left {
+			return
 		}
 		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: a grant of an in-flight request ended and no re-check answered within %s: the request ends", endedCheckTimeout))
 		if passed {
@@ -460,5 +509,7 @@ func (st *reqState) endSoon() {
 		} else {
 			st.end(SessionEndRevoked)
 		}
-	})
+	}))
+	st.mu.Unlock()
+	st.g.watch.urgent(st)
 }

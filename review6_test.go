@@ -2,6 +2,7 @@ package supportaccess_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -691,4 +692,205 @@ func TestHungStoreDelaysEndOnlyBrieflyWithOtherRequests(t *testing.T) {
 	require.NoError(t, werr, "not reached: the request ended first")
 	require.Equal(t, "start ", rec.Body.String())
 	require.Less(t, late, 300*time.Millisecond, "ended %s after the grant's end", late)
+}
+
+// TestEarlierMovedEndDoesNotOverrideNewerEnd: an end Extend gave a grant
+// on this Manager before a re-check began is not put back over the end the
+// re-check read (set later on another replica), when an unrelated Extend
+// happens meanwhile.
+func TestEarlierMovedEndDoesNotOverrideNewerEnd(t *testing.T) {
+	const msgs sa.Scope = "messages:read"
+	clock := &mwClock{}
+	mem := memstore.New()
+	store := &gateStore{Store: mem, entered: make(chan struct{}), release: make(chan struct{})}
+	m1, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	m2, err := sa.NewManager(mem, sa.WithNow(clock.Now)) // another replica
+	require.NoError(t, err)
+	grant := func(tenant string, scopes ...sa.Scope) sa.Grant {
+		g, err := m1.Grant(context.Background(), sa.GrantInput{TenantID: tenant, By: mwCustomer, Duration: sa.Day, Scopes: scopes})
+		require.NoError(t, err)
+		return g
+	}
+	g := grant("acme", sa.ScopeWrite) // admits the request (read), allows write
+	h := grant("acme", msgs)
+	other := grant("globex")
+	secret := &mwOK{}
+	writePanel := sa.RequireScope(sa.ScopeWrite)(secret)
+	var ended bool
+	mw := m1.Middleware(func(*http.Request) (sa.Session, bool) {
+		return sa.Session{TenantID: "acme", Principal: mwGeneric, SessionID: "s"}, true
+	}, sa.WithPollInterval(time.Minute))
+	handler := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sa.RequireScope(msgs)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(w, r)
+		_, err := m1.Extend(context.Background(), g.ID, clock.Now().Add(20*time.Hour), mwCustomer) // here
+		require.NoError(t, err)
+		_, err = m2.Extend(context.Background(), g.ID, clock.Now().Add(100*time.Millisecond), mwCustomer) // elsewhere, later
+		require.NoError(t, err)
+		grant("acme", msgs) // the request goes on when h is revoked
+		store.armed.Store(true)
+		_, err = m1.Revoke(context.Background(), h.ID, mwCustomer, "panel done") // the watcher re-checks now
+		require.NoError(t, err)
+		<-store.entered                                                                              // the re-check has read g's end (100 ms)
+		_, err = m1.Extend(context.Background(), other.ID, clock.Now().Add(2*time.Hour), mwCustomer) // unrelated
+		require.NoError(t, err)
+		close(store.release)
+		select {
+		case <-r.Context().Done():
+			ended = true
+		case <-time.After(400 * time.Millisecond):
+		}
+		if !ended {
+			writePanel.ServeHTTP(w, r)
+		}
+	}))
+	mwDo(handler, mwReq(http.MethodGet, "/inbox", ""))
+	require.Zero(t, secret.calls.Load(), "RequireScope(write) after the admitting grant ended")
+	require.True(t, ended, "the request ends at the end the re-check read")
+}
+
+// tenantHangStore hangs the Checks of one tenant (hang) until their
+// context ends, and delays those of the others by slow.
+type tenantHangStore struct {
+	*memstore.Store
+	hang   atomic.Value // string
+	slow   atomic.Int64 // time.Duration
+	armed  atomic.Bool  // the next slow Check closes polled
+	polled chan struct{}
+}
+
+func (s *tenantHangStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if v, _ := s.hang.Load().(string); v != "" && v == tenantID {
+		<-ctx.Done()
+		return sa.Grant{}, ctx.Err()
+	}
+	if d := time.Duration(s.slow.Load()); d > 0 && tenantID != "globex" {
+		if s.armed.CompareAndSwap(true, false) {
+			close(s.polled)
+		}
+		time.Sleep(d)
+	}
+	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+}
+
+// TestSecondEndGetsItsOwnBound: after one grant of a request is revoked
+// and a re-check finds another, revoking that one too ends the request
+// within about endedCheckTimeout, although the watcher is stuck in another
+// tenant's Check on a store that stopped answering for it (real timers).
+func TestSecondEndGetsItsOwnBound(t *testing.T) {
+	store := &tenantHangStore{Store: memstore.New()}
+	store.hang.Store("")
+	clock := &mwClock{}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	sessions := &mwSessions{}
+	sessions.add("acme", sa.Session{TenantID: "acme", Principal: "support+acme@vendor.example", SessionID: "s-acme"})
+	sessions.add("globex", sa.Session{TenantID: "globex", Principal: "support+globex@vendor.example", SessionID: "s-globex"})
+	grant := func(tenant string) sa.Grant {
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: tenant, By: mwCustomer, Duration: sa.Day})
+		require.NoError(t, err)
+		return g
+	}
+	grant("acme")
+	ga := grant("globex")
+	aIn, gIn, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var gEnd time.Time
+	h := m.Middleware(sessions.resolve, sa.WithPollInterval(20*time.Millisecond))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s, _ := sessions.resolve(r); s.TenantID == "acme" {
+			close(aIn)
+			<-done
+			return
+		}
+		close(gIn)
+		select {
+		case <-r.Context().Done():
+			gEnd = time.Now()
+		case <-time.After(900 * time.Millisecond):
+		}
+	}))
+	aDone := make(chan struct{})
+	go func() { defer close(aDone); mwDo(h, mwReq(http.MethodGet, "/stream", "acme")) }()
+	<-aIn
+	gDone := make(chan struct{})
+	go func() { defer close(gDone); mwDo(h, mwReq(http.MethodGet, "/events", "globex")) }()
+	<-gIn
+	gb := grant("globex") // a second grant (another ticket)
+	_, err = m.Revoke(context.Background(), ga.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(30 * time.Millisecond) // the re-check finds gb: the request goes on
+	select {
+	case <-gDone:
+		t.Fatal("the request ended although gb keeps it alive")
+	default:
+	}
+	store.hang.Store("acme") // acme's Checks stop answering
+	time.Sleep(20 * time.Millisecond)
+	revoked := time.Now()
+	_, err = m.Revoke(context.Background(), gb.ID, mwCustomer, "ticket 2 closed")
+	require.NoError(t, err)
+	<-gDone
+	close(done)
+	<-aDone
+	require.False(t, gEnd.IsZero(), "the request was never ended")
+	require.Less(t, gEnd.Sub(revoked), 200*time.Millisecond, "the poll's deadline is 250 ms")
+}
+
+// TestBusyWatcherDoesNotEndKeptRequest: with a healthy store and a poll
+// of many sessions under way (about 150 ms), a request whose grant is
+// revoked while another keeps it is re-checked before the rest of the
+// poll, not ended by the failsafe (real timers).
+func TestBusyWatcherDoesNotEndKeptRequest(t *testing.T) {
+	store := &tenantHangStore{Store: memstore.New()}
+	store.hang.Store("")
+	clock := &mwClock{}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	grant := func(tenant string) sa.Grant {
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: tenant, By: mwCustomer, Duration: sa.Day})
+		require.NoError(t, err)
+		return g
+	}
+	sessions := &mwSessions{}
+	for i := range 10 {
+		tenant := fmt.Sprintf("t%d", i)
+		grant(tenant)
+		sessions.add(tenant, sa.Session{TenantID: tenant, Principal: "support+" + tenant + "@vendor.example", SessionID: "s-" + tenant})
+	}
+	sessions.add("globex", sa.Session{TenantID: "globex", Principal: "support+globex@vendor.example", SessionID: "s-globex"})
+	ga := grant("globex")
+	done, gIn := make(chan struct{}), make(chan struct{})
+	var gCause error
+	ended := &mwEnded{}
+	h := m.Middleware(sessions.resolve, sa.WithPollInterval(400*time.Millisecond), sa.OnSessionEnded(ended.handle))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s, _ := sessions.resolve(r); s.TenantID != "globex" {
+			<-done // long streams in other tenants
+			return
+		}
+		close(gIn)
+		select {
+		case <-r.Context().Done():
+			gCause = context.Cause(r.Context())
+		case <-time.After(400 * time.Millisecond):
+		}
+	}))
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/stream", fmt.Sprintf("t%d", i))) }()
+	}
+	gDone := make(chan struct{})
+	go func() { defer close(gDone); mwDo(h, mwReq(http.MethodGet, "/events", "globex")) }()
+	<-gIn
+	store.polled = make(chan struct{})
+	store.armed.Store(true)
+	store.slow.Store(int64(15 * time.Millisecond)) // a poll of the ten streams takes ~150 ms
+	<-store.polled                                 // such a poll has begun
+	grant("globex")                                // gb: another ticket's grant
+	_, err = m.Revoke(context.Background(), ga.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	<-gDone
+	close(done)
+	wg.Wait()
+	require.NoError(t, gCause, "gb keeps the request and the store answers")
+	require.Empty(t, ended.all())
 }
