@@ -89,6 +89,11 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 	if before.IsZero() {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w: before is zero", ErrInvalidInput)
 	}
+	// Never from an impersonated request (see WithAuthorizer): the caller
+	// is the system (retention), not support.
+	if err := m.refuseImpersonated(ctx, ActionPurgeAudit, SystemActor, tenantID, uuid.Nil); err != nil {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
+	}
 	if m.auditLog == nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w: no AuditLog configured", ErrInvalidInput)
 	}

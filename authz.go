@@ -20,6 +20,9 @@ const (
 	ActionApprove    Action = "approve"
 	ActionDeny       Action = "deny"
 	ActionAddGrantee Action = "add_grantee"
+	// ActionPurgeAudit names Manager.PurgeAudit in refusal events; it is
+	// not passed to the Authorizer.
+	ActionPurgeAudit Action = "purge_audit"
 )
 
 // Authorizer decides whether by may perform action on tenantID. It returns
@@ -32,7 +35,12 @@ type Authorizer func(ctx context.Context, action Action, by Actor, tenantID stri
 // a support actor may not grant or extend access (it asks with
 // RequestAccess), may only revoke a grant that covers it and may only
 // delegate a grant that names it, and only customers approve or deny
-// requests. Nil is ignored.
+// requests; and a call made with the context of a request the middleware
+// admitted for support (an impersonated request, see SessionFromContext)
+// is refused unless by is that support principal — support using the
+// customer's admin UI cannot act in the customer's name. Pass the
+// request's context to the Manager from admin handlers so that this rule
+// can apply. Nil is ignored.
 func WithAuthorizer(a Authorizer) Option {
 	return optionFunc(func(m *Manager) {
 		if a != nil {
@@ -44,7 +52,11 @@ func WithAuthorizer(a Authorizer) Option {
 // DefaultAuthorizer allows customers to grant, extend, approve and deny;
 // customers, the system and support (its own access only) to revoke;
 // support to request access; support and customers to add grantees. It
-// refuses everything else.
+// refuses everything else. It does not look at tenantID: an Actor does not
+// say which tenant a customer administers, so by default any customer
+// actor may act on any tenant (and on any grant or request ID it names).
+// Hosts with more than one tenant replace it (WithAuthorizer) with a rule
+// that checks the actor's tenant.
 func DefaultAuthorizer(_ context.Context, action Action, by Actor, _ string) error {
 	ok := false
 	switch action {
@@ -66,6 +78,9 @@ func DefaultAuthorizer(_ context.Context, action Action, by Actor, _ string) err
 // authorize runs the Authorizer; a refusal is audited and returned wrapping
 // ErrForbidden.
 func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID) error {
+	if err := m.refuseImpersonated(ctx, action, by, tenantID, grantID); err != nil {
+		return err
+	}
 	// Built-in rule whatever the Authorizer says: the vendor's support
 	// never opens or lengthens its own way in; it asks (RequestAccess).
 	if by.Kind == ActorSupport && (action == ActionGrant || action == ActionExtend) {
@@ -76,6 +91,26 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 		return nil
 	}
 	return m.refuse(ctx, action, by, tenantID, grantID, err.Error())
+}
+
+// refuseImpersonated is a built-in rule whatever the Authorizer says: a
+// call made while serving a request that a Manager's middleware admitted
+// for support (ctx carries its session) acts for that support principal,
+// whoever by names. Support browsing the customer's admin UI while
+// impersonating its administrator must not grant itself access, or revoke,
+// decide or purge, in the customer's name: such a call is refused unless by
+// is that very support principal (who may then do what support may), and
+// the refusal is audited with the support principal as its actor.
+func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID) error {
+	s, ok := SessionFromContext(ctx)
+	if !ok || (by.Kind == ActorSupport && by.ID == s.Principal) {
+		return nil
+	}
+	if tenantID == "" {
+		tenantID = s.TenantID
+	}
+	return m.refuse(ctx, action, Actor{Kind: ActorSupport, ID: s.Principal}, tenantID, grantID,
+		fmt.Sprintf("called in an impersonated support session as %s %q", by.Kind, by.ID))
 }
 
 // refuse records an action.refused event and returns the ErrForbidden error.

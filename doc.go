@@ -43,8 +43,9 @@
 //	}
 //	http.ListenAndServe(addr, m.Middleware(resolve)(mux))
 //
-//	// In the customer's admin UI:
-//	g, err := m.Grant(ctx, supportaccess.GrantInput{
+//	// In the customer's admin UI, with the request's context (a call made
+//	// while support impersonates the admin is refused, see WithAuthorizer):
+//	g, err := m.Grant(r.Context(), supportaccess.GrantInput{
 //		TenantID: tenant, By: supportaccess.Actor{Kind: supportaccess.ActorCustomer, ID: adminID},
 //		Duration: 24 * time.Hour, Reason: "invoice export fails", TicketRef: "SUP-1042",
 //	})
@@ -56,5 +57,17 @@
 // cannot be written does not happen. Bad input returns an error wrapping
 // ErrInvalidInput that names the field and changes nothing. Compare errors
 // with errors.Is against the sentinels (ErrNoActiveGrant, ErrNotFound,
-// ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict).
+// ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict,
+// ErrSessionEnded for a request whose support access ended, ErrTampered
+// for a broken audit chain).
+//
+// # What the host decides
+//
+// DefaultAuthorizer knows actor kinds, not which tenant an administrator
+// belongs to: it lets any customer actor act on any tenant. Plug the
+// host's role model in with WithAuthorizer, and check that a grant or
+// request ID taken from a URL belongs to the administrator's tenant
+// before calling Revoke, Extend, Approve or Deny with it. RequireScope
+// must sit inside Manager.Middleware: outside it no request looks
+// impersonated, and it lets every request through.
 package supportaccess

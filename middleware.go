@@ -276,8 +276,11 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // RequireScope returns middleware for a route that demands the
 // host-defined scope s (for example "messages:read") from impersonated
 // requests, in addition to the method scope Manager.Middleware checked. It
-// must run inside that middleware; requests that are not impersonated pass
-// through untouched (the host's own authorisation applies to them).
+// must run inside that middleware — m.Middleware(resolve)(mux) with
+// RequireScope on routes of mux: outside it no request carries a support
+// session yet, and every request passes. Requests that are not
+// impersonated pass through untouched (the host's own authorisation
+// applies to them).
 //
 // Semantics: the scope must be allowed by an active grant that covers the
 // session. If the grant that admitted the request allows it and is still

@@ -894,3 +894,68 @@ func TestBusyWatcherDoesNotEndKeptRequest(t *testing.T) {
 	require.NoError(t, gCause, "gb keeps the request and the store answers")
 	require.Empty(t, ended.all())
 }
+
+// TestImpersonatedRequestCannotActAsCustomer: a host admin UI wrapped by
+// the middleware, reached by support impersonating the customer's
+// administrator, calls the Manager with the request's context and the
+// customer actor it believes in: every change is refused and audited with
+// the support principal as actor; support acting as itself may still give
+// back its own access.
+func TestImpersonatedRequestCannotActAsCustomer(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+	named := e.grant(sa.GrantInput{Grantees: []string{mwGeneric}})
+	r, err := e.m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: sa.Actor{Kind: sa.ActorSupport, ID: mwEve}, Reason: "ticket"})
+	require.NoError(t, err)
+	before, err := e.store.ListGrants(ctx, sa.ListFilter{}, e.clock.Now())
+	require.NoError(t, err)
+	admin := mwCustomer
+	var errs []error
+	var own error
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		c := req.Context()
+		_, err := e.m.Grant(c, sa.GrantInput{TenantID: "acme", By: admin, Duration: sa.Day, Scopes: []sa.Scope{sa.ScopeWrite, "messages:read"}})
+		errs = append(errs, err)
+		_, err = e.m.Extend(c, g.ID, e.clock.Now().Add(100*sa.Day), admin)
+		errs = append(errs, err)
+		_, err = e.m.AddGrantee(c, named.ID, mwEve, admin)
+		errs = append(errs, err)
+		_, err = e.m.Approve(c, r.ID, admin, sa.ApproveInput{})
+		errs = append(errs, err)
+		_, err = e.m.Deny(c, r.ID, admin, "")
+		errs = append(errs, err)
+		_, err = e.m.RevokeTenant(c, "acme", admin, "")
+		errs = append(errs, err)
+		_, err = e.m.PurgeAudit(c, "acme", e.clock.Now())
+		errs = append(errs, err)
+		_, err = e.m.RequestAccess(c, sa.RequestInput{TenantID: "acme", By: sa.Actor{Kind: sa.ActorSupport, ID: mwEve}, Reason: "as eve"})
+		errs = append(errs, err)
+		// As itself, support may give back the access it holds.
+		_, own = e.m.Revoke(c, g.ID, sa.Actor{Kind: sa.ActorSupport, ID: mwGeneric}, "done")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mwDo(h, mwReq(http.MethodPost, "/admin/support-access", "generic"))
+	for i, err := range errs {
+		require.ErrorIs(t, err, sa.ErrForbidden, "call %d", i)
+	}
+	require.NoError(t, own)
+	after, err := e.store.ListGrants(ctx, sa.ListFilter{}, e.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, after, len(before), "no grant created")
+	got, err := e.store.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, sa.RequestPending, got.Status)
+	refused := e.events(sa.EventActionRefused)
+	require.Len(t, refused, len(errs))
+	for _, ev := range refused {
+		require.Equal(t, sa.Actor{Kind: sa.ActorSupport, ID: mwGeneric}, ev.Actor, "the refusal names who acted")
+		require.Equal(t, "acme", ev.TenantID)
+		require.Contains(t, ev.Reason, "impersonated support session")
+	}
+	require.Len(t, e.events(sa.EventGrantCreated), 2, "only the test's own grants")
+	require.Len(t, e.events(sa.EventGrantRevoked), 1, "support's own revocation")
+
+	// Outside an impersonated request the administrator acts as usual.
+	_, err = e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: admin, Duration: sa.Day})
+	require.NoError(t, err)
+}
