@@ -266,7 +266,7 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err err
 		return nil, fmt.Errorf("events: %w", err)
 	}
 	if m.auditLog == nil {
-		return nil, fmt.Errorf("events: %w: no AuditLog configured", ErrInvalidInput)
+		return nil, fmt.Errorf("events: %w: no AuditLog configured (WithAuditLog; the store is not one when WithAuditor leaves it out)", ErrInvalidInput)
 	}
 	f.Since, f.Until = truncate(f.Since), truncate(f.Until)
 	if f.After != nil {

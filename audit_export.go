@@ -105,7 +105,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		return 0, fmt.Errorf("export audit: %w", err)
 	}
 	if m.auditLog == nil {
-		return 0, fmt.Errorf("export audit: %w: no AuditLog configured", ErrInvalidInput)
+		return 0, fmt.Errorf("export audit: %w: no AuditLog configured (WithAuditLog; the store is not one when WithAuditor leaves it out)", ErrInvalidInput)
 	}
 	total := f.Limit
 	bw := bufio.NewWriterSize(w, 64<<10)

@@ -95,7 +95,7 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
 	}
 	if m.auditLog == nil {
-		return AuditPurge{}, fmt.Errorf("purge audit: %w: no AuditLog configured", ErrInvalidInput)
+		return AuditPurge{}, fmt.Errorf("purge audit: %w: no AuditLog configured (WithAuditLog; the store is not one when WithAuditor leaves it out)", ErrInvalidInput)
 	}
 	p, ok := m.auditLog.(AuditPurger)
 	if !ok {

@@ -173,7 +173,7 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyRep
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
 	}
 	if m.auditLog == nil {
-		return VerifyReport{}, fmt.Errorf("verify audit: %w: no AuditLog configured", ErrInvalidInput)
+		return VerifyReport{}, fmt.Errorf("verify audit: %w: no AuditLog configured (WithAuditLog; the store is not one when WithAuditor leaves it out)", ErrInvalidInput)
 	}
 	cr, _ := m.auditLog.(AuditChainReader)
 	var rep VerifyReport

@@ -27,6 +27,8 @@ type Manager struct {
 	// extra are auditors other than the store; they record before commit.
 	extra    []Auditor
 	auditLog AuditLog
+	// auditLogSet: WithAuditLog chose auditLog (see there).
+	auditLogSet bool
 
 	authorize_ Authorizer
 	notifier   Notifier
@@ -87,11 +89,16 @@ func WithAuditor(a Auditor) Option {
 	})
 }
 
-// WithAuditLog sets where Manager.Events reads the audit trail. Default: the
-// store, if it implements AuditLog.
+// WithAuditLog sets where Manager.Events (and AuditPage, ExportAudit,
+// VerifyAudit, PurgeAudit) read the audit trail. Default: the store, if it
+// implements AuditLog and is among the auditors — with WithAuditor naming
+// others only, the store receives no events, so there is no default log
+// (those methods return ErrInvalidInput) rather than one that reads as
+// empty and intact.
 func WithAuditLog(l AuditLog) Option {
 	return optionFunc(func(m *Manager) {
 		if l != nil {
+			m.auditLogSet = true
 			m.auditLog = l
 		}
 	})
@@ -178,6 +185,9 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 	if err := m.validateLifecycle(); err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	if !m.auditLogSet && !m.storeAudits {
+		m.auditLog = nil // the store receives no events: not a log of them
 	}
 	if !m.storeAudits && len(m.extra) == 0 {
 		return nil, fmt.Errorf("new manager: %w: the store does not implement Auditor and no WithAuditor was given", ErrInvalidInput)

@@ -959,3 +959,32 @@ func TestImpersonatedRequestCannotActAsCustomer(t *testing.T) {
 	_, err = e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: admin, Duration: sa.Day})
 	require.NoError(t, err)
 }
+
+// TestAuditorWithoutStoreHasNoDefaultLog: with WithAuditor naming only
+// other auditors, the store receives no events; it is then not the
+// default audit log either, so reading the trail fails loudly instead of
+// reading as empty and intact. WithAuditLog sets one explicitly.
+func TestAuditorWithoutStoreHasNoDefaultLog(t *testing.T) {
+	st := memstore.New()
+	aud := &flakyAuditor{}
+	m, err := sa.NewManager(st, sa.WithAuditor(aud))
+	require.NoError(t, err)
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, 1, aud.count(sa.EventGrantCreated))
+	_, err = m.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.ErrorContains(t, err, "no AuditLog configured")
+	_, err = m.VerifyAudit(ctx, "acme")
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+
+	m, err = sa.NewManager(st, sa.WithAuditor(aud), sa.WithAuditLog(st))
+	require.NoError(t, err)
+	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.NoError(t, err)
+	require.Empty(t, evs, "the log asked for, however empty")
+
+	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour, Grantees: []string{"eve@vendor.example", ""}})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.ErrorContains(t, err, "Grantees[1] is required", "the empty entry is named")
+}

@@ -148,8 +148,8 @@ func validateGrantInput(in *GrantInput) error {
 	if len(in.Grantees) > MaxGrantees {
 		return fmt.Errorf("%w: Grantees has more than %d entries", ErrInvalidInput, MaxGrantees)
 	}
-	for _, p := range in.Grantees {
-		if err := validatePrincipal("Grantees", p); err != nil {
+	for i, p := range in.Grantees {
+		if err := validatePrincipal(fmt.Sprintf("Grantees[%d]", i), p); err != nil {
 			return err
 		}
 	}
