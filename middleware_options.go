@@ -88,13 +88,16 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // check are polled, by one goroutine per middleware that runs only while
 // impersonated requests are in flight. Revocations and expiries recorded
 // by the middleware's own Manager, and ExpiresAt itself, end requests at
-// once whatever d is. The Checks of one poll get d (at least 250 ms) in
-// all: a store that does not answer by then (a slow or hung store) does
-// not end a request by itself, and a request whose re-checks have not been
-// answered for max(3d, 5 s) ends (fail closed). When a grant a request
-// uses reached ExpiresAt or was revoked or expired by the Manager, its
-// re-check (which may find another grant to go on with) waits at most
-// 100 ms for the store before the request ends. Default: DefaultPollInterval (1 s).
+// once whatever d is. The Checks of one poll get d in all (at least
+// 250 ms, at most 1 s): a store that does not answer by then (a slow or
+// hung store) does not end a request by itself, and a request whose
+// re-checks have not been answered for max(3d, 5 s) ends (fail closed).
+// When a grant a request uses reached ExpiresAt or was revoked or expired
+// by the Manager, its own re-check (which may find another grant to go on
+// with) waits at most 100 ms for the store before the request ends; the
+// one goroutine re-checks requests in turn, so with a store that stopped
+// answering, other requests' re-checks already under way can delay that
+// by up to the poll's time (at most 1 s). Default: DefaultPollInterval (1 s).
 // Values <= 0 are ignored.
 func WithPollInterval(d time.Duration) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {

@@ -30,9 +30,6 @@ type reqState struct {
 	recheck   atomic.Bool  // the watcher should check the grants now
 	checkedAt atomic.Int64 // real time (UnixNano) of the last check
 	okAt      atomic.Int64 // real time (UnixNano) of the last check that answered
-	// okFrom: when the Checks of the last answered re-check began (the
-	// oldest of them, UnixNano); see endSoon.
-	okFrom atomic.Int64
 	// grantGone: the Manager ended (revoked, or recorded the expiry of) a
 	// grant the request uses; a re-check that cannot answer then ends it.
 	grantGone atomic.Bool
@@ -43,8 +40,7 @@ type reqState struct {
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them
 	timer     *time.Timer
-	failsafes []*time.Timer // endSoon's, one per end
-	firstPoll time.Time     // real time the watcher must start polling st; zero once done
+	firstPoll time.Time // real time the watcher must start polling st; zero once done
 	// timerPolls: timer is set for firstPoll rather than the grant's end.
 	timerPolls bool
 	// movedEnd: the latest end Extend on this Manager gave each grant, and

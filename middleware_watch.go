@@ -37,43 +37,6 @@ type watcher struct {
 	stop      context.CancelFunc // nil when no goroutine runs
 	done      chan struct{}
 	listening bool
-
-	// urgentQ: requests whose grant ended (endSoon), re-checked before any
-	// other, also in the middle of a poll. Its own lock: urgent is called
-	// with mu held.
-	urgentMu sync.Mutex
-	urgentQ  []*reqState
-}
-
-// urgent queues st to be re-checked before the other requests; the caller
-// pokes the watcher.
-func (w *watcher) urgent(st *reqState) {
-	w.urgentMu.Lock()
-	w.urgentQ = append(w.urgentQ, st)
-	w.urgentMu.Unlock()
-}
-
-// recheckUrgent re-checks the queued urgent requests, each with its own
-// endedCheckTimeout and fresh answers. It returns false when ctx was
-// cancelled.
-func (w *watcher) recheckUrgent(ctx context.Context) bool {
-	w.urgentMu.Lock()
-	q := w.urgentQ
-	w.urgentQ = nil
-	w.urgentMu.Unlock()
-	for _, st := range q {
-		st.mu.Lock()
-		left := st.left
-		st.mu.Unlock()
-		if left || st.ended.Load() {
-			continue
-		}
-		st.checkedAt.Store(time.Now().UnixNano())
-		if !w.recheck(ctx, st, make(map[checkKey]checkResult), time.Now().Add(endedCheckTimeout)) {
-			return false
-		}
-	}
-	return true
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -112,9 +75,6 @@ func (w *watcher) leave(st *reqState) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
-	for _, t := range st.failsafes {
-		t.Stop()
-	}
 	st.mu.Unlock()
 
 	w.mu.Lock()
@@ -124,9 +84,6 @@ func (w *watcher) leave(st *reqState) {
 		// Cancelled under mu: a goroutine that has not seen it yet finds it
 		// when it takes mu, before it could look at a newer request.
 		w.stop()
-		w.urgentMu.Lock()
-		w.urgentQ = nil // all have left
-		w.urgentMu.Unlock()
 		done = w.done
 		w.stop, w.done = nil, nil
 	}
@@ -173,7 +130,6 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 		if st.uses(g.ID) {
 			st.grantGone.Store(true)
 			st.recheck.Store(true)
-			st.endSoon()
 			hit = true
 		}
 	}
@@ -208,7 +164,6 @@ type checkKey struct {
 }
 
 type checkResult struct {
-	at       int64 // real time (UnixNano) the Check began
 	id       uuid.UUID
 	expires  time.Time
 	err      error
@@ -237,7 +192,6 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	}
 	w.mu.Unlock()
 	if len(due) == 0 {
-		w.recheckUrgent(ctx)
 		return
 	}
 	// One deadline for the whole poll: with a store that hangs, every
@@ -245,29 +199,29 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	// sessions there are. Those that have waited longest for an answer go
 	// first, so that when a poll cannot check them all (many sessions, a
 	// store that takes its time), each still gets its turn.
-	deadline := time.Now().Add(max(w.interval, minRecheckTimeout))
+	deadline := time.Now().Add(min(max(w.interval, minRecheckTimeout), maxRecheckTimeout))
 	slices.SortFunc(due, func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) })
 	cache := make(map[checkKey]checkResult)
 	for _, st := range due {
-		// A request whose grant ended goes first, also mid-poll: its
-		// failsafe ends it 100 ms after the end unless a re-check answers.
-		if !w.recheckUrgent(ctx) {
-			return // stopping: every request has left
-		}
 		if st.ended.Load() {
 			continue
 		}
 		st.checkedAt.Store(now)
 		if !w.recheck(ctx, st, cache, deadline) {
-			return
+			return // stopping: every request has left
 		}
 	}
-	w.recheckUrgent(ctx)
 }
 
-// minRecheckTimeout is the least time one poll's Checks get (see
-// WithPollInterval).
-const minRecheckTimeout = 250 * time.Millisecond
+// minRecheckTimeout and maxRecheckTimeout bound the time one poll's
+// Checks get (see WithPollInterval): the poll interval, at least 250 ms so
+// that a healthy store answers, at most 1 s so that a store that stopped
+// answering holds up the re-checks of other requests (whose grant may
+// have ended) no longer than that, whatever the interval.
+const (
+	minRecheckTimeout = 250 * time.Millisecond
+	maxRecheckTimeout = time.Second
+)
 
 // endedCheckTimeout bounds the wait for a re-check of a request whose
 // grant ended by what the Manager knows without the store (see recheck).
@@ -299,7 +253,6 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	if gone || endPassed(needs, w.m.now()) {
 		deadline = minTime(deadline, time.Now().Add(endedCheckTimeout))
 	}
-	askedAt := time.Now().UnixNano() // the oldest Check this re-check relies on
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
@@ -307,7 +260,6 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 			res, ok = checkResult{timedOut: true, skipped: true}, true
 		}
 		if !ok {
-			began := time.Now().UnixNano()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
 			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
 			// A denial is an answer, also one that came in late.
@@ -316,10 +268,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 			if ctx.Err() != nil {
 				return false
 			}
-			res = checkResult{at: began, id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
+			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
 			cache[key] = res
 		}
-		askedAt = min(askedAt, res.at)
 		if res.timedOut {
 			if gone {
 				st.grantGone.Store(true)
@@ -337,7 +288,6 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 		needs[i].id, needs[i].expires = res.id, res.expires
 	}
 	st.okAt.Store(time.Now().UnixNano())
-	st.okFrom.Store(askedAt)
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
 	// An end Extend moved while the Checks ran is newer than what a Check
@@ -473,43 +423,6 @@ func (st *reqState) expire() {
 	st.mu.Unlock()
 	if !polls {
 		st.recheck.Store(true)
-		st.endSoon()
 	}
 	st.g.watch.poke()
-}
-
-// endSoon ends st unless a re-check that began from now on answers within
-// endedCheckTimeout: a grant st relies on ended by what the Manager knows
-// (its end passed, or this Manager revoked it or recorded its expiry), and
-// the one watcher goroutine may be busy with other requests' Checks. A
-// re-check that finds another grant to go on with keeps the request. Each
-// end gets its own timer, so that one answered after an earlier end does
-// not cover a later one. The reason is expired when a grant st relies on
-// is past its end, revoked otherwise. The watcher takes st first (urgent).
-func (st *reqState) endSoon() {
-	since := time.Now().UnixNano()
-	st.mu.Lock()
-	if st.left || st.endReason != "" {
-		st.mu.Unlock()
-		return
-	}
-	st.failsafes = append(st.failsafes, time.AfterFunc(endedCheckTimeout, func() {
-		if st.okFrom.Load() >= since || st.ended.Load() {
-			return // answered: st ended, or another grant took over
-		}
-		st.mu.Lock()
-		passed, left := endPassed(st.needs, st.m.now()), st.left
-		st.mu.Unlock()
-		if left {
-			return
-		}
-		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: a grant of an in-flight request ended and no re-check answered within %s: the request ends", endedCheckTimeout))
-		if passed {
-			st.end(SessionEndExpired)
-		} else {
-			st.end(SessionEndRevoked)
-		}
-	}))
-	st.mu.Unlock()
-	st.g.watch.urgent(st)
 }
