@@ -269,8 +269,8 @@ func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, afte
 			}
 			if t == TransitionExpired {
 				for _, g := range b.claimed {
+					m.revoked(g) // first, as in Revoke
 					m.notify(ctx, EventGrantExpired, g, SystemActor, "")
-					m.revoked(g)
 				}
 			}
 			if after != nil && len(b.claimed) > 0 {

@@ -167,6 +167,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
 		return
 	}
+	seq := g.watch.ends.now()
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {
 		status, code, reason := g.checkRefusal(r, s, scope, err)
@@ -187,6 +188,12 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st.r = r
 	rw := newSupportWriter(w, st)
 	g.watch.enter(st)
+	// The grant may have ended (on this Manager) while the Check answered,
+	// before the watcher's listener could see the request: it is then
+	// checked again at once.
+	if g.watch.ends.endedSince(seq, gr.ID) && st.grantEnded(gr.ID) {
+		g.watch.poke()
+	}
 	completed := false
 	defer func() { g.finish(st, rw, completed) }()
 	g.next.ServeHTTP(rw, r)

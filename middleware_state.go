@@ -33,9 +33,6 @@ type reqState struct {
 	// grantGone: the Manager ended (revoked, or recorded the expiry of) a
 	// grant the request uses; a re-check that cannot answer then ends it.
 	grantGone atomic.Bool
-	// admittedGone: the Manager ended the grant that admitted the request
-	// (never cleared; see admittedHolds).
-	admittedGone atomic.Bool
 
 	mu        sync.Mutex
 	needs     []need // the scopes the request uses and the grants allowing them
@@ -46,10 +43,14 @@ type reqState struct {
 	// movedEnd: the latest end Extend on this Manager gave each grant, and
 	// the value of moves after it; moves counts those calls (see moveEnd
 	// and watcher.recheck).
-	movedEnd  map[uuid.UUID]movedEnd
-	moves     int
-	left      bool
-	endReason string
+	movedEnd map[uuid.UUID]movedEnd
+	moves    int
+	// endedGrants: the grants of the request (the admitting one, those of
+	// its needs) this Manager ended while it ran; never relied on again
+	// without a Check (see usesScope, admittedHolds).
+	endedGrants map[uuid.UUID]bool
+	left        bool
+	endReason   string
 }
 
 // movedEnd is an end Extend gave a grant, and when (reqState.moves).
@@ -79,16 +80,44 @@ func (st *reqState) addNeed(s Scope, g Grant) {
 }
 
 // usesScope reports whether the request uses scope s already (ScopeWrite
-// covers ScopeRead): its checks established that s is allowed.
+// covers ScopeRead): its checks established that s is allowed, by a grant
+// this Manager has not ended since and whose end has not passed.
 func (st *reqState) usesScope(s Scope) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	now := st.m.now()
 	for _, n := range st.needs {
+		if st.endedGrants[n.id] || !n.expires.IsZero() && !now.Before(n.expires) {
+			continue
+		}
 		if hasScope([]Scope{n.scope}, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// grantEnded records that this Manager ended grant id (the watcher's
+// listener, or a Check that found it while it ended): if the request was
+// admitted by it or uses it, it is not relied on again without a Check and
+// the request is to be checked again at once. It reports whether the
+// request uses it.
+func (st *reqState) grantEnded(id uuid.UUID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	used := slices.ContainsFunc(st.needs, func(n need) bool { return n.id == id })
+	if !used && id != st.grant.ID {
+		return false
+	}
+	if st.endedGrants == nil {
+		st.endedGrants = make(map[uuid.UUID]bool)
+	}
+	st.endedGrants[id] = true
+	if used {
+		st.grantGone.Store(true)
+		st.recheck.Store(true)
+	}
+	return used
 }
 
 // establish makes sure the admitted request st may also use scope s (for
@@ -105,12 +134,27 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	}
 	gr := st.grant
 	if !gr.Allows(s) || !st.admittedHolds() {
-		var err error
-		gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
-		if err != nil {
-			status, code, reason := g.checkRefusal(r, st.sess, s, err)
-			st.refuse(g, w, r, s, status, code, reason, err)
-			return false
+		ends := &st.g.watch.ends
+		for attempt := 0; ; attempt++ {
+			seq := ends.now()
+			var err error
+			gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
+			if err != nil {
+				status, code, reason := g.checkRefusal(r, st.sess, s, err)
+				st.refuse(g, w, r, s, status, code, reason, err)
+				return false
+			}
+			// A grant this Manager ended while the Check answered: ask
+			// again (the end has committed), a few times at most.
+			if !ends.endedSince(seq, gr.ID) {
+				break
+			}
+			if attempt == 2 {
+				st.addNeed(s, gr)
+				st.grantEnded(gr.ID) // the watcher checks again at once
+				st.g.watch.poke()
+				return true
+			}
 		}
 	}
 	st.addNeed(s, gr)
@@ -119,17 +163,14 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 
 // admittedHolds reports whether the grant that admitted st may be relied
 // on without asking the store again: this Manager has not ended it
-// (admittedGone), the watcher's re-checks still find it for the request's
+// (endedGrants), the watcher's re-checks still find it for the request's
 // own scope (not another grant that took over after a revocation
 // elsewhere), and its end — as moved by Extend on this Manager or found by
 // a re-check — has not passed by the Manager's clock.
 func (st *reqState) admittedHolds() bool {
-	if st.admittedGone.Load() {
-		return false
-	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.needs) == 0 || st.needs[0].id != st.grant.ID {
+	if st.endedGrants[st.grant.ID] || len(st.needs) == 0 || st.needs[0].id != st.grant.ID {
 		return false
 	}
 	e := st.needs[0].expires

@@ -32,21 +32,24 @@ type watcher struct {
 	onError  func(context.Context, error)
 	wake     chan struct{} // capacity 1: "flagged requests are waiting"
 
-	mu        sync.Mutex
-	active    map[*reqState]struct{}
-	stop      context.CancelFunc // nil when no goroutine runs
-	done      chan struct{}
-	listening bool
+	mu     sync.Mutex
+	active map[*reqState]struct{}
+	stop   context.CancelFunc // nil when no goroutine runs
+	done   chan struct{}
+
+	ends endLog // the grants the Manager ended (see endLog)
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
-	return &watcher{
+	w := &watcher{
 		m:        m,
 		interval: interval,
 		onError:  onError,
 		wake:     make(chan struct{}, 1),
 		active:   make(map[*reqState]struct{}),
 	}
+	m.onGrantChange(w.grantChanged) // from the start: see endLog
+	return w
 }
 
 // enter starts watching st (whose grants were just checked).
@@ -56,10 +59,6 @@ func (w *watcher) enter(st *reqState) {
 	st.okAt.Store(now.UnixNano())
 	w.mu.Lock()
 	w.active[st] = struct{}{}
-	if !w.listening {
-		w.listening = true
-		w.m.onGrantChange(w.grantChanged)
-	}
 	w.mu.Unlock()
 	st.mu.Lock()
 	st.firstPoll = now.Add(w.interval / 2)
@@ -122,14 +121,10 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 		return
 	}
 	hit := false
+	w.ends.add(g.ID)
 	w.mu.Lock()
 	for st := range w.active {
-		if st.grant.ID == g.ID {
-			st.admittedGone.Store(true)
-		}
-		if st.uses(g.ID) {
-			st.grantGone.Store(true)
-			st.recheck.Store(true)
+		if st.grantEnded(g.ID) {
 			hit = true
 		}
 	}
@@ -176,7 +171,7 @@ type checkResult struct {
 func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	now := time.Now().UnixNano()
 	half := int64(w.interval / 2)
-	var due []*reqState
+	var due, flagged []*reqState
 	w.mu.Lock()
 	if ctx.Err() != nil {
 		w.mu.Unlock()
@@ -186,21 +181,37 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 		return
 	}
 	for st := range w.active {
-		if st.recheck.Swap(false) || !flaggedOnly && now-st.checkedAt.Load() >= half {
+		switch {
+		case st.recheck.Swap(false):
+			flagged = append(flagged, st)
+		case !flaggedOnly && now-st.checkedAt.Load() >= half:
 			due = append(due, st)
 		}
 	}
 	w.mu.Unlock()
-	if len(due) == 0 {
+	if len(due)+len(flagged) == 0 {
 		return
 	}
 	// One deadline for the whole poll: with a store that hangs, every
 	// request of the poll has its answer (none) within it, however many
-	// sessions there are. Those that have waited longest for an answer go
-	// first, so that when a poll cannot check them all (many sessions, a
-	// store that takes its time), each still gets its turn.
+	// sessions there are. Flagged requests (a grant ended, its end came,
+	// a re-check to repeat) go first; then those that have waited longest
+	// for an answer, so that when a poll cannot check them all (many
+	// sessions, a store that takes its time), each still gets its turn.
 	deadline := time.Now().Add(min(max(w.interval, minRecheckTimeout), maxRecheckTimeout))
-	slices.SortFunc(due, func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) })
+	byAnswer := func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) }
+	slices.SortFunc(flagged, func(a, b *reqState) int {
+		// Of those, first the requests whose grant this Manager ended.
+		if ga, gb := a.grantGone.Load(), b.grantGone.Load(); ga != gb {
+			if ga {
+				return -1
+			}
+			return 1
+		}
+		return byAnswer(a, b)
+	})
+	slices.SortFunc(due, byAnswer)
+	due = append(flagged, due...)
 	cache := make(map[checkKey]checkResult)
 	for _, st := range due {
 		if st.ended.Load() {
@@ -242,6 +253,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	// A grant ended before this re-check is known to it from here on; an
 	// answered re-check settles it (another grant may have taken over).
 	gone := st.grantGone.Swap(false)
+	seq := w.ends.now()
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
 	moves := st.moves
@@ -251,7 +263,10 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	// clock), a slow store may delay that end only briefly: past
 	// endedCheckTimeout, unanswered ends the request.
 	if gone || endPassed(needs, w.m.now()) {
-		deadline = minTime(deadline, time.Now().Add(endedCheckTimeout))
+		// Its own 100 ms, also when the poll's time is up (many
+		// sessions): such a request is asked, not skipped, so that a
+		// healthy store can still say that another grant keeps it.
+		deadline = time.Now().Add(endedCheckTimeout)
 	}
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
@@ -305,6 +320,17 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	}
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()
+	// A grant this Manager ended while the Checks answered with it: the
+	// listener did not know the request used it yet.
+	again := false
+	for _, n := range needs {
+		if w.ends.endedSince(seq, n.id) && st.grantEnded(n.id) {
+			again = true
+		}
+	}
+	if again {
+		w.poke()
+	}
 	return true
 }
 
@@ -339,14 +365,6 @@ func endPassed(needs []need, now time.Time) bool {
 	return false
 }
 
-// minTime returns the earlier of a and b.
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
 // endReason tells why a re-check refused n: expired when its grant's end
 // has passed, revoked otherwise; a store failure ends the request too
 // (fail closed), reported but not as the end of the session.
@@ -359,18 +377,6 @@ func (w *watcher) endReason(ctx context.Context, n need, err error) string {
 		return SessionEndExpired
 	}
 	return SessionEndRevoked
-}
-
-// uses reports whether st relies on grant id.
-func (st *reqState) uses(id uuid.UUID) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for _, n := range st.needs {
-		if n.id == id {
-			return true
-		}
-	}
-	return false
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,

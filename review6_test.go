@@ -1149,3 +1149,234 @@ func TestStaleAnswerDoesNotEndKeptRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestRevocationDuringRecheckOfFoundGrant: a revocation on this Manager
+// that lands while a re-check's Check is answering with that very grant
+// still ends the request at once (the listener did not know the request
+// would use it yet).
+func TestRevocationDuringRecheckOfFoundGrant(t *testing.T) {
+	clock := &mwClock{}
+	store := &gateStore{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	grant := func(d time.Duration) sa.Grant {
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer, Duration: d})
+		require.NoError(t, err)
+		return g
+	}
+	a := grant(2 * sa.Day) // admits the request (ends last)
+	b := grant(sa.Day)     // another ticket's grant
+	var cause, werr error
+	h := m.Middleware(func(*http.Request) (sa.Session, bool) {
+		return sa.Session{TenantID: "acme", Principal: mwGeneric, SessionID: "s"}, true
+	}, sa.WithPollInterval(time.Minute))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("row 1\n"))
+		store.armed.Store(true)
+		_, err := m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed") // re-check now
+		require.NoError(t, err)
+		<-store.entered // the re-check's Check has read b and is answering
+		_, err = m.Revoke(context.Background(), b.ID, mwCustomer, "ticket 2 closed")
+		require.NoError(t, err)
+		close(store.release)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		cause = context.Cause(r.Context())
+		_, werr = w.Write([]byte("row 2: no grant is active\n"))
+	}))
+	rec := mwDo(h, mwReq(http.MethodGet, "/events", ""))
+	require.ErrorIs(t, cause, sa.ErrSessionEnded, "both grants revoked on this Manager: the request ends")
+	require.ErrorIs(t, werr, sa.ErrSessionEnded)
+	require.NotContains(t, rec.Body.String(), "row 2")
+}
+
+// TestRevocationDuringAdmissionCheck: a revocation on this Manager that
+// lands while the admission Check answers with the grant ends the request
+// at once, and RequireScope does not take the grant's scopes.
+func TestRevocationDuringAdmissionCheck(t *testing.T) {
+	clock := &mwClock{}
+	store := &gateStore{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+	const msgs sa.Scope = "messages:read"
+	a, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer, Duration: sa.Day, Scopes: []sa.Scope{sa.ScopeRead, msgs}})
+	require.NoError(t, err)
+	secret := &mwOK{}
+	inbox := sa.RequireScope(msgs)(secret)
+	var cause, werr error
+	h := m.Middleware(func(*http.Request) (sa.Session, bool) {
+		return sa.Session{TenantID: "acme", Principal: mwGeneric, SessionID: "s"}, true
+	}, sa.WithPollInterval(time.Minute))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inbox.ServeHTTP(httptest.NewRecorder(), r) // Revoke has returned: no grant is active
+		select {
+		case <-r.Context().Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		cause = context.Cause(r.Context())
+		_, werr = w.Write([]byte("data after the revocation\n"))
+	}))
+	store.armed.Store(true)
+	done := make(chan struct{})
+	var rec *httptest.ResponseRecorder
+	go func() { defer close(done); rec = mwDo(h, mwReq(http.MethodGet, "/events", "")) }()
+	<-store.entered // the admission Check has read a
+	_, err = m.Revoke(context.Background(), a.ID, mwCustomer, "stop now")
+	require.NoError(t, err)
+	close(store.release)
+	<-done
+	require.Zero(t, secret.calls.Load(), "RequireScope(%s) after the only grant was revoked on this Manager", msgs)
+	require.ErrorIs(t, cause, sa.ErrSessionEnded)
+	require.ErrorIs(t, werr, sa.ErrSessionEnded)
+	require.NotContains(t, rec.Body.String(), "after the revocation")
+}
+
+// TestRevocationNotDelayedByNotifier: Revoke tells this Manager's
+// middleware before the Notifier's round trip (an e-mail, a webhook).
+func TestRevocationNotDelayedByNotifier(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	notifier := sa.NotifierFunc(func(ctx context.Context, n sa.Notification) error {
+		if n.Type == sa.EventGrantRevoked {
+			close(entered)
+			<-release
+		}
+		return nil
+	})
+	e := newMWEnv(t, sa.WithNotifier(notifier))
+	g := e.grant(sa.GrantInput{Duration: sa.Day})
+	in, probe := make(chan struct{}), make(chan struct{})
+	var werr error
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("row 1\n"))
+		close(in)
+		<-probe
+		select { // the re-check ends it within milliseconds
+		case <-r.Context().Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+		_, werr = w.Write([]byte("row 2\n"))
+	}), sa.WithPollInterval(time.Minute))
+	done := make(chan struct{})
+	var rec *httptest.ResponseRecorder
+	go func() { defer close(done); rec = mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
+	<-in
+	revokeDone := make(chan struct{})
+	go func() {
+		defer close(revokeDone)
+		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop now")
+		require.NoError(t, err)
+	}()
+	<-entered // committed; the customer is being told
+	close(probe)
+	<-done
+	close(release)
+	<-revokeDone
+	require.ErrorIs(t, werr, sa.ErrSessionEnded)
+	require.NotContains(t, rec.Body.String(), "row 2")
+}
+
+// TestRequireScopeAfterElevatedGrantRevokedHere: a scope the request took
+// from another grant is not taken again after this Manager revoked that
+// grant.
+func TestRequireScopeAfterElevatedGrantRevokedHere(t *testing.T) {
+	const msgs sa.Scope = "messages:read"
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{Duration: 2 * sa.Day}) // read: admits the request
+	hg := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
+	first, second := &mwOK{}, &mwOK{}
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sa.RequireScope(msgs)(first).ServeHTTP(httptest.NewRecorder(), r) // via hg
+		_, err := e.m.Revoke(context.Background(), hg.ID, mwCustomer, "no more messages")
+		require.NoError(t, err)
+		sa.RequireScope(msgs)(second).ServeHTTP(httptest.NewRecorder(), r)
+	}))
+	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
+	require.Equal(t, int64(1), first.calls.Load())
+	require.Zero(t, second.calls.Load(), "RequireScope(%s) after its only grant was revoked on this Manager", msgs)
+}
+
+// slowAllStore delays every Check by slow; once armed, a successful Check
+// of globex closes answered.
+type slowAllStore struct {
+	*memstore.Store
+	slow     atomic.Int64
+	armed    atomic.Bool
+	answered chan struct{}
+}
+
+func (s *slowAllStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if d := time.Duration(s.slow.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	g, err := s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	if tenantID == "globex" && err == nil && s.armed.CompareAndSwap(true, false) {
+		close(s.answered)
+	}
+	return g, err
+}
+
+// TestSaturatedPollDoesNotEndKeptRequest: when a poll cannot check every
+// session before its deadline (many sessions, a healthy store), a request
+// whose grant was revoked is still asked about, not ended unasked: another
+// grant keeps it (real timers, about 1 s).
+func TestSaturatedPollDoesNotEndKeptRequest(t *testing.T) {
+	store := &slowAllStore{Store: memstore.New(), answered: make(chan struct{})}
+	clock := &mwClock{}
+	errs := &mwErrs{}
+	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(errs.handle))
+	require.NoError(t, err)
+	grant := func(tenant string, d time.Duration) sa.Grant {
+		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: tenant, By: mwCustomer, Duration: d})
+		require.NoError(t, err)
+		return g
+	}
+	a := grant("globex", 2*sa.Day) // admits the globex stream
+	grant("globex", sa.Day)        // b: another ticket's grant, keeps globex
+	sessions := &mwSessions{}
+	const n = 50
+	for i := range n {
+		tenant := fmt.Sprintf("t%d", i)
+		grant(tenant, sa.Day)
+		sessions.add(tenant, sa.Session{TenantID: tenant, Principal: "support+" + tenant + "@vendor.example", SessionID: "s-" + tenant})
+	}
+	sessions.add("globex", sa.Session{TenantID: "globex", Principal: "support+globex@vendor.example", SessionID: "s-globex"})
+	done := make(chan struct{})
+	var others, gIn sync.WaitGroup
+	others.Add(n)
+	gIn.Add(1)
+	var gCause error
+	ended := &mwEnded{}
+	h := m.Middleware(sessions.resolve, sa.WithPollInterval(250*time.Millisecond), sa.WithMiddlewareErrorHandler(errs.handle), sa.OnSessionEnded(ended.handle))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s, _ := sessions.resolve(r); s.TenantID != "globex" {
+			others.Done()
+			<-done
+			return
+		}
+		gIn.Done()
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+		gCause = context.Cause(r.Context())
+	}))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/stream", fmt.Sprintf("t%d", i))) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "globex")) }()
+	others.Wait()
+	gIn.Wait()
+	store.slow.Store(int64(8 * time.Millisecond)) // healthy: every Check answers; a poll needs ~400 ms
+	time.Sleep(300 * time.Millisecond)            // the polls are saturated
+	store.armed.Store(true)
+	<-store.answered // a re-check of globex answered (grant a): it sorts last in the next poll
+	_, err = m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(400 * time.Millisecond)
+	close(done)
+	wg.Wait()
+	require.NoError(t, gCause, "grant b keeps the globex session and the store answers; errors: %v", errs.all())
+	require.Empty(t, ended.all())
+}

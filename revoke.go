@@ -60,8 +60,8 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 		return Grant{}, err
 	}
 	m.tel.revoked.Add(ctx, 1)
+	m.revoked(g) // first: in-flight requests end before the Notifier's round trip
 	m.notify(ctx, EventGrantRevoked, g, by, reason)
-	m.revoked(g)
 	return g, nil
 }
 
