@@ -167,6 +167,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
 		return
 	}
+	g.watch.listening()
 	seq := g.watch.ends.now()
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {

@@ -37,7 +37,16 @@ type watcher struct {
 	stop   context.CancelFunc // nil when no goroutine runs
 	done   chan struct{}
 
-	ends endLog // the grants the Manager ended (see endLog)
+	ends   endLog    // the grants the Manager ended (see endLog)
+	listen sync.Once // registers grantChanged with the Manager
+}
+
+// listening makes sure the watcher hears of the grants the Manager ends
+// and moves: called before the first impersonated request's Check, so
+// that a middleware that only ever passes requests through registers
+// nothing.
+func (w *watcher) listening() {
+	w.listen.Do(func() { w.m.onGrantChange(w.grantChanged) })
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -48,7 +57,6 @@ func newWatcher(m *Manager, interval time.Duration, onError func(context.Context
 		wake:     make(chan struct{}, 1),
 		active:   make(map[*reqState]struct{}),
 	}
-	m.onGrantChange(w.grantChanged) // from the start: see endLog
 	return w
 }
 
