@@ -19,19 +19,23 @@ const endLogSize = 256
 type endLog struct {
 	mu   sync.Mutex
 	seq  uint64
-	ring [endLogSize]struct {
-		seq uint64
-		id  uuid.UUID
-	}
+	ring []endEntry // endLogSize entries once a grant ended
+}
+
+type endEntry struct {
+	seq uint64
+	id  uuid.UUID
 }
 
 // add records that grant id ended.
 func (l *endLog) add(id uuid.UUID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.ring == nil {
+		l.ring = make([]endEntry, endLogSize)
+	}
 	l.seq++
-	e := &l.ring[l.seq%endLogSize]
-	e.seq, e.id = l.seq, id
+	l.ring[l.seq%endLogSize] = endEntry{seq: l.seq, id: id}
 }
 
 // now returns the number of the latest end.

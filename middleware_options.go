@@ -96,8 +96,8 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // by the Manager, its own re-check (which may find another grant to go on
 // with) waits at most 100 ms for the store before the request ends; the
 // one goroutine re-checks requests in turn, so with a store that stopped
-// answering, other requests' re-checks already under way can delay that
-// by up to the poll's time (at most 1 s). Default: DefaultPollInterval (1 s).
+// answering, a poll already under way can delay that by up to its time
+// (at most 1 s) and 100 ms, however many requests wait. Default: DefaultPollInterval (1 s).
 // Values <= 0 are ignored.
 func WithPollInterval(d time.Duration) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {

@@ -208,7 +208,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	// sessions, a store that takes its time), each still gets its turn.
 	deadline := time.Now().Add(min(max(w.interval, minRecheckTimeout), maxRecheckTimeout))
 	byAnswer := func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) }
-	slices.SortFunc(flagged, func(a, b *reqState) int {
+	goneFirst := func(a, b *reqState) int {
 		// Of those, first the requests whose grant this Manager ended.
 		if ga, gb := a.grantGone.Load(), b.grantGone.Load(); ga != gb {
 			if ga {
@@ -217,18 +217,35 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 			return 1
 		}
 		return byAnswer(a, b)
-	})
+	}
+	slices.SortFunc(flagged, goneFirst)
 	slices.SortFunc(due, byAnswer)
 	due = append(flagged, due...)
 	cache := make(map[checkKey]checkResult)
-	for _, st := range due {
-		if st.ended.Load() {
-			continue
+	seen := make(map[*reqState]bool, len(due))
+	for len(due) > 0 {
+		for _, st := range due {
+			seen[st] = true
+			if st.ended.Load() {
+				continue
+			}
+			st.checkedAt.Store(now)
+			if !w.recheck(ctx, st, cache, deadline) {
+				return // stopping: every request has left
+			}
 		}
-		st.checkedAt.Store(now)
-		if !w.recheck(ctx, st, cache, deadline) {
-			return // stopping: every request has left
+		// Requests flagged while this poll ran (a grant ended meanwhile)
+		// are taken now, within its time, rather than by the next poll
+		// with a time of its own; those it took once wait for the next.
+		due = due[:0]
+		w.mu.Lock()
+		for st := range w.active {
+			if !seen[st] && st.recheck.Swap(false) {
+				due = append(due, st)
+			}
 		}
+		w.mu.Unlock()
+		slices.SortFunc(due, goneFirst)
 	}
 }
 
@@ -271,10 +288,15 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	// clock), a slow store may delay that end only briefly: past
 	// endedCheckTimeout, unanswered ends the request.
 	if gone || endPassed(needs, w.m.now()) {
-		// Its own 100 ms, also when the poll's time is up (many
-		// sessions): such a request is asked, not skipped, so that a
-		// healthy store can still say that another grant keeps it.
-		deadline = time.Now().Add(endedCheckTimeout)
+		// Asked afresh: an answer this poll cached before the end would
+		// be stale.
+		cache = make(map[checkKey]checkResult)
+		// Its own 100 ms at most, and asked, not skipped, also when the
+		// poll's time is up (many sessions), so that a healthy store can
+		// still say that another grant keeps it — but within the poll's
+		// time plus 100 ms, so that a store that stopped answering delays
+		// the poll by no more than that however many such requests wait.
+		deadline = minTime(deadline.Add(endedCheckTimeout), time.Now().Add(endedCheckTimeout))
 	}
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
@@ -371,6 +393,14 @@ func endPassed(needs []need, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // endReason tells why a re-check refused n: expired when its grant's end

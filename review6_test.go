@@ -1380,3 +1380,45 @@ func TestSaturatedPollDoesNotEndKeptRequest(t *testing.T) {
 	require.NoError(t, gCause, "grant b keeps the globex session and the store answers; errors: %v", errs.all())
 	require.Empty(t, ended.all())
 }
+
+// TestHungStoreEndsManyExpiredRequestsWithinAPoll: with a store that
+// stopped answering, requests of several sessions whose grants reach their
+// end together all end within about one poll (300 ms here) plus 100 ms,
+// not 100 ms after one another (real timers, about 1 s).
+func TestHungStoreEndsManyExpiredRequestsWithinAPoll(t *testing.T) {
+	e := newMWEnv(t)
+	const n = 8
+	var last sa.Grant
+	for i := range n {
+		tenant := fmt.Sprintf("t%d", i)
+		last = e.grant(sa.GrantInput{TenantID: tenant, Duration: time.Hour})
+		e.sessions.add(tenant, sa.Session{TenantID: tenant, Principal: "support+" + tenant + "@vendor.example", SessionID: "s-" + tenant})
+	}
+	e.clock.setUntil(last.ExpiresAt, 250*time.Millisecond) // every grant ends within 250 ms
+	endReal := time.Now().Add(250 * time.Millisecond)
+	var mu sync.Mutex
+	var worst time.Duration
+	var in sync.WaitGroup
+	in.Add(n)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+		late := time.Since(endReal)
+		mu.Lock()
+		worst = max(worst, late)
+		mu.Unlock()
+	}), sa.WithPollInterval(300*time.Millisecond))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/stream", fmt.Sprintf("t%d", i))) }()
+	}
+	in.Wait()
+	time.Sleep(time.Until(endReal) - 40*time.Millisecond)
+	e.store.hangFind.Store(true) // the database stops answering just before the ends
+	wg.Wait()
+	require.Less(t, worst, 600*time.Millisecond, "the last expired request ended %s after its grant's end", worst)
+}
