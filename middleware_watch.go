@@ -160,6 +160,24 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 	}
 }
 
+// pollAnswers are the answers of one poll's Checks: cache, shared by its
+// re-checks, and fresh, the answers given since the Manager last ended a
+// grant (end number freshSeq), shared by the re-checks of requests whose
+// grant ended — so that many requests of one session cost one Check.
+type pollAnswers struct {
+	cache    map[checkKey]checkResult
+	fresh    map[checkKey]checkResult
+	freshSeq uint64
+}
+
+// sinceLastEnd returns the answers given since end number seq, the latest.
+func (a *pollAnswers) sinceLastEnd(seq uint64) map[checkKey]checkResult {
+	if a.fresh == nil || a.freshSeq != seq {
+		a.fresh, a.freshSeq = make(map[checkKey]checkResult), seq
+	}
+	return a.fresh
+}
+
 // checkKey identifies a Check call; one poll makes each at most once.
 type checkKey struct {
 	tenant, principal string
@@ -221,7 +239,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	slices.SortFunc(flagged, goneFirst)
 	slices.SortFunc(due, byAnswer)
 	due = append(flagged, due...)
-	cache := make(map[checkKey]checkResult)
+	answers := &pollAnswers{cache: make(map[checkKey]checkResult)}
 	seen := make(map[*reqState]bool, len(due))
 	for len(due) > 0 {
 		for _, st := range due {
@@ -230,7 +248,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 				continue
 			}
 			st.checkedAt.Store(now)
-			if !w.recheck(ctx, st, cache, deadline) {
+			if !w.recheck(ctx, st, answers, deadline) {
 				return // stopping: every request has left
 			}
 		}
@@ -274,7 +292,8 @@ const minStaleness = 5 * time.Second
 // minRecheckTimeout): the one watcher goroutine must not hang with a store
 // that does. A Check that gets no answer by then is handled by unanswered.
 // It returns false when ctx was cancelled.
-func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]checkResult, deadline time.Time) bool {
+func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswers, deadline time.Time) bool {
+	cache := answers.cache
 	// A grant ended before this re-check is known to it from here on; an
 	// answered re-check settles it (another grant may have taken over).
 	gone := st.grantGone.Swap(false)
@@ -289,8 +308,8 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	// endedCheckTimeout, unanswered ends the request.
 	if gone || endPassed(needs, w.m.now()) {
 		// Asked afresh: an answer this poll cached before the end would
-		// be stale.
-		cache = make(map[checkKey]checkResult)
+		// be stale; answers given since the last end are shared.
+		cache = answers.sinceLastEnd(w.ends.now())
 		// Its own 100 ms at most, and asked, not skipped, also when the
 		// poll's time is up (many sessions), so that a healthy store can
 		// still say that another grant keeps it — but within the poll's
@@ -301,6 +320,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, cache map[checkKey]
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
+		if ok && !res.expires.IsZero() && !w.m.now().Before(res.expires) {
+			ok = false // the grant it found has ended since: ask again
+		}
 		if !ok && !time.Now().Before(deadline) {
 			res, ok = checkResult{timedOut: true, skipped: true}, true
 		}

@@ -1422,3 +1422,48 @@ func TestHungStoreEndsManyExpiredRequestsWithinAPoll(t *testing.T) {
 	wg.Wait()
 	require.Less(t, worst, 600*time.Millisecond, "the last expired request ended %s after its grant's end", worst)
 }
+
+// TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant: one
+// session with many in-flight requests, a healthy store answering in 8 ms;
+// grant a is revoked on this Manager, grant b keeps the session: no
+// request ends, and the re-checks share the Check of the session (real
+// timers, under 1 s).
+func TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant(t *testing.T) {
+	const n = 60
+	e := newMWEnv(t)
+	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
+	var in sync.WaitGroup
+	in.Add(n)
+	release := make(chan struct{})
+	causes := make(chan error, n)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		causes <- context.Cause(r.Context())
+	}), sa.WithPollInterval(250*time.Millisecond))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
+	}
+	in.Wait()
+	e.grant(sa.GrantInput{Duration: 3 * sa.Day})        // b: keeps access
+	e.store.slowFind.Store(int64(8 * time.Millisecond)) // healthy: a network round trip
+	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(600 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(causes)
+	ended := 0
+	for c := range causes {
+		if c != nil {
+			ended++
+		}
+	}
+	require.Zero(t, ended, "of %d requests, ended although grant b keeps them; errors: %v", n, e.errs.all())
+	require.Empty(t, e.ended.all())
+}
