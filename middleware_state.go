@@ -41,10 +41,9 @@ type reqState struct {
 	// timerPolls: timer is set for firstPoll rather than the grant's end.
 	timerPolls bool
 	// movedEnd: the latest end Extend on this Manager gave each grant, and
-	// the value of moves after it; moves counts those calls (see moveEnd
-	// and watcher.recheck).
+	// the watcher's move number of that Extend (see moveEnd and
+	// watcher.recheck).
 	movedEnd map[uuid.UUID]movedEnd
-	moves    int
 	// endedGrants: the grants of the request (the admitting one, those of
 	// its needs) this Manager ended while it ran; never relied on again
 	// without a Check (see usesScope, admittedHolds).
@@ -53,10 +52,10 @@ type reqState struct {
 	endReason   string
 }
 
-// movedEnd is an end Extend gave a grant, and when (reqState.moves).
+// movedEnd is an end Extend gave a grant, and when (watcher.moves).
 type movedEnd struct {
 	end  time.Time
-	move int
+	move uint64
 }
 
 // need is a scope a request uses and the grant that allows it.
@@ -179,14 +178,13 @@ func (st *reqState) admittedHolds() bool {
 
 // moveEnd records that grant id now ends at end (Extend on this Manager):
 // the request's expiry timer follows, and so does a re-check in flight.
-func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
+func (st *reqState) moveEnd(id uuid.UUID, end time.Time, move uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.movedEnd == nil {
 		st.movedEnd = make(map[uuid.UUID]movedEnd)
 	}
-	st.moves++
-	st.movedEnd[id] = movedEnd{end: end, move: st.moves}
+	st.movedEnd[id] = movedEnd{end: end, move: move}
 	hit := false
 	for i := range st.needs {
 		if st.needs[i].id == id {

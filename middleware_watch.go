@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,8 +38,9 @@ type watcher struct {
 	stop   context.CancelFunc // nil when no goroutine runs
 	done   chan struct{}
 
-	ends   endLog    // the grants the Manager ended (see endLog)
-	listen sync.Once // registers grantChanged with the Manager
+	ends   endLog        // the grants the Manager ended (see endLog)
+	moves  atomic.Uint64 // numbers the ends Extend on the Manager moved
+	listen sync.Once     // registers grantChanged with the Manager
 }
 
 // listening makes sure the watcher hears of the grants the Manager ends
@@ -121,9 +123,10 @@ func (w *watcher) poke() {
 // are timed to its new end.
 func (w *watcher) grantChanged(g Grant, ended bool) {
 	if !ended {
+		move := w.moves.Add(1)
 		w.mu.Lock()
 		for st := range w.active {
-			st.moveEnd(g.ID, g.ExpiresAt)
+			st.moveEnd(g.ID, g.ExpiresAt, move)
 		}
 		w.mu.Unlock()
 		return
@@ -185,11 +188,12 @@ type checkKey struct {
 }
 
 type checkResult struct {
-	id       uuid.UUID
-	expires  time.Time
-	err      error
-	timedOut bool // no answer within the poll's deadline
-	skipped  bool // the deadline had passed: not asked (nothing to report)
+	seq, move uint64 // the end log's and the moves' numbers before the Check
+	id        uuid.UUID
+	expires   time.Time
+	err       error
+	timedOut  bool // no answer within the poll's deadline
+	skipped   bool // the deadline had passed: not asked (nothing to report)
 }
 
 // poll re-checks the flagged requests and, unless flaggedOnly, those whose
@@ -297,11 +301,12 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// A grant ended before this re-check is known to it from here on; an
 	// answered re-check settles it (another grant may have taken over).
 	gone := st.grantGone.Swap(false)
-	seq := w.ends.now()
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
-	moves := st.moves
 	st.mu.Unlock()
+	// Of each need's answer, when it was asked (possibly for another
+	// request of the poll): the end and move numbers before its Check.
+	asked := make([]checkResult, len(needs))
 	// When the request's access ended by what the Manager knows (a grant
 	// it uses revoked or expired by this Manager, or past its end by the
 	// clock), a slow store may delay that end only briefly: past
@@ -327,6 +332,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			res, ok = checkResult{timedOut: true, skipped: true}, true
 		}
 		if !ok {
+			seq, move := w.ends.now(), w.moves.Load()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
 			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
 			// A denial is an answer, also one that came in late.
@@ -335,9 +341,10 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			if ctx.Err() != nil {
 				return false
 			}
-			res = checkResult{id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
+			res = checkResult{seq: seq, move: move, id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
 			cache[key] = res
 		}
+		asked[i] = res
 		if res.timedOut {
 			if gone {
 				st.grantGone.Store(true)
@@ -357,11 +364,11 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	st.okAt.Store(time.Now().UnixNano())
 	st.mu.Lock()
 	st.firstPoll = time.Time{}
-	// An end Extend moved while the Checks ran is newer than what a Check
-	// may have read before that Extend (ends moved earlier are not: the
-	// Checks read them, or later ones made elsewhere).
+	// An end Extend moved after an answer's Check began is newer than
+	// what that Check may have read (ends moved earlier are not: the
+	// Check read them, or later ones made elsewhere).
 	for i := range needs {
-		if m, ok := st.movedEnd[needs[i].id]; ok && m.move > moves {
+		if m, ok := st.movedEnd[needs[i].id]; ok && m.move > asked[i].move {
 			needs[i].expires = m.end
 		}
 	}
@@ -375,8 +382,8 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// A grant this Manager ended while the Checks answered with it: the
 	// listener did not know the request used it yet.
 	again := false
-	for _, n := range needs {
-		if w.ends.endedSince(seq, n.id) && st.grantEnded(n.id) {
+	for i, n := range needs {
+		if w.ends.endedSince(asked[i].seq, n.id) && st.grantEnded(n.id) {
 			again = true
 		}
 	}

@@ -1467,3 +1467,74 @@ func TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant(t *testing.T) 
 	require.Zero(t, ended, "of %d requests, ended although grant b keeps them; errors: %v", n, e.errs.all())
 	require.Empty(t, e.ended.all())
 }
+
+// afterReadStore runs after (once, when set) right after the store read a
+// Check's grant: a change that commits while the Check's answer travels
+// back.
+type afterReadStore struct {
+	*mwStore
+	after atomic.Pointer[func()]
+}
+
+func (s *afterReadStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	if f := s.after.Swap(nil); f != nil {
+		(*f)()
+	}
+	return g, err
+}
+
+// TestSharedAnswerFollowsShortenedEnd: grant a is revoked on this
+// Manager; requests r1 and r2 of one session used it; grant b keeps them.
+// r1's re-check reads b, and before its answer is back the customer moves
+// b's end to 300 ms from now (Extend). r2's re-check, reusing that answer,
+// still ends at b's new end (real timers, 0.8 s).
+func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
+	e := newMWEnv(t)
+	store := &afterReadStore{mwStore: &mwStore{Store: memstore.New()}}
+	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	require.NoError(t, err)
+	e.m, e.store = m, store.mwStore
+	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
+	const n = 2
+	var in sync.WaitGroup
+	in.Add(n)
+	release := make(chan struct{})
+	type result struct {
+		cause error
+		at    time.Time
+	}
+	results := make(chan result, n)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		results <- result{context.Cause(r.Context()), time.Now()}
+	}), sa.WithPollInterval(2*time.Second))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
+	}
+	in.Wait()
+	b := e.grant(sa.GrantInput{Duration: 3 * sa.Day}) // keeps access, for now
+	newEnd := time.Now().Add(300 * time.Millisecond)
+	shorten := func() {
+		_, err := e.m.Extend(context.Background(), b.ID, e.clock.Now().Add(300*time.Millisecond), mwCustomer)
+		require.NoError(t, err)
+	}
+	store.after.Store(&shorten)
+	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(800 * time.Millisecond) // b's new end + 500 ms
+	require.Nil(t, store.after.Load(), "the Extend ran")
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		require.ErrorIs(t, r.cause, sa.ErrSessionEnded)
+		require.Less(t, r.at.Sub(newEnd), 200*time.Millisecond, "ended soon after b's new end")
+	}
+}
