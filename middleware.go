@@ -168,7 +168,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		return
 	}
 	g.watch.listening()
-	seq := g.watch.ends.now()
+	seq, move := g.watch.ends.now(), g.watch.moves.Load()
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {
 		status, code, reason := g.checkRefusal(r, s, scope, err)
@@ -181,7 +181,8 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st := &reqState{
 		g: g, m: m, sess: s, grant: gr, start: start,
 		method: auditMethod(r.Method), path: auditPath(r),
-		needs: []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
+		needs:    []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
+		admitSeq: seq, admitMove: move,
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	st.cancel = cancel

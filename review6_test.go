@@ -1538,3 +1538,63 @@ func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
 		require.Less(t, r.at.Sub(newEnd), 200*time.Millisecond, "ended soon after b's new end")
 	}
 }
+
+// TestSharedAnswerOlderThanLaterRequestsAdmission: r1's re-check (its
+// grant a revoked) reads grant b; before the answer is back, b's end is
+// moved to 100 ms from now on this Manager, and r2 of the same session is
+// admitted with that end. When b's end passes, r2's re-check in the same
+// poll does not adopt r1's older answer (b's old end): both requests end
+// soon after b's new end (real timers, 0.7 s).
+func TestSharedAnswerOlderThanLaterRequestsAdmission(t *testing.T) {
+	e := newMWEnv(t)
+	store := &afterReadStore{mwStore: &mwStore{Store: memstore.New()}}
+	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	require.NoError(t, err)
+	e.m, e.store = m, store.mwStore
+	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
+	var in sync.WaitGroup
+	release := make(chan struct{})
+	type result struct {
+		name  string
+		cause error
+		at    time.Time
+	}
+	results := make(chan result, 2)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		results <- result{r.URL.RawQuery, context.Cause(r.Context()), time.Now()}
+	}), sa.WithPollInterval(2*time.Second))
+	var wg sync.WaitGroup
+	in.Add(1)
+	wg.Add(1)
+	go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r1", "generic")) }()
+	in.Wait()
+	b := e.grant(sa.GrantInput{Duration: 3 * sa.Day})
+	var newEnd time.Time
+	hook := func() {
+		newEnd = time.Now().Add(100 * time.Millisecond)
+		_, err := e.m.Extend(context.Background(), b.ID, e.clock.Now().Add(100*time.Millisecond), mwCustomer)
+		require.NoError(t, err)
+		in.Add(1)
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r2", "generic")) }()
+		in.Wait()
+		time.Sleep(250 * time.Millisecond) // b's new end passes while the poll runs
+	}
+	store.after.Store(&hook)
+	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(700 * time.Millisecond)
+	require.Nil(t, store.after.Load(), "the hook ran")
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		require.ErrorIs(t, r.cause, sa.ErrSessionEnded, "request %s", r.name)
+		require.Less(t, r.at.Sub(newEnd), 400*time.Millisecond, "request %s ended soon after b's new end", r.name)
+	}
+}
