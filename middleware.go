@@ -181,9 +181,10 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st := &reqState{
 		g: g, m: m, sess: s, grant: gr, start: start,
 		method: auditMethod(r.Method), path: auditPath(r),
-		needs:    []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
-		admitSeq: seq, admitMove: move,
+		needs: []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
 	}
+	st.admitSeq.Store(seq)
+	st.admitMove.Store(move)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	st.cancel = cancel
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
@@ -196,6 +197,15 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	if g.watch.ends.endedSince(seq, gr.ID) && st.grantEnded(gr.ID) {
 		g.watch.poke()
 	}
+	// Likewise an Extend that moved an end meanwhile (the grant's end
+	// read by the Check may be stale): checked again at once. From here
+	// on, the listener records moves for the request.
+	if now := g.watch.moves.Load(); now != move {
+		st.admitMove.Store(now)
+		st.recheck.Store(true)
+		g.watch.poke()
+	}
+	st.admitSeq.Store(g.watch.ends.now())
 	completed := false
 	defer func() { g.finish(st, rw, completed) }()
 	g.next.ServeHTTP(rw, r)

@@ -45,9 +45,10 @@ type reqState struct {
 	// watcher.recheck).
 	movedEnd map[uuid.UUID]movedEnd
 	// admitSeq, admitMove: the end log's and the watcher's move numbers
-	// before the admission Check; an answer a poll cached before them is
-	// not the request's to use (see watcher.recheck).
-	admitSeq, admitMove uint64
+	// once the watcher follows the request (before that, before its
+	// admission Check); an answer a poll cached before them is not the
+	// request's to use (see watcher.recheck).
+	admitSeq, admitMove atomic.Uint64
 	// endedGrants: the grants of the request (the admitting one, those of
 	// its needs) this Manager ended while it ran; never relied on again
 	// without a Check (see usesScope, admittedHolds).

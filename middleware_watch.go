@@ -328,7 +328,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		if ok && !res.expires.IsZero() && !w.m.now().Before(res.expires) {
 			ok = false // the grant it found has ended since: ask again
 		}
-		if ok && (res.seq < st.admitSeq || res.move < st.admitMove) {
+		if ok && (res.seq < st.admitSeq.Load() || res.move < st.admitMove.Load()) {
 			ok = false // older than the request's admission: its moved ends and ends were not recorded for it
 		}
 		if !ok && !time.Now().Before(deadline) {

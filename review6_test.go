@@ -1598,3 +1598,84 @@ func TestSharedAnswerOlderThanLaterRequestsAdmission(t *testing.T) {
 		require.Less(t, r.at.Sub(newEnd), 400*time.Millisecond, "request %s ended soon after b's new end", r.name)
 	}
 }
+
+// hookStore runs before (once, when set) just before the store reads a
+// Check's grant, and after (once, when set) right after.
+type hookStore struct {
+	*mwStore
+	before, after atomic.Pointer[func()]
+}
+
+func (s *hookStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if f := s.before.Swap(nil); f != nil {
+		(*f)()
+	}
+	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	if f := s.after.Swap(nil); f != nil {
+		(*f)()
+	}
+	return g, err
+}
+
+// TestSharedAnswerExtendDuringLaterAdmission: as
+// TestSharedAnswerOlderThanLaterRequestsAdmission, but the Extend that
+// moves b's end earlier commits while r2's admission Check is under way,
+// before the watcher follows r2: r2 still ends soon after b's new end
+// (real timers, 0.7 s).
+func TestSharedAnswerExtendDuringLaterAdmission(t *testing.T) {
+	e := newMWEnv(t)
+	store := &hookStore{mwStore: &mwStore{Store: memstore.New()}}
+	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	require.NoError(t, err)
+	e.m, e.store = m, store.mwStore
+	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
+	var in sync.WaitGroup
+	release := make(chan struct{})
+	type result struct {
+		name  string
+		cause error
+		at    time.Time
+	}
+	results := make(chan result, 2)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		results <- result{r.URL.RawQuery, context.Cause(r.Context()), time.Now()}
+	}), sa.WithPollInterval(2*time.Second))
+	var wg sync.WaitGroup
+	in.Add(1)
+	wg.Add(1)
+	go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r1", "generic")) }()
+	in.Wait()
+	b := e.grant(sa.GrantInput{Duration: 3 * sa.Day})
+	var newEnd time.Time
+	extend := func() { // just before r2's admission read
+		newEnd = time.Now().Add(100 * time.Millisecond)
+		_, err := e.m.Extend(context.Background(), b.ID, e.clock.Now().Add(100*time.Millisecond), mwCustomer)
+		require.NoError(t, err)
+	}
+	hook := func() { // r1's re-check has read b (old end): r2 is admitted now
+		store.before.Store(&extend)
+		in.Add(1)
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r2", "generic")) }()
+		in.Wait()
+		time.Sleep(250 * time.Millisecond) // b's new end passes while the poll runs
+	}
+	store.after.Store(&hook)
+	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	require.NoError(t, err)
+	time.Sleep(700 * time.Millisecond)
+	require.Nil(t, store.after.Load(), "the hook ran")
+	require.Nil(t, store.before.Load(), "the extend ran")
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		require.ErrorIs(t, r.cause, sa.ErrSessionEnded, "request %s", r.name)
+		require.Less(t, r.at.Sub(newEnd), 400*time.Millisecond, "request %s ended soon after b's new end", r.name)
+	}
+}
