@@ -91,7 +91,7 @@ func (st *reqState) usesScope(s Scope) bool {
 	defer st.mu.Unlock()
 	now := st.m.now()
 	for _, n := range st.needs {
-		if st.endedGrants[n.id] || !n.expires.IsZero() && !now.Before(n.expires) {
+		if st.endedGrants[n.id] || pastEnd(n.expires, now) {
 			continue
 		}
 		if hasScope([]Scope{n.scope}, s) {
@@ -177,8 +177,7 @@ func (st *reqState) admittedHolds() bool {
 	if st.endedGrants[st.grant.ID] || len(st.needs) == 0 || st.needs[0].id != st.grant.ID {
 		return false
 	}
-	e := st.needs[0].expires
-	return e.IsZero() || st.m.now().Before(e)
+	return !pastEnd(st.needs[0].expires, st.m.now())
 }
 
 // moveEnd records that grant id now ends at end (Extend on this Manager):
@@ -289,11 +288,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
 		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
-			reason := SessionEndRevoked
-			if !n.expires.IsZero() && !st.m.now().Before(n.expires) {
-				reason = SessionEndExpired
-			}
-			st.end(reason)
+			st.end(n.denialReason(st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err

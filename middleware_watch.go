@@ -325,7 +325,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	for i, n := range needs {
 		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
 		res, ok := cache[key]
-		if ok && !res.expires.IsZero() && !w.m.now().Before(res.expires) {
+		if ok && pastEnd(res.expires, w.m.now()) {
 			ok = false // the grant it found has ended since: ask again
 		}
 		if ok && (res.seq < st.admitSeq.Load() || res.move < st.admitMove.Load()) {
@@ -416,15 +416,22 @@ func (w *watcher) unanswered(st *reqState, needs []need) {
 	}
 }
 
+// pastEnd reports whether a grant's end (zero: unlimited) has come at now.
+func pastEnd(end, now time.Time) bool { return !end.IsZero() && !now.Before(end) }
+
+// denialReason is why a request ends when a Check refuses n: expired when
+// the end of n's grant has come, revoked otherwise.
+func (n need) denialReason(now time.Time) string {
+	if pastEnd(n.expires, now) {
+		return SessionEndExpired
+	}
+	return SessionEndRevoked
+}
+
 // endPassed reports whether the end of a grant one of needs relies on has
 // passed at now.
 func endPassed(needs []need, now time.Time) bool {
-	for _, n := range needs {
-		if !n.expires.IsZero() && !now.Before(n.expires) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(needs, func(n need) bool { return pastEnd(n.expires, now) })
 }
 
 // minTime returns the earlier of a and b.
@@ -443,10 +450,7 @@ func (w *watcher) endReason(ctx context.Context, n need, err error) string {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	if !n.expires.IsZero() && !w.m.now().Before(n.expires) {
-		return SessionEndExpired
-	}
-	return SessionEndRevoked
+	return n.denialReason(w.m.now())
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,
