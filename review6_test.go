@@ -362,10 +362,12 @@ func TestSweepAfterStartClaimFails(t *testing.T) {
 	require.Equal(t, sa.EventGrantExpired, evs[1].Type)
 }
 
-// flakyAuditor records events in memory, or fails while fail is set.
+// flakyAuditor records events in memory; it fails every event while fail
+// is set, and the grant.expired events of the grants set refused.
 type flakyAuditor struct {
 	fail   atomic.Bool
 	mu     sync.Mutex
+	refuse map[uuid.UUID]bool
 	events []sa.Event
 }
 
@@ -375,20 +377,41 @@ func (a *flakyAuditor) Record(_ context.Context, e sa.Event) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if e.Type == sa.EventGrantExpired && a.refuse[e.GrantID] {
+		return errBoom
+	}
 	a.events = append(a.events, e)
 	return nil
 }
 
-func (a *flakyAuditor) count(t sa.EventType) int {
+func (a *flakyAuditor) setRefused(id uuid.UUID, on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refuse == nil {
+		a.refuse = make(map[uuid.UUID]bool)
+	}
+	a.refuse[id] = on
+}
+
+// countWhere returns how many recorded events match.
+func (a *flakyAuditor) countWhere(match func(sa.Event) bool) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for _, e := range a.events {
-		if e.Type == t {
+		if match(e) {
 			n++
 		}
 	}
 	return n
+}
+
+func (a *flakyAuditor) count(t sa.EventType) int {
+	return a.countWhere(func(e sa.Event) bool { return e.Type == t })
+}
+
+func (a *flakyAuditor) expiredOf(id uuid.UUID) int {
+	return a.countWhere(func(e sa.Event) bool { return e.Type == sa.EventGrantExpired && e.GrantID == id })
 }
 
 // TestSweepAuditFailureRecordsNothing: with the audit trail in an auditor
@@ -497,42 +520,6 @@ func TestAuditCursorAtUnixEpoch(t *testing.T) {
 	}
 }
 
-// pickyAuditor records every event but grant.expired of the grants in
-// refuse.
-type pickyAuditor struct {
-	mu     sync.Mutex
-	refuse map[uuid.UUID]bool
-	events []sa.Event
-}
-
-func (a *pickyAuditor) Record(_ context.Context, e sa.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e.Type == sa.EventGrantExpired && a.refuse[e.GrantID] {
-		return errBoom
-	}
-	a.events = append(a.events, e)
-	return nil
-}
-
-func (a *pickyAuditor) setRefused(id uuid.UUID, on bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.refuse[id] = on
-}
-
-func (a *pickyAuditor) expiredOf(id uuid.UUID) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, e := range a.events {
-		if e.Type == sa.EventGrantExpired && e.GrantID == id {
-			n++
-		}
-	}
-	return n
-}
-
 // TestSweepAuditorFailureModes: an auditor other than the store that
 // refuses one grant's grant.expired. When it is the whole trail (the
 // store keeps no events) the refused expiry waits for a later Sweep, and
@@ -556,7 +543,7 @@ func TestSweepAuditorFailureModes(t *testing.T) {
 		return m, gs, errs
 	}
 	t.Run("auditor is the trail", func(t *testing.T) {
-		aud := &pickyAuditor{refuse: map[uuid.UUID]bool{}}
+		aud := &flakyAuditor{}
 		m, gs, _ := setup(t, plainStore{memstore.New()}, sa.WithAuditor(aud))
 		aud.setRefused(gs[1].ID, true) // the second in due order
 		n, err := m.Sweep(ctx)
@@ -570,7 +557,7 @@ func TestSweepAuditorFailureModes(t *testing.T) {
 		require.Equal(t, 1, aud.expiredOf(gs[1].ID))
 	})
 	t.Run("store keeps the trail", func(t *testing.T) {
-		aud := &pickyAuditor{refuse: map[uuid.UUID]bool{}}
+		aud := &flakyAuditor{}
 		st := memstore.New()
 		var hooked atomic.Int64
 		m, gs, errs := setup(t, st, sa.WithAuditor(sa.MultiAuditor(st, aud)),
@@ -1468,20 +1455,32 @@ func TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant(t *testing.T) 
 	require.Empty(t, e.ended.all())
 }
 
-// afterReadStore runs after (once, when set) right after the store read a
-// Check's grant: a change that commits while the Check's answer travels
-// back.
-type afterReadStore struct {
+// hookStore runs before (once, when set) just before the store reads a
+// Check's grant, and after (once, when set) right after.
+type hookStore struct {
 	*mwStore
-	after atomic.Pointer[func()]
+	before, after atomic.Pointer[func()]
 }
 
-func (s *afterReadStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+func (s *hookStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if f := s.before.Swap(nil); f != nil {
+		(*f)()
+	}
 	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
 	if f := s.after.Swap(nil); f != nil {
 		(*f)()
 	}
 	return g, err
+}
+
+// newHookEnv is newMWEnv on a hookStore.
+func newHookEnv(t *testing.T) (*mwEnv, *hookStore) {
+	e := newMWEnv(t)
+	store := &hookStore{mwStore: &mwStore{Store: memstore.New()}}
+	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	require.NoError(t, err)
+	e.m, e.store = m, store.mwStore
+	return e, store
 }
 
 // TestSharedAnswerFollowsShortenedEnd: grant a is revoked on this
@@ -1490,11 +1489,7 @@ func (s *afterReadStore) FindActiveGrant(ctx context.Context, tenantID, principa
 // b's end to 300 ms from now (Extend). r2's re-check, reusing that answer,
 // still ends at b's new end (real timers, 0.8 s).
 func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
-	e := newMWEnv(t)
-	store := &afterReadStore{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
+	e, store := newHookEnv(t)
 	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
 	const n = 2
 	var in sync.WaitGroup
@@ -1526,7 +1521,7 @@ func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
 		require.NoError(t, err)
 	}
 	store.after.Store(&shorten)
-	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
 	require.NoError(t, err)
 	time.Sleep(800 * time.Millisecond) // b's new end + 500 ms
 	require.Nil(t, store.after.Load(), "the Extend ran")
@@ -1546,88 +1541,20 @@ func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
 // poll does not adopt r1's older answer (b's old end): both requests end
 // soon after b's new end (real timers, 0.7 s).
 func TestSharedAnswerOlderThanLaterRequestsAdmission(t *testing.T) {
-	e := newMWEnv(t)
-	store := &afterReadStore{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
-	var in sync.WaitGroup
-	release := make(chan struct{})
-	type result struct {
-		name  string
-		cause error
-		at    time.Time
-	}
-	results := make(chan result, 2)
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in.Done()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-		results <- result{r.URL.RawQuery, context.Cause(r.Context()), time.Now()}
-	}), sa.WithPollInterval(2*time.Second))
-	var wg sync.WaitGroup
-	in.Add(1)
-	wg.Add(1)
-	go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r1", "generic")) }()
-	in.Wait()
-	b := e.grant(sa.GrantInput{Duration: 3 * sa.Day})
-	var newEnd time.Time
-	hook := func() {
-		newEnd = time.Now().Add(100 * time.Millisecond)
-		_, err := e.m.Extend(context.Background(), b.ID, e.clock.Now().Add(100*time.Millisecond), mwCustomer)
-		require.NoError(t, err)
-		in.Add(1)
-		wg.Add(1)
-		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r2", "generic")) }()
-		in.Wait()
-		time.Sleep(250 * time.Millisecond) // b's new end passes while the poll runs
-	}
-	store.after.Store(&hook)
-	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
-	require.NoError(t, err)
-	time.Sleep(700 * time.Millisecond)
-	require.Nil(t, store.after.Load(), "the hook ran")
-	close(release)
-	wg.Wait()
-	close(results)
-	for r := range results {
-		require.ErrorIs(t, r.cause, sa.ErrSessionEnded, "request %s", r.name)
-		require.Less(t, r.at.Sub(newEnd), 400*time.Millisecond, "request %s ended soon after b's new end", r.name)
-	}
+	sharedAnswerLaterAdmission(t, false)
 }
 
-// hookStore runs before (once, when set) just before the store reads a
-// Check's grant, and after (once, when set) right after.
-type hookStore struct {
-	*mwStore
-	before, after atomic.Pointer[func()]
-}
-
-func (s *hookStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if f := s.before.Swap(nil); f != nil {
-		(*f)()
-	}
-	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return g, err
-}
-
-// TestSharedAnswerExtendDuringLaterAdmission: as
-// TestSharedAnswerOlderThanLaterRequestsAdmission, but the Extend that
-// moves b's end earlier commits while r2's admission Check is under way,
-// before the watcher follows r2: r2 still ends soon after b's new end
-// (real timers, 0.7 s).
+// TestSharedAnswerExtendDuringLaterAdmission: the same, but the Extend
+// commits while r2's admission Check is under way, before the watcher
+// follows r2.
 func TestSharedAnswerExtendDuringLaterAdmission(t *testing.T) {
-	e := newMWEnv(t)
-	store := &hookStore{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
+	sharedAnswerLaterAdmission(t, true)
+}
+
+// sharedAnswerLaterAdmission runs the two tests above; duringAdmission
+// says when the Extend commits.
+func sharedAnswerLaterAdmission(t *testing.T, duringAdmission bool) {
+	e, store := newHookEnv(t)
 	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
 	var in sync.WaitGroup
 	release := make(chan struct{})
@@ -1652,13 +1579,17 @@ func TestSharedAnswerExtendDuringLaterAdmission(t *testing.T) {
 	in.Wait()
 	b := e.grant(sa.GrantInput{Duration: 3 * sa.Day})
 	var newEnd time.Time
-	extend := func() { // just before r2's admission read
+	extend := func() {
 		newEnd = time.Now().Add(100 * time.Millisecond)
 		_, err := e.m.Extend(context.Background(), b.ID, e.clock.Now().Add(100*time.Millisecond), mwCustomer)
 		require.NoError(t, err)
 	}
 	hook := func() { // r1's re-check has read b (old end): r2 is admitted now
-		store.before.Store(&extend)
+		if duringAdmission {
+			store.before.Store(&extend) // just before r2's admission read
+		} else {
+			extend()
+		}
 		in.Add(1)
 		wg.Add(1)
 		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events?r2", "generic")) }()
@@ -1666,7 +1597,7 @@ func TestSharedAnswerExtendDuringLaterAdmission(t *testing.T) {
 		time.Sleep(250 * time.Millisecond) // b's new end passes while the poll runs
 	}
 	store.after.Store(&hook)
-	_, err = e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
 	require.NoError(t, err)
 	time.Sleep(700 * time.Millisecond)
 	require.Nil(t, store.after.Load(), "the hook ran")
