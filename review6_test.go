@@ -985,54 +985,63 @@ func TestAuditorWithoutStoreHasNoDefaultLog(t *testing.T) {
 // Check answers in 3 ms). Every stream goes on: the other grant keeps them
 // (real timers, about 0.5 s per case).
 func TestEndOfOneOfTwoGrantsKeepsManyRequests(t *testing.T) {
-	for _, revoke := range []bool{true, false} {
-		t.Run(map[bool]string{true: "revoke", false: "expiry"}[revoke], func(t *testing.T) {
-			const n = 60
-			e := newMWEnv(t)
-			a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
-			if !revoke {
-				e.clock.setUntil(a.ExpiresAt, 150*time.Millisecond)
-			}
-			var in sync.WaitGroup
-			in.Add(n)
-			release := make(chan struct{})
-			causes := make(chan error, n)
-			h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				g, _ := sa.GrantFromContext(r.Context())
-				require.Equal(t, a.ID, g.ID)
-				in.Done()
-				select {
-				case <-r.Context().Done():
-				case <-release:
-				}
-				causes <- context.Cause(r.Context())
-			}), sa.WithPollInterval(2*time.Second))
-			var wg sync.WaitGroup
-			for range n {
-				wg.Add(1)
-				go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
-			}
-			in.Wait()
-			e.grant(sa.GrantInput{Duration: 3 * sa.Day})        // b: another ticket, keeps access
-			e.store.slowFind.Store(int64(3 * time.Millisecond)) // healthy: a network round trip
-			if revoke {
-				_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
-				require.NoError(t, err)
-			}
-			time.Sleep(400 * time.Millisecond)
-			close(release)
-			wg.Wait()
-			close(causes)
-			ended := 0
-			for c := range causes {
-				if c != nil {
-					ended++
-				}
-			}
-			require.Zero(t, ended, "of %d requests, ended although grant b keeps them; errors: %v", n, e.errs.all())
-			require.Empty(t, e.ended.all())
+	for _, expire := range []bool{false, true} {
+		t.Run(map[bool]string{false: "revoke", true: "expiry"}[expire], func(t *testing.T) {
+			manyRequestsKeptByOtherGrant(t, expire, 3*time.Millisecond, 2*time.Second, 400*time.Millisecond)
 		})
 	}
+}
+
+// manyRequestsKeptByOtherGrant: 60 streams of one session, admitted by
+// grant a; grant b, created after, keeps them when a is revoked on this
+// Manager (or, with expire, reaches its end 150 ms on). The store answers
+// every Check after delay; with poll interval interval, no request may
+// have ended after wait.
+func manyRequestsKeptByOtherGrant(t *testing.T, expire bool, delay, interval, wait time.Duration) {
+	const n = 60
+	e := newMWEnv(t)
+	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
+	if expire {
+		e.clock.setUntil(a.ExpiresAt, 150*time.Millisecond)
+	}
+	var in sync.WaitGroup
+	in.Add(n)
+	release := make(chan struct{})
+	causes := make(chan error, n)
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g, _ := sa.GrantFromContext(r.Context())
+		require.Equal(t, a.ID, g.ID)
+		in.Done()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+		causes <- context.Cause(r.Context())
+	}), sa.WithPollInterval(interval))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
+	}
+	in.Wait()
+	e.grant(sa.GrantInput{Duration: 3 * sa.Day}) // b: another ticket, keeps access
+	e.store.slowFind.Store(int64(delay))         // healthy: a network round trip
+	if !expire {
+		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
+		require.NoError(t, err)
+	}
+	time.Sleep(wait)
+	close(release)
+	wg.Wait()
+	close(causes)
+	ended := 0
+	for c := range causes {
+		if c != nil {
+			ended++
+		}
+	}
+	require.Zero(t, ended, "of %d requests, ended although grant b keeps them; errors: %v", n, e.errs.all())
+	require.Empty(t, e.ended.all())
 }
 
 // staleReadStore: a Check of globex, once armed, reads the grants, then
@@ -1416,43 +1425,7 @@ func TestHungStoreEndsManyExpiredRequestsWithinAPoll(t *testing.T) {
 // request ends, and the re-checks share the Check of the session (real
 // timers, under 1 s).
 func TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant(t *testing.T) {
-	const n = 60
-	e := newMWEnv(t)
-	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
-	var in sync.WaitGroup
-	in.Add(n)
-	release := make(chan struct{})
-	causes := make(chan error, n)
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		in.Done()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-		causes <- context.Cause(r.Context())
-	}), sa.WithPollInterval(250*time.Millisecond))
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() { defer wg.Done(); mwDo(h, mwReq(http.MethodGet, "/events", "generic")) }()
-	}
-	in.Wait()
-	e.grant(sa.GrantInput{Duration: 3 * sa.Day})        // b: keeps access
-	e.store.slowFind.Store(int64(8 * time.Millisecond)) // healthy: a network round trip
-	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
-	require.NoError(t, err)
-	time.Sleep(600 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	close(causes)
-	ended := 0
-	for c := range causes {
-		if c != nil {
-			ended++
-		}
-	}
-	require.Zero(t, ended, "of %d requests, ended although grant b keeps them; errors: %v", n, e.errs.all())
-	require.Empty(t, e.ended.all())
+	manyRequestsKeptByOtherGrant(t, false, 8*time.Millisecond, 250*time.Millisecond, 600*time.Millisecond)
 }
 
 // hookStore runs before (once, when set) just before the store reads a
