@@ -38,6 +38,12 @@ func (s *Store) MarkClaimedQuery(tr sa.Transition, n int) string {
 	return s.sql(markClaimedQuery(s.d, tr, n))
 }
 
+// LockClaimQuery returns MySQL's statement that locks n candidate grants
+// of a claim of tr by primary key (arguments: the IDs, then now).
+func (s *Store) LockClaimQuery(tr sa.Transition, n int) string {
+	return s.sql(lockClaimQuery(s.d, tr, n))
+}
+
 // GrantColumns lists the grant columns in the order of CheckQuery.
 const GrantColumns = grantCols
 

@@ -312,10 +312,12 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 // SQLite the write lock serialises claimers). On PostgreSQL the claim is
 // one statement that deletes the transitions' rows from grant_due; on
 // SQLite it is two (the grants of the due rows, the DELETE of the rows); on
-// MySQL/MariaDB it is a locking SELECT of the grants and an UPDATE of
-// their claim flags, in a transaction at READ COMMITTED, so that a claimer
-// locks only the rows it claims (no gap locks that would make concurrent
-// claimers deadlock). Round trips: BEGIN (MySQL: 2), the claim (MySQL: 2),
+// MySQL/MariaDB it is a plain SELECT of candidate IDs, a SELECT that locks
+// them by primary key (more than one when others hold rows) and an UPDATE
+// of their claim flags, in a transaction at READ COMMITTED, so that a
+// claimer locks only the rows it claims (no gap locks, no index entries
+// that would make concurrent claimers deadlock). Round trips: BEGIN
+// (MySQL: 2), the claim (MySQL: at least 3),
 // the audit chain writes — for a batch over several tenants 3 statements
 // for all their chain heads (create the missing ones, lock all in tenant
 // order, update all), for one tenant 2 (lock, update), and the event
@@ -381,6 +383,49 @@ func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time
 	return out, nil
 }
 
+// lockFlagged is the MySQL/MariaDB claim's locking step (see claimQuery):
+// it reads the IDs of the first 2×limit grants whose transition tr is due
+// and unclaimed, without locking, then locks them through the primary key
+// in windows of due order, skipping rows others hold, until it holds limit
+// of them or has tried them all. Locks are taken on primary-key records
+// only: a locking read through the claim-flag index (the earlier claim)
+// let MariaDB wait, despite SKIP LOCKED, for a row whose index entry it
+// had locked while the holder's flag UPDATE waited for that entry — a
+// deadlock between two claimers. The second half of the candidates lets a
+// concurrent claimer (the next claim of the same Sweep, another replica)
+// take the batch after the one in flight instead of finding all of its
+// rows held.
+func (s *Store) lockFlagged(t *txn, tr sa.Transition, pick string, now time.Time, limit int) ([]sa.Grant, error) {
+	rows, err := t.query(pick, s.d.timeArg(now), 2*limit)
+	if err != nil {
+		return nil, err
+	}
+	var cand []any
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		cand = append(cand, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var claimed []sa.Grant
+	for len(cand) > 0 && len(claimed) < limit {
+		window := cand[:min(len(cand), limit-len(claimed))]
+		cand = cand[len(window):]
+		got, err := s.selectGrants(t, s.sql(lockClaimQuery(s.d, tr, len(window))), len(window), append(window, s.d.timeArg(now))...)
+		if err != nil {
+			return nil, err
+		}
+		claimed = append(claimed, got...)
+	}
+	return claimed, nil
+}
+
 // claimDue claims up to limit due transitions tr in t (see claimQuery) and
 // returns their grants, in no particular order.
 func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]sa.Grant, error) {
@@ -388,8 +433,8 @@ func (s *Store) claimDue(t *txn, tr sa.Transition, now time.Time, limit int) ([]
 	if tr == sa.TransitionStarted {
 		q = s.q.claimStarted
 	}
-	if !s.d.dueTable { // MySQL: the locking SELECT, then set the flags
-		claimed, err := s.selectGrants(t, q, limit, s.d.timeArg(now), limit)
+	if !s.d.dueTable { // MySQL: pick, lock by primary key, then set the flags
+		claimed, err := s.lockFlagged(t, tr, q, now, limit)
 		if err != nil || len(claimed) == 0 {
 			return nil, err
 		}

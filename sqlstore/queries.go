@@ -67,13 +67,14 @@ const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
 // of the unrevoked grants of the first limit due rows; claimDelete then
 // deletes those rows (see claimDue).
 //
-// On MySQL/MariaDB it is the locking SELECT of the grants whose flag
-// (started_recorded, expired_recorded) is unset and whose due time has
-// come (arguments: now, limit), in due order with SKIP LOCKED; the caller
-// sets the flags (markClaimedQuery). (A delete-based claim on a narrow
-// table, as elsewhere, deadlocked concurrent MariaDB claimers in its
-// DELETE … IN (…); the cause was probably the whole-index scan that byPK
-// now rules out for the flag UPDATE, but that claim was not tried again.)
+// On MySQL/MariaDB it is the plain (non-locking) SELECT of the IDs of the
+// grants whose flag (started_recorded, expired_recorded) is unset and
+// whose due time has come (arguments: now, limit), in due order; the
+// caller locks them by primary key with SKIP LOCKED (lockClaimQuery, see
+// Store.lockFlagged) and sets the flags (markClaimedQuery). (A delete-based
+// claim on a narrow table, as elsewhere, deadlocked concurrent MariaDB
+// claimers in its DELETE … IN (…); so did a locking SELECT through the flag
+// index, see lockFlagged.)
 func claimQuery(d *dialect, tr sa.Transition) string {
 	if d.dueTable {
 		pick := `FROM {p}grant_due WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?` + d.skipLocked
@@ -95,8 +96,17 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 			`UNION ALL SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM d WHERE grant_id NOT IN (SELECT id FROM g)))`
 	}
 	flag, due := claimFlag(tr)
-	return `SELECT ` + grantCols + ` FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
-		` IS NOT NULL AND ` + due + ` <= ? ORDER BY ` + due + `, id LIMIT ?` + d.skipLocked
+	return `SELECT id FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
+		` IS NOT NULL AND ` + due + ` <= ? ORDER BY ` + due + `, id LIMIT ?`
+}
+
+// lockClaimQuery locks, through the primary key only, those of n candidate
+// grants (arguments: the n IDs, now) whose transition tr is still due and
+// unclaimed, skipping rows others hold (MySQL, see claimQuery).
+func lockClaimQuery(d *dialect, tr sa.Transition, n int) string {
+	flag, due := claimFlag(tr)
+	return `SELECT ` + grantCols + ` FROM {p}grants` + d.byPK + ` WHERE id IN (` + placeholders(n) + `) AND ` + flag +
+		` = FALSE AND revoked_at IS NULL AND ` + due + ` IS NOT NULL AND ` + due + ` <= ?` + d.skipLocked
 }
 
 // markClaimedQuery sets the claim flag of tr on n grants by ID (MySQL, see
