@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -288,7 +289,10 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err err
 // event breaks the chain.
 //
 // The canonical encoding (version "supportaccess.event.v1") is, in order:
-// the version string, prev, Seq, ID, Time (Unix microseconds, 0 when zero),
+// the version string, prev, Seq, ID, Time (Unix microseconds; the zero
+// Time is math.MinInt64, distinct from the Unix epoch's 0 and reached by
+// no time within ±290,000 years of it, so every storable time keeps its
+// encoding),
 // Type, TenantID, GrantID, Actor.Kind, Actor.ID, Actor.Name, Reason, the
 // number of Attrs and each key and value in byte order of the keys, Before
 // and After. Numbers are 8-byte big-endian; byte strings are an 8-byte
@@ -316,7 +320,7 @@ func (e *Event) appendCanonical(b, prev []byte) []byte {
 	b = num(b, e.Seq)
 	b = field(b, e.ID[:])
 	if e.Time.IsZero() {
-		b = num(b, 0)
+		b = num(b, math.MinInt64) // not 0: that is the Unix epoch
 	} else {
 		b = num(b, e.Time.UnixMicro())
 	}

@@ -78,7 +78,8 @@ type jsonlActor struct {
 //	           export in AuditByChain order
 //
 // Two escape hatches keep every line lossless, so the hash still verifies:
-// a Before or After that is not compact JSON is written as before_b64 /
+// a Before or After that is not compact JSON, or not valid UTF-8 (JSON
+// text must be UTF-8, RFC 8259 §8.1), is written as before_b64 /
 // after_b64 (standard base64) instead, and an event with a string that is
 // not valid UTF-8 is written with "encoding": "base64" and every string
 // field (tenant_id, type, actor fields, reason, attrs keys and values)
@@ -225,13 +226,14 @@ func toJSONL(e *Event) *jsonlEvent {
 }
 
 // rawOrBytes returns b as verbatim JSON when encoding/json writes it back
-// byte for byte (valid, compact), else as bytes for base64.
+// byte for byte (valid, compact) and it is valid UTF-8 (which json.Compact
+// does not check), else as bytes for base64.
 func rawOrBytes(b []byte) (json.RawMessage, []byte) {
 	if len(b) == 0 {
 		return nil, nil
 	}
 	var c bytes.Buffer
-	if json.Compact(&c, b) == nil && bytes.Equal(c.Bytes(), b) {
+	if utf8.Valid(b) && json.Compact(&c, b) == nil && bytes.Equal(c.Bytes(), b) {
 		return json.RawMessage(b), nil
 	}
 	return nil, b

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -19,9 +20,9 @@ import (
 // "event" holding every field under the names ExportAudit uses: id, type,
 // tenant_id, grant_id ("" when none), actor (group: kind, id, name),
 // reason, attrs (group of all Attrs, in key order; absent when there are
-// none), before and after (the raw JSON, or a string when not valid JSON;
-// null when empty), and seq and hash (hex) when set. No field is left out
-// or shortened.
+// none), before and after (the raw JSON, or a string when not valid JSON
+// or not valid UTF-8; null when empty), and seq and hash (hex) when set.
+// No field is left out or shortened.
 type SlogAuditor struct {
 	// Logger receives the records. Nil means slog.Default().
 	Logger *slog.Logger
@@ -105,8 +106,11 @@ func eventAttrs(e *Event) []slog.Attr {
 
 // rawAttr logs JSON as JSON (a JSON handler embeds it) and anything else
 // as a string, so an invalid value is never replaced by an error marker.
+// JSON that is not valid UTF-8 (json.Valid does not check it) is logged as
+// a string too, which the handler escapes, so no invalid UTF-8 is written
+// raw.
 func rawAttr(key string, b []byte) slog.Attr {
-	if len(b) == 0 || json.Valid(b) {
+	if len(b) == 0 || (json.Valid(b) && utf8.Valid(b)) {
 		return slog.Any(key, json.RawMessage(b))
 	}
 	return slog.String(key, string(b))

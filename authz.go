@@ -114,11 +114,19 @@ func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Acto
 }
 
 // refuse records an action.refused event and returns the ErrForbidden error.
+// The event is recorded also when ctx is cancelled or past its deadline
+// (the client of an impersonated admin request went away), with ctx's
+// values and up to lateRecordTimeout after ctx ends, as notify.failed is:
+// the caller controls its context, and ending it must not keep a refused
+// attempt out of the trail. It goes to every auditor whatever the others
+// return (see Manager.record); a failure goes to the error handler.
 func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID, why string) error {
 	ev := m.newEvent(m.now(), EventActionRefused, tenantID, grantID, by, why)
 	ev.Attrs = map[string]string{AttrAction: string(action)}
 	err := fmt.Errorf("%w: %s", ErrForbidden, why)
-	if aerr := m.record(ctx, ev); aerr != nil {
+	rctx, cancel := lateContext(ctx, lateRecordTimeout)
+	defer cancel()
+	if aerr := m.record(rctx, ev); aerr != nil {
 		m.reportError(ctx, fmt.Errorf("audit of refused %s: %w", action, aerr))
 	}
 	return err

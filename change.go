@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // MaxChangeValueLen caps the JSON encoding of each of RecordChange's before
@@ -38,9 +39,12 @@ const maxWhatLen = 200
 //
 // Errors: an error wrapping ErrSessionEnded when the support access of the
 // request ended; ErrInvalidInput when what is empty, too long or contains
-// control characters, or a value cannot be encoded or is longer than
-// MaxChangeValueLen; the store's error (the check) or the auditor's. The
-// check and the event happen even if the client has gone away (ctx's
+// control characters, or a value cannot be encoded, is not valid UTF-8 as
+// JSON (a json.RawMessage or a json.Marshaler's output holding invalid
+// bytes: encoding/json checks only their syntax; the error names the
+// value, before or after) or is longer than MaxChangeValueLen, and then
+// nothing is recorded; the store's error (the check) or the auditor's.
+// The check and the event happen even if the client has gone away (ctx's
 // cancellation is ignored), but not past ctx's deadline, if it has one.
 func RecordChange(ctx context.Context, what string, before, after any) error {
 	st := stateFrom(ctx)
@@ -79,7 +83,8 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	return nil
 }
 
-// changeJSON encodes one value of RecordChange.
+// changeJSON encodes one value of RecordChange and refuses, with
+// ErrInvalidInput naming field, an encoding that is not valid UTF-8.
 func changeJSON(field string, v any) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
@@ -90,6 +95,9 @@ func changeJSON(field string, v any) (json.RawMessage, error) {
 	}
 	if len(b) > MaxChangeValueLen {
 		return nil, fmt.Errorf("%w: %s is longer than %d bytes as JSON", ErrInvalidInput, field, MaxChangeValueLen)
+	}
+	if !utf8.Valid(b) {
+		return nil, fmt.Errorf("%w: %s is not valid UTF-8 as JSON", ErrInvalidInput, field)
 	}
 	return b, nil
 }

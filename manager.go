@@ -2,6 +2,7 @@ package supportaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -65,13 +66,17 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // that contains the store, the store's part stays transactional and the
 // other auditors record before the change commits: if any of them fails the
 // change is not made. (If the commit itself then fails, those other
-// auditors hold an event of a change that did not happen.) Sweep's records
-// of starts and expiries are facts the store keeps in any case: there a
-// failure of another auditor goes to the error handler. When the store is
-// not among the auditors, they are the whole trail: Sweep then records one
-// transition per transaction and a failure leaves it due for the next
-// Sweep — an auditor that keeps refusing one holds back the later ones
-// (access is not affected: Check denies at ExpiresAt).
+// auditors hold an event of a change that did not happen.) Events that
+// change nothing and only record a fact — refusals (action.refused,
+// access.denied) and notify.failed — go to every auditor, the store
+// included, whatever the others return; a failure goes to the error
+// handler. Sweep's records of starts and expiries are facts the store
+// keeps in any case: there a failure of another auditor goes to the error
+// handler. When the store is not among the auditors, they are the whole
+// trail: Sweep then records one transition per transaction and a failure
+// leaves it due for the next Sweep — an auditor that keeps refusing one
+// holds back the later ones (access is not affected: Check denies at
+// ExpiresAt).
 func WithAuditor(a Auditor) Option {
 	return optionFunc(func(m *Manager) {
 		if a == nil {
@@ -105,9 +110,12 @@ func WithAuditLog(l AuditLog) Option {
 }
 
 // WithPolicy sets the grant policy. Default: DefaultPolicy(). NewManager
-// returns an ErrInvalidInput error for an inconsistent policy.
+// returns an ErrInvalidInput error for an inconsistent policy. The Manager
+// keeps a copy of p (its slices included): changing p, or a preset list
+// it shares such as PresetsShort, afterwards does not change the policy
+// the Manager validated and applies.
 func WithPolicy(p Policy) Option {
-	return optionFunc(func(m *Manager) { m.policy = p })
+	return optionFunc(func(m *Manager) { m.policy = p.clone() })
 }
 
 // WithNow sets the clock (for tests). Default: time.Now. The Manager uses
@@ -262,7 +270,35 @@ func (m *Manager) recordExtra(ctx context.Context, ev Event) error {
 
 // record writes a standalone event (one not tied to a state change) to every
 // auditor.
+//
+// An event that goes with something its caller does only if the event is
+// recorded (support.change before the change is made, support.request
+// before the response goes out) fails closed as a state change does: the
+// auditors other than the store record first, and the first failure is
+// returned before the store records anything, so the store's trail never
+// shows a change or a response the failure then stopped.
+//
+// An event that only records a fact (a refusal: action.refused,
+// access.denied; a failed notification: notify.failed; see recordsFact)
+// is written to every auditor, the store first, whatever the others
+// return, so that the store's trail keeps it while another destination is
+// down; the errors of all the auditors that failed are joined
+// (errors.Join) for the caller to report.
 func (m *Manager) record(ctx context.Context, ev Event) error {
+	if recordsFact(ev.Type) {
+		var errs []error
+		if m.storeAudits {
+			if err := m.store.(Auditor).Record(ctx, ev); err != nil {
+				errs = append(errs, fmt.Errorf("audit: %w", err))
+			}
+		}
+		for _, a := range m.extra {
+			if err := a.Record(ctx, ev); err != nil {
+				errs = append(errs, fmt.Errorf("audit: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 	if err := m.recordExtra(ctx, ev); err != nil {
 		return err
 	}
@@ -272,6 +308,13 @@ func (m *Manager) record(ctx context.Context, ev Event) error {
 		}
 	}
 	return nil
+}
+
+// recordsFact reports whether a standalone event of type t only records
+// something that happened (nothing waits on its recording), so that
+// record writes it to every auditor whatever the others return.
+func recordsFact(t EventType) bool {
+	return t == EventActionRefused || t == EventAccessDenied || t == EventNotifyFailed
 }
 
 // update loads the grant, authorises action by on it (auditing a refusal),

@@ -111,6 +111,8 @@ func (p Policy) hasPreset(d time.Duration) bool {
 	return slices.ContainsFunc(p.Presets, func(pr Preset) bool { return pr.Duration == d })
 }
 
+// clone returns a deep copy of p: its slices are copied (Preset holds no
+// references).
 func (p Policy) clone() Policy {
 	p.Presets = slices.Clone(p.Presets)
 	p.DefaultScopes = slices.Clone(p.DefaultScopes)
