@@ -277,8 +277,10 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, id, err)
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
+	// First: in-flight requests end at the new end, not after the
+	// Notifier's round trip (as in Revoke).
+	m.tellListeners(g, false)
 	m.notify(ctx, EventGrantExtended, g, by, "")
-	m.tellListeners(g, false) // in-flight requests end at the new end
 	return g, nil
 }
 

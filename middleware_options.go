@@ -97,8 +97,11 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // with) waits at most 100 ms for the store before the request ends; the
 // one goroutine re-checks requests in turn, so with a store that stopped
 // answering, a poll already under way can delay that by up to its time
-// (at most 1 s) and 100 ms, however many requests wait. Default: DefaultPollInterval (1 s).
-// Values <= 0 are ignored.
+// (at most 1 s) and 100 ms, however many requests wait. These bounds hold
+// also with a store that ignores its context: a re-check stops waiting at
+// its deadline, and the last request of a busy period waits for such a
+// Check to return before it finishes (no goroutine outlives the
+// requests). Default: DefaultPollInterval (1 s). Values <= 0 are ignored.
 func WithPollInterval(d time.Duration) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if d > 0 {

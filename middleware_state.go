@@ -51,7 +51,7 @@ type reqState struct {
 	admitSeq, admitMove atomic.Uint64
 	// endedGrants: the grants of the request (the admitting one, those of
 	// its needs) this Manager ended while it ran; never relied on again
-	// without a Check (see usesScope, admittedHolds).
+	// without a Check (see usesScope, admittedEnd).
 	endedGrants map[uuid.UUID]bool
 	left        bool
 	endReason   string
@@ -70,16 +70,22 @@ type need struct {
 	expires time.Time
 }
 
-// addNeed records that the request uses scope s, allowed by g.
-func (st *reqState) addNeed(s Scope, g Grant) {
+// setNeed records that the request uses scope s, allowed by g (in place
+// of the grant an earlier check found for s, which no longer holds), with
+// g's end as an Extend on this Manager moved it after move — the number
+// the caller read before the Check that found g (see moveEnd).
+func (st *reqState) setNeed(s Scope, g Grant, move uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, n := range st.needs {
-		if n.scope == s {
-			return
-		}
+	n := need{scope: s, id: g.ID, expires: g.ExpiresAt}
+	if m, ok := st.movedEnd[g.ID]; ok && m.move > move {
+		n.expires = m.end
 	}
-	st.needs = append(st.needs, need{scope: s, id: g.ID, expires: g.ExpiresAt})
+	if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == s }); i >= 0 {
+		st.needs[i] = n
+	} else {
+		st.needs = append(st.needs, n)
+	}
 	st.armLocked(0)
 }
 
@@ -124,64 +130,89 @@ func (st *reqState) grantEnded(id uuid.UUID) bool {
 	return used
 }
 
+// grantWasEnded reports whether this Manager ended grant id while the
+// request used it (see grantEnded).
+func (st *reqState) grantWasEnded(id uuid.UUID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.endedGrants[id]
+}
+
 // establish makes sure the admitted request st may also use scope s (for
 // a RequireScope route, or a request g, nested, sees again): a scope the
 // request uses already (kept current by the watcher), the grant that
 // admitted the request if it allows s and is, as far as this Manager
-// knows, still the one in force (admittedHolds), or else a grant a Check
+// knows, still the one in force (admittedEnd), or else a grant a Check
 // finds now; the request then uses s (its event lists s; the watcher
-// covers that grant). When no grant allows s, g refuses with its denied
-// handler (see refuse) and establish returns false.
+// covers that grant). When no grant allows s, or the request's access
+// ended already, g refuses with its denied handler (see refuse) and
+// establish returns false.
 func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, s Scope) bool {
+	if st.ended.Load() {
+		// Ended by the watcher (a revocation elsewhere, a failed
+		// re-check): nothing of the request runs on, whatever its
+		// grants allowed before.
+		reason := st.reason()
+		st.refuse(g, w, r, s, http.StatusForbidden, DeniedSessionEnded, "session ended: "+reason, endCause(reason))
+		return false
+	}
 	if st.usesScope(s) {
 		return true
 	}
-	gr := st.grant
-	if !gr.Allows(s) || !st.admittedHolds() {
-		ends := &st.g.watch.ends
-		for attempt := 0; ; attempt++ {
-			seq := ends.now()
-			var err error
-			gr, err = st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
-			if err != nil {
-				status, code, reason := g.checkRefusal(r, st.sess, s, err)
-				st.refuse(g, w, r, s, status, code, reason, err)
-				return false
-			}
-			// A grant this Manager ended while the Check answered: ask
-			// again (the end has committed), a few times at most.
-			if !ends.endedSince(seq, gr.ID) {
-				break
-			}
-			if attempt == 2 {
-				st.addNeed(s, gr)
-				st.grantEnded(gr.ID) // the watcher checks again at once
-				st.g.watch.poke()
-				return true
-			}
+	watch := st.g.watch
+	if gr := st.grant; gr.Allows(s) {
+		move := watch.moves.Load()
+		if end, ok := st.admittedEnd(); ok {
+			gr.ExpiresAt = end
+			st.setNeed(s, gr, move)
+			return true
 		}
 	}
-	st.addNeed(s, gr)
-	return true
+	for attempt := 0; ; attempt++ {
+		// The end and move numbers before the Check: an end or a move
+		// after them, before setNeed makes the need visible to the
+		// listener, is in the end log or movedEnd.
+		seq, move := watch.ends.now(), watch.moves.Load()
+		gr, err := st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
+		if err != nil {
+			status, code, reason := g.checkRefusal(r, st.sess, s, err)
+			st.refuse(g, w, r, s, status, code, reason, err)
+			return false
+		}
+		st.setNeed(s, gr, move)
+		// A grant this Manager ended while the Check answered: ask again
+		// (the end has committed), a few times at most.
+		if !watch.ends.endedSince(seq, gr.ID) {
+			return true
+		}
+		if attempt == 2 {
+			st.grantEnded(gr.ID) // the watcher checks again at once
+			watch.poke()
+			return true
+		}
+	}
 }
 
-// admittedHolds reports whether the grant that admitted st may be relied
-// on without asking the store again: this Manager has not ended it
-// (endedGrants), the watcher's re-checks still find it for the request's
-// own scope (not another grant that took over after a revocation
-// elsewhere), and its end — as moved by Extend on this Manager or found by
-// a re-check — has not passed by the Manager's clock.
-func (st *reqState) admittedHolds() bool {
+// admittedEnd reports whether the grant that admitted st may be relied
+// on without asking the store again, and its end: this Manager has not
+// ended it (endedGrants), the watcher's re-checks still find it for the
+// request's own scope (not another grant that took over after a
+// revocation elsewhere), and its end — as moved by Extend on this Manager
+// or found by a re-check — has not passed by the Manager's clock.
+func (st *reqState) admittedEnd() (time.Time, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.endedGrants[st.grant.ID] || len(st.needs) == 0 || st.needs[0].id != st.grant.ID {
-		return false
+		return time.Time{}, false
 	}
-	return !pastEnd(st.needs[0].expires, st.m.now())
+	end := st.needs[0].expires
+	return end, !pastEnd(end, st.m.now())
 }
 
-// moveEnd records that grant id now ends at end (Extend on this Manager):
-// the request's expiry timer follows, and so does a re-check in flight.
+// moveEnd records that grant id, of the request's tenant, now ends at end
+// (Extend on this Manager): the request's expiry timer follows, and so do
+// a re-check and a RequireScope Check in flight (movedEnd; it holds at most
+// the tenant's grants, the only ones a Check for the request can find).
 func (st *reqState) moveEnd(id uuid.UUID, end time.Time, move uint64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -288,7 +319,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
 		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
-			st.end(n.denialReason(st.m.now()))
+			st.end(n.denialReason(err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err

@@ -25,8 +25,9 @@ import (
 // requests flagged by the Manager's end-of-grant listener; a revocation by
 // another replica is thus noticed within one interval. The last request of
 // a busy period stops the goroutine and waits for it: none outlives the
-// requests. The listener is registered with the Manager on the first
-// request and stays (it is a function, not a goroutine).
+// requests. The listener is registered with the Manager while impersonated
+// requests are admitted or in flight (see hold), so that the Manager does
+// not keep a middleware that is no longer used.
 type watcher struct {
 	m        *Manager
 	interval time.Duration
@@ -38,17 +39,45 @@ type watcher struct {
 	stop   context.CancelFunc // nil when no goroutine runs
 	done   chan struct{}
 
-	ends   endLog        // the grants the Manager ended (see endLog)
-	moves  atomic.Uint64 // numbers the ends Extend on the Manager moved
-	listen sync.Once     // registers grantChanged with the Manager
+	ends  endLog        // the grants the Manager ended (see endLog)
+	moves atomic.Uint64 // numbers the ends Extend on the Manager moved
+
+	// users counts the impersonated requests being admitted or in flight
+	// (hold, release); unlisten removes grantChanged from the Manager's
+	// listeners (nil while none is registered).
+	users    int
+	unlisten func()
 }
 
-// listening makes sure the watcher hears of the grants the Manager ends
-// and moves: called before the first impersonated request's Check, so
-// that a middleware that only ever passes requests through registers
-// nothing.
-func (w *watcher) listening() {
-	w.listen.Do(func() { w.m.onGrantChange(w.grantChanged) })
+// hold makes sure the watcher hears of the grants the Manager ends and
+// moves while a request is admitted and runs: called before an
+// impersonated request's admission Check; release (or leave) ends the
+// hold. The listener is registered while a hold lasts, so a middleware
+// that only passes requests through, or is no longer used, is not
+// referenced by the Manager.
+func (w *watcher) hold() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.users++
+	if w.unlisten == nil {
+		w.unlisten = w.m.onGrantChange(w.grantChanged)
+	}
+}
+
+// release ends a hold (of a request that was not admitted).
+func (w *watcher) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.releaseLocked()
+}
+
+// releaseLocked ends a hold; w.mu must be held.
+func (w *watcher) releaseLocked() {
+	w.users--
+	if w.users == 0 && w.unlisten != nil {
+		w.unlisten()
+		w.unlisten = nil
+	}
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -88,6 +117,7 @@ func (w *watcher) leave(st *reqState) {
 
 	w.mu.Lock()
 	delete(w.active, st)
+	w.releaseLocked()
 	var done chan struct{}
 	if len(w.active) == 0 && w.stop != nil {
 		// Cancelled under mu: a goroutine that has not seen it yet finds it
@@ -126,7 +156,9 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 		move := w.moves.Add(1)
 		w.mu.Lock()
 		for st := range w.active {
-			st.moveEnd(g.ID, g.ExpiresAt, move)
+			if st.sess.TenantID == g.TenantID {
+				st.moveEnd(g.ID, g.ExpiresAt, move)
+			}
 		}
 		w.mu.Unlock()
 		return
@@ -146,19 +178,55 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 }
 
 // run is the watcher goroutine of one busy period.
+// It returns once ctx is cancelled and every Check it started returned
+// (see boundedCheck).
 func (w *watcher) run(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	var checks sync.WaitGroup
+	defer checks.Wait()
 	t := time.NewTicker(max(w.interval/2, time.Millisecond))
 	defer t.Stop()
-	w.poll(ctx, false)
+	w.poll(ctx, false, &checks)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.poll(ctx, false)
+			w.poll(ctx, false, &checks)
 		case <-w.wake:
-			w.poll(ctx, true)
+			w.poll(ctx, true, &checks)
+		}
+	}
+}
+
+// boundedCheck is Check for a re-check, answered by cctx's deadline at the
+// latest: the Check runs in a goroutine of its own (counted in checks), so
+// that a store that does not honour its context (a driver stuck on a dead
+// connection) cannot hold up the watcher — and with it the end of every
+// request it watches — past the deadline. A late answer is dropped; run
+// waits for such Checks before it returns.
+func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.WaitGroup) (Grant, error) {
+	type answer struct {
+		g   Grant
+		err error
+	}
+	ch := make(chan answer, 1)
+	checks.Add(1)
+	go func() {
+		defer checks.Done()
+		g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+		ch <- answer{g, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.g, a.err
+	case <-cctx.Done():
+		// An answer that raced the deadline still counts.
+		select {
+		case a := <-ch:
+			return a.g, a.err
+		default:
+			return Grant{}, fmt.Errorf("supportaccess: store did not answer: %w", context.Cause(cctx))
 		}
 	}
 }
@@ -168,6 +236,7 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 // grant (end number freshSeq), shared by the re-checks of requests whose
 // grant ended — so that many requests of one session cost one Check.
 type pollAnswers struct {
+	checks   *sync.WaitGroup // the run's Checks (see boundedCheck)
 	cache    map[checkKey]checkResult
 	fresh    map[checkKey]checkResult
 	freshSeq uint64
@@ -198,7 +267,7 @@ type checkResult struct {
 
 // poll re-checks the flagged requests and, unless flaggedOnly, those whose
 // last check is at least half an interval old.
-func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
+func (w *watcher) poll(ctx context.Context, flaggedOnly bool, checks *sync.WaitGroup) {
 	now := time.Now().UnixNano()
 	half := int64(w.interval / 2)
 	var due, flagged []*reqState
@@ -243,7 +312,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool) {
 	slices.SortFunc(flagged, goneFirst)
 	slices.SortFunc(due, byAnswer)
 	due = append(flagged, due...)
-	answers := &pollAnswers{cache: make(map[checkKey]checkResult)}
+	answers := &pollAnswers{cache: make(map[checkKey]checkResult), checks: checks}
 	seen := make(map[*reqState]bool, len(due))
 	for len(due) > 0 {
 		for _, st := range due {
@@ -337,7 +406,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		if !ok {
 			seq, move := w.ends.now(), w.moves.Load()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
-			g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+			g, err := w.boundedCheck(cctx, key, answers.checks)
 			// A denial is an answer, also one that came in late.
 			timedOut := err != nil && cctx.Err() != nil && !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted)
 			cancel()
@@ -404,11 +473,17 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 // recorded expiry), or no re-check has answered for max(3 intervals,
 // minStaleness). Otherwise it is checked again at the next tick.
 func (w *watcher) unanswered(st *reqState, needs []need) {
+	// The grant of the request's own scope (needs[0]) ending ends the
+	// session as far as the Manager knows; another one only a scope.
 	switch {
-	case endPassed(needs, w.m.now()):
+	case pastEnd(needs[0].expires, w.m.now()):
 		st.end(SessionEndExpired)
-	case st.grantGone.Load():
+	case endPassed(needs, w.m.now()):
+		st.end(endReasonScopeLost)
+	case st.grantGone.Load() && st.grantWasEnded(needs[0].id):
 		st.end(SessionEndRevoked)
+	case st.grantGone.Load():
+		st.end(endReasonScopeLost)
 	case time.Since(time.Unix(0, st.okAt.Load())) >= max(3*w.interval, minStaleness):
 		st.end(endReasonCheckFailed)
 	default:
@@ -419,9 +494,14 @@ func (w *watcher) unanswered(st *reqState, needs []need) {
 // pastEnd reports whether a grant's end (zero: unlimited) has come at now.
 func pastEnd(end, now time.Time) bool { return !end.IsZero() && !now.Before(end) }
 
-// denialReason is why a request ends when a Check refuses n: expired when
-// the end of n's grant has come, revoked otherwise.
-func (n need) denialReason(now time.Time) string {
+// denialReason is why a request ends when a Check refuses n with err (a
+// denial): ErrScopeNotGranted — a grant still covers the session, none
+// allows n's scope — is a lost scope; otherwise the session has no active
+// grant left, expired when the end of n's grant has come, revoked if not.
+func (n need) denialReason(err error, now time.Time) string {
+	if errors.Is(err, ErrScopeNotGranted) {
+		return endReasonScopeLost
+	}
 	if pastEnd(n.expires, now) {
 		return SessionEndExpired
 	}
@@ -450,7 +530,7 @@ func (w *watcher) endReason(ctx context.Context, n need, err error) string {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	return n.denialReason(w.m.now())
+	return n.denialReason(err, w.m.now())
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,

@@ -44,7 +44,10 @@ func newSupportWriter(w http.ResponseWriter, st *reqState) *supportWriter {
 func (rw *supportWriter) Header() http.Header { return rw.w.Header() }
 
 // WriteHeader implements http.ResponseWriter. Informational statuses
-// (1xx other than 101) pass through without committing the response.
+// (1xx other than 101, such as 103 Early Hints) are dropped: net/http
+// would send every header field the handler has set with them, before the
+// response is audited or even allowed (a denial may still replace it).
+// They commit nothing.
 func (rw *supportWriter) WriteHeader(code int) {
 	if rw.committed {
 		if rw.blocked == nil {
@@ -53,9 +56,6 @@ func (rw *supportWriter) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		if !rw.st.ended.Load() {
-			rw.w.WriteHeader(code)
-		}
 		return
 	}
 	rw.commit(code)

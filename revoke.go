@@ -43,6 +43,18 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 }
 
 func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
+	g, err := m.revokeQuietly(ctx, id, by, reason)
+	if err != nil {
+		return Grant{}, err
+	}
+	m.notify(ctx, EventGrantRevoked, g, by, reason)
+	return g, nil
+}
+
+// revokeQuietly is revoke without the Notifier: it commits the revocation
+// and tells the middleware (in-flight requests end), and leaves telling
+// the customer to the caller.
+func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
 	g, err := m.update(ctx, id, ActionRevoke, by, func(g *Grant) (Event, error) {
 		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
@@ -60,15 +72,16 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 		return Grant{}, err
 	}
 	m.tel.revoked.Add(ctx, 1)
-	m.revoked(g) // first: in-flight requests end before the Notifier's round trip
-	m.notify(ctx, EventGrantRevoked, g, by, reason)
+	m.revoked(g) // before the Notifier's round trip: in-flight requests end now
 	return g, nil
 }
 
 // RevokeTenant revokes every active and scheduled grant of tenantID and
 // returns the grants it revoked. Each revocation is atomic on its own;
 // grants that end concurrently are skipped. On the first error it stops and
-// returns what it revoked so far with the error.
+// returns what it revoked so far with the error. In-flight requests of a
+// revoked grant end as each revocation commits; the Notifier hears of the
+// revoked grants after the last one.
 func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, reason string) ([]Grant, error) {
 	return m.revokeMatching(ctx, "revoke tenant", "RevokeTenant", ListFilter{TenantID: tenantID}, by, reason)
 }
@@ -112,11 +125,19 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	// Every revocation commits (and ends its in-flight requests) before
+	// the first Notifier call, so that no grant of the tenant keeps access
+	// for the length of another's notification.
+	defer func() {
+		for _, g := range out {
+			m.notify(ctx, EventGrantRevoked, g, by, reason)
+		}
+	}()
 	for _, g := range gs {
 		if by.Kind == ActorSupport && !g.Covers(by.ID) {
 			continue
 		}
-		r, err := m.revoke(ctx, g.ID, by, reason)
+		r, err := m.revokeQuietly(ctx, g.ID, by, reason)
 		if errors.Is(err, ErrInvalidInput) { // ended meanwhile
 			continue
 		}

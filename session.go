@@ -55,6 +55,7 @@ var (
 	errEndExpired     = fmt.Errorf("%w: grant expired", ErrSessionEnded)
 	errEndCheckFailed = fmt.Errorf("%w: access check failed", ErrSessionEnded)
 	errEndAuditFailed = fmt.Errorf("%w: audit failed", ErrSessionEnded)
+	errEndScopeLost   = fmt.Errorf("%w: a scope the request uses is no longer granted", ErrSessionEnded)
 )
 
 // errRefused is what the response writer returns to a handler that writes
@@ -65,10 +66,14 @@ var errRefused = fmt.Errorf("%w: the response is a refusal of access", ErrForbid
 
 // endReasonCheckFailed and endReasonAuditFailed end a request (fail closed)
 // without telling the host to drop the session: the cause is an outage, not
-// the end of the grant.
+// the end of the grant. endReasonScopeLost ends a request that used a scope
+// no active grant allows any more (a grant carrying an elevated scope, or
+// write, ended) while a grant still covers the session: its next request
+// is admitted, so the host is not told to drop it either.
 const (
 	endReasonCheckFailed = "check failed"
 	endReasonAuditFailed = "audit failed"
+	endReasonScopeLost   = "scope no longer granted"
 )
 
 // endCause maps an end reason to the context cause.
@@ -80,6 +85,8 @@ func endCause(reason string) error {
 		return errEndExpired
 	case endReasonAuditFailed:
 		return errEndAuditFailed
+	case endReasonScopeLost:
+		return errEndScopeLost
 	default:
 		return errEndCheckFailed
 	}
