@@ -42,7 +42,7 @@ type Manager struct {
 	// whose end moved (Extend), for example by the middleware to cancel
 	// in-flight requests.
 	listenMu     sync.Mutex
-	listeners    map[int]func(g Grant, ended bool)
+	listeners    map[int]func(g Grant, ended bool) (keep bool)
 	nextListener int
 
 	tracerProvider trace.TracerProvider
@@ -360,37 +360,46 @@ func (m *Manager) reportError(ctx context.Context, err error) {
 
 // onGrantChange registers f to be called (synchronously, after commit)
 // for every grant this Manager revokes or records as expired (ended true)
-// and every grant whose end it moves (Extend; ended false). It returns a
-// function that removes the registration.
-func (m *Manager) onGrantChange(f func(g Grant, ended bool)) (remove func()) {
+// and every grant whose end it moves (Extend; ended false). f returns
+// false when it is no longer needed (the middleware it tells was
+// collected): it is then removed.
+func (m *Manager) onGrantChange(f func(g Grant, ended bool) (keep bool)) {
 	m.listenMu.Lock()
 	defer m.listenMu.Unlock()
 	if m.listeners == nil {
-		m.listeners = make(map[int]func(Grant, bool))
+		m.listeners = make(map[int]func(Grant, bool) bool)
 	}
-	id := m.nextListener
+	m.listeners[m.nextListener] = f
 	m.nextListener++
-	m.listeners[id] = f
-	return func() {
-		m.listenMu.Lock()
-		delete(m.listeners, id)
-		m.listenMu.Unlock()
-	}
 }
 
 // revoked tells the listeners that g ended.
 func (m *Manager) revoked(g Grant) { m.tellListeners(g, true) }
 
 // tellListeners tells the listeners that g ended (ended) or that its end
-// moved.
+// moved, and removes those that are no longer needed.
 func (m *Manager) tellListeners(g Grant, ended bool) {
+	type listener struct {
+		id int
+		f  func(Grant, bool) bool
+	}
 	m.listenMu.Lock()
-	fs := make([]func(Grant, bool), 0, len(m.listeners))
-	for _, f := range m.listeners {
-		fs = append(fs, f)
+	ls := make([]listener, 0, len(m.listeners))
+	for id, f := range m.listeners {
+		ls = append(ls, listener{id, f})
 	}
 	m.listenMu.Unlock()
-	for _, f := range fs {
-		f(g, ended)
+	var gone []int
+	for _, l := range ls {
+		if !l.f(g, ended) {
+			gone = append(gone, l.id)
+		}
+	}
+	if len(gone) > 0 {
+		m.listenMu.Lock()
+		for _, id := range gone {
+			delete(m.listeners, id)
+		}
+		m.listenMu.Unlock()
 	}
 }

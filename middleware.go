@@ -167,11 +167,10 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		g.deny(w, r, s, uuid.Nil, scope, start, http.StatusForbidden, DeniedMFARequired, "mfa required", nil)
 		return
 	}
-	g.watch.hold() // ended by leave, or just below when refused
+	g.watch.listening()
 	seq, move := g.watch.ends.now(), g.watch.moves.Load()
 	gr, err := m.Check(r.Context(), s.TenantID, s.Principal, scope)
 	if err != nil {
-		g.watch.release()
 		status, code, reason := g.checkRefusal(r, s, scope, err)
 		g.deny(w, r, s, uuid.Nil, scope, start, status, code, reason, err)
 		return

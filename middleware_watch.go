@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/google/uuid"
 )
@@ -25,9 +26,8 @@ import (
 // requests flagged by the Manager's end-of-grant listener; a revocation by
 // another replica is thus noticed within one interval. The last request of
 // a busy period stops the goroutine and waits for it: none outlives the
-// requests. The listener is registered with the Manager while impersonated
-// requests are admitted or in flight (see hold), so that the Manager does
-// not keep a middleware that is no longer used.
+// requests. The listener is registered with the Manager on the first
+// request; the Manager holds the watcher weakly (see listening).
 type watcher struct {
 	m        *Manager
 	interval time.Duration
@@ -39,45 +39,29 @@ type watcher struct {
 	stop   context.CancelFunc // nil when no goroutine runs
 	done   chan struct{}
 
-	ends  endLog        // the grants the Manager ended (see endLog)
-	moves atomic.Uint64 // numbers the ends Extend on the Manager moved
-
-	// users counts the impersonated requests being admitted or in flight
-	// (hold, release); unlisten removes grantChanged from the Manager's
-	// listeners (nil while none is registered).
-	users    int
-	unlisten func()
+	ends   endLog        // the grants the Manager ended (see endLog)
+	moves  atomic.Uint64 // numbers the ends Extend on the Manager moved
+	listen sync.Once     // registers grantChanged with the Manager
 }
 
-// hold makes sure the watcher hears of the grants the Manager ends and
-// moves while a request is admitted and runs: called before an
-// impersonated request's admission Check; release (or leave) ends the
-// hold. The listener is registered while a hold lasts, so a middleware
-// that only passes requests through, or is no longer used, is not
-// referenced by the Manager.
-func (w *watcher) hold() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.users++
-	if w.unlisten == nil {
-		w.unlisten = w.m.onGrantChange(w.grantChanged)
-	}
-}
-
-// release ends a hold (of a request that was not admitted).
-func (w *watcher) release() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.releaseLocked()
-}
-
-// releaseLocked ends a hold; w.mu must be held.
-func (w *watcher) releaseLocked() {
-	w.users--
-	if w.users == 0 && w.unlisten != nil {
-		w.unlisten()
-		w.unlisten = nil
-	}
+// listening makes sure the watcher hears of the grants the Manager ends
+// and moves: called before the first impersonated request's Check, so
+// that a middleware that only ever passes requests through registers
+// nothing. The Manager holds the watcher weakly: a middleware the host no
+// longer uses (no request of it in flight) can be collected, and its
+// listener goes at the Manager's next grant change.
+func (w *watcher) listening() {
+	w.listen.Do(func() {
+		wp := weak.Make(w)
+		w.m.onGrantChange(func(g Grant, ended bool) bool {
+			w := wp.Value()
+			if w == nil {
+				return false
+			}
+			w.grantChanged(g, ended)
+			return true
+		})
+	})
 }
 
 func newWatcher(m *Manager, interval time.Duration, onError func(context.Context, error)) *watcher {
@@ -117,7 +101,6 @@ func (w *watcher) leave(st *reqState) {
 
 	w.mu.Lock()
 	delete(w.active, st)
-	w.releaseLocked()
 	var done chan struct{}
 	if len(w.active) == 0 && w.stop != nil {
 		// Cancelled under mu: a goroutine that has not seen it yet finds it
