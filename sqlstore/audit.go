@@ -207,7 +207,8 @@ type eventRow struct {
 }
 
 // eventSelectCols are the columns an event is read from: eventCols and
-// session_id.
+// session_id. A SELECT names them by the token {eventSelectCols} (see
+// listTokens).
 //
 // Every column of audit_events that an AuditFilter condition compares must
 // be read back into the event, so that a row changed behind the store's
@@ -405,7 +406,7 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 	if after != "" {
 		add(after, afterArgs...)
 	}
-	q := `SELECT ` + eventSelectCols + ` FROM {p}audit_events`
+	q := `SELECT {eventSelectCols} FROM {p}audit_events`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}

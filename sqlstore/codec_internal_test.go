@@ -74,7 +74,6 @@ func TestTimeScanner(t *testing.T) {
 		"postgres other zone":   {Postgres, want.In(tokyo)},
 		"mysql text":            {MySQL, []byte("2026-03-14 15:09:26.535897")},
 		"mysql string":          {MySQL, "2026-03-14 15:09:26.535897"},
-		"mysql parseTime+loc":   {MySQL, time.Date(2026, 3, 14, 15, 9, 26, 535897_000, tokyo)},
 		"postgres nanoseconds":  {Postgres, want.Add(999)},
 		"mysql text, fewer µs":  {MySQL, "2026-03-14 15:09:26.535897"},
 		"sqlite negative micro": {SQLite, want.UnixMicro()},
@@ -88,6 +87,9 @@ func TestTimeScanner(t *testing.T) {
 	require.True(t, got.IsZero())
 	require.Error(t, (&timeScanner{MySQL, &got}).Scan("yesterday"))
 	require.Error(t, (&timeScanner{MySQL, &got}).Scan(3.5))
+	// On MySQL times are selected as text (selectList): a time.Time
+	// means the driver applied its loc, which may have moved the time.
+	require.Error(t, (&timeScanner{MySQL, &got}).Scan(time.Date(2026, 3, 14, 15, 9, 26, 535897_000, tokyo)))
 	old := time.Date(1960, 1, 1, 0, 0, 0, 1000, time.UTC)
 	require.NoError(t, (&timeScanner{SQLite, &got}).Scan(dialects[SQLite].timeArg(old)))
 	require.Equal(t, old, got, "before 1970")
@@ -122,6 +124,29 @@ func TestRender(t *testing.T) {
 		dialects[Postgres].render("x_", "SELECT a FROM {p}t WHERE a = ? AND b IN ("+placeholders(2)+")"))
 	require.Equal(t, "SELECT a FROM x_t WHERE a = ?", dialects[MySQL].render("x_", "SELECT a FROM {p}t WHERE a = ?"))
 	require.Equal(t, "", placeholders(0))
+
+	// Column-list tokens: MySQL reads the time columns as text, without
+	// an alias (ORDER BY and WHERE name the columns); the others read the
+	// columns themselves.
+	q := "SELECT {hookCols} FROM {p}hook_tasks ORDER BY next_at"
+	require.Equal(t, "SELECT grant_id, done, attempts, DATE_FORMAT(next_at, '%Y-%m-%d %H:%i:%s.%f'), last_error FROM x_hook_tasks ORDER BY next_at",
+		dialects[MySQL].render("x_", q))
+	require.Equal(t, "SELECT "+hookCols+" FROM x_hook_tasks ORDER BY next_at", dialects[SQLite].render("x_", q))
+	require.Equal(t, "SELECT "+hookCols+" FROM x_hook_tasks ORDER BY next_at", dialects[Postgres].render("x_", q))
+	for _, l := range listTokens {
+		mysql := dialects[MySQL].render("", "SELECT "+l.token)
+		require.NotContains(t, mysql, "{", l.token)
+		n := 0
+		for _, c := range strings.Split(l.cols, ", ") {
+			if timeCols[c] {
+				n++
+				require.Contains(t, mysql, "DATE_FORMAT("+c+", ", l.token)
+			}
+		}
+		require.Positive(t, n, "%s has time columns", l.token)
+		require.Equal(t, strings.Count(mysql, "DATE_FORMAT("), n, l.token)
+		require.Equal(t, "SELECT "+l.cols, dialects[Postgres].render("", "SELECT "+l.token))
+	}
 }
 
 func TestStatements(t *testing.T) {

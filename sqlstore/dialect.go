@@ -18,7 +18,9 @@ const (
 	// Postgres is PostgreSQL 12 or newer (tested with the pgx driver).
 	Postgres Dialect = iota + 1
 	// MySQL is MySQL 8 or MariaDB 10.6 or newer (tested with
-	// go-sql-driver/mysql; any DSN works, parseTime and loc included).
+	// go-sql-driver/mysql; any DSN works, parseTime and loc included: the
+	// store sends and reads times as text, which the driver does not
+	// convert).
 	MySQL
 	// SQLite is SQLite 3.35 or newer (tested with the pure-Go
 	// modernc.org/sqlite driver).
@@ -98,6 +100,9 @@ type dialect struct {
 	// string, which makes the CONCAT and LOCATE binary, whatever the
 	// collations).
 	covers string
+	// lists replaces the column-list tokens of SELECTs with the
+	// dialect's reading form of the lists (see selectList); set by init.
+	lists *strings.Replacer
 }
 
 var dialects = map[Dialect]*dialect{
@@ -134,10 +139,65 @@ var dialects = map[Dialect]*dialect{
 	},
 }
 
-// render substitutes the table prefix for {p} and, on PostgreSQL, numbers
+func init() {
+	for _, d := range dialects {
+		var pairs []string
+		for _, l := range listTokens {
+			pairs = append(pairs, l.token, d.selectList(l.cols))
+		}
+		d.lists = strings.NewReplacer(pairs...)
+	}
+}
+
+// listTokens are the column lists a SELECT reads rows with, by the token
+// that names them in the package's SQL: every SELECT whose rows a
+// grantRow, eventRow, requestRow or hook task scan reads writes its list
+// as the token, never as the Go constant (which INSERTs use), so that
+// render gives it the dialect's reading form (selectList).
+var listTokens = []struct{ token, cols string }{
+	{"{grantCols}", grantCols},
+	{"{eventSelectCols}", eventSelectCols},
+	{"{requestCols}", requestCols},
+	{"{hookCols}", hookCols},
+}
+
+// timeCols are the DATETIME(6) columns (MySQL) of the column lists of
+// listTokens.
+var timeCols = map[string]bool{
+	"created_at": true, "starts_at": true, "expires_at": true, "revoked_at": true,
+	"occurred_at": true, "decided_at": true, "next_at": true,
+}
+
+// selectList returns the column list cols (names separated by ", ") as a
+// SELECT of the dialect reads it. On MySQL/MariaDB each time column is read
+// as text, DATE_FORMAT(col, '%Y-%m-%d %H:%i:%s.%f'), which timeScanner
+// parses as UTC: with parseTime=true the driver would build a DATETIME's
+// wall clock in the DSN's loc, and one in loc's spring-forward gap does
+// not exist there — Go moves it by an hour, and the stored UTC wall clock
+// cannot be recovered. The expressions have no alias, so that ORDER BY and
+// WHERE still name the columns (and their indexes), not the text. Other
+// dialects read cols unchanged.
+func (d *dialect) selectList(cols string) string {
+	if d.Dialect != MySQL {
+		return cols
+	}
+	names := strings.Split(cols, ", ")
+	for i, c := range names {
+		if timeCols[c] {
+			names[i] = `DATE_FORMAT(` + c + `, '%Y-%m-%d %H:%i:%s.%f')`
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// render substitutes the dialect's column lists for their tokens (see
+// listTokens) and the table prefix for {p} and, on PostgreSQL, numbers
 // the placeholders. The package's SQL never has "?" or "{p}" inside a
 // string literal.
 func (d *dialect) render(prefix, q string) string {
+	if d.lists != nil {
+		q = d.lists.Replace(q)
+	}
 	q = strings.ReplaceAll(q, "{p}", prefix)
 	if !d.dollar {
 		return q
@@ -166,9 +226,10 @@ func placeholders(n int) string {
 	return strings.Repeat("?, ", n-1) + "?"
 }
 
-// mysqlTime is how times are sent to and read from a DATETIME(6) column.
-// Sending text makes the store independent of the driver's parseTime and
-// loc settings.
+// mysqlTime is how times are sent to a DATETIME(6) column (and, with up
+// to six fractional digits, how selectList reads them back). Text both
+// ways makes the store independent of the driver's parseTime and loc
+// settings.
 const mysqlTime = "2006-01-02 15:04:05.000000"
 
 // minTime and maxTime bound the times the store writes and compares: the
@@ -241,6 +302,9 @@ func (d *dialect) timeArg(t time.Time) any {
 }
 
 // timeScanner scans a column written by timeArg into *t (NULL: zero time).
+// On MySQL the column must be read as text (see selectList): a time.Time
+// from the driver is refused, as its wall clock may have been moved by the
+// DSN's loc.
 type timeScanner struct {
 	d Dialect
 	t *time.Time
@@ -255,13 +319,12 @@ func (s *timeScanner) Scan(src any) error {
 		*s.t = time.UnixMicro(v).UTC()
 	case time.Time:
 		if s.d == MySQL {
-			// The driver (parseTime=true) read the stored wall clock into
-			// its loc; the wall clock is UTC whatever loc says.
-			*s.t = time.Date(v.Year(), v.Month(), v.Day(), v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
-		} else {
-			*s.t = v.UTC()
+			// The driver (parseTime=true) built the stored UTC wall clock
+			// in its loc, which moves one in loc's spring-forward gap by
+			// an hour: the query did not read the column as text.
+			return fmt.Errorf("sqlstore: a MySQL time column was read as a time.Time (%s), not as text", v.Format(mysqlTime))
 		}
-		*s.t = s.t.Truncate(time.Microsecond)
+		*s.t = v.UTC().Truncate(time.Microsecond)
 	case []byte:
 		return s.parse(string(v))
 	case string:

@@ -24,7 +24,9 @@
 // instead. Times are UTC with microsecond precision on every dialect
 // (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
 // INTEGER on SQLite); an unset time (unlimited ExpiresAt, RevokedAt) is
-// NULL.
+// NULL. On MySQL the store sends times as text and selects them as text, so
+// the driver's parseTime and loc settings never change them (a loc with
+// daylight saving time included).
 //
 // # Transactions
 //

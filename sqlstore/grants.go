@@ -170,7 +170,7 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 		}
 		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q, args := s.listQuery(`SELECT `+grantCols+` FROM {p}grants`, where, args, f.Limit)
+	q, args := s.listQuery(`SELECT {grantCols} FROM {p}grants`, where, args, f.Limit)
 	return queryAll(ctx, s, "list grants", q, args, func(scan func(...any) error) (sa.Grant, error) {
 		r := s.newGrantRow()
 		err := r.scan(scan)

@@ -16,12 +16,13 @@ import (
 
 var _ sa.HookStore = (*Store)(nil)
 
-// hookCols are the columns of a hook task read by ClaimHookTasks.
+// hookCols are the columns of a hook task read by ClaimHookTasks (by the
+// token {hookCols}, see listTokens).
 const hookCols = `grant_id, done, attempts, next_at, last_error`
 
 // Fixed hook task statements.
 const (
-	qClaimHooksSel = `SELECT ` + hookCols + ` FROM {p}hook_tasks ` +
+	qClaimHooksSel = `SELECT {hookCols} FROM {p}hook_tasks ` +
 		`WHERE next_at <= ? AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_at, grant_id LIMIT ?`
 	qRetryHook = `UPDATE {p}hook_tasks SET done = ?, attempts = ?, next_at = ?, last_error = ?, lease_token = '', lease_until = NULL ` +
 		`WHERE grant_id = ? AND lease_token = ?`
@@ -153,7 +154,7 @@ func (s *Store) inClaimTx(ctx context.Context, op string, fn func(t *txn) error)
 // grantsByID reads the grants with the given IDs in t.
 func (s *Store) grantsByID(t *txn, ids []any) (map[uuid.UUID]sa.Grant, error) {
 	out := make(map[uuid.UUID]sa.Grant, len(ids))
-	q := s.sql(`SELECT ` + grantCols + ` FROM {p}grants WHERE id IN (` + placeholders(len(ids)) + `)`)
+	q := s.sql(`SELECT {grantCols} FROM {p}grants WHERE id IN (` + placeholders(len(ids)) + `)`)
 	rows, err := t.tx.QueryContext(t.ctx, q, ids...)
 	if err != nil {
 		return nil, err

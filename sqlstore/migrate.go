@@ -166,8 +166,15 @@ func (s *Store) lockKey() int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
+// migratePostgres applies the pending migrations in one transaction that
+// holds the advisory lock. The transaction runs at READ COMMITTED
+// (dialect.txDefault) whatever default_transaction_isolation says: at
+// REPEATABLE READ or SERIALIZABLE the lock statement would fix the
+// snapshot before waiting, and a replica that waited for another's
+// migration would read schema_version from before that commit and apply
+// the same migrations again.
 func (s *Store) migratePostgres(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, s.d.txDefault)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,9 @@ import (
 	sa "github.com/supportaccess/supportaccess"
 )
 
-// grantCols are the columns of a grant, in the order scanGrant reads them.
+// grantCols are the columns of a grant, in the order grantRow reads them.
+// A SELECT names them by the token {grantCols} (see listTokens), which
+// reads the times as text on MySQL.
 const grantCols = `id, tenant_id, grantees, scopes, reason, ticket_ref, ` +
 	`granted_by_kind, granted_by_id, granted_by_name, request_id, ` +
 	`created_at, starts_at, expires_at, revoked_at, ` +
@@ -38,7 +40,7 @@ const eventInsertCols = eventCols + `, session_id`
 // in "\n"+grantees — exact element matching, since an escaped element never
 // contains a newline. The GrantSelector applies every rule again; the test
 // only spares reading grants that name other principals.
-const findActive = `SELECT ` + grantCols + ` FROM {p}grants ` +
+const findActive = `SELECT {grantCols} FROM {p}grants ` +
 	`WHERE tenant_id = ? AND {unexpired} AND revoked_at IS NULL AND starts_at <= ? AND {covers}`
 
 // claimQuery is the claim statement of ClaimTransitions for transition tr.
@@ -79,7 +81,7 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 	if d.dueTable {
 		pick := `FROM {p}grant_due WHERE transition = ? AND due_at <= ? ORDER BY due_at, grant_id LIMIT ?` + d.skipLocked
 		if d.Dialect != Postgres {
-			return `SELECT ` + grantCols + ` FROM {p}grants WHERE revoked_at IS NULL AND id IN (SELECT grant_id ` + pick + `)`
+			return `SELECT {grantCols} FROM {p}grants WHERE revoked_at IS NULL AND id IN (SELECT grant_id ` + pick + `)`
 		}
 		// c and g are MATERIALIZED so that each runs (and locks) exactly
 		// once; ctid = ANY(ARRAY(…)) deletes by a TID scan. e, the
@@ -88,12 +90,12 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 		// primary-key lookup: NOT EXISTS became a hashed scan of the whole
 		// grants table.
 		return `WITH c AS MATERIALIZED (SELECT ctid AS tid, grant_id ` + pick + `), ` +
-			`g AS MATERIALIZED (SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL FOR SHARE SKIP LOCKED), ` +
+			`g AS MATERIALIZED (SELECT {grantCols} FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL FOR SHARE SKIP LOCKED), ` +
 			`e AS MATERIALIZED (SELECT id FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM c)) AND revoked_at IS NULL), ` +
 			`d AS (DELETE FROM {p}grant_due WHERE ctid = ANY(ARRAY(SELECT tid FROM c WHERE grant_id IN (SELECT id FROM g) ` +
 			`OR grant_id NOT IN (SELECT id FROM e))) RETURNING grant_id) ` +
-			`SELECT ` + grantCols + ` FROM g WHERE id IN (SELECT grant_id FROM d) ` +
-			`UNION ALL SELECT ` + grantCols + ` FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM d WHERE grant_id NOT IN (SELECT id FROM g)))`
+			`SELECT {grantCols} FROM g WHERE id IN (SELECT grant_id FROM d) ` +
+			`UNION ALL SELECT {grantCols} FROM {p}grants WHERE id = ANY(ARRAY(SELECT grant_id FROM d WHERE grant_id NOT IN (SELECT id FROM g)))`
 	}
 	flag, due := claimFlag(tr)
 	return `SELECT id FROM {p}grants WHERE ` + flag + ` = FALSE AND revoked_at IS NULL AND ` + due +
@@ -105,7 +107,7 @@ func claimQuery(d *dialect, tr sa.Transition) string {
 // unclaimed, skipping rows others hold (MySQL, see claimQuery).
 func lockClaimQuery(d *dialect, tr sa.Transition, n int) string {
 	flag, due := claimFlag(tr)
-	return `SELECT ` + grantCols + ` FROM {p}grants` + d.byPK + ` WHERE id IN (` + placeholders(n) + `) AND ` + flag +
+	return `SELECT {grantCols} FROM {p}grants` + d.byPK + ` WHERE id IN (` + placeholders(n) + `) AND ` + flag +
 		` = FALSE AND revoked_at IS NULL AND ` + due + ` IS NOT NULL AND ` + due + ` <= ?` + d.skipLocked
 }
 
@@ -143,8 +145,8 @@ type queries struct {
 func newQueries(s *Store) queries {
 	d := s.d
 	q := queries{
-		getGrant:          `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?`,
-		getGrantForUpdate: `SELECT ` + grantCols + ` FROM {p}grants WHERE id = ?` + d.forUpdate,
+		getGrant:          `SELECT {grantCols} FROM {p}grants WHERE id = ?`,
+		getGrantForUpdate: `SELECT {grantCols} FROM {p}grants WHERE id = ?` + d.forUpdate,
 		grantExists:       `SELECT 1 FROM {p}grants WHERE id = ?`,
 		findActive:        strings.NewReplacer("{unexpired}", d.unexpired, "{covers}", d.covers).Replace(findActive),
 		insertGrant:       `INSERT INTO {p}grants (` + grantCols + `) VALUES (` + placeholders(18) + `)`,

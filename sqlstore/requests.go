@@ -19,7 +19,8 @@ import (
 var _ sa.RequestStore = (*Store)(nil)
 
 // requestCols are the columns of an access request, in the order
-// requestRow reads them.
+// requestRow reads them. A SELECT names them by the token {requestCols}
+// (see listTokens).
 const requestCols = `id, tenant_id, requested_by_kind, requested_by_id, requested_by_name, ` +
 	`duration_ns, scopes, reason, ticket_ref, starts_at, status, created_at, expires_at, ` +
 	`decided_at, decided_by_kind, decided_by_id, decided_by_name, decision_reason, grant_id`
@@ -28,10 +29,10 @@ const requestCols = `id, tenant_id, requested_by_kind, requested_by_id, requeste
 // use).
 const (
 	qInsertRequest    = `INSERT INTO {p}access_requests (` + requestCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qGetRequest       = `SELECT ` + requestCols + ` FROM {p}access_requests WHERE id = ?`
+	qGetRequest       = `SELECT {requestCols} FROM {p}access_requests WHERE id = ?`
 	qRequestExists    = `SELECT 1 FROM {p}access_requests WHERE id = ?`
 	qUpdateRequest    = `UPDATE {p}access_requests SET duration_ns = ?, scopes = ?, reason = ?, ticket_ref = ?, starts_at = ?, status = ?, expires_at = ?, decided_at = ?, decided_by_kind = ?, decided_by_id = ?, decided_by_name = ?, decision_reason = ?, grant_id = ? WHERE id = ?`
-	qClaimRequestsSel = `SELECT ` + requestCols + ` FROM {p}access_requests WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`
+	qClaimRequestsSel = `SELECT {requestCols} FROM {p}access_requests WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`
 )
 
 // requestRow holds the scan destinations of one request row.
@@ -157,7 +158,7 @@ func (s *Store) ListRequests(ctx context.Context, f sa.RequestFilter, now time.T
 		}
 		where = append(where, "("+strings.Join(or, " OR ")+")")
 	}
-	q, args := s.listQuery(`SELECT `+requestCols+` FROM {p}access_requests`, where, args, f.Limit)
+	q, args := s.listQuery(`SELECT {requestCols} FROM {p}access_requests`, where, args, f.Limit)
 	return queryAll(ctx, s, "list requests", q, args, func(scan func(...any) error) (sa.AccessRequest, error) {
 		x := s.newRequestRow()
 		err := x.scan(scan)

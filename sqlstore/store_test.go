@@ -240,7 +240,12 @@ func TestChainNeverForks(t *testing.T) {
 }
 
 // TestMySQLAnyDSNTimeSettings: the store keeps UTC microseconds whatever
-// the host's DSN says about parseTime and loc.
+// the host's DSN says about parseTime and loc, including a loc with
+// daylight saving time: a stored UTC wall clock that falls into loc's
+// spring-forward gap (it does not exist there) or its repeated hour reads
+// back unchanged through every read path — grants (Get, List, Check,
+// UpdateGrant, both claims), events (Events, VerifyAudit), requests (Get,
+// List, Update, the expiry claim) and hook tasks (claim, retry).
 func TestMySQLAnyDSNTimeSettings(t *testing.T) {
 	if err := sqltest.Available(sqlstore.MySQL); err != nil {
 		sqltest.Open(t, sqlstore.MySQL) // skips or fails with the how-to message
@@ -250,9 +255,27 @@ func TestMySQLAnyDSNTimeSettings(t *testing.T) {
 	if containsByte(base, '?') {
 		sep = "&"
 	}
-	for _, params := range []string{"parseTime=true", "parseTime=true&loc=Asia%2FTokyo", "parseTime=false&loc=Local", "interpolateParams=true&parseTime=true&loc=Asia%2FTokyo"} {
-		t.Run(params, func(t *testing.T) {
-			db, err := sql.Open("mysql", base+sep+params)
+	// UTC wall clocks in New York's and London's 2026 spring-forward gaps
+	// and autumn repeated hours.
+	nyGap := time.Date(2026, 3, 8, 2, 30, 0, 123_456_000, time.UTC)
+	nyRepeat := time.Date(2026, 11, 1, 1, 30, 0, 654_321_000, time.UTC)
+	londonGap := time.Date(2026, 3, 29, 1, 15, 0, 1000, time.UTC)
+	londonRepeat := time.Date(2026, 10, 25, 1, 45, 59, 999_999_000, time.UTC)
+	for _, c := range []struct {
+		params      string
+		gap, repeat time.Time
+	}{
+		{"parseTime=true", nyGap, nyRepeat},
+		{"parseTime=true&loc=Asia%2FTokyo", nyGap, nyRepeat},
+		{"parseTime=false&loc=Local", nyGap, nyRepeat},
+		{"interpolateParams=true&parseTime=true&loc=Asia%2FTokyo", nyGap, nyRepeat},
+		{"parseTime=true&loc=America%2FNew_York", nyGap, nyRepeat},
+		{"interpolateParams=true&parseTime=true&loc=America%2FNew_York", nyGap, nyRepeat},
+		{"parseTime=true&loc=Europe%2FLondon", londonGap, londonRepeat},
+		{"parseTime=false&loc=Europe%2FLondon", londonGap, londonRepeat},
+	} {
+		t.Run(c.params, func(t *testing.T) {
+			db, err := sql.Open("mysql", base+sep+c.params)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
 			s := sqltest.NewStoreOn(t, db, sqlstore.MySQL)
@@ -270,8 +293,130 @@ func TestMySQLAnyDSNTimeSettings(t *testing.T) {
 			require.ErrorIs(t, err, sa.ErrNoActiveGrant)
 			_, err = s.FindActiveGrant(ctx, "acme", "x", sa.ScopeRead, g.ExpiresAt)
 			require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+
+			// Own tables: the claims see only the rows checkDSTTimes writes.
+			checkDSTTimes(t, sqltest.NewStoreOn(t, db, sqlstore.MySQL), c.gap, c.repeat)
 		})
 	}
+}
+
+// checkDSTTimes stores times in a zone's spring-forward gap (gap) and
+// repeated hour (repeat), as UTC wall clocks, through every kind of row
+// and reads them back.
+func checkDSTTimes(t *testing.T, s *sqlstore.Store, gap, repeat time.Time) {
+	ctx := context.Background()
+	const tenant = "dst"
+	ev := func(at time.Time) sa.Event {
+		return sa.Event{ID: uuid.New(), Time: at, Type: sa.EventSupportRequest, TenantID: tenant, Actor: storetest.Support}
+	}
+
+	// Grants: scheduled to start in the gap, expiring in the repeated hour.
+	g := sa.Grant{ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
+		CreatedAt: gap.Add(-2 * time.Hour), StartsAt: gap, ExpiresAt: repeat}
+	require.NoError(t, s.CreateGrant(ctx, g, []sa.Event{ev(gap)}))
+	got, err := s.GetGrant(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, g, got)
+	g, err = s.UpdateGrant(ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+		x.Grantees = append(x.Grantees, storetest.Engineer.ID)
+		return []sa.Event{ev(repeat)}, nil
+	})
+	require.NoError(t, err)
+	got, err = s.GetGrant(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, g, got, "written back unchanged")
+	list, err := s.ListGrants(ctx, sa.ListFilter{TenantID: tenant}, gap)
+	require.NoError(t, err)
+	require.Equal(t, []sa.Grant{g}, list)
+	_, err = s.FindActiveGrant(ctx, tenant, storetest.Engineer.ID, sa.ScopeRead, gap.Add(-time.Microsecond))
+	require.ErrorIs(t, err, sa.ErrNoActiveGrant, "not before StartsAt")
+	got, err = s.FindActiveGrant(ctx, tenant, storetest.Engineer.ID, sa.ScopeRead, gap)
+	require.NoError(t, err, "active from StartsAt")
+	require.Equal(t, g, got)
+	_, err = s.FindActiveGrant(ctx, tenant, storetest.Engineer.ID, sa.ScopeRead, repeat)
+	require.ErrorIs(t, err, sa.ErrNoActiveGrant, "not from ExpiresAt")
+	claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, gap.Add(-time.Microsecond), 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, claimed, "not due before StartsAt")
+	claimed, err = s.ClaimTransitions(ctx, sa.TransitionStarted, gap, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []sa.Grant{g}, claimed)
+	lease := sa.Lease{Token: "lease-1", Until: repeat.Add(time.Hour)}
+	claimed, err = s.ClaimExpirations(ctx, repeat.Add(-time.Microsecond), 10, lease, nil)
+	require.NoError(t, err)
+	require.Empty(t, claimed, "not due before ExpiresAt")
+	claimed, err = s.ClaimExpirations(ctx, repeat, 10, lease, nil)
+	require.NoError(t, err)
+	require.Equal(t, []sa.Grant{g}, claimed)
+
+	// Hook tasks: due at the expiry (repeated hour), retried at gap + 1y.
+	tasks, err := s.ClaimHookTasks(ctx, lease.Until, 10, sa.Lease{Token: "lease-2", Until: lease.Until.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	require.Equal(t, repeat, tasks[0].NextAt)
+	require.Equal(t, g, tasks[0].Grant)
+	retry := gap.AddDate(1, 0, 0)
+	tasks[0].Attempts, tasks[0].NextAt = 1, retry
+	n, err := s.FinishHookTasks(ctx, "lease-2", tasks, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	tasks, err = s.ClaimHookTasks(ctx, retry.Add(-time.Microsecond), 10, sa.Lease{Token: "lease-3", Until: retry.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Empty(t, tasks, "not due before NextAt")
+	tasks, err = s.ClaimHookTasks(ctx, retry, 10, sa.Lease{Token: "lease-3", Until: retry.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	require.Equal(t, retry, tasks[0].NextAt)
+
+	// Requests: created in the gap, expiring in the repeated hour; one
+	// decided in the gap.
+	r := sa.AccessRequest{ID: uuid.New(), TenantID: tenant, RequestedBy: storetest.Support, Scopes: []sa.Scope{sa.ScopeRead},
+		StartsAt: gap, Status: sa.RequestPending, CreatedAt: gap.Add(-time.Hour), ExpiresAt: repeat}
+	require.NoError(t, s.CreateRequest(ctx, r, []sa.Event{ev(gap)}))
+	gotR, err := s.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, r, gotR)
+	r, err = s.UpdateRequest(ctx, r.ID, func(x *sa.AccessRequest) ([]sa.Event, error) {
+		x.Reason = "changed"
+		return nil, nil
+	})
+	require.NoError(t, err)
+	gotR, err = s.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, r, gotR, "written back unchanged")
+	d := sa.AccessRequest{ID: uuid.New(), TenantID: tenant, RequestedBy: storetest.Support, Scopes: []sa.Scope{sa.ScopeRead},
+		Status: sa.RequestDenied, CreatedAt: gap.Add(-time.Hour), ExpiresAt: repeat, DecidedAt: gap, DecidedBy: storetest.Customer}
+	require.NoError(t, s.CreateRequest(ctx, d, nil))
+	reqs, err := s.ListRequests(ctx, sa.RequestFilter{TenantID: tenant}, gap)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []sa.AccessRequest{r, d}, reqs)
+	expired, err := s.ClaimExpiredRequests(ctx, repeat.Add(-time.Microsecond), 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, expired, "not due before ExpiresAt")
+	expired, err = s.ClaimExpiredRequests(ctx, repeat, 10, nil)
+	require.NoError(t, err)
+	r.Status = sa.RequestExpired
+	require.Equal(t, []sa.AccessRequest{r}, expired)
+
+	// Events: recorded in the gap and the repeated hour, read back and
+	// verified.
+	require.NoError(t, s.Record(ctx, ev(gap)))
+	require.NoError(t, s.Record(ctx, ev(repeat)))
+	evs, err := s.Events(ctx, sa.AuditFilter{TenantID: tenant, Order: sa.AuditByChain})
+	require.NoError(t, err)
+	var times []time.Time
+	for _, e := range evs {
+		times = append(times, e.Time)
+	}
+	require.Equal(t, []time.Time{gap, repeat, gap, gap, repeat}, times)
+	evs, err = s.Events(ctx, sa.AuditFilter{TenantID: tenant, Since: gap, Until: gap.Add(time.Microsecond)})
+	require.NoError(t, err)
+	require.Len(t, evs, 3, "the events at gap")
+	m, err := sa.NewManager(s)
+	require.NoError(t, err)
+	rep, err := m.VerifyAudit(ctx, tenant)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%+v", rep.Break)
 }
 
 func containsByte(s string, b byte) bool {
