@@ -224,15 +224,15 @@ func (f AuditFilter) Validate() error {
 	if f.ActorKind != "" && !f.ActorKind.Valid() {
 		return fmt.Errorf("%w: ActorKind %q is unknown", ErrInvalidInput, string(f.ActorKind))
 	}
-	if err := checkText("ActorID", f.ActorID, MaxPrincipalLen, false, false); err != nil {
+	if err := checkText("ActorID", f.ActorID, MaxPrincipalLen, false, identity); err != nil {
 		return err
 	}
 	for _, t := range f.Types {
-		if err := checkText("Types", string(t), 64, true, false); err != nil {
+		if err := checkText("Types", string(t), 64, true, identity); err != nil {
 			return err
 		}
 	}
-	if err := checkText("SessionID", f.SessionID, MaxPrincipalLen, false, false); err != nil {
+	if err := checkText("SessionID", f.SessionID, MaxPrincipalLen, false, identity); err != nil {
 		return err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {

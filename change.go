@@ -54,7 +54,7 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	if st.ended.Load() {
 		return fmt.Errorf("record change: %w", endCause(st.reason()))
 	}
-	if err := checkText("what", what, maxWhatLen, true, false); err != nil {
+	if err := checkText("what", what, maxWhatLen, true, oneLine); err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
 	b, err := changeJSON("before", before)

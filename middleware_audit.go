@@ -63,10 +63,10 @@ func validateSession(s Session) error {
 	if err := validatePrincipal("Session.Principal", s.Principal); err != nil {
 		return err
 	}
-	if err := checkText("Session.SubjectUserID", s.SubjectUserID, MaxPrincipalLen, false, false); err != nil {
+	if err := checkText("Session.SubjectUserID", s.SubjectUserID, MaxPrincipalLen, false, identity); err != nil {
 		return err
 	}
-	return checkText("Session.SessionID", s.SessionID, MaxPrincipalLen, false, false)
+	return checkText("Session.SessionID", s.SessionID, MaxPrincipalLen, false, identity)
 }
 
 // auditPath is the request path as audited: escaped, never with the query
@@ -127,10 +127,10 @@ func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID 
 	if scope != "" {
 		attrs[AttrScope] = scope
 	}
-	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, false) == nil {
+	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSessionID] = s.SessionID
 	}
-	if s.SubjectUserID != "" && checkText("", s.SubjectUserID, MaxPrincipalLen, false, false) == nil {
+	if s.SubjectUserID != "" && checkText("", s.SubjectUserID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSubjectUserID] = s.SubjectUserID
 	}
 	ev.Attrs = attrs

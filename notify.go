@@ -177,7 +177,7 @@ func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) 
 // PostgreSQL and MySQL refuse the whole write of a sweep's hook results.
 func errorText(err error) string {
 	s := err.Error()
-	if checkText("", s, MaxReasonLen, false, false) == nil {
+	if checkText("", s, MaxReasonLen, false, oneLine) == nil {
 		return s
 	}
 	s = strings.Map(func(r rune) rune {

@@ -157,7 +157,7 @@ func (f RequestFilter) Validate() error {
 			return fmt.Errorf("%w: Statuses: unknown status %q", ErrInvalidInput, string(s))
 		}
 	}
-	if err := checkText("RequestedBy", f.RequestedBy, MaxPrincipalLen, false, false); err != nil {
+	if err := checkText("RequestedBy", f.RequestedBy, MaxPrincipalLen, false, identity); err != nil {
 		return err
 	}
 	if err := validateTicket("TicketRef", f.TicketRef); err != nil {

@@ -2,12 +2,19 @@ package supportaccess
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
 // Input limits, in bytes (UTF-8). Values longer than these, containing
-// control characters (NUL included; Reason may contain newlines and tabs) or
-// invalid UTF-8 are refused with ErrInvalidInput naming the field.
+// control characters (NUL included; Reason may contain newlines and tabs;
+// bidirectional embedding, override and isolate controls count as control
+// characters) or invalid UTF-8 are refused with ErrInvalidInput naming the
+// field. Identifiers (tenant IDs, principals, actor IDs, ticket refs,
+// session and subject user IDs) may not contain invisible characters
+// either: format characters such as the zero-width space, joiners and
+// directional marks, the byte order mark and tag characters, and variation
+// selectors.
 const (
 	MaxTenantIDLen  = 128
 	MaxPrincipalLen = 320 // an e-mail address at most
@@ -50,13 +57,36 @@ func asciiPrefix(s string) int {
 
 // controlRune reports whether r is a character no text field may hold
 // (outside the line breaks and tabs of a multi-line field): C0 controls,
-// DEL, C1 controls and the Unicode line and paragraph separators.
+// DEL, C1 controls, the Unicode line and paragraph separators, and the
+// bidirectional embedding, override and isolate controls (U+202A–U+202E,
+// U+2066–U+2069), which reorder how the text around them is displayed —
+// a reason could then read differently in an audit view than it is.
 func controlRune(r rune) bool {
-	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 ||
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
+// hiddenRune reports whether r is a character an identifier may not hold
+// because it is invisible: Unicode format characters (zero-width space
+// and joiners, directional marks, the byte order mark, tag characters…),
+// the other default-ignorable code points and variation selectors. With
+// them two tenant IDs or principals could look the same in an audit view
+// and be different.
+func hiddenRune(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+}
+
+// textKind is what a string field holds, for checkText.
+type textKind uint8
+
+const (
+	oneLine  textKind = iota // free text on one line (a name)
+	lines                    // free text; line breaks and tabs allowed (a reason)
+	identity                 // an identifier: one line, nothing invisible (see hiddenRune)
+)
+
 // checkText validates one string field.
-func checkText(field, s string, maxLen int, required, multiline bool) error {
+func checkText(field, s string, maxLen int, required bool, kind textKind) error {
 	if s == "" {
 		if required {
 			return fmt.Errorf("%w: %s is required", ErrInvalidInput, field)
@@ -71,7 +101,7 @@ func checkText(field, s string, maxLen int, required, multiline bool) error {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
-				if !multiline || (c != '\n' && c != '\t' && c != '\r') {
+				if kind != lines || (c != '\n' && c != '\t' && c != '\r') {
 					return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
 				}
 			}
@@ -85,15 +115,20 @@ func checkText(field, s string, maxLen int, required, multiline bool) error {
 		if controlRune(r) {
 			return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
 		}
+		if kind == identity && hiddenRune(r) {
+			return fmt.Errorf("%w: %s contains an invisible character (U+%04X)", ErrInvalidInput, field, r)
+		}
 		i += n
 	}
 	return nil
 }
 
-func validateTenant(field, s string) error { return checkText(field, s, MaxTenantIDLen, true, false) }
+func validateTenant(field, s string) error {
+	return checkText(field, s, MaxTenantIDLen, true, identity)
+}
 
 func validatePrincipal(field, s string) error {
-	return checkText(field, s, MaxPrincipalLen, true, false)
+	return checkText(field, s, MaxPrincipalLen, true, identity)
 }
 
 // validateScope accepts 1–64 bytes of ASCII letters, digits and : . _ / -.
@@ -125,16 +160,16 @@ func validateActor(field string, a Actor) error {
 	if !a.Kind.Valid() {
 		return fmt.Errorf("%w: %s.Kind %q is not customer, support or system", ErrInvalidInput, field, string(a.Kind))
 	}
-	if err := checkText(field+".ID", a.ID, MaxPrincipalLen, true, false); err != nil {
+	if err := checkText(field+".ID", a.ID, MaxPrincipalLen, true, identity); err != nil {
 		return err
 	}
-	return checkText(field+".Name", a.Name, MaxActorNameLen, false, false)
+	return checkText(field+".Name", a.Name, MaxActorNameLen, false, oneLine)
 }
 
-func validateReason(field, s string) error { return checkText(field, s, MaxReasonLen, false, true) }
+func validateReason(field, s string) error { return checkText(field, s, MaxReasonLen, false, lines) }
 
 func validateTicket(field, s string) error {
-	return checkText(field, s, MaxTicketRefLen, false, false)
+	return checkText(field, s, MaxTicketRefLen, false, identity)
 }
 
 // validateGrantInput checks the shape of in (not the policy).
