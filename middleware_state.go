@@ -53,8 +53,12 @@ type reqState struct {
 	// its needs) this Manager ended while it ran; never relied on again
 	// without a Check (see usesScope, admittedEnd).
 	endedGrants map[uuid.UUID]bool
-	left        bool
-	endReason   string
+	// used: the grants establish let a part of the request run on (see
+	// setNeed); the event names them even when a later check replaced
+	// them in needs.
+	used      []uuid.UUID
+	left      bool
+	endReason string
 }
 
 // movedEnd is an end Extend gave a grant, and when (watcher.moves).
@@ -85,6 +89,9 @@ func (st *reqState) setNeed(s Scope, g Grant, move uint64) {
 		st.needs[i] = n
 	} else {
 		st.needs = append(st.needs, n)
+	}
+	if !slices.Contains(st.used, g.ID) {
+		st.used = append(st.used, g.ID)
 	}
 	st.armLocked(0)
 }
@@ -179,17 +186,21 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			st.refuse(g, w, r, s, status, code, reason, err)
 			return false
 		}
-		st.setNeed(s, gr, move)
 		// A grant this Manager ended while the Check answered: ask again
-		// (the end has committed), a few times at most.
-		if !watch.ends.endedSince(seq, gr.ID) {
-			return true
+		// (the end has committed), a few times at most; nothing is
+		// recorded for the answer.
+		if attempt < 2 && watch.ends.endedSince(seq, gr.ID) {
+			continue
 		}
-		if attempt == 2 {
-			st.grantEnded(gr.ID) // the watcher checks again at once
+		st.setNeed(s, gr, move)
+		// Ended before setNeed made the need visible to the listener, or
+		// on every attempt: not relied on again without a Check, and the
+		// watcher checks the request again at once.
+		if watch.ends.endedSince(seq, gr.ID) {
+			st.grantEnded(gr.ID)
 			watch.poke()
-			return true
 		}
+		return true
 	}
 }
 
@@ -262,6 +273,9 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 // further writes fail (errRefused): they would reach support unaudited.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
 	if sw := st.writerIn(w); sw != nil && !sw.committed {
+		// The refusal is the response: none of the handler's header
+		// fields go out with it (as with a denial that replaces one).
+		sw.resetHeaders()
 		sw.refusing = true
 		defer func() {
 			sw.refusing = false
@@ -319,7 +333,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
 		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
-			st.end(n.denialReason(err, st.m.now()))
+			st.end(n.denialReason(i > 0, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err
@@ -342,11 +356,17 @@ func (st *reqState) audit(status int, reason string) error {
 	st.mu.Lock()
 	var scopes []string
 	var others []string
+	other := func(id uuid.UUID) {
+		if s := id.String(); id != st.grant.ID && !slices.Contains(others, s) {
+			others = append(others, s)
+		}
+	}
 	for _, n := range st.needs {
 		scopes = append(scopes, string(n.scope))
-		if n.id != st.grant.ID {
-			others = append(others, n.id.String())
-		}
+		other(n.id)
+	}
+	for _, id := range st.used {
+		other(id)
 	}
 	st.mu.Unlock()
 	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.path, strings.Join(scopes, ","), reason)

@@ -42,6 +42,9 @@ type watcher struct {
 	ends   endLog        // the grants the Manager ended (see endLog)
 	moves  atomic.Uint64 // numbers the ends Extend on the Manager moved
 	listen sync.Once     // registers grantChanged with the Manager
+
+	pendMu  sync.Mutex
+	pending map[checkKey]bool // re-checks whose store call is still out (see boundedCheck)
 }
 
 // listening makes sure the watcher hears of the grants the Manager ends
@@ -187,8 +190,22 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 // that a store that does not honour its context (a driver stuck on a dead
 // connection) cannot hold up the watcher — and with it the end of every
 // request it watches — past the deadline. A late answer is dropped; run
-// waits for such Checks before it returns.
-func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.WaitGroup) (Grant, error) {
+// waits for such Checks before it returns. While a Check of key is still
+// out (from an earlier poll), no other is started for it: timedOut at
+// once, so that a hung store is not sent one more call per poll.
+// timedOut reports that no answer came in time (a denial is an answer,
+// also a late one).
+func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.WaitGroup) (g Grant, timedOut bool, err error) {
+	w.pendMu.Lock()
+	if w.pending[key] {
+		w.pendMu.Unlock()
+		return Grant{}, true, errCheckPending
+	}
+	if w.pending == nil {
+		w.pending = make(map[checkKey]bool)
+	}
+	w.pending[key] = true
+	w.pendMu.Unlock()
 	type answer struct {
 		g   Grant
 		err error
@@ -198,21 +215,28 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.
 	go func() {
 		defer checks.Done()
 		g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+		w.pendMu.Lock()
+		delete(w.pending, key)
+		w.pendMu.Unlock()
 		ch <- answer{g, err}
 	}()
+	var a answer
 	select {
-	case a := <-ch:
-		return a.g, a.err
+	case a = <-ch:
 	case <-cctx.Done():
-		// An answer that raced the deadline still counts.
-		select {
-		case a := <-ch:
-			return a.g, a.err
+		select { // an answer that raced the deadline still counts
+		case a = <-ch:
 		default:
-			return Grant{}, fmt.Errorf("supportaccess: store did not answer: %w", context.Cause(cctx))
+			return Grant{}, true, fmt.Errorf("supportaccess: store did not answer: %w", context.Cause(cctx))
 		}
 	}
+	denied := errors.Is(a.err, ErrNoActiveGrant) || errors.Is(a.err, ErrScopeNotGranted)
+	return a.g, a.err != nil && cctx.Err() != nil && !denied, a.err
 }
+
+// errCheckPending is the error of a re-check not made because the store
+// has not answered an earlier one of the same session and scope yet.
+var errCheckPending = errors.New("supportaccess: an earlier check of the session is still waiting for the store")
 
 // pollAnswers are the answers of one poll's Checks: cache, shared by its
 // re-checks, and fresh, the answers given since the Manager last ended a
@@ -389,9 +413,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		if !ok {
 			seq, move := w.ends.now(), w.moves.Load()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
-			g, err := w.boundedCheck(cctx, key, answers.checks)
-			// A denial is an answer, also one that came in late.
-			timedOut := err != nil && cctx.Err() != nil && !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted)
+			g, timedOut, err := w.boundedCheck(cctx, key, answers.checks)
 			cancel()
 			if ctx.Err() != nil {
 				return false
@@ -411,7 +433,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			return true
 		}
 		if res.err != nil {
-			st.end(w.endReason(ctx, n, res.err))
+			st.end(w.endReason(ctx, i > 0, n, res.err))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
@@ -428,7 +450,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		}
 	}
 	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
-		st.needs = needs
+		st.needs = slices.Clone(needs) // needs is read below without st.mu
 	} else {
 		copy(st.needs, needs)
 	}
@@ -478,11 +500,13 @@ func (w *watcher) unanswered(st *reqState, needs []need) {
 func pastEnd(end, now time.Time) bool { return !end.IsZero() && !now.Before(end) }
 
 // denialReason is why a request ends when a Check refuses n with err (a
-// denial): ErrScopeNotGranted — a grant still covers the session, none
-// allows n's scope — is a lost scope; otherwise the session has no active
-// grant left, expired when the end of n's grant has come, revoked if not.
-func (n need) denialReason(err error, now time.Time) string {
-	if errors.Is(err, ErrScopeNotGranted) {
+// denial). elevated: n is not the request's own scope (needs[0], read or
+// write), which the same round of Checks has just found allowed, so the
+// session still has read access: ErrScopeNotGranted is then a lost scope.
+// Otherwise the session ends as far as the Manager can tell: expired when
+// the end of n's grant has come, revoked if not.
+func (n need) denialReason(elevated bool, err error, now time.Time) string {
+	if elevated && errors.Is(err, ErrScopeNotGranted) {
 		return endReasonScopeLost
 	}
 	if pastEnd(n.expires, now) {
@@ -508,12 +532,12 @@ func minTime(a, b time.Time) time.Time {
 // endReason tells why a re-check refused n: expired when its grant's end
 // has passed, revoked otherwise; a store failure ends the request too
 // (fail closed), reported but not as the end of the session.
-func (w *watcher) endReason(ctx context.Context, n need, err error) string {
+func (w *watcher) endReason(ctx context.Context, elevated bool, n need, err error) string {
 	if !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	return n.denialReason(err, w.m.now())
+	return n.denialReason(elevated, err, w.m.now())
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,

@@ -160,13 +160,19 @@ func (rw *supportWriter) committedAs(code int) bool {
 // was not to see.
 func (rw *supportWriter) replace(d Denial, cause error) {
 	rw.blocked = cause
+	rw.resetHeaders()
+	rw.st.g.cfg.denied(rw.w, rw.st.r, d)
+}
+
+// resetHeaders sets the response's header fields back to those it had
+// when the handler started (without entity fields), for a denial.
+func (rw *supportWriter) resetHeaders() {
 	h := rw.w.Header()
 	clear(h)
 	for k, v := range rw.base {
 		h[k] = v
 	}
 	clearEntityHeaders(h)
-	rw.st.g.cfg.denied(rw.w, rw.st.r, d)
 }
 
 // dropTrailers removes the trailers a handler set in h, those announced

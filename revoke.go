@@ -129,8 +129,12 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	// the first Notifier call, so that no grant of the tenant keeps access
 	// for the length of another's notification.
 	defer func() {
+		// Committed revocations are told also when the caller's context
+		// ended meanwhile (up to lateRecordTimeout after it).
+		nctx, cancel := lateContext(ctx, lateRecordTimeout)
+		defer cancel()
 		for _, g := range out {
-			m.notify(ctx, EventGrantRevoked, g, by, reason)
+			m.notify(nctx, EventGrantRevoked, g, by, reason)
 		}
 	}()
 	for _, g := range gs {
