@@ -54,7 +54,7 @@ type reqState struct {
 	// without a Check (see usesScope, admittedEnd).
 	endedGrants map[uuid.UUID]bool
 	// used: the grants establish let a part of the request run on (see
-	// setNeed); the event names them even when a later check replaced
+	// markUsed); the event names them even when a later check replaced
 	// them in needs.
 	used      []uuid.UUID
 	left      bool
@@ -89,9 +89,6 @@ func (st *reqState) setNeed(s Scope, g Grant, move uint64) {
 		st.needs[i] = n
 	} else {
 		st.needs = append(st.needs, n)
-	}
-	if !slices.Contains(st.used, g.ID) {
-		st.used = append(st.used, g.ID)
 	}
 	st.armLocked(0)
 }
@@ -159,8 +156,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		// Ended by the watcher (a revocation elsewhere, a failed
 		// re-check): nothing of the request runs on, whatever its
 		// grants allowed before.
-		reason := st.reason()
-		st.refuse(g, w, r, s, http.StatusForbidden, DeniedSessionEnded, "session ended: "+reason, endCause(reason))
+		st.refuseEnded(g, w, r, s)
 		return false
 	}
 	if st.usesScope(s) {
@@ -175,32 +171,70 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			return true
 		}
 	}
-	for attempt := 0; ; attempt++ {
+	for range establishAttempts {
 		// The end and move numbers before the Check: an end or a move
 		// after them, before setNeed makes the need visible to the
 		// listener, is in the end log or movedEnd.
 		seq, move := watch.ends.now(), watch.moves.Load()
 		gr, err := st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
+		if st.ended.Load() {
+			// The request ended while the Check ran (err may be the
+			// cancellation of its context): a session end, not an outage.
+			st.refuseEnded(g, w, r, s)
+			return false
+		}
 		if err != nil {
 			status, code, reason := g.checkRefusal(r, st.sess, s, err)
 			st.refuse(g, w, r, s, status, code, reason, err)
 			return false
 		}
 		// A grant this Manager ended while the Check answered: ask again
-		// (the end has committed), a few times at most; nothing is
-		// recorded for the answer.
-		if attempt < 2 && watch.ends.endedSince(seq, gr.ID) {
+		// (the end has committed); nothing is recorded for the answer.
+		if watch.ends.endedSince(seq, gr.ID) {
 			continue
 		}
 		st.setNeed(s, gr, move)
-		// Ended before setNeed made the need visible to the listener, or
-		// on every attempt: not relied on again without a Check, and the
-		// watcher checks the request again at once.
 		if watch.ends.endedSince(seq, gr.ID) {
+			// Ended before setNeed made the need visible to the
+			// listener: not relied on again without a Check (the watcher
+			// checks the request again at once), and asked again.
 			st.grantEnded(gr.ID)
 			watch.poke()
+			continue
 		}
+		if st.ended.Load() {
+			st.refuseEnded(g, w, r, s)
+			return false
+		}
+		st.markUsed(gr.ID)
 		return true
+	}
+	// Every grant found ended as it was found (grants ending one after
+	// the other, RevokeTenant say): refused as an outage, not run on a
+	// grant known to have ended.
+	err := fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
+	status, code, reason := g.checkRefusal(r, st.sess, s, err)
+	st.refuse(g, w, r, s, status, code, reason, err)
+	return false
+}
+
+// establishAttempts bounds the Checks of one establish whose answers'
+// grants end as they are found.
+const establishAttempts = 3
+
+// refuseEnded refuses a part of the request st with the session-ended
+// denial (the watcher ended the request).
+func (st *reqState) refuseEnded(g *guard, w http.ResponseWriter, r *http.Request, s Scope) {
+	reason := st.reason()
+	st.refuse(g, w, r, s, http.StatusForbidden, DeniedSessionEnded, "session ended: "+reason, endCause(reason))
+}
+
+// markUsed records that a part of the request ran on grant id (see used).
+func (st *reqState) markUsed(id uuid.UUID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !slices.Contains(st.used, id) {
+		st.used = append(st.used, id)
 	}
 }
 
@@ -333,7 +367,12 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
 		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
-			st.end(n.denialReason(i > 0, err, st.m.now()))
+			readLeft := i > 0 // needs[0], read or write, was just allowed
+			if i == 0 && n.scope != ScopeRead && errors.Is(err, ErrScopeNotGranted) {
+				_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeRead)
+				readLeft = rerr == nil
+			}
+			st.end(n.denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err

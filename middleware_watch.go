@@ -44,7 +44,7 @@ type watcher struct {
 	listen sync.Once     // registers grantChanged with the Manager
 
 	pendMu  sync.Mutex
-	pending map[checkKey]bool // re-checks whose store call is still out (see boundedCheck)
+	pending map[checkKey]int // re-checks whose store calls are still out (see boundedCheck)
 }
 
 // listening makes sure the watcher hears of the grants the Manager ends
@@ -190,21 +190,23 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 // that a store that does not honour its context (a driver stuck on a dead
 // connection) cannot hold up the watcher — and with it the end of every
 // request it watches — past the deadline. A late answer is dropped; run
-// waits for such Checks before it returns. While a Check of key is still
-// out (from an earlier poll), no other is started for it: timedOut at
-// once, so that a hung store is not sent one more call per poll.
+// waits for such Checks before it returns. While maxPendingChecks Checks
+// of key are still out (from earlier polls), no other is started for it:
+// timedOut at once, so that a hung store is not sent one more call per
+// poll — but one call stuck on a dead connection does not keep a healthy
+// store from being asked again.
 // timedOut reports that no answer came in time (a denial is an answer,
 // also a late one).
 func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.WaitGroup) (g Grant, timedOut bool, err error) {
 	w.pendMu.Lock()
-	if w.pending[key] {
+	if w.pending[key] >= maxPendingChecks {
 		w.pendMu.Unlock()
 		return Grant{}, true, errCheckPending
 	}
 	if w.pending == nil {
-		w.pending = make(map[checkKey]bool)
+		w.pending = make(map[checkKey]int)
 	}
-	w.pending[key] = true
+	w.pending[key]++
 	w.pendMu.Unlock()
 	type answer struct {
 		g   Grant
@@ -216,7 +218,9 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.
 		defer checks.Done()
 		g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
 		w.pendMu.Lock()
-		delete(w.pending, key)
+		if w.pending[key]--; w.pending[key] == 0 {
+			delete(w.pending, key)
+		}
 		w.pendMu.Unlock()
 		ch <- answer{g, err}
 	}()
@@ -234,8 +238,12 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.
 	return a.g, a.err != nil && cctx.Err() != nil && !denied, a.err
 }
 
+// maxPendingChecks bounds the store calls of re-checks of one session and
+// scope that may be out at once (see boundedCheck).
+const maxPendingChecks = 2
+
 // errCheckPending is the error of a re-check not made because the store
-// has not answered an earlier one of the same session and scope yet.
+// has not answered earlier ones of the same session and scope yet.
 var errCheckPending = errors.New("supportaccess: an earlier check of the session is still waiting for the store")
 
 // pollAnswers are the answers of one poll's Checks: cache, shared by its
@@ -433,7 +441,17 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			return true
 		}
 		if res.err != nil {
-			st.end(w.endReason(ctx, i > 0, n, res.err))
+			// Read access is left when the request's own scope (needs[0],
+			// read or write) was just found allowed, or when it is write
+			// and a Check of read still finds a grant.
+			readLeft := i > 0
+			if i == 0 && n.scope != ScopeRead && errors.Is(res.err, ErrScopeNotGranted) {
+				cctx, cancel := context.WithDeadline(ctx, deadline)
+				_, _, rerr := w.boundedCheck(cctx, checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}, answers.checks)
+				cancel()
+				readLeft = rerr == nil
+			}
+			st.end(w.endReason(ctx, readLeft, n, res.err))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
@@ -500,13 +518,13 @@ func (w *watcher) unanswered(st *reqState, needs []need) {
 func pastEnd(end, now time.Time) bool { return !end.IsZero() && !now.Before(end) }
 
 // denialReason is why a request ends when a Check refuses n with err (a
-// denial). elevated: n is not the request's own scope (needs[0], read or
-// write), which the same round of Checks has just found allowed, so the
-// session still has read access: ErrScopeNotGranted is then a lost scope.
-// Otherwise the session ends as far as the Manager can tell: expired when
-// the end of n's grant has come, revoked if not.
-func (n need) denialReason(elevated bool, err error, now time.Time) string {
-	if elevated && errors.Is(err, ErrScopeNotGranted) {
+// denial). readLeft: the session still has read access (the request's own
+// scope, or read, was just found allowed), so that ErrScopeNotGranted is
+// a lost scope: the session's next GET is admitted. Otherwise the session
+// ends as far as the Manager can tell: expired when the end of n's grant
+// has come, revoked if not.
+func (n need) denialReason(readLeft bool, err error, now time.Time) string {
+	if readLeft && errors.Is(err, ErrScopeNotGranted) {
 		return endReasonScopeLost
 	}
 	if pastEnd(n.expires, now) {
@@ -529,15 +547,15 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// endReason tells why a re-check refused n: expired when its grant's end
-// has passed, revoked otherwise; a store failure ends the request too
-// (fail closed), reported but not as the end of the session.
-func (w *watcher) endReason(ctx context.Context, elevated bool, n need, err error) string {
+// endReason tells why a re-check refused n (see need.denialReason: a lost
+// scope when readLeft, else expired or revoked); a store failure ends the
+// request too (fail closed), reported but not as the end of the session.
+func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error) string {
 	if !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	return n.denialReason(elevated, err, w.m.now())
+	return n.denialReason(readLeft, err, w.m.now())
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,

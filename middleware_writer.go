@@ -113,7 +113,7 @@ func (rw *supportWriter) ready() error {
 	if rw.blocked != nil {
 		return rw.blocked
 	}
-	if rw.st.ended.Load() {
+	if rw.st.ended.Load() && !rw.refusing { // a refusal's own body goes out
 		rw.blocked = endCause(rw.st.reason())
 		return rw.blocked
 	}

@@ -417,7 +417,8 @@ func (s *Store) lockFlagged(t *txn, tr sa.Transition, pick string, now time.Time
 	for len(cand) > 0 && len(claimed) < limit {
 		window := cand[:min(len(cand), limit-len(claimed))]
 		cand = cand[len(window):]
-		got, err := s.selectGrants(t, s.sql(lockClaimQuery(s.d, tr, len(window))), len(window), append(window, s.d.timeArg(now))...)
+		args := append(slices.Clip(window), s.d.timeArg(now)) // window shares cand's array: never write into it
+		got, err := s.selectGrants(t, s.sql(lockClaimQuery(s.d, tr, len(window))), len(window), args...)
 		if err != nil {
 			return nil, err
 		}

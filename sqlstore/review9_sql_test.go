@@ -1,0 +1,90 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// Tests of the ninth review round (sqlstore).
+
+// TestReview9SQLMySQLClaimSecondWindowKeepsFirstCandidate: lockFlagged
+// (18f009c) cuts window := cand[:k], moves cand past it, then locks with
+// append(window, now). window shares cand's backing array and has spare
+// capacity, so the append writes the time argument over the next
+// candidate (the new cand[0]). When the first window comes back short
+// (rows a concurrent claimer or writer holds), the second window's first
+// ID — the earliest due grant not held by anyone — has become a time
+// string, matches no row, and is silently not claimed: the claim returns
+// fewer grants than it could and not the earliest due ones. With limit 1
+// it returns nothing at all while a due, unlocked grant remains, and
+// Manager.sweep's claimer then stops ("stop at an empty batch").
+//
+// Here grants g0..g5 expire in that order; another transaction holds g0
+// and g1 (the first window of a limit-2 claim). The claim must take g2 and
+// g3; it takes only g3 (g2's ID was overwritten by the time argument).
+func TestReview9SQLMySQLClaimSecondWindowKeepsFirstCandidate(t *testing.T) {
+	s, db := reviewMyStore(t, 0)
+	ctx := context.Background()
+	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+	var ids []uuid.UUID
+	for i := 0; i < 6; i++ {
+		created := now.Add(-48 * time.Hour)
+		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
+			CreatedAt: created, StartsAt: created, ExpiresAt: now.Add(-time.Duration(10-i) * time.Minute)}
+		require.NoError(t, s.CreateGrant(ctx, g, nil))
+		ids = append(ids, g.ID)
+	}
+
+	// Another writer holds g0 and g1 (as a concurrent claimer of the batch
+	// in flight would), one primary-key lookup each.
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	for _, id := range ids[:2] {
+		var held string
+		require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM `+s.TablePrefix()+`grants WHERE id = ? FOR UPDATE`, id.String()).Scan(&held))
+	}
+
+	claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now, 2, nil)
+	require.NoError(t, err)
+	var got []uuid.UUID
+	for _, g := range claimed {
+		got = append(got, g.ID)
+	}
+	require.Equal(t, []uuid.UUID{ids[2], ids[3]}, got, "the two earliest due grants nobody holds")
+}
+
+// TestReview9SQLMySQLClaimLimitOneSkipsHeld: the same with limit 1 (a
+// WithSweepBatchSize(1) Manager): g0 is held, g1 is due and free, and the
+// claim returns nothing, so a Sweep's claimer stops with g1 still due.
+func TestReview9SQLMySQLClaimLimitOneSkipsHeld(t *testing.T) {
+	s, db := reviewMyStore(t, 0)
+	ctx := context.Background()
+	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
+	var ids []uuid.UUID
+	for i := 0; i < 2; i++ {
+		created := now.Add(-48 * time.Hour)
+		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
+			CreatedAt: created, StartsAt: created, ExpiresAt: now.Add(-time.Duration(10-i) * time.Minute)}
+		require.NoError(t, s.CreateGrant(ctx, g, nil))
+		ids = append(ids, g.ID)
+	}
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	var held string
+	require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM `+s.TablePrefix()+`grants WHERE id = ? FOR UPDATE`, ids[0].String()).Scan(&held))
+
+	claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now, 1, nil)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1, "g1 is due and nobody holds it")
+	require.Equal(t, ids[1], claimed[0].ID)
+}
