@@ -217,22 +217,22 @@ func (f AuditFilter) compareCursor(e *Event, c *AuditCursor) int {
 // the field.
 func (f AuditFilter) Validate() error {
 	if f.TenantID != "" {
-		if err := validateTenant("TenantID", f.TenantID); err != nil {
+		if err := validateTenantRef("TenantID", f.TenantID); err != nil {
 			return err
 		}
 	}
 	if f.ActorKind != "" && !f.ActorKind.Valid() {
 		return fmt.Errorf("%w: ActorKind %q is unknown", ErrInvalidInput, string(f.ActorKind))
 	}
-	if err := checkText("ActorID", f.ActorID, MaxPrincipalLen, false, identity); err != nil {
+	if err := checkText("ActorID", f.ActorID, MaxPrincipalLen, false, oneLine); err != nil {
 		return err
 	}
 	for _, t := range f.Types {
-		if err := checkText("Types", string(t), 64, true, identity); err != nil {
+		if err := checkText("Types", string(t), 64, true, oneLine); err != nil {
 			return err
 		}
 	}
-	if err := checkText("SessionID", f.SessionID, MaxPrincipalLen, false, identity); err != nil {
+	if err := checkText("SessionID", f.SessionID, MaxPrincipalLen, false, oneLine); err != nil {
 		return err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
@@ -243,7 +243,7 @@ func (f AuditFilter) Validate() error {
 	}
 	if c := f.After; c != nil {
 		if c.TenantID != "" {
-			if err := validateTenant("After.TenantID", c.TenantID); err != nil {
+			if err := validateTenantRef("After.TenantID", c.TenantID); err != nil {
 				return err
 			}
 		}

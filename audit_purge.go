@@ -83,7 +83,7 @@ type AuditPurger interface {
 func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (_ AuditPurge, err error) {
 	ctx, span := m.startSpan(ctx, "PurgeAudit")
 	defer func() { endSpan(span, err) }()
-	if err := validateTenant("tenantID", tenantID); err != nil {
+	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
 	}
 	if before.IsZero() {

@@ -57,7 +57,7 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 		c.Time = time.UnixMicro(micros).UTC()
 	}
 	if c.TenantID != "" {
-		if err := validateTenant("cursor tenant", c.TenantID); err != nil {
+		if err := validateTenantRef("cursor tenant", c.TenantID); err != nil {
 			return AuditCursor{}, err
 		}
 	}

@@ -169,7 +169,7 @@ const verifyBatch = 1000
 func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
 	ctx, span := m.startSpan(ctx, "VerifyAudit")
 	defer func() { endSpan(span, err) }()
-	if err := validateTenant("tenantID", tenantID); err != nil {
+	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
 	}
 	if m.auditLog == nil {

@@ -148,7 +148,7 @@ func (f RequestFilter) Match(r *AccessRequest, now time.Time) bool {
 // the field.
 func (f RequestFilter) Validate() error {
 	if f.TenantID != "" {
-		if err := validateTenant("TenantID", f.TenantID); err != nil {
+		if err := validateTenantRef("TenantID", f.TenantID); err != nil {
 			return err
 		}
 	}
@@ -157,10 +157,10 @@ func (f RequestFilter) Validate() error {
 			return fmt.Errorf("%w: Statuses: unknown status %q", ErrInvalidInput, string(s))
 		}
 	}
-	if err := checkText("RequestedBy", f.RequestedBy, MaxPrincipalLen, false, identity); err != nil {
+	if err := checkText("RequestedBy", f.RequestedBy, MaxPrincipalLen, false, oneLine); err != nil {
 		return err
 	}
-	if err := validateTicket("TicketRef", f.TicketRef); err != nil {
+	if err := validateTicketRef("TicketRef", f.TicketRef); err != nil {
 		return err
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -70,6 +71,11 @@ func TestReviewCheckTextMatchesReference(t *testing.T) {
 		}
 		for _, r := range s {
 			if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x2028 || r == 0x2029 {
+				return false
+			}
+			// An identifier: nothing invisible, no space but ASCII's.
+			if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
+				r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 {
 				return false
 			}
 		}

@@ -105,10 +105,10 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 		span.SetAttributes(AttrKeyCount.Int(len(out)))
 		endSpan(span, err)
 	}()
-	if err := validateTenant("tenantID", f.TenantID); err != nil {
+	if err := validateTenantRef("tenantID", f.TenantID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := validateTicket("ticketRef", f.TicketRef); err != nil {
+	if err := validateTicketRef("ticketRef", f.TicketRef); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := validateActor("by", by); err != nil {

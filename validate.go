@@ -11,10 +11,12 @@ import (
 // bidirectional embedding, override and isolate controls count as control
 // characters) or invalid UTF-8 are refused with ErrInvalidInput naming the
 // field. Identifiers (tenant IDs, principals, actor IDs, ticket refs,
-// session and subject user IDs) may not contain invisible characters
-// either: format characters such as the zero-width space, joiners and
-// directional marks, the byte order mark and tag characters, and variation
-// selectors.
+// session and subject user IDs) given to Grant, Check, access requests,
+// delegation and the middleware may not contain invisible characters
+// either (see hiddenRune: zero-width characters, directional marks, the
+// byte order mark, tag characters, variation selectors, non-ASCII spaces);
+// filters, cursors, VerifyAudit, PurgeAudit, RevokeTenant and RevokeTicket
+// accept them, so that data stored before this rule stays reachable.
 const (
 	MaxTenantIDLen  = 128
 	MaxPrincipalLen = 320 // an e-mail address at most
@@ -67,13 +69,18 @@ func controlRune(r rune) bool {
 }
 
 // hiddenRune reports whether r is a character an identifier may not hold
-// because it is invisible: Unicode format characters (zero-width space
-// and joiners, directional marks, the byte order mark, tag characters…),
-// the other default-ignorable code points and variation selectors. With
-// them two tenant IDs or principals could look the same in an audit view
-// and be different.
+// because it is invisible or passes for an ASCII space: Unicode format
+// characters (zero-width space and joiners, directional marks, the byte
+// order mark, tag characters…), the other default-ignorable code points,
+// variation selectors, the space separators other than U+0020 (no-break,
+// figure, ideographic space…) and the Braille blank. With them two tenant
+// IDs or principals could look the same in an audit view and be
+// different. (Look-alike letters of other scripts and unnormalised
+// accents are not refused: hosts that need that use ASCII or normalised
+// identifiers.)
 func hiddenRune(r rune) bool {
-	return unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+	return unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
+		r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800
 }
 
 // textKind is what a string field holds, for checkText.
@@ -125,6 +132,20 @@ func checkText(field, s string, maxLen int, required bool, kind textKind) error 
 
 func validateTenant(field, s string) error {
 	return checkText(field, s, MaxTenantIDLen, true, identity)
+}
+
+// validateTenantRef checks a tenant ID that only selects stored data (a
+// filter, a cursor, the tenant to verify, purge or revoke): the rules of
+// validateTenant but for invisible characters, so that data stored before
+// identifiers refused them stays reachable — to read, export, verify,
+// purge and revoke.
+func validateTenantRef(field, s string) error {
+	return checkText(field, s, MaxTenantIDLen, true, oneLine)
+}
+
+// validateTicketRef is validateTenantRef's rule for a ticket reference.
+func validateTicketRef(field, s string) error {
+	return checkText(field, s, MaxTicketRefLen, false, oneLine)
 }
 
 func validatePrincipal(field, s string) error {
@@ -221,7 +242,7 @@ func validateCheck(tenantID, principal string, scope Scope) error {
 
 func validateListFilter(f ListFilter) error {
 	if f.TenantID != "" {
-		if err := validateTenant("TenantID", f.TenantID); err != nil {
+		if err := validateTenantRef("TenantID", f.TenantID); err != nil {
 			return err
 		}
 	}
@@ -230,7 +251,7 @@ func validateListFilter(f ListFilter) error {
 			return fmt.Errorf("%w: Statuses: unknown status %q", ErrInvalidInput, string(s))
 		}
 	}
-	if err := validateTicket("TicketRef", f.TicketRef); err != nil {
+	if err := validateTicketRef("TicketRef", f.TicketRef); err != nil {
 		return err
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {

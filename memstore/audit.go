@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -37,10 +38,14 @@ type chain struct {
 var byTime = sa.AuditFilter{Order: sa.AuditByTime}
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
-// hash chain.
+// hash chain. An event without a Time is refused (ErrInvalidInput), as in
+// sqlstore.
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if e.Time.IsZero() {
+		return fmt.Errorf("memstore: event %s has no Time: %w", e.ID, sa.ErrInvalidInput)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

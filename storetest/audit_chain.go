@@ -43,6 +43,7 @@ var chainCases = []testCase{
 	{"AuditPurgeKeepsChainVerifiable", testAuditPurge},
 	{"AuditPurgeFailsClosed", testAuditPurgeFailsClosed},
 	{"AuditPurgeZeroBeforeDeletesNothing", testAuditPurgeZeroBefore},
+	{"AuditRecordRefusesZeroTime", testAuditRecordRefusesZeroTime},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
 	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
 }
