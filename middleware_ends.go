@@ -45,6 +45,14 @@ func (l *endLog) now() uint64 {
 	return l.seq
 }
 
+// overflowed reports whether more grants ended after end number seq than
+// the log keeps (endedSince then answers true for any grant).
+func (l *endLog) overflowed(seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq-seq >= endLogSize
+}
+
 // endedSince reports whether one of ids ended after end number seq — or
 // may have: when more grants ended since than the log keeps, it answers
 // true (the caller then asks the store again).

@@ -171,6 +171,21 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			return true
 		}
 	}
+	// The request's need for s before this call: put back if a need this
+	// call set is not used after all (its grant ended, then a refusal).
+	orig, had := st.needFor(s)
+	set := false
+	refuse := func(status int, code, reason string, err error) bool {
+		if set {
+			st.restoreNeed(s, orig, had)
+		}
+		if st.ended.Load() {
+			st.refuseEnded(g, w, r, s)
+		} else {
+			st.refuse(g, w, r, s, status, code, reason, err)
+		}
+		return false
+	}
 	for range establishAttempts {
 		// The end and move numbers before the Check: an end or a move
 		// after them, before setNeed makes the need visible to the
@@ -180,31 +195,42 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		if st.ended.Load() {
 			// The request ended while the Check ran (err may be the
 			// cancellation of its context): a session end, not an outage.
-			st.refuseEnded(g, w, r, s)
-			return false
+			return refuse(0, "", "", nil)
 		}
 		if err != nil {
 			status, code, reason := g.checkRefusal(r, st.sess, s, err)
-			st.refuse(g, w, r, s, status, code, reason, err)
-			return false
+			return refuse(status, code, reason, err)
 		}
 		// A grant this Manager ended while the Check answered: ask again
 		// (the end has committed); nothing is recorded for the answer.
+		// When more grants ended meanwhile than the end log keeps, it
+		// cannot tell: the answer is used and checked again at once.
+		unsure := false
 		if watch.ends.endedSince(seq, gr.ID) {
-			continue
+			if !watch.ends.overflowed(seq) {
+				continue
+			}
+			unsure = true
 		}
 		st.setNeed(s, gr, move)
-		if watch.ends.endedSince(seq, gr.ID) {
-			// Ended before setNeed made the need visible to the
-			// listener: not relied on again without a Check (the watcher
-			// checks the request again at once), and asked again.
-			st.grantEnded(gr.ID)
-			watch.poke()
-			continue
+		set = true
+		if !unsure && watch.ends.endedSince(seq, gr.ID) {
+			if !watch.ends.overflowed(seq) {
+				// Ended before setNeed made the need visible to the
+				// listener: not relied on again without a Check (the
+				// watcher checks the request again at once); asked again.
+				st.grantEnded(gr.ID)
+				watch.poke()
+				continue
+			}
+			unsure = true
 		}
 		if st.ended.Load() {
-			st.refuseEnded(g, w, r, s)
-			return false
+			return refuse(0, "", "", nil)
+		}
+		if unsure {
+			st.recheck.Store(true)
+			watch.poke()
 		}
 		st.markUsed(gr.ID)
 		return true
@@ -214,8 +240,34 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	// grant known to have ended.
 	err := fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
 	status, code, reason := g.checkRefusal(r, st.sess, s, err)
-	st.refuse(g, w, r, s, status, code, reason, err)
-	return false
+	return refuse(status, code, reason, err)
+}
+
+// needFor returns the request's need for scope s, if it has one.
+func (st *reqState) needFor(s Scope) (need, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if i := slices.IndexFunc(st.needs, func(n need) bool { return n.scope == s }); i >= 0 {
+		return st.needs[i], true
+	}
+	return need{}, false
+}
+
+// restoreNeed puts the request's need for scope s back to n (had), or
+// removes it (!had): a need establish set whose grant ended before it was
+// used.
+func (st *reqState) restoreNeed(s Scope, n need, had bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == s })
+	switch {
+	case i < 0:
+	case had:
+		st.needs[i] = n
+	default:
+		st.needs = slices.Delete(st.needs, i, i+1)
+	}
+	st.armLocked(0)
 }
 
 // establishAttempts bounds the Checks of one establish whose answers'
@@ -299,24 +351,20 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 
 // refuse writes g's refusal of a part of the admitted request st (a
 // RequireScope route, or a request a middleware of the same Manager sees
-// again) to w and audits it as access.denied. If w is or wraps the audited
-// writer and the refusal commits its response, that response is the
-// refusal: not a support.request. A refusal written anywhere else (a
-// recorder rendering an optional part of a page) leaves the audit of the
-// response as it is. Once the refusal is the response, the handler's
-// further writes fail (errRefused): they would reach support unaudited.
+// again) and audits it as access.denied. If w is or wraps the audited
+// writer and the response is not committed yet, the refusal is the
+// response: it is written straight to the writer underneath (so that
+// nothing a wrapper in between buffered goes out with it), with only the
+// header fields set before the handler ran, and is not a support.request;
+// the handler's further writes fail (errRefused): they would reach support
+// unaudited. A refusal written anywhere else (a recorder rendering an
+// optional part of a page) leaves the audit of the response as it is.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
 	if sw := st.writerIn(w); sw != nil && !sw.committed {
-		// The refusal is the response: none of the handler's header
-		// fields go out with it (as with a denial that replaces one).
 		sw.resetHeaders()
-		sw.refusing = true
-		defer func() {
-			sw.refusing = false
-			if sw.committed && sw.blocked == nil {
-				sw.blocked = errRefused
-			}
-		}()
+		sw.committed = true
+		sw.blocked = errRefused
+		w = sw.w
 	}
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
 }
@@ -369,8 +417,13 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
 			readLeft := i > 0 // needs[0], read or write, was just allowed
 			if i == 0 && n.scope != ScopeRead && errors.Is(err, ErrScopeNotGranted) {
+				// Only a denial of read ends the session; not knowing
+				// (a store failure) does not.
 				_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeRead)
-				readLeft = rerr == nil
+				readLeft = !isDenial(rerr)
+				if rerr != nil && readLeft {
+					st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of read for a refused write: %w", rerr))
+				}
 			}
 			st.end(n.denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())

@@ -191,15 +191,16 @@ func (w *watcher) run(ctx context.Context, done chan struct{}) {
 // connection) cannot hold up the watcher — and with it the end of every
 // request it watches — past the deadline. A late answer is dropped; run
 // waits for such Checks before it returns. While maxPendingChecks Checks
-// of key are still out (from earlier polls), no other is started for it:
-// timedOut at once, so that a hung store is not sent one more call per
-// poll — but one call stuck on a dead connection does not keep a healthy
-// store from being asked again.
+// of key are still out (from earlier polls), no other is started for it
+// unless urgent (the request's grant ended or passed its end: it ends
+// unless the store says another grant keeps it): timedOut at once, so
+// that a hung store is not sent one more call per poll — but calls stuck
+// on dead connections do not keep a healthy store from being asked.
 // timedOut reports that no answer came in time (a denial is an answer,
 // also a late one).
-func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.WaitGroup) (g Grant, timedOut bool, err error) {
+func (w *watcher) boundedCheck(cctx context.Context, key checkKey, urgent bool, checks *sync.WaitGroup) (g Grant, timedOut bool, err error) {
 	w.pendMu.Lock()
-	if w.pending[key] >= maxPendingChecks {
+	if !urgent && w.pending[key] >= maxPendingChecks {
 		w.pendMu.Unlock()
 		return Grant{}, true, errCheckPending
 	}
@@ -234,13 +235,18 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, checks *sync.
 			return Grant{}, true, fmt.Errorf("supportaccess: store did not answer: %w", context.Cause(cctx))
 		}
 	}
-	denied := errors.Is(a.err, ErrNoActiveGrant) || errors.Is(a.err, ErrScopeNotGranted)
-	return a.g, a.err != nil && cctx.Err() != nil && !denied, a.err
+	return a.g, a.err != nil && cctx.Err() != nil && !isDenial(a.err), a.err
+}
+
+// isDenial reports whether err is Check's answer that no grant allows the
+// request (as opposed to a failure to answer).
+func isDenial(err error) bool {
+	return errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted)
 }
 
 // maxPendingChecks bounds the store calls of re-checks of one session and
 // scope that may be out at once (see boundedCheck).
-const maxPendingChecks = 2
+const maxPendingChecks = 4
 
 // errCheckPending is the error of a re-check not made because the store
 // has not answered earlier ones of the same session and scope yet.
@@ -395,7 +401,8 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// it uses revoked or expired by this Manager, or past its end by the
 	// clock), a slow store may delay that end only briefly: past
 	// endedCheckTimeout, unanswered ends the request.
-	if gone || endPassed(needs, w.m.now()) {
+	urgent := gone || endPassed(needs, w.m.now())
+	if urgent {
 		// Asked afresh: an answer this poll cached before the end would
 		// be stale; answers given since the last end are shared.
 		cache = answers.sinceLastEnd(w.ends.now())
@@ -421,7 +428,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		if !ok {
 			seq, move := w.ends.now(), w.moves.Load()
 			cctx, cancel := context.WithDeadline(ctx, deadline)
-			g, timedOut, err := w.boundedCheck(cctx, key, answers.checks)
+			g, timedOut, err := w.boundedCheck(cctx, key, urgent, answers.checks)
 			cancel()
 			if ctx.Err() != nil {
 				return false
@@ -446,10 +453,18 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			// and a Check of read still finds a grant.
 			readLeft := i > 0
 			if i == 0 && n.scope != ScopeRead && errors.Is(res.err, ErrScopeNotGranted) {
-				cctx, cancel := context.WithDeadline(ctx, deadline)
-				_, _, rerr := w.boundedCheck(cctx, checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}, answers.checks)
+				cctx, cancel := context.WithDeadline(ctx, deadline.Add(endedCheckTimeout))
+				_, _, rerr := w.boundedCheck(cctx, checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}, true, answers.checks)
 				cancel()
-				readLeft = rerr == nil
+				if ctx.Err() != nil {
+					return false
+				}
+				// Not knowing (a store failure) is not the end of the
+				// session: only a denial of read is.
+				readLeft = !isDenial(rerr)
+				if rerr != nil && readLeft {
+					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rerr))
+				}
 			}
 			st.end(w.endReason(ctx, readLeft, n, res.err))
 			return true

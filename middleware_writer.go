@@ -21,10 +21,6 @@ type supportWriter struct {
 	st        *reqState
 	committed bool
 	blocked   error // non-nil: the response is a denial; writes fail with it
-	// refusing is set while a refusal of a part of the request (see
-	// reqState.refuse) is written through this writer: a response it
-	// commits is that refusal, audited as access.denied.
-	refusing bool
 	// base: the response's header fields when the handler started (set by
 	// the server or outer middleware; nil when there were none). A denial
 	// that replaces the handler's response goes out with these only.
@@ -113,7 +109,7 @@ func (rw *supportWriter) ready() error {
 	if rw.blocked != nil {
 		return rw.blocked
 	}
-	if rw.st.ended.Load() && !rw.refusing { // a refusal's own body goes out
+	if rw.st.ended.Load() {
 		rw.blocked = endCause(rw.st.reason())
 		return rw.blocked
 	}
@@ -134,9 +130,6 @@ func (rw *supportWriter) commit(code int) {
 func (rw *supportWriter) committedAs(code int) bool {
 	rw.committed = true
 	st := rw.st
-	if rw.refusing {
-		return true // the refusal's own response, audited as access.denied
-	}
 	if st.ended.Load() {
 		reason := st.reason()
 		if err := st.audit(http.StatusForbidden, "session ended: "+reason); err != nil {
