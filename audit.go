@@ -88,7 +88,8 @@ type Event struct {
 
 // Auditor records audit events. Record must be safe for concurrent use and
 // return an error when the event was not durably recorded; the Manager then
-// refuses the change the event describes.
+// refuses the change the event describes. Every event the Manager writes
+// has a Time; the bundled stores refuse one without (ErrInvalidInput).
 type Auditor interface {
 	Record(ctx context.Context, e Event) error
 }
@@ -364,7 +365,10 @@ func grantJSON(g Grant) json.RawMessage {
 
 // MultiAuditor returns an Auditor that records every event on each of
 // auditors in order and fails on the first failure: all must succeed, and
-// a change whose event one of them cannot record is not made. Nil auditors
+// a change whose event one of them cannot record is not made. (Passed to
+// WithAuditor, its members are the Manager's auditors: events that only
+// record a fact, such as refusals, then go to each of them whatever the
+// others return; see WithAuditor.) Nil auditors
 // are skipped. Passed to WithAuditor together with the store, the store
 // keeps recording in the change's transaction (the others record just
 // before it commits). For a destination whose outage must not stop

@@ -43,8 +43,9 @@
 //	}
 //	http.ListenAndServe(addr, m.Middleware(resolve)(mux))
 //
-//	// In the customer's admin UI, with the request's context (a call made
-//	// while support impersonates the admin is refused, see WithAuthorizer):
+//	// In the customer's admin UI — behind the middleware too, with the
+//	// request's context, so that a call made while support impersonates the
+//	// admin is refused (see WithAuthorizer):
 //	g, err := m.Grant(r.Context(), supportaccess.GrantInput{
 //		TenantID: tenant, By: supportaccess.Actor{Kind: supportaccess.ActorCustomer, ID: adminID},
 //		Duration: 24 * time.Hour, Reason: "invoice export fails", TicketRef: "SUP-1042",

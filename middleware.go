@@ -42,8 +42,10 @@ import (
 // store fails during the check (fail closed: an outage denies, and 503
 // tells clients and monitoring that it is one). The body is written by
 // DefaultDeniedHandler unless WithDeniedHandler says otherwise. Each refusal
-// records an access.denied event with the reason; a refusal for lack of an
-// active grant also calls the OnSessionEnded function.
+// records an access.denied event with the reason (a session whose tenant or
+// principal is malformed cannot be: its refusal goes to the error handler
+// instead); a refusal for lack of an active grant also calls the
+// OnSessionEnded function.
 //
 // Admitted requests: the next handler sees a request whose context carries
 // the Session and the Grant (SessionFromContext, GrantFromContext) and the
@@ -57,6 +59,9 @@ import (
 // the request alive. After the end, writes to the response fail with that
 // error, so a stream ends even if the handler ignores its context, and a
 // response not yet started is replaced by a 403 DeniedSessionEnded denial.
+// Informational responses (1xx other than 101, such as 103 Early Hints)
+// of impersonated requests are not sent: they would carry the handler's
+// header fields before the request is audited.
 //
 // Audit: each admitted request records one support.request event (actor:
 // Kind support, ID the principal; GrantID: the admitting grant; Attrs:

@@ -19,8 +19,12 @@ const (
 	// DeniedMFARequired: the principal must log in with a second factor
 	// (RequireMFA). Status 403.
 	DeniedMFARequired = "mfa_required"
-	// DeniedSessionEnded: the support access ended (revoked or expired)
-	// while the request ran, before its response started. Status 403.
+	// DeniedSessionEnded: the request's support access ended while it ran,
+	// before its response started: its grant was revoked or expired with no
+	// other grant to go on with, a scope it used is no longer granted
+	// (errors.Is(Denial.Err, ErrScopeNotGranted): the session's next
+	// request may be admitted), or a re-check or the audit failed (fail
+	// closed). Denial.Err wraps ErrSessionEnded with the reason. Status 403.
 	DeniedSessionEnded = "session_ended"
 	// DeniedUnavailable: access could not be verified or the request could
 	// not be audited (store or auditor failure); the request was refused,

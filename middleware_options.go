@@ -71,10 +71,12 @@ func RequireMFA(exempt func(Session) bool) MiddlewareOption {
 // SessionEndNoGrant when a request of the session is refused because no
 // active grant covers it (called before the denied handler runs). It is not
 // called for scope or MFA denials or for outages, nor when an in-flight
-// request ends because a scope it took with RequireScope is no longer
-// granted while the session keeps its read or write access (the request's
-// context is cancelled with an ErrSessionEnded cause that says so; the
-// session's next request is admitted). It may be called more than
+// request ends because a scope it used is no longer granted while the
+// session keeps read access — a scope it took with RequireScope, or write
+// for a POST while a grant still allows read (the request's context is
+// cancelled with an ErrSessionEnded cause that also wraps
+// ErrScopeNotGranted; the session's next GET is admitted). It may be
+// called more than
 // once for one session (once per request), so it should be idempotent. Nil
 // is ignored.
 func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {

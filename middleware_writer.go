@@ -135,7 +135,7 @@ func (rw *supportWriter) committedAs(code int) bool {
 		if err := st.audit(http.StatusForbidden, "session ended: "+reason); err != nil {
 			st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit: %w", err))
 		}
-		rw.replace(Denial{Status: http.StatusForbidden, Code: DeniedSessionEnded, Session: st.sess, Reason: "session ended: " + reason}, endCause(reason))
+		rw.replace(Denial{Status: http.StatusForbidden, Code: DeniedSessionEnded, Session: st.sess, Reason: "session ended: " + reason, Err: endCause(reason)}, endCause(reason))
 		return false
 	}
 	if err := st.audit(code, ""); err != nil {

@@ -327,6 +327,7 @@ func TestReview7WatchLossOfElevatedScopeDoesNotEndSession(t *testing.T) {
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	require.Equal(t, int64(1), inbox.calls.Load())
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the request used %s: it ends", msgs)
+	require.ErrorIs(t, cause, sa.ErrScopeNotGranted, "the cause says a scope was lost, not the session")
 	require.Equal(t, http.StatusOK, mwDo(h, mwReq(http.MethodGet, "/home", "generic")).Code, "grant a still admits the session")
 	require.NotContains(t, e.ended.all(), "s-generic:"+sa.SessionEndRevoked, "OnSessionEnded(revoked) while grant a still covers the session")
 }

@@ -81,7 +81,11 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 // grants that end concurrently are skipped. On the first error it stops and
 // returns what it revoked so far with the error. In-flight requests of a
 // revoked grant end as each revocation commits; the Notifier hears of the
-// revoked grants after the last one.
+// revoked grants after the last one, under a context that outlives ctx by
+// up to one second. A support actor (giving back its own access) revokes
+// only the grants that cover it; the others are left. Errors: invalid
+// arguments wrap ErrInvalidInput, a refusal of the Authorizer ErrForbidden
+// (audited), a store failure is returned as it is.
 func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, reason string) ([]Grant, error) {
 	return m.revokeMatching(ctx, "revoke tenant", "RevokeTenant", ListFilter{TenantID: tenantID}, by, reason)
 }

@@ -45,7 +45,10 @@ const (
 // ErrSessionEnded is the cause (context.Cause) of the request context of an
 // impersonated request whose support access ended while it ran, and the
 // error RecordChange and the response writer return from then on. The
-// wrapping error names the reason (revoked, expired, check failed).
+// wrapping error names the reason: grant revoked, grant expired, access
+// check failed, audit failed, or a scope the request uses no longer
+// granted (which also wraps ErrScopeNotGranted: the session keeps its
+// other access).
 var ErrSessionEnded = errors.New("supportaccess: support session ended")
 
 // Causes with which a request context is cancelled. They are allocated
@@ -55,7 +58,7 @@ var (
 	errEndExpired     = fmt.Errorf("%w: grant expired", ErrSessionEnded)
 	errEndCheckFailed = fmt.Errorf("%w: access check failed", ErrSessionEnded)
 	errEndAuditFailed = fmt.Errorf("%w: audit failed", ErrSessionEnded)
-	errEndScopeLost   = fmt.Errorf("%w: a scope the request uses is no longer granted", ErrSessionEnded)
+	errEndScopeLost   = fmt.Errorf("%w: a scope the request uses is no longer granted: %w", ErrSessionEnded, ErrScopeNotGranted)
 )
 
 // errRefused is what the response writer returns to a handler that writes

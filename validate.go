@@ -2,6 +2,7 @@ package supportaccess
 
 import (
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -13,8 +14,10 @@ import (
 // field. Identifiers (tenant IDs, principals, actor IDs, ticket refs,
 // session and subject user IDs) given to Grant, Check, access requests,
 // delegation and the middleware may not contain invisible characters
-// either (see hiddenRune: zero-width characters, directional marks, the
-// byte order mark, tag characters, variation selectors, non-ASCII spaces);
+// either (Unicode format characters such as zero-width characters,
+// directional marks, the byte order mark and tag characters; other
+// default-ignorable code points; variation selectors; spaces other than
+// U+0020; the Braille blank);
 // filters, cursors, VerifyAudit, PurgeAudit, RevokeTenant and RevokeTicket
 // accept them, so that data stored before this rule stays reachable.
 const (
@@ -152,10 +155,15 @@ func validatePrincipal(field, s string) error {
 	return checkText(field, s, MaxPrincipalLen, true, identity)
 }
 
-// validateScope accepts 1–64 bytes of ASCII letters, digits and : . _ / -.
+// validateScope accepts 1–64 bytes of ASCII letters, digits and : . _ / -,
+// but not another spelling of read or write ("Write" would be a host scope
+// that allows no writes).
 func validateScope(field string, s Scope) error {
 	if s == ScopeRead || s == ScopeWrite {
 		return nil
+	}
+	if strings.EqualFold(string(s), string(ScopeRead)) || strings.EqualFold(string(s), string(ScopeWrite)) {
+		return fmt.Errorf("%w: %s: scope %q: scopes are case-sensitive; the built-in ones are %q and %q", ErrInvalidInput, field, string(s), ScopeRead, ScopeWrite)
 	}
 	if s == "" {
 		return fmt.Errorf("%w: %s: scope is empty", ErrInvalidInput, field)

@@ -97,3 +97,20 @@ func TestFreeTextRefusesReorderingButKeepsJoiners(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, by.Name, g.GrantedBy.Name)
 }
+
+func TestScopesOtherSpellingsOfReadWriteRefused(t *testing.T) {
+	for _, s := range []sa.Scope{"Write", "WRITE", "Read", "rEaD"} {
+		e := newEnv(t)
+		before := e.snapshot()
+		_, err := e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Scopes: []sa.Scope{s}})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "%q", s)
+		require.Contains(t, err.Error(), "case-sensitive")
+		require.Equal(t, before, e.snapshot(), "nothing stored")
+		_, err = e.m.Check(ctx, "acme", support.ID, s)
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "Check(%q)", s)
+	}
+	e := newEnv(t)
+	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite, "messages:read"}})
+	_, err := e.m.Check(ctx, "acme", support.ID, sa.ScopeWrite)
+	require.NoError(t, err)
+}

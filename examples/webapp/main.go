@@ -8,7 +8,7 @@
 //	go run ./examples/webapp                       # SQLite in a temporary directory
 //	go run ./examples/webapp -data ./demo-data     # SQLite file kept in ./demo-data
 //	go run ./examples/webapp -dialect postgres -dsn 'postgres://user:pass@localhost/demo'
-//	go run ./examples/webapp -dialect mysql -dsn 'user:pass@tcp(localhost:3306)/demo?parseTime=true'
+//	go run ./examples/webapp -dialect mysql -dsn 'user:pass@tcp(localhost:3306)/demo'
 //
 // and open http://127.0.0.1:8080. Sign-in is a demo: pick a seeded user.
 package main
