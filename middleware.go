@@ -321,7 +321,12 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // response sent to support (written to the middleware's writer, directly
 // or through wrappers with Unwrap), no support.request event is recorded
 // for it, and the handler's further writes fail with an error wrapping
-// ErrForbidden; if the handler wrote it elsewhere (a page rendering an optional
+// ErrForbidden. Such a refusal is written to the writer underneath the
+// middleware's, not through the wrappers between the middleware and the
+// handler (a buffering or compressing wrapper could flush the handler's
+// output with it): an access log or metrics wrapper installed inside the
+// middleware does not see it — install those outside. If the handler wrote
+// it elsewhere (a page rendering an optional
 // part into a recorder), the response the handler does send is audited
 // as usual, and replaced by a 503 when that audit fails.
 func RequireScope(s Scope) func(http.Handler) http.Handler {

@@ -77,8 +77,9 @@ type need struct {
 // setNeed records that the request uses scope s, allowed by g (in place
 // of the grant an earlier check found for s, which no longer holds), with
 // g's end as an Extend on this Manager moved it after move — the number
-// the caller read before the Check that found g (see moveEnd).
-func (st *reqState) setNeed(s Scope, g Grant, move uint64) {
+// the caller read before the Check that found g (see moveEnd). It returns
+// the need it set.
+func (st *reqState) setNeed(s Scope, g Grant, move uint64) need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	n := need{scope: s, id: g.ID, expires: g.ExpiresAt}
@@ -91,6 +92,7 @@ func (st *reqState) setNeed(s Scope, g Grant, move uint64) {
 		st.needs = append(st.needs, n)
 	}
 	st.armLocked(0)
+	return n
 }
 
 // usesScope reports whether the request uses scope s already (ScopeWrite
@@ -174,10 +176,10 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	// The request's need for s before this call: put back if a need this
 	// call set is not used after all (its grant ended, then a refusal).
 	orig, had := st.needFor(s)
-	set := false
+	set, mine := false, need{}
 	refuse := func(status int, code, reason string, err error) bool {
 		if set {
-			st.restoreNeed(s, orig, had)
+			st.restoreNeed(mine, orig, had)
 		}
 		if st.ended.Load() {
 			st.refuseEnded(g, w, r, s)
@@ -212,7 +214,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			}
 			unsure = true
 		}
-		st.setNeed(s, gr, move)
+		mine = st.setNeed(s, gr, move)
 		set = true
 		if !unsure && watch.ends.endedSince(seq, gr.ID) {
 			if !watch.ends.overflowed(seq) {
@@ -229,7 +231,9 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			return refuse(0, "", "", nil)
 		}
 		if unsure {
-			st.recheck.Store(true)
+			// As at admission: not relied on again without a Check, and
+			// the watcher checks the request again at once.
+			st.grantEnded(gr.ID)
 			watch.poke()
 		}
 		st.markUsed(gr.ID)
@@ -253,15 +257,16 @@ func (st *reqState) needFor(s Scope) (need, bool) {
 	return need{}, false
 }
 
-// restoreNeed puts the request's need for scope s back to n (had), or
-// removes it (!had): a need establish set whose grant ended before it was
-// used.
-func (st *reqState) restoreNeed(s Scope, n need, had bool) {
+// restoreNeed puts the request's need for mine.scope back to n (had), or
+// removes it (!had): a need establish set (mine) whose grant ended before
+// it was used. A need changed since (by the watcher, or another
+// establish) is left as it is.
+func (st *reqState) restoreNeed(mine, n need, had bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == s })
+	i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == mine.scope })
 	switch {
-	case i < 0:
+	case i < 0 || st.needs[i] != mine:
 	case had:
 		st.needs[i] = n
 	default:

@@ -453,18 +453,27 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			// and a Check of read still finds a grant.
 			readLeft := i > 0
 			if i == 0 && n.scope != ScopeRead && errors.Is(res.err, ErrScopeNotGranted) {
-				cctx, cancel := context.WithDeadline(ctx, deadline.Add(endedCheckTimeout))
-				_, _, rerr := w.boundedCheck(cctx, checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}, true, answers.checks)
-				cancel()
-				if ctx.Err() != nil {
-					return false
+				// Asked once per poll for all the session's requests (the
+				// poll's answers), like any other Check.
+				rkey := checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}
+				rres, ok := cache[rkey]
+				if !ok || rres.seq < st.admitSeq.Load() || rres.move < st.admitMove.Load() {
+					seq, move := w.ends.now(), w.moves.Load()
+					cctx, cancel := context.WithDeadline(ctx, deadline.Add(endedCheckTimeout))
+					g, timedOut, rerr := w.boundedCheck(cctx, rkey, true, answers.checks)
+					cancel()
+					if ctx.Err() != nil {
+						return false
+					}
+					rres = checkResult{seq: seq, move: move, id: g.ID, expires: g.ExpiresAt, err: rerr, timedOut: timedOut}
+					cache[rkey] = rres
+					// Not knowing (a store failure) is not the end of
+					// the session: only a denial of read is.
+					if rerr != nil && !isDenial(rerr) {
+						w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rerr))
+					}
 				}
-				// Not knowing (a store failure) is not the end of the
-				// session: only a denial of read is.
-				readLeft = !isDenial(rerr)
-				if rerr != nil && readLeft {
-					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rerr))
-				}
+				readLeft = !isDenial(rres.err)
 			}
 			st.end(w.endReason(ctx, readLeft, n, res.err))
 			return true
@@ -482,10 +491,12 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			needs[i].expires = m.end
 		}
 	}
-	if len(st.needs) == len(needs) { // RequireScope may have added one meanwhile
-		st.needs = slices.Clone(needs) // needs is read below without st.mu
-	} else {
-		copy(st.needs, needs)
+	// By scope: RequireScope may have added a need meanwhile, or put one
+	// back (restoreNeed).
+	for _, n := range needs {
+		if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == n.scope }); i >= 0 {
+			st.needs[i] = n
+		}
 	}
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()

@@ -5,7 +5,11 @@ import "slices"
 // Scope names something a grant allows. ScopeRead covers safe HTTP methods,
 // ScopeWrite covers changes and implies ScopeRead; any other value is an
 // elevated, host-defined scope (for example "messages:read") that must be
-// granted explicitly and is implied by nothing.
+// granted explicitly and is implied by nothing. Scopes are case-sensitive,
+// and another spelling of read or write ("Write", "READ") is refused with
+// ErrInvalidInput wherever a scope is given (a policy's default scopes,
+// grants, access requests, checks), rather than taken as a host scope that
+// allows nothing.
 type Scope string
 
 // Built-in scopes.
