@@ -414,27 +414,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		deadline = minTime(deadline.Add(endedCheckTimeout), time.Now().Add(endedCheckTimeout))
 	}
 	for i, n := range needs {
-		key := checkKey{st.sess.TenantID, st.sess.Principal, n.scope}
-		res, ok := cache[key]
-		if ok && pastEnd(res.expires, w.m.now()) {
-			ok = false // the grant it found has ended since: ask again
-		}
-		if ok && (res.seq < st.admitSeq.Load() || res.move < st.admitMove.Load()) {
-			ok = false // older than the request's admission: its moved ends and ends were not recorded for it
-		}
-		if !ok && !time.Now().Before(deadline) {
-			res, ok = checkResult{timedOut: true, skipped: true}, true
-		}
+		res, ok := w.answer(ctx, st, checkKey{st.sess.TenantID, st.sess.Principal, n.scope}, cache, deadline, urgent, answers.checks)
 		if !ok {
-			seq, move := w.ends.now(), w.moves.Load()
-			cctx, cancel := context.WithDeadline(ctx, deadline)
-			g, timedOut, err := w.boundedCheck(cctx, key, urgent, answers.checks)
-			cancel()
-			if ctx.Err() != nil {
-				return false
-			}
-			res = checkResult{seq: seq, move: move, id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
-			cache[key] = res
+			return false
 		}
 		asked[i] = res
 		if res.timedOut {
@@ -455,25 +437,16 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			if i == 0 && n.scope != ScopeRead && errors.Is(res.err, ErrScopeNotGranted) {
 				// Asked once per poll for all the session's requests (the
 				// poll's answers), like any other Check.
-				rkey := checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}
-				rres, ok := cache[rkey]
-				if !ok || rres.seq < st.admitSeq.Load() || rres.move < st.admitMove.Load() {
-					seq, move := w.ends.now(), w.moves.Load()
-					cctx, cancel := context.WithDeadline(ctx, deadline.Add(endedCheckTimeout))
-					g, timedOut, rerr := w.boundedCheck(cctx, rkey, true, answers.checks)
-					cancel()
-					if ctx.Err() != nil {
-						return false
-					}
-					rres = checkResult{seq: seq, move: move, id: g.ID, expires: g.ExpiresAt, err: rerr, timedOut: timedOut}
-					cache[rkey] = rres
-					// Not knowing (a store failure) is not the end of
-					// the session: only a denial of read is.
-					if rerr != nil && !isDenial(rerr) {
-						w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rerr))
-					}
+				rres, ok := w.answer(ctx, st, checkKey{st.sess.TenantID, st.sess.Principal, ScopeRead}, cache, deadline.Add(endedCheckTimeout), true, answers.checks)
+				if !ok {
+					return false
 				}
+				// Not knowing (a store failure, no answer) is not the end
+				// of the session: only a denial of read is.
 				readLeft = !isDenial(rres.err)
+				if rres.err != nil && readLeft {
+					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rres.err))
+				}
 			}
 			st.end(w.endReason(ctx, readLeft, n, res.err))
 			return true
@@ -512,6 +485,34 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		w.poke()
 	}
 	return true
+}
+
+// answer returns the poll's answer to key for st: one the poll has already
+// (cache) if it is still good for st — the grant it found has not reached
+// its end, and it is not older than st's admission, whose moved ends and
+// ends were not recorded for st before — or else, before deadline, a
+// Check's (kept in cache; see boundedCheck for urgent), or past deadline a
+// skipped timeout. It returns false when ctx was cancelled (the watcher
+// stops).
+func (w *watcher) answer(ctx context.Context, st *reqState, key checkKey, cache map[checkKey]checkResult, deadline time.Time,
+	urgent bool, checks *sync.WaitGroup) (checkResult, bool) {
+	if res, ok := cache[key]; ok && !pastEnd(res.expires, w.m.now()) &&
+		res.seq >= st.admitSeq.Load() && res.move >= st.admitMove.Load() {
+		return res, true
+	}
+	if !time.Now().Before(deadline) {
+		return checkResult{timedOut: true, skipped: true}, true
+	}
+	seq, move := w.ends.now(), w.moves.Load()
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	g, timedOut, err := w.boundedCheck(cctx, key, urgent, checks)
+	cancel()
+	if ctx.Err() != nil {
+		return checkResult{}, false
+	}
+	res := checkResult{seq: seq, move: move, id: g.ID, expires: g.ExpiresAt, err: err, timedOut: timedOut}
+	cache[key] = res
+	return res, true
 }
 
 // unanswered handles a re-check of st that got no answer in time (a slow
