@@ -173,23 +173,6 @@ func TestReview7WatchShortenNotDelayedByNotifier(t *testing.T) {
 	require.NotContains(t, rec.Body.String(), "row 2")
 }
 
-// rw7DeafStore is a memstore whose Check, once deaf is set, blocks until
-// release is closed and ignores its context (a driver stuck on a dead
-// connection, a client library without context support). Nothing in the
-// Store interface asks a store to honour its context.
-type rw7DeafStore struct {
-	*memstore.Store
-	deaf    atomic.Bool
-	release chan struct{}
-}
-
-func (s *rw7DeafStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if s.deaf.Load() {
-		<-s.release
-	}
-	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
-}
-
 // TestReview7WatchDeafStoreDoesNotHoldExpiredRequest: the grant reaches
 // its end while the store has stopped answering and ignores its context.
 // WithPollInterval promises that the re-check "waits at most 100 ms for
@@ -199,7 +182,7 @@ func (s *rw7DeafStore) FindActiveGrant(ctx context.Context, tenantID, principal 
 // the store call hangs.
 func TestReview7WatchDeafStoreDoesNotHoldExpiredRequest(t *testing.T) {
 	clock := &mwClock{}
-	store := &rw7DeafStore{Store: memstore.New(), release: make(chan struct{})}
+	store := &rw8DeafStore{Store: memstore.New(), release: make(chan struct{})}
 	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
 	require.NoError(t, err)
 	g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer, Duration: time.Hour})

@@ -82,11 +82,14 @@ func TestReview8EndedRefusalCarriesHandlerHeaders(t *testing.T) {
 		w.Header().Set("X-Export-File", "acme-payroll-2025.csv")
 		sa.RequireScope(sa.ScopeWrite)(route).ServeHTTP(w, r)
 	}), sa.WithPollInterval(time.Minute))
-	rec := mwDo(h, mwReq(http.MethodGet, "/export", "generic"))
+	rec := mwDo(h, mwReq(http.MethodGet, "/export", "generic", "Accept", "application/json"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the watcher ended the request")
 	require.Zero(t, route.calls.Load())
 	require.Equal(t, http.StatusForbidden, rec.Code)
 	require.Empty(t, rec.Header().Get("X-Export-File"), "a header the handler set after the access ended reached support with the refusal")
+	// And the refusal goes out whole (review 9: the writer refused the
+	// denial's own body once the request had ended).
+	require.Contains(t, rec.Body.String(), sa.DeniedSessionEnded, "the refusal went out without its body")
 }
 
 // TestReview8LossOfOnlyReadGrantEndsSession: grant a (read) admitted the
