@@ -199,7 +199,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	// The grant may have ended (on this Manager) while the Check answered,
 	// before the watcher's listener could see the request: it is then
 	// checked again at once.
-	if g.watch.ends.endedSince(seq, gr.ID) && st.grantEnded(gr.ID) {
+	if g.watch.noteEnded(st, seq, gr.ID) {
 		g.watch.poke()
 	}
 	// Likewise an Extend that moved an end meanwhile (the grant's end

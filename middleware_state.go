@@ -136,6 +136,26 @@ func (st *reqState) grantEnded(id uuid.UUID) bool {
 	return used
 }
 
+// grantMayHaveEnded records that grant id, which the request uses, may
+// have ended on this Manager (more grants ended while a Check answered
+// with it than the end log keeps): it is not relied on again without a
+// Check (endedGrants), and the request is re-checked at once — but as one
+// whose grant did not end (no grantGone): a re-check without an answer
+// ends nothing by itself. It reports whether the request uses it.
+func (st *reqState) grantMayHaveEnded(id uuid.UUID) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !slices.ContainsFunc(st.needs, func(n need) bool { return n.id == id }) && id != st.grant.ID {
+		return false
+	}
+	if st.endedGrants == nil {
+		st.endedGrants = make(map[uuid.UUID]bool)
+	}
+	st.endedGrants[id] = true
+	st.recheck.Store(true)
+	return true
+}
+
 // grantWasEnded reports whether this Manager ended grant id while the
 // request used it (see grantEnded).
 func (st *reqState) grantWasEnded(id uuid.UUID) bool {
@@ -206,35 +226,24 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		// A grant this Manager ended while the Check answered: ask again
 		// (the end has committed); nothing is recorded for the answer.
 		// When more grants ended meanwhile than the end log keeps, it
-		// cannot tell: the answer is used and checked again at once.
-		unsure := false
-		if watch.ends.endedSince(seq, gr.ID) {
-			if !watch.ends.overflowed(seq) {
-				continue
-			}
-			unsure = true
+		// cannot tell: the answer is used, and checked again at once
+		// (noteEnded).
+		if watch.ends.endedSince(seq, gr.ID) && !watch.ends.overflowed(seq) {
+			continue
 		}
 		mine = st.setNeed(s, gr, move)
 		set = true
-		if !unsure && watch.ends.endedSince(seq, gr.ID) {
+		if watch.noteEnded(st, seq, gr.ID) {
+			watch.poke()
 			if !watch.ends.overflowed(seq) {
 				// Ended before setNeed made the need visible to the
-				// listener: not relied on again without a Check (the
-				// watcher checks the request again at once); asked again.
-				st.grantEnded(gr.ID)
-				watch.poke()
+				// listener: not relied on again without a Check; asked
+				// again.
 				continue
 			}
-			unsure = true
 		}
 		if st.ended.Load() {
 			return refuse(0, "", "", nil)
-		}
-		if unsure {
-			// As at admission: not relied on again without a Check, and
-			// the watcher checks the request again at once.
-			st.grantEnded(gr.ID)
-			watch.poke()
 		}
 		st.markUsed(gr.ID)
 		return true

@@ -477,7 +477,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// listener did not know the request used it yet.
 	again := false
 	for i, n := range needs {
-		if w.ends.endedSince(asked[i].seq, n.id) && st.grantEnded(n.id) {
+		if w.noteEnded(st, asked[i].seq, n.id) {
 			again = true
 		}
 	}
@@ -485,6 +485,22 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 		w.poke()
 	}
 	return true
+}
+
+// noteEnded tells st that grant id, which a Check begun at end number seq
+// found for it, ended on this Manager since (grantEnded: the request is
+// re-checked at once, and ends if the store then gives no answer) or may
+// have — more grants ended than the end log keeps — (grantMayHaveEnded: a
+// re-check at once, with no more urgency than a poll's). It reports
+// whether st is to be re-checked.
+func (w *watcher) noteEnded(st *reqState, seq uint64, id uuid.UUID) bool {
+	if !w.ends.endedSince(seq, id) {
+		return false
+	}
+	if w.ends.overflowed(seq) {
+		return st.grantMayHaveEnded(id)
+	}
+	return st.grantEnded(id)
 }
 
 // answer returns the poll's answer to key for st: one the poll has already
