@@ -463,7 +463,10 @@ func (st *reqState) audit(status int, reason string) error {
 	var scopes []string
 	var others []string
 	other := func(id uuid.UUID) {
-		if s := id.String(); id != st.grant.ID && !slices.Contains(others, s) {
+		if id == st.grant.ID {
+			return
+		}
+		if s := id.String(); !slices.Contains(others, s) {
 			others = append(others, s)
 		}
 	}
