@@ -3,39 +3,53 @@ package supportaccess
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// endLogSize is how many recent grant ends an endLog keeps.
-const endLogSize = 256
+// An endLog keeps at least endLogKeep recent grant ends, and every end
+// younger than endLogAge: a Check that answers within endLogAge of its
+// start — every healthy one — learns exactly whether the grant it found
+// ended meanwhile, however many other grants ended (a RevokeTenant of a
+// large tenant, a Sweep after downtime).
+const (
+	endLogKeep = 256
+	endLogAge  = 30 * time.Second
+)
 
 // endLog numbers the grants the Manager ended (revoked, or recorded the
 // expiry of), so that a Check whose answer arrives while a grant ends —
 // the admission of a request, a RequireScope, a re-check — can tell
 // whether the grant it found ended meanwhile: its caller reads seq before
-// the Check and asks endedSince after. The watcher's listener then cannot
+// the Check and asks since after. The watcher's listener then cannot
 // miss a request that was not yet using the grant when it ran.
 type endLog struct {
-	mu   sync.Mutex
-	seq  uint64
-	ring []endEntry // endLogSize entries once a grant ended
+	mu      sync.Mutex
+	seq     uint64
+	entries []endEntry // in seq order; the ends kept (see endLogKeep)
 }
 
 type endEntry struct {
 	seq uint64
 	id  uuid.UUID
+	at  time.Time // real time of the end, for pruning
 }
 
 // add records that grant id ended.
 func (l *endLog) add(id uuid.UUID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ring == nil {
-		l.ring = make([]endEntry, endLogSize)
-	}
 	l.seq++
-	l.ring[l.seq%endLogSize] = endEntry{seq: l.seq, id: id}
+	now := time.Now()
+	l.entries = append(l.entries, endEntry{seq: l.seq, id: id, at: now})
+	drop := 0
+	for drop < len(l.entries)-endLogKeep && now.Sub(l.entries[drop].at) >= endLogAge {
+		drop++
+	}
+	if drop > 0 {
+		l.entries = slices.Delete(l.entries, 0, drop)
+	}
 }
 
 // now returns the number of the latest end.
@@ -45,27 +59,27 @@ func (l *endLog) now() uint64 {
 	return l.seq
 }
 
-// overflowed reports whether more grants ended after end number seq than
-// the log keeps (endedSince then answers true for any grant).
-func (l *endLog) overflowed(seq uint64) bool {
+// since reports whether grant id ended after end number seq (ended), or
+// whether the log can no longer tell (unsure: ends after seq were pruned,
+// which takes a Check that ran longer than endLogAge while more than
+// endLogKeep grants ended).
+func (l *endLog) since(seq uint64, id uuid.UUID) (ended, unsure bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seq-seq >= endLogSize
-}
-
-// endedSince reports whether one of ids ended after end number seq — or
-// may have: when more grants ended since than the log keeps, it answers
-// true (the caller then asks the store again).
-func (l *endLog) endedSince(seq uint64, ids ...uuid.UUID) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.seq-seq >= endLogSize {
-		return true
+	if seq >= l.seq {
+		return false, false
 	}
-	for s := seq + 1; s <= l.seq; s++ {
-		if slices.Contains(ids, l.ring[s%endLogSize].id) {
-			return true
+	first := l.seq + 1 // the oldest end kept
+	if len(l.entries) > 0 {
+		first = l.entries[0].seq
+	}
+	if seq+1 < first {
+		return false, true
+	}
+	for _, e := range l.entries[seq+1-first:] {
+		if e.id == id {
+			return true, false
 		}
 	}
-	return false
+	return false, false
 }

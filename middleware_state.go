@@ -225,17 +225,17 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		}
 		// A grant this Manager ended while the Check answered: ask again
 		// (the end has committed); nothing is recorded for the answer.
-		// When more grants ended meanwhile than the end log keeps, it
-		// cannot tell: the answer is used, and checked again at once
-		// (noteEnded).
-		if watch.ends.endedSince(seq, gr.ID) && !watch.ends.overflowed(seq) {
+		// When the end log cannot tell (a Check longer than endLogAge),
+		// the answer is used, and checked again at once (noteEnded).
+		if ended, _ := watch.ends.since(seq, gr.ID); ended {
 			continue
 		}
 		mine = st.setNeed(s, gr, move)
 		set = true
-		if watch.noteEnded(st, seq, gr.ID) {
+		if ended, unsure := watch.ends.since(seq, gr.ID); ended || unsure {
+			watch.noteEnded(st, seq, gr.ID)
 			watch.poke()
-			if !watch.ends.overflowed(seq) {
+			if ended {
 				// Ended before setNeed made the need visible to the
 				// listener: not relied on again without a Check; asked
 				// again.

@@ -490,17 +490,17 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 // noteEnded tells st that grant id, which a Check begun at end number seq
 // found for it, ended on this Manager since (grantEnded: the request is
 // re-checked at once, and ends if the store then gives no answer) or may
-// have — more grants ended than the end log keeps — (grantMayHaveEnded: a
-// re-check at once, with no more urgency than a poll's). It reports
-// whether st is to be re-checked.
+// have — the end log cannot tell after a Check that took longer than
+// endLogAge — (grantMayHaveEnded: a re-check at once, with no more urgency
+// than a poll's). It reports whether st is to be re-checked.
 func (w *watcher) noteEnded(st *reqState, seq uint64, id uuid.UUID) bool {
-	if !w.ends.endedSince(seq, id) {
-		return false
-	}
-	if w.ends.overflowed(seq) {
+	switch ended, unsure := w.ends.since(seq, id); {
+	case ended:
+		return st.grantEnded(id)
+	case unsure:
 		return st.grantMayHaveEnded(id)
 	}
-	return st.grantEnded(id)
+	return false
 }
 
 // answer returns the poll's answer to key for st: one the poll has already
