@@ -1,7 +1,6 @@
 package supportaccess
 
 import (
-	"slices"
 	"sync"
 	"time"
 
@@ -27,7 +26,8 @@ const (
 type endLog struct {
 	mu      sync.Mutex
 	seq     uint64
-	entries []endEntry // in seq order; the ends kept (see endLogKeep)
+	entries []endEntry // in seq order; entries[head:] are the ends kept (see endLogKeep)
+	head    int
 }
 
 type endEntry struct {
@@ -43,12 +43,16 @@ func (l *endLog) add(id uuid.UUID) {
 	l.seq++
 	now := time.Now()
 	l.entries = append(l.entries, endEntry{seq: l.seq, id: id, at: now})
-	drop := 0
-	for drop < len(l.entries)-endLogKeep && now.Sub(l.entries[drop].at) >= endLogAge {
-		drop++
+	for l.head < len(l.entries)-endLogKeep && now.Sub(l.entries[l.head].at) >= endLogAge {
+		l.head++
 	}
-	if drop > 0 {
-		l.entries = slices.Delete(l.entries, 0, drop)
+	// Once half the slice is pruned ends, the kept ones move to a slice of
+	// their own size: each end is copied O(1) times on average, and the
+	// memory of a mass end (a large Sweep) is given back.
+	if l.head > 0 && l.head >= len(l.entries)/2 {
+		kept := make([]endEntry, len(l.entries)-l.head, 2*(len(l.entries)-l.head))
+		copy(kept, l.entries[l.head:])
+		l.entries, l.head = kept, 0
 	}
 }
 
@@ -69,14 +73,15 @@ func (l *endLog) since(seq uint64, id uuid.UUID) (ended, unsure bool) {
 	if seq >= l.seq {
 		return false, false
 	}
+	kept := l.entries[l.head:]
 	first := l.seq + 1 // the oldest end kept
-	if len(l.entries) > 0 {
-		first = l.entries[0].seq
+	if len(kept) > 0 {
+		first = kept[0].seq
 	}
 	if seq+1 < first {
 		return false, true
 	}
-	for _, e := range l.entries[seq+1-first:] {
+	for _, e := range kept[seq+1-first:] {
 		if e.id == id {
 			return true, false
 		}
