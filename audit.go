@@ -37,7 +37,13 @@ const (
 	EventSupportRequest EventType = "support.request"
 	// EventSupportChange records a configuration change made by support,
 	// with Before and After values.
-	EventSupportChange   EventType = "support.change"
+	EventSupportChange EventType = "support.change"
+	// EventSupportScope records a scope an impersonated request took (with
+	// RequireScope, or a nested middleware) after its support.request
+	// event was recorded — a panel of a page already streaming, say: the
+	// scope in Attrs, the grant that allowed it in GrantID, the request's
+	// method and path as in support.request.
+	EventSupportScope    EventType = "support.scope"
 	EventRequestCreated  EventType = "request.created"
 	EventRequestApproved EventType = "request.approved"
 	EventRequestDenied   EventType = "request.denied"

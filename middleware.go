@@ -67,7 +67,9 @@ import (
 // Kind support, ID the principal; GrantID: the admitting grant; Attrs:
 // method, path without the query string, status, duration_ms, scope,
 // session_id, subject_user_id, and elevated_grant_ids when RequireScope
-// used other grants). It is recorded when the response is committed (the
+// used other grants; a scope taken after the event was recorded gets a
+// support.scope event of its own, see RequireScope). It is recorded when
+// the response is committed (the
 // first WriteHeader, Write or Flush, a Hijack, or the handler's return),
 // before anything reaches the client, so duration_ms is the time to the
 // first byte of the response (for a stream, not its length). If the event
@@ -93,7 +95,8 @@ import (
 // refusals use its own denied handler and are audited as access.denied.
 // When the inner request writes to the outer one's writer (or to a wrapper
 // whose Unwrap leads to it), the outer support.request event covers the
-// response, listing the scopes added. When it writes anywhere else (a
+// response, listing the scopes added (or, added after the response
+// started, a support.scope event each). When it writes anywhere else (a
 // recorder, or a wrapper without Unwrap), its response is one of its own:
 // it is checked and audited as a request of its own. The usual nesting, the
 // same writer, no stricter rule and a scope already established, costs
@@ -206,6 +209,11 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	// read by the Check may be stale): checked again at once. From here
 	// on, the listener records moves for the request.
 	if now := g.watch.moves.Load(); now != move {
+		// The request's own grant shortened meanwhile: its new end holds
+		// from now on (timer, RequireScope), even before the re-check.
+		if me, ok := g.watch.moved.since(gr.ID, move); ok {
+			st.moveEnd(gr.ID, me.end, me.move)
+		}
 		st.admitMove.Store(now)
 		st.recheck.Store(true)
 		g.watch.poke()
@@ -254,6 +262,16 @@ func (g *guard) checkRefusal(r *http.Request, s Session, scope Scope, err error)
 // tells the host when the session ended. completed is false when the
 // handler panicked.
 func (g *guard) finish(st *reqState, rw *supportWriter, completed bool) {
+	defer func() {
+		// A panic of host code in here (an auditor, the denied or error
+		// handler, OnSessionEnded) must not leave the request watched:
+		// it would keep the watcher goroutine and its re-checks alive.
+		if p := recover(); p != nil {
+			g.watch.leave(st)
+			st.cancel(nil)
+			panic(p)
+		}
+	}()
 	if !rw.committed {
 		if completed {
 			rw.commit(http.StatusOK)
@@ -315,7 +333,11 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // carry it.
 // GrantFromContext keeps returning the admitting grant; the support.request
 // event lists the other grant in elevated_grant_ids, and the request's
-// background re-checks and expiry timer cover s from then on. A refusal is
+// background re-checks and expiry timer cover s from then on. When the
+// response had started already (its support.request event recorded: a
+// panel of a streaming page), a support.scope event records s and the
+// grant that allows it before the route runs; if it cannot be recorded the
+// route is refused (503), fail closed. A refusal is
 // handled like one of the middleware (403, or 503 on a store error;
 // audited as access.denied) and concerns this route only: if it is the
 // response sent to support (written to the middleware's writer, directly

@@ -88,3 +88,43 @@ func (l *endLog) since(seq uint64, id uuid.UUID) (ended, unsure bool) {
 	}
 	return false, false
 }
+
+// moveLog keeps, per grant, the latest end an Extend on the Manager gave
+// it and that move's number, for the moves of the last endLogAge (at least
+// endLogKeep grants): the admission of a request whose grant an Extend
+// shortened while its Check answered takes the new end from here — the
+// listener could not yet tell the request.
+type moveLog struct {
+	mu    sync.Mutex
+	m     map[uuid.UUID]movedEnd
+	prune int // prune when the map grows past this
+}
+
+// add records that grant id now ends at end (move number move).
+func (l *moveLog) add(id uuid.UUID, end time.Time, move uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.m == nil {
+		l.m = make(map[uuid.UUID]movedEnd)
+	}
+	if cur, ok := l.m[id]; !ok || cur.move < move {
+		l.m[id] = movedEnd{end: end, move: move, at: now}
+	}
+	if len(l.m) > max(l.prune, endLogKeep) {
+		for k, v := range l.m {
+			if now.Sub(v.at) >= endLogAge {
+				delete(l.m, k)
+			}
+		}
+		l.prune = 2 * len(l.m)
+	}
+}
+
+// since returns the latest move of grant id if its number is after move.
+func (l *moveLog) since(id uuid.UUID, move uint64) (movedEnd, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	me, ok := l.m[id]
+	return me, ok && me.move > move
+}

@@ -27,6 +27,7 @@ type reqState struct {
 	cancel context.CancelCauseFunc
 
 	ended     atomic.Bool
+	audited   atomic.Bool  // the support.request event is recorded
 	recheck   atomic.Bool  // the watcher should check the grants now
 	checkedAt atomic.Int64 // real time (UnixNano) of the last check
 	okAt      atomic.Int64 // real time (UnixNano) of the last check that answered
@@ -61,10 +62,12 @@ type reqState struct {
 	endReason string
 }
 
-// movedEnd is an end Extend gave a grant, and when (watcher.moves).
+// movedEnd is an end Extend gave a grant, and when (watcher.moves; at:
+// the real time, for moveLog's pruning).
 type movedEnd struct {
 	end  time.Time
 	move uint64
+	at   time.Time
 }
 
 // need is a scope a request uses and the grant that allows it.
@@ -188,8 +191,15 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	if gr := st.grant; gr.Allows(s) {
 		move := watch.moves.Load()
 		if end, ok := st.admittedEnd(); ok {
+			orig, had := st.needFor(s)
 			gr.ExpiresAt = end
-			st.setNeed(s, gr, move)
+			mine := st.setNeed(s, gr, move)
+			if err := st.auditLateScope(s, gr.ID); err != nil {
+				st.restoreNeed(mine, orig, had)
+				status, code, reason := g.checkRefusal(r, st.sess, s, err)
+				st.refuse(g, w, r, s, status, code, reason, err)
+				return false
+			}
 			return true
 		}
 	}
@@ -245,6 +255,10 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		if st.ended.Load() {
 			return refuse(0, "", "", nil)
 		}
+		if err := st.auditLateScope(s, gr.ID); err != nil {
+			status, code, reason := g.checkRefusal(r, st.sess, s, err)
+			return refuse(status, code, reason, err)
+		}
 		st.markUsed(gr.ID)
 		return true
 	}
@@ -282,6 +296,23 @@ func (st *reqState) restoreNeed(mine, n need, had bool) {
 		st.needs = slices.Delete(st.needs, i, i+1)
 	}
 	st.armLocked(0)
+}
+
+// auditLateScope records a support.scope event for scope s, allowed by
+// grant id, when the request's support.request event was recorded already
+// (its response had started): that event does not list s. An error means
+// the scope may not be used (fail closed, as for the request).
+func (st *reqState) auditLateScope(s Scope, id uuid.UUID) error {
+	if !st.audited.Load() {
+		return nil // listed in the support.request event, still to come
+	}
+	ev := requestEvent(st.m, EventSupportScope, st.m.now(), st.sess, id, st.method, st.path, string(s), "")
+	ctx, cancel := auditContext(st.r.Context())
+	defer cancel()
+	if err := st.m.record(ctx, ev); err != nil {
+		return fmt.Errorf("supportaccess: middleware: audit of scope %q: %w", string(s), err)
+	}
+	return nil
 }
 
 // establishAttempts bounds the Checks of one establish whose answers'

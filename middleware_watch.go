@@ -41,6 +41,7 @@ type watcher struct {
 
 	ends   endLog        // the grants the Manager ended (see endLog)
 	moves  atomic.Uint64 // numbers the ends Extend on the Manager moved
+	moved  moveLog       // the latest of those moves per grant, recent ones
 	listen sync.Once     // registers grantChanged with the Manager
 
 	pendMu  sync.Mutex
@@ -96,6 +97,10 @@ func (w *watcher) enter(st *reqState) {
 // goroutine, if one runs, and waits for it.
 func (w *watcher) leave(st *reqState) {
 	st.mu.Lock()
+	if st.left { // already (finish after a panic)
+		st.mu.Unlock()
+		return
+	}
 	st.left = true
 	if st.timer != nil {
 		st.timer.Stop()
@@ -140,6 +145,7 @@ func (w *watcher) poke() {
 func (w *watcher) grantChanged(g Grant, ended bool) {
 	if !ended {
 		move := w.moves.Add(1)
+		w.moved.add(g.ID, g.ExpiresAt, move)
 		w.mu.Lock()
 		for st := range w.active {
 			if st.sess.TenantID == g.TenantID {

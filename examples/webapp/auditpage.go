@@ -16,7 +16,7 @@ const auditPageSize = 20
 
 // auditEventTypes are the event types the filter offers.
 var auditEventTypes = []sa.EventType{
-	sa.EventSupportRequest, sa.EventSupportChange, sa.EventAccessDenied,
+	sa.EventSupportRequest, sa.EventSupportChange, sa.EventSupportScope, sa.EventAccessDenied,
 	sa.EventGrantCreated, sa.EventGrantExtended, sa.EventGrantRevoked, sa.EventGrantExpired, sa.EventGrantStarted,
 	sa.EventGrantDelegated, sa.EventRequestCreated, sa.EventRequestApproved, sa.EventRequestDenied,
 	sa.EventRequestExpired, sa.EventActionRefused, sa.EventNotifyFailed,
