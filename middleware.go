@@ -209,9 +209,12 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	// read by the Check may be stale): checked again at once. From here
 	// on, the listener records moves for the request.
 	if now := g.watch.moves.Load(); now != move {
-		// The request's own grant shortened meanwhile: its new end holds
-		// from now on (timer, RequireScope), even before the re-check.
-		if me, ok := g.watch.moved.since(gr.ID, move); ok {
+		// The request's own grant shortened on this Manager meanwhile: the
+		// earlier end holds from now on (timer, RequireScope), even before
+		// the re-check. (Whether the Check read the store before or after
+		// that move cannot be told; the later end waits for the re-check.)
+		if me, ok := g.watch.moved.since(gr.ID, move); ok && !me.end.IsZero() &&
+			(gr.ExpiresAt.IsZero() || me.end.Before(gr.ExpiresAt)) {
 			st.moveEnd(gr.ID, me.end, me.move)
 		}
 		st.admitMove.Store(now)

@@ -26,8 +26,12 @@ type reqState struct {
 	path   string
 	cancel context.CancelCauseFunc
 
-	ended     atomic.Bool
-	audited   atomic.Bool  // the support.request event is recorded
+	ended atomic.Bool
+	// audited: the response's record is made or under way — the
+	// support.request event took the request's scopes, or a refusal became
+	// the response — so a scope taken from now on gets a support.scope
+	// event of its own (auditLateScope).
+	audited   atomic.Bool
 	recheck   atomic.Bool  // the watcher should check the grants now
 	checkedAt atomic.Int64 // real time (UnixNano) of the last check
 	okAt      atomic.Int64 // real time (UnixNano) of the last check that answered
@@ -409,6 +413,7 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 		sw.resetHeaders()
 		sw.committed = true
 		sw.blocked = errRefused
+		st.audited.Store(true) // no support.request will list later scopes
 		w = sw.w
 	}
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
@@ -491,6 +496,9 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 // audit records the support.request event with the final status.
 func (st *reqState) audit(status int, reason string) error {
 	st.mu.Lock()
+	// Under the lock that setNeed takes: a scope added after this copy of
+	// the needs sees audited and is recorded on its own.
+	st.audited.Store(true)
 	var scopes []string
 	var others []string
 	other := func(id uuid.UUID) {

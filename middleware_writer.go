@@ -144,7 +144,6 @@ func (rw *supportWriter) committedAs(code int) bool {
 		rw.replace(Denial{Status: http.StatusServiceUnavailable, Code: DeniedUnavailable, Session: st.sess, Reason: endReasonAuditFailed, Err: err}, errEndAuditFailed)
 		return false
 	}
-	st.audited.Store(true)
 	return true
 }
 
