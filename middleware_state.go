@@ -74,11 +74,14 @@ type movedEnd struct {
 	at   time.Time
 }
 
-// need is a scope a request uses and the grant that allows it.
+// need is a scope a request uses and the grant that allows it. pending:
+// taken after the response's record was made, its support.scope event is
+// not recorded yet (see auditLateScope): not relied on until it is.
 type need struct {
 	scope   Scope
 	id      uuid.UUID
 	expires time.Time
+	pending bool
 }
 
 // setNeed records that the request uses scope s, allowed by g (in place
@@ -89,9 +92,12 @@ type need struct {
 func (st *reqState) setNeed(s Scope, g Grant, move uint64) need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	n := need{scope: s, id: g.ID, expires: g.ExpiresAt}
+	n := need{scope: s, id: g.ID, expires: g.ExpiresAt, pending: st.audited.Load()}
 	if m, ok := st.movedEnd[g.ID]; ok && m.move > move {
-		n.expires = m.end
+		// Moved after the Check began: whether the Check read the store
+		// before or after the move cannot be told, so the earlier end
+		// holds until a re-check.
+		n.expires = earlierEnd(n.expires, m.end)
 	}
 	if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == s }); i >= 0 {
 		st.needs[i] = n
@@ -110,7 +116,7 @@ func (st *reqState) usesScope(s Scope) bool {
 	defer st.mu.Unlock()
 	now := st.m.now()
 	for _, n := range st.needs {
-		if st.endedGrants[n.id] || pastEnd(n.expires, now) {
+		if n.pending || st.endedGrants[n.id] || pastEnd(n.expires, now) {
 			continue
 		}
 		if hasScope([]Scope{n.scope}, s) {
@@ -118,6 +124,24 @@ func (st *reqState) usesScope(s Scope) bool {
 		}
 	}
 	return false
+}
+
+// confirmNeed marks the need establish set (mine) as audited (its
+// support.scope event is recorded), if it is still there.
+func (st *reqState) confirmNeed(mine need) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if i := slices.Index(st.needs, mine); i >= 0 {
+		st.needs[i].pending = false
+	}
+}
+
+// earlierEnd returns the earlier of two grant ends (zero: unlimited).
+func earlierEnd(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // grantEnded records that this Manager ended grant id (the watcher's
@@ -204,6 +228,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 				st.refuse(g, w, r, s, status, code, reason, err)
 				return false
 			}
+			st.confirmNeed(mine)
 			return true
 		}
 	}
@@ -263,6 +288,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			status, code, reason := g.checkRefusal(r, st.sess, s, err)
 			return refuse(status, code, reason, err)
 		}
+		st.confirmNeed(mine)
 		st.markUsed(gr.ID)
 		return true
 	}

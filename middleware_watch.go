@@ -465,16 +465,18 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// An end Extend moved after an answer's Check began is newer than
 	// what that Check may have read (ends moved earlier are not: the
 	// Check read them, or later ones made elsewhere).
+	// Which of the two the Check read cannot be told: the earlier end
+	// holds until the next re-check.
 	for i := range needs {
 		if m, ok := st.movedEnd[needs[i].id]; ok && m.move > asked[i].move {
-			needs[i].expires = m.end
+			needs[i].expires = earlierEnd(needs[i].expires, m.end)
 		}
 	}
 	// By scope: RequireScope may have added a need meanwhile, or put one
-	// back (restoreNeed).
+	// back (restoreNeed); only the grant and its end are the re-check's.
 	for _, n := range needs {
 		if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == n.scope }); i >= 0 {
-			st.needs[i] = n
+			st.needs[i].id, st.needs[i].expires = n.id, n.expires
 		}
 	}
 	st.armLocked(time.Millisecond)

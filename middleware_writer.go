@@ -138,13 +138,28 @@ func (rw *supportWriter) committedAs(code int) bool {
 		rw.replace(Denial{Status: http.StatusForbidden, Code: DeniedSessionEnded, Session: st.sess, Reason: "session ended: " + reason, Err: endCause(reason)}, endCause(reason))
 		return false
 	}
-	if err := st.audit(code, ""); err != nil {
+	if err := rw.auditResponse(code); err != nil {
 		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit of request (response refused): %w", err))
 		st.end(endReasonAuditFailed)
 		rw.replace(Denial{Status: http.StatusServiceUnavailable, Code: DeniedUnavailable, Session: st.sess, Reason: endReasonAuditFailed, Err: err}, errEndAuditFailed)
 		return false
 	}
 	return true
+}
+
+// auditResponse records the support.request event of the response with
+// status code. A panic of the auditor (host code) ends the request and
+// blocks the writer before it goes on: a handler that recovers it cannot
+// then send the response unaudited.
+func (rw *supportWriter) auditResponse(code int) error {
+	defer func() {
+		if p := recover(); p != nil {
+			rw.st.end(endReasonAuditFailed)
+			rw.blocked = errEndAuditFailed
+			panic(p)
+		}
+	}()
+	return rw.st.audit(code, "")
 }
 
 // replace writes denial d instead of the handler's response and makes
