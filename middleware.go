@@ -345,8 +345,9 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // audited as access.denied) and concerns this route only: if it is the
 // response sent to support (written to the middleware's writer, directly
 // or through wrappers with Unwrap), no support.request event is recorded
-// for it, and the handler's further writes fail with an error wrapping
-// ErrForbidden. Such a refusal is written to the writer underneath the
+// for it — the scopes other parts of the request took get a support.scope
+// event each instead — and the handler's further writes fail with an
+// error wrapping ErrForbidden. Such a refusal is written to the writer underneath the
 // middleware's, not through the wrappers between the middleware and the
 // handler (a buffering or compressing wrapper could flush the handler's
 // output with it): an access log or metrics wrapper installed inside the

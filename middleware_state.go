@@ -62,6 +62,7 @@ type reqState struct {
 	// markUsed); the event names them even when a later check replaced
 	// them in needs.
 	used      []uuid.UUID
+	needTok   uint64 // numbers the needs setNeed sets
 	left      bool
 	endReason string
 }
@@ -82,6 +83,7 @@ type need struct {
 	id      uuid.UUID
 	expires time.Time
 	pending bool
+	tok     uint64 // tells apart the needs setNeed sets (restoreNeed, confirmNeed)
 }
 
 // setNeed records that the request uses scope s, allowed by g (in place
@@ -92,7 +94,8 @@ type need struct {
 func (st *reqState) setNeed(s Scope, g Grant, move uint64) need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	n := need{scope: s, id: g.ID, expires: g.ExpiresAt, pending: st.audited.Load()}
+	st.needTok++
+	n := need{scope: s, id: g.ID, expires: g.ExpiresAt, pending: st.audited.Load(), tok: st.needTok}
 	if m, ok := st.movedEnd[g.ID]; ok && m.move > move {
 		// Moved after the Check began: whether the Check read the store
 		// before or after the move cannot be told, so the earlier end
@@ -131,7 +134,7 @@ func (st *reqState) usesScope(s Scope) bool {
 func (st *reqState) confirmNeed(mine need) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if i := slices.Index(st.needs, mine); i >= 0 {
+	if i := slices.IndexFunc(st.needs, func(x need) bool { return x.tok == mine.tok }); i >= 0 {
 		st.needs[i].pending = false
 	}
 }
@@ -319,7 +322,7 @@ func (st *reqState) restoreNeed(mine, n need, had bool) {
 	defer st.mu.Unlock()
 	i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == mine.scope })
 	switch {
-	case i < 0 || st.needs[i] != mine:
+	case i < 0 || st.needs[i].tok != mine.tok:
 	case had:
 		st.needs[i] = n
 	default:
@@ -435,14 +438,41 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 // unaudited. A refusal written anywhere else (a recorder rendering an
 // optional part of a page) leaves the audit of the response as it is.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
+	var taken []need
 	if sw := st.writerIn(w); sw != nil && !sw.committed {
 		sw.resetHeaders()
 		sw.committed = true
 		sw.blocked = errRefused
-		st.audited.Store(true) // no support.request will list later scopes
+		// No support.request will list the scopes parts of the request
+		// took so far, nor later ones: each gets a support.scope event.
+		taken = st.recordedElsewhere()
 		w = sw.w
 	}
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
+	for _, n := range taken {
+		if err := st.auditLateScope(n.scope, n.id); err != nil {
+			g.cfg.onError(r.Context(), err)
+		}
+	}
+}
+
+// recordedElsewhere marks the request as one whose response's record is
+// made (audited) without a support.request event, and returns the needs
+// such an event would have listed: those taken beyond the request's own
+// scope, that are not waiting for a support.scope event of their own.
+func (st *reqState) recordedElsewhere() []need {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.audited.Swap(true) || len(st.needs) < 2 {
+		return nil
+	}
+	var taken []need
+	for _, n := range st.needs[1:] {
+		if !n.pending {
+			taken = append(taken, n)
+		}
+	}
+	return taken
 }
 
 // reason returns why the request's access ended ("" while it holds).

@@ -132,13 +132,13 @@ func (rw *supportWriter) committedAs(code int) bool {
 	st := rw.st
 	if st.ended.Load() {
 		reason := st.reason()
-		if err := st.audit(http.StatusForbidden, "session ended: "+reason); err != nil {
+		if err := rw.auditResponse(http.StatusForbidden, "session ended: "+reason); err != nil {
 			st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit: %w", err))
 		}
 		rw.replace(Denial{Status: http.StatusForbidden, Code: DeniedSessionEnded, Session: st.sess, Reason: "session ended: " + reason, Err: endCause(reason)}, endCause(reason))
 		return false
 	}
-	if err := rw.auditResponse(code); err != nil {
+	if err := rw.auditResponse(code, ""); err != nil {
 		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit of request (response refused): %w", err))
 		st.end(endReasonAuditFailed)
 		rw.replace(Denial{Status: http.StatusServiceUnavailable, Code: DeniedUnavailable, Session: st.sess, Reason: endReasonAuditFailed, Err: err}, errEndAuditFailed)
@@ -148,18 +148,21 @@ func (rw *supportWriter) committedAs(code int) bool {
 }
 
 // auditResponse records the support.request event of the response with
-// status code. A panic of the auditor (host code) ends the request and
-// blocks the writer before it goes on: a handler that recovers it cannot
-// then send the response unaudited.
-func (rw *supportWriter) auditResponse(code int) error {
+// status code (and reason). A panic of the auditor (host code) ends the
+// request, blocks the writer and sends a bare 503 with only the header
+// fields set before the handler before it goes on: a handler that recovers
+// it cannot then send the response, or its header fields, unaudited.
+func (rw *supportWriter) auditResponse(code int, reason string) error {
 	defer func() {
 		if p := recover(); p != nil {
 			rw.st.end(endReasonAuditFailed)
 			rw.blocked = errEndAuditFailed
+			rw.resetHeaders()
+			rw.w.WriteHeader(http.StatusServiceUnavailable)
 			panic(p)
 		}
 	}()
-	return rw.st.audit(code, "")
+	return rw.st.audit(code, reason)
 }
 
 // replace writes denial d instead of the handler's response and makes
