@@ -61,7 +61,7 @@ type reqState struct {
 	// used: the grants establish let a part of the request run on (see
 	// markUsed); the event names them even when a later check replaced
 	// them in needs.
-	used      []uuid.UUID
+	used      []need // scope and grant only
 	needTok   uint64 // numbers the needs setNeed sets
 	left      bool
 	endReason string
@@ -292,7 +292,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			return refuse(status, code, reason, err)
 		}
 		st.confirmNeed(mine)
-		st.markUsed(gr.ID)
+		st.markUsed(s, gr.ID)
 		return true
 	}
 	// Every grant found ended as it was found (grants ending one after
@@ -359,12 +359,13 @@ func (st *reqState) refuseEnded(g *guard, w http.ResponseWriter, r *http.Request
 	st.refuse(g, w, r, s, http.StatusForbidden, DeniedSessionEnded, "session ended: "+reason, endCause(reason))
 }
 
-// markUsed records that a part of the request ran on grant id (see used).
-func (st *reqState) markUsed(id uuid.UUID) {
+// markUsed records that a part of the request ran on grant id with scope
+// s (see used).
+func (st *reqState) markUsed(s Scope, id uuid.UUID) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !slices.Contains(st.used, id) {
-		st.used = append(st.used, id)
+	if u := (need{scope: s, id: id}); !slices.Contains(st.used, u) {
+		st.used = append(st.used, u)
 	}
 }
 
@@ -451,26 +452,41 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
 	for _, n := range taken {
 		if err := st.auditLateScope(n.scope, n.id); err != nil {
+			// A scope in no record may not be used on: the request ends,
+			// as when its support.request event cannot be recorded.
 			g.cfg.onError(r.Context(), err)
+			st.end(endReasonAuditFailed)
 		}
 	}
 }
 
 // recordedElsewhere marks the request as one whose response's record is
-// made (audited) without a support.request event, and returns the needs
-// such an event would have listed: those taken beyond the request's own
-// scope, that are not waiting for a support.scope event of their own.
+// made (audited) without a support.request event, and returns the scopes
+// and grants such an event would have listed: every need on a grant other
+// than the admitting one (needs[0] too, when another grant took over the
+// request's own scope) that is not waiting for a support.scope event of
+// its own, and every grant a part of the request ran on (used) that a
+// later check replaced.
 func (st *reqState) recordedElsewhere() []need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.audited.Swap(true) || len(st.needs) < 2 {
+	if st.audited.Swap(true) {
 		return nil
 	}
 	var taken []need
-	for _, n := range st.needs[1:] {
-		if !n.pending {
+	add := func(n need) {
+		n = need{scope: n.scope, id: n.id}
+		if n.id != st.grant.ID && !slices.Contains(taken, n) {
 			taken = append(taken, n)
 		}
+	}
+	for i, n := range st.needs {
+		if !n.pending && (i > 0 || n.id != st.grant.ID) {
+			add(n)
+		}
+	}
+	for _, u := range st.used {
+		add(u)
 	}
 	return taken
 }
@@ -569,7 +585,8 @@ func (st *reqState) audit(status int, reason string) error {
 		scopes = append(scopes, string(n.scope))
 		other(n.id)
 	}
-	for _, id := range st.used {
+	for _, u := range st.used {
+		id := u.id
 		other(id)
 	}
 	st.mu.Unlock()
