@@ -462,11 +462,12 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 
 // recordedElsewhere marks the request as one whose response's record is
 // made (audited) without a support.request event, and returns the scopes
-// and grants such an event would have listed: every need on a grant other
-// than the admitting one (needs[0] too, when another grant took over the
-// request's own scope) that is not waiting for a support.scope event of
-// its own, and every grant a part of the request ran on (used) that a
-// later check replaced.
+// and grants such an event would have listed that the access.denied event
+// of the refusal does not: every need beyond the request's own scope that
+// is not waiting for a support.scope event of its own, every grant a part
+// of the request ran on (used) that a later check replaced, and the
+// request's own scope when it is write or held by another grant than the
+// admitting one — each scope and grant once.
 func (st *reqState) recordedElsewhere() []need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -476,17 +477,26 @@ func (st *reqState) recordedElsewhere() []need {
 	var taken []need
 	add := func(n need) {
 		n = need{scope: n.scope, id: n.id}
-		if n.id != st.grant.ID && !slices.Contains(taken, n) {
+		if !slices.Contains(taken, n) {
 			taken = append(taken, n)
 		}
 	}
-	for i, n := range st.needs {
-		if !n.pending && (i > 0 || n.id != st.grant.ID) {
+	// The scopes parts of the request took first, then its own.
+	for _, n := range st.needs[min(1, len(st.needs)):] {
+		if !n.pending {
 			add(n)
 		}
 	}
 	for _, u := range st.used {
 		add(u)
+	}
+	// The request's own scope, when the access.denied event does not say
+	// it already: write (a change may have been made before the refusal),
+	// or a grant other than the admitting one, which that event names.
+	if len(st.needs) > 0 {
+		if n := st.needs[0]; !n.pending && (n.scope != ScopeRead || n.id != st.grant.ID) {
+			add(n)
+		}
 	}
 	return taken
 }
