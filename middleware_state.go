@@ -446,7 +446,7 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 		sw.blocked = errRefused
 		// No support.request will list the scopes parts of the request
 		// took so far, nor later ones: each gets a support.scope event.
-		taken = st.recordedElsewhere()
+		taken = st.recordedElsewhere(scope)
 		w = sw.w
 	}
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
@@ -467,8 +467,9 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 // is not waiting for a support.scope event of its own, every grant a part
 // of the request ran on (used) that a later check replaced, and the
 // request's own scope when it is write or held by another grant than the
-// admitting one — each scope and grant once.
-func (st *reqState) recordedElsewhere() []need {
+// admitting one, unless it is the scope refused (refused) on the
+// admitting grant — each scope and grant once.
+func (st *reqState) recordedElsewhere(refused Scope) []need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.audited.Swap(true) {
@@ -492,9 +493,12 @@ func (st *reqState) recordedElsewhere() []need {
 	}
 	// The request's own scope, when the access.denied event does not say
 	// it already: write (a change may have been made before the refusal),
-	// or a grant other than the admitting one, which that event names.
+	// or a grant other than the admitting one, which that event names —
+	// unless it is the very scope refused on the admitting grant.
 	if len(st.needs) > 0 {
-		if n := st.needs[0]; !n.pending && (n.scope != ScopeRead || n.id != st.grant.ID) {
+		n := st.needs[0]
+		refusedOwn := n.scope == refused && n.id == st.grant.ID
+		if !n.pending && !refusedOwn && (n.scope != ScopeRead || n.id != st.grant.ID) {
 			add(n)
 		}
 	}
