@@ -213,8 +213,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		// earlier end holds from now on (timer, RequireScope), even before
 		// the re-check. (Whether the Check read the store before or after
 		// that move cannot be told; the later end waits for the re-check.)
-		if me, ok := g.watch.moved.since(gr.ID, move); ok && !me.end.IsZero() &&
-			(gr.ExpiresAt.IsZero() || me.end.Before(gr.ExpiresAt)) {
+		if me, ok := g.watch.moved.since(gr.ID, move); ok && endsBefore(me.end, gr.ExpiresAt) {
 			st.moveEnd(gr.ID, me.end, me.move)
 		}
 		st.admitMove.Store(now)

@@ -139,9 +139,14 @@ func (st *reqState) confirmNeed(mine need) {
 	}
 }
 
+// endsBefore reports whether grant end a (zero: unlimited) comes before b.
+func endsBefore(a, b time.Time) bool {
+	return !a.IsZero() && (b.IsZero() || a.Before(b))
+}
+
 // earlierEnd returns the earlier of two grant ends (zero: unlimited).
 func earlierEnd(a, b time.Time) time.Time {
-	if a.IsZero() || !b.IsZero() && b.Before(a) {
+	if endsBefore(b, a) {
 		return b
 	}
 	return a
@@ -550,7 +555,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 	for i, n := range needs {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
-		case errors.Is(err, ErrNoActiveGrant) || errors.Is(err, ErrScopeNotGranted):
+		case isDenial(err):
 			readLeft := i > 0 // needs[0], read or write, was just allowed
 			if i == 0 && n.scope != ScopeRead && errors.Is(err, ErrScopeNotGranted) {
 				// Only a denial of read ends the session; not knowing

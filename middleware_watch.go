@@ -602,7 +602,7 @@ func minTime(a, b time.Time) time.Time {
 // scope when readLeft, else expired or revoked); a store failure ends the
 // request too (fail closed), reported but not as the end of the session.
 func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error) string {
-	if !errors.Is(err, ErrNoActiveGrant) && !errors.Is(err, ErrScopeNotGranted) {
+	if !isDenial(err) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
