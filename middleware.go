@@ -214,7 +214,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		// the re-check. (Whether the Check read the store before or after
 		// that move cannot be told; the later end waits for the re-check.)
 		if me, ok := g.watch.moved.since(gr.ID, move); ok && endsBefore(me.end, gr.ExpiresAt) {
-			st.moveEnd(gr.ID, me.end, me.move)
+			st.moveEnd(gr.ID, me.end)
 		}
 		st.admitMove.Store(now)
 		st.recheck.Store(true)

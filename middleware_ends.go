@@ -89,11 +89,20 @@ func (l *endLog) since(seq uint64, id uuid.UUID) (ended, unsure bool) {
 	return false, false
 }
 
+// movedEnd is an end Extend gave a grant, and when (watcher.moves; at:
+// the real time, for moveLog's pruning).
+type movedEnd struct {
+	end  time.Time
+	move uint64
+	at   time.Time
+}
+
 // moveLog keeps, per grant, the latest end an Extend on the Manager gave
 // it and that move's number, for the moves of the last endLogAge (at least
-// endLogKeep grants): the admission of a request whose grant an Extend
-// shortened while its Check answered takes the new end from here — the
-// listener could not yet tell the request.
+// endLogKeep grants): a Check — the admission of a request, a
+// RequireScope, a re-check — whose grant an Extend moved while it answered
+// takes the move from here, the listener having had no need of the
+// request's to move yet.
 type moveLog struct {
 	mu    sync.Mutex
 	m     map[uuid.UUID]movedEnd

@@ -45,10 +45,6 @@ type reqState struct {
 	firstPoll time.Time // real time the watcher must start polling st; zero once done
 	// timerPolls: timer is set for firstPoll rather than the grant's end.
 	timerPolls bool
-	// movedEnd: the latest end Extend on this Manager gave each grant, and
-	// the watcher's move number of that Extend (see moveEnd and
-	// watcher.recheck).
-	movedEnd map[uuid.UUID]movedEnd
 	// admitSeq, admitMove: the end log's and the watcher's move numbers
 	// once the watcher follows the request (before that, before its
 	// admission Check); an answer a poll cached before them is not the
@@ -65,14 +61,6 @@ type reqState struct {
 	needTok   uint64 // numbers the needs setNeed sets
 	left      bool
 	endReason string
-}
-
-// movedEnd is an end Extend gave a grant, and when (watcher.moves; at:
-// the real time, for moveLog's pruning).
-type movedEnd struct {
-	end  time.Time
-	move uint64
-	at   time.Time
 }
 
 // need is a scope a request uses and the grant that allows it. pending:
@@ -96,7 +84,7 @@ func (st *reqState) setNeed(s Scope, g Grant, move uint64) need {
 	defer st.mu.Unlock()
 	st.needTok++
 	n := need{scope: s, id: g.ID, expires: g.ExpiresAt, pending: st.audited.Load(), tok: st.needTok}
-	if m, ok := st.movedEnd[g.ID]; ok && m.move > move {
+	if m, ok := st.g.watch.moved.since(g.ID, move); ok {
 		// Moved after the Check began: whether the Check read the store
 		// before or after the move cannot be told, so the earlier end
 		// holds until a re-check.
@@ -258,7 +246,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	for range establishAttempts {
 		// The end and move numbers before the Check: an end or a move
 		// after them, before setNeed makes the need visible to the
-		// listener, is in the end log or movedEnd.
+		// listener, is in the end log or the moveLog.
 		seq, move := watch.ends.now(), watch.moves.Load()
 		gr, err := st.m.Check(r.Context(), st.sess.TenantID, st.sess.Principal, s)
 		if st.ended.Load() {
@@ -391,16 +379,12 @@ func (st *reqState) admittedEnd() (time.Time, bool) {
 }
 
 // moveEnd records that grant id, of the request's tenant, now ends at end
-// (Extend on this Manager): the request's expiry timer follows, and so do
-// a re-check and a RequireScope Check in flight (movedEnd; it holds at most
-// the tenant's grants, the only ones a Check for the request can find).
-func (st *reqState) moveEnd(id uuid.UUID, end time.Time, move uint64) {
+// (Extend on this Manager): the needs on it and the request's expiry timer
+// follow. (A re-check or RequireScope Check in flight, which may adopt the
+// grant after this, finds the move in the watcher's moveLog.)
+func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.movedEnd == nil {
-		st.movedEnd = make(map[uuid.UUID]movedEnd)
-	}
-	st.movedEnd[id] = movedEnd{end: end, move: move}
 	hit := false
 	for i := range st.needs {
 		if st.needs[i].id == id {

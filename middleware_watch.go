@@ -149,7 +149,7 @@ func (w *watcher) grantChanged(g Grant, ended bool) {
 		w.mu.Lock()
 		for st := range w.active {
 			if st.sess.TenantID == g.TenantID {
-				st.moveEnd(g.ID, g.ExpiresAt, move)
+				st.moveEnd(g.ID, g.ExpiresAt)
 			}
 		}
 		w.mu.Unlock()
@@ -468,7 +468,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// Which of the two the Check read cannot be told: the earlier end
 	// holds until the next re-check.
 	for i := range needs {
-		if m, ok := st.movedEnd[needs[i].id]; ok && m.move > asked[i].move {
+		if m, ok := w.moved.since(needs[i].id, asked[i].move); ok {
 			needs[i].expires = earlierEnd(needs[i].expires, m.end)
 		}
 	}
