@@ -212,22 +212,6 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		return true
 	}
 	watch := st.g.watch
-	if gr := st.grant; gr.Allows(s) {
-		move := watch.moves.Load()
-		if end, ok := st.admittedEnd(); ok {
-			orig, had := st.needFor(s)
-			gr.ExpiresAt = end
-			mine := st.setNeed(s, gr, move)
-			if err := st.auditLateScope(s, gr.ID); err != nil {
-				st.restoreNeed(mine, orig, had)
-				status, code, reason := g.checkRefusal(r, st.sess, s, err)
-				st.refuse(g, w, r, s, status, code, reason, err)
-				return false
-			}
-			st.confirmNeed(mine)
-			return true
-		}
-	}
 	// The request's need for s before this call: put back if a need this
 	// call set is not used after all (its grant ended, then a refusal).
 	orig, had := st.needFor(s)
@@ -243,6 +227,30 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		}
 		return false
 	}
+	refuseErr := func(err error) bool {
+		status, code, reason := g.checkRefusal(r, st.sess, s, err)
+		return refuse(status, code, reason, err)
+	}
+	// take lets the part run on the need just set: once its support.scope
+	// event, if one is due, is recorded.
+	take := func(id uuid.UUID, used bool) bool {
+		if err := st.auditLateScope(s, id); err != nil {
+			return refuseErr(err)
+		}
+		st.confirmNeed(mine)
+		if used {
+			st.markUsed(s, id)
+		}
+		return true
+	}
+	if gr := st.grant; gr.Allows(s) {
+		move := watch.moves.Load()
+		if end, ok := st.admittedEnd(); ok {
+			gr.ExpiresAt = end
+			mine, set = st.setNeed(s, gr, move), true
+			return take(gr.ID, false)
+		}
+	}
 	for range establishAttempts {
 		// The end and move numbers before the Check: an end or a move
 		// after them, before setNeed makes the need visible to the
@@ -255,8 +263,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 			return refuse(0, "", "", nil)
 		}
 		if err != nil {
-			status, code, reason := g.checkRefusal(r, st.sess, s, err)
-			return refuse(status, code, reason, err)
+			return refuseErr(err)
 		}
 		// A grant this Manager ended while the Check answered: ask again
 		// (the end has committed); nothing is recorded for the answer.
@@ -280,20 +287,12 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		if st.ended.Load() {
 			return refuse(0, "", "", nil)
 		}
-		if err := st.auditLateScope(s, gr.ID); err != nil {
-			status, code, reason := g.checkRefusal(r, st.sess, s, err)
-			return refuse(status, code, reason, err)
-		}
-		st.confirmNeed(mine)
-		st.markUsed(s, gr.ID)
-		return true
+		return take(gr.ID, true)
 	}
 	// Every grant found ended as it was found (grants ending one after
 	// the other, RevokeTenant say): refused as an outage, not run on a
 	// grant known to have ended.
-	err := fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
-	status, code, reason := g.checkRefusal(r, st.sess, s, err)
-	return refuse(status, code, reason, err)
+	return refuseErr(fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s)))
 }
 
 // needFor returns the request's need for scope s, if it has one.
