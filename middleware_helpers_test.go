@@ -43,7 +43,19 @@ func (c *mwClock) setUntil(t time.Time, d time.Duration) {
 }
 
 // mwStore is a memstore whose check or audit can be made to fail, or its
-// check to hang until its context ends (a dead peer, an exhausted pool).
+// check to hang until its context ends (a dead peer, an exhausted pool),
+// with the hooks the review tests set while a request runs.
+//
+// Checks. The watcher's Checks (their context has a deadline) are counted
+// (watchReads, those of read), wait slowWatch first, giving up when their
+// context ends, and those of deafScope get no answer until it ends. The
+// next Check without a deadline (admission, RequireScope) runs
+// beforeAdmit first; the next Check of any caller runs before just
+// before it reads the store and after right after (each hook runs once).
+//
+// Records. A support.request or support.scope Record takes the first gate
+// queued for its type (see gate); support.request Records panic while
+// panicReq is not zero (above zero it counts down: the next n panic).
 type mwStore struct {
 	*memstore.Store
 	failFind   atomic.Bool
@@ -51,9 +63,81 @@ type mwStore struct {
 	slowFind   atomic.Int64 // a delay (time.Duration) before answering
 	failRecord atomic.Bool
 	finds      atomic.Int64
+
+	before, after, beforeAdmit atomic.Pointer[func()]
+	slowWatch                  atomic.Int64 // time.Duration
+	deafScope                  atomic.Pointer[sa.Scope]
+	watchReads                 atomic.Int64
+	panicReq                   atomic.Int64
+	gatesMu                    sync.Mutex
+	gates                      []*mwGate
+}
+
+// mwGate holds one Record of its type: the Record closes entered, waits
+// for release, then fails (with errMWBoom) if fail is set, else goes on.
+type mwGate struct {
+	typ              sa.EventType
+	entered, release chan struct{}
+	fail             bool
+}
+
+// gate queues a gate for the next Record of typ that finds none before it.
+func (s *mwStore) gate(typ sa.EventType, fail bool) *mwGate {
+	g := &mwGate{typ: typ, entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
+	s.gatesMu.Lock()
+	defer s.gatesMu.Unlock()
+	s.gates = append(s.gates, g)
+	return g
+}
+
+// takeGate removes and returns the first gate queued for typ, or nil.
+func (s *mwStore) takeGate(typ sa.EventType) *mwGate {
+	s.gatesMu.Lock()
+	defer s.gatesMu.Unlock()
+	for i, g := range s.gates {
+		if g.typ == typ {
+			s.gates = append(s.gates[:i], s.gates[i+1:]...)
+			return g
+		}
+	}
+	return nil
+}
+
+// runOnce runs and clears the hook in p, if any.
+func runOnce(p *atomic.Pointer[func()]) {
+	if f := p.Swap(nil); f != nil {
+		(*f)()
+	}
+}
+
+// mwSleep waits d (nothing if d <= 0) or until ctx ends.
+func mwSleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
+	if _, watcher := ctx.Deadline(); watcher {
+		if scope == sa.ScopeRead {
+			s.watchReads.Add(1)
+		}
+		if err := mwSleep(ctx, time.Duration(s.slowWatch.Load())); err != nil {
+			return sa.Grant{}, err
+		}
+		if deaf := s.deafScope.Load(); deaf != nil && *deaf == scope {
+			<-ctx.Done()
+			return sa.Grant{}, ctx.Err()
+		}
+	} else {
+		runOnce(&s.beforeAdmit)
+	}
 	s.finds.Add(1)
 	if s.failFind.Load() {
 		return sa.Grant{}, errMWBoom
@@ -62,17 +146,30 @@ func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal strin
 		<-ctx.Done()
 		return sa.Grant{}, ctx.Err()
 	}
-	if d := time.Duration(s.slowFind.Load()); d > 0 {
-		select {
-		case <-ctx.Done():
-			return sa.Grant{}, ctx.Err()
-		case <-time.After(d):
-		}
+	if err := mwSleep(ctx, time.Duration(s.slowFind.Load())); err != nil {
+		return sa.Grant{}, err
 	}
-	return s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	runOnce(&s.before)
+	g, err := s.Store.FindActiveGrant(ctx, tenantID, principal, scope, now)
+	runOnce(&s.after)
+	return g, err
 }
 
 func (s *mwStore) Record(ctx context.Context, e sa.Event) error {
+	if g := s.takeGate(e.Type); g != nil {
+		close(g.entered)
+		<-g.release
+		if g.fail {
+			return errMWBoom
+		}
+	}
+	if e.Type == sa.EventSupportRequest {
+		for n := s.panicReq.Load(); n != 0; n = s.panicReq.Load() {
+			if n < 0 || s.panicReq.CompareAndSwap(n, n-1) {
+				panic("auditor: nil map")
+			}
+		}
+	}
 	if s.failRecord.Load() {
 		return errMWBoom
 	}

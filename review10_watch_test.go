@@ -268,7 +268,8 @@ func TestReview10StoppedWatcherReportsRevoked(t *testing.T) {
 // was active throughout, and a re-check would have confirmed it.
 func TestReview10EndLogOverflowRefusesRequireScope(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	const tenants, per = 3, 260

@@ -5,54 +5,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the eleventh review round: commits ad27a83 and
 // 5419ed4 to the middleware's watcher, establish and refusals (prefix
 // TestReview11).
-
-// rw11Store is a memstore with an after hook (run once, right after the
-// store read a Check's grant) whose Checks of deaf from the watcher (their
-// context has a deadline) get no answer until that context ends: a store
-// slow to answer the watcher.
-type rw11Store struct {
-	*mwStore
-	after atomic.Pointer[func()]
-	deaf  sa.Scope
-	reads atomic.Int64 // Checks of read from the watcher
-}
-
-func (s *rw11Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if _, watcher := ctx.Deadline(); watcher && scope == sa.ScopeRead {
-		s.reads.Add(1)
-	}
-	if _, watcher := ctx.Deadline(); watcher && scope == s.deaf {
-		<-ctx.Done()
-		return sa.Grant{}, ctx.Err()
-	}
-	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return g, err
-}
-
-func newRW11Env(t *testing.T) (*mwEnv, *rw11Store) {
-	e := newMWEnv(t)
-	store := &rw11Store{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
 
 // TestReview11EndLogOverflowGrantReliedOnWithoutCheck: while RequireScope's
 // Check of messages:read runs, the customer revokes the only grant that
@@ -71,13 +34,15 @@ func newRW11Env(t *testing.T) (*mwEnv, *rw11Store) {
 // minStaleness).
 func TestReview11EndLogOverflowGrantReliedOnWithoutCheck(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW11Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	s := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	for range 260 {
 		e.grant(sa.GrantInput{TenantID: "bigco", Duration: sa.Day})
 	}
-	store.deaf = msgs
+	deaf := msgs
+	store.deafScope.Store(&deaf)
 	route := &mwOK{}
 	var first, second int
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +87,8 @@ func TestReview11EndLogOverflowGrantReliedOnWithoutCheck(t *testing.T) {
 // store, each holding the watcher's run until it returns). The answer
 // could go into the poll's cache (answers.sinceLastEnd) like the others.
 func TestReview11ReadCheckPerRequestNotShared(t *testing.T) {
-	e, store := newRW11Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read
 	w := e.grant(sa.GrantInput{Duration: 2 * sa.Day, Scopes: []sa.Scope{sa.ScopeWrite}})
 	const n = 4
@@ -149,5 +115,5 @@ func TestReview11ReadCheckPerRequestNotShared(t *testing.T) {
 	for c := range causes {
 		require.ErrorIs(t, c, sa.ErrScopeNotGranted, "each POST lost write, the session keeps read")
 	}
-	require.Equal(t, int64(1), store.reads.Load(), "Checks of read the watcher made for one session in one poll")
+	require.Equal(t, int64(1), store.watchReads.Load(), "Checks of read the watcher made for one session in one poll")
 }

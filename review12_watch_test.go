@@ -4,55 +4,16 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the twelfth review round: commit af4e52d to the
 // middleware's watcher and establish (prefix TestReview12).
-
-// rw12Store is a memstore that is briefly slow to answer the watcher (its
-// Checks have a deadline): slow before each such answer, giving up when the
-// context ends — a healthy store under some load, which the watcher's
-// ordinary polls (at least minRecheckTimeout, 250 ms) wait for. after runs
-// once, right after the store read a Check's grant.
-type rw12Store struct {
-	*mwStore
-	slow  atomic.Int64 // time.Duration
-	after atomic.Pointer[func()]
-}
-
-func (s *rw12Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if _, watcher := ctx.Deadline(); watcher {
-		if d := time.Duration(s.slow.Load()); d > 0 {
-			select {
-			case <-ctx.Done():
-				return sa.Grant{}, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-	}
-	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return g, err
-}
-
-func newRW12Env(t *testing.T) (*mwEnv, *rw12Store) {
-	e := newMWEnv(t)
-	store := &rw12Store{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
 
 // rw12BigTenant gives tenant bigco more grants than the end log keeps
 // (endLogSize, 256): its RevokeTenant overflows the log.
@@ -85,11 +46,12 @@ func rw12Wait(r *http.Request) error {
 // end requests.
 func TestReview12EndLogOverflowEndsRequireScopeRequest(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	rw12BigTenant(e)
-	store.slow.Store(int64(150 * time.Millisecond))
+	store.slowWatch.Store(int64(150 * time.Millisecond))
 	route := &mwOK{}
 	var code int
 	var cause error
@@ -117,10 +79,11 @@ func TestReview12EndLogOverflowEndsRequireScopeRequest(t *testing.T) {
 // OnSessionEnded tells the host that the session was revoked while its
 // only grant is active and was never touched.
 func TestReview12EndLogOverflowAtAdmissionReportedRevoked(t *testing.T) {
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day})
 	rw12BigTenant(e)
-	store.slow.Store(int64(150 * time.Millisecond))
+	store.slowWatch.Store(int64(150 * time.Millisecond))
 	revoke := func() { // inside the admission Check: bigco's grants end
 		_, err := e.m.RevokeTenant(context.Background(), "bigco", mwCustomer, "contract ended")
 		require.NoError(t, err)

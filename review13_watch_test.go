@@ -14,8 +14,8 @@ import (
 
 // Regression tests of the thirteenth review round: commits 25a5bd8,
 // 111e392 and bbaacd9 to the middleware's watcher (prefix TestReview13).
-// They reuse rw12Store (a store slow only for the watcher's Checks, with a
-// hook right after a Check read its grant), rw12BigTenant (260 grants of
+// They use mwStore's slowWatch (a store slow only for the watcher's
+// Checks) and after hook (right after a Check read its grant), rw12BigTenant (260 grants of
 // bigco: their RevokeTenant overflows the end log) and rw12Wait.
 
 // rw13Revoke returns a hook that has this Manager revoke grant id and then
@@ -42,10 +42,11 @@ func rw13Revoke(t *testing.T, e *mwEnv, id sa.Grant) func() {
 // most 100 ms for the store before it ends (as it does without the
 // overflow: rw12BigTenant with 200 grants passes this test).
 func TestReview13OverflowHidesRevocationAtAdmission(t *testing.T) {
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: sa.Day})
 	rw12BigTenant(e)
-	store.slow.Store(int64(time.Hour)) // the watcher's Checks get no answer
+	store.slowWatch.Store(int64(time.Hour)) // the watcher's Checks get no answer
 	revoke := rw13Revoke(t, e, g)
 	store.after.Store(&revoke) // inside the admission Check
 	var cause error
@@ -72,11 +73,12 @@ func TestReview13OverflowHidesRevocationAtAdmission(t *testing.T) {
 // too.)
 func TestReview13OverflowHidesRevocationInRequireScope(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	mg := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	rw12BigTenant(e)
-	store.slow.Store(int64(time.Hour)) // the watcher's Checks get no answer
+	store.slowWatch.Store(int64(time.Hour)) // the watcher's Checks get no answer
 	route := &mwOK{}
 	var cause error
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

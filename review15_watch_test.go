@@ -6,14 +6,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the fifteenth review round: the middleware end to end
@@ -25,13 +23,13 @@ import (
 // from now; from then on the watcher's re-checks (the Checks with a
 // deadline) get no answer before their deadline (a store that stopped
 // answering). It returns a function giving g's new end.
-func rw15ShortenDuringAdmission(t *testing.T, e *mwEnv, store *rw12Store, g sa.Grant, then func(newEnd time.Time)) func() time.Time {
+func rw15ShortenDuringAdmission(t *testing.T, e *mwEnv, store *mwStore, g sa.Grant, then func(newEnd time.Time)) func() time.Time {
 	var newEnd time.Time
 	extend := func() {
 		ng, err := e.m.Extend(context.Background(), g.ID, e.clock.Now().Add(time.Minute), mwCustomer)
 		require.NoError(t, err)
 		newEnd = ng.ExpiresAt
-		store.slow.Store(int64(time.Hour)) // re-checks: no answer by their deadline
+		store.slowWatch.Store(int64(time.Hour)) // re-checks: no answer by their deadline
 		if then != nil {
 			then(newEnd)
 		}
@@ -52,7 +50,8 @@ func rw15ShortenDuringAdmission(t *testing.T, e *mwEnv, store *rw12Store, g sa.G
 // ended. (A RequireScope Check would refuse: Check finds no active grant.)
 func TestReview15ShortenedDuringAdmissionRequireScopeRunsPastEnd(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{sa.ScopeRead, msgs}})
 	newEnd := rw15ShortenDuringAdmission(t, e, store, g, nil)
 	route := &mwOK{}
@@ -77,7 +76,8 @@ func TestReview15ShortenedDuringAdmissionRequireScopeRunsPastEnd(t *testing.T) {
 // at ExpiresAt plus at most a poll under way (250 ms here) and 100 ms as
 // WithPollInterval's doc promises for ends the Manager knows.
 func TestReview15ShortenedDuringAdmissionOutlivesEnd(t *testing.T) {
-	e, store := newRW12Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	rw15ShortenDuringAdmission(t, e, store, g, func(newEnd time.Time) {
 		e.clock.setUntil(newEnd, 50*time.Millisecond) // before the request is armed
@@ -163,21 +163,6 @@ func TestLateScopeAuditFailureRefusesTheScope(t *testing.T) {
 	require.Empty(t, e.events(sa.EventSupportScope))
 }
 
-// rw15PanicStore is a memstore whose Record panics on support.request
-// events while panics is set (a broken auditor: a nil map, an index out of
-// range).
-type rw15PanicStore struct {
-	*mwStore
-	panics atomic.Bool
-}
-
-func (s *rw15PanicStore) Record(ctx context.Context, e sa.Event) error {
-	if s.panics.Load() && e.Type == sa.EventSupportRequest {
-		panic("auditor: nil map")
-	}
-	return s.mwStore.Record(ctx, e)
-}
-
 // TestReview15PanicInFinishLeaksWatchedRequest: a handler returns without
 // writing, so the middleware commits its response in finish (the deferred
 // function), and the auditor panics there. finish then never reaches
@@ -191,25 +176,22 @@ func (s *rw15PanicStore) Record(ctx context.Context, e sa.Event) error {
 // the error handler) is not.
 func TestReview15PanicInFinishLeaksWatchedRequest(t *testing.T) {
 	e := newMWEnv(t)
-	store := &rw15PanicStore{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	t.Cleanup(func() { // ends the re-checks of a leaked request
-		store.panics.Store(false)
+		store.panicReq.Store(0)
 		_, _ = e.m.Revoke(context.Background(), g.ID, mwCustomer, "")
 	})
 	var reqCtx context.Context
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqCtx = r.Context()
-		store.panics.Store(true) // the handler returns; finish commits
+		store.panicReq.Store(-1) // the handler returns; finish commits
 	}), sa.WithPollInterval(20*time.Millisecond))
 	func() {
 		defer func() { require.NotNil(t, recover(), "the auditor's panic propagates") }()
 		mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	}()
-	store.panics.Store(false)
+	store.panicReq.Store(0)
 	finds := store.finds.Load()
 	require.Never(t, func() bool { return store.finds.Load() > finds }, 300*time.Millisecond, 10*time.Millisecond,
 		"the watcher goes on re-checking a request that has returned (it never left the active set)")

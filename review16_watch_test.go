@@ -5,65 +5,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the sixteenth review round: commit 00e452f (moveLog
 // at admission, finish's panic recovery, support.scope) — prefix
 // TestReview16.
-
-// rw16Store is a memstore whose Record of a support.request event can be
-// held (hold set: entered is closed, then it waits for release), whose
-// next Check without a deadline (admission, RequireScope) runs before once
-// before reading the store, and whose Checks with a deadline (the
-// watcher's re-checks) wait slow first, giving up when their context ends.
-type rw16Store struct {
-	*mwStore
-	hold    atomic.Bool
-	entered chan struct{}
-	release chan struct{}
-	before  atomic.Pointer[func()]
-	slow    atomic.Int64 // time.Duration
-}
-
-func (s *rw16Store) Record(ctx context.Context, e sa.Event) error {
-	if e.Type == sa.EventSupportRequest && s.hold.Swap(false) {
-		close(s.entered)
-		<-s.release
-	}
-	return s.mwStore.Record(ctx, e)
-}
-
-func (s *rw16Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if _, watcher := ctx.Deadline(); watcher {
-		if d := time.Duration(s.slow.Load()); d > 0 {
-			select {
-			case <-ctx.Done():
-				return sa.Grant{}, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-	} else if f := s.before.Swap(nil); f != nil {
-		(*f)()
-	}
-	return s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-}
-
-func newRW16Env(t *testing.T) (*mwEnv, *rw16Store) {
-	e := newMWEnv(t)
-	store := &rw16Store{mwStore: &mwStore{Store: memstore.New()}, entered: make(chan struct{}), release: make(chan struct{})}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
 
 // rw16Names reports whether an event of the request (support.request,
 // support.scope, support.change) names grant id or scope s.
@@ -90,22 +42,23 @@ func rw16Names(e *mwEnv, id string, s sa.Scope) bool {
 // The panel runs on grant m, and no event names m or messages:read.
 func TestReview16ScopeTakenWhileCommitRecordsEscapesAudit(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW16Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour}) // read: admits the page
 	m := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{msgs}})
 	panel := &mwOK{}
 	var panelCode int
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hold := store.gate(sa.EventSupportRequest, false)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			<-store.entered // the support.request event is being recorded
+			<-hold.entered // the support.request event is being recorded
 			rec := httptest.NewRecorder()
 			sa.RequireScope(msgs)(panel).ServeHTTP(rec, r)
 			panelCode = rec.Code
-			close(store.release)
+			close(hold.release)
 		}()
-		store.hold.Store(true)
 		_, _ = w.Write([]byte("<page>")) // commits: the auditor waits for the panel
 		<-done
 		_, _ = w.Write([]byte("<panel>"))
@@ -170,9 +123,10 @@ func TestReview16ScopeAfterRefusalEscapesAudit(t *testing.T) {
 // and runs its route with no store access; a Check would refuse it.
 func TestReview16AdmissionAppliesStaleMoveOverCheckAnswer(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW16Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{sa.ScopeRead, msgs}})
-	replica, err := sa.NewManager(store.mwStore, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	replica, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
 	require.NoError(t, err)
 	var realEnd time.Time
 	before := func() {
@@ -181,9 +135,9 @@ func TestReview16AdmissionAppliesStaleMoveOverCheckAnswer(t *testing.T) {
 		ng, err := replica.Extend(context.Background(), g.ID, e.clock.Now().Add(time.Minute), mwCustomer)
 		require.NoError(t, err)
 		realEnd = ng.ExpiresAt
-		store.slow.Store(int64(time.Hour)) // re-checks: no answer by their deadline
+		store.slowWatch.Store(int64(time.Hour)) // re-checks: no answer by their deadline
 	}
-	store.before.Store(&before)
+	store.beforeAdmit.Store(&before)
 	route := &mwOK{}
 	var code int
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -5,72 +5,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the seventeenth review round: commit 355fcab
 // (audited set under st.mu in audit, set by a refusal that became the
 // response; admission applies only an earlier moved end) — prefix
 // TestReview17.
-
-// rw17Store is a memstore whose next support.scope Record can be held
-// (holdScope: entered is closed, it waits for release, then fails), whose
-// next support.request Record can panic (panicReq), whose next Check
-// without a deadline (admission, RequireScope) runs before once before
-// reading the store, and whose Checks with a deadline (the watcher's
-// re-checks) wait slow first.
-type rw17Store struct {
-	*mwStore
-	holdScope atomic.Bool
-	entered   chan struct{}
-	release   chan struct{}
-	panicReq  atomic.Bool
-	before    atomic.Pointer[func()]
-	slow      atomic.Int64 // time.Duration
-}
-
-func (s *rw17Store) Record(ctx context.Context, e sa.Event) error {
-	if e.Type == sa.EventSupportScope && s.holdScope.Swap(false) {
-		close(s.entered)
-		<-s.release
-		return errMWBoom
-	}
-	if e.Type == sa.EventSupportRequest && s.panicReq.Swap(false) {
-		panic("auditor: nil map")
-	}
-	return s.mwStore.Record(ctx, e)
-}
-
-func (s *rw17Store) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if _, watcher := ctx.Deadline(); watcher {
-		if d := time.Duration(s.slow.Load()); d > 0 {
-			select {
-			case <-ctx.Done():
-				return sa.Grant{}, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-	} else if f := s.before.Swap(nil); f != nil {
-		(*f)()
-	}
-	return s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-}
-
-func newRW17Env(t *testing.T) (*mwEnv, *rw17Store) {
-	e := newMWEnv(t)
-	store := &rw17Store{mwStore: &mwStore{Store: memstore.New()}, entered: make(chan struct{}), release: make(chan struct{})}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
 
 // TestReview17ScopeReusedWhileItsSupportScopeFailsEscapesAudit: a
 // streaming page has written its first bytes (support.request recorded,
@@ -86,14 +32,15 @@ func newRW17Env(t *testing.T) (*mwEnv, *rw17Store) {
 // whose audit has not succeeded yet.
 func TestReview17ScopeReusedWhileItsSupportScopeFailsEscapesAudit(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW17Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour}) // read: admits the page
 	m := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{msgs}})
 	panelA, panelB := &mwOK{}, &mwOK{}
 	var codeA, codeB int
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("<page>")) // support.request recorded
-		store.holdScope.Store(true)
+		hold := store.gate(sa.EventSupportScope, true)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -101,11 +48,11 @@ func TestReview17ScopeReusedWhileItsSupportScopeFailsEscapesAudit(t *testing.T) 
 			sa.RequireScope(msgs)(panelA).ServeHTTP(rec, r)
 			codeA = rec.Code
 		}()
-		<-store.entered // A's support.scope is being recorded
+		<-hold.entered // A's support.scope is being recorded
 		rec := httptest.NewRecorder()
 		sa.RequireScope(msgs)(panelB).ServeHTTP(rec, r)
 		codeB = rec.Code
-		close(store.release) // A's support.scope fails
+		close(hold.release) // A's support.scope fails
 		<-done
 	}))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
@@ -134,10 +81,11 @@ func TestReview17ScopeReusedWhileItsSupportScopeFailsEscapesAudit(t *testing.T) 
 // and runs its route with no store access; a Check would refuse it.
 func TestReview17RequireScopeAppliesStaleMoveOverCheckAnswer(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW17Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour}) // read: admits the page
 	m := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{msgs}})
-	replica, err := sa.NewManager(store.mwStore, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
+	replica, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
 	require.NoError(t, err)
 	var realEnd time.Time
 	before := func() {
@@ -146,12 +94,12 @@ func TestReview17RequireScopeAppliesStaleMoveOverCheckAnswer(t *testing.T) {
 		ng, err := replica.Extend(context.Background(), m.ID, e.clock.Now().Add(time.Minute), mwCustomer)
 		require.NoError(t, err)
 		realEnd = ng.ExpiresAt
-		store.slow.Store(int64(time.Hour)) // re-checks: no answer by their deadline
+		store.slowWatch.Store(int64(time.Hour)) // re-checks: no answer by their deadline
 	}
 	first, second := &mwOK{}, &mwOK{}
 	var code int
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		store.before.Store(&before) // the next Check: RequireScope's
+		store.beforeAdmit.Store(&before) // the next Check: RequireScope's
 		rec := httptest.NewRecorder()
 		sa.RequireScope(msgs)(first).ServeHTTP(rec, r)
 		require.Equal(t, http.StatusOK, rec.Code, "m allowed messages:read until its real end")
@@ -179,10 +127,11 @@ func TestReview17RequireScopeAppliesStaleMoveOverCheckAnswer(t *testing.T) {
 // Middleware promises the event is recorded before anything reaches the
 // client (fail closed).
 func TestReview17AuditorPanicRecoveredLetsResponseOutUnaudited(t *testing.T) {
-	e, store := newRW17Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour})
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		store.panicReq.Store(true)
+		store.panicReq.Store(1)
 		for _, part := range []string{"<header>", "<customer-secret>"} {
 			func() {
 				defer func() { _ = recover() }() // a failing part does not break the page

@@ -4,65 +4,17 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/memstore"
 )
 
 // Regression tests of the eighteenth review round: commit 67ce881 (pending
 // late needs confirmed by value, earlier moved ends, the auditor's panic
 // while the response is recorded) — prefix TestReview18.
-
-// rw18Store is a memstore whose support.scope Records can be held one by
-// one (scopeGate: each Record takes the next gate, closes its entered
-// channel, waits for release and then fails or succeeds as the gate
-// says), and whose support.request Records panic while panicReq is set.
-type rw18Store struct {
-	*mwStore
-	gates    chan *rw18Gate
-	panicReq atomic.Bool
-}
-
-type rw18Gate struct {
-	entered, release chan struct{}
-	fail             bool
-}
-
-func newRW18Gate(fail bool) *rw18Gate {
-	return &rw18Gate{entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
-}
-
-func (s *rw18Store) Record(ctx context.Context, e sa.Event) error {
-	if e.Type == sa.EventSupportScope {
-		select {
-		case g := <-s.gates:
-			close(g.entered)
-			<-g.release
-			if g.fail {
-				return errMWBoom
-			}
-		default:
-		}
-	}
-	if e.Type == sa.EventSupportRequest && s.panicReq.Load() {
-		panic("auditor: nil map")
-	}
-	return s.mwStore.Record(ctx, e)
-}
-
-func newRW18Env(t *testing.T) (*mwEnv, *rw18Store) {
-	e := newMWEnv(t)
-	store := &rw18Store{mwStore: &mwStore{Store: memstore.New()}, gates: make(chan *rw18Gate, 4)}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
 
 // TestReview18FailedPendingNeedRemovesTwinNeedRouteRunsUnwatched: since
 // 67ce881 a need set after the response's record is pending, so a second
@@ -78,12 +30,11 @@ func newRW18Env(t *testing.T) (*mwEnv, *rw18Store) {
 // background re-checks and expiry timer cover s from then on".
 func TestReview18FailedPendingNeedRemovesTwinNeedRouteRunsUnwatched(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newRW18Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour}) // read: admits the page
 	m := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{msgs}})
-	gateA, gateB := newRW18Gate(true), newRW18Gate(false)
-	store.gates <- gateA
-	store.gates <- gateB
+	gateA, gateB := store.gate(sa.EventSupportScope, true), store.gate(sa.EventSupportScope, false)
 	panelA, panelB := &mwOK{}, &mwOK{}
 	var codeA, codeB int
 	var stillRunning bool
@@ -165,16 +116,17 @@ func TestReview18ScopeBeforeRefusalResponseNeverAudited(t *testing.T) {
 // sends its implicit 200 with every header field the handler set — to
 // support, with no support.request event.
 func TestReview18AuditorPanicRecoveredHeadersGoOutAs200(t *testing.T) {
-	e, store := newRW18Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour})
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Customer-Secret", "iban=DE89370400440532013000")
-		store.panicReq.Store(true)
+		store.panicReq.Store(-1)
 		func() {
 			defer func() { _ = recover() }() // a failing part does not break the page
 			w.WriteHeader(http.StatusOK)
 		}()
-		store.panicReq.Store(false)
+		store.panicReq.Store(0)
 	}))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -200,7 +152,8 @@ func TestReview18AuditorPanicRecoveredHeadersGoOutAs200(t *testing.T) {
 // the handler's status and header fields after the session ended, with no
 // event, instead of the 403 DeniedSessionEnded denial.
 func TestReview18AuditorPanicOnSessionEndedCommitLetsHeaderThrough(t *testing.T) {
-	e, store := newRW18Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
@@ -211,14 +164,14 @@ func TestReview18AuditorPanicOnSessionEndedCommitLetsHeaderThrough(t *testing.T)
 			t.Error("the revoked request was not ended")
 		}
 		w.Header().Set("X-Customer-Secret", "iban=DE89370400440532013000")
-		store.panicReq.Store(true)
+		store.panicReq.Store(-1)
 		for range 2 {
 			func() {
 				defer func() { _ = recover() }() // a failing part does not break the page
 				w.WriteHeader(http.StatusOK)
 			}()
 		}
-		store.panicReq.Store(false)
+		store.panicReq.Store(0)
 	}), sa.WithPollInterval(100*time.Millisecond))
 	rec := mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	res := rec.Result()

@@ -32,15 +32,15 @@ import (
 // event cannot be recorded (restoreNeed, 503); refuse's path does not.
 func TestReview19FailedScopeEventAfterRefusalLeavesScopeUsable(t *testing.T) {
 	const billing, msgs sa.Scope = "billing:read", "messages:write"
-	e, store := newRW18Env(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: time.Hour}) // read: admits the page
 	m := e.grant(sa.GrantInput{Duration: time.Hour, Scopes: []sa.Scope{msgs}})
-	fail := newRW18Gate(true) // the next support.scope Record fails at once
-	close(fail.release)
 	action, again, summary := &mwOK{}, &mwOK{}, &mwOK{}
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sa.RequireScope(msgs)(action).ServeHTTP(httptest.NewRecorder(), r) // runs on m, no event yet
-		store.gates <- fail
+		fail := store.gate(sa.EventSupportScope, true)                     // the next support.scope Record fails at once
+		close(fail.release)
 		sa.RequireScope(billing)(summary).ServeHTTP(w, r) // refused: the response; m's support.scope fails
 		sa.RequireScope(msgs)(again).ServeHTTP(httptest.NewRecorder(), r)
 	}))

@@ -1428,41 +1428,14 @@ func TestRevokedGrantWithManyRequestsOfOneSessionKeptByOtherGrant(t *testing.T) 
 	manyRequestsKeptByOtherGrant(t, false, 8*time.Millisecond, 250*time.Millisecond, 600*time.Millisecond)
 }
 
-// hookStore runs before (once, when set) just before the store reads a
-// Check's grant, and after (once, when set) right after.
-type hookStore struct {
-	*mwStore
-	before, after atomic.Pointer[func()]
-}
-
-func (s *hookStore) FindActiveGrant(ctx context.Context, tenantID, principal string, scope sa.Scope, now time.Time) (sa.Grant, error) {
-	if f := s.before.Swap(nil); f != nil {
-		(*f)()
-	}
-	g, err := s.mwStore.FindActiveGrant(ctx, tenantID, principal, scope, now)
-	if f := s.after.Swap(nil); f != nil {
-		(*f)()
-	}
-	return g, err
-}
-
-// newHookEnv is newMWEnv on a hookStore.
-func newHookEnv(t *testing.T) (*mwEnv, *hookStore) {
-	e := newMWEnv(t)
-	store := &hookStore{mwStore: &mwStore{Store: memstore.New()}}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m, e.store = m, store.mwStore
-	return e, store
-}
-
 // TestSharedAnswerFollowsShortenedEnd: grant a is revoked on this
 // Manager; requests r1 and r2 of one session used it; grant b keeps them.
 // r1's re-check reads b, and before its answer is back the customer moves
 // b's end to 300 ms from now (Extend). r2's re-check, reusing that answer,
 // still ends at b's new end (real timers, 0.8 s).
 func TestSharedAnswerFollowsShortenedEnd(t *testing.T) {
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
 	const n = 2
 	var in sync.WaitGroup
@@ -1527,7 +1500,8 @@ func TestSharedAnswerExtendDuringLaterAdmission(t *testing.T) {
 // sharedAnswerLaterAdmission runs the two tests above; duringAdmission
 // says when the Extend commits.
 func sharedAnswerLaterAdmission(t *testing.T, duringAdmission bool) {
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day})
 	var in sync.WaitGroup
 	release := make(chan struct{})

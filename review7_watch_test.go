@@ -94,7 +94,8 @@ func TestReview7WatchRequireScopeAfterStoreFailure(t *testing.T) {
 // minute away; Extend's doc: requests "end at its new end").
 func TestReview7WatchExtendDuringRequireScopeCheck(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	hg := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	first, second := &mwOK{}, &mwOK{}

@@ -31,7 +31,8 @@ import (
 // runs its route without a Check, on a grant revoked before it started.
 func TestReview8RefusedRetryLeavesNeedOfEndedGrant(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	x := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	first, second := &mwOK{}, &mwOK{}

@@ -156,7 +156,8 @@ func TestReview9PendingCheckEndsRequestKeptByOtherGrant(t *testing.T) {
 // trip), not two adjacent statements.
 func TestReview9RequireScopeRunsAfterEndDuringItsCheck(t *testing.T) {
 	const msgs sa.Scope = "messages:read"
-	e, store := newHookEnv(t)
+	e := newMWEnv(t)
+	store := e.store
 	a := e.grant(sa.GrantInput{Duration: sa.Day}) // read: admits the request
 	e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{msgs}})
 	route := &mwOK{}
