@@ -132,6 +132,9 @@ func (m *Manager) validateLifecycle() error {
 func (l *lifecycle) retryDelay(attempts int) time.Duration {
 	d := l.retryMin
 	for i := 1; i < attempts && d < l.retryMax; i++ {
+		if d > l.retryMax/2 {
+			return l.retryMax // doubling would pass max (or overflow)
+		}
 		d *= 2
 	}
 	return min(d, l.retryMax)

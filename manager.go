@@ -218,7 +218,9 @@ var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 func (m *Manager) now() time.Time { return truncate(m.clock()) }
 
 // truncate brings t to the library's canonical form: UTC, microseconds, no
-// monotonic reading.
+// monotonic reading. A non-zero time never becomes the zero time, which
+// means "none" or "unlimited" to the callers: the first microsecond of
+// year 1, truncated, is its end (time.Time{} + 1 µs) instead.
 func truncate(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
@@ -229,6 +231,9 @@ func truncate(t time.Time) time.Time {
 	t = t.UTC()
 	if r := t.Nanosecond() % 1000; r != 0 {
 		t = t.Add(-time.Duration(r))
+		if t.IsZero() {
+			t = t.Add(time.Microsecond)
+		}
 	}
 	return t
 }

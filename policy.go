@@ -71,11 +71,13 @@ func (p Policy) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("policy: %w: "+format, append([]any{ErrInvalidInput}, a...)...)
 	}
-	if p.MaxDuration <= 0 {
-		return bad("MaxDuration must be positive")
+	// A grant's times are whole microseconds: a shorter duration would
+	// give a grant that ends as it starts.
+	if p.MaxDuration < time.Microsecond {
+		return bad("MaxDuration must be at least a microsecond")
 	}
-	if p.DefaultDuration <= 0 {
-		return bad("DefaultDuration must be positive")
+	if p.DefaultDuration < time.Microsecond {
+		return bad("DefaultDuration must be at least a microsecond")
 	}
 	if p.DefaultDuration == Unlimited && !p.AllowUnlimited {
 		return bad("DefaultDuration is Unlimited but AllowUnlimited is false")
@@ -87,8 +89,8 @@ func (p Policy) Validate() error {
 		switch {
 		case pr.Duration == Unlimited && !p.AllowUnlimited:
 			return bad("Presets[%d] is Unlimited but AllowUnlimited is false", i)
-		case pr.Duration != Unlimited && (pr.Duration <= 0 || pr.Duration > p.MaxDuration):
-			return bad("Presets[%d] duration %s is outside (0, MaxDuration]", i, pr.Duration)
+		case pr.Duration != Unlimited && (pr.Duration < time.Microsecond || pr.Duration > p.MaxDuration):
+			return bad("Presets[%d] duration %s is outside [1µs, MaxDuration]", i, pr.Duration)
 		case pr.Label == "":
 			return bad("Presets[%d] has no label", i)
 		}
@@ -103,6 +105,9 @@ func (p Policy) Validate() error {
 	}
 	if p.RequestTTL < 0 || p.MaxScheduleAhead < 0 {
 		return bad("RequestTTL and MaxScheduleAhead may not be negative")
+	}
+	if p.RequestTTL > 0 && p.RequestTTL < time.Microsecond {
+		return bad("RequestTTL must be 0 (the default) or at least a microsecond")
 	}
 	return nil
 }

@@ -234,7 +234,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 		TicketRef:   in.TicketRef,
 		Status:      RequestPending,
 		CreatedAt:   now,
-		ExpiresAt:   now.Add(m.policy.requestTTL()),
+		ExpiresAt:   truncate(now.Add(m.policy.requestTTL())),
 	}
 	if !in.StartsAt.IsZero() {
 		r.StartsAt = g.StartsAt
