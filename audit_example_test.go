@@ -85,5 +85,5 @@ func ExampleNewSlogAuditor() {
 		panic(err)
 	}
 	// Output:
-	// {"time":"2026-11-28T09:00:00Z","level":"INFO","msg":"supportaccess audit","event":{"type":"grant.created","tenant_id":"acme","actor":{"kind":"customer","id":"ada@acme.example","name":""},"reason":"","before":null}}
+	// {"time":"2026-11-28T09:00:00Z","level":"INFO","msg":"supportaccess audit","event":{"time":"2026-11-28T09:00:00.000000Z","type":"grant.created","tenant_id":"acme","actor":{"kind":"customer","id":"ada@acme.example","name":""},"reason":"","before":null}}
 }

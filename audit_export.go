@@ -192,13 +192,20 @@ func (m *Manager) prevHash(ctx context.Context, e *Event) ([]byte, bool, error) 
 }
 
 // toJSONL converts e to its export line.
+// exportTime writes t as exports and logs carry it: RFC 3339 in UTC to
+// the microsecond, "" for the zero time.
+func exportTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeFormat)
+}
+
 func toJSONL(e *Event) *jsonlEvent {
 	l := &jsonlEvent{V: jsonlVersion, TenantID: e.TenantID, Seq: e.Seq, ID: e.ID, Type: string(e.Type),
 		Actor:  jsonlActor{Kind: string(e.Actor.Kind), ID: e.Actor.ID, Name: e.Actor.Name},
 		Reason: e.Reason, Attrs: make(map[string]string, len(e.Attrs)), Hash: hex.EncodeToString(e.Hash)}
-	if !e.Time.IsZero() {
-		l.Time = e.Time.UTC().Format(timeFormat)
-	}
+	l.Time = exportTime(e.Time)
 	if e.GrantID != uuid.Nil {
 		l.GrantID = e.GrantID.String()
 	}
@@ -331,12 +338,19 @@ func pick(raw json.RawMessage, b []byte) json.RawMessage {
 type jsonlReader struct {
 	sc   *bufio.Scanner
 	line int
+	// again re-encodes each decoded line: a line must be exactly what
+	// ExportAudit writes for its values (see next).
+	again bytes.Buffer
+	enc   *json.Encoder
 }
 
 func newJSONLReader(r io.Reader) *jsonlReader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxJSONLLine)
-	return &jsonlReader{sc: sc}
+	jr := &jsonlReader{sc: sc}
+	jr.enc = json.NewEncoder(&jr.again)
+	jr.enc.SetEscapeHTML(false)
+	return jr
 }
 
 // next returns the next line's event; ok is false at the end.
@@ -356,6 +370,17 @@ func (jr *jsonlReader) next() (it item, ok bool, err error) {
 		if len(bytes.TrimSpace(b[d.InputOffset():])) > 0 { // d.More misses a stray ] or }
 			return item{}, false, fmt.Errorf("line %d: %w: more than one value", jr.line, ErrInvalidInput)
 		}
+		// encoding/json matches keys in any case and keeps the last of a
+		// repeated key, so a line could carry a second spelling of a field
+		// that other JSON readers take instead of the one verified: only
+		// the exact bytes ExportAudit writes for the decoded values pass.
+		jr.again.Reset()
+		if err := jr.enc.Encode(&l); err != nil {
+			return item{}, false, fmt.Errorf("line %d: %w: %v", jr.line, ErrInvalidInput, err)
+		}
+		if !bytes.Equal(bytes.TrimSuffix(jr.again.Bytes(), []byte("\n")), bytes.TrimSpace(b)) {
+			return item{}, false, fmt.Errorf("line %d: %w: not as ExportAudit writes it (a field repeated, spelled in another case, reordered or reformatted)", jr.line, ErrInvalidInput)
+		}
 		e, prev, hasPrev, err := fromJSONL(&l)
 		if err != nil {
 			return item{}, false, fmt.Errorf("line %d: %w", jr.line, err)
@@ -372,6 +397,11 @@ func (jr *jsonlReader) next() (it item, ok bool, err error) {
 // event, in the order of the lines, exactly as exported (Seq and Hash
 // included), for example to load it into another system. It stops at the
 // first error and returns it.
+//
+// A line must be byte for byte what ExportAudit writes for its values
+// (surrounding white space aside): a field repeated, spelled in another
+// case, reordered or reformatted is refused, so that no JSON reader can
+// see a field's value other than the one read (and verified) here.
 //
 // Errors: ErrInvalidInput naming the line for a line that is not an
 // export line (unknown fields included); r's error; fn's error unchanged.
@@ -402,7 +432,8 @@ func ReadJSONL(r io.Reader, fn func(e Event) error) error {
 //
 // Errors: a *ChainBreak wrapping ErrTampered (also in the report's Break)
 // for the first broken link; ErrInvalidInput naming the line for a
-// malformed line; r's error.
+// malformed line, or one not exactly as ExportAudit writes it (see
+// ReadJSONL); r's error.
 func VerifyJSONL(r io.Reader) (VerifyReport, error) {
 	jr := newJSONLReader(r)
 	v := newVerifier(func() ([]item, error) {

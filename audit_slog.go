@@ -17,8 +17,10 @@ import (
 // first use.
 //
 // The record's time is the event's Time and its attributes are one group
-// "event" holding every field under the names ExportAudit uses: id, type,
-// tenant_id, grant_id ("" when none), actor (group: kind, id, name),
+// "event" holding every field under the names ExportAudit uses: id, time
+// (RFC 3339 in UTC to the microsecond, as exported: handlers write the
+// record's own time less precisely), type, tenant_id, grant_id ("" when
+// none), actor (group: kind, id, name),
 // reason, attrs (group of all Attrs, in key order; absent when there are
 // none), before and after (the raw JSON, or a string when not valid JSON
 // or not valid UTF-8; null when empty), and seq and hash (hex) when set.
@@ -73,9 +75,10 @@ func eventAttrs(e *Event) []slog.Attr {
 	if e.GrantID != uuid.Nil {
 		grant = e.GrantID.String()
 	}
-	as := make([]slog.Attr, 0, 12)
+	as := make([]slog.Attr, 0, 13)
 	as = append(as,
 		slog.String("id", e.ID.String()),
+		slog.String("time", exportTime(e.Time)),
 		slog.String("type", string(e.Type)),
 		slog.String("tenant_id", e.TenantID),
 		slog.String("grant_id", grant),

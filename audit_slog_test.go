@@ -61,7 +61,8 @@ func TestSlogAuditor(t *testing.T) {
 	require.Equal(t, "supportaccess audit", l["msg"])
 	require.Equal(t, ev.Time.Format(time.RFC3339Nano), l["time"])
 	require.Equal(t, map[string]any{
-		"id": ev.ID.String(), "type": "support.change", "tenant_id": "acme", "grant_id": ev.GrantID.String(),
+		"id": ev.ID.String(), "time": ev.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
+		"type": "support.change", "tenant_id": "acme", "grant_id": ev.GrantID.String(),
 		"actor":  map[string]any{"kind": "support", "id": "eve@vendor.example", "name": "Eve"},
 		"reason": "why",
 		"attrs":  map[string]any{"session_id": "s-1", "subject_user_id": "u-1", "what": "theme", "empty": ""},

@@ -38,8 +38,8 @@ type chain struct {
 var byTime = sa.AuditFilter{Order: sa.AuditByTime}
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
-// hash chain. An event without a Time is refused (ErrInvalidInput), as in
-// sqlstore.
+// hash chain, its Time in UTC to the microsecond. An event without a Time
+// is refused (ErrInvalidInput), as in sqlstore.
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -61,6 +61,10 @@ func (s *Store) appendEvents(events []sa.Event) {
 	}
 	for _, e := range events {
 		e = cloneEvent(e)
+		// UTC to the microsecond, as sqlstore keeps it: what the chain
+		// hash covers and a cursor carries (a cursor of a nanosecond time
+		// would sort before its own event).
+		e.Time = e.Time.UTC().Truncate(time.Microsecond)
 		c := a.chains[e.TenantID]
 		if c == nil {
 			c = &chain{}

@@ -44,6 +44,7 @@ var chainCases = []testCase{
 	{"AuditPurgeFailsClosed", testAuditPurgeFailsClosed},
 	{"AuditPurgeZeroBeforeDeletesNothing", testAuditPurgeZeroBefore},
 	{"AuditRecordRefusesZeroTime", testAuditRecordRefusesZeroTime},
+	{"AuditRecordKeepsMicroseconds", testAuditRecordKeepsMicroseconds},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
 	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
 }
