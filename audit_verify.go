@@ -187,6 +187,12 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyRep
 		}
 	}
 	if err != nil {
+		// A store may itself find a row changed behind its back (one it
+		// cannot read back): its ChainBreak is the report's too.
+		var brk *ChainBreak
+		if rep.Break == nil && errors.As(err, &brk) {
+			rep.Break = brk
+		}
 		return rep, fmt.Errorf("verify audit: %w", err)
 	}
 	return rep, nil
@@ -213,6 +219,7 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 			return st.Head, true, err
 		}
 	}
+	v.purged = func(tenant string) (*purgeRecord, error) { return latestPurge(ctx, log, tenant) }
 	v.start(tenantID, start.Checkpoint)
 	if err := v.run(); err != nil {
 		return v.report(), false, err
@@ -239,6 +246,27 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 		}
 	}
 	return rep, false, rep.Break
+}
+
+// latestPurge returns what the tenant's latest audit.purged event records
+// (nil: there is none), reading only those events.
+func latestPurge(ctx context.Context, log AuditLog, tenant string) (*purgeRecord, error) {
+	f := AuditFilter{TenantID: tenant, Types: []EventType{EventAuditPurged}, Order: AuditByChain, Limit: verifyBatch}
+	var last *purgeRecord
+	for {
+		evs, err := log.Events(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			last = newPurgeRecord(&evs[len(evs)-1])
+		}
+		if len(evs) < f.Limit {
+			return last, nil
+		}
+		c := evs[len(evs)-1].Cursor()
+		f.After = &c
+	}
 }
 
 // logSource pages an AuditLog.
@@ -327,6 +355,9 @@ type verifier struct {
 	// outOfOrder is the kind reported for an event whose Seq is lower than
 	// expected.
 	outOfOrder BreakKind
+	// purged reads a tenant's latest audit.purged event, unverified (nil:
+	// unknown), to tell a changed checkpoint from a changed first event.
+	purged func(tenant string) (*purgeRecord, error)
 }
 
 func newVerifier(src func() ([]item, error)) *verifier {
@@ -428,6 +459,22 @@ func (v *verifier) run() error {
 func (v *verifier) classify(cs *chainState) error {
 	e := &v.buf[v.pos].e
 	n := e.Seq
+	// The first event after a purge checkpoint: it or the checkpoint may
+	// have changed. If it links to the checkpoint the purge recorded, and
+	// the store's differs, the checkpoint did.
+	if cp := cs.from; n == cp.Seq+1 && cp.Seq > 0 && v.purged != nil {
+		p, err := v.purged(e.TenantID)
+		if err != nil {
+			return err
+		}
+		if p != nil && p.ok && p.checkpoint.Seq == cp.Seq && !bytes.Equal(p.checkpoint.Hash, cp.Hash) &&
+			bytes.Equal(e.ChainHash(p.checkpoint.Hash), e.Hash) {
+			v.fail(e.TenantID, BreakCheckpoint, n, e.ID,
+				"the purge checkpoint (seq %d) was changed behind the store's back: its hash %x is not the %x the latest audit.purged event (seq %d) records, which the event links to",
+				cp.Seq, cp.Hash, p.checkpoint.Hash, p.seq)
+			return nil
+		}
+	}
 	var later []*Event // the same tenant's following events
 	for i := v.pos + 1; i < len(v.buf); i++ {
 		if f := &v.buf[i].e; f.TenantID == e.TenantID {

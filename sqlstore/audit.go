@@ -355,14 +355,35 @@ func foldSession(attrs map[string]string, col nullText) map[string]string {
 // Events implements supportaccess.AuditLog: one query that filters,
 // orders and pages (f.After, keyset, see auditKeyset) in the database — by
 // (occurred_at, tenant_id, seq) or, for AuditByChain, by (tenant_id, seq),
-// each page an index range. One round trip.
+// each page an index range. One round trip. A row changed behind the
+// store's back so that it cannot be read back as the store wrote it (a
+// value of another type or storage class, malformed attrs) fails the call
+// with a *supportaccess.ChainBreak at its event, which wraps ErrTampered.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
 	q, args := s.eventsQuery(f)
 	return queryAll(ctx, s, "events", q, args, func(scan func(...any) error) (sa.Event, error) {
 		r := s.newEventRow()
 		err := r.scan(scan)
+		if err != nil && ctx.Err() == nil {
+			err = r.undecodable(err)
+		}
 		return r.e, err
 	})
+}
+
+// undecodable turns err, a failure to read back a row of audit_events
+// (while the query's context is alive: not a cancellation), into a
+// ChainBreak at the row's event when its tenant and seq were read: every
+// row the store writes reads back, so one that does not was changed
+// behind the store's back, and VerifyAudit reports it as tampering
+// (ErrTampered) at that event, not as the store being unavailable.
+func (r *eventRow) undecodable(err error) error {
+	var brk *sa.ChainBreak
+	if errors.As(err, &brk) || r.e.TenantID == "" || r.e.Seq == 0 {
+		return err
+	}
+	return &sa.ChainBreak{TenantID: r.e.TenantID, Kind: sa.BreakHashMismatch, Seq: r.e.Seq, EventID: r.e.ID,
+		Detail: "the stored row cannot be read back (" + err.Error() + "): it was changed after the event was recorded"}
 }
 
 // eventsQuery returns the rendered SELECT of Events for f and its
