@@ -176,6 +176,16 @@ func (s *mwStore) Record(ctx context.Context, e sa.Event) error {
 	return s.Store.Record(ctx, e)
 }
 
+// mwWaitEnd waits (real time: keep d under a second) until r's context
+// ends or d has passed, and returns its cause (nil if it did not end).
+func mwWaitEnd(r *http.Request, d time.Duration) error {
+	select {
+	case <-r.Context().Done():
+	case <-time.After(d):
+	}
+	return context.Cause(r.Context())
+}
+
 // mwErrs collects the errors handed to the error handler.
 type mwErrs struct {
 	mu   sync.Mutex

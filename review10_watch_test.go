@@ -81,11 +81,7 @@ func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "wrong ticket")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(400 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 400*time.Millisecond)
 	}))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
 	require.NoError(t, cause, "grant b keeps the session and the store answers at once: the request was ended")
@@ -152,11 +148,7 @@ func TestReview10ReadCheckFailureInRecheckIsSessionEnd(t *testing.T) {
 		defer store.failRead.Store(false)
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "no more changes")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodPost, "/settings", "generic"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the request used write: it ends")
@@ -377,11 +369,7 @@ func TestReview10RefusalFlushesHandlerBytesAfterEnd(t *testing.T) {
 		_, _ = sw.Write([]byte(secret)) // buffered by the wrapper: nothing committed yet
 		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop now")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(900 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 900*time.Millisecond)
 		sa.RequireScope(sa.ScopeWrite)(route).ServeHTTP(sw, r)
 	}), sa.WithPollInterval(time.Minute))
 	rec := mwDo(h, mwReq(http.MethodGet, "/invoices", "generic", "Accept", "application/json"))

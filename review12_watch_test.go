@@ -23,16 +23,6 @@ func rw12BigTenant(e *mwEnv) {
 	}
 }
 
-// rw12Wait waits (real time, well under 1 s) for r's context to end and
-// returns its cause (nil if it did not end).
-func rw12Wait(r *http.Request) error {
-	select {
-	case <-r.Context().Done():
-	case <-time.After(600 * time.Millisecond):
-	}
-	return context.Cause(r.Context())
-}
-
 // TestReview12EndLogOverflowEndsRequireScopeRequest: while RequireScope's
 // Check of messages:read runs, this Manager ends 260 grants of another
 // tenant (RevokeTenant of bigco). The end log overflows, so establish is
@@ -64,7 +54,7 @@ func TestReview12EndLogOverflowEndsRequireScopeRequest(t *testing.T) {
 		rec := httptest.NewRecorder()
 		sa.RequireScope(msgs)(route).ServeHTTP(rec, r)
 		code = rec.Code
-		cause = rw12Wait(r)
+		cause = mwWaitEnd(r, 600*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	require.Equal(t, http.StatusOK, code)
@@ -91,7 +81,7 @@ func TestReview12EndLogOverflowAtAdmissionReportedRevoked(t *testing.T) {
 	store.after.Store(&revoke)
 	var cause error
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cause = rw12Wait(r)
+		cause = mwWaitEnd(r, 600*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	require.NotContains(t, e.ended.all(), "s-generic:"+sa.SessionEndRevoked, "reported revoked: its grant is active and untouched")

@@ -16,7 +16,7 @@ import (
 // 111e392 and bbaacd9 to the middleware's watcher (prefix TestReview13).
 // They use mwStore's slowWatch (a store slow only for the watcher's
 // Checks) and after hook (right after a Check read its grant), rw12BigTenant (260 grants of
-// bigco: their RevokeTenant overflows the end log) and rw12Wait.
+// bigco: their RevokeTenant overflows the end log) and mwWaitEnd.
 
 // rw13Revoke returns a hook that has this Manager revoke grant id and then
 // bigco's 260 grants: the request's grant ended, and the end log (256)
@@ -51,7 +51,7 @@ func TestReview13OverflowHidesRevocationAtAdmission(t *testing.T) {
 	store.after.Store(&revoke) // inside the admission Check
 	var cause error
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cause = rw12Wait(r)
+		cause = mwWaitEnd(r, 600*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the request ran on (600 ms and more) after this Manager revoked its only grant")
@@ -85,7 +85,7 @@ func TestReview13OverflowHidesRevocationInRequireScope(t *testing.T) {
 		revoke := rw13Revoke(t, e, mg)
 		store.after.Store(&revoke) // inside RequireScope's Check
 		sa.RequireScope(msgs)(route).ServeHTTP(httptest.NewRecorder(), r)
-		cause = rw12Wait(r)
+		cause = mwWaitEnd(r, 600*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	if route.calls.Load() == 0 {

@@ -84,11 +84,7 @@ func TestReview15ShortenedDuringAdmissionOutlivesEnd(t *testing.T) {
 	})
 	var cause error
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(900 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 900*time.Millisecond)
 	}), sa.WithPollInterval(100*time.Millisecond))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "still running 850 ms after its grant's end (moved during admission)")

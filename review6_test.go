@@ -1174,11 +1174,7 @@ func TestRevocationDuringRecheckOfFoundGrant(t *testing.T) {
 		_, err = m.Revoke(context.Background(), b.ID, mwCustomer, "ticket 2 closed")
 		require.NoError(t, err)
 		close(store.release)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 		_, werr = w.Write([]byte("row 2: no grant is active\n"))
 	}))
 	rec := mwDo(h, mwReq(http.MethodGet, "/events", ""))
@@ -1205,11 +1201,7 @@ func TestRevocationDuringAdmissionCheck(t *testing.T) {
 		return sa.Session{TenantID: "acme", Principal: mwGeneric, SessionID: "s"}, true
 	}, sa.WithPollInterval(time.Minute))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inbox.ServeHTTP(httptest.NewRecorder(), r) // Revoke has returned: no grant is active
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 		_, werr = w.Write([]byte("data after the revocation\n"))
 	}))
 	store.armed.Store(true)

@@ -71,11 +71,7 @@ func TestReview7WatchRequireScopeAfterStoreFailure(t *testing.T) {
 	var findsBefore int64
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.store.failFind.Store(true) // the database fails from now on
-		select {
-		case <-r.Context().Done():
-		case <-time.After(900 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 900*time.Millisecond)
 		findsBefore = e.store.finds.Load()
 		sa.RequireScope(sa.ScopeWrite)(refund).ServeHTTP(httptest.NewRecorder(), r)
 	}), sa.WithPollInterval(100*time.Millisecond))
@@ -110,11 +106,7 @@ func TestReview7WatchExtendDuringRequireScopeCheck(t *testing.T) {
 		store.after.Store(&shorten) // runs inside RequireScope's Check, after the read
 		sa.RequireScope(msgs)(first).ServeHTTP(httptest.NewRecorder(), r)
 		require.Nil(t, store.after.Load(), "the Extend ran")
-		select {
-		case <-r.Context().Done():
-		case <-time.After(time.Until(newEnd) + 400*time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, time.Until(newEnd)+400*time.Millisecond)
 		sa.RequireScope(msgs)(second).ServeHTTP(httptest.NewRecorder(), r)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
@@ -146,11 +138,7 @@ func TestReview7WatchShortenNotDelayedByNotifier(t *testing.T) {
 		_, _ = w.Write([]byte("row 1\n"))
 		close(in)
 		<-probe
-		select {
-		case <-r.Context().Done():
-		case <-time.After(time.Until(newEnd) + 400*time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, time.Until(newEnd)+400*time.Millisecond)
 		_, werr = w.Write([]byte("row 2\n"))
 	}), sa.WithPollInterval(time.Minute))
 	done := make(chan struct{})
@@ -302,11 +290,7 @@ func TestReview7WatchLossOfElevatedScopeDoesNotEndSession(t *testing.T) {
 		sa.RequireScope(msgs)(inbox).ServeHTTP(w, r)
 		_, err := e.m.Revoke(context.Background(), b.ID, mwCustomer, "no more messages")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
 	require.Equal(t, int64(1), inbox.calls.Load())
@@ -350,11 +334,7 @@ func TestReview7WatchRevokeTenantNotDelayedByNotifier(t *testing.T) {
 		_, _ = w.Write([]byte("row 1\n"))
 		close(in)
 		<-probe
-		select {
-		case <-r.Context().Done():
-		case <-time.After(400 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 400*time.Millisecond)
 		_, werr = w.Write([]byte("row 2\n"))
 	}), sa.WithPollInterval(time.Minute))
 	done := make(chan struct{})

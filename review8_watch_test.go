@@ -75,11 +75,7 @@ func TestReview8EndedRefusalCarriesHandlerHeaders(t *testing.T) {
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "stop now")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(900 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 900*time.Millisecond)
 		w.Header().Set("X-Export-File", "acme-payroll-2025.csv")
 		sa.RequireScope(sa.ScopeWrite)(route).ServeHTTP(w, r)
 	}), sa.WithPollInterval(time.Minute))
@@ -114,11 +110,7 @@ func TestReview8LossOfOnlyReadGrantEndsSession(t *testing.T) {
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "support is done")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded)

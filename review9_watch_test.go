@@ -40,11 +40,7 @@ func TestReview9LossOfWriteWithReadLeftIsNotSessionEnd(t *testing.T) {
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "no more changes")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 500*time.Millisecond)
 	}), sa.WithPollInterval(time.Minute))
 	mwDo(h, mwReq(http.MethodPost, "/settings", "generic"))
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the request used write: it ends")
@@ -134,11 +130,7 @@ func TestReview9PendingCheckEndsRequestKeptByOtherGrant(t *testing.T) {
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "wrong ticket")
 		require.NoError(t, err)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(400 * time.Millisecond):
-		}
-		cause = context.Cause(r.Context())
+		cause = mwWaitEnd(r, 400*time.Millisecond)
 	}))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
 	require.NoError(t, cause, "grant b keeps the session and the store answers at once: the request was ended")
