@@ -52,6 +52,7 @@ func (c *mwClock) setUntil(t time.Time, d time.Duration) {
 // next Check without a deadline (admission, RequireScope) runs
 // beforeAdmit first; the next Check of any caller runs before just
 // before it reads the store and after right after (each hook runs once).
+// Checks of failScope fail with errMWBoom (a store error, not a denial).
 //
 // Records. A support.request or support.scope Record takes the first gate
 // queued for its type (see gate); support.request Records panic while
@@ -68,6 +69,7 @@ type mwStore struct {
 	slowWatch                  atomic.Int64 // time.Duration
 	deafScope                  atomic.Pointer[sa.Scope]
 	watchReads                 atomic.Int64
+	failScope                  atomic.Pointer[sa.Scope]
 	panicReq                   atomic.Int64
 	gatesMu                    sync.Mutex
 	gates                      []*mwGate
@@ -139,7 +141,7 @@ func (s *mwStore) FindActiveGrant(ctx context.Context, tenantID, principal strin
 		runOnce(&s.beforeAdmit)
 	}
 	s.finds.Add(1)
-	if s.failFind.Load() {
+	if fs := s.failScope.Load(); s.failFind.Load() || fs != nil && *fs == scope {
 		return sa.Grant{}, errMWBoom
 	}
 	if s.hangFind.Load() {
@@ -174,6 +176,23 @@ func (s *mwStore) Record(ctx context.Context, e sa.Event) error {
 		return errMWBoom
 	}
 	return s.Store.Record(ctx, e)
+}
+
+// failChecks makes the store's Checks of scope fail (errMWBoom) until the
+// returned function is called.
+func (s *mwStore) failChecks(scope sa.Scope) (stop func()) {
+	s.failScope.Store(&scope)
+	return func() { s.failScope.Store(nil) }
+}
+
+// boomReported reports whether errs holds the store's error.
+func boomReported(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, errMWBoom) {
+			return true
+		}
+	}
+	return false
 }
 
 // mwWaitEnd waits (real time: keep d under a second) until r's context

@@ -29,6 +29,16 @@ import (
 // logs support out although b still admits every GET of the session
 // (admission itself does not call OnSessionEnded for a missing write).
 func TestReview9LossOfWriteWithReadLeftIsNotSessionEnd(t *testing.T) {
+	lossOfWriteWithReadLeft(t, false)
+}
+
+// lossOfWriteWithReadLeft: a POST admitted by grant a (write) while grant
+// b allows read only; the customer revokes a on this Manager. The request
+// ends (it used write), and b still admits the session's GETs: the host
+// is not told the session ended as revoked. With failRead the watcher's
+// Check of read fails (a store error): that is reported to the error
+// handler, and still no revoked session end.
+func lossOfWriteWithReadLeft(t *testing.T, failRead bool) {
 	e := newMWEnv(t)
 	a := e.grant(sa.GrantInput{Duration: sa.Day, Scopes: []sa.Scope{sa.ScopeWrite}})
 	e.grant(sa.GrantInput{Duration: 2 * sa.Day}) // b: read only
@@ -37,6 +47,9 @@ func TestReview9LossOfWriteWithReadLeftIsNotSessionEnd(t *testing.T) {
 		if r.Method != http.MethodPost {
 			_, _ = w.Write([]byte("ok"))
 			return
+		}
+		if failRead {
+			defer e.store.failChecks(sa.ScopeRead)()
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "no more changes")
 		require.NoError(t, err)
@@ -47,6 +60,9 @@ func TestReview9LossOfWriteWithReadLeftIsNotSessionEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, mwDo(h, mwReq(http.MethodGet, "/home", "generic")).Code, "grant b still admits the session")
 	require.NotContains(t, e.ended.all(), "s-generic:"+sa.SessionEndRevoked,
 		"OnSessionEnded(revoked) although grant b still covers the session (cause: %v)", cause)
+	if failRead {
+		require.True(t, boomReported(e.errs.all()), "the read Check's store failure was reported to no error handler: %v", e.errs.all())
+	}
 }
 
 // rw9DeafOnceStore is a memstore whose first Check from the watcher (its
