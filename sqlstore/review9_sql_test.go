@@ -31,46 +31,29 @@ import (
 // and g1 (the first window of a limit-2 claim). The claim must take g2 and
 // g3; it takes only g3 (g2's ID was overwritten by the time argument).
 func TestReview9SQLMySQLClaimSecondWindowKeepsFirstCandidate(t *testing.T) {
-	s, db := reviewMyStore(t, 0)
-	ctx := context.Background()
-	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
-	var ids []uuid.UUID
-	for i := 0; i < 6; i++ {
-		created := now.Add(-48 * time.Hour)
-		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
-			CreatedAt: created, StartsAt: created, ExpiresAt: now.Add(-time.Duration(10-i) * time.Minute)}
-		require.NoError(t, s.CreateGrant(ctx, g, nil))
-		ids = append(ids, g.ID)
-	}
-
 	// Another writer holds g0 and g1 (as a concurrent claimer of the batch
-	// in flight would), one primary-key lookup each.
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback() }()
-	for _, id := range ids[:2] {
-		var held string
-		require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM `+s.TablePrefix()+`grants WHERE id = ? FOR UPDATE`, id.String()).Scan(&held))
-	}
-
-	claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now, 2, nil)
-	require.NoError(t, err)
-	var got []uuid.UUID
-	for _, g := range claimed {
-		got = append(got, g.ID)
-	}
-	require.Equal(t, []uuid.UUID{ids[2], ids[3]}, got, "the two earliest due grants nobody holds")
+	// in flight would).
+	ids, claimed := rw9ClaimAroundHeld(t, 6, 2, 2)
+	require.Equal(t, []uuid.UUID{ids[2], ids[3]}, claimed, "the two earliest due grants nobody holds")
 }
 
 // TestReview9SQLMySQLClaimLimitOneSkipsHeld: the same with limit 1 (a
 // WithSweepBatchSize(1) Manager): g0 is held, g1 is due and free, and the
 // claim returns nothing, so a Sweep's claimer stops with g1 still due.
 func TestReview9SQLMySQLClaimLimitOneSkipsHeld(t *testing.T) {
+	ids, claimed := rw9ClaimAroundHeld(t, 2, 1, 1)
+	require.Equal(t, []uuid.UUID{ids[1]}, claimed, "g1 is due and nobody holds it")
+}
+
+// rw9ClaimAroundHeld creates n grants of acme on MySQL that expired in
+// the order of their index, has another transaction lock the first held
+// ones (one primary-key lookup each), and returns the grants' IDs and
+// those an expiry claim with limit returns meanwhile.
+func rw9ClaimAroundHeld(t *testing.T, n, held, limit int) (ids, claimed []uuid.UUID) {
 	s, db := reviewMyStore(t, 0)
 	ctx := context.Background()
 	now := storetest.Epoch.UTC().Truncate(time.Microsecond)
-	var ids []uuid.UUID
-	for i := 0; i < 2; i++ {
+	for i := 0; i < n; i++ {
 		created := now.Add(-48 * time.Hour)
 		g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: storetest.Customer,
 			CreatedAt: created, StartsAt: created, ExpiresAt: now.Add(-time.Duration(10-i) * time.Minute)}
@@ -80,11 +63,14 @@ func TestReview9SQLMySQLClaimLimitOneSkipsHeld(t *testing.T) {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
-	var held string
-	require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM `+s.TablePrefix()+`grants WHERE id = ? FOR UPDATE`, ids[0].String()).Scan(&held))
-
-	claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now, 1, nil)
+	for _, id := range ids[:held] {
+		var got string
+		require.NoError(t, tx.QueryRowContext(ctx, `SELECT id FROM `+s.TablePrefix()+`grants WHERE id = ? FOR UPDATE`, id.String()).Scan(&got))
+	}
+	gs, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now, limit, nil)
 	require.NoError(t, err)
-	require.Len(t, claimed, 1, "g1 is due and nobody holds it")
-	require.Equal(t, ids[1], claimed[0].ID)
+	for _, g := range gs {
+		claimed = append(claimed, g.ID)
+	}
+	return ids, claimed
 }
