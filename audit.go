@@ -38,11 +38,18 @@ const (
 	// EventSupportChange records a configuration change made by support,
 	// with Before and After values.
 	EventSupportChange EventType = "support.change"
-	// EventSupportScope records a scope an impersonated request took (with
+	// EventSupportScope records a scope an impersonated request used on a
+	// grant that no support.request event names: the scope in Attrs, the
+	// grant that allowed it in GrantID, the request's method and path as
+	// in support.request. Recorded when the request takes a scope (with
 	// RequireScope, or a nested middleware) after its support.request
-	// event was recorded — a panel of a page already streaming, say: the
-	// scope in Attrs, the grant that allowed it in GrantID, the request's
-	// method and path as in support.request.
+	// event was recorded — a panel of a page already streaming, say — at
+	// that time; when the middleware's re-check moves a request whose
+	// event was recorded onto another grant (the one it ran on was
+	// revoked elsewhere, another still covers it), at that time; and when
+	// a refusal becomes the response, so that no support.request event is
+	// recorded, for each scope and grant the request used, dated like that
+	// event (the request's start).
 	EventSupportScope    EventType = "support.scope"
 	EventRequestCreated  EventType = "request.created"
 	EventRequestApproved EventType = "request.approved"

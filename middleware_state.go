@@ -233,14 +233,12 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	}
 	// take lets the part run on the need just set: once its support.scope
 	// event, if one is due, is recorded.
-	take := func(id uuid.UUID, used bool) bool {
+	take := func(id uuid.UUID) bool {
 		if err := st.auditLateScope(s, id); err != nil {
 			return refuseErr(err)
 		}
 		st.confirmNeed(mine)
-		if used {
-			st.markUsed(s, id)
-		}
+		st.markUsed(s, id)
 		return true
 	}
 	if gr := st.grant; gr.Allows(s) {
@@ -248,7 +246,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		if end, ok := st.admittedEnd(); ok {
 			gr.ExpiresAt = end
 			mine, set = st.setNeed(s, gr, move), true
-			return take(gr.ID, false)
+			return take(gr.ID)
 		}
 	}
 	for range establishAttempts {
@@ -287,7 +285,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 		if st.ended.Load() {
 			return refuse(0, "", "", nil)
 		}
-		return take(gr.ID, true)
+		return take(gr.ID)
 	}
 	// Every grant found ended as it was found (grants ending one after
 	// the other, RevokeTenant say): refused as an outage, not run on a
@@ -331,9 +329,15 @@ func (st *reqState) auditLateScope(s Scope, id uuid.UUID) error {
 	if !st.audited.Load() {
 		return nil // listed in the support.request event, still to come
 	}
-	ev := requestEvent(st.m, EventSupportScope, st.m.now(), st.sess, id, st.method, st.path, string(s), "")
 	ctx, cancel := auditContext(st.r.Context())
 	defer cancel()
+	return st.recordScope(ctx, st.m.now(), s, id)
+}
+
+// recordScope records a support.scope event, at time at, for scope s
+// allowed by grant id.
+func (st *reqState) recordScope(ctx context.Context, at time.Time, s Scope, id uuid.UUID) error {
+	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.method, st.path, string(s), "")
 	if err := st.m.record(ctx, ev); err != nil {
 		return fmt.Errorf("supportaccess: middleware: audit of scope %q: %w", string(s), err)
 	}
@@ -356,6 +360,11 @@ func (st *reqState) refuseEnded(g *guard, w http.ResponseWriter, r *http.Request
 func (st *reqState) markUsed(s Scope, id uuid.UUID) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.markUsedLocked(s, id)
+}
+
+// markUsedLocked is markUsed with st.mu held.
+func (st *reqState) markUsedLocked(s Scope, id uuid.UUID) {
 	if u := (need{scope: s, id: id}); !slices.Contains(st.used, u) {
 		st.used = append(st.used, u)
 	}
@@ -438,8 +447,16 @@ func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, sco
 		w = sw.w
 	}
 	g.deny(w, r, st.sess, st.grant.ID, scope, st.m.now(), status, code, reason, err)
+	if len(taken) == 0 {
+		return
+	}
+	ctx, cancel := auditContext(st.r.Context())
+	defer cancel()
 	for _, n := range taken {
-		if err := st.auditLateScope(n.scope, n.id); err != nil {
+		// Dated like the support.request event they stand in for: the
+		// request's start (the scopes were taken while it ran, some on
+		// grants that may have ended since).
+		if err := st.recordScope(ctx, st.start, n.scope, n.id); err != nil {
 			// A scope in no record may not be used on: the request ends,
 			// as when its support.request event cannot be recorded.
 			g.cfg.onError(r.Context(), err)

@@ -474,13 +474,34 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	}
 	// By scope: RequireScope may have added a need meanwhile, or put one
 	// back (restoreNeed); only the grant and its end are the re-check's.
+	// A grant replaced by another stays named by the request's events
+	// (used). When the request's record is made already, it does not
+	// name the grant adopted: that gets a support.scope event, and is
+	// not relied on (pending) until the event is recorded.
+	var late []need
+	audited := st.audited.Load()
 	for _, n := range needs {
-		if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == n.scope }); i >= 0 {
-			st.needs[i].id, st.needs[i].expires = n.id, n.expires
+		i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == n.scope })
+		if i < 0 {
+			continue
 		}
+		if old := st.needs[i]; old.id != n.id {
+			if i > 0 || old.id != st.grant.ID || old.scope != ScopeRead {
+				st.markUsedLocked(old.scope, old.id)
+			}
+			if audited && !old.pending {
+				st.needTok++
+				st.needs[i].pending, st.needs[i].tok = true, st.needTok
+				late = append(late, need{scope: n.scope, id: n.id, tok: st.needTok})
+			}
+		}
+		st.needs[i].id, st.needs[i].expires = n.id, n.expires
 	}
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()
+	if len(late) > 0 && !w.auditAdopted(ctx, st, late, deadline) {
+		return true
+	}
 	// A grant this Manager ended while the Checks answered with it: the
 	// listener did not know the request used it yet.
 	again := false
@@ -491,6 +512,30 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	}
 	if again {
 		w.poke()
+	}
+	return true
+}
+
+// auditAdopted records a support.scope event for each need in late: a
+// grant a re-check adopted for the request after its record was made. The
+// events are bounded by the poll's deadline (at least minRecheckTimeout
+// from now): the watcher must not hang with an auditor that does. A
+// failure ends the request (fail closed: no grant in no record is relied
+// on), and auditAdopted reports false.
+func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, deadline time.Time) bool {
+	by := deadline
+	if min := time.Now().Add(minRecheckTimeout); by.Before(min) {
+		by = min
+	}
+	actx, cancel := context.WithDeadline(context.WithoutCancel(ctx), by)
+	defer cancel()
+	for _, n := range late {
+		if err := st.recordScope(actx, w.m.now(), n.scope, n.id); err != nil {
+			w.onError(ctx, err)
+			st.end(endReasonAuditFailed)
+			return false
+		}
+		st.confirmNeed(n)
 	}
 	return true
 }
