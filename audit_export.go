@@ -450,7 +450,7 @@ func VerifyJSONL(r io.Reader) (VerifyReport, error) {
 		}
 		return items, nil
 	})
-	v.outOfOrder = BreakReorder
+	v.outOfOrder, v.export = BreakReorder, true
 	if err := v.run(); err != nil {
 		return v.report(), fmt.Errorf("verify jsonl: %w", err)
 	}

@@ -127,7 +127,20 @@ func TestVerifyJSONL(t *testing.T) {
 		_, err := sa.VerifyJSONL(strings.NewReader(export(swapped, nil)))
 		var brk *sa.ChainBreak
 		require.ErrorAs(t, err, &brk)
-		require.Equal(t, sa.BreakGap, brk.Kind, "seq 2 is missing where seq 3 comes")
+		require.Equal(t, sa.BreakReorder, brk.Kind, "seq 2 comes after seq 3: a reorder, not a gap")
+		require.EqualValues(t, 2, brk.Seq)
+		require.Equal(t, evs[1].ID, brk.EventID)
+		missing := []sa.Event{evs[0], evs[2], evs[3]}
+		_, err = sa.VerifyJSONL(strings.NewReader(export(missing, nil)))
+		require.ErrorAs(t, err, &brk)
+		require.Equal(t, sa.BreakGap, brk.Kind, "seq 2 is nowhere: a gap")
+		require.EqualValues(t, 2, brk.Seq)
+		firstTwo := []sa.Event{evs[1], evs[0], evs[2]}
+		_, err = sa.VerifyJSONL(strings.NewReader(export(firstTwo, nil)))
+		require.ErrorAs(t, err, &brk)
+		require.Equal(t, sa.BreakReorder, brk.Kind, "seq 1 after seq 2 (the first line): a reorder, no purge checkpoint involved")
+		require.EqualValues(t, 1, brk.Seq)
+		require.NotContains(t, brk.Detail, "checkpoint")
 		repeated := []sa.Event{evs[0], evs[1], evs[1]}
 		_, err = sa.VerifyJSONL(strings.NewReader(export(repeated, nil)))
 		require.ErrorAs(t, err, &brk)

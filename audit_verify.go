@@ -314,6 +314,7 @@ type item struct {
 // chainState is the verifier's position in one tenant's chain.
 type chainState struct {
 	from   ChainLink
+	anchor bool // from is an export's first line, not a checkpoint
 	expect int64  // Seq of the next event
 	prev   []byte // Hash of the last verified event (or of From)
 	first  uuid.UUID
@@ -355,6 +356,11 @@ type verifier struct {
 	// outOfOrder is the kind reported for an event whose Seq is lower than
 	// expected.
 	outOfOrder BreakKind
+	// export: the source is an export's lines, which may come out of
+	// chain order (an export in time order, lines moved): a line whose
+	// Seq is higher than expected, with the expected one among the lines
+	// read ahead, is a reorder, not a gap.
+	export bool
 	// purged reads a tenant's latest audit.purged event, unverified (nil:
 	// unknown), to tell a changed checkpoint from a changed first event.
 	purged func(tenant string) (*purgeRecord, error)
@@ -414,7 +420,7 @@ func (v *verifier) run() error {
 			case e.Seq <= 1:
 				cs = v.start(e.TenantID, ChainLink{})
 			default: // nothing to check it against: it anchors the rest
-				v.start(e.TenantID, ChainLink{Seq: e.Seq, Hash: e.Hash})
+				v.start(e.TenantID, ChainLink{Seq: e.Seq, Hash: e.Hash}).anchor = true
 				v.pos++
 				continue
 			}
@@ -422,6 +428,9 @@ func (v *verifier) run() error {
 		switch {
 		case e.Seq <= cs.from.Seq && cs.from.Seq == 0:
 			v.fail(e.TenantID, BreakForged, e.Seq, e.ID, "sequence number %d: a chain starts at 1", e.Seq)
+			return nil
+		case e.Seq <= cs.from.Seq && cs.anchor:
+			v.fail(e.TenantID, v.outOfOrder, e.Seq, e.ID, "sequence number %d comes after %d, the tenant's first line: lines out of chain order (export with Order: AuditByChain)", e.Seq, cs.from.Seq)
 			return nil
 		case e.Seq <= cs.from.Seq:
 			// A purge deletes every event up to its checkpoint: one still
@@ -432,6 +441,14 @@ func (v *verifier) run() error {
 			v.fail(e.TenantID, v.outOfOrder, e.Seq, e.ID, "sequence number %d comes again after %d", e.Seq, cs.expect-1)
 			return nil
 		case e.Seq > cs.expect:
+			if v.export {
+				if f, err := v.ahead(e.TenantID, cs.expect); err != nil {
+					return err
+				} else if f != nil {
+					v.fail(e.TenantID, BreakReorder, cs.expect, f.ID, "event %d comes after event %d: lines out of chain order (export with Order: AuditByChain)", cs.expect, e.Seq)
+					return nil
+				}
+			}
 			v.fail(e.TenantID, BreakGap, cs.expect, e.ID, "%s missing", seqRange(cs.expect, e.Seq-1))
 			return nil
 		}
@@ -452,6 +469,20 @@ func (v *verifier) run() error {
 		v.pos++
 	}
 	return nil
+}
+
+// ahead returns the tenant's event with sequence number seq among the
+// next verifyBatch items after pos, if there is one.
+func (v *verifier) ahead(tenant string, seq int64) (*Event, error) {
+	if err := v.fill(verifyBatch + 1); err != nil {
+		return nil, err
+	}
+	for i := v.pos + 1; i < len(v.buf); i++ {
+		if f := &v.buf[i].e; f.TenantID == tenant && f.Seq == seq {
+			return f, nil
+		}
+	}
+	return nil, nil
 }
 
 // classify explains the hash mismatch of the event at pos using the

@@ -23,9 +23,11 @@ var (
 	// ErrScopeNotGranted means an active grant covers the principal but none
 	// of the active grants includes the scope asked for.
 	ErrScopeNotGranted = errors.New("supportaccess: scope not granted")
-	// ErrConflict means a concurrent change won a race (for example two
-	// replicas revoking the same grant at once: the loser gets ErrConflict
-	// wrapped together with ErrInvalidInput). Stores return it from
-	// conditional updates.
+	// ErrConflict means the store refused a write that collides with
+	// another: an ID that exists already, or a transaction the database
+	// aborted as a deadlock or serialisation failure (sqlstore); retrying
+	// the call may succeed. Races the Manager judges itself are not
+	// conflicts: of two replicas revoking one grant at once, the loser
+	// gets ErrInvalidInput (the grant is already revoked).
 	ErrConflict = errors.New("supportaccess: conflicting concurrent change")
 )

@@ -64,11 +64,13 @@ import (
 // header fields before the request is audited.
 //
 // Audit: each admitted request records one support.request event (actor:
-// Kind support, ID the principal; GrantID: the admitting grant; Attrs:
-// method, path without the query string, status, duration_ms, scope,
-// session_id, subject_user_id, and elevated_grant_ids when RequireScope
-// used other grants; a scope taken after the event was recorded gets a
-// support.scope event of its own, see RequireScope). It is recorded when
+// Kind support, ID the principal; Time: when the request arrived, so it
+// may sort before events the handler recorded, such as a support.change;
+// GrantID: the admitting grant; Attrs: method, path without the query
+// string, status, duration_ms, scope, session_id, subject_user_id, and
+// elevated_grant_ids when RequireScope or a re-check used other grants; a
+// scope or grant taken after the event was recorded gets a support.scope
+// event of its own, see EventSupportScope). It is recorded when
 // the response is committed (the
 // first WriteHeader, Write or Flush, a Hijack, or the handler's return),
 // before anything reaches the client, so duration_ms is the time to the

@@ -96,6 +96,13 @@
 // WithBusyTimeout), so concurrent writers wait for each other instead of
 // failing with "database is locked".
 //
+// An in-memory database (":memory:") is one database per connection: with
+// database/sql's pool, Migrate creates the tables on one connection and
+// other calls find none ("no such table"). Open it with
+// db.SetMaxOpenConns(1), or as a shared cache ("file::memory:?cache=shared").
+// The driver is the host's, for example modernc.org/sqlite (imported for
+// its side effect, driver name "sqlite").
+//
 // # Statements
 //
 // Statements are prepared on first use and kept until Close; every value is
