@@ -314,7 +314,7 @@ type item struct {
 // chainState is the verifier's position in one tenant's chain.
 type chainState struct {
 	from   ChainLink
-	anchor bool // from is an export's first line, not a checkpoint
+	anchor bool   // from is an export's first line, not a checkpoint
 	expect int64  // Seq of the next event
 	prev   []byte // Hash of the last verified event (or of From)
 	first  uuid.UUID
