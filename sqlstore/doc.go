@@ -67,6 +67,13 @@
 //
 // # MySQL and MariaDB
 //
+// The sessions must not run at READ-UNCOMMITTED (the server's or the DSN's
+// transaction_isolation): Check is a plain read, which would then see
+// grants not committed — and never created, when their audit event fails.
+// Before its first operation the store asks one connection of the pool;
+// at READ-UNCOMMITTED every operation, Migrate included, fails with an
+// error wrapping errors.ErrUnsupported (so Check fails closed).
+//
 // Migration 4 creates a stored procedure, <prefix>audit_append, that makes
 // a standalone Record (the middleware's support.request) one CALL while the
 // store's cached chain head is current: in one transaction it moves the

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,6 +41,10 @@ type Store struct {
 
 	walMu   sync.Mutex
 	walDone atomic.Bool
+
+	// isolationOK: on MySQL, the session's isolation level was found to
+	// be one without dirty reads (see checkIsolation).
+	isolationOK atomic.Bool
 
 	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
 	// this store last wrote or read it (tenant → head), for Record's
@@ -176,7 +181,8 @@ func (s *Store) Close() error {
 // prefix (see dialect.render).
 func (s *Store) sql(q string) string { return s.d.render(s.prefix, q) }
 
-// ready returns ctx.Err() or errClosed.
+// ready returns ctx.Err() or errClosed, or on MySQL, until a check
+// succeeded, checkIsolation's error.
 func (s *Store) ready(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -187,6 +193,31 @@ func (s *Store) ready(ctx context.Context) error {
 	if closed {
 		return errClosed
 	}
+	if s.d.Dialect == MySQL && !s.isolationOK.Load() {
+		return s.checkIsolation(ctx)
+	}
+	return nil
+}
+
+// checkIsolation refuses, on MySQL, a session at READ-UNCOMMITTED (the
+// server's transaction_isolation, or the DSN's): Check's query is a plain
+// read, which would then see grants another transaction inserted but has
+// not committed — and may never commit, when their audit event fails. It
+// asks one connection of the pool, once per Store; the pool's connections
+// share the DSN's settings.
+func (s *Store) checkIsolation(ctx context.Context) error {
+	var level string
+	err := s.db.QueryRowContext(ctx, `SELECT @@transaction_isolation`).Scan(&level)
+	if err != nil {
+		// MariaDB before 11.1 has only the older name.
+		if err2 := s.db.QueryRowContext(ctx, `SELECT @@tx_isolation`).Scan(&level); err2 != nil {
+			return fmt.Errorf("sqlstore: read the session's isolation level: %w", errors.Join(err, err2))
+		}
+	}
+	if strings.EqualFold(strings.ReplaceAll(level, " ", "-"), "READ-UNCOMMITTED") {
+		return fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set transaction_isolation to READ-COMMITTED or REPEATABLE-READ", errors.ErrUnsupported)
+	}
+	s.isolationOK.Store(true)
 	return nil
 }
 
