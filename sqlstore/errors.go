@@ -104,7 +104,23 @@ func wrap(ctx context.Context, op string, err error) error {
 	if isDeadlock(err) {
 		return fmt.Errorf("sqlstore: %s: %w: %w", op, sa.ErrConflict, err)
 	}
+	if isMissingSchema(err) {
+		return fmt.Errorf("sqlstore: %s: %w (the store's tables are missing: run Migrate, with this table prefix, before using it)", op, err)
+	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// isMissingSchema reports whether err says a table (or, on MySQL, the
+// audit_append procedure) does not exist: the schema was not migrated.
+func isMissingSchema(err error) bool {
+	if sqlState(err) == "42P01" { // undefined_table
+		return true
+	}
+	switch mysqlNumber(err) {
+	case 1146, 1305: // ER_NO_SUCH_TABLE, ER_SP_DOES_NOT_EXIST
+		return true
+	}
+	return sqliteCode(err) == 1 && strings.Contains(err.Error(), "no such table")
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation

@@ -111,3 +111,22 @@ func TestReview23SQLMySQLCheckSeesUncommittedGrant(t *testing.T) {
 	_, err = s.Events(ctx, sa.AuditFilter{TenantID: "acme"})
 	require.NoError(t, err)
 }
+
+// TestReview23SQLUnmigratedStoreSaysRunMigrate: a host that forgot Migrate
+// (or gave another table prefix) got the driver's bare "no such table"
+// from Grant, Check and Record. The error now says what to do, on every
+// dialect, and a Check still fails (closed).
+func TestReview23SQLUnmigratedStoreSaysRunMigrate(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		s, err := sqlstore.New(sqltest.Open(t, d), d, sqlstore.WithTablePrefix(sqltest.NewPrefix()))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		ctx := context.Background()
+		_, err = s.FindActiveGrant(ctx, "acme", "eve@vendor.example", sa.ScopeRead, fixtureNow)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, sa.ErrNoActiveGrant)
+		require.ErrorContains(t, err, "run Migrate")
+		err = s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support})
+		require.ErrorContains(t, err, "run Migrate")
+	})
+}
