@@ -489,7 +489,9 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			if i > 0 || old.id != st.grant.ID || old.scope != ScopeRead {
 				st.markUsedLocked(old.scope, old.id)
 			}
-			if audited && !old.pending {
+			// Also over a pending need: the event under way names the
+			// grant replaced, and must not confirm this one (new tok).
+			if audited {
 				st.needTok++
 				st.needs[i].pending, st.needs[i].tok = true, st.needTok
 				late = append(late, need{scope: n.scope, id: n.id, tok: st.needTok})
@@ -499,7 +501,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	}
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()
-	if len(late) > 0 && !w.auditAdopted(ctx, st, late, deadline) {
+	if len(late) > 0 && !w.auditAdopted(ctx, st, late, deadline, answers.checks) {
 		return true
 	}
 	// A grant this Manager ended while the Checks answered with it: the
@@ -518,24 +520,46 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 
 // auditAdopted records a support.scope event for each need in late: a
 // grant a re-check adopted for the request after its record was made. The
-// events are bounded by the poll's deadline (at least minRecheckTimeout
-// from now): the watcher must not hang with an auditor that does. A
-// failure ends the request (fail closed: no grant in no record is relied
-// on), and auditAdopted reports false.
-func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, deadline time.Time) bool {
+// events are recorded in a goroutine of their own (counted in checks), as
+// Checks are (see boundedCheck): an auditor stuck on a dead connection,
+// ignoring its context, must not stop the watcher, which ends the other
+// requests. They get the poll's deadline, at least minRecheckTimeout from
+// now. A failure, or no answer by then, ends the request (fail closed: no
+// grant in no record is relied on), and auditAdopted reports false.
+func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, deadline time.Time, checks *sync.WaitGroup) bool {
 	by := deadline
 	if min := time.Now().Add(minRecheckTimeout); by.Before(min) {
 		by = min
 	}
 	actx, cancel := context.WithDeadline(context.WithoutCancel(ctx), by)
 	defer cancel()
-	for _, n := range late {
-		if err := st.recordScope(actx, w.m.now(), n.scope, n.id); err != nil {
-			w.onError(ctx, err)
-			st.end(endReasonAuditFailed)
-			return false
+	done := make(chan error, 1)
+	checks.Add(1)
+	go func() {
+		defer checks.Done()
+		for _, n := range late {
+			if err := st.recordScope(actx, w.m.now(), n.scope, n.id); err != nil {
+				done <- err
+				return
+			}
+			st.confirmNeed(n)
 		}
-		st.confirmNeed(n)
+		done <- nil
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-actx.Done():
+		select { // an answer that raced the deadline still counts
+		case err = <-done:
+		default:
+			err = fmt.Errorf("supportaccess: middleware: audit of a grant a re-check adopted: no answer: %w", context.Cause(actx))
+		}
+	}
+	if err != nil {
+		w.onError(ctx, err)
+		st.end(endReasonAuditFailed)
+		return false
 	}
 	return true
 }

@@ -44,7 +44,7 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if e.Time.IsZero() {
+	if e.Time.UTC().Truncate(time.Microsecond).IsZero() { // kept to the microsecond (appendEvents)
 		return fmt.Errorf("memstore: event %s has no Time: %w", e.ID, sa.ErrInvalidInput)
 	}
 	s.mu.Lock()

@@ -11,8 +11,9 @@ import (
 	sa "github.com/supportaccess/supportaccess"
 )
 
-// testAuditRecordRefusesZeroTime: an event without a Time is refused with
-// ErrInvalidInput and nothing is stored. Every event the Manager writes
+// testAuditRecordRefusesZeroTime: an event without a Time (also one in the
+// first microsecond of year 1, which kept to the microsecond has none) is
+// refused with ErrInvalidInput and nothing is stored. Every event the Manager writes
 // has one; a store that took one would keep an event whose time the trail
 // cannot show, and a chain whose hash of "no time" an earlier canonical
 // encoding shared with the Unix epoch.
@@ -27,6 +28,10 @@ func testAuditRecordRefusesZeroTime(t *testing.T, ns NewStore) {
 	before, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme"})
 	require.NoError(t, err)
 	err = a.Record(h.ctx, sa.Event{ID: uuid.New(), Type: sa.EventSupportChange, TenantID: "acme", Actor: Support})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	// A Time kept to the microsecond (see AuditRecordKeepsMicroseconds)
+	// that would be none.
+	err = a.Record(h.ctx, sa.Event{ID: uuid.New(), Time: time.Time{}.Add(500 * time.Nanosecond), Type: sa.EventSupportChange, TenantID: "acme", Actor: Support})
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
 	after, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme"})
 	require.NoError(t, err)
