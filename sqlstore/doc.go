@@ -72,7 +72,10 @@
 // grants not committed — and never created, when their audit event fails.
 // Before its first operation the store asks one connection of the pool;
 // at READ-UNCOMMITTED every operation, Migrate included, fails with an
-// error wrapping errors.ErrUnsupported (so Check fails closed).
+// error wrapping errors.ErrUnsupported (so Check fails closed). Check's
+// query also reads the level of the connection it runs on (one changed
+// later with SET SESSION or SET GLOBAL), and fails the same way when it
+// finds a grant at READ-UNCOMMITTED.
 //
 // Migration 4 creates a stored procedure, <prefix>audit_append, that makes
 // a standalone Record (the middleware's support.request) one CALL while the

@@ -188,7 +188,12 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 	var best *sa.Grant
 	var selErr error
 	err := s.read(ctx, func() error {
-		st, err := s.stmt(ctx, s.q.findActive)
+		q := s.q.findActive
+		mysql := s.d.Dialect == MySQL
+		if mysql {
+			q = s.q.findActiveIso[s.isolationVar.Load()]
+		}
+		st, err := s.stmt(ctx, q)
 		if err != nil {
 			return err
 		}
@@ -198,11 +203,24 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 			return err
 		}
 		defer rows.Close()
+		scan := rows.Scan
+		var level string
+		if mysql {
+			// Each row says the isolation level of the connection that
+			// read it: a grant read at READ-UNCOMMITTED may not be
+			// committed (see checkIsolation).
+			scan = func(dest ...any) error { return rows.Scan(append(dest, &level)...) }
+		}
 		sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
 		for rows.Next() {
 			r := s.newGrantRow()
-			if err := r.scan(rows.Scan); err != nil {
+			if err := r.scan(scan); err != nil {
 				return err
+			}
+			if mysql {
+				if err := checkLevel(level); err != nil {
+					return err
+				}
 			}
 			sel.Offer(&r.g)
 		}

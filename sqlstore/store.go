@@ -43,8 +43,10 @@ type Store struct {
 	walDone atomic.Bool
 
 	// isolationOK: on MySQL, the session's isolation level was found to
-	// be one without dirty reads (see checkIsolation).
-	isolationOK atomic.Bool
+	// be one without dirty reads (see checkIsolation), whose system
+	// variable is isolationVars[isolationVar].
+	isolationOK  atomic.Bool
+	isolationVar atomic.Int32
 
 	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
 	// this store last wrote or read it (tenant → head), for Record's
@@ -205,19 +207,42 @@ func (s *Store) ready(ctx context.Context) error {
 // not committed — and may never commit, when their audit event fails. It
 // asks one connection of the pool, once per Store; the pool's connections
 // share the DSN's settings.
+//
+// A session changed later (SET SESSION on a connection the host shares,
+// SET GLOBAL for connections opened later) is caught by Check itself,
+// whose query reads the level of the connection it runs on (see
+// FindActiveGrant).
 func (s *Store) checkIsolation(ctx context.Context) error {
 	var level string
-	err := s.db.QueryRowContext(ctx, `SELECT @@transaction_isolation`).Scan(&level)
-	if err != nil {
-		// MariaDB before 11.1 has only the older name.
-		if err2 := s.db.QueryRowContext(ctx, `SELECT @@tx_isolation`).Scan(&level); err2 != nil {
-			return fmt.Errorf("sqlstore: read the session's isolation level: %w", errors.Join(err, err2))
+	var errs []error
+	for i, v := range isolationVars {
+		// MySQL 8 knows only the first name, MariaDB before 11.1 only the
+		// second.
+		err := s.db.QueryRowContext(ctx, `SELECT @@`+v).Scan(&level)
+		if err == nil {
+			if err := checkLevel(level); err != nil {
+				return err
+			}
+			s.isolationVar.Store(int32(i))
+			s.isolationOK.Store(true)
+			return nil
 		}
+		errs = append(errs, err)
 	}
+	return fmt.Errorf("sqlstore: read the session's isolation level: %w", errors.Join(errs...))
+}
+
+// isolationVars are the names of MySQL's isolation level variable.
+var isolationVars = [2]string{"transaction_isolation", "tx_isolation"}
+
+// errReadUncommitted is the error of a MySQL session at READ-UNCOMMITTED.
+var errReadUncommitted = fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set transaction_isolation to READ-COMMITTED or REPEATABLE-READ", errors.ErrUnsupported)
+
+// checkLevel returns errReadUncommitted for READ-UNCOMMITTED.
+func checkLevel(level string) error {
 	if strings.EqualFold(strings.ReplaceAll(level, " ", "-"), "READ-UNCOMMITTED") {
-		return fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set transaction_isolation to READ-COMMITTED or REPEATABLE-READ", errors.ErrUnsupported)
+		return errReadUncommitted
 	}
-	s.isolationOK.Store(true)
 	return nil
 }
 
