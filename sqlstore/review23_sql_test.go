@@ -56,6 +56,30 @@ func TestReview23SQLMySQLCheckSeesUncommittedGrant(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = replica.Close() })
 
+	found, checkErr := rw23CheckDuringUncommittedGrant(t, db, s, ru, replica)
+	require.Error(t, checkErr, "Check allowed write access on grant %s, which was never committed (dirty read at READ-UNCOMMITTED)", found.ID)
+	require.Zero(t, found.ID)
+	require.ErrorIs(t, checkErr, errors.ErrUnsupported, "a store on a READ-UNCOMMITTED session refuses to work")
+
+	// So does every other call, Migrate included; the other store, at the
+	// server's default level, works.
+	ctx := context.Background()
+	require.ErrorIs(t, replica.Migrate(ctx), errors.ErrUnsupported)
+	_, err = replica.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	_, err = s.Events(ctx, sa.AuditFilter{TenantID: "acme"})
+	require.NoError(t, err)
+}
+
+// rw23CheckDuringUncommittedGrant runs replica's Check of write in acme
+// while s's CreateGrant of a read+write grant has inserted it but not
+// committed (another transaction of db holds the tenant's chain head, so
+// the creation waits there; dirty, a pool at READ-UNCOMMITTED, sees the
+// row), then fails that creation (as when its audit event cannot be
+// written) and makes sure the grant never existed. It returns the Check's
+// answer.
+func rw23CheckDuringUncommittedGrant(t *testing.T, db *sql.DB, s *sqlstore.Store, dirty *sql.DB, replica *sqlstore.Store) (sa.Grant, error) {
+	t.Helper()
 	ctx := context.Background()
 	now := fixtureNow
 	ev := func() sa.Event {
@@ -77,11 +101,11 @@ func TestReview23SQLMySQLCheckSeesUncommittedGrant(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.CreateGrant(cctx, g, []sa.Event{ev()}) }()
 
-	// Wait until CreateGrant has inserted the grant (a dirty read of the
-	// row, outside the store); it then waits for the chain head.
+	// Wait until CreateGrant has inserted the grant (a dirty read, outside
+	// the store); it then waits for the chain head.
 	for {
 		var n int
-		require.NoError(t, ru.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+s.TablePrefix()+`grants WHERE id = ?`, g.ID.String()).Scan(&n))
+		require.NoError(t, dirty.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+s.TablePrefix()+`grants WHERE id = ?`, g.ID.String()).Scan(&n))
 		if n > 0 {
 			break
 		}
@@ -98,18 +122,7 @@ func TestReview23SQLMySQLCheckSeesUncommittedGrant(t *testing.T) {
 	require.Error(t, <-done)
 	_, err = s.GetGrant(ctx, g.ID)
 	require.ErrorIs(t, err, sa.ErrNotFound, "the grant was never created")
-
-	require.Error(t, checkErr, "Check allowed write access on grant %s, which was never committed (dirty read at READ-UNCOMMITTED)", found.ID)
-	require.Zero(t, found.ID)
-	require.ErrorIs(t, checkErr, errors.ErrUnsupported, "a store on a READ-UNCOMMITTED session refuses to work")
-
-	// So does every other call, Migrate included; the other store, at the
-	// server's default level, works.
-	require.ErrorIs(t, replica.Migrate(ctx), errors.ErrUnsupported)
-	_, err = replica.Events(ctx, sa.AuditFilter{TenantID: "acme"})
-	require.ErrorIs(t, err, errors.ErrUnsupported)
-	_, err = s.Events(ctx, sa.AuditFilter{TenantID: "acme"})
-	require.NoError(t, err)
+	return found, checkErr
 }
 
 // TestReview23SQLUnmigratedStoreSaysRunMigrate: a host that forgot Migrate

@@ -5,15 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/sqlstore"
 	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
-	"github.com/supportaccess/supportaccess/storetest"
 )
 
 // Tests of the twenty-fourth review round (sqlstore) — prefix
@@ -46,57 +43,16 @@ func TestReview24SQLMySQLIsolationCheckedOnceNotPerConnection(t *testing.T) {
 	t.Cleanup(func() { _ = replica.Close() })
 
 	ctx := context.Background()
-	now := fixtureNow
-	ev := func() sa.Event {
-		return sa.Event{ID: uuid.New(), Time: now, Type: sa.EventGrantCreated, TenantID: "acme", Actor: storetest.Customer}
-	}
-	require.NoError(t, s.Record(ctx, ev())) // the tenant's head row exists
-
 	// The replica's first call: its session is at the server's default,
 	// and the check passes (and is not made again).
-	_, err = replica.FindActiveGrant(ctx, "acme", "anyone@v.example", sa.ScopeWrite, now)
+	_, err = replica.FindActiveGrant(ctx, "acme", "anyone@v.example", sa.ScopeWrite, fixtureNow)
 	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
 
 	// The host's reporting query on the shared pool.
 	_, err = shared.ExecContext(ctx, `SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED`)
 	require.NoError(t, err)
 
-	// Another writer of the tenant's trail holds its chain head.
-	hold, err := db.BeginTx(ctx, nil)
-	require.NoError(t, err)
-	defer func() { _ = hold.Rollback() }()
-	var seq int64
-	require.NoError(t, hold.QueryRowContext(ctx, `SELECT seq FROM `+s.TablePrefix()+`audit_heads WHERE tenant_id = 'acme' FOR UPDATE`).Scan(&seq))
-
-	g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead, sa.ScopeWrite}, GrantedBy: storetest.Customer,
-		CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.CreateGrant(cctx, g, []sa.Event{ev()}) }()
-
-	// Wait until CreateGrant has inserted the grant (a dirty read on the
-	// shared connection, outside the store); it then waits for the head.
-	for {
-		var n int
-		require.NoError(t, shared.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+s.TablePrefix()+`grants WHERE id = ?`, g.ID.String()).Scan(&n))
-		if n > 0 {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("CreateGrant returned before waiting for the chain head: %v", err)
-		case <-time.After(time.Millisecond):
-		}
-	}
-	found, checkErr := replica.FindActiveGrant(ctx, "acme", "anyone@v.example", sa.ScopeWrite, now)
-
-	cancel() // the creation fails: no grant, no event
-	require.NoError(t, hold.Rollback())
-	require.Error(t, <-done)
-	_, err = s.GetGrant(ctx, g.ID)
-	require.ErrorIs(t, err, sa.ErrNotFound, "the grant was never created")
-
+	found, checkErr := rw23CheckDuringUncommittedGrant(t, db, s, shared, replica)
 	require.Error(t, checkErr,
 		"Check allowed write access on grant %s, which was never committed: a dirty read on a pooled connection at READ-UNCOMMITTED after the store's one isolation check passed", found.ID)
 	require.Zero(t, found.ID)
