@@ -343,7 +343,7 @@ func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal str
 		}
 		o := checkOutcome(err)
 		span.SetAttributes(AttrKeyOutcome.String(checkOutcomes[o]))
-		if o == 3 {
+		if o == checkFault {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
 		}

@@ -21,7 +21,9 @@ const Version = "0.1.0"
 
 // Attribute keys of spans and metrics. No reason texts and, unless
 // WithPrincipalAttributes is set, no principal or actor IDs are recorded
-// (they are often e-mail addresses).
+// (they are often e-mail addresses). Identifiers are recorded only when
+// they pass the library's validation (an actor kind that does not is
+// "invalid"), so no malformed input reaches the trace backend.
 const (
 	AttrKeyTenant       = attribute.Key("supportaccess.tenant_id")
 	AttrKeyGrant        = attribute.Key("supportaccess.grant_id")
@@ -84,7 +86,7 @@ type telemetry struct {
 	active   metric.Int64ObservableGauge
 	// checkOpts are the precomputed attribute options per check outcome
 	// (indexed by checkOutcome), so recording allocates nothing.
-	checkOpts [4]metric.MeasurementOption
+	checkOpts [5]metric.MeasurementOption
 	reg       metric.Registration
 }
 
@@ -154,7 +156,10 @@ func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
 }
 
 // checkOutcomes are the outcomes of Check, indexed by checkOutcome.
-var checkOutcomes = [4]string{OutcomeAllowed, OutcomeNoGrant, OutcomeScope, OutcomeError}
+var checkOutcomes = [5]string{OutcomeAllowed, OutcomeNoGrant, OutcomeScope, OutcomeInvalid, OutcomeError}
+
+// checkFault is the index in checkOutcomes of a fault (status Error).
+const checkFault = 4
 
 // checkOutcome returns the index in checkOutcomes of err's outcome.
 func checkOutcome(err error) int {
@@ -165,8 +170,10 @@ func checkOutcome(err error) int {
 		return 1
 	case errors.Is(err, ErrScopeNotGranted):
 		return 2
+	case errors.Is(err, ErrInvalidInput):
+		return 3 // malformed arguments: refused, not a fault
 	default:
-		return 3
+		return checkFault
 	}
 }
 
@@ -175,12 +182,22 @@ func (m *Manager) startSpan(ctx context.Context, op string, attrs ...attribute.K
 	return m.tel.tracer.Start(ctx, "supportaccess."+op, trace.WithAttributes(attrs...))
 }
 
-// actorAttrs returns the span attributes describing by.
+// actorAttrs returns the span attributes describing by. They are made
+// before the operation validates by, so only what passes validation is
+// recorded (as Check does with tenants and principals): an actor kind
+// that is none of the three is "invalid", an ID that would be refused is
+// left out — no unchecked bytes (invalid UTF-8 fails an exporter's whole
+// batch) or unbounded lengths reach the trace backend.
 func (m *Manager) actorAttrs(by Actor) []attribute.KeyValue {
-	if m.principalAttrs {
-		return []attribute.KeyValue{AttrKeyActorKind.String(string(by.Kind)), AttrKeyActorID.String(by.ID)}
+	kind := string(by.Kind)
+	if !by.Kind.Valid() {
+		kind = "invalid"
 	}
-	return []attribute.KeyValue{AttrKeyActorKind.String(string(by.Kind))}
+	attrs := []attribute.KeyValue{AttrKeyActorKind.String(kind)}
+	if m.principalAttrs && checkText("", by.ID, MaxPrincipalLen, true, identity) == nil {
+		attrs = append(attrs, AttrKeyActorID.String(by.ID))
+	}
+	return attrs
 }
 
 // outcomeOf classifies an operation's error.

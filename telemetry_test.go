@@ -179,6 +179,8 @@ func TestTelemetryCheck(t *testing.T) {
 	require.ErrorIs(t, err, sa.ErrScopeNotGranted)
 	_, err = o.m.Check(pctx, "globex", support.ID, sa.ScopeRead)
 	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+	_, err = o.m.Check(pctx, "acme\x00", support.ID, sa.ScopeRead)
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
 	parent.End()
 	var checks []sdktrace.ReadOnlySpan
 	for _, s := range o.spans.Ended() {
@@ -186,13 +188,15 @@ func TestTelemetryCheck(t *testing.T) {
 			checks = append(checks, s)
 		}
 	}
-	require.Len(t, checks, 3)
+	require.Len(t, checks, 4)
 	require.Equal(t, parent.SpanContext().SpanID(), checks[0].Parent().SpanID())
 	require.Equal(t, map[attribute.Key]string{sa.AttrKeyTenant: "acme", sa.AttrKeyScope: "read", sa.AttrKeyGrant: g.ID.String(), sa.AttrKeyOutcome: "allowed"}, attrs(checks[0]))
 	require.Equal(t, "scope", attrs(checks[1])[sa.AttrKeyOutcome])
 	require.Equal(t, "no_grant", attrs(checks[2])[sa.AttrKeyOutcome])
+	require.Equal(t, "invalid", attrs(checks[3])[sa.AttrKeyOutcome], "malformed arguments are refused, not a fault")
+	require.NotContains(t, attrs(checks[3]), sa.AttrKeyTenant, "an invalid tenant ID is not recorded")
 	for _, c := range checks {
-		require.Equal(t, codes.Unset, c.Status().Code, "denials are not errors")
+		require.Equal(t, codes.Unset, c.Status().Code, "denials and refusals are not errors")
 	}
 
 	// A store fault is an error.
@@ -209,6 +213,7 @@ func TestTelemetryCheck(t *testing.T) {
 	require.EqualValues(t, 2, got["supportaccess.checks/allowed"])
 	require.EqualValues(t, 1, got["supportaccess.checks/scope"])
 	require.EqualValues(t, 1, got["supportaccess.checks/no_grant"])
+	require.EqualValues(t, 1, got["supportaccess.checks/invalid"])
 	require.EqualValues(t, 2, got["supportaccess.check.duration/allowed"])
 	require.EqualValues(t, 1, got["supportaccess.grants.created"])
 }

@@ -49,13 +49,39 @@ type impersonation struct {
 }
 
 // sessionStore keeps sessions in memory, keyed by random IDs. Expired
-// sessions are dropped lazily on lookup, so no goroutine is needed.
+// sessions are dropped on lookup, and all of them at most once a minute
+// when a session is created (sweepLocked): those whose cookie never comes
+// back too. No goroutine is needed.
 type sessionStore struct {
 	now func() time.Time
 
-	mu     sync.Mutex
-	logins map[string]*loginSession
-	imps   map[string]*impersonation
+	mu        sync.Mutex
+	logins    map[string]*loginSession
+	imps      map[string]*impersonation
+	nextSweep time.Time
+}
+
+// sweepInterval is how often at most sweepLocked walks every session.
+const sweepInterval = time.Minute
+
+// sweepLocked drops every expired login (with its impersonations) and
+// every expired impersonation, unless it did so less than sweepInterval
+// ago. s.mu must be held.
+func (s *sessionStore) sweepLocked(now time.Time) {
+	if now.Before(s.nextSweep) {
+		return
+	}
+	s.nextSweep = now.Add(sweepInterval)
+	for id, ls := range s.logins {
+		if now.Sub(ls.CreatedAt) >= loginTTL {
+			delete(s.logins, id)
+		}
+	}
+	for id, imp := range s.imps {
+		if _, ok := s.logins[imp.LoginSessionID]; !ok || now.Sub(imp.CreatedAt) >= impersonationTTL {
+			delete(s.imps, id)
+		}
+	}
 }
 
 func newSessionStore(now func() time.Time) *sessionStore {
@@ -73,6 +99,7 @@ func newSessionID() string { return rand.Text() + rand.Text() }
 func (s *sessionStore) login(userID string) loginSession {
 	ls := &loginSession{ID: newSessionID(), UserID: userID, CreatedAt: s.now()}
 	s.mu.Lock()
+	s.sweepLocked(ls.CreatedAt)
 	s.logins[ls.ID] = ls
 	s.mu.Unlock()
 	return *ls
@@ -139,6 +166,7 @@ func (s *sessionStore) impersonate(ls loginSession, tenantID, subjectUserID stri
 		TenantID: tenantID, SubjectUserID: subjectUserID, CreatedAt: s.now(),
 	}
 	s.mu.Lock()
+	s.sweepLocked(imp.CreatedAt)
 	for k, old := range s.imps {
 		if old.LoginSessionID == ls.ID {
 			delete(s.imps, k)
