@@ -11,7 +11,7 @@ import (
 
 // CheckQuery returns the SQL of FindActiveGrant as sent to the database
 // (for EXPLAIN tests and the baseline benchmark).
-func (s *Store) CheckQuery() string { return s.q.findActive }
+func (s *Store) CheckQuery() string { return s.checkQuery() }
 
 // CheckArgs returns the arguments of CheckQuery.
 func (s *Store) CheckArgs(tenantID, principal string, now time.Time) []any {

@@ -188,12 +188,8 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 	var best *sa.Grant
 	var selErr error
 	err := s.read(ctx, func() error {
-		q := s.q.findActive
 		mysql := s.d.Dialect == MySQL
-		if mysql {
-			q = s.q.findActiveIso[s.isolationVar.Load()]
-		}
-		st, err := s.stmt(ctx, q)
+		st, err := s.stmt(ctx, s.checkQuery())
 		if err != nil {
 			return err
 		}
@@ -237,6 +233,15 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 		return sa.Grant{}, selErr
 	}
 	return *best, nil
+}
+
+// checkQuery returns the statement of FindActiveGrant: findActive, on
+// MySQL with the isolation level of the connection as its last column.
+func (s *Store) checkQuery() string {
+	if s.d.Dialect == MySQL {
+		return s.q.findActiveIso[s.isolationVar.Load()]
+	}
+	return s.q.findActive
 }
 
 // UpdateGrant implements supportaccess.Store: in one transaction it reads

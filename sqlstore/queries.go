@@ -135,15 +135,15 @@ type queries struct {
 	// findActiveIso: on MySQL, findActive also selecting the session's
 	// isolation level, under its name on MySQL 8 and on MariaDB before
 	// 11.1 (see Store.isolationVar).
-	findActiveIso [2]string
-	insertGrant, updateGrant                 string
-	claimStarted, claimExpired, claimDelete  string
-	insertDue, moveDue, dropDues             string
-	expiryRecorded                           string
-	lockHead, insertHead, updateHead         string
-	readHead                                 string
-	insertEvent, insertEventsUnnest          string
-	writeLock                                string
+	findActiveIso                           [2]string
+	insertGrant, updateGrant                string
+	claimStarted, claimExpired, claimDelete string
+	insertDue, moveDue, dropDues            string
+	expiryRecorded                          string
+	lockHead, insertHead, updateHead        string
+	readHead                                string
+	insertEvent, insertEventsUnnest         string
+	writeLock                               string
 }
 
 func newQueries(s *Store) queries {
