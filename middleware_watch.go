@@ -480,6 +480,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// not relied on (pending) until the event is recorded.
 	var late []need
 	audited := st.audited.Load()
+	adoptedAt := w.m.now() // when the request moved: the events' time
 	for _, n := range needs {
 		i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == n.scope })
 		if i < 0 {
@@ -501,8 +502,8 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	}
 	st.armLocked(time.Millisecond)
 	st.mu.Unlock()
-	if len(late) > 0 && !w.auditAdopted(ctx, st, late, deadline, answers.checks) {
-		return true
+	if len(late) > 0 {
+		w.auditAdopted(ctx, st, late, adoptedAt, answers.checks)
 	}
 	// A grant this Manager ended while the Checks answered with it: the
 	// listener did not know the request used it yet.
@@ -518,51 +519,47 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	return true
 }
 
-// auditAdopted records a support.scope event for each need in late: a
-// grant a re-check adopted for the request after its record was made. The
-// events are recorded in a goroutine of their own (counted in checks), as
-// Checks are (see boundedCheck): an auditor stuck on a dead connection,
-// ignoring its context, must not stop the watcher, which ends the other
-// requests. They get the poll's deadline, at least minRecheckTimeout from
-// now. A failure, or no answer by then, ends the request (fail closed: no
-// grant in no record is relied on), and auditAdopted reports false.
-func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, deadline time.Time, checks *sync.WaitGroup) bool {
-	by := deadline
-	if min := time.Now().Add(minRecheckTimeout); by.Before(min) {
-		by = min
+// auditAdopted records, at time at, a support.scope event for each need
+// in late: a grant a re-check adopted for the request after its record was
+// made; each need is relied on (confirmNeed) once its event is recorded.
+// The events are recorded in a goroutine of their own (counted in checks)
+// that the watcher does not wait for: an auditor that is slow, or stuck on
+// a dead connection ignoring its context, must not hold up the re-checks
+// of other requests, however many requests a revocation moved. A failure,
+// or no answer within adoptAuditTimeout, ends the request (fail closed: no
+// grant in no record is relied on for longer).
+func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, at time.Time, checks *sync.WaitGroup) {
+	fail := func(err error) {
+		w.onError(ctx, err)
+		st.end(endReasonAuditFailed)
 	}
-	actx, cancel := context.WithDeadline(context.WithoutCancel(ctx), by)
-	defer cancel()
-	done := make(chan error, 1)
+	// Ends the request when the events take too long, even if the
+	// auditor ignores its context; stopped once they are recorded.
+	timer := time.AfterFunc(adoptAuditTimeout, func() {
+		fail(errors.New("supportaccess: middleware: audit of a grant a re-check adopted: no answer in time"))
+	})
 	checks.Add(1)
 	go func() {
 		defer checks.Done()
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adoptAuditTimeout)
+		defer cancel()
 		for _, n := range late {
-			if err := st.recordScope(actx, w.m.now(), n.scope, n.id); err != nil {
-				done <- err
+			if err := st.recordScope(actx, at, n.scope, n.id); err != nil {
+				if timer.Stop() {
+					fail(err)
+				}
 				return
 			}
 			st.confirmNeed(n)
 		}
-		done <- nil
+		timer.Stop()
 	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-actx.Done():
-		select { // an answer that raced the deadline still counts
-		case err = <-done:
-		default:
-			err = fmt.Errorf("supportaccess: middleware: audit of a grant a re-check adopted: no answer: %w", context.Cause(actx))
-		}
-	}
-	if err != nil {
-		w.onError(ctx, err)
-		st.end(endReasonAuditFailed)
-		return false
-	}
-	return true
 }
+
+// adoptAuditTimeout bounds the audit of the grants a re-check adopted
+// (see auditAdopted): as long as a request may run on without an answered
+// re-check at the least.
+const adoptAuditTimeout = minStaleness
 
 // noteEnded tells st that grant id, which a Check begun at end number seq
 // found for it, ended on this Manager since (grantEnded: the request is

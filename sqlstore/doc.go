@@ -75,7 +75,12 @@
 // error wrapping errors.ErrUnsupported (so Check fails closed). Check's
 // query also reads the level of the connection it runs on (one changed
 // later with SET SESSION or SET GLOBAL), and fails the same way when it
-// finds a grant at READ-UNCOMMITTED.
+// finds a grant at READ-UNCOMMITTED. Not detected: a one-shot SET
+// TRANSACTION ISOLATION LEVEL READ UNCOMMITTED (no SESSION or GLOBAL) left
+// on a pooled connection the host shares with the store, which applies to
+// that connection's next statement and shows in no variable; never issue
+// it outside a transaction you start on the same connection (BeginTx with
+// sql.TxOptions does that correctly).
 //
 // Migration 4 creates a stored procedure, <prefix>audit_append, that makes
 // a standalone Record (the middleware's support.request) one CALL while the
