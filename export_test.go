@@ -1,6 +1,9 @@
 package supportaccess
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // CheckUninstrumented is Check without telemetry, the baseline of
 // BenchmarkCheckTelemetry.
@@ -12,3 +15,10 @@ func (m *Manager) CheckUninstrumented(ctx context.Context, tenantID, principal s
 // AppendCanonicalForTest appends the canonical encoding ChainHash hashes
 // to b.
 func (e Event) AppendCanonicalForTest(b, prev []byte) []byte { return e.appendCanonical(b, prev) }
+
+// SetAdoptAuditTimeoutForTest sets how long the middleware waits for the
+// audit of a grant a re-check adopted, until restore is called.
+func SetAdoptAuditTimeoutForTest(d time.Duration) (restore func()) {
+	old := adoptAuditTimeout.Swap(int64(d))
+	return func() { adoptAuditTimeout.Store(old) }
+}

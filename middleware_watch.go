@@ -534,32 +534,42 @@ func (w *watcher) auditAdopted(ctx context.Context, st *reqState, late []need, a
 		st.end(endReasonAuditFailed)
 	}
 	// Ends the request when the events take too long, even if the
-	// auditor ignores its context; stopped once they are recorded.
-	timer := time.AfterFunc(adoptAuditTimeout, func() {
+	// auditor ignores its context; stopped once they are recorded. Both
+	// the timer's callback and the goroutine count in checks, so that
+	// neither outlives the requests: whichever stops the timer, or the
+	// callback, is done with it.
+	timeout := time.Duration(adoptAuditTimeout.Load())
+	checks.Add(2)
+	timer := time.AfterFunc(timeout, func() {
+		defer checks.Done()
 		fail(errors.New("supportaccess: middleware: audit of a grant a re-check adopted: no answer in time"))
 	})
-	checks.Add(1)
 	go func() {
 		defer checks.Done()
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adoptAuditTimeout)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
+		var err error
 		for _, n := range late {
-			if err := st.recordScope(actx, at, n.scope, n.id); err != nil {
-				if timer.Stop() {
-					fail(err)
-				}
-				return
+			if err = st.recordScope(actx, at, n.scope, n.id); err != nil {
+				break
 			}
 			st.confirmNeed(n)
 		}
-		timer.Stop()
+		if timer.Stop() {
+			checks.Done() // the callback's count: it will not run
+			if err != nil {
+				fail(err)
+			}
+		}
 	}()
 }
 
-// adoptAuditTimeout bounds the audit of the grants a re-check adopted
-// (see auditAdopted): as long as a request may run on without an answered
-// re-check at the least.
-const adoptAuditTimeout = minStaleness
+// adoptAuditTimeout (a time.Duration) bounds the audit of the grants a
+// re-check adopted (see auditAdopted): as long as a request may run on
+// without an answered re-check at the least. Tests shorten it.
+var adoptAuditTimeout atomic.Int64
+
+func init() { adoptAuditTimeout.Store(int64(minStaleness)) }
 
 // noteEnded tells st that grant id, which a Check begun at end number seq
 // found for it, ended on this Manager since (grantEnded: the request is
