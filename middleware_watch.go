@@ -477,7 +477,8 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// A grant replaced by another stays named by the request's events
 	// (used). When the request's record is made already, it does not
 	// name the grant adopted: that gets a support.scope event, and is
-	// not relied on (pending) until the event is recorded.
+	// not relied on (pending) until the event is recorded — unless the
+	// request has left or ended meanwhile (it runs on no grant any more).
 	var late []need
 	audited := st.audited.Load()
 	adoptedAt := w.m.now() // when the request moved: the events' time
@@ -492,7 +493,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			}
 			// Also over a pending need: the event under way names the
 			// grant replaced, and must not confirm this one (new tok).
-			if audited {
+			if audited && !st.left && st.endReason == "" {
 				st.needTok++
 				st.needs[i].pending, st.needs[i].tok = true, st.needTok
 				late = append(late, need{scope: n.scope, id: n.id, tok: st.needTok})
