@@ -1,17 +1,21 @@
 // Command quickstart walks through supportaccess step by step on the
 // console: a customer admin grants support 24 hours of read access, support
-// reads (allowed) and tries to write (denied), the admin revokes, support is
-// denied again, and the audit trail is printed.
+// reads (allowed) and tries to write (denied) through the host's HTTP
+// handlers wrapped in the access middleware, the admin revokes, support is
+// denied again, and the audit trail — grants, requests and denials — is
+// printed.
 //
 //	go run ./examples/quickstart
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"time"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -35,20 +39,35 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 	admin := sa.Actor{Kind: sa.ActorCustomer, ID: "ada@acme.example", Name: "Ada (admin, Acme)"}
 	support := "support+acme@vendor.example"
 	step := func(format string, a ...any) { fmt.Fprintf(w, "\n==> "+format+"\n", a...) }
-	check := func(scope sa.Scope) {
-		g, err := m.Check(ctx, "acme", support, scope)
-		switch {
-		case err == nil:
-			fmt.Fprintf(w, "    %s %s: ALLOWED (grant %s, until %s)\n", support, scope, short(g.ID.String()), g.ExpiresAt.Format(time.RFC3339))
-		case errors.Is(err, sa.ErrNoActiveGrant), errors.Is(err, sa.ErrScopeNotGranted):
-			fmt.Fprintf(w, "    %s %s: DENIED (%v)\n", support, scope, err)
-		default:
-			fmt.Fprintf(w, "    %s %s: DENIED, check failed (%v)\n", support, scope, err)
+
+	// The host's application: two routes, wrapped in the access
+	// middleware. A request with the support session's cookie is support
+	// impersonating Ada in tenant acme (the host's own session lookup).
+	app := http.NewServeMux()
+	app.HandleFunc("GET /invoices", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "3 invoices") })
+	app.HandleFunc("POST /settings", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "settings saved") })
+	resolve := func(r *http.Request) (sa.Session, bool) {
+		if c, err := r.Cookie("sid"); err != nil || c.Value != "support-1" {
+			return sa.Session{}, false // not support: passes through untouched
 		}
+		return sa.Session{TenantID: "acme", Principal: support, SubjectUserID: "ada", SessionID: "support-1"}, true
+	}
+	h := m.Middleware(resolve)(app)
+	request := func(method, path string) {
+		req := httptest.NewRequestWithContext(ctx, method, path, nil)
+		req.AddCookie(&http.Cookie{Name: "sid", Value: "support-1"})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		verdict := "ALLOWED"
+		if rec.Code >= 400 {
+			verdict = "DENIED"
+		}
+		body, _, _ := strings.Cut(strings.TrimSpace(rec.Body.String()), "\n")
+		fmt.Fprintf(w, "    %s %s %s: %d %s (%s)\n", support, method, path, rec.Code, verdict, body)
 	}
 
 	step("Support tries to read tenant acme before any grant")
-	check(sa.ScopeRead)
+	request(http.MethodGet, "/invoices")
 
 	step("Ada grants support 24 hours of read-only access")
 	g, err := m.Grant(ctx, sa.GrantInput{
@@ -62,10 +81,10 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 		g.StartsAt.Format(time.RFC3339), g.ExpiresAt.Format(time.RFC3339), g.Status(now()))
 
 	step("Support reads (GET needs scope %q)", sa.ScopeRead)
-	check(sa.ScopeRead)
+	request(http.MethodGet, "/invoices")
 
 	step("Support tries to change a setting (POST needs scope %q)", sa.ScopeWrite)
-	check(sa.ScopeWrite)
+	request(http.MethodPost, "/settings")
 
 	step("Ada revokes the grant")
 	if _, err := m.Revoke(ctx, g.ID, admin, "Issue resolved"); err != nil {
@@ -74,7 +93,7 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 	fmt.Fprintln(w, "    revoked")
 
 	step("Support tries to read again")
-	check(sa.ScopeRead)
+	request(http.MethodGet, "/invoices")
 
 	step("Audit trail of tenant acme")
 	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme"})
@@ -82,7 +101,11 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 		return err
 	}
 	for _, e := range evs {
-		fmt.Fprintf(w, "    #%d %s  %-14s by %s %s  %q\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.Actor.Kind, e.Actor.ID, e.Reason)
+		what := e.Reason
+		if p := e.Attrs[sa.AttrPath]; p != "" {
+			what = strings.TrimSpace(e.Attrs[sa.AttrMethod] + " " + p + " " + e.Attrs[sa.AttrStatus] + " " + e.Reason)
+		}
+		fmt.Fprintf(w, "    #%d %s  %-15s by %s %s  %q\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.Actor.Kind, e.Actor.ID, what)
 	}
 	return nil
 }

@@ -24,18 +24,23 @@ func TestQuickstart(t *testing.T) {
 		}
 		return got
 	}
-	checks := lines("support+acme@vendor.example")
-	require.Len(t, checks, 4)
-	require.Contains(t, checks[0], "read: DENIED")
-	require.Contains(t, checks[1], "read: ALLOWED")
-	require.Contains(t, checks[1], "until 2026-11-29T09:00:00Z")
-	require.Contains(t, checks[2], "write: DENIED")
-	require.Contains(t, checks[2], "scope not granted")
-	require.Contains(t, checks[3], "read: DENIED")
+	requests := lines("support+acme@vendor.example")
+	require.Len(t, requests, 4)
+	require.Contains(t, requests[0], "GET /invoices: 403 DENIED", "no grant yet")
+	require.Contains(t, requests[1], "GET /invoices: 200 ALLOWED (3 invoices)")
+	require.Contains(t, requests[2], "POST /settings: 403 DENIED", "read-only grant")
+	require.Contains(t, requests[3], "GET /invoices: 403 DENIED", "revoked")
 	audit := lines("#")
-	require.Len(t, audit, 2)
-	require.Contains(t, audit[0], "grant.created")
-	require.Contains(t, audit[0], "Investigate failed invoice export")
-	require.Contains(t, audit[1], "grant.revoked")
-	require.Contains(t, audit[1], "customer ada@acme.example")
+	require.Len(t, audit, 6)
+	for i, want := range []string{
+		"access.denied   by support support+acme@vendor.example  \"GET /invoices 403 no active grant\"",
+		"grant.created   by customer ada@acme.example  \"Investigate failed invoice export\"",
+		"support.request by support support+acme@vendor.example  \"GET /invoices 200\"",
+		"access.denied   by support support+acme@vendor.example  \"POST /settings 403 scope not granted: write\"",
+		"grant.revoked   by customer ada@acme.example  \"Issue resolved\"",
+		"access.denied   by support support+acme@vendor.example  \"GET /invoices 403 no active grant\"",
+	} {
+		require.Contains(t, audit[i], want, "audit line %d", i+1)
+	}
+	require.Contains(t, s, "2026-11-28T09:00:00Z → 2026-11-29T09:00:00Z", "the grant ends 24 h after it was made")
 }
