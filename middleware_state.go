@@ -542,18 +542,35 @@ type held struct {
 	scopes, elevated string
 }
 
-// holds checks with the store, now, every scope the request uses. A
-// refusal ends the request (revoked, or expired when that grant's end has
-// passed by the Manager's clock) and returns its ErrSessionEnded cause; a
-// store failure is returned as it is and ends nothing.
+// holds checks with the store, now, every scope the request uses, and
+// write, which a change needs (RecordChange), when the request does not use
+// it. A refusal of the request's scopes ends the request (revoked, or
+// expired when that grant's end has passed by the Manager's clock) and
+// returns its ErrSessionEnded cause; a refusal of write alone refuses the
+// change (ErrScopeNotGranted or ErrNoActiveGrant, audited as access.denied)
+// and ends nothing; a store failure is returned as it is and ends nothing.
 func (st *reqState) holds(ctx context.Context) (held, error) {
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
 	st.mu.Unlock()
 	h := held{grant: st.grant.ID}
 	var scopes, others []string
+	var write *Grant
+	if !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite }) {
+		// A change needs write, also in a request whose method needed
+		// only read (a WebSocket console, a GraphQL query over GET).
+		// Not a scope of the request: a refusal refuses the change only.
+		g, err := st.checkHeld(ctx, ScopeWrite)
+		if err != nil {
+			if isDenial(err) {
+				st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
+			}
+			return held{}, err
+		}
+		write = &g
+	}
 	for i, n := range needs {
-		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
+		g, err := st.checkHeld(ctx, n.scope)
 		switch {
 		case isDenial(err):
 			readLeft := i > 0 // needs[0], read or write, was just allowed
@@ -577,11 +594,36 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		}
 		scopes = append(scopes, string(n.scope))
 	}
+	if write != nil { // listed after the request's own scopes
+		scopes = append(scopes, string(ScopeWrite))
+		if write.ID != h.grant && !slices.Contains(others, write.ID.String()) {
+			others = append(others, write.ID.String())
+		}
+	}
 	if st.ended.Load() { // the watcher ended it meanwhile
 		return held{}, endCause(st.reason())
 	}
 	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
 	return h, nil
+}
+
+// checkHeld is Check of scope s for the request's session, asked again
+// when the grant found ended on this Manager while the Check answered (or
+// the end log cannot tell): a change must not be made on a grant whose
+// revocation has returned to the customer. Grants that keep ending are an
+// error (not a denial).
+func (st *reqState) checkHeld(ctx context.Context, s Scope) (Grant, error) {
+	for range establishAttempts {
+		seq := st.g.watch.ends.now()
+		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, s)
+		if err != nil {
+			return g, err
+		}
+		if ended, unsure := st.g.watch.ends.since(seq, g.ID); !ended && !unsure {
+			return g, nil
+		}
+	}
+	return Grant{}, fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
 }
 
 // audit records the support.request event with the final status.
