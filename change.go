@@ -19,8 +19,9 @@ const maxWhatLen = 200
 // RecordChange records a support.change event for a configuration change
 // that support makes in the impersonated request ctx belongs to: what names
 // the setting (for example "sso.enforced"), before and after are its values,
-// stored as JSON (json.RawMessage is kept as is; nil stores no value, for
-// a creation or a deletion). The event carries the tenant, the grant and
+// stored as JSON as encoding/json writes them (a json.RawMessage keeps its
+// value, compacted and with <, > and & escaped; nil stores no value, for a
+// creation or a deletion). The event carries the tenant, the grant and
 // the session of ctx (actor: the support principal; Attrs: what, method,
 // path, scope, session_id, subject_user_id, and elevated_grant_ids when
 // other grants allow some of the request's scopes, as in support.request).
