@@ -2,10 +2,9 @@ package supportaccess
 
 import (
 	"context"
-	"encoding"
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -50,7 +49,9 @@ const maxWhatLen = 200
 // allows write; ErrInvalidInput when what is empty, too long or contains
 // control characters, or a value cannot be encoded, holds a string or map
 // key that is not valid UTF-8 (encoding/json would write it as U+FFFD, so
-// two values could read as one), encodes as JSON that is not valid UTF-8
+// two values could read as one; refused by that spelling, the escape
+// \ufffd, which a json.RawMessage may not hold either), encodes as JSON
+// that is not valid UTF-8
 // (a json.RawMessage or a json.Marshaler's output holding invalid bytes:
 // encoding/json checks only their syntax; the error names the value,
 // before or after) or is longer than MaxChangeValueLen, and then nothing
@@ -110,65 +111,29 @@ func changeJSON(field string, v any) (json.RawMessage, error) {
 	if !utf8.Valid(b) {
 		return nil, fmt.Errorf("%w: %s is not valid UTF-8 as JSON", ErrInvalidInput, field)
 	}
-	// encoding/json writes invalid UTF-8 in strings and map keys as
-	// U+FFFD: "Acme\xff" and "Acme\xfe" would read as the same value, two
-	// keys as one. The value encoded (so it holds no cycle) is walked for
-	// them.
-	if !validUTF8(reflect.ValueOf(v)) {
-		return nil, fmt.Errorf("%w: %s holds a string or map key that is not valid UTF-8", ErrInvalidInput, field)
+	// encoding/json writes each invalid byte of a string or map key (its
+	// own, or a TextMarshaler's text) as the escape \ufffd — a genuine
+	// U+FFFD it writes as is — so "Acme\xff" and "Acme\xfe" would read as
+	// the same value, two keys as one. Such an escape in the output is
+	// refused (also one a json.RawMessage or Marshaler wrote itself).
+	if hasReplacementEscape(b) {
+		return nil, fmt.Errorf("%w: %s holds a string or map key that is not valid UTF-8 (or the escape \\ufffd)", ErrInvalidInput, field)
 	}
 	return b, nil
 }
 
-var (
-	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
-	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
-)
-
-// validUTF8 reports whether every string encoding/json takes from v — its
-// strings, map keys and the text of its encoding.TextMarshalers — is valid
-// UTF-8. A json.Marshaler's output is checked as a whole (changeJSON).
-func validUTF8(v reflect.Value) bool {
-	if !v.IsValid() {
-		return true
+// hasReplacementEscape reports whether the JSON b holds the escape
+// \ufffd (in any case) outside another escape: a backslash that is itself
+// escaped (\\ufffd in the JSON is the text \ufffd) does not count.
+func hasReplacementEscape(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+5 < len(b) && b[i+1] == 'u' && strings.EqualFold(string(b[i+2:i+6]), "fffd") {
+			return true
+		}
+		i++ // skip the escaped character
 	}
-	t := v.Type()
-	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) {
-		return true
-	}
-	if t.Kind() != reflect.Interface && t.Implements(textMarshalerType) {
-		if t.Kind() == reflect.Pointer && v.IsNil() {
-			return true // null
-		}
-		b, err := v.Interface().(encoding.TextMarshaler).MarshalText()
-		return err != nil || utf8.Valid(b) // an error failed json.Marshal already
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return utf8.ValidString(v.String())
-	case reflect.Pointer, reflect.Interface:
-		return v.IsNil() || validUTF8(v.Elem())
-	case reflect.Struct:
-		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && f.Tag.Get("json") != "-" && !validUTF8(v.Field(i)) {
-				return false
-			}
-		}
-	case reflect.Map:
-		for it := v.MapRange(); it.Next(); {
-			if !validUTF8(it.Key()) || !validUTF8(it.Value()) {
-				return false
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return true // []byte: base64
-		}
-		for i := range v.Len() {
-			if !validUTF8(v.Index(i)) {
-				return false
-			}
-		}
-	}
-	return true
+	return false
 }

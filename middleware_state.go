@@ -555,20 +555,6 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 	st.mu.Unlock()
 	h := held{grant: st.grant.ID}
 	var scopes, others []string
-	var write *Grant
-	if !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite }) {
-		// A change needs write, also in a request whose method needed
-		// only read (a WebSocket console, a GraphQL query over GET).
-		// Not a scope of the request: a refusal refuses the change only.
-		g, err := st.checkHeld(ctx, ScopeWrite)
-		if err != nil {
-			if isDenial(err) {
-				st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
-			}
-			return held{}, err
-		}
-		write = &g
-	}
 	for i, n := range needs {
 		g, err := st.checkHeld(ctx, n.scope)
 		switch {
@@ -594,10 +580,22 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		}
 		scopes = append(scopes, string(n.scope))
 	}
-	if write != nil { // listed after the request's own scopes
+	if !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite }) {
+		// A change needs write, also in a request whose method needed
+		// only read (a WebSocket console, a GraphQL query over GET).
+		// Asked after the request's own scopes, whose refusal ends the
+		// request; write is not one of them: its refusal refuses the
+		// change only.
+		g, err := st.checkHeld(ctx, ScopeWrite)
+		if err != nil {
+			if isDenial(err) {
+				st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
+			}
+			return held{}, err
+		}
 		scopes = append(scopes, string(ScopeWrite))
-		if write.ID != h.grant && !slices.Contains(others, write.ID.String()) {
-			others = append(others, write.ID.String())
+		if g.ID != h.grant && !slices.Contains(others, g.ID.String()) {
+			others = append(others, g.ID.String())
 		}
 	}
 	if st.ended.Load() { // the watcher ended it meanwhile
