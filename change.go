@@ -1,6 +1,7 @@
 package supportaccess
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,7 +51,9 @@ const maxWhatLen = 200
 // control characters, or a value cannot be encoded, holds a string or map
 // key that is not valid UTF-8 (encoding/json would write it as U+FFFD, so
 // two values could read as one; refused by that spelling, the escape
-// \ufffd, which a json.RawMessage may not hold either), encodes as JSON
+// \ufffd — also inside a string whose text is JSON, as the ",string"
+// option writes it — which a json.RawMessage may not hold either),
+// encodes as JSON
 // that is not valid UTF-8
 // (a json.RawMessage or a json.Marshaler's output holding invalid bytes:
 // encoding/json checks only their syntax; the error names the value,
@@ -116,10 +119,32 @@ func changeJSON(field string, v any) (json.RawMessage, error) {
 	// U+FFFD it writes as is — so "Acme\xff" and "Acme\xfe" would read as
 	// the same value, two keys as one. Such an escape in the output is
 	// refused (also one a json.RawMessage or Marshaler wrote itself).
-	if hasReplacementEscape(b) {
+	if coercedText(b) {
 		return nil, fmt.Errorf("%w: %s holds a string or map key that is not valid UTF-8 (or the escape \\ufffd)", ErrInvalidInput, field)
 	}
 	return b, nil
+}
+
+// coercedText reports whether the JSON b holds the escape \ufffd, also
+// inside a string whose text is JSON itself: a string field with the
+// ",string" option is encoded twice, and its escape then reads \\ufffd.
+func coercedText(b []byte) bool {
+	if hasReplacementEscape(b) {
+		return true
+	}
+	if !bytes.Contains(bytes.ToLower(b), []byte("ufffd")) {
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false // the end (b is json.Marshal's output)
+		}
+		if s, ok := tok.(string); ok && strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) && hasReplacementEscape([]byte(s)) {
+			return true
+		}
+	}
 }
 
 // hasReplacementEscape reports whether the JSON b holds the escape

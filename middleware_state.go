@@ -587,10 +587,19 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		// request; write is not one of them: its refusal refuses the
 		// change only.
 		g, err := st.checkHeld(ctx, ScopeWrite)
-		if err != nil {
-			if isDenial(err) {
-				st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
-			}
+		switch {
+		case st.ended.Load(): // the watcher ended it meanwhile
+			return held{}, endCause(st.reason())
+		case errors.Is(err, ErrNoActiveGrant) && len(needs) > 0:
+			// No grant covers the session any more (revoked or expired
+			// since its scopes were checked): its end, not a refused
+			// change.
+			st.end(needs[0].denialReason(false, err, st.m.now()))
+			return held{}, endCause(st.reason())
+		case isDenial(err):
+			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
+			return held{}, err
+		case err != nil:
 			return held{}, err
 		}
 		scopes = append(scopes, string(ScopeWrite))
