@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -136,10 +137,14 @@ func coercedText(b []byte) bool {
 		return false
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber() // a number too large for a float64 is no error
 	for {
 		tok, err := d.Token()
+		if err == io.EOF {
+			return false
+		}
 		if err != nil {
-			return false // the end (b is json.Marshal's output)
+			return true // not read to the end: refused (fail closed)
 		}
 		if s, ok := tok.(string); ok && strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) && hasReplacementEscape([]byte(s)) {
 			return true

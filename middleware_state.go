@@ -590,10 +590,10 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		switch {
 		case st.ended.Load(): // the watcher ended it meanwhile
 			return held{}, endCause(st.reason())
-		case errors.Is(err, ErrNoActiveGrant) && len(needs) > 0:
-			// No grant covers the session any more (revoked or expired
-			// since its scopes were checked): its end, not a refused
-			// change.
+		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, needs[0], err):
+			// No grant allows the request's own scope any more (revoked
+			// or expired since its scopes were checked): its end, not a
+			// refused change.
 			st.end(needs[0].denialReason(false, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case isDenial(err):
@@ -612,6 +612,22 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 	}
 	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
 	return h, nil
+}
+
+// readLost reports whether the denial err of write, asked after the
+// request's own scope own (read) was found allowed, means that scope is
+// gone too: no grant covers the session (ErrNoActiveGrant), or a Check of
+// it now refuses it (another grant of the session, without read, is left).
+// A failure of that Check is reported and counts as not lost.
+func (st *reqState) readLost(ctx context.Context, own need, err error) bool {
+	if errors.Is(err, ErrNoActiveGrant) {
+		return true
+	}
+	_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, own.scope)
+	if rerr != nil && !isDenial(rerr) {
+		st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of %s for a refused change: %w", string(own.scope), rerr))
+	}
+	return isDenial(rerr)
 }
 
 // checkHeld is Check of scope s for the request's session, asked again
