@@ -195,6 +195,37 @@ func boomReported(errs []error) bool {
 	return false
 }
 
+// mwRecordChange runs RecordChange(what, before, after) in a PUT of the
+// generic support session, on a grant that allows write, and returns the
+// support.change events recorded and RecordChange's error.
+func mwRecordChange(t *testing.T, what string, before, after any) ([]sa.Event, error) {
+	t.Helper()
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
+	var changeErr error
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		changeErr = sa.RecordChange(r.Context(), what, before, after)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	mwDo(h, mwReq(http.MethodPut, "/settings", "generic"))
+	return e.events(sa.EventSupportChange), changeErr
+}
+
+// mwRequireChangeRefused requires RecordChange to refuse before → after
+// with ErrInvalidInput and record nothing; when it recorded them, it first
+// says whether the trail still tells the two values apart.
+func mwRequireChangeRefused(t *testing.T, what string, before, after any) {
+	t.Helper()
+	evs, changeErr := mwRecordChange(t, what, before, after)
+	if changeErr == nil {
+		require.Len(t, evs, 1)
+		require.NotEqual(t, string(evs[0].Before), string(evs[0].After),
+			"a real change is recorded as no change: before %s, after %s", evs[0].Before, evs[0].After)
+	}
+	require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
+	require.Empty(t, evs)
+}
+
 // mwWaitEnd waits (real time: keep d under a second) until r's context
 // ends or d has passed, and returns its cause (nil if it did not end).
 func mwWaitEnd(r *http.Request, d time.Duration) error {

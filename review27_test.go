@@ -31,15 +31,7 @@ import (
 // (ErrInvalidInput, nothing recorded) or the trail must tell them apart.
 func TestReview27RecordChangeCoercesInvalidUTF8(t *testing.T) {
 	t.Run("string values", func(t *testing.T) {
-		e := newMWEnv(t)
-		e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
-		var changeErr error
-		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			changeErr = sa.RecordChange(r.Context(), "company.name", "Acme\xff", "Acme\xfe")
-			w.WriteHeader(http.StatusNoContent)
-		}))
-		mwDo(h, mwReq(http.MethodPut, "/settings/company", "generic"))
-		evs := e.events(sa.EventSupportChange)
+		evs, changeErr := mwRecordChange(t, "company.name", "Acme\xff", "Acme\xfe")
 		if changeErr != nil {
 			require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
 			require.Empty(t, evs)
@@ -50,17 +42,9 @@ func TestReview27RecordChangeCoercesInvalidUTF8(t *testing.T) {
 			"a real change is recorded as no change: before %s, after %s", evs[0].Before, evs[0].After)
 	})
 	t.Run("map keys", func(t *testing.T) {
-		e := newMWEnv(t)
-		e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
 		before := map[string]string{"role\xff": "viewer"}
 		after := map[string]string{"role\xff": "viewer", "role\xfe": "admin"}
-		var changeErr error
-		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			changeErr = sa.RecordChange(r.Context(), "user.labels", before, after)
-			w.WriteHeader(http.StatusNoContent)
-		}))
-		mwDo(h, mwReq(http.MethodPut, "/users/u-1/labels", "generic"))
-		evs := e.events(sa.EventSupportChange)
+		evs, changeErr := mwRecordChange(t, "user.labels", before, after)
 		if changeErr != nil {
 			require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
 			require.Empty(t, evs)

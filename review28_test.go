@@ -97,24 +97,9 @@ type R28Company struct {
 // "Acme\ufffd": a real change audited as none — the very collapse
 // review 27 asked RecordChange to refuse.
 func TestReview28InvalidUTF8InPromotedField(t *testing.T) {
-	e := newMWEnv(t)
-	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
 	before := R28Company{r28inner: r28inner{Name: "Acme\xff"}, Plan: "pro"}
 	after := R28Company{r28inner: r28inner{Name: "Acme\xfe"}, Plan: "pro"}
-	var changeErr error
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		changeErr = sa.RecordChange(r.Context(), "company", before, after)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mwDo(h, mwReq(http.MethodPut, "/settings/company", "generic"))
-	evs := e.events(sa.EventSupportChange)
-	if changeErr == nil {
-		require.Len(t, evs, 1)
-		require.NotEqual(t, string(evs[0].Before), string(evs[0].After),
-			"a real change is recorded as no change: before %s, after %s", evs[0].Before, evs[0].After)
-	}
-	require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
-	require.Empty(t, evs)
+	mwRequireChangeRefused(t, "company", before, after)
 }
 
 // r28Label has a MarshalJSON on its pointer: encoding/json calls it only
@@ -140,22 +125,7 @@ func TestReview28InvalidUTF8BehindPointerMarshaler(t *testing.T) {
 		"map value": {map[string]r28Label{"a": {Text: "vip\xff"}}, map[string]r28Label{"a": {Text: "vip\xfe"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := newMWEnv(t)
-			e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
-			var changeErr error
-			h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				changeErr = sa.RecordChange(r.Context(), "user.label", vals[0], vals[1])
-				w.WriteHeader(http.StatusNoContent)
-			}))
-			mwDo(h, mwReq(http.MethodPut, "/users/u-1/label", "generic"))
-			evs := e.events(sa.EventSupportChange)
-			if changeErr == nil {
-				require.Len(t, evs, 1)
-				require.NotEqual(t, string(evs[0].Before), string(evs[0].After),
-					"a real change is recorded as no change: before %s, after %s", evs[0].Before, evs[0].After)
-			}
-			require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
-			require.Empty(t, evs)
+			mwRequireChangeRefused(t, "user.label", vals[0], vals[1])
 		})
 	}
 }
@@ -176,17 +146,9 @@ func (t r28Tag) MarshalText() ([]byte, error) {
 // key twice, so a reader of the trail (last key wins) may see the role
 // support did not set.
 func TestReview28InvalidUTF8InStringKindTextMarshalerKey(t *testing.T) {
-	e := newMWEnv(t)
-	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
 	before := map[r28Tag]string{"role\xff": "viewer"}
 	after := map[r28Tag]string{"role\xff": "viewer", "role\xfe": "admin"}
-	var changeErr error
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		changeErr = sa.RecordChange(r.Context(), "user.labels", before, after)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mwDo(h, mwReq(http.MethodPut, "/users/u-1/labels", "generic"))
-	evs := e.events(sa.EventSupportChange)
+	evs, changeErr := mwRecordChange(t, "user.labels", before, after)
 	if changeErr == nil {
 		require.Len(t, evs, 1)
 		var got map[string]string
@@ -216,21 +178,14 @@ type r28Creds struct {
 // whose JSON holds no replaced byte, refused, so the host must abort a
 // legitimate change (a binary token rotated by support, say).
 func TestReview28FalseRefusalPointerTextMarshaler(t *testing.T) {
-	e := newMWEnv(t)
-	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
 	before := &r28Creds{User: "ci", Token: r28Secret("\x00\xff\x10")}
 	after := &r28Creds{User: "ci", Token: r28Secret("\x01\xfe\x11")}
 	b, err := json.Marshal(after)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"user":"ci","token":"redacted"}`, string(b), "nothing encoding/json writes is replaced")
-	var changeErr error
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		changeErr = sa.RecordChange(r.Context(), "ci.credentials", before, after)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mwDo(h, mwReq(http.MethodPut, "/settings/ci", "generic"))
+	evs, changeErr := mwRecordChange(t, "ci.credentials", before, after)
 	require.NoError(t, changeErr, "a value encoded as valid JSON with no replaced byte is refused")
-	require.Len(t, e.events(sa.EventSupportChange), 1)
+	require.Len(t, evs, 1)
 }
 
 // R28Node embeds two structs whose Next fields conflict at the same depth:

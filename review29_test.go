@@ -31,24 +31,9 @@ type R29Company struct {
 // change is recorded as none, the collapse RecordChange promises to refuse
 // (the reflection walk this commit removed did refuse it).
 func TestReview29InvalidUTF8InStringOptionField(t *testing.T) {
-	e := newMWEnv(t)
-	e.grant(sa.GrantInput{Scopes: []sa.Scope{sa.ScopeWrite}})
 	before := R29Company{Name: "Acme\xff", Plan: "pro"}
 	after := R29Company{Name: "Acme\xfe", Plan: "pro"}
-	var changeErr error
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		changeErr = sa.RecordChange(r.Context(), "company", before, after)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	mwDo(h, mwReq(http.MethodPut, "/settings/company", "generic"))
-	evs := e.events(sa.EventSupportChange)
-	if changeErr == nil {
-		require.Len(t, evs, 1)
-		require.NotEqual(t, string(evs[0].Before), string(evs[0].After),
-			"a real change is recorded as no change: before %s, after %s", evs[0].Before, evs[0].After)
-	}
-	require.ErrorIs(t, changeErr, sa.ErrInvalidInput)
-	require.Empty(t, evs)
+	mwRequireChangeRefused(t, "company", before, after)
 }
 
 // TestReview29RevokedBetweenReadAndWriteChecks: in a GET (the request's
