@@ -559,16 +559,9 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		g, err := st.checkHeld(ctx, n.scope)
 		switch {
 		case isDenial(err):
-			readLeft := i > 0 // needs[0], read or write, was just allowed
-			if i == 0 && n.scope != ScopeRead && errors.Is(err, ErrScopeNotGranted) {
-				// Only a denial of read ends the session; not knowing
-				// (a store failure) does not.
-				_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeRead)
-				readLeft = !isDenial(rerr)
-				if rerr != nil && readLeft {
-					st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of read for a refused write: %w", rerr))
-				}
-			}
+			// needs[0], read or write, was just allowed; a refused write
+			// (needs[0]) leaves read unless read is refused too.
+			readLeft := i > 0 || n.scope != ScopeRead && !st.readLost(ctx, err)
 			st.end(n.denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
@@ -590,7 +583,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 		switch {
 		case st.ended.Load(): // the watcher ended it meanwhile
 			return held{}, endCause(st.reason())
-		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, needs[0], err):
+		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, err):
 			// No grant allows the request's own scope any more (revoked
 			// or expired since its scopes were checked): its end, not a
 			// refused change.
@@ -614,18 +607,18 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 	return h, nil
 }
 
-// readLost reports whether the denial err of write, asked after the
-// request's own scope own (read) was found allowed, means that scope is
-// gone too: no grant covers the session (ErrNoActiveGrant), or a Check of
-// it now refuses it (another grant of the session, without read, is left).
-// A failure of that Check is reported and counts as not lost.
-func (st *reqState) readLost(ctx context.Context, own need, err error) bool {
+// readLost reports whether the denial err of write means read is gone
+// too: no grant covers the session (ErrNoActiveGrant), or a Check of read
+// now refuses it (a grant of the session without read may be left). Only
+// a denial of read ends the session: a failure of that Check is reported
+// and counts as not lost.
+func (st *reqState) readLost(ctx context.Context, err error) bool {
 	if errors.Is(err, ErrNoActiveGrant) {
 		return true
 	}
-	_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, own.scope)
+	_, rerr := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeRead)
 	if rerr != nil && !isDenial(rerr) {
-		st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of %s for a refused change: %w", string(own.scope), rerr))
+		st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of read for a refused write: %w", rerr))
 	}
 	return isDenial(rerr)
 }
