@@ -195,6 +195,57 @@ func boomReported(errs []error) bool {
 	return false
 }
 
+// mwStreams serves event streams through the middleware: each writes one
+// event (so its support.request is recorded) and runs until its context
+// ends or stop is called.
+type mwStreams struct {
+	t         *testing.T
+	h         http.Handler
+	streaming chan *http.Request
+	finish    chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
+}
+
+// streams returns e's stream server, its middleware built with opts.
+func (e *mwEnv) streams(opts ...sa.MiddlewareOption) *mwStreams {
+	s := &mwStreams{t: e.t, streaming: make(chan *http.Request, 1), finish: make(chan struct{})}
+	s.h = e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := w.Write([]byte("event: one\n\n")); err != nil { // the support.request event
+			return
+		}
+		s.streaming <- r
+		select {
+		case <-r.Context().Done():
+		case <-s.finish:
+		}
+	}), opts...)
+	return s
+}
+
+// serve starts a stream of the session with token and returns its request
+// once the stream has started.
+func (s *mwStreams) serve(token string) *http.Request {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		mwDo(s.h, mwReq(http.MethodGet, "/events", token))
+	}()
+	select {
+	case r := <-s.streaming:
+		return r
+	case <-time.After(5 * time.Second):
+		s.t.Fatalf("stream %s did not start", token)
+	}
+	return nil
+}
+
+// stop ends every stream and waits for them to return.
+func (s *mwStreams) stop() {
+	s.once.Do(func() { close(s.finish) })
+	s.wg.Wait()
+}
+
 // mwRecordChange runs RecordChange(what, before, after) in a PUT of the
 // generic support session, on a grant that allows write, and returns the
 // support.change events recorded and RecordChange's error.

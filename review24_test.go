@@ -54,36 +54,9 @@ func TestReview24DeafAuditorOfAdoptedGrantStallsRevocations(t *testing.T) {
 	e.grant(sa.GrantInput{Duration: 2 * time.Hour})      // B: takes over
 	z := e.grant(sa.GrantInput{TenantID: "globex", Duration: time.Hour})
 
-	finish := make(chan struct{})
-	streaming := make(chan *http.Request, 2)
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := w.Write([]byte("event: one\n\n")); err != nil { // the support.request event
-			return
-		}
-		streaming <- r
-		select {
-		case <-r.Context().Done():
-		case <-finish:
-		}
-	}), sa.WithPollInterval(time.Hour))
-
-	var wg sync.WaitGroup
-	serve := func(token string) *http.Request {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mwDo(h, mwReq(http.MethodGet, "/events", token))
-		}()
-		select {
-		case r := <-streaming:
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("stream %s did not start", token)
-		}
-		return nil
-	}
-	r2 := serve("globex")
-	_ = serve("generic")
+	srv := e.streams(sa.WithPollInterval(time.Hour))
+	r2 := srv.serve("globex")
+	_ = srv.serve("generic")
 
 	gate := e.store.gate(sa.EventSupportScope, false) // a Record deaf to its context
 	released := false
@@ -95,8 +68,7 @@ func TestReview24DeafAuditorOfAdoptedGrantStallsRevocations(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		release()
-		close(finish)
-		wg.Wait()
+		srv.stop()
 	})
 
 	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")

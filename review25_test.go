@@ -42,37 +42,10 @@ func TestReview25AdoptedAuditsAddUpPastPollBound(t *testing.T) {
 	e.grant(sa.GrantInput{Duration: 2 * time.Hour})      // B: takes over
 	z := e.grant(sa.GrantInput{TenantID: "globex", Duration: time.Hour})
 
-	finish := make(chan struct{})
-	streaming := make(chan *http.Request, streams+1)
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := w.Write([]byte("event: one\n\n")); err != nil { // the support.request event
-			return
-		}
-		streaming <- r
-		select {
-		case <-r.Context().Done():
-		case <-finish:
-		}
-	}), sa.WithPollInterval(time.Hour))
-
-	var wg sync.WaitGroup
-	serve := func(token string) *http.Request {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mwDo(h, mwReq(http.MethodGet, "/events", token))
-		}()
-		select {
-		case r := <-streaming:
-			return r
-		case <-time.After(5 * time.Second):
-			t.Fatalf("stream %s did not start", token)
-		}
-		return nil
-	}
-	globex := serve("globex")
+	srv := e.streams(sa.WithPollInterval(time.Hour))
+	globex := srv.serve("globex")
 	for range streams {
-		g, _ := sa.GrantFromContext(serve("generic").Context())
+		g, _ := sa.GrantFromContext(srv.serve("generic").Context())
 		require.Equal(t, a.ID, g.ID, "precondition: A admitted the acme stream")
 	}
 
@@ -91,8 +64,7 @@ func TestReview25AdoptedAuditsAddUpPastPollBound(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		release()
-		close(finish)
-		wg.Wait()
+		srv.stop()
 	})
 
 	_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "ticket 1 closed")
