@@ -290,7 +290,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	// Every grant found ended as it was found (grants ending one after
 	// the other, RevokeTenant say): refused as an outage, not run on a
 	// grant known to have ended.
-	return refuseErr(fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s)))
+	return refuseErr(errGrantsKeptEnding(s))
 }
 
 // needFor returns the request's need for scope s, if it has one.
@@ -503,11 +503,24 @@ func (st *reqState) recordedElsewhere(refused Scope) []need {
 	if len(st.needs) > 0 {
 		n := st.needs[0]
 		refusedOwn := n.scope == refused && n.id == st.grant.ID
-		if !n.pending && !refusedOwn && (n.scope != ScopeRead || n.id != st.grant.ID) {
+		if !n.pending && !refusedOwn && !st.admittedRead(n) {
 			add(n)
 		}
 	}
 	return taken
+}
+
+// admittedRead reports whether n, the request's own scope, is read on the
+// admitting grant: what every event of the request (support.request,
+// access.denied) names already, so it needs no mention of its own.
+func (st *reqState) admittedRead(n need) bool {
+	return n.scope == ScopeRead && n.id == st.grant.ID
+}
+
+// errGrantsKeptEnding is the error of a Check of scope s whose grants
+// ended on this Manager each time one was found (establish, checkHeld).
+func errGrantsKeptEnding(s Scope) error {
+	return fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
 }
 
 // reason returns why the request's access ended ("" while it holds).
@@ -546,8 +559,9 @@ type held struct {
 // write, which a change needs (RecordChange), when the request does not use
 // it. A refusal of the request's scopes ends the request (revoked, or
 // expired when that grant's end has passed by the Manager's clock) and
-// returns its ErrSessionEnded cause; a refusal of write alone refuses the
-// change (ErrScopeNotGranted or ErrNoActiveGrant, audited as access.denied)
+// returns its ErrSessionEnded cause, and so does a refusal of write that
+// finds read gone too (readLost); a refusal of write alone, read still
+// held, refuses the change (ErrScopeNotGranted, audited as access.denied)
 // and ends nothing; a store failure is returned as it is and ends nothing.
 func (st *reqState) holds(ctx context.Context) (held, error) {
 	st.mu.Lock()
@@ -639,7 +653,7 @@ func (st *reqState) checkHeld(ctx context.Context, s Scope) (Grant, error) {
 			return g, nil
 		}
 	}
-	return Grant{}, fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
+	return Grant{}, errGrantsKeptEnding(s)
 }
 
 // audit records the support.request event with the final status.

@@ -488,7 +488,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 			continue
 		}
 		if old := st.needs[i]; old.id != n.id {
-			if i > 0 || old.id != st.grant.ID || old.scope != ScopeRead {
+			if i > 0 || !st.admittedRead(old) {
 				st.markUsedLocked(old.scope, old.id)
 			}
 			// Also over a pending need: the event under way names the
