@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -39,27 +40,33 @@ const maxWhatLen = 200
 // (a WebSocket console, a GraphQL mutation sent with GET): the middleware
 // learns of a revocation or an expiry while the request runs only
 // asynchronously, and a change must not be made after the access ended,
-// however recently (a grant this Manager ended while the check answered
-// is asked about again). A refusal of the request's scopes ends the
-// request's support access; a refusal of write alone refuses the change
-// and is audited as access.denied. The event names the grants that allow
-// the scopes at that moment (another grant may have taken over from the
-// one that admitted the request).
+// however recently (when this Manager ended a grant the check had found
+// before the check was through, the whole check is made again). A refusal
+// of the request's scopes ends the request's support access; a refusal of
+// write alone refuses the change and is audited as access.denied. The
+// event names the grants that allow the scopes at that moment (another
+// grant may have taken over from the one that admitted the request).
 //
-// Errors: an error wrapping ErrSessionEnded when the support access of the
-// request ended; ErrScopeNotGranted (or ErrNoActiveGrant) when no grant
-// allows write; ErrInvalidInput when what is empty, too long or contains
-// control characters, or a value cannot be encoded, holds a string or map
-// key that is not valid UTF-8 (encoding/json would write it as U+FFFD, so
-// two values could read as one; refused by that spelling, the escape
-// \ufffd — also inside a string whose text is JSON, as the ",string"
-// option writes it — which a json.RawMessage may not hold either),
-// encodes as JSON
-// that is not valid UTF-8
-// (a json.RawMessage or a json.Marshaler's output holding invalid bytes:
-// encoding/json checks only their syntax; the error names the value,
-// before or after) or is longer than MaxChangeValueLen, and then nothing
-// is recorded; the store's error (the check) or the auditor's.
+// Errors, and then nothing is recorded:
+//   - ErrSessionEnded (wrapped) when the support access of the request
+//     ended;
+//   - ErrScopeNotGranted (or ErrNoActiveGrant) when no grant allows write;
+//   - ErrInvalidInput when what is empty, too long or contains control
+//     characters, or when a value cannot be encoded, is longer than
+//     MaxChangeValueLen as JSON, encodes as JSON that is not valid UTF-8
+//     (a json.RawMessage or a json.Marshaler's output holding invalid
+//     bytes: encoding/json checks only their syntax), or holds a string or
+//     map key that is not valid UTF-8 — encoding/json writes those bytes
+//     as U+FFFD, so two values could read as one; they are refused by that
+//     spelling, the escape \ufffd, also inside a string whose text is JSON
+//     (as the ",string" option writes it), and a json.RawMessage may not
+//     hold it either, nor a lone half of a surrogate pair (\ud800 to
+//     \udfff), which JSON readers decode as U+FFFD; the error names the
+//     value, before or after;
+//   - ErrConflict when the grants found kept ending on this Manager as
+//     they were checked;
+//   - the store's error (the check) or the auditor's.
+//
 // The check and the event happen even if the client has gone away (ctx's
 // cancellation is ignored), but not past ctx's deadline, if it has one.
 func RecordChange(ctx context.Context, what string, before, after any) error {
@@ -153,17 +160,38 @@ func coercedText(b []byte) bool {
 }
 
 // hasReplacementEscape reports whether the JSON b holds the escape
-// \ufffd (in any case) outside another escape: a backslash that is itself
-// escaped (\\ufffd in the JSON is the text \ufffd) does not count.
+// \ufffd (in any case) or a surrogate escape (\ud800 to \udfff) that is
+// not half of a pair, which JSON readers decode as U+FFFD, outside
+// another escape: a backslash that is itself escaped (\\ufffd in the JSON
+// is the text \ufffd) does not count.
 func hasReplacementEscape(b []byte) bool {
 	for i := 0; i < len(b); i++ {
 		if b[i] != '\\' {
 			continue
 		}
-		if i+5 < len(b) && b[i+1] == 'u' && strings.EqualFold(string(b[i+2:i+6]), "fffd") {
+		switch r := hexEscape(b, i); {
+		case r == 0xfffd, r >= 0xdc00 && r <= 0xdfff: // a low half alone
 			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			if lo := hexEscape(b, i+6); lo < 0xdc00 || lo > 0xdfff {
+				return true // a high half without its low half
+			}
+			i += 11 // the pair
+			continue
 		}
 		i++ // skip the escaped character
 	}
 	return false
+}
+
+// hexEscape returns the code unit of the escape \uXXXX at b[i:], or -1.
+func hexEscape(b []byte, i int) int {
+	if i+5 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
+		return -1
+	}
+	v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+	if err != nil {
+		return -1
+	}
+	return int(v)
 }

@@ -28,6 +28,9 @@ var (
 	// aborted as a deadlock or serialisation failure (sqlstore); retrying
 	// the call may succeed. Races the Manager judges itself are not
 	// conflicts: of two replicas revoking one grant at once, the loser
-	// gets ErrInvalidInput (the grant is already revoked).
+	// gets ErrInvalidInput (the grant is already revoked). The middleware
+	// and RecordChange also refuse with ErrConflict when the grants they
+	// found kept ending on this Manager as they were found (RevokeTenant
+	// running meanwhile, say).
 	ErrConflict = errors.New("supportaccess: conflicting concurrent change")
 )

@@ -518,9 +518,10 @@ func (st *reqState) admittedRead(n need) bool {
 }
 
 // errGrantsKeptEnding is the error of a Check of scope s whose grants
-// ended on this Manager each time one was found (establish, checkHeld).
+// ended on this Manager each time one was found (establish, holds);
+// it wraps ErrConflict: asked again later, the answer may be final.
 func errGrantsKeptEnding(s Scope) error {
-	return fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked", string(s))
+	return fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked: %w", string(s), ErrConflict)
 }
 
 // reason returns why the request's access ended ("" while it holds).
@@ -563,62 +564,91 @@ type held struct {
 // finds read gone too (readLost); a refusal of write alone, read still
 // held, refuses the change (ErrScopeNotGranted, audited as access.denied)
 // and ends nothing; a store failure is returned as it is and ends nothing.
+// A change must not be made on a grant whose revocation has returned to
+// the customer: when this Manager ended any grant the pass found after the
+// pass began (or the end log cannot tell), the whole pass is made again,
+// so that a scope only that grant allowed is refused; grants that keep
+// ending are errGrantsKeptEnding.
 func (st *reqState) holds(ctx context.Context) (held, error) {
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
 	st.mu.Unlock()
+	// A change needs write, also in a request whose method needed only
+	// read (a WebSocket console, a GraphQL query over GET).
+	writeToo := !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite })
+	for range establishAttempts {
+		seq := st.g.watch.ends.now()
+		h, found, err := st.holdsPass(ctx, needs, writeToo)
+		if err != nil {
+			return held{}, err
+		}
+		if !slices.ContainsFunc(found, func(id uuid.UUID) bool {
+			ended, unsure := st.g.watch.ends.since(seq, id)
+			return ended || unsure
+		}) {
+			return h, nil
+		}
+	}
+	return held{}, errGrantsKeptEnding(ScopeWrite)
+}
+
+// holdsPass is one pass of holds' Checks: the request's needs, then, with
+// writeToo, write — after the request's own scopes, whose refusal ends the
+// request; write is not one of them, and its refusal alone refuses the
+// change only. It returns what it found and the grants that allowed each
+// scope.
+func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) (held, []uuid.UUID, error) {
 	h := held{grant: st.grant.ID}
 	var scopes, others []string
+	var found []uuid.UUID
+	take := func(i int, s Scope, g Grant) {
+		switch {
+		case i == 0:
+			h.grant = g.ID
+		case g.ID != h.grant && !slices.Contains(others, g.ID.String()):
+			others = append(others, g.ID.String())
+		}
+		found = append(found, g.ID)
+		scopes = append(scopes, string(s))
+	}
 	for i, n := range needs {
-		g, err := st.checkHeld(ctx, n.scope)
+		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
 		case isDenial(err):
 			// needs[0], read or write, was just allowed; a refused write
 			// (needs[0]) leaves read unless read is refused too.
 			readLeft := i > 0 || n.scope != ScopeRead && !st.readLost(ctx, err)
 			st.end(n.denialReason(readLeft, err, st.m.now()))
-			return held{}, endCause(st.reason())
+			return held{}, nil, endCause(st.reason())
 		case err != nil:
-			return held{}, err
-		case i == 0:
-			h.grant = g.ID
-		case g.ID != h.grant && !slices.Contains(others, g.ID.String()):
-			others = append(others, g.ID.String())
+			return held{}, nil, err
 		}
-		scopes = append(scopes, string(n.scope))
+		take(i, n.scope, g)
 	}
-	if !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite }) {
-		// A change needs write, also in a request whose method needed
-		// only read (a WebSocket console, a GraphQL query over GET).
-		// Asked after the request's own scopes, whose refusal ends the
-		// request; write is not one of them: its refusal refuses the
-		// change only.
-		g, err := st.checkHeld(ctx, ScopeWrite)
+	if writeToo {
+		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeWrite)
 		switch {
 		case st.ended.Load(): // the watcher ended it meanwhile
-			return held{}, endCause(st.reason())
+			return held{}, nil, endCause(st.reason())
 		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, err):
 			// No grant allows the request's own scope any more (revoked
 			// or expired since its scopes were checked): its end, not a
 			// refused change.
 			st.end(needs[0].denialReason(false, err, st.m.now()))
-			return held{}, endCause(st.reason())
+			return held{}, nil, endCause(st.reason())
 		case isDenial(err):
 			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
-			return held{}, err
+			return held{}, nil, err
 		case err != nil:
-			return held{}, err
+			return held{}, nil, err
 		}
-		scopes = append(scopes, string(ScopeWrite))
-		if g.ID != h.grant && !slices.Contains(others, g.ID.String()) {
-			others = append(others, g.ID.String())
-		}
+		take(len(needs), ScopeWrite, g)
 	}
 	if st.ended.Load() { // the watcher ended it meanwhile
-		return held{}, endCause(st.reason())
+		return held{}, nil, endCause(st.reason())
 	}
 	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
-	return h, nil
+	return h, found, nil
 }
 
 // readLost reports whether the denial err of write means read is gone
@@ -635,25 +665,6 @@ func (st *reqState) readLost(ctx context.Context, err error) bool {
 		st.g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: check of read for a refused write: %w", rerr))
 	}
 	return isDenial(rerr)
-}
-
-// checkHeld is Check of scope s for the request's session, asked again
-// when the grant found ended on this Manager while the Check answered (or
-// the end log cannot tell): a change must not be made on a grant whose
-// revocation has returned to the customer. Grants that keep ending are an
-// error (not a denial).
-func (st *reqState) checkHeld(ctx context.Context, s Scope) (Grant, error) {
-	for range establishAttempts {
-		seq := st.g.watch.ends.now()
-		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, s)
-		if err != nil {
-			return g, err
-		}
-		if ended, unsure := st.g.watch.ends.since(seq, g.ID); !ended && !unsure {
-			return g, nil
-		}
-	}
-	return Grant{}, errGrantsKeptEnding(s)
 }
 
 // audit records the support.request event with the final status.

@@ -1,5 +1,5 @@
 // Review 28: RecordChange after it came to require write (holds' extra
-// Check), to re-ask Checks whose grant ended meanwhile (checkHeld), and to
+// Check), to re-ask Checks whose grant ended meanwhile (holds), and to
 // walk its values for invalid UTF-8 (validUTF8) — prefix TestReview28.
 
 package supportaccess_test
