@@ -260,12 +260,16 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // Notifier is told (request.approved, with the grant's window).
 //
 // Errors: ErrInvalidInput for malformed input, a wider duration or scope
-// than requested, or a request that is not pending (approved, denied, or
+// than requested, a duration the policy does not allow (as for Grant: over
+// its maximum or not one of its presets — also the requested duration,
+// when the policy changed since the request: approve with a shorter
+// in.Duration), or a request that is not pending (approved, denied, or
 // past its ExpiresAt; of concurrent approvals exactly one succeeds);
 // ErrNotFound; ErrForbidden when by is not a customer or the Authorizer
-// refuses ActionApprove or the policy no longer allows the duration (each
-// audited); errors.ErrUnsupported when the store is not a RequestStore;
-// the store's or auditor's error, in which case nothing changed.
+// refuses ActionApprove or the policy no longer allows an unlimited grant
+// (each audited); errors.ErrUnsupported when the store is not a
+// RequestStore; the store's or auditor's error, in which case nothing
+// changed.
 func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
 	defer func() {
@@ -286,7 +290,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	var tenant string // of a request whose grant the policy refused
-	r, g, err := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
+	_, g, err = rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
 		// not pending (as in Manager.update).
@@ -322,7 +326,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, uuid.Nil, err)
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
-	m.notify(ctx, EventRequestApproved, g, by, r.Reason)
+	m.notify(ctx, EventRequestApproved, g, by, in.Reason)
 	return g.Clone(), nil
 }
 
