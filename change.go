@@ -40,11 +40,12 @@ const maxWhatLen = 200
 // (a WebSocket console, a GraphQL mutation sent with GET): the middleware
 // learns of a revocation or an expiry while the request runs only
 // asynchronously, and a change must not be made after the access ended,
-// however recently (when this Manager ended a grant the check had found
-// before the check was through, the whole check is made again). A refusal
-// of the request's scopes ends the request's support access; a refusal of
-// write alone refuses the change and is audited as access.denied. The
-// event names the grants that allow the scopes at that moment (another
+// however recently (when this Manager ended a grant the check had found,
+// or the grant's end passed, before the check was through, the whole check
+// is made again). A refusal of the request's scopes ends the request's
+// support access; a refusal of write alone refuses the change and is
+// audited as access.denied. The event is dated when the check was through
+// and names the grants that allow the scopes at that moment (another
 // grant may have taken over from the one that admitted the request).
 //
 // Errors, and then nothing is recorded:
@@ -94,7 +95,7 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	if err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	ev := requestEvent(st.m, EventSupportChange, st.m.now(), st.sess, h.grant, st.method, st.path, h.scopes, "")
+	ev := requestEvent(st.m, EventSupportChange, h.at, st.sess, h.grant, st.method, st.path, h.scopes, "")
 	ev.Attrs[AttrWhat] = what
 	if h.elevated != "" {
 		ev.Attrs[AttrElevatedGrantIDs] = h.elevated
@@ -133,14 +134,15 @@ func changeJSON(field string, v any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// coercedText reports whether the JSON b holds the escape \ufffd, also
-// inside a string whose text is JSON itself: a string field with the
-// ",string" option is encoded twice, and its escape then reads \\ufffd.
+// coercedText reports whether the JSON b holds an escape that reads as
+// U+FFFD (hasReplacementEscape), also inside a string whose text is JSON
+// itself: a string field with the ",string" option is encoded twice, and
+// its escape then reads \\ufffd.
 func coercedText(b []byte) bool {
 	if hasReplacementEscape(b) {
 		return true
 	}
-	if !bytes.Contains(bytes.ToLower(b), []byte("ufffd")) {
+	if !mayHoldEscapeText(b) {
 		return false
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
@@ -156,6 +158,26 @@ func coercedText(b []byte) bool {
 		if s, ok := tok.(string); ok && strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) && hasReplacementEscape([]byte(s)) {
 			return true
 		}
+	}
+}
+
+// mayHoldEscapeText reports whether b may hold, as text in a string, an
+// escape hasReplacementEscape refuses (ufffd, or ud8 to udf, in any case):
+// only then does coercedText read b's strings.
+func mayHoldEscapeText(b []byte) bool {
+	low := bytes.ToLower(b)
+	if bytes.Contains(low, []byte("ufffd")) {
+		return true
+	}
+	for rest := low; ; {
+		i := bytes.Index(rest, []byte("ud"))
+		if i < 0 || i+2 >= len(rest) {
+			return false
+		}
+		if c := rest[i+2]; c >= '8' && c <= '9' || c >= 'a' && c <= 'f' {
+			return true
+		}
+		rest = rest[i+2:]
 	}
 }
 

@@ -549,11 +549,13 @@ func (st *reqState) end(reason string) {
 }
 
 // held is what holds found: the grant that allows the request's own scope,
-// the scopes the request uses (comma-separated) and the other grants that
-// allow some of them (elevated_grant_ids), as in the support.request event.
+// the scopes the request uses (comma-separated), the other grants that
+// allow some of them (elevated_grant_ids), as in the support.request
+// event, and the time at which they all held.
 type held struct {
 	grant            uuid.UUID
 	scopes, elevated string
+	at               time.Time
 }
 
 // holds checks with the store, now, every scope the request uses, and
@@ -565,10 +567,12 @@ type held struct {
 // held, refuses the change (ErrScopeNotGranted, audited as access.denied)
 // and ends nothing; a store failure is returned as it is and ends nothing.
 // A change must not be made on a grant whose revocation has returned to
-// the customer: when this Manager ended any grant the pass found after the
-// pass began (or the end log cannot tell), the whole pass is made again,
-// so that a scope only that grant allowed is refused; grants that keep
-// ending are errGrantsKeptEnding.
+// the customer or whose end has passed: when a grant the pass found ended
+// on this Manager after the pass began (or the end log cannot tell), or
+// reached its end by the Manager's clock, before the pass was through or
+// before a refusal it met is acted on, the whole pass is made again, so
+// that a scope only that grant allowed is refused, and for the reason it
+// is; grants that keep ending are errGrantsKeptEnding.
 func (st *reqState) holds(ctx context.Context) (held, error) {
 	st.mu.Lock()
 	needs := append([]need(nil), st.needs...)
@@ -577,30 +581,35 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 	// read (a WebSocket console, a GraphQL query over GET).
 	writeToo := !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite })
 	for range establishAttempts {
-		seq := st.g.watch.ends.now()
-		h, found, err := st.holdsPass(ctx, needs, writeToo)
-		if err != nil {
-			return held{}, err
-		}
-		if !slices.ContainsFunc(found, func(id uuid.UUID) bool {
-			ended, unsure := st.g.watch.ends.since(seq, id)
-			return ended || unsure
-		}) {
-			return h, nil
+		h, err := st.holdsPass(ctx, needs, writeToo)
+		if err != errPassStale {
+			return h, err
 		}
 	}
 	return held{}, errGrantsKeptEnding(ScopeWrite)
 }
 
+// errPassStale is holdsPass' answer when a grant it found ended before the
+// pass was through: the pass is made again.
+var errPassStale = errors.New("supportaccess: a grant found ended during the check")
+
 // holdsPass is one pass of holds' Checks: the request's needs, then, with
 // writeToo, write — after the request's own scopes, whose refusal ends the
 // request; write is not one of them, and its refusal alone refuses the
-// change only. It returns what it found and the grants that allowed each
-// scope.
-func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) (held, []uuid.UUID, error) {
+// change only. It returns what it found, or errPassStale when a grant it
+// found ended meanwhile (see holds).
+func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) (held, error) {
+	seq := st.g.watch.ends.now()
 	h := held{grant: st.grant.ID}
 	var scopes, others []string
-	var found []uuid.UUID
+	var found []Grant
+	// stale reports whether a grant found so far has ended by now.
+	stale := func(now time.Time) bool {
+		return slices.ContainsFunc(found, func(g Grant) bool {
+			ended, unsure := st.g.watch.ends.since(seq, g.ID)
+			return ended || unsure || !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt)
+		})
+	}
 	take := func(i int, s Scope, g Grant) {
 		switch {
 		case i == 0:
@@ -608,20 +617,22 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 		case g.ID != h.grant && !slices.Contains(others, g.ID.String()):
 			others = append(others, g.ID.String())
 		}
-		found = append(found, g.ID)
+		found = append(found, g)
 		scopes = append(scopes, string(s))
 	}
 	for i, n := range needs {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
+		case isDenial(err) && stale(st.m.now()):
+			return held{}, errPassStale
 		case isDenial(err):
 			// needs[0], read or write, was just allowed; a refused write
 			// (needs[0]) leaves read unless read is refused too.
 			readLeft := i > 0 || n.scope != ScopeRead && !st.readLost(ctx, err)
 			st.end(n.denialReason(readLeft, err, st.m.now()))
-			return held{}, nil, endCause(st.reason())
+			return held{}, endCause(st.reason())
 		case err != nil:
-			return held{}, nil, err
+			return held{}, err
 		}
 		take(i, n.scope, g)
 	}
@@ -629,26 +640,32 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, ScopeWrite)
 		switch {
 		case st.ended.Load(): // the watcher ended it meanwhile
-			return held{}, nil, endCause(st.reason())
+			return held{}, endCause(st.reason())
+		case isDenial(err) && stale(st.m.now()):
+			return held{}, errPassStale
 		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, err):
 			// No grant allows the request's own scope any more (revoked
 			// or expired since its scopes were checked): its end, not a
 			// refused change.
 			st.end(needs[0].denialReason(false, err, st.m.now()))
-			return held{}, nil, endCause(st.reason())
+			return held{}, endCause(st.reason())
 		case isDenial(err):
 			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
-			return held{}, nil, err
+			return held{}, err
 		case err != nil:
-			return held{}, nil, err
+			return held{}, err
 		}
 		take(len(needs), ScopeWrite, g)
 	}
 	if st.ended.Load() { // the watcher ended it meanwhile
-		return held{}, nil, endCause(st.reason())
+		return held{}, endCause(st.reason())
+	}
+	h.at = st.m.now()
+	if stale(h.at) {
+		return held{}, errPassStale
 	}
 	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
-	return h, found, nil
+	return h, nil
 }
 
 // readLost reports whether the denial err of write means read is gone
