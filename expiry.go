@@ -83,7 +83,11 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		endSpan(span, err)
 	}()
 	var errs []error
-	_, startErr := m.sweep(ctx, TransitionStarted, m.plainClaim(TransitionStarted), nil)
+	// One reading of the clock decides what is due, starts and expiries
+	// alike: a grant whose whole window fell between two readings would
+	// have its expiry recorded before its start.
+	now := m.now()
+	_, startErr := m.sweep(ctx, TransitionStarted, now, m.plainClaim(TransitionStarted), nil)
 	if startErr != nil {
 		errs = append(errs, startErr)
 	}
@@ -117,7 +121,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	// grant's expiry by the next. (Access does not wait: Check denies at
 	// ExpiresAt.)
 	if startErr == nil {
-		n, err = m.sweep(ctx, TransitionExpired, claim, after)
+		n, err = m.sweep(ctx, TransitionExpired, now, claim, after)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -162,7 +166,7 @@ func (m *Manager) plainClaim(t Transition) claimFunc {
 	}
 }
 
-// sweep claims the due transitions t in batches of SweepBatchSize, with
+// sweep claims the transitions t due at now in batches of SweepBatchSize, with
 // up to the Manager's sweep concurrency (WithSweepConcurrency) claims in
 // flight: each claimer goroutine runs claim after claim, so one batch's
 // transaction overlaps the next one's and the caller's work on the
@@ -171,12 +175,11 @@ func (m *Manager) plainClaim(t Transition) claimFunc {
 // nil) with the batch — hooks and notifications never run concurrently.
 // Every committed batch is handled, also after an error; no claim starts
 // after one. All claimers have returned when sweep returns.
-func (m *Manager) sweep(ctx context.Context, t Transition, claim claimFunc, after func(b *claimBatch) error) (int, error) {
+func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim claimFunc, after func(b *claimBatch) error) (int, error) {
 	typ := EventGrantStarted
 	if t == TransitionExpired {
 		typ = EventGrantExpired
 	}
-	now := m.now()
 	events := func(extraErr *error) func(g Grant) ([]Event, error) {
 		return func(g Grant) ([]Event, error) {
 			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")

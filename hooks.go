@@ -177,6 +177,20 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
+	// Release the leases even when ctx ended, so another replica need not
+	// wait for them to run out, and when host code (the error handler, an
+	// extra auditor) panics, so that hooks that succeeded do not run again.
+	finish := func() (int, error) {
+		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer fcancel()
+		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			_, _ = finish() // a panic is on its way to the caller
+		}
+	}()
 	for i := range tasks {
 		t := &tasks[i]
 		if (i > 0 || queued) && (ctx.Err() != nil || time.Now().After(startBy)) {
@@ -213,11 +227,8 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			m.reportError(ctx, fmt.Errorf("expire hooks: %w", err))
 		}
 	}
-	// Release the leases even when ctx ended, so another replica need not
-	// wait for them to run out.
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer fcancel()
-	n, err := hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
+	finished = true
+	n, err := finish()
 	if err != nil {
 		return fmt.Errorf("finish hook tasks: %w", err)
 	}

@@ -56,7 +56,8 @@ type RequestStore interface {
 	// returns for each, all in one transaction, and returns them (with the
 	// new status). Concurrent callers never claim the same request. If
 	// events returns an error nothing is claimed or stored and that error
-	// is returned (as for Store.ClaimTransitions).
+	// is returned; if it panics, nothing is claimed or stored either (as
+	// for Store.ClaimTransitions).
 	ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(AccessRequest) ([]Event, error)) ([]AccessRequest, error)
 }
 

@@ -71,7 +71,8 @@ type Store interface {
 	// returns an error the claim is abandoned — nothing is claimed or
 	// stored, the grants stay due — and ClaimTransitions returns that
 	// error: the Manager's other auditors record inside it, and a
-	// transition is never recorded without its event.
+	// transition is never recorded without its event. If events panics,
+	// the claim is abandoned alike and the panic goes on to the caller.
 	ClaimTransitions(ctx context.Context, t Transition, now time.Time, limit int, events func(Grant) ([]Event, error)) ([]Grant, error)
 }
 

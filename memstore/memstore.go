@@ -223,7 +223,7 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 
 // claimLocked claims due transitions in order of due time, then ID, from
 // the due queues (due.go), with the events events returns for them; if it
-// fails, nothing is claimed (the grants go back to their queue). s.mu must
+// fails or panics, nothing is claimed (the grants go back to their queue). s.mu must
 // be held for writing.
 func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
 	// Each grant is marked as it is taken, so that another queued item of
@@ -238,6 +238,19 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 	}
 	var es []*entry
 	var evs []sa.Event
+	claimed := false
+	defer func() {
+		if claimed {
+			return
+		}
+		// events failed or panicked (it runs host code: the Manager's
+		// extra auditors): the grants go back, unclaimed.
+		for _, e := range es {
+			mark(e, false)
+			at, _ := dueKey(e, t)
+			heap.Push(&s.due[t-sa.TransitionStarted], dueItem{at: at, e: e})
+		}
+	}()
 	for len(es) < limit {
 		e := s.popDue(t, now)
 		if e == nil {
@@ -250,15 +263,11 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 		}
 		ev, err := events(e.g.Clone())
 		if err != nil {
-			for _, e := range es {
-				mark(e, false)
-				at, _ := dueKey(e, t)
-				heap.Push(&s.due[t-sa.TransitionStarted], dueItem{at: at, e: e})
-			}
 			return nil, err
 		}
 		evs = append(evs, ev...)
 	}
+	claimed = true
 	out := make([]sa.Grant, 0, len(es))
 	for _, e := range es {
 		out = append(out, e.g.Clone())
