@@ -142,8 +142,8 @@ func coercedText(b []byte) bool {
 	if hasReplacementEscape(b) {
 		return true
 	}
-	if !mayHoldEscapeText(b) {
-		return false
+	if bytes.IndexByte(b, '\\') < 0 {
+		return false // no string holds a backslash (which \\ or \u005c spell)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber() // a number too large for a float64 is no error
@@ -158,26 +158,6 @@ func coercedText(b []byte) bool {
 		if s, ok := tok.(string); ok && strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) && hasReplacementEscape([]byte(s)) {
 			return true
 		}
-	}
-}
-
-// mayHoldEscapeText reports whether b may hold, as text in a string, an
-// escape hasReplacementEscape refuses (ufffd, or ud8 to udf, in any case):
-// only then does coercedText read b's strings.
-func mayHoldEscapeText(b []byte) bool {
-	low := bytes.ToLower(b)
-	if bytes.Contains(low, []byte("ufffd")) {
-		return true
-	}
-	for rest := low; ; {
-		i := bytes.Index(rest, []byte("ud"))
-		if i < 0 || i+2 >= len(rest) {
-			return false
-		}
-		if c := rest[i+2]; c >= '8' && c <= '9' || c >= 'a' && c <= 'f' {
-			return true
-		}
-		rest = rest[i+2:]
 	}
 }
 

@@ -599,15 +599,24 @@ var errPassStale = errors.New("supportaccess: a grant found ended during the che
 // change only. It returns what it found, or errPassStale when a grant it
 // found ended meanwhile (see holds).
 func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) (held, error) {
-	seq := st.g.watch.ends.now()
+	seq, move := st.g.watch.ends.now(), st.g.watch.moves.Load()
 	h := held{grant: st.grant.ID}
 	var scopes, others []string
 	var found []Grant
-	// stale reports whether a grant found so far has ended by now.
-	stale := func(now time.Time) bool {
+	// stale reports whether a grant found so far has ended by now: this
+	// Manager ended it (or cannot tell), or its end — as an Extend on this
+	// Manager may have moved it since the pass began — has passed.
+	stale := func() bool {
+		now := st.m.now()
 		return slices.ContainsFunc(found, func(g Grant) bool {
-			ended, unsure := st.g.watch.ends.since(seq, g.ID)
-			return ended || unsure || !g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt)
+			if ended, unsure := st.g.watch.ends.since(seq, g.ID); ended || unsure {
+				return true
+			}
+			end := g.ExpiresAt
+			if m, ok := st.g.watch.moved.since(g.ID, move); ok {
+				end = earlierEnd(end, m.end)
+			}
+			return pastEnd(end, now)
 		})
 	}
 	take := func(i int, s Scope, g Grant) {
@@ -620,15 +629,21 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 		found = append(found, g)
 		scopes = append(scopes, string(s))
 	}
+	// A refusal is acted on only while what the pass found still holds,
+	// also after readLost's own Check.
 	for i, n := range needs {
 		g, err := st.m.Check(ctx, st.sess.TenantID, st.sess.Principal, n.scope)
 		switch {
-		case isDenial(err) && stale(st.m.now()):
-			return held{}, errPassStale
 		case isDenial(err):
+			if stale() {
+				return held{}, errPassStale
+			}
 			// needs[0], read or write, was just allowed; a refused write
 			// (needs[0]) leaves read unless read is refused too.
 			readLeft := i > 0 || n.scope != ScopeRead && !st.readLost(ctx, err)
+			if readLeft && stale() {
+				return held{}, errPassStale
+			}
 			st.end(n.denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
@@ -641,15 +656,20 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 		switch {
 		case st.ended.Load(): // the watcher ended it meanwhile
 			return held{}, endCause(st.reason())
-		case isDenial(err) && stale(st.m.now()):
-			return held{}, errPassStale
-		case isDenial(err) && len(needs) > 0 && st.readLost(ctx, err):
-			// No grant allows the request's own scope any more (revoked
-			// or expired since its scopes were checked): its end, not a
-			// refused change.
-			st.end(needs[0].denialReason(false, err, st.m.now()))
-			return held{}, endCause(st.reason())
 		case isDenial(err):
+			if stale() {
+				return held{}, errPassStale
+			}
+			if len(needs) > 0 && st.readLost(ctx, err) {
+				// No grant allows the request's own scope any more
+				// (revoked or expired since its scopes were checked): its
+				// end, not a refused change.
+				st.end(needs[0].denialReason(false, err, st.m.now()))
+				return held{}, endCause(st.reason())
+			}
+			if stale() {
+				return held{}, errPassStale
+			}
 			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
 			return held{}, err
 		case err != nil:
@@ -661,7 +681,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 		return held{}, endCause(st.reason())
 	}
 	h.at = st.m.now()
-	if stale(h.at) {
+	if stale() {
 		return held{}, errPassStale
 	}
 	h.scopes, h.elevated = strings.Join(scopes, ","), strings.Join(others, ",")
