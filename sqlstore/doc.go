@@ -67,20 +67,38 @@
 //
 // # MySQL and MariaDB
 //
-// The sessions must not run at READ-UNCOMMITTED (the server's or the DSN's
-// transaction_isolation): Check is a plain read, which would then see
-// grants not committed — and never created, when their audit event fails.
+// The sessions must have settings at which the store answers rightly:
+//   - not READ-UNCOMMITTED (the server's or the DSN's
+//     transaction_isolation): Check is a plain read, which would then see
+//     grants not committed — and never created, when their audit event
+//     fails;
+//   - autocommit on (the default; not autocommit=0 in the DSN or the
+//     server's configuration): each Check would otherwise run in an
+//     implicit transaction nothing commits and keep reading its first
+//     snapshot, where a revocation made since does not show, and Migrate's
+//     last schema versions would stay uncommitted;
+//   - the character sets of the client, the connection and the results
+//     utf8mb4 (go-sql-driver/mysql's default) or binary, not utf8mb3
+//     (charset=utf8), which cannot hold every character of a principal or
+//     a reason;
+//   - a strict sql_mode (STRICT_TRANS_TABLES, the default, or
+//     STRICT_ALL_TABLES): otherwise the server stores a value it cannot
+//     hold changed, with a warning only — a grantee "ops😀@…" would become
+//     another principal, "ops????@…".
+//
 // Before its first operation the store asks one connection of the pool;
-// at READ-UNCOMMITTED every operation, Migrate included, fails with an
-// error wrapping errors.ErrUnsupported (so Check fails closed). Check's
-// query also reads the level of the connection it runs on (one changed
-// later with SET SESSION or SET GLOBAL), and fails the same way when it
-// finds a grant at READ-UNCOMMITTED. Not detected: a one-shot SET
-// TRANSACTION ISOLATION LEVEL READ UNCOMMITTED (no SESSION or GLOBAL) left
-// on a pooled connection the host shares with the store, which applies to
-// that connection's next statement and shows in no variable; never issue
-// it outside a transaction you start on the same connection (BeginTx with
-// sql.TxOptions does that correctly).
+// with any other setting every operation, Migrate included, fails with an
+// error wrapping errors.ErrUnsupported that names the setting (so Check
+// fails closed). Check's query also reads the isolation level and
+// autocommit of the connection it runs on (one changed later with SET
+// SESSION or SET GLOBAL), and fails the same way when it finds a grant
+// with either wrong, and so does Migrate on its connection. Not detected:
+// a one-shot SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED (no SESSION
+// or GLOBAL) left on a pooled connection the host shares with the store,
+// which applies to that connection's next statement and shows in no
+// variable; never issue it outside a transaction you start on the same
+// connection (BeginTx with sql.TxOptions does that correctly). Nor is a
+// character set or sql_mode changed later on a shared connection.
 //
 // Migration 4 creates a stored procedure, <prefix>audit_append, that makes
 // a standalone Record (the middleware's support.request) one CALL while the

@@ -201,11 +201,13 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 		defer rows.Close()
 		scan := rows.Scan
 		var level string
+		var autocommit int64
 		if mysql {
-			// Each row says the isolation level of the connection that
-			// read it: a grant read at READ-UNCOMMITTED may not be
-			// committed (see checkIsolation).
-			scan = func(dest ...any) error { return rows.Scan(append(dest, &level)...) }
+			// Each row says the isolation level and autocommit of the
+			// connection that read it: a grant read at READ-UNCOMMITTED
+			// may not be committed, one read with autocommit off may be
+			// revoked since (see checkSession).
+			scan = func(dest ...any) error { return rows.Scan(append(dest, &level, &autocommit)...) }
 		}
 		sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
 		for rows.Next() {
@@ -214,7 +216,7 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 				return err
 			}
 			if mysql {
-				if err := checkLevel(level); err != nil {
+				if err := checkLevel(level, autocommit); err != nil {
 					return err
 				}
 			}
@@ -236,7 +238,8 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 }
 
 // checkQuery returns the statement of FindActiveGrant: findActive, on
-// MySQL with the isolation level of the connection as its last column.
+// MySQL with the isolation level and autocommit of the connection as its
+// last columns.
 func (s *Store) checkQuery() string {
 	if s.d.Dialect == MySQL {
 		return s.q.findActiveIso[s.isolationVar.Load()]

@@ -219,6 +219,12 @@ func (s *Store) migrateMySQL(ctx context.Context) (err error) {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
+	// The connection's own settings (a host's SET SESSION on a shared
+	// connection): with autocommit off, the schema versions would stay
+	// uncommitted on it.
+	if err := checkSessionOn(ctx, conn, int(s.isolationVar.Load())); err != nil {
+		return err
+	}
 	return s.applyPending(ctx, conn)
 }
 

@@ -134,7 +134,7 @@ type queries struct {
 	findActive                               string
 	// findActiveIso: on MySQL, findActive also selecting the session's
 	// isolation level, under its name on MySQL 8 and on MariaDB before
-	// 11.1 (see Store.isolationVar).
+	// 11.1 (see Store.isolationVar), and autocommit.
 	findActiveIso                           [2]string
 	insertGrant, updateGrant                string
 	claimStarted, claimExpired, claimDelete string
@@ -195,7 +195,7 @@ func newQueries(s *Store) queries {
 	}
 	if d.Dialect == MySQL {
 		for i, v := range isolationVars {
-			q.findActiveIso[i] = strings.Replace(q.findActive, ` FROM `, `, @@`+v+` FROM `, 1)
+			q.findActiveIso[i] = strings.Replace(q.findActive, ` FROM `, `, @@`+v+`, @@autocommit FROM `, 1)
 		}
 	}
 	for _, p := range []*string{

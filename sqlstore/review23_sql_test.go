@@ -35,7 +35,7 @@ import (
 // and the grant never exists — DESIGN: "a grant whose audit event cannot
 // be written is not created", "Fail closed". Check must not have granted
 // access on it: a store on a READ-UNCOMMITTED session refuses to work
-// (errors.ErrUnsupported, checkIsolation).
+// (errors.ErrUnsupported, checkSession).
 func TestReview23SQLMySQLCheckSeesUncommittedGrant(t *testing.T) {
 	db := sqltest.Open(t, sqlstore.MySQL)
 	s := sqltest.NewStoreOn(t, db, sqlstore.MySQL)

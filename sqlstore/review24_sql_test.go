@@ -17,8 +17,8 @@ import (
 // TestReview24SQL.
 
 // TestReview24SQLMySQLIsolationCheckedOnceNotPerConnection: 10f6121's
-// checkIsolation asks one connection of the pool, once per Store, and then
-// trusts every connection for the Store's lifetime (isolationOK), on the
+// checkSession asks one connection of the pool, once per Store, and then
+// trusts every connection for the Store's lifetime (sessionOK), on the
 // premise that "the pool's connections share the DSN's settings". They do
 // not have to: the isolation level is session state. A host that shares
 // its *sql.DB with the store and runs a reporting query the usual MySQL

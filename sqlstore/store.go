@@ -42,10 +42,10 @@ type Store struct {
 	walMu   sync.Mutex
 	walDone atomic.Bool
 
-	// isolationOK: on MySQL, the session's isolation level was found to
-	// be one without dirty reads (see checkIsolation), whose system
-	// variable is isolationVars[isolationVar].
-	isolationOK  atomic.Bool
+	// sessionOK: on MySQL, the session's settings were found to be ones
+	// the store answers rightly at (see checkSession); the isolation
+	// level's system variable is isolationVars[isolationVar].
+	sessionOK    atomic.Bool
 	isolationVar atomic.Int32
 
 	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
@@ -184,7 +184,7 @@ func (s *Store) Close() error {
 func (s *Store) sql(q string) string { return s.d.render(s.prefix, q) }
 
 // ready returns ctx.Err() or errClosed, or on MySQL, until a check
-// succeeded, checkIsolation's error.
+// succeeded, checkSession's error.
 func (s *Store) ready(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -195,41 +195,57 @@ func (s *Store) ready(ctx context.Context) error {
 	if closed {
 		return errClosed
 	}
-	if s.d.Dialect == MySQL && !s.isolationOK.Load() {
-		return s.checkIsolation(ctx)
+	if s.d.Dialect == MySQL && !s.sessionOK.Load() {
+		return s.checkSession(ctx)
 	}
 	return nil
 }
 
-// checkIsolation refuses, on MySQL, a session at READ-UNCOMMITTED (the
-// server's transaction_isolation, or the DSN's): Check's query is a plain
-// read, which would then see grants another transaction inserted but has
-// not committed — and may never commit, when their audit event fails. It
-// asks one connection of the pool, once per Store; the pool's connections
-// share the DSN's settings.
+// checkSession refuses, on MySQL, a session whose settings would make
+// the store answer wrongly (see checkSessionVars): it asks one connection
+// of the pool, once per Store; the pool's connections share the DSN's
+// settings.
 //
 // A session changed later (SET SESSION on a connection the host shares,
-// SET GLOBAL for connections opened later) is caught by Check itself,
-// whose query reads the level of the connection it runs on (see
-// FindActiveGrant).
-func (s *Store) checkIsolation(ctx context.Context) error {
-	var level string
+// SET GLOBAL for connections opened later) is caught, for the isolation
+// level and autocommit, by Check itself, whose query reads them on the
+// connection it runs on (see FindActiveGrant), and by Migrate on its own.
+func (s *Store) checkSession(ctx context.Context) error {
 	var errs []error
-	for i, v := range isolationVars {
-		// MySQL 8 knows only the first name, MariaDB before 11.1 only the
-		// second.
-		err := s.db.QueryRowContext(ctx, `SELECT @@`+v).Scan(&level)
+	for i := range isolationVars {
+		// MySQL 8 knows only the first name of the isolation level,
+		// MariaDB before 11.1 only the second.
+		err := checkSessionOn(ctx, s.db, i)
 		if err == nil {
-			if err := checkLevel(level); err != nil {
-				return err
-			}
 			s.isolationVar.Store(int32(i))
-			s.isolationOK.Store(true)
+			s.sessionOK.Store(true)
 			return nil
+		}
+		if errors.Is(err, errors.ErrUnsupported) {
+			return err
 		}
 		errs = append(errs, err)
 	}
-	return fmt.Errorf("sqlstore: read the session's isolation level: %w", errors.Join(errs...))
+	return fmt.Errorf("sqlstore: read the session's settings: %w", errors.Join(errs...))
+}
+
+// queryRower is a *sql.DB or a *sql.Conn.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkSessionOn reads and checks the session settings of a connection
+// of q, with isolationVars[iso] as the isolation level's name.
+func checkSessionOn(ctx context.Context, q queryRower, iso int) error {
+	var level, mode string
+	var autocommit int64
+	var client, conn, results sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT @@`+isolationVars[iso]+`, @@autocommit, @@character_set_client, @@character_set_connection, @@character_set_results, @@sql_mode`).
+		Scan(&level, &autocommit, &client, &conn, &results, &mode)
+	if err != nil {
+		return err
+	}
+	return checkSessionVars(level, autocommit, []sql.NullString{client, conn, results}, mode)
 }
 
 // isolationVars are the names of MySQL's isolation level variable.
@@ -238,10 +254,45 @@ var isolationVars = [2]string{"transaction_isolation", "tx_isolation"}
 // errReadUncommitted is the error of a MySQL session at READ-UNCOMMITTED.
 var errReadUncommitted = fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set transaction_isolation to READ-COMMITTED or REPEATABLE-READ", errors.ErrUnsupported)
 
-// checkLevel returns errReadUncommitted for READ-UNCOMMITTED.
-func checkLevel(level string) error {
+// errNoAutocommit is the error of a MySQL session with autocommit off.
+var errNoAutocommit = fmt.Errorf("sqlstore: %w: the session's autocommit is off, at which each Check would run in a transaction nothing commits and keep reading its first snapshot (a revocation would not be seen): set autocommit=1", errors.ErrUnsupported)
+
+// checkLevel returns errReadUncommitted for READ-UNCOMMITTED, and
+// errNoAutocommit when autocommit is 0: the settings Check's query reads
+// with every row.
+func checkLevel(level string, autocommit int64) error {
 	if strings.EqualFold(strings.ReplaceAll(level, " ", "-"), "READ-UNCOMMITTED") {
 		return errReadUncommitted
+	}
+	if autocommit == 0 {
+		return errNoAutocommit
+	}
+	return nil
+}
+
+// checkSessionVars refuses, wrapping errors.ErrUnsupported, the MySQL
+// session settings at which the store would answer wrongly: those of
+// checkLevel; a character set of the client, the connection or the
+// results other than utf8mb4 or binary (utf8mb3 cannot hold every
+// character of a principal or a reason); and an sql_mode without
+// STRICT_TRANS_TABLES or STRICT_ALL_TABLES (the server would then store
+// such a value changed, with a warning only).
+func checkSessionVars(level string, autocommit int64, charsets []sql.NullString, mode string) error {
+	if err := checkLevel(level, autocommit); err != nil {
+		return err
+	}
+	for i, cs := range charsets {
+		if cs.Valid && !strings.EqualFold(cs.String, "utf8mb4") && !strings.EqualFold(cs.String, "binary") {
+			name := [...]string{"client", "connection", "results"}[i]
+			return fmt.Errorf("sqlstore: %w: the session's character_set_%s is %s, which cannot hold every character the store keeps: use charset=utf8mb4 (go-sql-driver/mysql's default)", errors.ErrUnsupported, name, cs.String)
+		}
+	}
+	strict := false
+	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
+		strict = strict || m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES"
+	}
+	if !strict {
+		return fmt.Errorf("sqlstore: %w: the session's sql_mode %q has neither STRICT_TRANS_TABLES nor STRICT_ALL_TABLES, at which the server would store a value it cannot hold changed, with a warning only", errors.ErrUnsupported, mode)
 	}
 	return nil
 }

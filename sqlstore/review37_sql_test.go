@@ -1,0 +1,139 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/sqlstore"
+	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
+	"github.com/supportaccess/supportaccess/storetest"
+)
+
+// Tests of the thirty-seventh review round (sqlstore, host database/sql
+// configurations on MySQL/MariaDB) — prefix TestReview37.
+
+// rw37MySQL opens the MySQL/MariaDB test database with extra DSN
+// parameters (skipping like sqltest.Open when the server is not there).
+func rw37MySQL(t *testing.T, params string) *sql.DB {
+	t.Helper()
+	sqltest.Open(t, sqlstore.MySQL) // skips or fails with the how-to message
+	base := sqltest.DSN(sqlstore.MySQL)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	db, err := sql.Open("mysql", base+sep+params)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// rw37Refused requires a store on a MySQL DSN with params to refuse every
+// operation, Migrate and Check first, with errors.ErrUnsupported naming
+// the setting, and to have created nothing.
+func rw37Refused(t *testing.T, params, setting string) {
+	t.Helper()
+	db := rw37MySQL(t, params)
+	prefix := sqltest.NewPrefix()
+	s, err := sqlstore.New(db, sqlstore.MySQL, sqlstore.WithTablePrefix(prefix))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	err = s.Migrate(ctx)
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	require.ErrorContains(t, err, setting)
+	_, err = s.FindActiveGrant(ctx, "acme", storetest.Support.ID, sa.ScopeRead, storetest.Epoch)
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	tables, err := sqltest.Tables(ctx, sqltest.Open(t, sqlstore.MySQL), sqlstore.MySQL, prefix)
+	require.NoError(t, err)
+	require.Empty(t, tables, "a refused store creates no table")
+}
+
+// TestReview37MySQLSessionSettingsRefused: a DSN with autocommit=0 (every
+// Check would run in an implicit transaction nothing commits and keep its
+// first snapshot: a revocation on another replica would never be seen, and
+// Migrate's last schema versions would stay uncommitted), a utf8mb3
+// character set (charset=utf8: a principal or a reason with a character
+// outside the BMP cannot be stored as given — in a lenient sql_mode it
+// becomes "?", another principal) or an sql_mode that is not strict (the
+// server stores what it cannot hold changed, with a warning only) is
+// refused: the store fails closed, with an error naming the setting.
+func TestReview37MySQLSessionSettingsRefused(t *testing.T) {
+	for _, c := range []struct{ params, setting string }{
+		{"autocommit=0", "autocommit"},
+		{"charset=utf8", "character_set_client"},
+		{"charset=utf8&sql_mode=%27%27", "character_set_client"},
+		{"sql_mode=%27NO_ENGINE_SUBSTITUTION%27", "sql_mode"},
+		{"sql_mode=%27%27", "sql_mode"},
+		{"character_set_results=utf8mb3", "character_set_results"},
+	} {
+		t.Run(c.params, func(t *testing.T) { rw37Refused(t, c.params, c.setting) })
+	}
+	// Settings that are sound pass: the usual ones, and strict variants.
+	for _, params := range []string{"charset=utf8mb4", "sql_mode=%27STRICT_ALL_TABLES%27", "autocommit=1&sql_mode=%27ANSI,STRICT_TRANS_TABLES%27"} {
+		t.Run(params, func(t *testing.T) {
+			s := sqltest.NewStoreOn(t, rw37MySQL(t, params), sqlstore.MySQL)
+			m, err := sa.NewManager(s, sa.WithNow(storetest.NewClock(storetest.Epoch).Now))
+			require.NoError(t, err)
+			g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour,
+				Grantees: []string{"ops😀@vendor.example"}, Reason: "Fix 🔥 incident"})
+			require.NoError(t, err)
+			got, err := m.Check(context.Background(), "acme", "ops😀@vendor.example", sa.ScopeRead)
+			require.NoError(t, err)
+			require.Equal(t, g.Reason, got.Reason)
+			_, err = m.Check(context.Background(), "acme", "ops????@vendor.example", sa.ScopeRead)
+			require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+			rep, err := m.VerifyAudit(context.Background(), "acme")
+			require.NoError(t, err)
+			require.Nil(t, rep.Break)
+		})
+	}
+}
+
+// TestReview37MySQLAutocommitOffOnSharedConnection: a host that turns
+// autocommit off on a connection it shares with the store (SET autocommit
+// = 0 after the store checked the pool) gets Check refused on that
+// connection — it would read a snapshot that never sees the revocation
+// made meanwhile on another replica — and Migrate refused there too.
+func TestReview37MySQLAutocommitOffOnSharedConnection(t *testing.T) {
+	db := sqltest.Open(t, sqlstore.MySQL)
+	db.SetMaxOpenConns(1) // one connection: the host's SET is the store's
+	a := sqltest.NewStoreOn(t, db, sqlstore.MySQL)
+	t.Cleanup(func() {
+		// End the implicit transaction before the tables are dropped.
+		_, _ = db.ExecContext(context.Background(), "COMMIT")
+		_, _ = db.ExecContext(context.Background(), "SET autocommit=1")
+	})
+	b, err := sqlstore.New(sqltest.Open(t, sqlstore.MySQL), sqlstore.MySQL, sqlstore.WithTablePrefix(a.TablePrefix()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	clock := storetest.NewClock(storetest.Epoch)
+	ma, err := sa.NewManager(a, sa.WithNow(clock.Now))
+	require.NoError(t, err)
+	mb, err := sa.NewManager(b, sa.WithNow(clock.Now))
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	g, err := mb.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})
+	require.NoError(t, err)
+	got, err := ma.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+	require.NoError(t, err)
+	require.Equal(t, g.ID, got.ID)
+
+	_, err = db.ExecContext(ctx, "SET autocommit=0")
+	require.NoError(t, err)
+	_, err = ma.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead) // opens the snapshot
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	_, err = mb.Revoke(ctx, g.ID, storetest.Customer, "done")
+	require.NoError(t, err)
+	_, err = ma.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+	require.Error(t, err, "a Check on the autocommit-off connection allows the revoked grant")
+	require.ErrorIs(t, a.Migrate(ctx), errors.ErrUnsupported)
+}
