@@ -60,10 +60,11 @@ const maxWhatLen = 200
 //     map key that is not valid UTF-8 — encoding/json writes those bytes
 //     as U+FFFD, so two values could read as one; they are refused by that
 //     spelling, the escape \ufffd, also inside a string whose text is JSON
-//     (as the ",string" option writes it), and a json.RawMessage may not
-//     hold it either, nor a lone half of a surrogate pair (\ud800 to
-//     \udfff), which JSON readers decode as U+FFFD; the error names the
-//     value, before or after;
+//     (as the ",string" option writes it, or a JSON document kept as
+//     text; to four levels, and deeper JSON text holding a backslash is
+//     refused), and a json.RawMessage may not hold it either, nor a lone
+//     half of a surrogate pair (\ud800 to \udfff), which JSON readers
+//     decode as U+FFFD; the error names the value, before or after;
 //   - ErrConflict when the grants found kept ending on this Manager as
 //     they were checked;
 //   - the store's error (the check) or the auditor's.
@@ -136,9 +137,17 @@ func changeJSON(field string, v any) (json.RawMessage, error) {
 
 // coercedText reports whether the JSON b holds an escape that reads as
 // U+FFFD (hasReplacementEscape), also inside a string whose text is JSON
-// itself: a string field with the ",string" option is encoded twice, and
-// its escape then reads \\ufffd.
-func coercedText(b []byte) bool {
+// itself, to maxJSONTextDepth levels: a string field with the ",string"
+// option is encoded twice, and its escape then reads \\ufffd; a setting
+// may keep a JSON document as text. Deeper still, a string whose text is
+// JSON and holds a backslash is refused (fail closed).
+func coercedText(b []byte) bool { return coercedTextAt(b, 0) }
+
+// maxJSONTextDepth bounds how deep coercedText reads JSON in strings.
+const maxJSONTextDepth = 4
+
+// coercedTextAt is coercedText for b nested depth strings deep.
+func coercedTextAt(b []byte, depth int) bool {
 	if hasReplacementEscape(b) {
 		return true
 	}
@@ -155,7 +164,11 @@ func coercedText(b []byte) bool {
 		if err != nil {
 			return true // not read to the end: refused (fail closed)
 		}
-		if s, ok := tok.(string); ok && strings.HasPrefix(s, `"`) && json.Valid([]byte(s)) && hasReplacementEscape([]byte(s)) {
+		s, ok := tok.(string)
+		if !ok || strings.IndexByte(s, '\\') < 0 || !json.Valid([]byte(s)) {
+			continue
+		}
+		if depth+1 >= maxJSONTextDepth || coercedTextAt([]byte(s), depth+1) {
 			return true
 		}
 	}

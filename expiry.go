@@ -66,7 +66,8 @@ func WithSweepConcurrency(n int) Option {
 //
 // Errors: the context's error, or the store's; a failure of another
 // auditor (WithAuditor) is passed to the error handler when the store
-// records the events itself, and otherwise abandons the claim it happened
+// records the events itself (a panic reaches the caller once the claim it
+// happened in is committed), and otherwise abandons the claim it happened
 // in — its transition stays due for the next Sweep, never recorded without
 // its event. A failure of one step does not prevent the others, except
 // that expiries are not claimed in a Sweep whose claim of starts failed,
@@ -149,10 +150,10 @@ type claimBatch struct {
 	// the claim began (wall clock, for runTasks) and the sweep's time.
 	lease      Lease
 	start, now time.Time
-	extraErr   error // an auditor other than the store failed: reported (see recordLifecycle)
-	err        error // the claim failed
-	panicked   *any  // the claim panicked with this value (host auditor code runs in it)
-	last       bool  // the claimer's final message: it stops after this
+	extra      extraOutcome // what the auditors other than the store did (see recordLifecycle)
+	err        error        // the claim failed
+	panicked   *any         // the claim panicked with this value (host auditor code runs in it)
+	last       bool         // the claimer's final message: it stops after this
 }
 
 // claimFunc claims up to limit due transitions in one store transaction.
@@ -180,13 +181,13 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 	if t == TransitionExpired {
 		typ = EventGrantExpired
 	}
-	events := func(extraErr *error) func(g Grant) ([]Event, error) {
+	events := func(x *extraOutcome) func(g Grant) ([]Event, error) {
 		return func(g Grant) ([]Event, error) {
 			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
 			if t == TransitionExpired {
 				ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
 			}
-			return m.recordLifecycle(ctx, ev, extraErr)
+			return m.recordLifecycle(ctx, ev, x)
 		}
 	}
 	workers := m.life.sweepConcurrency
@@ -214,9 +215,9 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 					batches <- claimBatch{err: err, last: true}
 					return
 				}
-				var extraErr error
-				b, err := claim(ctx, now, m.lifecycleBatch(), events(&extraErr))
-				b.extraErr, b.err = extraErr, err
+				var x extraOutcome
+				b, err := claim(ctx, now, m.lifecycleBatch(), events(&x))
+				b.extra, b.err = x, err
 				// Stop at an empty batch, not at a short one: with SKIP
 				// LOCKED a claim beside concurrent sweepers returns fewer
 				// grants than it could (MariaDB applies the LIMIT before
@@ -237,6 +238,15 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		b := <-batches
 		if b.last {
 			running--
+		}
+		if b.extra.panicked != nil {
+			// An extra auditor panicked in a claim the store still
+			// committed (or failed on its own): the panic is the
+			// caller's once the batch is handled.
+			if panicked == nil {
+				panicked = b.extra.panicked
+			}
+			stop.Store(true)
 		}
 		if b.panicked != nil {
 			if panicked == nil {
@@ -267,8 +277,8 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 					stop.Store(true)
 				}
 			}()
-			if b.extraErr != nil {
-				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extraErr))
+			if b.extra.err != nil {
+				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extra.err))
 			}
 			if t == TransitionExpired {
 				for _, g := range b.claimed {
@@ -301,26 +311,45 @@ func (m *Manager) lifecycleBatch() int {
 	return 1
 }
 
+// extraOutcome is what the auditors other than the store did in one
+// claim, when the store keeps the trail: the first error and the first
+// panic.
+type extraOutcome struct {
+	err      error
+	panicked *any
+}
+
 // recordLifecycle records a lifecycle event (a start, an expiry, a
 // request's expiry) on the auditors other than the store, inside the claim
 // that records the transition, and returns the events the store keeps.
 // When the store keeps the trail, a failure of another auditor is only
-// reported (through extraErr): the store records the transition with its
-// event whatever happens elsewhere, and an auditor that keeps failing must
-// not hold back every later expiry. When the store keeps no events, the
-// other auditors are the trail: a failure abandons the claim, and the
-// transition stays due for the next Sweep; each claim then takes a single
-// transition (lifecycleBatch), so that none is recorded twice because a
-// later one of its batch failed.
-func (m *Manager) recordLifecycle(ctx context.Context, ev Event, extraErr *error) ([]Event, error) {
-	if err := m.recordExtra(ctx, ev); err != nil {
-		if !m.storeAudits {
+// reported (through x), and so is a panic, which the caller raises again
+// once the claim is committed and handled: the store records the
+// transition with its event whatever happens elsewhere, an auditor that
+// keeps failing must not hold back every later expiry, and a claim given
+// back after the auditor had the events of some of its transitions would
+// record them on it twice. When the store keeps no events, the other
+// auditors are the trail: a failure abandons the claim (a panic too, on
+// its way to the caller), and the transition stays due for the next
+// Sweep; each claim then takes a single transition (lifecycleBatch), so
+// that none is recorded twice because a later one of its batch failed.
+func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome) ([]Event, error) {
+	if !m.storeAudits {
+		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
 		}
-		if *extraErr == nil {
-			*extraErr = err
-		}
+		return m.storeEvents(ev), nil
 	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil && x.panicked == nil {
+				x.panicked = &p
+			}
+		}()
+		if err := m.recordExtra(ctx, ev); err != nil && x.err == nil {
+			x.err = err
+		}
+	}()
 	return m.storeEvents(ev), nil
 }
 

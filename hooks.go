@@ -177,18 +177,36 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
-	// Release the leases even when ctx ended, so another replica need not
-	// wait for them to run out, and when host code (the error handler, an
-	// extra auditor) panics, so that hooks that succeeded do not run again.
-	finish := func() (int, error) {
+	// finish records the events on the auditors other than the store,
+	// each whatever the others do (their first panic is returned, to be
+	// raised again afterwards), and stores the batch's outcome with them.
+	// It runs also when ctx ended, so that another replica need not wait
+	// for the leases to run out, and when host code (the error handler)
+	// panics, so that hooks that succeeded do not run again and no attempt
+	// is stored without its event.
+	var extraErrs []error
+	finish := func() (n int, panicked *any, err error) {
+		for _, ev := range events {
+			func() {
+				defer func() {
+					if p := recover(); p != nil && panicked == nil {
+						panicked = &p
+					}
+				}()
+				if err := m.recordExtra(ctx, ev); err != nil {
+					extraErrs = append(extraErrs, err)
+				}
+			}()
+		}
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer fcancel()
-		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
+		n, err = hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
+		return n, panicked, err
 	}
 	finished := false
 	defer func() {
 		if !finished {
-			_, _ = finish() // a panic is on its way to the caller
+			_, _, _ = finish() // a panic is on its way to the caller
 		}
 	}()
 	for i := range tasks {
@@ -222,13 +240,14 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			m.reportError(ctx, fmt.Errorf("expire hook %d of grant %s (attempt %d): %w", done, t.Grant.ID, t.Attempts, err))
 		}
 	}
-	for _, ev := range events {
-		if err := m.recordExtra(ctx, ev); err != nil {
-			m.reportError(ctx, fmt.Errorf("expire hooks: %w", err))
-		}
-	}
 	finished = true
-	n, err := finish()
+	n, panicked, err := finish()
+	if panicked != nil {
+		panic(*panicked)
+	}
+	for _, err := range extraErrs {
+		m.reportError(ctx, fmt.Errorf("expire hooks: %w", err))
+	}
 	if err != nil {
 		return fmt.Errorf("finish hook tasks: %w", err)
 	}

@@ -486,17 +486,20 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 		}
 		// See recordLifecycle: a request past ExpiresAt is refused whether
 		// or not its expiry is recorded yet.
-		var extraErr error
+		var x extraOutcome
 		rr, err := rs.ClaimExpiredRequests(ctx, now, m.lifecycleBatch(), func(r AccessRequest) ([]Event, error) {
 			ev := m.requestEvent(now, EventRequestExpired, r, uuid.Nil, SystemActor, "")
 			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
-			return m.recordLifecycle(ctx, ev, &extraErr)
+			return m.recordLifecycle(ctx, ev, &x)
 		})
+		if x.panicked != nil {
+			panic(*x.panicked)
+		}
 		if err != nil {
 			return err
 		}
-		if extraErr != nil {
-			m.reportError(ctx, fmt.Errorf("sweep requests: %w", extraErr))
+		if x.err != nil {
+			m.reportError(ctx, fmt.Errorf("sweep requests: %w", x.err))
 		}
 		if len(rr) == 0 { // not a short batch: see sweep in expiry.go
 			return nil
