@@ -65,11 +65,11 @@ func WithSweepConcurrency(n int) Option {
 // committed has been handled.
 //
 // Errors: the context's error, or the store's; a failure of another
-// auditor (WithAuditor) is passed to the error handler when the store
-// records the events itself (a panic reaches the caller once the claim it
-// happened in is committed), and otherwise abandons the claim it happened
-// in — its transition stays due for the next Sweep, never recorded without
-// its event. A failure of one step does not prevent the others, except
+// auditor (WithAuditor) is passed to the error handler (a panic reaches
+// the caller once the claim it happened in is committed) — except, when
+// the store keeps no events, one of the first of them, which abandons the
+// claim it happened in: its transition stays due for the next Sweep,
+// never recorded without its event. A failure of one step does not prevent the others, except
 // that expiries are not claimed in a Sweep whose claim of starts failed,
 // so that this Sweep does not record an expiry before the start it failed
 // to record. (Two replicas sweeping at the same moment can still record a
@@ -322,34 +322,37 @@ type extraOutcome struct {
 // recordLifecycle records a lifecycle event (a start, an expiry, a
 // request's expiry) on the auditors other than the store, inside the claim
 // that records the transition, and returns the events the store keeps.
-// When the store keeps the trail, a failure of another auditor is only
-// reported (through x), and so is a panic, which the caller raises again
-// once the claim is committed and handled: the store records the
-// transition with its event whatever happens elsewhere, an auditor that
-// keeps failing must not hold back every later expiry, and a claim given
-// back after the auditor had the events of some of its transitions would
-// record them on it twice. When the store keeps no events, the other
-// auditors are the trail: a failure abandons the claim (a panic too, on
-// its way to the caller), and the transition stays due for the next
-// Sweep; each claim then takes a single transition (lifecycleBatch), so
-// that none is recorded twice because a later one of its batch failed.
+// One auditor decides whether the transition is recorded: the store when
+// it keeps the trail, else the first other auditor (see WithAuditor),
+// whose failure abandons the claim (a panic too, on its way to the
+// caller), so that the transition stays due for the next Sweep; each claim
+// then takes a single transition (lifecycleBatch), so that none is
+// recorded twice because a later one of its batch failed. A failure of
+// any other auditor is only reported (through x), and so is a panic,
+// which the caller raises again once the claim is committed and handled:
+// an auditor that keeps failing must not hold back every later expiry,
+// and a claim given back after some auditors had its event would record
+// it on them again at every Sweep while the failing one is down.
 func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome) ([]Event, error) {
-	if !m.storeAudits {
-		if err := m.recordExtra(ctx, ev); err != nil {
-			return nil, err
+	others := m.extra
+	if !m.storeAudits && len(others) > 0 {
+		if err := others[0].Record(ctx, ev); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
 		}
-		return m.storeEvents(ev), nil
+		others = others[1:]
 	}
-	func() {
-		defer func() {
-			if p := recover(); p != nil && x.panicked == nil {
-				x.panicked = &p
+	for _, a := range others {
+		func() {
+			defer func() {
+				if p := recover(); p != nil && x.panicked == nil {
+					x.panicked = &p
+				}
+			}()
+			if err := a.Record(ctx, ev); err != nil && x.err == nil {
+				x.err = fmt.Errorf("audit: %w", err)
 			}
 		}()
-		if err := m.recordExtra(ctx, ev); err != nil && x.err == nil {
-			x.err = err
-		}
-	}()
+	}
 	return m.storeEvents(ev), nil
 }
 

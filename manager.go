@@ -73,10 +73,13 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // handler. Sweep's records of starts and expiries are facts the store
 // keeps in any case: there a failure of another auditor goes to the error
 // handler. When the store is not among the auditors, they are the whole
-// trail: Sweep then records one transition per transaction and a failure
-// leaves it due for the next Sweep — an auditor that keeps refusing one
-// holds back the later ones (access is not affected: Check denies at
-// ExpiresAt).
+// trail, and the first of them decides Sweep's records: Sweep then
+// records one transition per transaction, and a failure of the first
+// auditor leaves it due for the next Sweep — an auditor that keeps
+// refusing one holds back the later ones (access is not affected: Check
+// denies at ExpiresAt) — while a failure of another goes to the error
+// handler (else the auditors that had the event would get it again at
+// every Sweep).
 func WithAuditor(a Auditor) Option {
 	return optionFunc(func(m *Manager) {
 		if a == nil {

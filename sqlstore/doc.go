@@ -91,8 +91,12 @@
 // error wrapping errors.ErrUnsupported that names the setting (so Check
 // fails closed). Check's query also reads the isolation level and
 // autocommit of the connection it runs on (one changed later with SET
-// SESSION or SET GLOBAL), and fails the same way when it finds a grant
-// with either wrong, and so does Migrate on its connection. Not detected:
+// SESSION or SET GLOBAL) and, on MariaDB, whether a transaction is open
+// on it (a START TRANSACTION that host code left on a connection it
+// shares with the store: Check would read that transaction's snapshot),
+// and fails the same way when it finds a grant with any of them wrong,
+// and so does Migrate on its connection. Not detected: such an open
+// transaction on MySQL, which has no variable that tells it; and
 // a one-shot SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED (no SESSION
 // or GLOBAL) left on a pooled connection the host shares with the store,
 // which applies to that connection's next statement and shows in no

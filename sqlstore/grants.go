@@ -200,14 +200,15 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 		}
 		defer rows.Close()
 		scan := rows.Scan
-		var level string
-		var autocommit int64
+		var check func() error
 		if mysql {
-			// Each row says the isolation level and autocommit of the
-			// connection that read it: a grant read at READ-UNCOMMITTED
-			// may not be committed, one read with autocommit off may be
-			// revoked since (see checkSession).
-			scan = func(dest ...any) error { return rows.Scan(append(dest, &level, &autocommit)...) }
+			// Each row says the isolation level, autocommit and (MariaDB)
+			// open transaction of the connection that read it: a grant
+			// read at READ-UNCOMMITTED may not be committed, one read in
+			// an old snapshot may be revoked since (see checkSession).
+			var state []any
+			state, check = sessionVars(s.sessionVars.Load()).scanState()
+			scan = func(dest ...any) error { return rows.Scan(append(dest, state...)...) }
 		}
 		sel := sa.GrantSelector{Principal: principal, Scope: scope, Now: now}
 		for rows.Next() {
@@ -216,7 +217,7 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 				return err
 			}
 			if mysql {
-				if err := checkLevel(level, autocommit); err != nil {
+				if err := check(); err != nil {
 					return err
 				}
 			}
@@ -238,11 +239,11 @@ func (s *Store) FindActiveGrant(ctx context.Context, tenantID, principal string,
 }
 
 // checkQuery returns the statement of FindActiveGrant: findActive, on
-// MySQL with the isolation level and autocommit of the connection as its
-// last columns.
+// MySQL with the session's state (sessionVars.columns) as its last
+// columns.
 func (s *Store) checkQuery() string {
 	if s.d.Dialect == MySQL {
-		return s.q.findActiveIso[s.isolationVar.Load()]
+		return s.q.findActiveSession[s.sessionVars.Load()]
 	}
 	return s.q.findActive
 }

@@ -219,10 +219,10 @@ func (s *Store) migrateMySQL(ctx context.Context) (err error) {
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	// The connection's own settings (a host's SET SESSION on a shared
-	// connection): with autocommit off, the schema versions would stay
-	// uncommitted on it.
-	if err := checkSessionOn(ctx, conn, int(s.isolationVar.Load())); err != nil {
+	// The connection's own settings (a host's SET SESSION, or a
+	// transaction left open, on a shared connection): the schema versions
+	// would stay uncommitted on it.
+	if err := checkSessionOn(ctx, conn, sessionVars(s.sessionVars.Load())); err != nil {
 		return err
 	}
 	return s.applyPending(ctx, conn)

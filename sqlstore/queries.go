@@ -132,10 +132,9 @@ func claimFlag(tr sa.Transition) (flag, due string) {
 type queries struct {
 	getGrant, getGrantForUpdate, grantExists string
 	findActive                               string
-	// findActiveIso: on MySQL, findActive also selecting the session's
-	// isolation level, under its name on MySQL 8 and on MariaDB before
-	// 11.1 (see Store.isolationVar), and autocommit.
-	findActiveIso                           [2]string
+	// findActiveSession: on MySQL, findActive also selecting the
+	// session's state, for each sessionVars.
+	findActiveSession                       [2 * len(isolationVars)]string
 	insertGrant, updateGrant                string
 	claimStarted, claimExpired, claimDelete string
 	insertDue, moveDue, dropDues            string
@@ -194,12 +193,12 @@ func newQueries(s *Store) queries {
 			`UNION ALL SELECT 2, COALESCE(expires_at, 'infinity'::timestamptz), id FROM g WHERE revoked_at IS NULL`
 	}
 	if d.Dialect == MySQL {
-		for i, v := range isolationVars {
-			q.findActiveIso[i] = strings.Replace(q.findActive, ` FROM `, `, @@`+v+`, @@autocommit FROM `, 1)
+		for v := range q.findActiveSession {
+			q.findActiveSession[v] = strings.Replace(q.findActive, ` FROM `, `, `+sessionVars(v).columns()+` FROM `, 1)
 		}
 	}
 	for _, p := range []*string{
-		&q.findActiveIso[0], &q.findActiveIso[1],
+		&q.findActiveSession[0], &q.findActiveSession[1], &q.findActiveSession[2], &q.findActiveSession[3],
 		&q.getGrant, &q.getGrantForUpdate, &q.grantExists, &q.findActive, &q.insertGrant, &q.updateGrant,
 		&q.claimStarted, &q.claimExpired, &q.claimDelete, &q.insertDue, &q.moveDue, &q.dropDues, &q.expiryRecorded, &q.lockHead, &q.readHead, &q.insertHead, &q.updateHead, &q.insertEvent, &q.insertEventsUnnest, &q.writeLock,
 	} {

@@ -43,10 +43,10 @@ type Store struct {
 	walDone atomic.Bool
 
 	// sessionOK: on MySQL, the session's settings were found to be ones
-	// the store answers rightly at (see checkSession); the isolation
-	// level's system variable is isolationVars[isolationVar].
-	sessionOK    atomic.Bool
-	isolationVar atomic.Int32
+	// the store answers rightly at (see checkSession), read with the
+	// variables sessionVars (a sessionVars).
+	sessionOK   atomic.Bool
+	sessionVars atomic.Int32
 
 	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
 	// this store last wrote or read it (tenant → head), for Record's
@@ -204,20 +204,21 @@ func (s *Store) ready(ctx context.Context) error {
 // checkSession refuses, on MySQL, a session whose settings would make
 // the store answer wrongly (see checkSessionVars): it asks one connection
 // of the pool, once per Store; the pool's connections share the DSN's
-// settings.
+// settings. It also finds out which of the session's variables the server
+// knows (sessionVars).
 //
 // A session changed later (SET SESSION on a connection the host shares,
-// SET GLOBAL for connections opened later) is caught, for the isolation
-// level and autocommit, by Check itself, whose query reads them on the
-// connection it runs on (see FindActiveGrant), and by Migrate on its own.
+// SET GLOBAL for connections opened later, a transaction left open on a
+// shared connection) is caught, for the isolation level, autocommit and
+// (on MariaDB) an open transaction, by Check itself, whose query reads
+// them on the connection it runs on (see FindActiveGrant), and by Migrate
+// on its own.
 func (s *Store) checkSession(ctx context.Context) error {
 	var errs []error
-	for i := range isolationVars {
-		// MySQL 8 knows only the first name of the isolation level,
-		// MariaDB before 11.1 only the second.
-		err := checkSessionOn(ctx, s.db, i)
+	for v := range sessionVars(len(isolationVars) * 2) {
+		err := checkSessionOn(ctx, s.db, v)
 		if err == nil {
-			s.isolationVar.Store(int32(i))
+			s.sessionVars.Store(int32(v))
 			s.sessionOK.Store(true)
 			return nil
 		}
@@ -229,23 +230,55 @@ func (s *Store) checkSession(ctx context.Context) error {
 	return fmt.Errorf("sqlstore: read the session's settings: %w", errors.Join(errs...))
 }
 
+// sessionVars says which MySQL variables tell a session's state:
+// isolationVars[v/2] names its isolation level (MySQL 8 and MariaDB from
+// 11.1 know only the first name, MariaDB before 11.1 only the second), and
+// an even v also reads @@in_transaction (MariaDB; MySQL has no such
+// variable). checkSession tries them in order.
+type sessionVars int
+
+// columns returns the select list of v's variables: the isolation level,
+// autocommit and, when v has it, in_transaction.
+func (v sessionVars) columns() string {
+	c := `@@` + isolationVars[v/2] + `, @@autocommit`
+	if v%2 == 0 {
+		c += `, @@in_transaction`
+	}
+	return c
+}
+
+// scanState returns the destinations of v's columns, and the check of
+// what they held.
+func (v sessionVars) scanState() ([]any, func() error) {
+	var level string
+	var autocommit, inTx int64
+	dest := []any{&level, &autocommit}
+	if v%2 == 0 {
+		dest = append(dest, &inTx)
+	}
+	return dest, func() error { return checkLevel(level, autocommit, inTx) }
+}
+
 // queryRower is a *sql.DB or a *sql.Conn.
 type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // checkSessionOn reads and checks the session settings of a connection
-// of q, with isolationVars[iso] as the isolation level's name.
-func checkSessionOn(ctx context.Context, q queryRower, iso int) error {
-	var level, mode string
-	var autocommit int64
+// of q, with the variables v.
+func checkSessionOn(ctx context.Context, q queryRower, v sessionVars) error {
+	var mode string
 	var client, conn, results sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT @@`+isolationVars[iso]+`, @@autocommit, @@character_set_client, @@character_set_connection, @@character_set_results, @@sql_mode`).
-		Scan(&level, &autocommit, &client, &conn, &results, &mode)
+	dest, check := v.scanState()
+	err := q.QueryRowContext(ctx, `SELECT `+v.columns()+`, @@character_set_client, @@character_set_connection, @@character_set_results, @@sql_mode`).
+		Scan(append(dest, &client, &conn, &results, &mode)...)
 	if err != nil {
 		return err
 	}
-	return checkSessionVars(level, autocommit, []sql.NullString{client, conn, results}, mode)
+	if err := check(); err != nil {
+		return err
+	}
+	return checkSessionVars([]sql.NullString{client, conn, results}, mode)
 }
 
 // isolationVars are the names of MySQL's isolation level variable.
@@ -257,30 +290,33 @@ var errReadUncommitted = fmt.Errorf("sqlstore: %w: the session's isolation level
 // errNoAutocommit is the error of a MySQL session with autocommit off.
 var errNoAutocommit = fmt.Errorf("sqlstore: %w: the session's autocommit is off, at which each Check would run in a transaction nothing commits and keep reading its first snapshot (a revocation would not be seen): set autocommit=1", errors.ErrUnsupported)
 
-// checkLevel returns errReadUncommitted for READ-UNCOMMITTED, and
-// errNoAutocommit when autocommit is 0: the settings Check's query reads
-// with every row.
-func checkLevel(level string, autocommit int64) error {
-	if strings.EqualFold(strings.ReplaceAll(level, " ", "-"), "READ-UNCOMMITTED") {
+// errOpenTransaction is the error of a MariaDB connection with a
+// transaction open outside the store's own.
+var errOpenTransaction = fmt.Errorf("sqlstore: %w: the connection has a transaction open that the store did not start (START TRANSACTION left on a connection shared with the store), whose snapshot Check would read (a revocation would not be seen): commit or roll back what you start", errors.ErrUnsupported)
+
+// checkLevel returns errReadUncommitted for READ-UNCOMMITTED,
+// errNoAutocommit when autocommit is 0 and errOpenTransaction when a
+// transaction is open: the state Check's query reads with every row.
+func checkLevel(level string, autocommit, inTx int64) error {
+	switch {
+	case strings.EqualFold(strings.ReplaceAll(level, " ", "-"), "READ-UNCOMMITTED"):
 		return errReadUncommitted
-	}
-	if autocommit == 0 {
+	case autocommit == 0:
 		return errNoAutocommit
+	case inTx != 0:
+		return errOpenTransaction
 	}
 	return nil
 }
 
 // checkSessionVars refuses, wrapping errors.ErrUnsupported, the MySQL
-// session settings at which the store would answer wrongly: those of
-// checkLevel; a character set of the client, the connection or the
-// results other than utf8mb4 or binary (utf8mb3 cannot hold every
-// character of a principal or a reason); and an sql_mode without
-// STRICT_TRANS_TABLES or STRICT_ALL_TABLES (the server would then store
-// such a value changed, with a warning only).
-func checkSessionVars(level string, autocommit int64, charsets []sql.NullString, mode string) error {
-	if err := checkLevel(level, autocommit); err != nil {
-		return err
-	}
+// session settings besides checkLevel's at which the store would answer
+// wrongly: a character set of the client, the connection or the results
+// other than utf8mb4 or binary (utf8mb3 cannot hold every character of a
+// principal or a reason); and an sql_mode without STRICT_TRANS_TABLES or
+// STRICT_ALL_TABLES (the server would then store such a value changed,
+// with a warning only).
+func checkSessionVars(charsets []sql.NullString, mode string) error {
 	for i, cs := range charsets {
 		if cs.Valid && !strings.EqualFold(cs.String, "utf8mb4") && !strings.EqualFold(cs.String, "binary") {
 			name := [...]string{"client", "connection", "results"}[i]
