@@ -90,7 +90,7 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 	if err == nil {
 		return nil
 	}
-	return m.refuse(ctx, action, by, tenantID, grantID, err.Error())
+	return m.refuse(ctx, action, by, tenantID, grantID, errorText(err)) // host text: kept as the stores can hold it
 }
 
 // refuseImpersonated is a built-in rule whatever the Authorizer says: a

@@ -312,7 +312,7 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditPath(r), scope, reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	if err != nil && status == http.StatusServiceUnavailable {
-		ev.Attrs[AttrError] = truncateText(err.Error(), MaxReasonLen)
+		ev.Attrs[AttrError] = errorText(err)
 	}
 	if aerr := g.m.record(ctx, ev); aerr != nil {
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: audit of denial: %w", aerr))

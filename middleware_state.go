@@ -670,7 +670,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 			if stale() {
 				return held{}, errPassStale
 			}
-			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, "change refused: "+err.Error(), err)
+			st.g.recordDenial(st.r, st.sess, st.grant.ID, string(ScopeWrite), st.m.now(), http.StatusForbidden, clip("change refused: "+errorText(err), MaxReasonLen), err)
 			return held{}, err
 		case err != nil:
 			return held{}, err

@@ -418,9 +418,9 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 		add(`session_id = ?`, f.SessionID)
 	}
 	if !f.Since.IsZero() {
-		add(`occurred_at >= ?`, s.d.timeArg(f.Since))
+		add(`occurred_at `+s.d.notBefore(f.Since), s.d.timeArg(f.Since))
 	}
-	if !f.Until.IsZero() {
+	if !f.Until.IsZero() && !afterMax(f.Until) { // after maxTime: every event is before it
 		add(`occurred_at < ?`, s.d.timeArg(f.Until))
 	}
 	order, after, afterArgs := s.auditKeyset(f)

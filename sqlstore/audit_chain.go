@@ -123,7 +123,7 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 			res.Previous = sa.ChainLink{}
 		}
 		var first sql.NullInt64
-		row, err = t.queryRow(s.sql(`SELECT MIN(seq) FROM {p}audit_events WHERE tenant_id = ? AND occurred_at >= ?`),
+		row, err = t.queryRow(s.sql(`SELECT MIN(seq) FROM {p}audit_events WHERE tenant_id = ? AND occurred_at `+s.d.notBefore(before)),
 			tenantID, s.d.timeArg(before))
 		if err == nil {
 			err = row.Scan(&first)

@@ -277,6 +277,20 @@ func checkEventTime(e *sa.Event) error {
 	return checkStorable("event "+e.ID.String()+": Time", e.Time)
 }
 
+// afterMax reports whether t, to the microsecond, is after maxTime: as a
+// query bound timeArg clamps it onto maxTime, where an event may be.
+func afterMax(t time.Time) bool { return t.Truncate(time.Microsecond).After(maxTime) }
+
+// notBefore returns the comparison, with a ? for timeArg(t), of a column
+// that must not be before t: ">= ?", or "> ?" when t is after maxTime (no
+// stored time is after the maxTime it is clamped to).
+func (d *dialect) notBefore(t time.Time) string {
+	if afterMax(t) {
+		return `> ?`
+	}
+	return `>= ?`
+}
+
 // timeArg encodes t as a query argument: NULL for the zero time, else UTC
 // truncated to microseconds and clamped to [minTime, maxTime] (a query
 // bound beyond them means the same as the limit) — timestamptz on

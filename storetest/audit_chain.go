@@ -47,6 +47,7 @@ var chainCases = []testCase{
 	{"AuditRecordKeepsMicroseconds", testAuditRecordKeepsMicroseconds},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
 	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
+	{"AuditBoundsAfterLastTime", testAuditBoundsAfterLastTime},
 }
 
 // testAuditFarTimes: an event whose Time lies outside what a store keeps
