@@ -64,13 +64,18 @@ func (s *Store) auditKeyset(f sa.AuditFilter) (order, cond string, args []any) {
 		}
 		return order, cond, args
 	}
-	if c != nil && c.Time.IsZero() {
-		c = nil // every stored event has a Time, so every one is after it
+	if c != nil && c.Time.Truncate(time.Microsecond).Before(minTime) {
+		// Every stored event has a Time, from minTime on, so every one
+		// is after it (timeArg would clamp it onto minTime).
+		c = nil
 	}
 	if f.TenantID != "" {
 		order = ` ORDER BY occurred_at, seq`
 		if c == nil {
 			return order, "", nil
+		}
+		if afterMax(c.Time) {
+			return order, `1 = 0`, nil // no stored event is after it
 		}
 		t := s.d.timeArg(c.Time)
 		switch {
@@ -88,6 +93,8 @@ func (s *Store) auditKeyset(f sa.AuditFilter) (order, cond string, args []any) {
 	order = ` ORDER BY occurred_at, tenant_id, seq`
 	switch {
 	case c == nil:
+	case afterMax(c.Time):
+		cond = `1 = 0` // no stored event is after it
 	case rows:
 		cond, args = `(occurred_at, tenant_id, seq) > (?, ?, ?)`, []any{s.d.timeArg(c.Time), c.TenantID, c.Seq}
 	default:

@@ -222,13 +222,23 @@ func (s *Store) checkSession(ctx context.Context) error {
 			s.sessionOK.Store(true)
 			return nil
 		}
-		if errors.Is(err, errors.ErrUnsupported) {
-			return err
-		}
 		errs = append(errs, err)
+		// Only a variable the server does not know moves on to the next
+		// variants: after any other failure (a connection lost, too many
+		// connections) a later variant would answer without a variable
+		// this server has, and be kept for the Store's life.
+		if mysqlNumber(err) != errUnknownSystemVariable {
+			break
+		}
+	}
+	if err := errs[len(errs)-1]; errors.Is(err, errors.ErrUnsupported) {
+		return err
 	}
 	return fmt.Errorf("sqlstore: read the session's settings: %w", errors.Join(errs...))
 }
+
+// errUnknownSystemVariable is MySQL's ER_UNKNOWN_SYSTEM_VARIABLE.
+const errUnknownSystemVariable = 1193
 
 // sessionVars says which MySQL variables tell a session's state:
 // isolationVars[v/2] names its isolation level (MySQL 8 and MariaDB from

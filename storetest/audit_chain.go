@@ -48,6 +48,7 @@ var chainCases = []testCase{
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
 	{"AuditFarTimesNeverBreakChain", testAuditFarTimes},
 	{"AuditBoundsAfterLastTime", testAuditBoundsAfterLastTime},
+	{"AuditCursorsOutsideStoredTimes", testAuditCursorsOutsideStoredTimes},
 }
 
 // testAuditFarTimes: an event whose Time lies outside what a store keeps
