@@ -123,7 +123,9 @@ func rawAttr(key string, b []byte) slog.Attr {
 // an error from a goes to report (nil: logged with slog.Default at level
 // Error) and Record returns nil. Use it inside MultiAuditor for a
 // secondary destination (a log shipper) whose outage must not stop
-// grants; the store then stays the auditor that must succeed.
+// grants; the store then stays the auditor that must succeed. (Without
+// the store among the auditors, do not put it first: the first auditor
+// decides whether Sweep records a start or an expiry, see WithAuditor.)
 func BestEffortAuditor(a Auditor, report func(context.Context, error)) Auditor {
 	if report == nil {
 		report = func(ctx context.Context, err error) {
