@@ -20,10 +20,13 @@ type EventType string
 
 // Event types.
 const (
-	EventGrantCreated   EventType = "grant.created"
-	EventGrantExtended  EventType = "grant.extended"
-	EventGrantRevoked   EventType = "grant.revoked"
-	EventGrantExpired   EventType = "grant.expired"
+	EventGrantCreated  EventType = "grant.created"
+	EventGrantExtended EventType = "grant.extended"
+	EventGrantRevoked  EventType = "grant.revoked"
+	EventGrantExpired  EventType = "grant.expired"
+	// EventGrantStarted records, once per grant, that its StartsAt came:
+	// Sweep records it (actor: the system) for every grant, also one
+	// created active, at the first Sweep after StartsAt.
 	EventGrantStarted   EventType = "grant.started"
 	EventGrantDelegated EventType = "grant.delegated"
 	// EventActionRefused records a Grant/Extend/Revoke/... that the
@@ -176,6 +179,9 @@ type AuditFilter struct {
 	// some seconds in the past, or page each tenant in AuditByChain order,
 	// when completeness matters.
 	After *AuditCursor
+	// Limit caps the events returned: 0 means all of them for
+	// Manager.Events (and DefaultAuditPageSize for AuditPage); at most
+	// MaxListLimit.
 	Limit int
 }
 

@@ -46,7 +46,10 @@ func WithSweepConcurrency(n int) Option {
 // also when several replicas sweep the same store at the same moment (the
 // store's claims guarantee it):
 //
-//   - grant.started for scheduled grants that began;
+//   - grant.started for grants whose StartsAt has come: scheduled grants
+//     that began, and grants created active too (recorded by the first
+//     Sweep after their creation, so later than grant.created and possibly
+//     after other events of the grant);
 //   - grant.expired (actor: the system) for grants that reached ExpiresAt,
 //     then the Notifier is told, and the OnExpire hooks run (see OnExpire)
 //     together with the retries of hooks that failed earlier and are due;

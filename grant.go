@@ -40,7 +40,9 @@ type GrantInput struct {
 	// support+<tenant>@vendor.example user).
 	Grantees []string
 	// Scopes granted; empty means Policy.DefaultScopes (read-only unless the
-	// host changed it).
+	// host changed it). They replace the defaults: a host-defined scope
+	// such as "messages:read" lets support in only with read or write
+	// too, which every request through the middleware needs.
 	Scopes []Scope
 	// Reason and TicketRef explain the grant; the policy may require them.
 	Reason, TicketRef string

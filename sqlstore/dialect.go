@@ -18,9 +18,10 @@ const (
 	// Postgres is PostgreSQL 12 or newer (tested with the pgx driver).
 	Postgres Dialect = iota + 1
 	// MySQL is MySQL 8 or MariaDB 10.6 or newer (tested with
-	// go-sql-driver/mysql; any DSN works, parseTime and loc included: the
-	// store sends and reads times as text, which the driver does not
-	// convert).
+	// go-sql-driver/mysql; parseTime and loc do not matter: the store sends
+	// and reads times as text, which the driver does not convert; the
+	// session must have the settings listed in the package documentation,
+	// under MySQL and MariaDB).
 	MySQL
 	// SQLite is SQLite 3.35 or newer (tested with the pure-Go
 	// modernc.org/sqlite driver).

@@ -69,7 +69,7 @@
 //
 // The sessions must have settings at which the store answers rightly:
 //   - not READ-UNCOMMITTED (the server's or the DSN's
-//     transaction_isolation): Check is a plain read, which would then see
+//     transaction_isolation, tx_isolation on MariaDB before 11.1): Check is a plain read, which would then see
 //     grants not committed — and never created, when their audit event
 //     fails;
 //   - autocommit on (the default; not autocommit=0 in the DSN or the

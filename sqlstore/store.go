@@ -231,10 +231,16 @@ func (s *Store) checkSession(ctx context.Context) error {
 			break
 		}
 	}
-	if err := errs[len(errs)-1]; errors.Is(err, errors.ErrUnsupported) {
+	err := errs[len(errs)-1]
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
 		return err
+	case mysqlNumber(err) == errUnknownSystemVariable:
+		// No variant worked: a variable the host's DSN or session setup
+		// sets is likely unknown to this server (every query fails).
+		return fmt.Errorf("sqlstore: read the session's settings (is a variable your DSN sets unknown to this server? MariaDB before 11.1 names the isolation level tx_isolation, MySQL 8 transaction_isolation): %w", errs[0])
 	}
-	return fmt.Errorf("sqlstore: read the session's settings: %w", errors.Join(errs...))
+	return fmt.Errorf("sqlstore: read the session's settings: %w", err)
 }
 
 // errUnknownSystemVariable is MySQL's ER_UNKNOWN_SYSTEM_VARIABLE.
@@ -295,7 +301,7 @@ func checkSessionOn(ctx context.Context, q queryRower, v sessionVars) error {
 var isolationVars = [2]string{"transaction_isolation", "tx_isolation"}
 
 // errReadUncommitted is the error of a MySQL session at READ-UNCOMMITTED.
-var errReadUncommitted = fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set transaction_isolation to READ-COMMITTED or REPEATABLE-READ", errors.ErrUnsupported)
+var errReadUncommitted = fmt.Errorf("sqlstore: %w: the session's isolation level is READ-UNCOMMITTED, at which Check would see grants that are not committed: set it to READ-COMMITTED or REPEATABLE-READ (transaction_isolation; tx_isolation on MariaDB before 11.1)", errors.ErrUnsupported)
 
 // errNoAutocommit is the error of a MySQL session with autocommit off.
 var errNoAutocommit = fmt.Errorf("sqlstore: %w: the session's autocommit is off, at which each Check would run in a transaction nothing commits and keep reading its first snapshot (a revocation would not be seen): set autocommit=1", errors.ErrUnsupported)
@@ -338,7 +344,7 @@ func checkSessionVars(charsets []sql.NullString, mode string) error {
 		strict = strict || m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES"
 	}
 	if !strict {
-		return fmt.Errorf("sqlstore: %w: the session's sql_mode %q has neither STRICT_TRANS_TABLES nor STRICT_ALL_TABLES, at which the server would store a value it cannot hold changed, with a warning only", errors.ErrUnsupported, mode)
+		return fmt.Errorf("sqlstore: %w: the session's sql_mode %q has neither STRICT_TRANS_TABLES nor STRICT_ALL_TABLES, at which the server would store a value it cannot hold changed, with a warning only: add STRICT_TRANS_TABLES to it (the server's default; in the DSN, sql_mode='STRICT_TRANS_TABLES,...') or drop sql_mode from the DSN", errors.ErrUnsupported, mode)
 	}
 	return nil
 }
