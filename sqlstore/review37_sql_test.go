@@ -137,3 +137,21 @@ func TestReview37MySQLAutocommitOffOnSharedConnection(t *testing.T) {
 	require.Error(t, err, "a Check on the autocommit-off connection allows the revoked grant")
 	require.ErrorIs(t, a.Migrate(ctx), errors.ErrUnsupported)
 }
+
+// TestReview37UnknownDSNVariableSaidOnce: a DSN that sets a variable the
+// server does not know (transaction_isolation on MariaDB before 11.1, as
+// the docs of newer servers say) makes every query fail with error 1193:
+// Migrate says so once, and names the other spelling.
+func TestReview37UnknownDSNVariableSaidOnce(t *testing.T) {
+	var v string
+	if err := sqltest.Open(t, sqlstore.MySQL).QueryRowContext(context.Background(), "SELECT @@transaction_isolation").Scan(&v); err == nil {
+		t.Skip("this server knows transaction_isolation")
+	}
+	s, err := sqlstore.New(rw37MySQL(t, "transaction_isolation=%27READ-COMMITTED%27"), sqlstore.MySQL, sqlstore.WithTablePrefix(sqltest.NewPrefix()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	err = s.Migrate(context.Background())
+	require.Error(t, err)
+	require.ErrorContains(t, err, "tx_isolation")
+	require.Equal(t, 1, strings.Count(err.Error(), "1193"), "said once: %v", err)
+}
