@@ -70,9 +70,9 @@ func WithSweepConcurrency(n int) Option {
 // Errors: the context's error, or the store's; a failure of another
 // auditor (WithAuditor) is passed to the error handler (a panic reaches
 // the caller once the claim it happened in is committed) — except, when
-// the store keeps no events, one of the first of them, which abandons the
-// claim it happened in: its transition stays due for the next Sweep,
-// never recorded without its event. A failure of one step does not prevent the others, except
+// the store keeps no events, a failure of the first of them, which
+// abandons the claim it happened in: its transition stays due for the
+// next Sweep, never recorded without its event. A failure of one step does not prevent the others, except
 // that expiries are not claimed in a Sweep whose claim of starts failed,
 // so that this Sweep does not record an expiry before the start it failed
 // to record. (Two replicas sweeping at the same moment can still record a
@@ -280,9 +280,13 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 					stop.Store(true)
 				}
 			}()
-			if b.extra.err != nil {
-				m.reportError(ctx, fmt.Errorf("sweep: %w", b.extra.err))
-			}
+			// Reported once the batch is handled: the error handler may
+			// panic, and the claim has committed.
+			defer func() {
+				if b.extra.err != nil {
+					m.reportError(ctx, fmt.Errorf("sweep: %w", b.extra.err))
+				}
+			}()
 			if t == TransitionExpired {
 				for _, g := range b.claimed {
 					m.revoked(g) // first, as in Revoke
@@ -344,7 +348,14 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 		}
 		others = others[1:]
 	}
-	for _, a := range others {
+	m.recordEach(ctx, others, ev, x)
+	return m.storeEvents(ev), nil
+}
+
+// recordEach records ev on each of auditors whatever the others do,
+// keeping in x the first error and the first panic.
+func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, x *extraOutcome) {
+	for _, a := range auditors {
 		func() {
 			defer func() {
 				if p := recover(); p != nil && x.panicked == nil {
@@ -356,7 +367,6 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 			}
 		}()
 	}
-	return m.storeEvents(ev), nil
 }
 
 // RunExpiry runs Sweep at once and then every interval, each wait varied

@@ -178,35 +178,26 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
 	// finish records the events on the auditors other than the store,
-	// each whatever the others do (their first panic is returned, to be
-	// raised again afterwards), and stores the batch's outcome with them.
+	// each whatever the others do (their first error and panic are kept
+	// in x, to be reported and raised afterwards), and stores the batch's
+	// outcome with them.
 	// It runs also when ctx ended, so that another replica need not wait
 	// for the leases to run out, and when host code (the error handler)
 	// panics, so that hooks that succeeded do not run again and no attempt
 	// is stored without its event.
-	var extraErrs []error
-	finish := func() (n int, panicked *any, err error) {
+	var x extraOutcome
+	finish := func() (n int, err error) {
 		for _, ev := range events {
-			func() {
-				defer func() {
-					if p := recover(); p != nil && panicked == nil {
-						panicked = &p
-					}
-				}()
-				if err := m.recordExtra(ctx, ev); err != nil {
-					extraErrs = append(extraErrs, err)
-				}
-			}()
+			m.recordEach(ctx, m.extra, ev, &x)
 		}
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer fcancel()
-		n, err = hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
-		return n, panicked, err
+		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
 	finished := false
 	defer func() {
 		if !finished {
-			_, _, _ = finish() // a panic is on its way to the caller
+			_, _ = finish() // a panic is on its way to the caller
 		}
 	}()
 	for i := range tasks {
@@ -241,12 +232,12 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		}
 	}
 	finished = true
-	n, panicked, err := finish()
-	if panicked != nil {
-		panic(*panicked)
+	n, err := finish()
+	if x.panicked != nil {
+		panic(*x.panicked)
 	}
-	for _, err := range extraErrs {
-		m.reportError(ctx, fmt.Errorf("expire hooks: %w", err))
+	if x.err != nil {
+		m.reportError(ctx, fmt.Errorf("expire hooks: %w", x.err))
 	}
 	if err != nil {
 		return fmt.Errorf("finish hook tasks: %w", err)

@@ -290,7 +290,7 @@ func (st *reqState) establish(g *guard, w http.ResponseWriter, r *http.Request, 
 	// Every grant found ended as it was found (grants ending one after
 	// the other, RevokeTenant say): refused as an outage, not run on a
 	// grant known to have ended.
-	return refuseErr(errGrantsKeptEnding(s))
+	return refuseErr(errGrantsKeptEnding(fmt.Sprintf("scope %q", string(s))))
 }
 
 // needFor returns the request's need for scope s, if it has one.
@@ -517,11 +517,12 @@ func (st *reqState) admittedRead(n need) bool {
 	return n.scope == ScopeRead && n.id == st.grant.ID
 }
 
-// errGrantsKeptEnding is the error of a Check of scope s whose grants
-// ended on this Manager each time one was found (establish, holds);
-// it wraps ErrConflict: asked again later, the answer may be final.
-func errGrantsKeptEnding(s Scope) error {
-	return fmt.Errorf("supportaccess: the grants found for scope %q kept ending while they were checked: %w", string(s), ErrConflict)
+// errGrantsKeptEnding is the error of Checks (of what: a scope, or a
+// change's scopes) whose grants ended on this Manager each time one was
+// found (establish, holds); it wraps ErrConflict: asked again later, the
+// answer may be final.
+func errGrantsKeptEnding(what string) error {
+	return fmt.Errorf("supportaccess: the grants found for %s kept ending while they were checked: %w", what, ErrConflict)
 }
 
 // reason returns why the request's access ended ("" while it holds).
@@ -586,7 +587,7 @@ func (st *reqState) holds(ctx context.Context) (held, error) {
 			return h, err
 		}
 	}
-	return held{}, errGrantsKeptEnding(ScopeWrite)
+	return held{}, errGrantsKeptEnding("the change's scopes and write")
 }
 
 // errPassStale is holdsPass' answer when a grant it found ended before the

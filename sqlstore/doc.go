@@ -102,7 +102,8 @@
 // which applies to that connection's next statement and shows in no
 // variable; never issue it outside a transaction you start on the same
 // connection (BeginTx with sql.TxOptions does that correctly). Nor is a
-// character set or sql_mode changed later on a shared connection.
+// character set or sql_mode changed later (SET GLOBAL, or SET SESSION on a
+// shared connection): those are checked once per store.
 //
 // Migration 4 creates a stored procedure, <prefix>audit_append, that makes
 // a standalone Record (the middleware's support.request) one CALL while the
