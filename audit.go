@@ -25,8 +25,8 @@ const (
 	EventGrantRevoked  EventType = "grant.revoked"
 	EventGrantExpired  EventType = "grant.expired"
 	// EventGrantStarted records, once per grant, that its StartsAt came:
-	// Sweep records it (actor: the system) for every grant, also one
-	// created active, at the first Sweep after StartsAt.
+	// Sweep records it (actor: the system) for every grant not revoked
+	// by then, also one created active, at the first Sweep after StartsAt.
 	EventGrantStarted   EventType = "grant.started"
 	EventGrantDelegated EventType = "grant.delegated"
 	// EventActionRefused records a Grant/Extend/Revoke/... that the

@@ -266,12 +266,12 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 			continue
 		}
 		total += len(b.claimed)
-		// A panic here (host code: the error handler, a listener, an
-		// extra auditor in the hooks' events) must not strand the
-		// claimers on the unbuffered channel: it is kept like a
-		// claimer's, the claims stop and the batches already committed
-		// are still handled.
-		func() {
+		// A panic here (host code: the error handler, a listener, the
+		// Notifier, an extra auditor in the hooks' events) must not strand
+		// the claimers on the unbuffered channel, nor leave the rest of a
+		// committed batch unhandled: each step keeps the first panic, the
+		// claims stop, and every batch already committed is still handled.
+		keep := func(step func()) {
 			defer func() {
 				if p := recover(); p != nil {
 					if panicked == nil {
@@ -280,26 +280,27 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 					stop.Store(true)
 				}
 			}()
-			// Reported once the batch is handled: the error handler may
-			// panic, and the claim has committed.
-			defer func() {
-				if b.extra.err != nil {
-					m.reportError(ctx, fmt.Errorf("sweep: %w", b.extra.err))
-				}
-			}()
-			if t == TransitionExpired {
-				for _, g := range b.claimed {
+			step()
+		}
+		if t == TransitionExpired {
+			for _, g := range b.claimed {
+				keep(func() {
 					m.revoked(g) // first, as in Revoke
 					m.notify(ctx, EventGrantExpired, g, SystemActor, "")
-				}
+				})
 			}
-			if after != nil && len(b.claimed) > 0 {
+		}
+		if after != nil && len(b.claimed) > 0 {
+			keep(func() {
 				if err := after(&b); err != nil && firstErr == nil {
 					firstErr = err
 					stop.Store(true)
 				}
-			}
-		}()
+			})
+		}
+		if b.extra.err != nil {
+			keep(func() { m.reportError(ctx, fmt.Errorf("sweep: %w", b.extra.err)) })
+		}
 	}
 	wg.Wait()
 	if panicked != nil {

@@ -179,19 +179,19 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	var events []Event
 	// finish records the events on the auditors other than the store,
 	// each whatever the others do (their first error and panic are kept
-	// in x, to be reported and raised afterwards), and stores the batch's
-	// outcome with them.
-	// It runs also when ctx ended, so that another replica need not wait
-	// for the leases to run out, and when host code (the error handler)
-	// panics, so that hooks that succeeded do not run again and no attempt
-	// is stored without its event.
+	// in x, to be reported and raised afterwards: a hook's outcome is a
+	// fact, stored whatever an auditor returns), and stores the batch's
+	// outcome with them. It runs also when ctx ended (with a context of
+	// its own), so that another replica need not wait for the leases to
+	// run out, and when host code (the error handler) panics, so that
+	// hooks that succeeded do not run again.
 	var x extraOutcome
 	finish := func() (n int, err error) {
-		for _, ev := range events {
-			m.recordEach(ctx, m.extra, ev, &x)
-		}
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer fcancel()
+		for _, ev := range events {
+			m.recordEach(fctx, m.extra, ev, &x)
+		}
 		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
 	finished := false
@@ -233,11 +233,18 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	}
 	finished = true
 	n, err := finish()
+	if x.err != nil {
+		func() {
+			defer func() {
+				if p := recover(); p != nil && x.panicked == nil {
+					x.panicked = &p
+				}
+			}()
+			m.reportError(ctx, fmt.Errorf("expire hooks: %w", x.err))
+		}()
+	}
 	if x.panicked != nil {
 		panic(*x.panicked)
-	}
-	if x.err != nil {
-		m.reportError(ctx, fmt.Errorf("expire hooks: %w", x.err))
 	}
 	if err != nil {
 		return fmt.Errorf("finish hook tasks: %w", err)

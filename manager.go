@@ -72,7 +72,8 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // included, whatever the others return; a failure goes to the error
 // handler. Sweep's records of starts and expiries are facts the store
 // keeps in any case: there a failure of another auditor goes to the error
-// handler. When the store is not among the auditors, they are the whole
+// handler; so do the records of expire hooks' outcomes, whoever keeps
+// the trail. When the store is not among the auditors, they are the whole
 // trail, and the first of them decides Sweep's records: Sweep then
 // records one transition per transaction, and a failure of the first
 // auditor leaves it due for the next Sweep — an auditor that keeps

@@ -94,8 +94,8 @@
 // SESSION or SET GLOBAL) and, on MariaDB, whether a transaction is open
 // on it (a START TRANSACTION that host code left on a connection it
 // shares with the store: Check would read that transaction's snapshot),
-// and fails the same way when it finds a grant with any of them wrong,
-// and so does Migrate on its connection. Not detected: such an open
+// and fails the same way when it finds a grant with any of them wrong;
+// Migrate checks all the settings on its connection. Not detected: such an open
 // transaction on MySQL, which has no variable that tells it; and
 // a one-shot SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED (no SESSION
 // or GLOBAL) left on a pooled connection the host shares with the store,
