@@ -183,8 +183,9 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	// fact, stored whatever an auditor returns), and stores the batch's
 	// outcome with them. It runs also when ctx ended (with a context of
 	// its own), so that another replica need not wait for the leases to
-	// run out, and when host code (the error handler) panics, so that
-	// hooks that succeeded do not run again.
+	// run out, and when host code panics (the error handler's panics are
+	// kept in x and raised after it), so that hooks that succeeded do not
+	// run again.
 	var x extraOutcome
 	finish := func() (n int, err error) {
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -194,10 +195,23 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		}
 		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
+	// report passes err to the error handler, whose panic is kept in x
+	// (the first one) so that the other tasks and finish still run.
+	report := func(err error) {
+		defer func() {
+			if p := recover(); p != nil && x.panicked == nil {
+				x.panicked = &p
+			}
+		}()
+		m.reportError(ctx, err)
+	}
 	finished := false
 	defer func() {
-		if !finished {
-			_, _ = finish() // a panic is on its way to the caller
+		if !finished { // a panic not kept in x is on its way to the caller
+			_, _ = finish()
+			if x.err != nil {
+				report(fmt.Errorf("expire hooks: %w", x.err))
+			}
 		}
 	}()
 	for i := range tasks {
@@ -228,20 +242,13 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
 			}
 			events = append(events, ev)
-			m.reportError(ctx, fmt.Errorf("expire hook %d of grant %s (attempt %d): %w", done, t.Grant.ID, t.Attempts, err))
+			report(fmt.Errorf("expire hook %d of grant %s (attempt %d): %w", done, t.Grant.ID, t.Attempts, err))
 		}
 	}
 	finished = true
 	n, err := finish()
 	if x.err != nil {
-		func() {
-			defer func() {
-				if p := recover(); p != nil && x.panicked == nil {
-					x.panicked = &p
-				}
-			}()
-			m.reportError(ctx, fmt.Errorf("expire hooks: %w", x.err))
-		}()
+		report(fmt.Errorf("expire hooks: %w", x.err))
 	}
 	if x.panicked != nil {
 		panic(*x.panicked)
