@@ -72,10 +72,10 @@ func WithSweepConcurrency(n int) Option {
 // the caller once the claim it happened in is committed) — except, when
 // the store keeps no events, a failure of the first of them, which
 // abandons the claim it happened in: its transition stays due for the
-// next Sweep, never recorded without its event. A failure of one step does not prevent the others, except
-// that expiries are not claimed in a Sweep whose claim of starts failed,
-// so that this Sweep does not record an expiry before the start it failed
-// to record. (Two replicas sweeping at the same moment can still record a
+// next Sweep, never recorded without its event. A failure of one step
+// does not prevent the others, except that expiries are not claimed in a
+// Sweep whose claim of starts failed, so that this Sweep does not record
+// an expiry before the start it failed to record. (Two replicas sweeping at the same moment can still record a
 // grant's start and expiry in either order.)
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
