@@ -250,16 +250,20 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	if x.err != nil {
 		report(fmt.Errorf("expire hooks: %w", x.err))
 	}
+	if err != nil {
+		err = fmt.Errorf("finish hook tasks: %w", err)
+	} else if n < len(tasks) {
+		report(fmt.Errorf("expire hooks: %d of %d hook task leases ran out before the hooks finished; another replica may run them again", len(tasks)-n, len(tasks)))
+	}
 	if x.panicked != nil {
+		// The error is not returned: it is reported, and the panic kept
+		// from the error handler goes on to the caller.
+		if err != nil {
+			report(fmt.Errorf("expire hooks: %w", err))
+		}
 		panic(*x.panicked)
 	}
-	if err != nil {
-		return fmt.Errorf("finish hook tasks: %w", err)
-	}
-	if n < len(tasks) {
-		m.reportError(ctx, fmt.Errorf("expire hooks: %d of %d hook task leases ran out before the hooks finished; another replica may run them again", len(tasks)-n, len(tasks)))
-	}
-	return nil
+	return err
 }
 
 // runHooks runs the hooks from position from on and returns how many

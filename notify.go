@@ -176,7 +176,7 @@ func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) 
 // Notifier error is caller text; unchanged, one invalid byte made
 // PostgreSQL and MySQL refuse the whole write of a sweep's hook results.
 func errorText(err error) string {
-	s := err.Error()
+	s := errorMessage(err)
 	if checkText("", s, MaxReasonLen, false, oneLine) == nil {
 		return s
 	}
@@ -187,6 +187,18 @@ func errorText(err error) string {
 		return r
 	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 	return clip(s, MaxReasonLen)
+}
+
+// errorMessage is err.Error(), or, when that panics (a typed nil pointer
+// returned as an error, say), a text that says so: host code, which must
+// not keep a failure from being recorded.
+func errorMessage(err error) (s string) {
+	defer func() {
+		if p := recover(); p != nil {
+			s = fmt.Sprintf("(a %T whose Error method panicked: %v)", err, p)
+		}
+	}()
+	return err.Error()
 }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
