@@ -35,7 +35,14 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...sa.Option) *env {
 	t.Helper()
-	e := &env{t: t, store: memstore.New(), clock: storetest.NewClock(storetest.Epoch)}
+	return newEnvOn(t, memstore.New(), opts...)
+}
+
+// newEnvOn is newEnv on the given store, for options that name it (as one
+// of the auditors, say).
+func newEnvOn(t *testing.T, st *memstore.Store, opts ...sa.Option) *env {
+	t.Helper()
+	e := &env{t: t, store: st, clock: storetest.NewClock(storetest.Epoch)}
 	m, err := sa.NewManager(e.store, append([]sa.Option{sa.WithNow(e.clock.Now)}, opts...)...)
 	require.NoError(t, err)
 	e.m = m

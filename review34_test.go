@@ -16,20 +16,6 @@ import (
 	"github.com/supportaccess/supportaccess/storetest"
 )
 
-// review34PanicOnce is an extra auditor that panics on the first event of
-// type typ it sees while armed, then records normally.
-type review34PanicOnce struct {
-	typ   sa.EventType
-	armed atomic.Bool
-}
-
-func (a *review34PanicOnce) Record(_ context.Context, e sa.Event) error {
-	if e.Type == a.typ && a.armed.CompareAndSwap(true, false) {
-		panic("auditor bug")
-	}
-	return nil
-}
-
 // Review 34: a panic inside a claim (an extra auditor's, host code that
 // Sweep runs inside the claim and whose panic it passes on to its caller,
 // see TestSweepClaimPanicReachesCaller) must abandon the claim like an
@@ -44,27 +30,22 @@ func TestReview34ClaimPanicLeavesTransitionClaimedWithoutEvent(t *testing.T) {
 	for _, typ := range []sa.EventType{sa.EventGrantStarted, sa.EventGrantExpired} {
 		t.Run(string(typ), func(t *testing.T) {
 			st := memstore.New()
-			clock := storetest.NewClock(storetest.Epoch)
-			aud := &review34PanicOnce{typ: typ}
+			aud := &reviewAuditor{}
 			var hooked atomic.Int32
-			m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(st, aud)),
+			e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(st, aud)),
 				sa.OnExpire(func(context.Context, sa.Grant) error { hooked.Add(1); return nil }))
-			require.NoError(t, err)
-			g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-			require.NoError(t, err)
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
 			if typ == sa.EventGrantExpired {
-				_, err = m.Sweep(ctx) // the start, recorded normally
-				require.NoError(t, err)
+				e.sweep() // the start, recorded normally
 			}
-			clock.Set(g.ExpiresAt)
+			e.clock.Set(g.ExpiresAt)
 
-			aud.armed.Store(true)
-			require.PanicsWithValue(t, "auditor bug", func() { _, _ = m.Sweep(ctx) })
+			aud.panicOnce(typ, 1)
+			require.PanicsWithValue(t, "auditor bug", func() { _, _ = e.m.Sweep(ctx) })
 
 			// The auditor works again: the next Sweep must record what the
 			// panicking one did not.
-			_, err = m.Sweep(ctx)
-			require.NoError(t, err)
+			e.sweep()
 			evs, err := st.Events(ctx, sa.AuditFilter{GrantID: g.ID, Types: []sa.EventType{typ}})
 			require.NoError(t, err)
 			require.Len(t, evs, 1, "the transition whose claim panicked is recorded by the next Sweep, with its event")
@@ -138,13 +119,7 @@ func TestReview34OneSweepRecordsExpiryBeforeStart(t *testing.T) {
 // only for a hook that outlived its deadline).
 func TestReview34HandlerPanicInHooksRerunsSucceededHooks(t *testing.T) {
 	h := &hookLog{}
-	var panicked atomic.Bool
-	e := newEnv(t, sa.OnExpire(h.hook),
-		sa.WithErrorHandler(func(context.Context, error) {
-			if panicked.CompareAndSwap(false, true) {
-				panic("error handler bug")
-			}
-		}))
+	e := newEnv(t, sa.OnExpire(h.hook), withPanickingHandler(nil))
 	ok := e.grant(sa.GrantInput{Duration: time.Hour})
 	bad := e.grant(sa.GrantInput{Duration: 2 * time.Hour}) // after ok in the batch
 	h.setFail(bad.ID, errBoom)

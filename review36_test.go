@@ -5,56 +5,15 @@
 package supportaccess_test
 
 import (
-	"context"
 	"encoding/json"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
-	"github.com/supportaccess/supportaccess/storetest"
 )
-
-// review36Auditor records every event; armed, it panics (once) on the
-// n-th event of type typ it is given (from 1), recording nothing for it.
-type review36Auditor struct {
-	mu     sync.Mutex
-	events []sa.Event
-	typ    sa.EventType
-	n      int // panic on the n-th event of typ (0: never)
-	seen   int
-}
-
-func (a *review36Auditor) Record(_ context.Context, e sa.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.n > 0 && e.Type == a.typ {
-		a.seen++
-		if a.seen == a.n {
-			a.n = 0
-			panic("auditor bug")
-		}
-	}
-	a.events = append(a.events, e)
-	return nil
-}
-
-func (a *review36Auditor) count(typ sa.EventType, id uuid.UUID) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, e := range a.events {
-		if e.Type == typ && e.GrantID == id {
-			n++
-		}
-	}
-	return n
-}
 
 // TestReview36HookEventsLostOnAuditorsWhenHandlerPanics: since 021a22a
 // runTasks finishes a batch in a defer when host code panics — the hook
@@ -78,27 +37,18 @@ func TestReview36HookEventsLostOnAuditorsWhenHandlerPanics(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			st := memstore.New()
-			clock := storetest.NewClock(storetest.Epoch)
-			aud := &review36Auditor{}
+			aud := &reviewAuditor{}
 			var auditor sa.Auditor = aud
 			if storeAudits {
 				auditor = sa.MultiAuditor(st, aud)
 			}
 			h := &hookLog{}
-			var panicked atomic.Bool
-			m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(auditor), sa.OnExpire(h.hook),
-				sa.WithErrorHandler(func(context.Context, error) {
-					if panicked.CompareAndSwap(false, true) {
-						panic("error handler bug")
-					}
-				}))
-			require.NoError(t, err)
-			g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-			require.NoError(t, err)
+			e := newEnvOn(t, st, sa.WithAuditor(auditor), sa.OnExpire(h.hook), withPanickingHandler(nil))
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
 			h.setFail(g.ID, errBoom)
-			clock.Set(g.ExpiresAt)
+			e.clock.Set(g.ExpiresAt)
 
-			require.PanicsWithValue(t, "error handler bug", func() { _, _ = m.Sweep(ctx) })
+			require.PanicsWithValue(t, "error handler bug", func() { _, _ = e.m.Sweep(ctx) })
 			require.Equal(t, 1, h.count(g.ID), "the hook ran and failed")
 			if storeAudits {
 				evs, err := st.Events(ctx, sa.AuditFilter{GrantID: g.ID, Types: []sa.EventType{sa.EventExpireHookFailed}})
@@ -108,9 +58,8 @@ func TestReview36HookEventsLostOnAuditorsWhenHandlerPanics(t *testing.T) {
 
 			// The hook works again: its retry succeeds.
 			h.setFail(g.ID, nil)
-			clock.Advance(sa.DefaultHookRetryMax)
-			_, err = m.Sweep(ctx)
-			require.NoError(t, err)
+			e.clock.Advance(sa.DefaultHookRetryMax)
+			e.sweep()
 			require.Equal(t, 2, h.count(g.ID), "sanity: retried once (the failed attempt was stored)")
 			require.Equal(t, 1, aud.count(sa.EventExpireHookSucceeded, g.ID), "sanity: the success after one failed attempt")
 
@@ -135,27 +84,18 @@ func TestReview36HookEventsLostOnAuditorsWhenHandlerPanics(t *testing.T) {
 // twice because a later one of its batch failed".
 func TestReview36ClaimPanicRecordsExpiryTwiceOnAuditor(t *testing.T) {
 	st := memstore.New()
-	clock := storetest.NewClock(storetest.Epoch)
-	aud := &review36Auditor{}
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(st, aud)), sa.WithSweepConcurrency(1))
-	require.NoError(t, err)
-	first, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	second, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: 2 * time.Hour})
-	require.NoError(t, err)
-	clock.Set(second.ExpiresAt)
+	aud := &reviewAuditor{}
+	e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(st, aud)), sa.WithSweepConcurrency(1))
+	first := e.grant(sa.GrantInput{Duration: time.Hour})
+	second := e.grant(sa.GrantInput{Duration: 2 * time.Hour})
+	e.clock.Set(second.ExpiresAt)
 
-	aud.mu.Lock()
-	aud.typ, aud.n = sa.EventGrantExpired, 2 // the second grant of the batch
-	aud.mu.Unlock()
-	require.PanicsWithValue(t, "auditor bug", func() { _, _ = m.Sweep(ctx) })
+	aud.panicOnce(sa.EventGrantExpired, 2) // the second grant of the batch
+	require.PanicsWithValue(t, "auditor bug", func() { _, _ = e.m.Sweep(ctx) })
 	require.Equal(t, 1, aud.count(sa.EventGrantExpired, first.ID), "sanity: the first grant's expiry reached the auditor inside the claim")
 
-	_, err = m.Sweep(ctx)
-	require.NoError(t, err)
-	evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{sa.EventGrantExpired}})
-	require.NoError(t, err)
-	require.Len(t, evs, 2, "sanity: the store's trail has each expiry once")
+	e.sweep()
+	require.Len(t, e.events(sa.EventGrantExpired), 2, "sanity: the store's trail has each expiry once")
 	// The claim was committed: the auditor missed the event it panicked
 	// on, as a failing auditor misses the one it fails on (reported).
 	require.Zero(t, aud.count(sa.EventGrantExpired, second.ID))

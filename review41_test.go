@@ -6,7 +6,6 @@ package supportaccess_test
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,38 +14,7 @@ import (
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
-	"github.com/supportaccess/supportaccess/storetest"
 )
-
-// review41Auditor records every event; with fail set it refuses (errBoom)
-// every event of type fail, recording nothing for it.
-type review41Auditor struct {
-	mu     sync.Mutex
-	events []sa.Event
-	fail   sa.EventType
-}
-
-func (a *review41Auditor) Record(_ context.Context, e sa.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.fail != "" && e.Type == a.fail {
-		return errBoom
-	}
-	a.events = append(a.events, e)
-	return nil
-}
-
-func (a *review41Auditor) count(typ sa.EventType, id uuid.UUID) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for _, e := range a.events {
-		if e.Type == typ && e.GrantID == id {
-			n++
-		}
-	}
-	return n
-}
 
 // TestReview41HookEventSkipsAuditorsAfterAFailingOne: runTasks' finish
 // (hooks.go:188-204) says it "records the events on the auditors other
@@ -70,28 +38,24 @@ func TestReview41HookEventSkipsAuditorsAfterAFailingOne(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			st := memstore.New()
-			clock := storetest.NewClock(storetest.Epoch)
-			first := &review41Auditor{}
-			failing := &review41Auditor{fail: sa.EventExpireHookFailed}
-			last := &review41Auditor{}
+			first := &reviewAuditor{}
+			failing := &reviewAuditor{fail: sa.EventExpireHookFailed}
+			last := &reviewAuditor{}
 			auditors := []sa.Auditor{st, failing, last}
 			if !storeAudits {
 				auditors = []sa.Auditor{first, failing, last}
 			}
 			h := &hookLog{}
-			var reported atomic.Int32
-			m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(auditors...)), sa.OnExpire(h.hook),
-				sa.WithErrorHandler(func(context.Context, error) { reported.Add(1) }))
-			require.NoError(t, err)
-			g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-			require.NoError(t, err)
+			reported := &mwErrs{}
+			e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(auditors...)), sa.OnExpire(h.hook),
+				sa.WithErrorHandler(reported.handle))
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
 			h.setFail(g.ID, errBoom)
-			clock.Set(g.ExpiresAt)
+			e.clock.Set(g.ExpiresAt)
 
-			_, err = m.Sweep(ctx)
-			require.NoError(t, err)
+			e.sweep()
 			require.Equal(t, 1, h.count(g.ID), "sanity: the hook ran and failed")
-			require.Positive(t, reported.Load(), "sanity: the failures were reported")
+			require.Positive(t, len(reported.all()), "sanity: the failures were reported")
 			require.Equal(t, 1, last.count(sa.EventGrantExpired, g.ID), "sanity: grant.expired reached every auditor")
 			if !storeAudits {
 				require.Equal(t, 1, first.count(sa.EventExpireHookFailed, g.ID), "sanity: the first auditor has the failure")
@@ -123,16 +87,14 @@ func TestReview41ExtraAuditorErrorWithPanickingHandlerLosesExpiryNotice(t *testi
 		}
 		t.Run(name, func(t *testing.T) {
 			st := memstore.New()
-			clock := storetest.NewClock(storetest.Epoch)
-			failing := &review41Auditor{fail: sa.EventGrantExpired}
+			failing := &reviewAuditor{fail: sa.EventGrantExpired}
 			auditors := []sa.Auditor{st, failing}
 			if !storeAudits {
-				auditors = []sa.Auditor{&review41Auditor{}, failing}
+				auditors = []sa.Auditor{&reviewAuditor{}, failing}
 			}
 			var mu sync.Mutex
 			notices := map[uuid.UUID]int{}
-			var panicked atomic.Bool
-			m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(sa.MultiAuditor(auditors...)),
+			e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(auditors...)),
 				sa.WithNotifier(sa.NotifierFunc(func(_ context.Context, n sa.Notification) error {
 					if n.Type == sa.EventGrantExpired {
 						mu.Lock()
@@ -141,22 +103,15 @@ func TestReview41ExtraAuditorErrorWithPanickingHandlerLosesExpiryNotice(t *testi
 					}
 					return nil
 				})),
-				sa.WithErrorHandler(func(context.Context, error) {
-					if panicked.CompareAndSwap(false, true) {
-						panic("error handler bug")
-					}
-				}))
-			require.NoError(t, err)
-			g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-			require.NoError(t, err)
-			clock.Set(g.ExpiresAt)
+				withPanickingHandler(nil))
+			g := e.grant(sa.GrantInput{Duration: time.Hour})
+			e.clock.Set(g.ExpiresAt)
 
-			require.PanicsWithValue(t, "error handler bug", func() { _, _ = m.Sweep(ctx) })
-			_, err = m.Sweep(ctx)
+			require.PanicsWithValue(t, "error handler bug", func() { _, _ = e.m.Sweep(ctx) })
+			e.sweep()
+			got, err := e.m.Get(ctx, g.ID)
 			require.NoError(t, err)
-			got, err := m.Get(ctx, g.ID)
-			require.NoError(t, err)
-			require.Equal(t, sa.StatusExpired, got.Status(clock.Now()))
+			require.Equal(t, sa.StatusExpired, got.Status(e.clock.Now()))
 			mu.Lock()
 			defer mu.Unlock()
 			require.Equal(t, 1, notices[g.ID],

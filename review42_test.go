@@ -6,10 +6,8 @@ package supportaccess_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,50 +16,7 @@ import (
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
-	"github.com/supportaccess/supportaccess/storetest"
 )
-
-var errReview42Audit = errors.New("review42 auditor down")
-
-// review42Auditor records every event. With fail set it refuses
-// (errReview42Audit) every event of that type; with panicOn set it panics
-// on every event of that type; with ctxAware set it refuses (ctx.Err())
-// any event whose context has ended, as a database or HTTP auditor does.
-type review42Auditor struct {
-	mu       sync.Mutex
-	events   []sa.Event
-	fail     sa.EventType
-	panicOn  sa.EventType
-	ctxAware bool
-}
-
-func (a *review42Auditor) Record(ctx context.Context, e sa.Event) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ctxAware && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if a.fail != "" && e.Type == a.fail {
-		return errReview42Audit
-	}
-	if a.panicOn != "" && e.Type == a.panicOn {
-		panic("review42 auditor bug")
-	}
-	a.events = append(a.events, e)
-	return nil
-}
-
-func (a *review42Auditor) find(typ sa.EventType, id uuid.UUID) []sa.Event {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []sa.Event
-	for _, e := range a.events {
-		if e.Type == typ && e.GrantID == id {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // TestReview42HookAuditorErrorDroppedWhenAnotherPanics: since d8fa54a
 // runTasks' finish gives each hook event to every other auditor
@@ -77,35 +32,20 @@ func (a *review42Auditor) find(typ sa.EventType, id uuid.UUID) []sa.Event {
 // record.
 func TestReview42HookAuditorErrorDroppedWhenAnotherPanics(t *testing.T) {
 	st := memstore.New()
-	clock := storetest.NewClock(storetest.Epoch)
-	failing := &review42Auditor{fail: sa.EventExpireHookFailed}
-	panicking := &review42Auditor{panicOn: sa.EventExpireHookFailed}
+	failing := &reviewAuditor{fail: sa.EventExpireHookFailed, failErr: errAuditDown}
+	panicking := &reviewAuditor{panicOn: sa.EventExpireHookFailed, panicValue: "review42 auditor bug"}
 	h := &hookLog{}
-	var mu sync.Mutex
-	var reported []error
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now),
-		sa.WithAuditor(sa.MultiAuditor(st, failing, panicking)), sa.OnExpire(h.hook),
-		sa.WithErrorHandler(func(_ context.Context, err error) {
-			mu.Lock()
-			reported = append(reported, err)
-			mu.Unlock()
-		}))
-	require.NoError(t, err)
-	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
+	reported := &mwErrs{}
+	e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(st, failing, panicking)), sa.OnExpire(h.hook),
+		sa.WithErrorHandler(reported.handle))
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	h.setFail(g.ID, errBoom)
-	clock.Set(g.ExpiresAt)
+	e.clock.Set(g.ExpiresAt)
 
-	require.PanicsWithValue(t, "review42 auditor bug", func() { _, _ = m.Sweep(ctx) })
+	require.PanicsWithValue(t, "review42 auditor bug", func() { _, _ = e.m.Sweep(ctx) })
 	require.Equal(t, 1, h.count(g.ID), "sanity: the hook ran and failed")
-	mu.Lock()
-	defer mu.Unlock()
-	found := false
-	for _, err := range reported {
-		found = found || errors.Is(err, errReview42Audit)
-	}
-	require.True(t, found,
-		"the auditor that refused grant.expire_hook_failed was never reported (runTasks panics with x.panicked before reporting x.err); reported: %v", reported)
+	require.True(t, reported.has(errAuditDown),
+		"the auditor that refused grant.expire_hook_failed was never reported (runTasks panics with x.panicked before reporting x.err); reported: %v", reported.all())
 }
 
 // TestReview42NotifyPanicSkipsRestOfBatch: d8fa54a moved the report of
@@ -120,13 +60,10 @@ func TestReview42HookAuditorErrorDroppedWhenAnotherPanics(t *testing.T) {
 // lease. Sweep's doc (expiry.go:65-68) says a panic reaches the caller
 // "after every batch already committed has been handled".
 func TestReview42NotifyPanicSkipsRestOfBatch(t *testing.T) {
-	st := memstore.New()
-	clock := storetest.NewClock(storetest.Epoch)
 	var mu sync.Mutex
 	notified := map[uuid.UUID]int{}
 	calls := 0
-	var panicked atomic.Bool
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now),
+	e := newEnv(t,
 		sa.WithNotifier(sa.NotifierFunc(func(_ context.Context, n sa.Notification) error {
 			if n.Type != sa.EventGrantExpired {
 				return nil
@@ -140,25 +77,17 @@ func TestReview42NotifyPanicSkipsRestOfBatch(t *testing.T) {
 			}
 			return nil
 		})),
-		sa.WithErrorHandler(func(context.Context, error) {
-			if panicked.CompareAndSwap(false, true) {
-				panic("error handler bug")
-			}
-		}))
-	require.NoError(t, err)
-	g1, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	g2, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	clock.Set(g1.ExpiresAt.Add(time.Minute))
+		withPanickingHandler(nil))
+	g1 := e.grant(sa.GrantInput{Duration: time.Hour})
+	g2 := e.grant(sa.GrantInput{Duration: time.Hour})
+	e.clock.Set(g1.ExpiresAt.Add(time.Minute))
 
-	require.PanicsWithValue(t, "error handler bug", func() { _, _ = m.Sweep(ctx) })
-	_, err = m.Sweep(ctx)
-	require.NoError(t, err)
+	require.PanicsWithValue(t, "error handler bug", func() { _, _ = e.m.Sweep(ctx) })
+	e.sweep()
 	for _, id := range []uuid.UUID{g1.ID, g2.ID} {
-		got, err := m.Get(ctx, id)
+		got, err := e.m.Get(ctx, id)
 		require.NoError(t, err)
-		require.Equal(t, sa.StatusExpired, got.Status(clock.Now()), "sanity: both expiries committed")
+		require.Equal(t, sa.StatusExpired, got.Status(e.clock.Now()), "sanity: both expiries committed")
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -178,9 +107,8 @@ func TestReview42NotifyPanicSkipsRestOfBatch(t *testing.T) {
 // lost for good.
 func TestReview42DeferredReportPanicReplacesFirstPanic(t *testing.T) {
 	st := memstore.New()
-	clock := storetest.NewClock(storetest.Epoch)
-	failing := &review42Auditor{fail: sa.EventGrantExpired}
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now),
+	failing := &reviewAuditor{fail: sa.EventGrantExpired, failErr: errAuditDown}
+	e := newEnvOn(t, st,
 		sa.WithAuditor(sa.MultiAuditor(st, failing)),
 		sa.WithNotifier(sa.NotifierFunc(func(_ context.Context, n sa.Notification) error {
 			if n.Type == sa.EventGrantExpired {
@@ -191,15 +119,13 @@ func TestReview42DeferredReportPanicReplacesFirstPanic(t *testing.T) {
 		sa.WithErrorHandler(func(_ context.Context, err error) {
 			panic(fmt.Sprintf("handler: %v", err))
 		}))
-	require.NoError(t, err)
-	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	clock.Set(g.ExpiresAt)
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
+	e.clock.Set(g.ExpiresAt)
 
 	var got any
 	func() {
 		defer func() { got = recover() }()
-		_, _ = m.Sweep(ctx)
+		_, _ = e.m.Sweep(ctx)
 	}()
 	require.NotNil(t, got, "sanity: Sweep panicked")
 	require.Contains(t, fmt.Sprint(got), "notify grant.expired",
@@ -219,9 +145,7 @@ func TestReview42DeferredReportPanicReplacesFirstPanic(t *testing.T) {
 // "attempts: 2" of a failure the trail never shows. deliver uses
 // lateContext for notify.failed for this very reason.
 func TestReview42HookEventsRecordedWithEndedContext(t *testing.T) {
-	st := memstore.New()
-	clock := storetest.NewClock(storetest.Epoch)
-	trail := &review42Auditor{ctxAware: true}
+	trail := &reviewAuditor{ctxAware: true}
 	var (
 		hmu     sync.Mutex
 		round   int
@@ -243,38 +167,34 @@ func TestReview42HookEventsRecordedWithEndedContext(t *testing.T) {
 		cancel2() // shutdown while the next hook runs
 		return context.Cause(hctx)
 	}
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithAuditor(trail), sa.OnExpire(hook),
+	e := newEnv(t, sa.WithAuditor(trail), sa.OnExpire(hook),
 		sa.WithErrorHandler(func(context.Context, error) {}))
-	require.NoError(t, err)
-	g1, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	g2, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	clock.Set(g1.ExpiresAt.Add(time.Minute))
+	g1 := e.grant(sa.GrantInput{Duration: time.Hour})
+	g2 := e.grant(sa.GrantInput{Duration: time.Hour})
+	e.clock.Set(g1.ExpiresAt.Add(time.Minute))
 	hmu.Lock()
 	round = 1
 	hmu.Unlock()
-	_, err = m.Sweep(ctx)
-	require.NoError(t, err)
+	e.sweep()
 	require.Len(t, trail.find(sa.EventExpireHookFailed, g1.ID), 1, "sanity: attempt 1 recorded")
 	require.Len(t, trail.find(sa.EventExpireHookFailed, g2.ID), 1, "sanity: attempt 1 recorded")
 
 	// The retries are due: one batch of runHookTasks takes both.
-	clock.Advance(sa.DefaultHookRetryMin + time.Second)
+	e.clock.Advance(sa.DefaultHookRetryMin + time.Second)
 	hmu.Lock()
 	round = 2
 	ctx2, c := context.WithCancel(ctx)
 	cancel2 = c
 	hmu.Unlock()
 	defer c()
-	_, _ = m.Sweep(ctx2)
+	_, _ = e.m.Sweep(ctx2)
 	hmu.Lock()
 	id := failed
 	hmu.Unlock()
 	require.NotEqual(t, uuid.Nil, id, "sanity: a retry failed")
 
-	tasks, err := st.ClaimHookTasks(ctx, clock.Now().Add(24*time.Hour), 10,
-		sa.Lease{Token: "review42", Until: clock.Now().Add(48 * time.Hour)})
+	tasks, err := e.store.ClaimHookTasks(ctx, e.clock.Now().Add(24*time.Hour), 10,
+		sa.Lease{Token: "review42", Until: e.clock.Now().Add(48 * time.Hour)})
 	require.NoError(t, err)
 	attempts := -1
 	for _, tk := range tasks {

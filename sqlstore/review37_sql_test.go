@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -19,28 +18,12 @@ import (
 // Tests of the thirty-seventh review round (sqlstore, host database/sql
 // configurations on MySQL/MariaDB) — prefix TestReview37.
 
-// rw37MySQL opens the MySQL/MariaDB test database with extra DSN
-// parameters (skipping like sqltest.Open when the server is not there).
-func rw37MySQL(t *testing.T, params string) *sql.DB {
-	t.Helper()
-	sqltest.Open(t, sqlstore.MySQL) // skips or fails with the how-to message
-	base := sqltest.DSN(sqlstore.MySQL)
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	db, err := sql.Open("mysql", base+sep+params)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 // rw37Refused requires a store on a MySQL DSN with params to refuse every
 // operation, Migrate and Check first, with errors.ErrUnsupported naming
 // the setting, and to have created nothing.
 func rw37Refused(t *testing.T, params, setting string) {
 	t.Helper()
-	db := rw37MySQL(t, params)
+	db := mysqlWithParams(t, params)
 	prefix := sqltest.NewPrefix()
 	s, err := sqlstore.New(db, sqlstore.MySQL, sqlstore.WithTablePrefix(prefix))
 	require.NoError(t, err)
@@ -79,7 +62,7 @@ func TestReview37MySQLSessionSettingsRefused(t *testing.T) {
 	// Settings that are sound pass: the usual ones, and strict variants.
 	for _, params := range []string{"charset=utf8mb4", "sql_mode=%27STRICT_ALL_TABLES%27", "autocommit=1&sql_mode=%27ANSI,STRICT_TRANS_TABLES%27"} {
 		t.Run(params, func(t *testing.T) {
-			s := sqltest.NewStoreOn(t, rw37MySQL(t, params), sqlstore.MySQL)
+			s := sqltest.NewStoreOn(t, mysqlWithParams(t, params), sqlstore.MySQL)
 			m, err := sa.NewManager(s, sa.WithNow(storetest.NewClock(storetest.Epoch).Now))
 			require.NoError(t, err)
 			g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour,
@@ -103,22 +86,8 @@ func TestReview37MySQLSessionSettingsRefused(t *testing.T) {
 // connection — it would read a snapshot that never sees the revocation
 // made meanwhile on another replica — and Migrate refused there too.
 func TestReview37MySQLAutocommitOffOnSharedConnection(t *testing.T) {
-	db := sqltest.Open(t, sqlstore.MySQL)
-	db.SetMaxOpenConns(1) // one connection: the host's SET is the store's
-	a := sqltest.NewStoreOn(t, db, sqlstore.MySQL)
-	t.Cleanup(func() {
-		// End the implicit transaction before the tables are dropped.
-		_, _ = db.ExecContext(context.Background(), "COMMIT")
-		_, _ = db.ExecContext(context.Background(), "SET autocommit=1")
-	})
-	b, err := sqlstore.New(sqltest.Open(t, sqlstore.MySQL), sqlstore.MySQL, sqlstore.WithTablePrefix(a.TablePrefix()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	clock := storetest.NewClock(storetest.Epoch)
-	ma, err := sa.NewManager(a, sa.WithNow(clock.Now))
-	require.NoError(t, err)
-	mb, err := sa.NewManager(b, sa.WithNow(clock.Now))
-	require.NoError(t, err)
+	db, a := mysqlSharedConn(t) // the host's SET is the store's
+	ma, mb := mysqlReplicas(t, a)
 	ctx := context.Background()
 
 	g, err := mb.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})
@@ -147,7 +116,7 @@ func TestReview37UnknownDSNVariableSaidOnce(t *testing.T) {
 	if err := sqltest.Open(t, sqlstore.MySQL).QueryRowContext(context.Background(), "SELECT @@transaction_isolation").Scan(&v); err == nil {
 		t.Skip("this server knows transaction_isolation")
 	}
-	s, err := sqlstore.New(rw37MySQL(t, "transaction_isolation=%27READ-COMMITTED%27"), sqlstore.MySQL, sqlstore.WithTablePrefix(sqltest.NewPrefix()))
+	s, err := sqlstore.New(mysqlWithParams(t, "transaction_isolation=%27READ-COMMITTED%27"), sqlstore.MySQL, sqlstore.WithTablePrefix(sqltest.NewPrefix()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	err = s.Migrate(context.Background())

@@ -9,8 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/sqlstore"
-	"github.com/supportaccess/supportaccess/sqlstore/sqltest"
 	"github.com/supportaccess/supportaccess/storetest"
 )
 
@@ -33,21 +31,8 @@ import (
 // lives. MariaDB says so in @@in_transaction; doc.go lists this case
 // neither as detected nor as not detected.
 func TestReview38MySQLOpenTransactionOnSharedConnection(t *testing.T) {
-	db := sqltest.Open(t, sqlstore.MySQL)
-	db.SetMaxOpenConns(1) // one connection: the host's transaction is the store's
-	a := sqltest.NewStoreOn(t, db, sqlstore.MySQL)
-	t.Cleanup(func() {
-		// End the host's transaction before the tables are dropped.
-		_, _ = db.ExecContext(context.Background(), "COMMIT")
-	})
-	b, err := sqlstore.New(sqltest.Open(t, sqlstore.MySQL), sqlstore.MySQL, sqlstore.WithTablePrefix(a.TablePrefix()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	clock := storetest.NewClock(storetest.Epoch)
-	ma, err := sa.NewManager(a, sa.WithNow(clock.Now))
-	require.NoError(t, err)
-	mb, err := sa.NewManager(b, sa.WithNow(clock.Now))
-	require.NoError(t, err)
+	db, a := mysqlSharedConn(t) // the host's transaction is the store's
+	ma, mb := mysqlReplicas(t, a)
 	ctx := context.Background()
 
 	g, err := mb.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})

@@ -61,14 +61,7 @@ func TestReview40MariaDBTransientErrorDropsOpenTransactionCheck(t *testing.T) {
 	// returned; the next asks again.
 	require.Error(t, a.Migrate(context.Background()))
 	require.NoError(t, a.Migrate(context.Background()))
-	b, err := sqlstore.New(sqltest.Open(t, sqlstore.MySQL), sqlstore.MySQL, sqlstore.WithTablePrefix(a.TablePrefix()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = b.Close() })
-	clock := storetest.NewClock(storetest.Epoch)
-	ma, err := sa.NewManager(a, sa.WithNow(clock.Now))
-	require.NoError(t, err)
-	mb, err := sa.NewManager(b, sa.WithNow(clock.Now))
-	require.NoError(t, err)
+	ma, mb := mysqlReplicas(t, a)
 	ctx := context.Background()
 
 	var inTx int
