@@ -242,7 +242,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
 			}
 			events = append(events, ev)
-			report(fmt.Errorf("expire hook %d of grant %s (attempt %d): %w", done, t.Grant.ID, t.Attempts, err))
+			report(&hostError{msg: fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, t.LastError), err: err})
 		}
 	}
 	finished = true
@@ -281,7 +281,7 @@ func (m *Manager) runHooks(ctx context.Context, g Grant, from int) (int, error) 
 func callHook(ctx context.Context, h ExpireHook, g Grant) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("expire hook panicked: %v", p)
+			err = fmt.Errorf("expire hook panicked: %s", panicText(p))
 		}
 	}()
 	if err := ctx.Err(); err != nil {

@@ -154,17 +154,18 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 	}
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
+	msg := fmt.Sprintf("notify %s: %s", n.Type, ev.Attrs[AttrError])
 	if aerr := m.record(rctx, ev); aerr != nil {
-		err = fmt.Errorf("%w (and recording the failure: %v)", err, aerr)
+		msg += fmt.Sprintf(" (and recording the failure: %s)", errorText(aerr))
 	}
-	m.reportError(ctx, fmt.Errorf("notify %s: %w", n.Type, err))
+	m.reportError(ctx, &hostError{msg: msg, err: err})
 }
 
 // callNotifier calls the Notifier, turning a panic into an error.
 func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("notifier panicked: %v", p)
+			err = fmt.Errorf("notifier panicked: %s", panicText(p))
 		}
 	}()
 	return m.notifier.Notify(ctx, n)
@@ -195,11 +196,35 @@ func errorText(err error) string {
 func errorMessage(err error) (s string) {
 	defer func() {
 		if p := recover(); p != nil {
-			s = fmt.Sprintf("(a %T whose Error method panicked: %v)", err, p)
+			s = fmt.Sprintf("(a %T whose Error method panicked: %s)", err, panicText(p))
 		}
 	}()
 	return err.Error()
 }
+
+// panicText is fmt.Sprint(p) for a recovered panic value p of host code,
+// or its type when formatting it panics too (an error whose Error method
+// panics with itself, which fmt cannot print).
+func panicText(p any) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = fmt.Sprintf("(a %T)", p)
+		}
+	}()
+	return fmt.Sprint(p)
+}
+
+// hostError wraps a host's error err under msg, built from its text as
+// errorText cleans it, so that neither wrapping it nor reading the message
+// calls err's Error method again (fmt.Errorf's %w would, and it may
+// panic).
+type hostError struct {
+	msg string
+	err error
+}
+
+func (e *hostError) Error() string { return e.msg }
+func (e *hostError) Unwrap() error { return e.err }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
 func clip(s string, n int) string {
