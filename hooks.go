@@ -234,7 +234,8 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// Shutting down: keep the progress, do not count an attempt.
 		default:
 			t.Attempts++
-			t.LastError = errorText(err)
+			raw := errorMessage(err) // host code, called once
+			t.LastError = cleanText(raw)
 			t.NextAt = now.Add(m.life.retryDelay(t.Attempts))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
 			ev.Attrs = map[string]string{
@@ -242,7 +243,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
 			}
 			events = append(events, ev)
-			report(&hostError{msg: fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, t.LastError), err: err})
+			report(&hostError{msg: fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err: err})
 		}
 	}
 	finished = true

@@ -148,13 +148,14 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 		return
 	}
 	ev := m.newEvent(m.now(), EventNotifyFailed, n.TenantID, n.GrantID, SystemActor, "")
-	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: errorText(err)}
+	raw := errorMessage(err) // host code, called once
+	ev.Attrs = map[string]string{AttrAction: string(n.Type), AttrError: cleanText(raw)}
 	if n.RequestID != uuid.Nil {
 		ev.Attrs[AttrRequestID] = n.RequestID.String()
 	}
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
-	msg := fmt.Sprintf("notify %s: %s", n.Type, ev.Attrs[AttrError])
+	msg := fmt.Sprintf("notify %s: %s", n.Type, raw)
 	if aerr := m.record(rctx, ev); aerr != nil {
 		msg += fmt.Sprintf(" (and recording the failure: %s)", errorText(aerr))
 	}
@@ -176,8 +177,10 @@ func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) 
 // breaks included, become U+FFFD) of at most MaxReasonLen bytes. A hook or
 // Notifier error is caller text; unchanged, one invalid byte made
 // PostgreSQL and MySQL refuse the whole write of a sweep's hook results.
-func errorText(err error) string {
-	s := errorMessage(err)
+func errorText(err error) string { return cleanText(errorMessage(err)) }
+
+// cleanText is s as errorText keeps it.
+func cleanText(s string) string {
 	if checkText("", s, MaxReasonLen, false, oneLine) == nil {
 		return s
 	}
@@ -215,9 +218,9 @@ func panicText(p any) (s string) {
 }
 
 // hostError wraps a host's error err under msg, built from its text as
-// errorText cleans it, so that neither wrapping it nor reading the message
-// calls err's Error method again (fmt.Errorf's %w would, and it may
-// panic).
+// errorMessage read it once (whole, for the error handler), so that
+// neither wrapping it nor reading the message calls err's Error method
+// again (fmt.Errorf's %w would, and it may panic).
 type hostError struct {
 	msg string
 	err error
