@@ -18,9 +18,9 @@ import (
 	"github.com/supportaccess/supportaccess/storetest"
 )
 
-// review46LongErr is a host error whose text passes MaxReasonLen: a
+// errReview46Long is a host error whose text passes MaxReasonLen: a
 // webhook Notifier quoting a response body, say, with the cause at the end.
-var review46LongErr = errors.New(strings.Repeat("x", sa.MaxReasonLen) + " 550 mailbox unavailable")
+var errReview46Long = errors.New(strings.Repeat("x", sa.MaxReasonLen) + " 550 mailbox unavailable")
 
 type review46Reported struct {
 	mu   sync.Mutex
@@ -47,14 +47,14 @@ func (r *review46Reported) list() []error {
 // log line loses the tail of a long error. errors.Is still works.
 func TestReview46NotifyErrorMessageClippedForHandler(t *testing.T) {
 	var rep review46Reported
-	n := sa.NotifierFunc(func(context.Context, sa.Notification) error { return review46LongErr })
+	n := sa.NotifierFunc(func(context.Context, sa.Notification) error { return errReview46Long })
 	m, err := sa.NewManager(memstore.New(), sa.WithNotifier(n), sa.WithErrorHandler(rep.handle))
 	require.NoError(t, err)
 	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
 	got := rep.list()
 	require.Len(t, got, 1)
-	require.ErrorIs(t, got[0], review46LongErr, "sanity: the Notifier's error is still in the chain")
+	require.ErrorIs(t, got[0], errReview46Long, "sanity: the Notifier's error is still in the chain")
 	require.True(t, strings.HasSuffix(got[0].Error(), " 550 mailbox unavailable"),
 		"the error handler's message lost the tail of the Notifier's error (clipped to MaxReasonLen as the audit attr is)")
 }
@@ -66,7 +66,7 @@ func TestReview46HookErrorMessageClippedForHandler(t *testing.T) {
 	var rep review46Reported
 	clock := storetest.NewClock(storetest.Epoch)
 	m, err := sa.NewManager(memstore.New(), sa.WithNow(clock.Now),
-		sa.OnExpire(func(context.Context, sa.Grant) error { return review46LongErr }),
+		sa.OnExpire(func(context.Context, sa.Grant) error { return errReview46Long }),
 		sa.WithErrorHandler(rep.handle))
 	require.NoError(t, err)
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
@@ -76,7 +76,7 @@ func TestReview46HookErrorMessageClippedForHandler(t *testing.T) {
 	require.NoError(t, err)
 	var hookErr error
 	for _, e := range rep.list() {
-		if errors.Is(e, review46LongErr) {
+		if errors.Is(e, errReview46Long) {
 			hookErr = e
 		}
 	}
