@@ -130,6 +130,17 @@ func (l *moveLog) add(id uuid.UUID, end time.Time, move uint64) {
 	}
 }
 
+// earliestEnd returns end, or the end an Extend on this Manager moved
+// grant id to after move when that is earlier: whether a Check begun at
+// move read the store before or after that move cannot be told, so the
+// earlier end holds until a re-check.
+func (l *moveLog) earliestEnd(id uuid.UUID, end time.Time, move uint64) time.Time {
+	if m, ok := l.since(id, move); ok {
+		return earlierEnd(end, m.end)
+	}
+	return end
+}
+
 // since returns the latest move of grant id if its number is after move.
 func (l *moveLog) since(id uuid.UUID, move uint64) (movedEnd, bool) {
 	l.mu.Lock()

@@ -83,13 +83,7 @@ func (st *reqState) setNeed(s Scope, g Grant, move uint64) need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.needTok++
-	n := need{scope: s, id: g.ID, expires: g.ExpiresAt, pending: st.audited.Load(), tok: st.needTok}
-	if m, ok := st.g.watch.moved.since(g.ID, move); ok {
-		// Moved after the Check began: whether the Check read the store
-		// before or after the move cannot be told, so the earlier end
-		// holds until a re-check.
-		n.expires = earlierEnd(n.expires, m.end)
-	}
+	n := need{scope: s, id: g.ID, expires: st.g.watch.moved.earliestEnd(g.ID, g.ExpiresAt, move), pending: st.audited.Load(), tok: st.needTok}
 	if i := slices.IndexFunc(st.needs, func(x need) bool { return x.scope == s }); i >= 0 {
 		st.needs[i] = n
 	} else {
@@ -613,11 +607,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 			if ended, unsure := st.g.watch.ends.since(seq, g.ID); ended || unsure {
 				return true
 			}
-			end := g.ExpiresAt
-			if m, ok := st.g.watch.moved.since(g.ID, move); ok {
-				end = earlierEnd(end, m.end)
-			}
-			return pastEnd(end, now)
+			return pastEnd(st.g.watch.moved.earliestEnd(g.ID, g.ExpiresAt, move), now)
 		})
 	}
 	take := func(i int, s Scope, g Grant) {

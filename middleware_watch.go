@@ -468,9 +468,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 	// Which of the two the Check read cannot be told: the earlier end
 	// holds until the next re-check.
 	for i := range needs {
-		if m, ok := w.moved.since(needs[i].id, asked[i].move); ok {
-			needs[i].expires = earlierEnd(needs[i].expires, m.end)
-		}
+		needs[i].expires = w.moved.earliestEnd(needs[i].id, needs[i].expires, asked[i].move)
 	}
 	// By scope: RequireScope may have added a need meanwhile, or put one
 	// back (restoreNeed); only the grant and its end are the re-check's.
