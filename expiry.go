@@ -236,25 +236,21 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 	}
 	total := 0
 	var firstErr error
-	var panicked *any
+	var kept firstPanic
 	for running := workers; running > 0; {
 		b := <-batches
 		if b.last {
 			running--
 		}
-		if b.extra.panicked != nil {
+		if b.extra.p != nil {
 			// An extra auditor panicked in a claim the store still
 			// committed (or failed on its own): the panic is the
 			// caller's once the batch is handled.
-			if panicked == nil {
-				panicked = b.extra.panicked
-			}
+			kept.hold(b.extra.p)
 			stop.Store(true)
 		}
 		if b.panicked != nil {
-			if panicked == nil {
-				panicked = b.panicked
-			}
+			kept.hold(b.panicked)
 			stop.Store(true)
 			continue
 		}
@@ -272,15 +268,9 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		// committed batch unhandled: each step keeps the first panic, the
 		// claims stop, and every batch already committed is still handled.
 		keep := func(step func()) {
-			defer func() {
-				if p := recover(); p != nil {
-					if panicked == nil {
-						panicked = &p
-					}
-					stop.Store(true)
-				}
-			}()
-			step()
+			if !kept.keep(step) {
+				stop.Store(true)
+			}
 		}
 		if t == TransitionExpired {
 			for _, g := range b.claimed {
@@ -303,9 +293,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		}
 	}
 	wg.Wait()
-	if panicked != nil {
-		panic(*panicked)
-	}
+	kept.raise()
 	return total, firstErr
 }
 
@@ -320,11 +308,41 @@ func (m *Manager) lifecycleBatch() int {
 }
 
 // extraOutcome is what the auditors other than the store did in one
-// claim, when the store keeps the trail: the first error and the first
-// panic.
+// claim, when the store keeps the trail, or in one hook run: the first
+// error and the first panic.
 type extraOutcome struct {
-	err      error
-	panicked *any
+	err error
+	firstPanic
+}
+
+// firstPanic keeps the first panic of the host code it runs, to be raised
+// again once the work around it is done.
+type firstPanic struct{ p *any }
+
+// keep runs step and reports whether it returned; its panic is kept if it
+// is the first.
+func (f *firstPanic) keep(step func()) (returned bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			f.hold(&p)
+		}
+	}()
+	step()
+	return true
+}
+
+// hold keeps panic value p if it is the first.
+func (f *firstPanic) hold(p *any) {
+	if f.p == nil {
+		f.p = p
+	}
+}
+
+// raise panics with the kept panic, if any.
+func (f *firstPanic) raise() {
+	if f.p != nil {
+		panic(*f.p)
+	}
 }
 
 // recordLifecycle records a lifecycle event (a start, an expiry, a
@@ -357,16 +375,11 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 // keeping in x the first error and the first panic.
 func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, x *extraOutcome) {
 	for _, a := range auditors {
-		func() {
-			defer func() {
-				if p := recover(); p != nil && x.panicked == nil {
-					x.panicked = &p
-				}
-			}()
+		x.keep(func() {
 			if err := a.Record(ctx, ev); err != nil && x.err == nil {
 				x.err = fmt.Errorf("audit: %w", err)
 			}
-		}()
+		})
 	}
 }
 

@@ -197,14 +197,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	}
 	// report passes err to the error handler, whose panic is kept in x
 	// (the first one) so that the other tasks and finish still run.
-	report := func(err error) {
-		defer func() {
-			if p := recover(); p != nil && x.panicked == nil {
-				x.panicked = &p
-			}
-		}()
-		m.reportError(ctx, err)
-	}
+	report := func(err error) { x.keep(func() { m.reportError(ctx, err) }) }
 	finished := false
 	defer func() {
 		if !finished { // a panic not kept in x is on its way to the caller
@@ -256,13 +249,13 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	} else if n < len(tasks) {
 		report(fmt.Errorf("expire hooks: %d of %d hook task leases ran out before the hooks finished; another replica may run them again", len(tasks)-n, len(tasks)))
 	}
-	if x.panicked != nil {
+	if x.p != nil {
 		// The error is not returned: it is reported, and the panic kept
 		// from the error handler goes on to the caller.
 		if err != nil {
 			report(fmt.Errorf("expire hooks: %w", err))
 		}
-		panic(*x.panicked)
+		x.raise()
 	}
 	return err
 }

@@ -492,9 +492,7 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
 			return m.recordLifecycle(ctx, ev, &x)
 		})
-		if x.panicked != nil {
-			panic(*x.panicked)
-		}
+		x.raise()
 		if err != nil {
 			return err
 		}
