@@ -7,8 +7,8 @@ package supportaccess_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,18 +97,8 @@ func TestReview44FinishErrorLostWhenHandlerPanicKept(t *testing.T) {
 	st := review44FailFinish{memstore.New()}
 	clock := storetest.NewClock(storetest.Epoch)
 	h := &hookLog{}
-	var mu sync.Mutex
-	var reported []error
-	var panicked atomic.Bool
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.OnExpire(h.hook),
-		sa.WithErrorHandler(func(_ context.Context, err error) {
-			mu.Lock()
-			reported = append(reported, err)
-			mu.Unlock()
-			if panicked.CompareAndSwap(false, true) {
-				panic("error handler bug")
-			}
-		}))
+	reported := &mwErrs{}
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.OnExpire(h.hook), withPanickingHandler(reported))
 	require.NoError(t, err)
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
@@ -117,14 +107,9 @@ func TestReview44FinishErrorLostWhenHandlerPanicKept(t *testing.T) {
 
 	var serr error
 	require.PanicsWithValue(t, "error handler bug", func() { _, serr = m.Sweep(ctx) })
-	mu.Lock()
-	defer mu.Unlock()
-	found := errors.Is(serr, errReview44Finish)
-	for _, err := range reported {
-		found = found || errors.Is(err, errReview44Finish)
-	}
+	found := errors.Is(serr, errReview44Finish) || reported.has(errReview44Finish)
 	require.True(t, found,
-		"FinishHookTasks failed, but its error was neither returned nor reported (the kept panic is raised first); reported: %v", reported)
+		"FinishHookTasks failed, but its error was neither returned nor reported (the kept panic is raised first); reported: %v", reported.all())
 }
 
 // TestReview44LeaseLostWarningDroppedWhenHandlerPanicKept: runTasks warns
@@ -140,9 +125,7 @@ func TestReview44LeaseLostWarningDroppedWhenHandlerPanicKept(t *testing.T) {
 	st := memstore.New()
 	clock := storetest.NewClock(storetest.Epoch)
 	var g1ID atomic.Value
-	var mu sync.Mutex
-	var reported []error
-	var panicked atomic.Bool
+	reported := &mwErrs{}
 	var tookOver atomic.Int32
 	hook := func(_ context.Context, g sa.Grant) error {
 		if id, _ := g1ID.Load().(string); id == g.ID.String() {
@@ -158,15 +141,7 @@ func TestReview44LeaseLostWarningDroppedWhenHandlerPanicKept(t *testing.T) {
 		}
 		return nil
 	}
-	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.OnExpire(hook),
-		sa.WithErrorHandler(func(_ context.Context, err error) {
-			mu.Lock()
-			reported = append(reported, err)
-			mu.Unlock()
-			if panicked.CompareAndSwap(false, true) {
-				panic("error handler bug")
-			}
-		}))
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.OnExpire(hook), withPanickingHandler(reported))
 	require.NoError(t, err)
 	g1, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
@@ -178,12 +153,7 @@ func TestReview44LeaseLostWarningDroppedWhenHandlerPanicKept(t *testing.T) {
 
 	require.PanicsWithValue(t, "error handler bug", func() { _, _ = m.Sweep(ctx) })
 	require.Equal(t, int32(2), tookOver.Load(), "sanity: the other replica took over both tasks")
-	mu.Lock()
-	defer mu.Unlock()
-	found := false
-	for _, err := range reported {
-		found = found || strings.Contains(err.Error(), "leases ran out")
-	}
+	found := slices.ContainsFunc(reported.all(), func(err error) bool { return strings.Contains(err.Error(), "leases ran out") })
 	require.True(t, found,
-		"the batch's leases were lost (g2's successful hook will run again on the other replica) but the warning was never reported; reported: %v", reported)
+		"the batch's leases were lost (g2's successful hook will run again on the other replica) but the warning was never reported; reported: %v", reported.all())
 }
