@@ -65,7 +65,12 @@ func WithSweepConcurrency(n int) Option {
 // which have returned when Sweep returns; notifications, listeners and
 // hooks run in the caller's goroutine, one batch at a time. A panic in any
 // of them (host code) reaches the caller after every batch already
-// committed has been handled.
+// committed has been handled. runtime.Goexit in host code (t.FailNow in a
+// test's fake, say) never leaves a goroutine behind: in a claim's
+// goroutine it abandons that claim (the bundled stores undo it) and Sweep
+// returns an error; in the caller's goroutine the claimers are stopped
+// and waited for, and the batches they committed meanwhile get no
+// notifications or listener calls (their hook tasks run after the lease).
 //
 // Errors: the context's error, or the store's; a failure of another
 // auditor (WithAuditor) is passed to the error handler (a panic reaches
@@ -75,8 +80,9 @@ func WithSweepConcurrency(n int) Option {
 // next Sweep, never recorded without its event. A failure of one step
 // does not prevent the others, except that expiries are not claimed in a
 // Sweep whose claim of starts failed, so that this Sweep does not record
-// an expiry before the start it failed to record. (Two replicas sweeping at the same moment can still record a
-// grant's start and expiry in either order.)
+// an expiry before the start it failed to record. (Two replicas sweeping
+// at the same moment can still record a grant's start and expiry in
+// either order.)
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	defer func() {
@@ -201,20 +207,28 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lastSent := false
 			defer func() {
 				// A panic (of an extra auditor, say) is the caller's, as
 				// it was when claims ran in its goroutine: sweep panics
 				// with it once every claimer has returned.
 				if p := recover(); p != nil {
 					batches <- claimBatch{panicked: &p, last: true}
+				} else if !lastSent {
+					// runtime.Goexit in host code (t.FailNow in a test's
+					// auditor, say): the caller must not wait for this
+					// claimer for ever.
+					batches <- claimBatch{err: errClaimerExited, last: true}
 				}
 			}()
 			for {
 				if stop.Load() {
+					lastSent = true
 					batches <- claimBatch{last: true}
 					return
 				}
 				if err := ctx.Err(); err != nil {
+					lastSent = true
 					batches <- claimBatch{err: err, last: true}
 					return
 				}
@@ -227,6 +241,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 				// skipping rows others hold), so a short batch does not
 				// mean nothing is left.
 				b.last = err != nil || len(b.claimed) == 0
+				lastSent = b.last
 				batches <- b
 				if b.last {
 					return
@@ -237,7 +252,24 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 	total := 0
 	var firstErr error
 	var kept firstPanic
-	for running := workers; running > 0; {
+	running := workers
+	defer func() {
+		// Left before every claimer was done: runtime.Goexit in host code
+		// on this goroutine (t.FailNow in a test's Notifier or hook, say).
+		// The claimers are stopped and waited for; the batches they still
+		// commit are not handled (their hook tasks run once their lease
+		// runs out).
+		if running > 0 {
+			stop.Store(true)
+			for running > 0 {
+				if (<-batches).last {
+					running--
+				}
+			}
+			wg.Wait()
+		}
+	}()
+	for running > 0 {
 		b := <-batches
 		if b.last {
 			running--
@@ -296,6 +328,11 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 	kept.raise()
 	return total, firstErr
 }
+
+// errClaimerExited is sweep's error when a claim's goroutine ended
+// without returning or panicking: host code run in the claim (an extra
+// auditor) called runtime.Goexit. The claim's grants stay due.
+var errClaimerExited = errors.New("supportaccess: sweep: a claim's goroutine exited in host code (runtime.Goexit, such as t.FailNow outside a test's own goroutine); its grants stay due")
 
 // lifecycleBatch is how many transitions (or requests) one claim of a
 // sweep takes: SweepBatchSize, or 1 when the store keeps no events (see

@@ -200,10 +200,16 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	report := func(err error) { x.keep(func() { m.reportError(ctx, err) }) }
 	finished := false
 	defer func() {
-		if !finished { // a panic not kept in x is on its way to the caller
-			_, _ = finish()
+		if !finished {
+			// A panic not kept in x, or runtime.Goexit in a hook, is on
+			// its way to the caller: the outcome is stored, and what went
+			// wrong storing it is reported.
+			_, err := finish()
 			if x.err != nil {
 				report(fmt.Errorf("expire hooks: %w", x.err))
+			}
+			if err != nil {
+				report(fmt.Errorf("expire hooks: finish hook tasks: %w", err))
 			}
 		}
 	}()
