@@ -62,6 +62,16 @@
 // ErrSessionEnded for a request whose support access ended, ErrTampered
 // for a broken audit chain).
 //
+// # Shutdown
+//
+// A Manager has no Close: it runs goroutines only while they have work.
+// To stop cleanly, shut the HTTP server down (http.Server.Shutdown waits
+// for the requests in flight; the middleware's watcher goroutine ends
+// with the last request it watches), cancel the context given to
+// RunExpiry and wait for it to return (the Sweep in progress stops
+// first), then close the store (sqlstore's Close releases its prepared
+// statements) and the *sql.DB.
+//
 // # What the host decides
 //
 // DefaultAuthorizer knows actor kinds, not which tenant an administrator
