@@ -119,16 +119,18 @@ func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Acto
 // values and up to lateRecordTimeout after ctx ends, as notify.failed is:
 // the caller controls its context, and ending it must not keep a refused
 // attempt out of the trail. It goes to every auditor whatever the others
-// return (see Manager.record); a failure goes to the error handler.
+// return (see Manager.recordFact); a failure goes to the error handler.
 func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID, why string) error {
 	ev := m.newEvent(m.now(), EventActionRefused, tenantID, grantID, by, why)
 	ev.Attrs = map[string]string{AttrAction: string(action)}
 	err := fmt.Errorf("%w: %s", ErrForbidden, why)
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
-	if aerr := m.record(rctx, ev); aerr != nil {
-		m.reportError(ctx, fmt.Errorf("audit of refused %s: %w", action, aerr))
-	}
+	m.recordFact(rctx, ev, func(aerr error) {
+		if aerr != nil {
+			m.reportError(ctx, fmt.Errorf("audit of refused %s: %w", action, aerr))
+		}
+	})
 	return err
 }
 

@@ -414,7 +414,7 @@ func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, 
 	for _, a := range auditors {
 		x.keep(func() {
 			if err := a.Record(ctx, ev); err != nil && x.err == nil {
-				x.err = fmt.Errorf("audit: %w", err)
+				x.err = auditError(err)
 			}
 		})
 	}

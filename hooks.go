@@ -177,22 +177,26 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
-	// finish records the events on the auditors other than the store,
-	// each whatever the others do (their first error and panic are kept
-	// in x, to be reported and raised afterwards: a hook's outcome is a
-	// fact, stored whatever an auditor returns), and stores the batch's
-	// outcome with them. It runs also when ctx ended (with a context of
-	// its own), so that another replica need not wait for the leases to
-	// run out, and when host code panics (the error handler's panics are
-	// kept in x and raised after it), so that hooks that succeeded do not
-	// run again.
+	// finish stores the batch's outcome with its events, then records the
+	// events on the auditors other than the store, each whatever the
+	// others do (their first error and panic are kept in x, to be
+	// reported and raised afterwards: a hook's outcome is a fact, stored
+	// whatever an auditor returns) — the store first, so that an extra
+	// auditor that never returns (runtime.Goexit) cannot keep it from the
+	// store. It runs also when ctx ended (with a context of its own), so
+	// that another replica need not wait for the leases to run out, and
+	// when host code panics or calls runtime.Goexit (the error handler's
+	// panics are kept in x and raised after it), so that hooks that
+	// succeeded do not run again.
 	var x extraOutcome
 	finish := func() (n int, err error) {
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer fcancel()
-		for _, ev := range events {
-			m.recordEach(fctx, m.extra, ev, &x)
-		}
+		defer func() { // also when the store panics
+			for _, ev := range events {
+				m.recordEach(fctx, m.extra, ev, &x)
+			}
+		}()
 		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
 	// report passes err to the error handler, whose panic is kept in x
@@ -218,8 +222,8 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		if (i > 0 || queued) && (ctx.Err() != nil || time.Now().After(startBy)) {
 			continue // released untouched: claimable again at once
 		}
-		done, err := m.runHooks(hctx, t.Grant, t.Done)
-		t.Done = done
+		err := m.runHooks(hctx, t.Grant, &t.Done)
+		done := t.Done
 		now := m.now()
 		switch {
 		case err == nil:
@@ -266,15 +270,19 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	return err
 }
 
-// runHooks runs the hooks from position from on and returns how many
-// succeeded in total with the first error.
-func (m *Manager) runHooks(ctx context.Context, g Grant, from int) (int, error) {
-	for i := max(from, 0); i < len(m.life.hooks); i++ {
-		if err := callHook(ctx, m.life.hooks[i], g.Clone()); err != nil {
-			return i, err
+// runHooks runs the hooks from position *done on and returns the first
+// error. *done counts the hooks that succeeded so far, moved on after each
+// one, so that a hook run ended by runtime.Goexit in a later hook still
+// stores the progress (see runTasks) and does not run the earlier ones
+// again.
+func (m *Manager) runHooks(ctx context.Context, g Grant, done *int) error {
+	*done = max(*done, 0)
+	for ; *done < len(m.life.hooks); *done++ {
+		if err := callHook(ctx, m.life.hooks[*done], g.Clone()); err != nil {
+			return err
 		}
 	}
-	return max(from, len(m.life.hooks)), nil
+	return nil
 }
 
 // callHook calls h, turning a panic into an error.

@@ -271,59 +271,63 @@ func (m *Manager) storeEvents(evs ...Event) []Event {
 func (m *Manager) recordExtra(ctx context.Context, ev Event) error {
 	for _, a := range m.extra {
 		if err := a.Record(ctx, ev); err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return auditError(err)
 		}
 	}
 	return nil
 }
 
-// record writes a standalone event (one not tied to a state change) to every
-// auditor.
-//
-// An event that goes with something its caller does only if the event is
-// recorded (support.change before the change is made, support.request
-// before the response goes out) fails closed as a state change does: the
-// auditors other than the store record first, and the first failure is
-// returned before the store records anything, so the store's trail never
-// shows a change or a response the failure then stopped.
-//
-// An event that only records a fact (a refusal: action.refused,
-// access.denied; a failed notification: notify.failed; see recordsFact)
-// is written to every auditor, the store first, whatever the others
-// return, so that the store's trail keeps it while another destination is
-// down; the errors of all the auditors that failed are joined
-// (errors.Join) for the caller to report.
+// record writes a standalone event (one not tied to a state change) that
+// goes with something its caller does only if the event is recorded
+// (support.change before the change is made, support.request before the
+// response goes out, support.scope before the scope is relied on). It
+// fails closed as a state change does: the auditors other than the store
+// record first, and the first failure is returned before the store
+// records anything, so the store's trail never shows a change or a
+// response the failure then stopped. Facts go through recordFact.
 func (m *Manager) record(ctx context.Context, ev Event) error {
-	if recordsFact(ev.Type) {
-		var errs []error
-		if m.storeAudits {
-			if err := m.store.(Auditor).Record(ctx, ev); err != nil {
-				errs = append(errs, fmt.Errorf("audit: %w", err))
-			}
-		}
-		for _, a := range m.extra {
-			if err := a.Record(ctx, ev); err != nil {
-				errs = append(errs, fmt.Errorf("audit: %w", err))
-			}
-		}
-		return errors.Join(errs...)
-	}
 	if err := m.recordExtra(ctx, ev); err != nil {
 		return err
 	}
 	if m.storeAudits {
 		if err := m.store.(Auditor).Record(ctx, ev); err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return auditError(err)
 		}
 	}
 	return nil
 }
 
-// recordsFact reports whether a standalone event of type t only records
-// something that happened (nothing waits on its recording), so that
-// record writes it to every auditor whatever the others return.
-func recordsFact(t EventType) bool {
-	return t == EventActionRefused || t == EventAccessDenied || t == EventNotifyFailed
+// recordFact writes an event that only records a fact (a refusal:
+// action.refused, access.denied; a failed notification: notify.failed)
+// to every auditor, the store first, whatever the others
+// return or panic with, so that the store's trail keeps it while another
+// destination is down. It then calls report with the errors of all the
+// auditors that failed, joined (errors.Join; nil when none did), and
+// finally raises the first auditor's panic, if any, so that the caller's
+// report is not lost to it.
+func (m *Manager) recordFact(ctx context.Context, ev Event, report func(err error)) {
+	var x firstPanic
+	var errs []error
+	each := func(a Auditor) {
+		x.keep(func() {
+			if err := a.Record(ctx, ev); err != nil {
+				errs = append(errs, auditError(err))
+			}
+		})
+	}
+	if m.storeAudits {
+		each(m.store.(Auditor))
+	}
+	for _, a := range m.extra {
+		each(a)
+	}
+	x.keep(func() { report(errors.Join(errs...)) })
+	x.raise()
+}
+
+// auditError wraps an auditor's error err, read once (see hostError).
+func auditError(err error) error {
+	return &hostError{msg: "audit: " + errorMessage(err), err: err}
 }
 
 // update loads the grant, authorises action by on it (auditing a refusal),

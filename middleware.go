@@ -314,9 +314,11 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 	if err != nil && status == http.StatusServiceUnavailable {
 		ev.Attrs[AttrError] = errorText(err)
 	}
-	if aerr := g.m.record(ctx, ev); aerr != nil {
-		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: audit of denial: %w", aerr))
-	}
+	g.m.recordFact(ctx, ev, func(aerr error) {
+		if aerr != nil {
+			g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: audit of denial: %w", aerr))
+		}
+	})
 }
 
 // RequireScope returns middleware for a route that demands the

@@ -3,6 +3,7 @@ package supportaccess
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -155,11 +156,13 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 	}
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
-	msg := fmt.Sprintf("notify %s: %s", n.Type, raw)
-	if aerr := m.record(rctx, ev); aerr != nil {
-		msg += fmt.Sprintf(" (and recording the failure: %s)", errorText(aerr))
-	}
-	m.reportError(ctx, &hostError{msg: msg, err: err})
+	m.recordFact(rctx, ev, func(aerr error) {
+		msg := fmt.Sprintf("notify %s: %s", n.Type, raw)
+		if aerr != nil {
+			msg += fmt.Sprintf(" (and recording the failure: %s)", errorText(aerr))
+		}
+		m.reportError(ctx, &hostError{msg: msg, err: err})
+	})
 }
 
 // callNotifier calls the Notifier, turning a panic into an error.
@@ -193,27 +196,53 @@ func cleanText(s string) string {
 	return clip(s, MaxReasonLen)
 }
 
-// errorMessage is err.Error(), or, when that panics (a typed nil pointer
-// returned as an error, say), a text that says so: host code, which must
-// not keep a failure from being recorded.
+// errorMessage is err.Error(), called once, or, when that panics (a typed
+// nil pointer returned as an error, say), a text that says so: host code,
+// which must not keep a failure from being recorded.
 func errorMessage(err error) (s string) {
 	defer func() {
 		if p := recover(); p != nil {
-			s = fmt.Sprintf("(a %T whose Error method panicked: %s)", err, panicText(p))
+			s = fmt.Sprintf("(a %T whose Error method panicked: %s)", err, innerPanicText(p))
 		}
 	}()
 	return err.Error()
 }
 
-// panicText is fmt.Sprint(p) for a recovered panic value p of host code,
-// or its type when formatting it panics too (an error whose Error method
-// panics with itself, which fmt cannot print).
+// panicText is the text of a recovered panic value p of host code: an
+// error's message (errorMessage), a Stringer's String, else fmt.Sprint(p),
+// each host method called at most once; its type when that panics.
 func panicText(p any) (s string) {
 	defer func() {
 		if recover() != nil {
 			s = fmt.Sprintf("(a %T)", p)
 		}
 	}()
+	switch v := p.(type) {
+	case error:
+		return errorMessage(v)
+	case fmt.Stringer:
+		return v.String()
+	}
+	return fmt.Sprint(p)
+}
+
+// innerPanicText is the text of the panic value p of an Error method that
+// panicked: a runtime error's message (a nil pointer dereference, say),
+// else, for an error or a Stringer (often the very error whose Error
+// method panicked), only its type, so that no host method is called
+// again; any other value as fmt prints it.
+func innerPanicText(p any) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = fmt.Sprintf("a %T", p)
+		}
+	}()
+	switch v := p.(type) {
+	case runtime.Error:
+		return v.Error()
+	case error, fmt.Stringer:
+		return fmt.Sprintf("a %T", v)
+	}
 	return fmt.Sprint(p)
 }
 

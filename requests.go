@@ -492,12 +492,16 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
 			return m.recordLifecycle(ctx, ev, &x)
 		})
+		// Reported before a kept panic goes on to the caller.
+		if err == nil && x.err != nil {
+			x.keep(func() { m.reportError(ctx, fmt.Errorf("sweep requests: %w", x.err)) })
+		}
+		if err != nil && x.p != nil {
+			x.keep(func() { m.reportError(ctx, fmt.Errorf("sweep requests: %w", err)) })
+		}
 		x.raise()
 		if err != nil {
 			return err
-		}
-		if x.err != nil {
-			m.reportError(ctx, fmt.Errorf("sweep requests: %w", x.err))
 		}
 		if len(rr) == 0 { // not a short batch: see sweep in expiry.go
 			return nil
