@@ -78,11 +78,14 @@ func auditPath(r *http.Request) string {
 	} else {
 		p, _, _ = strings.Cut(r.RequestURI, "?")
 	}
-	return truncateText(p, maxAuditPathLen)
+	return truncateText(cleanText(p), maxAuditPathLen)
 }
 
-// auditMethod is the request method as audited.
-func auditMethod(m string) string { return truncateText(m, maxAuditMethodLen) }
+// auditMethod is the request method as audited: net/http checks the
+// method of a request it reads, not of one a handler builds and passes
+// through the middleware again (a batch endpoint), whose method the
+// client chose; cleaned as errorText cleans text.
+func auditMethod(m string) string { return truncateText(cleanText(m), maxAuditMethodLen) }
 
 // truncateText cuts s to at most n bytes (on a rune boundary), marking the
 // cut with "...".
@@ -125,7 +128,7 @@ func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID 
 	attrs[AttrMethod] = method
 	attrs[AttrPath] = path
 	if scope != "" {
-		attrs[AttrScope] = scope
+		attrs[AttrScope] = cleanText(scope) // RequireScope takes any Scope
 	}
 	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSessionID] = s.SessionID

@@ -399,6 +399,21 @@ func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
 	}
 }
 
+// currentEnd is the end st now keeps for the grant of need n, taken from
+// a copy of st.needs: moveEnd has set it since if an Extend on this
+// Manager moved it. It tells an expiry from a revocation when a Check
+// refuses n.
+func (st *reqState) currentEnd(n need) time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, x := range st.needs {
+		if x.id == n.id {
+			return x.expires
+		}
+	}
+	return n.expires
+}
+
 // maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.
 const maxUnwrap = 32
 
@@ -569,14 +584,18 @@ type held struct {
 // that a scope only that grant allowed is refused, and for the reason it
 // is; grants that keep ending are errGrantsKeptEnding.
 func (st *reqState) holds(ctx context.Context) (held, error) {
-	st.mu.Lock()
-	needs := append([]need(nil), st.needs...)
-	st.mu.Unlock()
+	needs := func() []need {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return append([]need(nil), st.needs...)
+	}
 	// A change needs write, also in a request whose method needed only
 	// read (a WebSocket console, a GraphQL query over GET).
-	writeToo := !slices.ContainsFunc(needs, func(n need) bool { return n.scope == ScopeWrite })
+	writeToo := !slices.ContainsFunc(needs(), func(n need) bool { return n.scope == ScopeWrite })
 	for range establishAttempts {
-		h, err := st.holdsPass(ctx, needs, writeToo)
+		// The needs as they are now: a pass made again follows the ends
+		// an Extend on this Manager moved meanwhile (moveEnd).
+		h, err := st.holdsPass(ctx, needs(), writeToo)
 		if err != errPassStale {
 			return h, err
 		}
@@ -635,6 +654,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 			if readLeft && stale() {
 				return held{}, errPassStale
 			}
+			n.expires = st.currentEnd(n)
 			st.end(n.denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
@@ -655,7 +675,9 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 				// No grant allows the request's own scope any more
 				// (revoked or expired since its scopes were checked): its
 				// end, not a refused change.
-				st.end(needs[0].denialReason(false, err, st.m.now()))
+				n := needs[0]
+				n.expires = st.currentEnd(n)
+				st.end(n.denialReason(false, err, st.m.now()))
 				return held{}, endCause(st.reason())
 			}
 			if stale() {
