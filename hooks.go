@@ -239,7 +239,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			t.Attempts++
 			raw := errorMessage(err) // host code, called once
 			t.LastError = cleanText(raw)
-			t.NextAt = now.Add(m.life.retryDelay(t.Attempts))
+			t.NextAt = truncate(now.Add(m.life.retryDelay(t.Attempts)))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
 			ev.Attrs = map[string]string{
 				"hook": strconv.Itoa(done), "attempt": strconv.Itoa(t.Attempts),

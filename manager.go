@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 // Manager is the entry point of the library: it applies the policy and the
@@ -221,26 +223,9 @@ var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 // now reads the clock in UTC truncated to microseconds.
 func (m *Manager) now() time.Time { return truncate(m.clock()) }
 
-// truncate brings t to the library's canonical form: UTC, microseconds, no
-// monotonic reading. A non-zero time never becomes the zero time, which
-// means "none" or "unlimited" to the callers: the first microsecond of
-// year 1, truncated, is its end (time.Time{} + 1 µs) instead.
-func truncate(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	// UTC strips the monotonic reading; the nanoseconds within the second
-	// are never negative, so subtracting their sub-microsecond part is
-	// Truncate(time.Microsecond) without its general division.
-	t = t.UTC()
-	if r := t.Nanosecond() % 1000; r != 0 {
-		t = t.Add(-time.Duration(r))
-		if t.IsZero() {
-			t = t.Add(time.Microsecond)
-		}
-	}
-	return t
-}
+// truncate brings t to the library's canonical form (see canon.Time): UTC,
+// microseconds, no monotonic reading; a non-zero time stays non-zero.
+func truncate(t time.Time) time.Time { return canon.Time(t) }
 
 // newID returns a time-ordered random UUID (version 7).
 func newID() uuid.UUID {

@@ -44,12 +44,25 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if e.Time.UTC().Truncate(time.Microsecond).IsZero() { // kept to the microsecond (appendEvents)
-		return fmt.Errorf("memstore: event %s has no Time: %w", e.ID, sa.ErrInvalidInput)
+	if err := checkEvents([]sa.Event{e}); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.appendEvents([]sa.Event{e})
+	return nil
+}
+
+// checkEvents refuses, with supportaccess.ErrInvalidInput, events of which
+// one has no Time (kept to the microsecond, see appendEvents), as Record
+// and every SQL store's write do: the write methods call it before they
+// change anything.
+func checkEvents(events []sa.Event) error {
+	for i := range events {
+		if events[i].Time.UTC().Truncate(time.Microsecond).IsZero() {
+			return fmt.Errorf("memstore: event %s has no Time: %w", events[i].ID, sa.ErrInvalidInput)
+		}
+	}
 	return nil
 }
 
@@ -202,6 +215,9 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 	res.Deleted = int64(k)
 	res.Checkpoint = sa.ChainLink{Seq: last.Seq, Hash: bytes.Clone(last.Hash)}
 	ev, err := event(res)
+	if err == nil {
+		err = checkEvents([]sa.Event{ev})
+	}
 	if err != nil {
 		return sa.AuditPurge{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 var _ sa.HookStore = (*Store)(nil)
@@ -31,7 +32,7 @@ func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, 
 		s.tasks = make(map[uuid.UUID]*sa.HookTask)
 	}
 	for _, g := range out {
-		s.tasks[g.ID] = &sa.HookTask{NextAt: now, LeaseToken: lease.Token, LeaseUntil: lease.Until}
+		s.tasks[g.ID] = &sa.HookTask{NextAt: canon.Time(now), LeaseToken: lease.Token, LeaseUntil: canon.Time(lease.Until)}
 	}
 	return out, nil
 }
@@ -67,7 +68,7 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 	})
 	out := make([]sa.HookTask, 0, len(ds))
 	for _, d := range ds {
-		d.t.LeaseToken, d.t.LeaseUntil = lease.Token, lease.Until
+		d.t.LeaseToken, d.t.LeaseUntil = lease.Token, canon.Time(lease.Until)
 		t := *d.t
 		if e, ok := s.grants[d.id]; ok {
 			t.Grant = e.g.Clone()
@@ -84,6 +85,9 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := checkEvents(events); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -97,7 +101,7 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 			delete(s.tasks, t.Grant.ID)
 			continue
 		}
-		*cur = sa.HookTask{Done: t.Done, Attempts: t.Attempts, NextAt: t.NextAt, LastError: t.LastError}
+		*cur = sa.HookTask{Done: t.Done, Attempts: t.Attempts, NextAt: canon.Time(t.NextAt), LastError: t.LastError}
 	}
 	s.appendEvents(events)
 	return n, nil

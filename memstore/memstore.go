@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 	"github.com/supportaccess/supportaccess/internal/clone"
 )
 
@@ -61,6 +62,8 @@ func (e *entry) set(g sa.Grant) {
 	if g.TenantID == tenant {
 		e.g.TenantID = tenant
 	}
+	// UTC microseconds, as the SQL stores keep them.
+	canon.Times(&e.g.CreatedAt, &e.g.StartsAt, &e.g.ExpiresAt, &e.g.RevokedAt)
 	e.g.Grantees = clone.Slice(g.Grantees)
 	if g.Scopes != nil && len(g.Scopes) <= len(e.scopes) {
 		e.scopes = [2]sa.Scope{}
@@ -94,6 +97,9 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 	defer s.mu.Unlock()
 	if _, dup := s.grants[g.ID]; dup {
 		return fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
+	}
+	if err := checkEvents(events); err != nil {
+		return err
 	}
 	e := newEntry(g)
 	s.grants[g.ID] = e
@@ -198,13 +204,16 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 	if g.ID != e.g.ID || g.TenantID != e.g.TenantID || !g.CreatedAt.Equal(e.g.CreatedAt) {
 		return sa.Grant{}, fmt.Errorf("memstore: update may not change ID, TenantID or CreatedAt: %w", sa.ErrInvalidInput)
 	}
+	if err := checkEvents(events); err != nil {
+		return sa.Grant{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return sa.Grant{}, err
 	}
 	e.set(g)
 	s.reindex(e)
 	s.appendEvents(events)
-	return g, nil
+	return e.g.Clone(), nil
 }
 
 // ClaimTransitions implements supportaccess.Store. The store's lock makes
@@ -266,6 +275,9 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 			return nil, err
 		}
 		evs = append(evs, ev...)
+	}
+	if err := checkEvents(evs); err != nil {
+		return nil, err
 	}
 	claimed = true
 	out := make([]sa.Grant, 0, len(es))

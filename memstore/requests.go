@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 var _ sa.RequestStore = (*Store)(nil)
@@ -24,10 +25,14 @@ func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []
 	if _, dup := s.requests[r.ID]; dup {
 		return fmt.Errorf("memstore: request %s: %w", r.ID, sa.ErrConflict)
 	}
+	if err := checkEvents(events); err != nil {
+		return err
+	}
 	if s.requests == nil {
 		s.requests = make(map[uuid.UUID]*sa.AccessRequest)
 	}
 	c := r.Clone()
+	canonRequest(&c)
 	s.requests[r.ID] = &c
 	s.appendEvents(events)
 	return nil
@@ -93,6 +98,12 @@ func (s *Store) ApproveRequest(ctx context.Context, id uuid.UUID, approve func(*
 	return r, *g, nil
 }
 
+// canonRequest brings r's times to UTC microseconds, as the SQL stores
+// keep them.
+func canonRequest(r *sa.AccessRequest) {
+	canon.Times(&r.StartsAt, &r.CreatedAt, &r.ExpiresAt, &r.DecidedAt)
+}
+
 // changeRequest runs change on a copy of the request under the lock and
 // stores the request, the grant change may return and the events, or
 // nothing.
@@ -119,6 +130,10 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 			return sa.AccessRequest{}, nil, fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
 		}
 	}
+	if err := checkEvents(events); err != nil {
+		return sa.AccessRequest{}, nil, err
+	}
+	canonRequest(&r)
 	if err := ctx.Err(); err != nil {
 		return sa.AccessRequest{}, nil, err
 	}
@@ -126,7 +141,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 		e := newEntry(*g)
 		s.grants[g.ID] = e
 		s.index(e)
-		c := g.Clone()
+		c := e.g.Clone()
 		g = &c
 	}
 	stored := r.Clone()
@@ -168,6 +183,9 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 			}
 			evs = append(evs, ev...)
 		}
+	}
+	if err := checkEvents(evs); err != nil {
+		return nil, err // nothing claimed
 	}
 	out := make([]sa.AccessRequest, 0, len(due))
 	for _, r := range due {

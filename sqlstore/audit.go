@@ -417,6 +417,7 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 	if f.SessionID != "" {
 		add(`session_id = ?`, f.SessionID)
 	}
+	f.Since, f.Until = ceilMicro(f.Since), ceilMicro(f.Until)
 	if !f.Since.IsZero() {
 		add(`occurred_at `+s.d.notBefore(f.Since), s.d.timeArg(f.Since))
 	}

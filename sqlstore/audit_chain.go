@@ -64,6 +64,11 @@ func (s *Store) auditKeyset(f sa.AuditFilter) (order, cond string, args []any) {
 		}
 		return order, cond, args
 	}
+	if c != nil && !c.Time.Truncate(time.Microsecond).Equal(c.Time) {
+		// Between two microseconds: every stored event at the later one
+		// or after it sorts after the cursor, whatever its tenant and seq.
+		c = &sa.AuditCursor{Time: ceilMicro(c.Time)}
+	}
 	if c != nil && c.Time.Truncate(time.Microsecond).Before(minTime) {
 		// Every stored event has a Time, from minTime on, so every one
 		// is after it (timeArg would clamp it onto minTime).
@@ -112,6 +117,7 @@ func (s *Store) auditKeyset(f sa.AuditFilter) (order, cond string, args []any) {
 // calls event, saves the checkpoint and appends the event. An error from
 // event rolls everything back. Round trips (PostgreSQL): 9.
 func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Time, event func(sa.AuditPurge) (sa.Event, error)) (sa.AuditPurge, error) {
+	before = ceilMicro(before) // see ceilMicro
 	var res sa.AuditPurge
 	err := s.inTx(ctx, "purge audit", func(t *txn) error {
 		res = sa.AuditPurge{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 // Dialect selects the SQL flavour of the database behind the *sql.DB.
@@ -276,6 +277,40 @@ func checkEventTime(e *sa.Event) error {
 		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
 	}
 	return checkStorable("event "+e.ID.String()+": Time", e.Time)
+}
+
+// ceilMicro rounds t up to the microsecond (the zero time stays zero).
+// Stored times are whole microseconds, so a bound rounded up selects
+// exactly what the bound itself does in AuditFilter.Match: an event is at
+// or after Since, before Until, or after a cursor's time when it is at or
+// after that time rounded up — timeArg's truncation would move such a
+// bound onto the event before it.
+func ceilMicro(t time.Time) time.Time {
+	if u := t.Truncate(time.Microsecond); !u.Equal(t) {
+		return u.Add(time.Microsecond)
+	}
+	return t
+}
+
+// canonGrant brings g's times to the form timeArg stores them in (see
+// canon.Time), so that a write returns what a read then does.
+func canonGrant(g *sa.Grant) {
+	canon.Times(&g.CreatedAt, &g.StartsAt, &g.ExpiresAt, &g.RevokedAt)
+}
+
+// checkRequestTimes refuses, with supportaccess.ErrInvalidInput, a request
+// with a time outside [minTime, maxTime], as checkGrantTimes does for a
+// grant.
+func checkRequestTimes(r *sa.AccessRequest) error {
+	for _, f := range []struct {
+		name string
+		t    time.Time
+	}{{"CreatedAt", r.CreatedAt}, {"StartsAt", r.StartsAt}, {"ExpiresAt", r.ExpiresAt}, {"DecidedAt", r.DecidedAt}} {
+		if err := checkStorable(f.name, f.t); err != nil {
+			return fmt.Errorf("sqlstore: request %s: %w", r.ID, err)
+		}
+	}
+	return nil
 }
 
 // afterMax reports whether t, to the microsecond, is after maxTime: as a

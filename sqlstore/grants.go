@@ -324,6 +324,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 			return err
 		}
 		out = g.Clone()
+		canonGrant(&out) // as stored
 		return nil
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 // Access requests live in the access_requests table (schema version 2).
@@ -91,6 +92,9 @@ func (s *Store) requestArgs(r *sa.AccessRequest) []any {
 // appends events in one transaction. A request with r.ID that exists
 // already is an error wrapping supportaccess.ErrConflict.
 func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []sa.Event) error {
+	if err := checkRequestTimes(&r); err != nil {
+		return err
+	}
 	insertFailed := false
 	err := s.inTxRetry(ctx, "create request", func(t *txn) error {
 		insertFailed = false
@@ -220,6 +224,14 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 		if r.ID != cur.ID || r.TenantID != cur.TenantID || !r.CreatedAt.Equal(cur.CreatedAt) {
 			return fmt.Errorf("sqlstore: %s %s: %w: change may not alter ID, TenantID or CreatedAt", op, id, sa.ErrInvalidInput)
 		}
+		if err := checkRequestTimes(&r); err != nil {
+			return err
+		}
+		if g != nil {
+			if err := checkGrantTimes(g); err != nil {
+				return err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -240,12 +252,14 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 				return wrap(ctx, op+": insert grant", err)
 			}
 			c := g.Clone()
+			canonGrant(&c) // as stored
 			grant = &c
 		}
 		if err := s.appendEvents(t, events); err != nil {
 			return err
 		}
 		out = r.Clone()
+		canon.Times(&out.StartsAt, &out.CreatedAt, &out.ExpiresAt, &out.DecidedAt) // as stored
 		return nil
 	})
 	if err != nil {

@@ -1,0 +1,308 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	sa "github.com/supportaccess/supportaccess"
+)
+
+// timeCases are the conformance cases of how a store keeps times and
+// dated events when called directly (the Manager always hands it UTC
+// microseconds and dated events): every store keeps UTC microseconds and
+// returns from a write what a read then returns, refuses what it cannot
+// keep instead of changing it, and filters by sub-microsecond bounds as
+// AuditFilter.Match does.
+var timeCases = []testCase{
+	{"RequestTimesKeptOrRefused", testRequestTimesKeptOrRefused},
+	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
+	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
+	{"TimesKeptAsUTCMicroseconds", testTimesKeptAsUTCMicroseconds},
+	{"HookRetryDueToTheMicrosecond", testHookRetryDueToTheMicrosecond},
+}
+
+var timesNow = Epoch.Truncate(time.Microsecond)
+
+func timesGrant(tenant string) sa.Grant {
+	return sa.Grant{ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
+		CreatedAt: timesNow, StartsAt: timesNow, ExpiresAt: timesNow.Add(time.Hour)}
+}
+
+func timesRequest(tenant string) sa.AccessRequest {
+	return sa.AccessRequest{ID: uuid.New(), TenantID: tenant, RequestedBy: Support, Duration: time.Hour,
+		Scopes: []sa.Scope{sa.ScopeRead}, Status: sa.RequestPending, CreatedAt: timesNow, ExpiresAt: timesNow.Add(72 * time.Hour)}
+}
+
+// testRequestTimesKeptOrRefused: a request or approved grant time after
+// year 9999 is either kept exactly or refused with ErrInvalidInput,
+// writing nothing — never stored changed (a SQL store clamped it onto
+// 9999-12-31 and returned the unclamped grant).
+func testRequestTimesKeptOrRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	rs, ok := h.store.(sa.RequestStore)
+	if !ok {
+		t.Skip("store does not implement RequestStore")
+	}
+	far := time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC)
+	t.Run("CreateRequest", func(t *testing.T) {
+		r := timesRequest("acme")
+		r.StartsAt = far
+		if err := rs.CreateRequest(h.ctx, r, nil); err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			_, gerr := rs.GetRequest(h.ctx, r.ID)
+			require.ErrorIs(t, gerr, sa.ErrNotFound, "refused: nothing stored")
+			return
+		}
+		got, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		require.True(t, got.StartsAt.Equal(far), "stored StartsAt %s, given %s", got.StartsAt, far)
+	})
+	t.Run("ApproveRequest", func(t *testing.T) {
+		r := timesRequest("acme")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		g := timesGrant("acme")
+		g.StartsAt, g.ExpiresAt = far, far.Add(time.Hour)
+		_, ret, err := rs.ApproveRequest(h.ctx, r.ID, func(r *sa.AccessRequest) (sa.Grant, []sa.Event, error) {
+			r.Status, r.DecidedAt, r.DecidedBy, r.GrantID = sa.RequestApproved, timesNow, Customer, g.ID
+			return g, nil, nil
+		})
+		if err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			_, gerr := h.store.GetGrant(h.ctx, g.ID)
+			require.ErrorIs(t, gerr, sa.ErrNotFound, "refused: nothing stored")
+			got, gerr := rs.GetRequest(h.ctx, r.ID)
+			require.NoError(t, gerr)
+			require.Equal(t, sa.RequestPending, got.Status, "refused: the request unchanged")
+			return
+		}
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.True(t, got.StartsAt.Equal(far), "stored StartsAt %s, given %s", got.StartsAt, far)
+		require.Equal(t, ret, got, "ApproveRequest returns the grant as stored")
+	})
+}
+
+// testWritesRefuseEventsWithoutTime: a write whose event has no Time is
+// refused with ErrInvalidInput and writes nothing — as Record refuses such
+// an event (memstore stored the grant and chained the event at the zero
+// time, before the whole trail).
+func testWritesRefuseEventsWithoutTime(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	if _, ok := h.store.(sa.Auditor); !ok {
+		t.Skip("store does not implement Auditor")
+	}
+	l := h.auditLog()
+	undated := func(typ sa.EventType, tenant string, id uuid.UUID) []sa.Event {
+		return []sa.Event{{ID: uuid.New(), Type: typ, TenantID: tenant, GrantID: id, Actor: Customer}}
+	}
+	noEvents := func(t *testing.T, tenant string) {
+		t.Helper()
+		evs, err := l.Events(h.ctx, sa.AuditFilter{TenantID: tenant})
+		require.NoError(t, err)
+		require.Empty(t, evs)
+	}
+	t.Run("CreateGrant", func(t *testing.T) {
+		g := timesGrant("create")
+		require.ErrorIs(t, h.store.CreateGrant(h.ctx, g, undated(sa.EventGrantCreated, g.TenantID, g.ID)), sa.ErrInvalidInput)
+		_, err := h.store.GetGrant(h.ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		noEvents(t, g.TenantID)
+	})
+	t.Run("UpdateGrant", func(t *testing.T) {
+		g := timesGrant("update")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		_, err := h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+			x.Reason = "changed"
+			return undated(sa.EventGrantExtended, g.TenantID, g.ID), nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Empty(t, got.Reason, "nothing written")
+		noEvents(t, g.TenantID)
+	})
+	t.Run("CreateRequest", func(t *testing.T) {
+		rs, ok := h.store.(sa.RequestStore)
+		if !ok {
+			t.Skip("store does not implement RequestStore")
+		}
+		r := timesRequest("request")
+		require.ErrorIs(t, rs.CreateRequest(h.ctx, r, undated(sa.EventRequestCreated, r.TenantID, uuid.Nil)), sa.ErrInvalidInput)
+		_, err := rs.GetRequest(h.ctx, r.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		noEvents(t, r.TenantID)
+	})
+}
+
+// testAuditBoundsBetweenMicroseconds: a Since, Until or cursor time
+// between two microseconds selects exactly what AuditFilter.Match says
+// (a SQL store truncated such a bound onto the event before it: Since
+// T+500ns returned the event at T, Until T+500ns left it out).
+func testAuditBoundsBetweenMicroseconds(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a, ok := h.store.(sa.Auditor)
+	if !ok {
+		t.Skip("store does not implement Auditor")
+	}
+	l := h.auditLog()
+	e := sa.Event{ID: uuid.New(), Time: timesNow, Type: sa.EventSupportChange, TenantID: "acme", Actor: Support}
+	require.NoError(t, a.Record(h.ctx, e))
+	stored, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme"})
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
+	for _, d := range []time.Duration{-500, 500} {
+		at := timesNow.Add(d * time.Nanosecond)
+		for _, c := range []struct {
+			name string
+			f    sa.AuditFilter
+		}{
+			{"Since", sa.AuditFilter{TenantID: "acme", Since: at}},
+			{"Until", sa.AuditFilter{TenantID: "acme", Until: at}},
+			{"After", sa.AuditFilter{After: &sa.AuditCursor{Time: at}}},
+			{"AfterInTenant", sa.AuditFilter{TenantID: "acme", After: &sa.AuditCursor{Time: at, TenantID: "acme"}}},
+		} {
+			evs, err := l.Events(h.ctx, c.f)
+			require.NoError(t, err)
+			want := 0
+			if c.f.Match(&stored[0]) {
+				want = 1
+			}
+			require.Len(t, evs, want, "%s at event%+v: AuditFilter.Match says %v", c.name, d, want == 1)
+		}
+	}
+	if p, ok := h.store.(sa.AuditPurger); ok {
+		res, err := p.PurgeAudit(h.ctx, "acme", timesNow.Add(500*time.Nanosecond), func(r sa.AuditPurge) (sa.Event, error) {
+			return sa.Event{ID: uuid.New(), Time: timesNow.Add(time.Second), Type: sa.EventAuditPurged, TenantID: "acme", Actor: Customer}, nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, int64(1), res.Deleted, "the event at T is before T+500ns")
+	}
+}
+
+// testTimesKeptAsUTCMicroseconds: grants and hook tasks are kept as UTC
+// microseconds whatever zone and nanoseconds they are given in, and a
+// write returns what a read then returns (memstore kept zones and
+// nanoseconds; the SQL stores' UpdateGrant returned the caller's
+// nanoseconds).
+func testTimesKeptAsUTCMicroseconds(t *testing.T, ns NewStore) {
+	zone := time.FixedZone("UTC+2", 2*3600)
+	canonical := func(t *testing.T, ts ...time.Time) {
+		t.Helper()
+		for _, x := range ts {
+			require.Equal(t, time.UTC, x.Location(), "%s is not UTC", x)
+			require.Zero(t, x.Nanosecond()%1000, "%s has nanoseconds", x)
+		}
+	}
+	t.Run("Grant", func(t *testing.T) {
+		h := newHarness(t, ns)
+		g := timesGrant("acme")
+		g.CreatedAt = timesNow.In(zone)
+		g.StartsAt = timesNow.Add(time.Minute + 700*time.Nanosecond).In(zone)
+		g.ExpiresAt = g.StartsAt.Add(time.Hour)
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		canonical(t, got.CreatedAt, got.StartsAt, got.ExpiresAt)
+	})
+	t.Run("UpdateGrantReturnsStored", func(t *testing.T) {
+		h := newHarness(t, ns)
+		g := timesGrant("upd")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		ret, err := h.store.UpdateGrant(h.ctx, g.ID, func(g *sa.Grant) ([]sa.Event, error) {
+			g.ExpiresAt = g.ExpiresAt.Add(time.Hour + 300*time.Nanosecond).In(zone)
+			return nil, nil
+		})
+		require.NoError(t, err)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, got, ret, "UpdateGrant returns the grant as stored")
+		canonical(t, got.ExpiresAt)
+	})
+	t.Run("ApproveRequestReturnsStored", func(t *testing.T) {
+		h := newHarness(t, ns)
+		rs, ok := h.store.(sa.RequestStore)
+		if !ok {
+			t.Skip("store does not implement RequestStore")
+		}
+		r := timesRequest("approve")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		g := timesGrant("approve")
+		g.ExpiresAt = g.ExpiresAt.Add(300 * time.Nanosecond).In(zone)
+		retR, retG, err := rs.ApproveRequest(h.ctx, r.ID, func(r *sa.AccessRequest) (sa.Grant, []sa.Event, error) {
+			r.Status, r.DecidedAt, r.DecidedBy, r.GrantID = sa.RequestApproved, timesNow.Add(900*time.Nanosecond).In(zone), Customer, g.ID
+			return g, nil, nil
+		})
+		require.NoError(t, err)
+		gotR, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		gotG, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, gotR, retR, "ApproveRequest returns the request as stored")
+		require.Equal(t, gotG, retG, "ApproveRequest returns the grant as stored")
+		canonical(t, gotR.DecidedAt, gotG.ExpiresAt)
+	})
+	t.Run("HookTaskNextAt", func(t *testing.T) {
+		h := newHarness(t, ns)
+		hs, ok := h.store.(sa.HookStore)
+		if !ok {
+			t.Skip("store does not implement HookStore")
+		}
+		g := timesGrant("hooks")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		lease := sa.Lease{Token: "a", Until: g.ExpiresAt.Add(time.Minute)}
+		claimed, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, lease, nil)
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		next := g.ExpiresAt.Add(time.Second + 500*time.Nanosecond)
+		n, err := hs.FinishHookTasks(h.ctx, "a", []sa.HookTask{{Grant: claimed[0], Attempts: 1, NextAt: next, LastError: "x"}}, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		// Kept to the microsecond, the retry is due from
+		// next.Truncate(µs) on.
+		tasks, err := hs.ClaimHookTasks(h.ctx, next.Truncate(time.Microsecond), 10, sa.Lease{Token: "b", Until: next.Add(time.Minute)})
+		require.NoError(t, err)
+		require.Len(t, tasks, 1, "NextAt %s is kept to the microsecond", next)
+		canonical(t, tasks[0].NextAt)
+	})
+}
+
+// testHookRetryDueToTheMicrosecond: through the Manager, a failed expiry
+// hook's retry time is kept to the microsecond on every store, so that a
+// 1.5 µs retry delay is due 1 µs later everywhere (the Manager handed the
+// store now + delay untruncated; memstore kept it and ran the retry later
+// than the SQL stores).
+func testHookRetryDueToTheMicrosecond(t *testing.T, ns NewStore) {
+	var mu sync.Mutex
+	calls := 0
+	hook := func(context.Context, sa.Grant) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return errors.New("first attempt fails")
+		}
+		return nil
+	}
+	h := newHarness(t, ns, sa.OnExpire(hook), sa.WithExpireHookRetry(1500*time.Nanosecond, 1500*time.Nanosecond),
+		sa.WithErrorHandler(func(context.Context, error) {}))
+	if _, ok := h.store.(sa.HookStore); !ok {
+		t.Skip("store does not implement HookStore")
+	}
+	g, err := h.m.Grant(h.ctx, sa.GrantInput{TenantID: "acme", By: Customer, Duration: time.Hour})
+	require.NoError(t, err)
+	h.clock.Set(g.ExpiresAt)
+	_, err = h.m.Sweep(h.ctx)
+	require.NoError(t, err)
+	h.clock.Set(g.ExpiresAt.Add(time.Microsecond))
+	_, err = h.m.Sweep(h.ctx)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, calls, "the retry at T+1.5µs, kept to the microsecond, is due at T+1µs")
+}
