@@ -163,8 +163,8 @@ func (a *app) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 // the viewer's tenant (an admin must not touch another tenant's grants: the
 // same 404 answers both "no such grant" and "not yours").
 func (a *app) tenantGrant(w http.ResponseWriter, r *http.Request, v *viewer, idText string) (sa.Grant, bool) {
-	id, err := uuid.Parse(idText)
-	if err != nil {
+	id, ok := parseID(idText)
+	if !ok {
 		a.renderError(w, r, http.StatusNotFound, "Not found", "There is no such grant.")
 		return sa.Grant{}, false
 	}
@@ -178,6 +178,14 @@ func (a *app) tenantGrant(w http.ResponseWriter, r *http.Request, v *viewer, idT
 		return sa.Grant{}, false
 	}
 	return g, true
+}
+
+// parseID reads the ID of a URL path: a malformed or nil one is no ID the
+// library knows (it refuses the nil UUID as input), answered as an unknown
+// one.
+func parseID(text string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(text)
+	return id, err == nil && id != uuid.Nil
 }
 
 // statusFor maps a library error to an HTTP status.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
@@ -161,7 +162,39 @@ func (a *app) routes() http.Handler {
 
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(a.csrfDenied))
-	return securityHeaders(csrf.Handler(mux))
+	return securityHeaders(csrf.Handler(a.limitForms(mux)))
+}
+
+// maxFormBytes bounds a request body: the app's forms are a few kilobytes
+// (a reason is at most 2000 bytes).
+const maxFormBytes = 64 << 10
+
+// limitForms reads the form of a request with a body, at most maxFormBytes
+// of it, before any handler runs: a larger body is refused with 413 as
+// soon as the limit is reached (net/http would otherwise read a multipart
+// body of any size, spilling it to disk), a malformed one with 400.
+func (a *app) limitForms(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			var err error
+			if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "multipart/form-data" {
+				err = r.ParseMultipartForm(maxFormBytes)
+			} else {
+				err = r.ParseForm()
+			}
+			var tooLarge *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooLarge):
+				a.renderError(w, r, http.StatusRequestEntityTooLarge, "Too large", "The form is larger than this site accepts.")
+				return
+			case err != nil:
+				a.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // securityHeaders adds headers that make the pages harder to abuse: no

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	sa "github.com/supportaccess/supportaccess"
 )
 
@@ -164,8 +162,8 @@ func (a *app) denySubmit(w http.ResponseWriter, r *http.Request) {
 // tenantRequest loads the request named in the URL if it belongs to the
 // viewer's tenant (404 otherwise, as for grants).
 func (a *app) tenantRequest(w http.ResponseWriter, r *http.Request, v *viewer) (sa.AccessRequest, bool) {
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
 		a.renderError(w, r, http.StatusNotFound, "Not found", "There is no such request.")
 		return sa.AccessRequest{}, false
 	}

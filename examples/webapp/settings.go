@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -28,12 +29,20 @@ func (s tenantSettings) validate() error {
 		return fmt.Errorf("company name is required")
 	case utf8.RuneCountInString(name) > 100:
 		return fmt.Errorf("company name is longer than 100 characters")
-	case !utf8.ValidString(name):
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, hiddenRune):
 		return fmt.Errorf("company name is not valid text")
 	case !slices.Contains(themes, s.Theme):
 		return fmt.Errorf("unknown theme %q", s.Theme)
 	}
 	return nil
+}
+
+// hiddenRune reports whether r is a control character (C0, DEL, C1), a
+// line or paragraph separator, or a bidirectional control such as U+202E,
+// which would make the name read differently in a page or the audit log
+// than it is.
+func hiddenRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // settingsStore keeps each tenant's settings in memory (the demo keeps only
