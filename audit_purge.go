@@ -91,7 +91,7 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 	}
 	// Never from an impersonated request (see WithAuthorizer): the caller
 	// is the system (retention), not support.
-	if err := m.refuseImpersonated(ctx, ActionPurgeAudit, SystemActor, tenantID, uuid.Nil); err != nil {
+	if err := m.refuseImpersonated(ctx, ActionPurgeAudit, SystemActor, tenantID, target{}); err != nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
 	}
 	if m.auditLog == nil {

@@ -75,23 +75,53 @@ func DefaultAuthorizer(_ context.Context, action Action, by Actor, _ string) err
 	return nil
 }
 
+// target is what a call that may be refused is about: a grant, an access
+// request, or neither (a new grant or request). A refusal's action.refused
+// event names it (GrantID; Attrs[AttrRequestID]).
+type target struct{ grant, request uuid.UUID }
+
+// onGrant is the target grant id; onRequest the access request id.
+func onGrant(id uuid.UUID) target   { return target{grant: id} }
+func onRequest(id uuid.UUID) target { return target{request: id} }
+
 // authorize runs the Authorizer; a refusal is audited and returned wrapping
 // ErrForbidden.
-func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID) error {
-	if err := m.refuseImpersonated(ctx, action, by, tenantID, grantID); err != nil {
+func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenantID string, on target) error {
+	if err := m.refuseImpersonated(ctx, action, by, tenantID, on); err != nil {
 		return err
 	}
 	// Built-in rule whatever the Authorizer says: the vendor's support
 	// never opens or lengthens its own way in; it asks (RequestAccess).
 	if by.Kind == ActorSupport && (action == ActionGrant || action == ActionExtend) {
-		return m.refuse(ctx, action, by, tenantID, grantID, "support may not "+string(action)+" access; it asks with RequestAccess")
+		return m.refuse(ctx, action, by, tenantID, on, "support may not "+string(action)+" access; it asks with RequestAccess")
 	}
 	err := m.authorize_(ctx, action, by, tenantID)
 	if err == nil {
 		return nil
 	}
-	return m.refuse(ctx, action, by, tenantID, grantID, errorText(err)) // host text: kept as the stores can hold it
+	text := errorMessage(err) // host code, called once
+	return m.refuseAs(ctx, action, by, tenantID, on, cleanText(text), authorizerError(err, text))
 }
+
+// authorizerError is the error of an Authorizer's refusal err, whose text
+// was read once: err itself when it already is ErrForbidden, else an error
+// that wraps both ErrForbidden and err (errors.Is and errors.As find
+// either).
+func authorizerError(err error, text string) error {
+	if errors.Is(err, ErrForbidden) {
+		return &hostError{msg: text, err: err}
+	}
+	return &forbiddenError{msg: ErrForbidden.Error() + ": " + text, err: err}
+}
+
+// forbiddenError wraps ErrForbidden and an Authorizer's own error.
+type forbiddenError struct {
+	msg string
+	err error
+}
+
+func (e *forbiddenError) Error() string   { return e.msg }
+func (e *forbiddenError) Unwrap() []error { return []error{ErrForbidden, e.err} }
 
 // refuseImpersonated is a built-in rule whatever the Authorizer says: a
 // call made while serving a request that a Manager's middleware admitted
@@ -101,7 +131,7 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 // decide or purge, in the customer's name: such a call is refused unless by
 // is that very support principal (who may then do what support may), and
 // the refusal is audited with the support principal as its actor.
-func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID) error {
+func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Actor, tenantID string, on target) error {
 	s, ok := SessionFromContext(ctx)
 	if !ok || (by.Kind == ActorSupport && by.ID == s.Principal) {
 		return nil
@@ -109,7 +139,7 @@ func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Acto
 	if tenantID == "" {
 		tenantID = s.TenantID
 	}
-	return m.refuse(ctx, action, Actor{Kind: ActorSupport, ID: s.Principal}, tenantID, grantID,
+	return m.refuse(ctx, action, Actor{Kind: ActorSupport, ID: s.Principal}, tenantID, on,
 		fmt.Sprintf("called in an impersonated support session as %s %q", by.Kind, by.ID))
 }
 
@@ -120,10 +150,17 @@ func (m *Manager) refuseImpersonated(ctx context.Context, action Action, by Acto
 // the caller controls its context, and ending it must not keep a refused
 // attempt out of the trail. It goes to every auditor whatever the others
 // return (see Manager.recordFact); a failure goes to the error handler.
-func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID, why string) error {
-	ev := m.newEvent(m.now(), EventActionRefused, tenantID, grantID, by, why)
+func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID string, on target, why string) error {
+	return m.refuseAs(ctx, action, by, tenantID, on, why, fmt.Errorf("%w: %s", ErrForbidden, why))
+}
+
+// refuseAs is refuse returning err, which must wrap ErrForbidden.
+func (m *Manager) refuseAs(ctx context.Context, action Action, by Actor, tenantID string, on target, why string, err error) error {
+	ev := m.newEvent(m.now(), EventActionRefused, tenantID, on.grant, by, why)
 	ev.Attrs = map[string]string{AttrAction: string(action)}
-	err := fmt.Errorf("%w: %s", ErrForbidden, why)
+	if on.request != uuid.Nil {
+		ev.Attrs[AttrRequestID] = on.request.String()
+	}
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
 	m.recordFact(rctx, ev, func(aerr error) {
@@ -138,9 +175,9 @@ func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID 
 // wraps) a refusal by the policy of action by on tenantID (and grantID, if
 // any), so that it is audited as an Authorizer's refusal is. Malformed
 // input is not audited: nothing is stored for it.
-func (m *Manager) auditPolicyRefusal(ctx context.Context, action Action, by Actor, tenantID string, grantID uuid.UUID, err error) {
+func (m *Manager) auditPolicyRefusal(ctx context.Context, action Action, by Actor, tenantID string, on target, err error) {
 	var pr *policyRefusal
 	if tenantID != "" && errors.As(err, &pr) {
-		_ = m.refuse(ctx, action, by, tenantID, grantID, pr.why) // its error is err's
+		_ = m.refuse(ctx, action, by, tenantID, on, pr.why) // its error is err's
 	}
 }

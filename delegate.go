@@ -49,17 +49,20 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	if err != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
+	// Authorised first, as Revoke, Extend, Approve and Deny are: an actor
+	// the Authorizer refuses learns nothing of the grant, and the refusal
+	// is audited.
+	if err := m.authorize(ctx, ActionAddGrantee, by, cur.TenantID, onGrant(grantID)); err != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	}
 	if len(cur.Grantees) == 0 {
 		return Grant{}, fmt.Errorf("add grantee: %w: the grant is open to any support principal and cannot be delegated", ErrInvalidInput)
-	}
-	if err := m.authorize(ctx, ActionAddGrantee, by, cur.TenantID, grantID); err != nil {
-		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	// Built-in rule whatever the Authorizer says: support delegates only
 	// access it holds. Grantees never shrink, so checking before the
 	// transaction is safe.
 	if by.Kind == ActorSupport && !slices.Contains(cur.Grantees, by.ID) {
-		err := m.refuse(ctx, ActionAddGrantee, by, cur.TenantID, grantID, "support may only delegate a grant that names it")
+		err := m.refuse(ctx, ActionAddGrantee, by, cur.TenantID, onGrant(grantID), "support may only delegate a grant that names it")
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	changed := false

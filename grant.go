@@ -154,12 +154,12 @@ func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Gr
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
 	span.SetAttributes(AttrKeyTenant.String(in.TenantID))
-	if err := m.authorize(ctx, ActionGrant, in.By, in.TenantID, uuid.Nil); err != nil {
+	if err := m.authorize(ctx, ActionGrant, in.By, in.TenantID, target{}); err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
 	g, err := m.newGrant(in, now)
 	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionGrant, in.By, in.TenantID, uuid.Nil, err)
+		m.auditPolicyRefusal(ctx, ActionGrant, in.By, in.TenantID, target{}, err)
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
 	ev := m.newEvent(now, EventGrantCreated, g.TenantID, g.ID, in.By, in.Reason)
@@ -276,7 +276,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		return ev, nil
 	})
 	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, id, err)
+		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, onGrant(id), err)
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
 	// First: in-flight requests end at the new end, not after the
@@ -303,10 +303,10 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 // the request's server span with the decision instead — so the hot path
 // stays within a few percent of an uninstrumented check.
 func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope Scope) (g Grant, err error) {
-	// One Enabled call gates both instruments: they come from the same
-	// meter, so an SDK enables both or neither. Without either, Check is
-	// check plus this test; the instrumented path has its own frame.
-	if measured := m.tel.checks.Enabled(ctx); measured || m.checkSpans {
+	// Either instrument may be dropped (an SDK View decides for each):
+	// measured when either is enabled. Without metrics or spans, Check is
+	// check plus these tests; the instrumented path has its own frame.
+	if measured := m.tel.checks.Enabled(ctx) || m.tel.checkDur.Enabled(ctx); measured || m.checkSpans {
 		return m.checkInstrumented(ctx, tenantID, principal, scope, measured)
 	}
 	err = m.check(ctx, tenantID, principal, scope, &g)

@@ -328,14 +328,14 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 	if err != nil {
 		return Grant{}, err
 	}
-	if err := m.authorize(ctx, action, by, cur.TenantID, id); err != nil {
+	if err := m.authorize(ctx, action, by, cur.TenantID, onGrant(id)); err != nil {
 		return Grant{}, err
 	}
 	// Built-in rule whatever the Authorizer says: support gives back only
 	// access it holds. Grantees never shrink, so checking before the
 	// transaction is safe.
 	if action == ActionRevoke && by.Kind == ActorSupport && !cur.Covers(by.ID) {
-		return Grant{}, m.refuse(ctx, action, by, cur.TenantID, id, "support may only revoke a grant that covers it")
+		return Grant{}, m.refuse(ctx, action, by, cur.TenantID, onGrant(id), "support may only revoke a grant that covers it")
 	}
 	return m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
 		ev, err := change(g)

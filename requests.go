@@ -12,7 +12,8 @@ import (
 )
 
 // AttrRequestID is the Event.Attrs key naming the access request an event
-// belongs to (request.* events, and grant.created of an approval).
+// belongs to (request.* events, grant.created of an approval, and the
+// action.refused of a refused Approve or Deny).
 const AttrRequestID = "request_id"
 
 // RequestStatus is where an access request is in its life.
@@ -208,16 +209,16 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 	if err := validateGrantInput(&gin); err != nil {
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
-	if err := m.authorize(ctx, ActionRequest, in.By, in.TenantID, uuid.Nil); err != nil {
+	if err := m.authorize(ctx, ActionRequest, in.By, in.TenantID, target{}); err != nil {
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
 	if in.By.Kind != ActorSupport {
-		err := m.refuse(ctx, ActionRequest, in.By, in.TenantID, uuid.Nil, "only support actors request access")
+		err := m.refuse(ctx, ActionRequest, in.By, in.TenantID, target{}, "only support actors request access")
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
 	g, err := m.newGrant(gin, now)
 	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionRequest, in.By, in.TenantID, uuid.Nil, err)
+		m.auditPolicyRefusal(ctx, ActionRequest, in.By, in.TenantID, target{}, err)
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
 	d, err := m.policy.duration(in.Duration)
@@ -323,7 +324,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		return g, m.storeEvents(approved, created), nil
 	})
 	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, uuid.Nil, err)
+		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, onRequest(id), err)
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
 	m.notify(ctx, EventRequestApproved, g, by, in.Reason)
@@ -420,11 +421,11 @@ func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, ac
 	if err != nil {
 		return nil, err
 	}
-	if err := m.authorize(ctx, action, by, cur.TenantID, uuid.Nil); err != nil {
+	if err := m.authorize(ctx, action, by, cur.TenantID, onRequest(id)); err != nil {
 		return nil, err
 	}
 	if by.Kind != ActorCustomer {
-		return nil, m.refuse(ctx, action, by, cur.TenantID, uuid.Nil, "only customers decide access requests")
+		return nil, m.refuse(ctx, action, by, cur.TenantID, onRequest(id), "only customers decide access requests")
 	}
 	return rs, nil
 }

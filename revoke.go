@@ -121,7 +121,7 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	if err := validateReason("reason", reason); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := m.authorize(ctx, ActionRevoke, by, f.TenantID, uuid.Nil); err != nil {
+	if err := m.authorize(ctx, ActionRevoke, by, f.TenantID, target{}); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	f.Statuses = []Status{StatusActive, StatusScheduled}
