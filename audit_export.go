@@ -259,7 +259,7 @@ func fromJSONL(l *jsonlEvent) (Event, []byte, bool, error) {
 	case "":
 	case "base64":
 		dec = func(s string) (string, error) {
-			b, err := base64.StdEncoding.DecodeString(s)
+			b, err := base64.StdEncoding.Strict().DecodeString(s)
 			return string(b), err
 		}
 	default:
@@ -338,8 +338,8 @@ func pick(raw json.RawMessage, b []byte) json.RawMessage {
 type jsonlReader struct {
 	sc   *bufio.Scanner
 	line int
-	// again re-encodes each decoded line: a line must be exactly what
-	// ExportAudit writes for its values (see next).
+	// again re-encodes each decoded event: a line must be exactly what
+	// ExportAudit writes for it (see next).
 	again bytes.Buffer
 	enc   *json.Encoder
 }
@@ -370,20 +370,27 @@ func (jr *jsonlReader) next() (it item, ok bool, err error) {
 		if len(bytes.TrimSpace(b[d.InputOffset():])) > 0 { // d.More misses a stray ] or }
 			return item{}, false, fmt.Errorf("line %d: %w: more than one value", jr.line, ErrInvalidInput)
 		}
-		// encoding/json matches keys in any case and keeps the last of a
-		// repeated key, so a line could carry a second spelling of a field
-		// that other JSON readers take instead of the one verified: only
-		// the exact bytes ExportAudit writes for the decoded values pass.
-		jr.again.Reset()
-		if err := jr.enc.Encode(&l); err != nil {
-			return item{}, false, fmt.Errorf("line %d: %w: %v", jr.line, ErrInvalidInput, err)
-		}
-		if !bytes.Equal(bytes.TrimSuffix(jr.again.Bytes(), []byte("\n")), bytes.TrimSpace(b)) {
-			return item{}, false, fmt.Errorf("line %d: %w: not as ExportAudit writes it (a field repeated, spelled in another case, reordered or reformatted)", jr.line, ErrInvalidInput)
-		}
 		e, prev, hasPrev, err := fromJSONL(&l)
 		if err != nil {
 			return item{}, false, fmt.Errorf("line %d: %w", jr.line, err)
+		}
+		// encoding/json matches keys in any case and keeps the last of a
+		// repeated key, and the parsers of times, IDs, hashes and base64
+		// take several spellings of one value, so a line could carry a
+		// field or a value that other readers take otherwise than the one
+		// verified: only the exact bytes ExportAudit writes for the
+		// decoded event pass.
+		c := toJSONL(&e)
+		if hasPrev {
+			s := hex.EncodeToString(prev)
+			c.PrevHash = &s
+		}
+		jr.again.Reset()
+		if err := jr.enc.Encode(c); err != nil {
+			return item{}, false, fmt.Errorf("line %d: %w: %v", jr.line, ErrInvalidInput, err)
+		}
+		if !bytes.Equal(bytes.TrimSuffix(jr.again.Bytes(), []byte("\n")), bytes.TrimSpace(b)) {
+			return item{}, false, fmt.Errorf("line %d: %w: not as ExportAudit writes it (a field repeated, spelled in another case or reordered, or a value spelled another way)", jr.line, ErrInvalidInput)
 		}
 		return item{e: e, prev: prev, hasPrev: hasPrev}, true, nil
 	}
@@ -398,10 +405,12 @@ func (jr *jsonlReader) next() (it item, ok bool, err error) {
 // included), for example to load it into another system. It stops at the
 // first error and returns it.
 //
-// A line must be byte for byte what ExportAudit writes for its values
-// (surrounding white space aside): a field repeated, spelled in another
-// case, reordered or reformatted is refused, so that no JSON reader can
-// see a field's value other than the one read (and verified) here.
+// A line must be byte for byte what ExportAudit writes for the event it
+// holds (surrounding white space aside): a field repeated, spelled in
+// another case or reordered, or a value spelled another way (a time with
+// another zone or with nanoseconds, an ID or hash in upper case, base64
+// where none is needed or with stray bits) is refused, so that no reader
+// can see a field's value other than the one read (and verified) here.
 //
 // Errors: ErrInvalidInput naming the line for a line that is not an
 // export line (unknown fields included); r's error; fn's error unchanged.

@@ -202,8 +202,9 @@ type eventRow struct {
 	dest      [15]any
 	// retyped names a column that filters compare whose value had another
 	// storage class than the store writes (SQLite only, see
-	// sqliteFilterCol).
-	retyped string
+	// sqliteFilterCol); respelled one that held an ID spelled otherwise
+	// than the store writes it (see textUUID).
+	retyped, respelled string
 }
 
 // eventSelectCols are the columns an event is read from: eventCols and
@@ -225,7 +226,7 @@ func (s *Store) newEventRow() *eventRow {
 	e := &r.e
 	r.occurred = timeScanner{s.d.Dialect, &e.Time}
 	r.dest = [15]any{
-		&e.TenantID, &e.Seq, &e.ID, &r.occurred, &r.typ, &e.GrantID,
+		&e.TenantID, &e.Seq, &e.ID, &r.occurred, &r.typ, textUUID{&e.GrantID, "grant_id", &r.respelled},
 		&r.kind, &e.Actor.ID, &e.Actor.Name, &e.Reason, &r.attrs,
 		bytesScanner{(*[]byte)(&e.Before)}, bytesScanner{(*[]byte)(&e.After)}, bytesScanner{&e.Hash},
 		&r.session,
@@ -280,6 +281,59 @@ func (c sqliteFilterCol) Scan(src any) error {
 	return c.scan(src)
 }
 
+// textUUID scans an ID column that filters compare. Where the store writes
+// it as text (SQLite, MySQL), uuid.UUID's own Scan reads every spelling
+// uuid.Parse does — UPDATE … SET grant_id = UPPER(grant_id) reads back as
+// the same ID, so the event's hash still matches, but the filter's text
+// comparison no longer finds it. A text value other than the ID's canonical
+// spelling is read all the same (so that the row's other columns locate the
+// event) and its column recorded in *respelled (scan then fails the row).
+type textUUID struct {
+	dst       *uuid.UUID
+	name      string
+	respelled *string
+}
+
+// Scan implements sql.Scanner.
+func (c textUUID) Scan(src any) error {
+	var err error
+	canonical := true
+	switch v := src.(type) {
+	case nil:
+		*c.dst = uuid.Nil
+		return nil
+	case string:
+		*c.dst, err = uuid.Parse(v)
+		canonical = canonicalUUID(v)
+	case []byte:
+		*c.dst, err = uuid.ParseBytes(v)
+		canonical = canonicalUUID(v)
+	default:
+		return c.dst.Scan(src)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: column %s: %w", c.name, err)
+	}
+	if !canonical && *c.respelled == "" {
+		*c.respelled = c.name
+	}
+	return nil
+}
+
+// canonicalUUID reports whether s, which uuid.Parse accepted, is spelled
+// as uuid.UUID.String writes it: 36 characters, lower case.
+func canonicalUUID[T string | []byte](s T) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; 'A' <= c && c <= 'F' {
+			return false
+		}
+	}
+	return true
+}
+
 func (c sqliteFilterCol) scan(src any) error {
 	switch d := c.next.(type) {
 	case sql.Scanner:
@@ -310,11 +364,16 @@ func (r *eventRow) scan(scan func(dest ...any) error) error {
 	if err := scan(r.dest[:]...); err != nil {
 		return err
 	}
-	if r.retyped != "" {
-		// A ChainBreak, like VerifyAudit's, locating the changed event.
+	// A ChainBreak, like VerifyAudit's, locating the changed event.
+	changed := func(col, what string) error {
 		return &sa.ChainBreak{TenantID: r.e.TenantID, Kind: sa.BreakHashMismatch, Seq: r.e.Seq, EventID: r.e.ID,
-			Detail: "column " + r.retyped + " was changed after the event was recorded: it holds a value of another " +
-				"storage class than the store writes (a BLOB, or TEXT or REAL where it writes an integer), which filters do not match"}
+			Detail: "column " + col + " was changed after the event was recorded: it holds " + what + ", which filters do not match"}
+	}
+	if r.retyped != "" {
+		return changed(r.retyped, "a value of another storage class than the store writes (a BLOB, or TEXT or REAL where it writes an integer)")
+	}
+	if r.respelled != "" {
+		return changed(r.respelled, "an ID spelled otherwise than the store writes it (upper case, braces, a urn:uuid: prefix, no dashes)")
 	}
 	r.e.Type = sa.EventType(r.typ)
 	r.e.Actor.Kind = sa.ActorKind(r.kind)
