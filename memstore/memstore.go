@@ -127,6 +127,11 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	for _, st := range f.Statuses {
+		if !st.Valid() {
+			return nil, fmt.Errorf("memstore: list grants: %w: unknown status %q", sa.ErrInvalidInput, string(st))
+		}
+	}
 	s.mu.RLock()
 	var out []sa.Grant
 	add := func(e *entry) {

@@ -152,7 +152,7 @@ func Run(t *testing.T, newStore NewStore) {
 	}
 	cases = append(cases, auditCases...)
 	cases = append(cases, lifecycleCases...)
-	cases = append(cases, timeCases...)
+	cases = append(cases, directCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore) })
 	}

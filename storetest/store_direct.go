@@ -13,18 +13,29 @@ import (
 	sa "github.com/supportaccess/supportaccess"
 )
 
-// timeCases are the conformance cases of how a store keeps times and
-// dated events when called directly (the Manager always hands it UTC
-// microseconds and dated events): every store keeps UTC microseconds and
+// directCases are the conformance cases of a store called directly with
+// what the Manager never hands it (it always passes UTC microseconds,
+// dated events and valid statuses): every store keeps UTC microseconds and
 // returns from a write what a read then returns, refuses what it cannot
-// keep instead of changing it, and filters by sub-microsecond bounds as
-// AuditFilter.Match does.
-var timeCases = []testCase{
+// keep instead of changing it, filters by sub-microsecond bounds as
+// AuditFilter.Match does, and refuses an unknown status alike.
+var directCases = []testCase{
 	{"RequestTimesKeptOrRefused", testRequestTimesKeptOrRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
 	{"TimesKeptAsUTCMicroseconds", testTimesKeptAsUTCMicroseconds},
 	{"HookRetryDueToTheMicrosecond", testHookRetryDueToTheMicrosecond},
+	{"ListUnknownStatusRefused", testListUnknownStatusRefused},
+}
+
+// testListUnknownStatusRefused: a status that is not Valid in
+// ListFilter.Statuses is ErrInvalidInput on every store (memstore matched
+// no grant with it and returned an empty list, the SQL stores refused it).
+func testListUnknownStatusRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	require.NoError(t, h.store.CreateGrant(h.ctx, timesGrant("acme"), nil))
+	_, err := h.store.ListGrants(h.ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{sa.StatusActive, "Active"}}, timesNow)
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
 }
 
 var timesNow = Epoch.Truncate(time.Microsecond)
