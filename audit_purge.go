@@ -64,7 +64,10 @@ type AuditPurger interface {
 // chain from there. Deletion follows the chain: it stops at the first event
 // that is not older than before, so an event recorded late with an early
 // Time (a replica whose clock lagged) may outlive before by that much.
-// Nothing is deleted or recorded when no event is old enough.
+// Nothing is deleted or recorded when no event is old enough. The events
+// deleted are not verified: a change to one of them goes with it (the
+// checkpoint keeps its stored hash): run VerifyAudit before purging when
+// the purged part must be known to have been intact.
 //
 // The audit.purged event records the checkpoint (AttrCheckpointSeq,
 // AttrCheckpointHash) in the chain itself, so that VerifyAudit can tell a

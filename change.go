@@ -51,7 +51,9 @@ const maxWhatLen = 200
 // Errors, and then nothing is recorded:
 //   - ErrSessionEnded (wrapped) when the support access of the request
 //     ended;
-//   - ErrScopeNotGranted (or ErrNoActiveGrant) when no grant allows write;
+//   - ErrScopeNotGranted when the request's grants still allow its own
+//     scopes but none allows write (a write refused because no grant
+//     covers the session any more ends the request: ErrSessionEnded);
 //   - ErrInvalidInput when what is empty, too long or contains control
 //     characters, or when a value cannot be encoded, is longer than
 //     MaxChangeValueLen as JSON, encodes as JSON that is not valid UTF-8

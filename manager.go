@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -135,23 +136,33 @@ func WithNow(now func() time.Time) Option {
 }
 
 // WithTracerProvider sets the OpenTelemetry tracer provider. Default: the
-// global provider (otel.GetTracerProvider). Nil is ignored.
+// global provider (otel.GetTracerProvider). Nil, or a nil pointer, is ignored.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(m *Manager) {
-		if tp != nil {
+		if !isNil(tp) {
 			m.tracerProvider = tp
 		}
 	})
 }
 
 // WithMeterProvider sets the OpenTelemetry meter provider. Default: the
-// global provider (otel.GetMeterProvider). Nil is ignored.
+// global provider (otel.GetMeterProvider). Nil, or a nil pointer, is ignored.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(m *Manager) {
-		if mp != nil {
+		if !isNil(mp) {
 			m.meterProvider = mp
 		}
 	})
+}
+
+// isNil reports whether x is nil or a nil pointer in an interface (a
+// typed nil, such as a (*sdktrace.TracerProvider)(nil) variable passed on).
+func isNil(x any) bool {
+	if x == nil {
+		return true
+	}
+	v := reflect.ValueOf(x)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // WithErrorHandler sets the function that receives errors that cannot be

@@ -264,8 +264,11 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // than requested, a duration the policy does not allow (as for Grant: over
 // its maximum or not one of its presets — also the requested duration,
 // when the policy changed since the request: approve with a shorter
-// in.Duration), or a request that is not pending (approved, denied, or
-// past its ExpiresAt; of concurrent approvals exactly one succeeds);
+// in.Duration), a reason or ticket reference the policy requires and the
+// request lacks (RequireReason or RequireTicketRef turned on since it was
+// made: deny it, and support asks again with one), or a request that is
+// not pending (approved, denied, or past its ExpiresAt; of concurrent
+// approvals exactly one succeeds);
 // ErrNotFound; ErrForbidden when by is not a customer or the Authorizer
 // refuses ActionApprove or the policy no longer allows an unlimited grant
 // (each audited); errors.ErrUnsupported when the store is not a
