@@ -119,7 +119,7 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 				continue
 			}
 			if err := a.Record(ctx, ev); err != nil {
-				return Event{}, fmt.Errorf("audit: %w", err)
+				return Event{}, auditError(err)
 			}
 		}
 		return ev, nil

@@ -400,7 +400,7 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 	others := m.extra
 	if !m.storeAudits && len(others) > 0 {
 		if err := others[0].Record(ctx, ev); err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+			return nil, auditError(err)
 		}
 		others = others[1:]
 	}

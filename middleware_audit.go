@@ -128,7 +128,9 @@ func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID 
 	attrs[AttrMethod] = method
 	attrs[AttrPath] = path
 	if scope != "" {
-		attrs[AttrScope] = cleanText(scope) // RequireScope takes any Scope
+		// RequireScope takes any Scope; a list of the scopes a request
+		// relied on may be long, and is kept whole.
+		attrs[AttrScope] = cleanChars(scope)
 	}
 	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSessionID] = s.SessionID

@@ -182,18 +182,27 @@ func (m *Manager) callNotifier(ctx context.Context, n Notification) (err error) 
 // PostgreSQL and MySQL refuse the whole write of a sweep's hook results.
 func errorText(err error) string { return cleanText(errorMessage(err)) }
 
-// cleanText is s as errorText keeps it.
+// cleanText is s as errorText keeps it: cleanChars, clipped to
+// MaxReasonLen.
 func cleanText(s string) string {
 	if checkText("", s, MaxReasonLen, false, oneLine) == nil {
 		return s
 	}
-	s = strings.Map(func(r rune) rune {
+	return clip(cleanChars(s), MaxReasonLen)
+}
+
+// cleanChars is s with invalid UTF-8 and control characters (line breaks
+// included) replaced by U+FFFD, whatever its length.
+func cleanChars(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, controlRune) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
 		if controlRune(r) {
 			return utf8.RuneError
 		}
 		return r
 	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
-	return clip(s, MaxReasonLen)
 }
 
 // errorMessage is err.Error(), called once, or, when that panics (a typed

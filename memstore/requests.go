@@ -57,6 +57,11 @@ func (s *Store) ListRequests(ctx context.Context, f sa.RequestFilter, now time.T
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	for _, st := range f.Statuses {
+		if !st.Valid() {
+			return nil, fmt.Errorf("memstore: list requests: %w: unknown status %q", sa.ErrInvalidInput, string(st))
+		}
+	}
 	s.mu.RLock()
 	var out []sa.AccessRequest
 	for _, r := range s.requests {

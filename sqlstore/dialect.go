@@ -287,7 +287,13 @@ func checkEventTime(e *sa.Event) error {
 // bound onto the event before it.
 func ceilMicro(t time.Time) time.Time {
 	if u := t.Truncate(time.Microsecond); !u.Equal(t) {
-		return u.Add(time.Microsecond)
+		// Never onto the zero time, which means "no bound" (from the
+		// last microsecond before it, as canon.Time never truncates a
+		// time onto it).
+		if u = u.Add(time.Microsecond); u.IsZero() {
+			u = u.Add(time.Microsecond)
+		}
+		return u
 	}
 	return t
 }
@@ -296,6 +302,20 @@ func ceilMicro(t time.Time) time.Time {
 // canon.Time), so that a write returns what a read then does.
 func canonGrant(g *sa.Grant) {
 	canon.Times(&g.CreatedAt, &g.StartsAt, &g.ExpiresAt, &g.RevokedAt)
+}
+
+// checkTaskTime refuses, with supportaccess.ErrInvalidInput, a hook
+// task's time (a retry's NextAt, a lease's Until) that is zero or outside
+// [minTime, maxTime]: timeArg would store NULL (refused by the column) or
+// a clamped time, due or free earlier than given.
+func checkTaskTime(what string, t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("sqlstore: %s: %w: zero time", what, sa.ErrInvalidInput)
+	}
+	if err := checkStorable(what, t); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return nil
 }
 
 // checkRequestTimes refuses, with supportaccess.ErrInvalidInput, a request

@@ -44,6 +44,12 @@ const qInsertHooksUnnest = `INSERT INTO {p}hook_tasks (grant_id, done, attempts,
 // an array of the grant IDs, elsewhere one multi-row INSERT per 2000
 // grants).
 func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	if err := checkTaskTime("claim expirations: lease Until", lease.Until); err != nil {
+		return nil, err
+	}
+	if err := checkTaskTime("claim expirations: now", now); err != nil {
+		return nil, err
+	}
 	return s.claimTransitions(ctx, sa.TransitionExpired, now, limit, events, func(t *txn, claimed []sa.Grant) error {
 		next, until := s.d.timeArg(now), s.d.timeArg(lease.Until)
 		if s.d.Dialect == Postgres {
@@ -86,6 +92,9 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 	}
 	if lease.Token == "" {
 		return nil, fmt.Errorf("sqlstore: claim hook tasks: %w: empty lease token", sa.ErrInvalidInput)
+	}
+	if err := checkTaskTime("claim hook tasks: lease Until", lease.Until); err != nil {
+		return nil, err
 	}
 	var out []sa.HookTask
 	err := s.inClaimTx(ctx, "claim hook tasks", func(t *txn) error {
@@ -175,6 +184,13 @@ func (s *Store) grantsByID(t *txn, ids []any) (map[uuid.UUID]sa.Grant, error) {
 // stores the retry state of the others (one statement each) and appends
 // events. It returns how many tasks it finished.
 func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.HookTask, events []sa.Event) (int, error) {
+	for i := range tasks {
+		if !tasks[i].Complete {
+			if err := checkTaskTime("finish hook tasks: NextAt of grant "+tasks[i].Grant.ID.String(), tasks[i].NextAt); err != nil {
+				return 0, err
+			}
+		}
+	}
 	var n int
 	err := s.inTxRetry(ctx, "finish hook tasks", func(t *txn) error {
 		n = 0

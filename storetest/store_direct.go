@@ -26,16 +26,86 @@ var directCases = []testCase{
 	{"TimesKeptAsUTCMicroseconds", testTimesKeptAsUTCMicroseconds},
 	{"HookRetryDueToTheMicrosecond", testHookRetryDueToTheMicrosecond},
 	{"ListUnknownStatusRefused", testListUnknownStatusRefused},
+	{"HookTaskTimesKeptOrRefused", testHookTaskTimesKeptOrRefused},
 }
 
 // testListUnknownStatusRefused: a status that is not Valid in
-// ListFilter.Statuses is ErrInvalidInput on every store (memstore matched
-// no grant with it and returned an empty list, the SQL stores refused it).
+// ListFilter.Statuses or RequestFilter.Statuses is ErrInvalidInput on
+// every store (memstore matched nothing with it and returned an empty
+// list, the SQL stores refused it).
 func testListUnknownStatusRefused(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	require.NoError(t, h.store.CreateGrant(h.ctx, timesGrant("acme"), nil))
 	_, err := h.store.ListGrants(h.ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{sa.StatusActive, "Active"}}, timesNow)
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	if rs, ok := h.store.(sa.RequestStore); ok {
+		require.NoError(t, rs.CreateRequest(h.ctx, timesRequest("acme"), nil))
+		_, err := rs.ListRequests(h.ctx, sa.RequestFilter{TenantID: "acme", Statuses: []sa.RequestStatus{sa.RequestPending, "Pending"}}, timesNow)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+	}
+}
+
+// testHookTaskTimesKeptOrRefused: a hook task's retry time or lease end
+// after year 9999, or a zero retry time, is kept (and claims answer by
+// it) or refused with ErrInvalidInput — never stored clamped, which made a
+// SQL store's retry due and its lease free at 9999-12-31 (a second claimer
+// took a task the first still held), or failed on the NOT NULL column.
+func testHookTaskTimesKeptOrRefused(t *testing.T, ns NewStore) {
+	far := time.Date(10001, 1, 1, 0, 0, 0, 0, time.UTC)
+	last := time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+	// claimed returns a store with grant g's expiry claimed under lease
+	// token "a" until until.
+	claimed := func(t *testing.T, until time.Time) (sa.HookStore, []sa.Grant, error) {
+		h := newHarness(t, ns)
+		hs, ok := h.store.(sa.HookStore)
+		if !ok {
+			t.Skip("store does not implement HookStore")
+		}
+		g := timesGrant("acme")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		gs, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, sa.Lease{Token: "a", Until: until}, nil)
+		return hs, gs, err
+	}
+	ctx := context.Background()
+	t.Run("RetryNextAt", func(t *testing.T) {
+		hs, gs, err := claimed(t, timesNow.Add(2*time.Hour))
+		require.NoError(t, err)
+		require.Len(t, gs, 1)
+		n, err := hs.FinishHookTasks(ctx, "a", []sa.HookTask{{Grant: gs[0], Attempts: 1, NextAt: far, LastError: "x"}}, nil)
+		if err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			return
+		}
+		require.Equal(t, 1, n)
+		tasks, err := hs.ClaimHookTasks(ctx, last, 10, sa.Lease{Token: "b", Until: last})
+		require.NoError(t, err)
+		require.Empty(t, tasks, "a retry kept at %s is not due at %s", far, last)
+	})
+	t.Run("ZeroNextAt", func(t *testing.T) {
+		hs, gs, err := claimed(t, timesNow.Add(2*time.Hour))
+		require.NoError(t, err)
+		require.Len(t, gs, 1)
+		n, err := hs.FinishHookTasks(ctx, "a", []sa.HookTask{{Grant: gs[0], Attempts: 1, LastError: "x"}}, nil)
+		if err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			return
+		}
+		require.Equal(t, 1, n)
+		tasks, err := hs.ClaimHookTasks(ctx, timesNow.Add(3*time.Hour), 10, sa.Lease{Token: "b", Until: timesNow.Add(4 * time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, tasks, 1, "kept: a retry with no NextAt is due")
+	})
+	t.Run("LeaseUntil", func(t *testing.T) {
+		hs, gs, err := claimed(t, far)
+		if err != nil {
+			require.ErrorIs(t, err, sa.ErrInvalidInput)
+			return
+		}
+		require.Len(t, gs, 1)
+		tasks, err := hs.ClaimHookTasks(ctx, last, 10, sa.Lease{Token: "b", Until: last})
+		require.NoError(t, err)
+		require.Empty(t, tasks, "the task is leased to \"a\" until %s: not claimable at %s", far, last)
+	})
 }
 
 var timesNow = Epoch.Truncate(time.Microsecond)
@@ -185,7 +255,24 @@ func testAuditBoundsBetweenMicroseconds(t *testing.T, ns NewStore) {
 				want = 1
 			}
 			require.Len(t, evs, want, "%s at event%+v: AuditFilter.Match says %v", c.name, d, want == 1)
+			// Through the Manager too, which passes the bounds on as
+			// given (it floored them to the microsecond).
+			if c.f.TenantID != "" {
+				evs, err = h.m.Events(h.ctx, c.f)
+				require.NoError(t, err)
+				require.Len(t, evs, want, "Manager.Events %s at event%+v: AuditFilter.Match says %v", c.name, d, want == 1)
+			}
 		}
+	}
+	// An Until in the last microsecond before the zero time (which means
+	// "no bound") selects nothing: a store that rounded it up onto the
+	// zero time returned the whole trail.
+	for _, d := range []time.Duration{-500, -1} {
+		f := sa.AuditFilter{TenantID: "acme", Until: time.Time{}.Add(d * time.Nanosecond)}
+		require.False(t, f.Match(&stored[0]))
+		evs, err := l.Events(h.ctx, f)
+		require.NoError(t, err)
+		require.Empty(t, evs, "Until %s (before year 1): no event is before it", f.Until)
 	}
 	if p, ok := h.store.(sa.AuditPurger); ok {
 		res, err := p.PurgeAudit(h.ctx, "acme", timesNow.Add(500*time.Nanosecond), func(r sa.AuditPurge) (sa.Event, error) {
