@@ -199,6 +199,7 @@ type eventRow struct {
 	attrs     nullText
 	session   nullText
 	occurred  timeScanner
+	grant     textUUID
 	dest      [15]any
 	// retyped names a column that filters compare whose value had another
 	// storage class than the store writes (SQLite only, see
@@ -225,8 +226,9 @@ func (s *Store) newEventRow() *eventRow {
 	r := &eventRow{}
 	e := &r.e
 	r.occurred = timeScanner{s.d.Dialect, &e.Time}
+	r.grant = textUUID{&e.GrantID, "grant_id", &r.respelled}
 	r.dest = [15]any{
-		&e.TenantID, &e.Seq, &e.ID, &r.occurred, &r.typ, textUUID{&e.GrantID, "grant_id", &r.respelled},
+		&e.TenantID, &e.Seq, &e.ID, &r.occurred, &r.typ, &r.grant,
 		&r.kind, &e.Actor.ID, &e.Actor.Name, &e.Reason, &r.attrs,
 		bytesScanner{(*[]byte)(&e.Before)}, bytesScanner{(*[]byte)(&e.After)}, bytesScanner{&e.Hash},
 		&r.session,
@@ -295,7 +297,7 @@ type textUUID struct {
 }
 
 // Scan implements sql.Scanner.
-func (c textUUID) Scan(src any) error {
+func (c *textUUID) Scan(src any) error {
 	var err error
 	canonical := true
 	switch v := src.(type) {
