@@ -297,16 +297,21 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 //
 // Telemetry: every call counts in supportaccess.checks and
 // supportaccess.check.duration (when a MeterProvider with an SDK is
-// installed). With WithCheckSpans(true) a span supportaccess.Check is
+// installed). Check asks the counter whether metrics are wanted: a View
+// that drops supportaccess.checks stops supportaccess.check.duration too,
+// so to keep only one of them, drop the duration (the counter keeps
+// counting). With WithCheckSpans(true) a span supportaccess.Check is
 // started when ctx already carries a recording span (the check is part of a
 // traced request); by default Check starts none — the middleware annotates
 // the request's server span with the decision instead — so the hot path
 // stays within a few percent of an uninstrumented check.
 func (m *Manager) Check(ctx context.Context, tenantID, principal string, scope Scope) (g Grant, err error) {
-	// Either instrument may be dropped (an SDK View decides for each):
-	// measured when either is enabled. Without metrics or spans, Check is
-	// check plus these tests; the instrumented path has its own frame.
-	if measured := m.tel.checks.Enabled(ctx) || m.tel.checkDur.Enabled(ctx); measured || m.checkSpans {
+	// One Enabled call gates both instruments (a second one costs ~40
+	// instructions, which the default path's budget does not have; see
+	// BENCHMARKS.md): the counter's, as the doc says. Without metrics or
+	// spans, Check is check plus this test; the instrumented path has its
+	// own frame.
+	if measured := m.tel.checks.Enabled(ctx); measured || m.checkSpans {
 		return m.checkInstrumented(ctx, tenantID, principal, scope, measured)
 	}
 	err = m.check(ctx, tenantID, principal, scope, &g)
