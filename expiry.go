@@ -70,7 +70,8 @@ func WithSweepConcurrency(n int) Option {
 // goroutine it abandons that claim (the bundled stores undo it) and Sweep
 // returns an error; in the caller's goroutine the claimers are stopped
 // and waited for, and the batches they committed meanwhile get no
-// notifications or listener calls (their hook tasks run after the lease).
+// notifications or listener calls, and their other auditors' failures are
+// not reported (their hook tasks run after the lease).
 //
 // Errors: the context's error, or the store's; a failure of another
 // auditor (WithAuditor) is passed to the error handler (a panic reaches
