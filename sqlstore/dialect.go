@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/internal/canon"
 )
@@ -257,12 +259,22 @@ func checkStorable(what string, t time.Time) error {
 // with a time outside [minTime, maxTime], so that timeArg's clamping never
 // changes a stored grant.
 func checkGrantTimes(g *sa.Grant) error {
-	for _, f := range []struct {
-		name string
-		t    time.Time
-	}{{"CreatedAt", g.CreatedAt}, {"StartsAt", g.StartsAt}, {"ExpiresAt", g.ExpiresAt}, {"RevokedAt", g.RevokedAt}} {
+	return checkTimes("grant", g.ID, namedTime{"CreatedAt", g.CreatedAt}, namedTime{"StartsAt", g.StartsAt},
+		namedTime{"ExpiresAt", g.ExpiresAt}, namedTime{"RevokedAt", g.RevokedAt})
+}
+
+// namedTime is a time and the field it is.
+type namedTime struct {
+	name string
+	t    time.Time
+}
+
+// checkTimes refuses, as checkStorable, the first of ts outside [minTime,
+// maxTime], naming what (a grant, a request) with ID id.
+func checkTimes(what string, id uuid.UUID, ts ...namedTime) error {
+	for _, f := range ts {
 		if err := checkStorable(f.name, f.t); err != nil {
-			return fmt.Errorf("sqlstore: grant %s: %w", g.ID, err)
+			return fmt.Errorf("sqlstore: %s %s: %w", what, id, err)
 		}
 	}
 	return nil
@@ -322,15 +334,8 @@ func checkTaskTime(what string, t time.Time) error {
 // with a time outside [minTime, maxTime], as checkGrantTimes does for a
 // grant.
 func checkRequestTimes(r *sa.AccessRequest) error {
-	for _, f := range []struct {
-		name string
-		t    time.Time
-	}{{"CreatedAt", r.CreatedAt}, {"StartsAt", r.StartsAt}, {"ExpiresAt", r.ExpiresAt}, {"DecidedAt", r.DecidedAt}} {
-		if err := checkStorable(f.name, f.t); err != nil {
-			return fmt.Errorf("sqlstore: request %s: %w", r.ID, err)
-		}
-	}
-	return nil
+	return checkTimes("request", r.ID, namedTime{"CreatedAt", r.CreatedAt}, namedTime{"StartsAt", r.StartsAt},
+		namedTime{"ExpiresAt", r.ExpiresAt}, namedTime{"DecidedAt", r.DecidedAt})
 }
 
 // afterMax reports whether t, to the microsecond, is after maxTime: as a
