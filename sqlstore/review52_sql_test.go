@@ -35,10 +35,12 @@ import (
 // (VerifyAudit reports ErrTampered at seq 2), or the filter still finds it.
 func TestReview52GrantIDSpellingHidesEventFromGrantFilter(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
-		if d == sqlstore.Postgres {
-			t.Skip("UUID column: one spelling")
-		}
 		sets := []string{`grant_id = UPPER(grant_id)`}
+		if d == sqlstore.Postgres {
+			// A uuid column keeps one spelling: respelled text is read back
+			// as the same ID, and the filter still finds the event.
+			sets = []string{`grant_id = UPPER(grant_id::text)::uuid`}
+		}
 		if d == sqlstore.SQLite {
 			sets = append(sets, `grant_id = '{' || grant_id || '}'`, `grant_id = 'urn:uuid:' || grant_id`, `grant_id = REPLACE(grant_id, '-', '')`)
 		}
