@@ -108,21 +108,13 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 // that wraps both ErrForbidden and err (errors.Is and errors.As find
 // either).
 func authorizerError(err error, text string) error {
-	if hostIs(err, ErrForbidden) {
-		return &hostError{msg: text, err: err}
+	switch {
+	case !exposable(err):
+		return fmt.Errorf("%w: %s", ErrForbidden, text)
+	case errors.Is(err, ErrForbidden):
+		return newHostError(text, err)
 	}
 	return &forbiddenError{msg: ErrForbidden.Error() + ": " + text, err: err}
-}
-
-// hostIs is errors.Is(err, target) for a host's error, whose Unwrap or Is
-// method may panic (a typed nil pointer returned as an error): false then.
-func hostIs(err, target error) (is bool) {
-	defer func() {
-		if recover() != nil {
-			is = false
-		}
-	}()
-	return errors.Is(err, target)
 }
 
 // forbiddenError wraps ErrForbidden and an Authorizer's own error.

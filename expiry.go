@@ -114,7 +114,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		// otherwise get a lease already over, and another replica could
 		// run its hooks at the same time.
 		claim = func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error) {
-			b := claimBatch{start: time.Now(), now: now, lease: Lease{Token: newID().String(), Until: m.now().Add(m.life.lease)}}
+			b := claimBatch{start: time.Now(), now: now, lease: Lease{Token: newID().String(), Until: capTime(m.now().Add(m.life.lease))}}
 			var err error
 			b.claimed, err = hs.ClaimExpirations(ctx, now, limit, b.lease, events)
 			return b, err

@@ -149,7 +149,7 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
 		}
 		start := time.Now() // real time: bounds the hooks' own duration
 		now := m.now()
-		lease := Lease{Token: newID().String(), Until: now.Add(m.life.lease)}
+		lease := Lease{Token: newID().String(), Until: capTime(now.Add(m.life.lease))}
 		tasks, err := hs.ClaimHookTasks(ctx, now, HookBatchSize, lease)
 		if err != nil {
 			return fmt.Errorf("claim hook tasks: %w", err)
@@ -239,14 +239,14 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			t.Attempts++
 			raw := errorMessage(err) // host code, called once
 			t.LastError = cleanText(raw)
-			t.NextAt = truncate(now.Add(m.life.retryDelay(t.Attempts)))
+			t.NextAt = capTime(truncate(now.Add(m.life.retryDelay(t.Attempts))))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
 			ev.Attrs = map[string]string{
 				"hook": strconv.Itoa(done), "attempt": strconv.Itoa(t.Attempts),
 				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
 			}
 			events = append(events, ev)
-			report(&hostError{msg: fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err: err})
+			report(newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err))
 		}
 	}
 	finished = true

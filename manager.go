@@ -231,6 +231,16 @@ func (m *Manager) Policy() Policy { return m.policy.clone() }
 // times are refused with ErrInvalidInput.
 var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 
+// capTime is t, or maxTime when t is after it: a lease end or a retry time
+// the Manager computes near the end of year 9999, which no store need
+// keep beyond it (a store refusing it would stop every later Sweep).
+func capTime(t time.Time) time.Time {
+	if t.After(maxTime) {
+		return maxTime
+	}
+	return t
+}
+
 // now reads the clock in UTC truncated to microseconds.
 func (m *Manager) now() time.Time { return truncate(m.clock()) }
 
@@ -323,7 +333,7 @@ func (m *Manager) recordFact(ctx context.Context, ev Event, report func(err erro
 
 // auditError wraps an auditor's error err, read once (see hostError).
 func auditError(err error) error {
-	return &hostError{msg: "audit: " + errorMessage(err), err: err}
+	return newHostError("audit: "+errorMessage(err), err)
 }
 
 // update loads the grant, authorises action by on it (auditing a refusal),

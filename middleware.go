@@ -309,7 +309,7 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
 		return
 	}
-	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditPath(r), scope, reason)
+	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditPath(r), auditScope(scope), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	if err != nil && status == http.StatusServiceUnavailable {
 		ev.Attrs[AttrError] = errorText(err)

@@ -81,6 +81,17 @@ func auditPath(r *http.Request) string {
 	return truncateText(cleanText(p), maxAuditPathLen)
 }
 
+// auditScope is the scope an access.denied event records: as given when
+// valid, else (a malformed RequireScope scope, which Check refused and
+// which a host may build from the request) cleaned and cut to MaxScopeLen
+// bytes.
+func auditScope(s string) string {
+	if validateScope("", Scope(s)) == nil {
+		return s
+	}
+	return truncateText(cleanChars(s), MaxScopeLen)
+}
+
 // auditMethod is the request method as audited: net/http checks the
 // method of a request it reads, not of one a handler builds and passes
 // through the middleware again (a batch endpoint), whose method the

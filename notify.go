@@ -2,6 +2,7 @@ package supportaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -161,7 +162,7 @@ func (m *Manager) deliver(ctx context.Context, n Notification) {
 		if aerr != nil {
 			msg += fmt.Sprintf(" (and recording the failure: %s)", errorText(aerr))
 		}
-		m.reportError(ctx, &hostError{msg: msg, err: err})
+		m.reportError(ctx, newHostError(msg, err))
 	})
 }
 
@@ -262,6 +263,34 @@ func innerPanicText(p any) (s string) {
 type hostError struct {
 	msg string
 	err error
+}
+
+// newHostError wraps err under msg (see hostError) — unless walking err's
+// chain panics (a typed nil pointer whose Unwrap or Is reads its
+// receiver): errors.Is and errors.As on the result, which the Manager's
+// own telemetry calls, would panic too, so such an error is not wrapped,
+// only its text kept.
+func newHostError(msg string, err error) error {
+	if !exposable(err) {
+		err = nil
+	}
+	return &hostError{msg: msg, err: err}
+}
+
+// errNeverWrapped is a target no error wraps: errors.Is with it walks an
+// error's whole chain.
+var errNeverWrapped = errors.New("supportaccess: never wrapped")
+
+// exposable reports whether errors.Is can walk host error err's chain
+// without a panic.
+func exposable(err error) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_ = errors.Is(err, errNeverWrapped)
+	return true
 }
 
 func (e *hostError) Error() string { return e.msg }

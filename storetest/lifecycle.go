@@ -26,6 +26,7 @@ var lifecycleCases = []testCase{
 	{"HookErrorTextAnyBytes", testHookErrorText},
 	{"ExpiryHooksOnceAcrossReplicas", testHooksOnceAcrossReplicas},
 	{"ClaimAbandonedOnEventsError", testClaimAbandonedOnEventsError},
+	{"HooksRunAtTheEndOfYear9999", testHooksAtEndOfYear9999},
 }
 
 // newLifecycleHarness is newHarness for a store that has the optional

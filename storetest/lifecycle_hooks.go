@@ -335,3 +335,24 @@ func testHooksOnceAcrossReplicas(t *testing.T, ns NewStore) {
 	require.NoError(t, err)
 	require.Zero(t, again)
 }
+
+// testHooksAtEndOfYear9999: a grant ending in the last hour of year 9999
+// (which every store accepts) expires and runs its OnExpire hook like any
+// other. The Manager's lease end (now + the hook lease) lay in year 10000,
+// which a SQL store refused — every later Sweep failed, for good.
+func testHooksAtEndOfYear9999(t *testing.T, ns NewStore) {
+	var hooked []uuid.UUID
+	hook := func(_ context.Context, g sa.Grant) error {
+		hooked = append(hooked, g.ID)
+		return nil
+	}
+	h := newLifecycleHarness(t, ns, false, true, sa.OnExpire(hook))
+	h.clock.Set(time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC))
+	g, err := h.m.Grant(h.ctx, sa.GrantInput{TenantID: "acme", By: Customer, Duration: 58 * time.Minute})
+	require.NoError(t, err)
+	h.clock.Set(g.ExpiresAt)
+	n, err := h.m.Sweep(h.ctx)
+	require.NoError(t, err, "Sweep at %s (the hook lease would end in year 10000)", g.ExpiresAt)
+	require.Equal(t, 1, n)
+	require.Equal(t, []uuid.UUID{g.ID}, hooked)
+}
