@@ -106,7 +106,8 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 // authorizerError is the error of an Authorizer's refusal err, whose text
 // was read once: err itself when it already is ErrForbidden, else an error
 // that wraps both ErrForbidden and err (errors.Is and errors.As find
-// either).
+// either) — or ErrForbidden with err's text only when walking err's chain
+// panics (see newHostError).
 func authorizerError(err error, text string) error {
 	switch {
 	case !exposable(err):
