@@ -102,6 +102,17 @@ func (h *harness) grant(in sa.GrantInput) sa.Grant {
 	return g
 }
 
+// auditor is the store as an Auditor; it skips the test when the store is
+// none.
+func (h *harness) auditor() sa.Auditor {
+	h.t.Helper()
+	a, ok := h.store.(sa.Auditor)
+	if !ok {
+		h.t.Skip("store does not implement Auditor")
+	}
+	return a
+}
+
 func (h *harness) auditLog() sa.AuditLog {
 	h.t.Helper()
 	l, ok := h.store.(sa.AuditLog)
