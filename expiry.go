@@ -353,6 +353,13 @@ type extraOutcome struct {
 	firstPanic
 }
 
+// fail keeps auditor error err in x (as auditError) if it is the first.
+func (x *extraOutcome) fail(err error) {
+	if x.err == nil {
+		x.err = auditError(err)
+	}
+}
+
 // firstPanic keeps the first panic of the host code it runs, to be raised
 // again once the work around it is done.
 type firstPanic struct{ p *any }
@@ -405,17 +412,17 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 		}
 		others = others[1:]
 	}
-	m.recordEach(ctx, others, ev, x)
+	m.recordEach(ctx, others, ev, &x.firstPanic, x.fail)
 	return m.storeEvents(ev), nil
 }
 
-// recordEach records ev on each of auditors whatever the others do,
-// keeping in x the first error and the first panic.
-func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, x *extraOutcome) {
+// recordEach records ev on each of auditors whatever the others do: each
+// auditor's error goes to failed, and the first panic is kept in p.
+func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, p *firstPanic, failed func(error)) {
 	for _, a := range auditors {
-		x.keep(func() {
-			if err := a.Record(ctx, ev); err != nil && x.err == nil {
-				x.err = auditError(err)
+		p.keep(func() {
+			if err := a.Record(ctx, ev); err != nil {
+				failed(err)
 			}
 		})
 	}

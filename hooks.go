@@ -177,42 +177,41 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
+	// report passes err to the error handler, whose panic is kept in x
+	// (the first one) so that the other tasks and finish still run.
+	var x extraOutcome
+	report := func(err error) { x.keep(func() { m.reportError(ctx, err) }) }
 	// finish stores the batch's outcome with its events, then records the
 	// events on the auditors other than the store, each whatever the
-	// others do (their first error and panic are kept in x, to be
-	// reported and raised afterwards: a hook's outcome is a fact, stored
-	// whatever an auditor returns) — the store first, so that an extra
-	// auditor that never returns (runtime.Goexit) cannot keep it from the
-	// store. It runs also when ctx ended (with a context of its own), so
-	// that another replica need not wait for the leases to run out, and
-	// when host code panics or calls runtime.Goexit (the error handler's
-	// panics are kept in x and raised after it), so that hooks that
-	// succeeded do not run again.
-	var x extraOutcome
+	// others do (their first error is reported, their first panic kept in
+	// x and raised afterwards: a hook's outcome is a fact, stored whatever
+	// an auditor returns) — the store first, so that an extra auditor that
+	// never returns (runtime.Goexit) cannot keep it from the store. It
+	// runs also when ctx ended (with a context of its own), so that
+	// another replica need not wait for the leases to run out, and when
+	// host code panics or calls runtime.Goexit (the error handler's panics
+	// are kept in x and raised after it), so that hooks that succeeded do
+	// not run again.
 	finish := func() (n int, err error) {
 		fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer fcancel()
 		defer func() { // also when the store panics
 			for _, ev := range events {
-				m.recordEach(fctx, m.extra, ev, &x)
+				m.recordEach(fctx, m.extra, ev, &x.firstPanic, x.fail)
+			}
+			if x.err != nil {
+				report(fmt.Errorf("expire hooks: %w", x.err))
 			}
 		}()
 		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
-	// report passes err to the error handler, whose panic is kept in x
-	// (the first one) so that the other tasks and finish still run.
-	report := func(err error) { x.keep(func() { m.reportError(ctx, err) }) }
 	finished := false
 	defer func() {
 		if !finished {
 			// A panic not kept in x, or runtime.Goexit in a hook, is on
 			// its way to the caller: the outcome is stored, and what went
 			// wrong storing it is reported.
-			_, err := finish()
-			if x.err != nil {
-				report(fmt.Errorf("expire hooks: %w", x.err))
-			}
-			if err != nil {
+			if _, err := finish(); err != nil {
 				report(fmt.Errorf("expire hooks: finish hook tasks: %w", err))
 			}
 		}
@@ -251,9 +250,6 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	}
 	finished = true
 	n, err := finish()
-	if x.err != nil {
-		report(fmt.Errorf("expire hooks: %w", x.err))
-	}
 	if err != nil {
 		err = fmt.Errorf("finish hook tasks: %w", err)
 	} else if n < len(tasks) {

@@ -314,19 +314,11 @@ func (m *Manager) record(ctx context.Context, ev Event) error {
 func (m *Manager) recordFact(ctx context.Context, ev Event, report func(err error)) {
 	var x firstPanic
 	var errs []error
-	each := func(a Auditor) {
-		x.keep(func() {
-			if err := a.Record(ctx, ev); err != nil {
-				errs = append(errs, auditError(err))
-			}
-		})
-	}
+	failed := func(err error) { errs = append(errs, auditError(err)) }
 	if m.storeAudits {
-		each(m.store.(Auditor))
+		m.recordEach(ctx, []Auditor{m.store.(Auditor)}, ev, &x, failed)
 	}
-	for _, a := range m.extra {
-		each(a)
-	}
+	m.recordEach(ctx, m.extra, ev, &x, failed)
 	x.keep(func() { report(errors.Join(errs...)) })
 	x.raise()
 }

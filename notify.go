@@ -265,6 +265,9 @@ type hostError struct {
 	err error
 }
 
+func (e *hostError) Error() string { return e.msg }
+func (e *hostError) Unwrap() error { return e.err }
+
 // newHostError wraps err under msg (see hostError) — unless walking err's
 // chain panics (a typed nil pointer whose Unwrap or Is reads its
 // receiver): errors.Is and errors.As on the result, which the Manager's
@@ -292,9 +295,6 @@ func exposable(err error) (ok bool) {
 	_ = errors.Is(err, errNeverWrapped)
 	return true
 }
-
-func (e *hostError) Error() string { return e.msg }
-func (e *hostError) Unwrap() error { return e.err }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
 func clip(s string, n int) string {
