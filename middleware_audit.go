@@ -139,8 +139,9 @@ func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID 
 	attrs[AttrMethod] = method
 	attrs[AttrPath] = path
 	if scope != "" {
-		// RequireScope takes any Scope; a list of the scopes a request
-		// relied on may be long, and is kept whole.
+		// Scopes arrive valid (a refused, malformed one through
+		// auditScope); cleaned once more, not clipped: a list of the
+		// scopes a request relied on may be long, and is kept whole.
 		attrs[AttrScope] = cleanChars(scope)
 	}
 	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, identity) == nil {

@@ -399,19 +399,20 @@ func (st *reqState) moveEnd(id uuid.UUID, end time.Time) {
 	}
 }
 
-// currentEnd is the end st now keeps for the grant of need n, taken from
-// a copy of st.needs: moveEnd has set it since if an Extend on this
+// withCurrentEnd is need n, taken from a copy of st.needs, with the end st
+// now keeps for its grant: moveEnd has set it since if an Extend on this
 // Manager moved it. It tells an expiry from a revocation when a Check
 // refuses n.
-func (st *reqState) currentEnd(n need) time.Time {
+func (st *reqState) withCurrentEnd(n need) need {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for _, x := range st.needs {
 		if x.id == n.id {
-			return x.expires
+			n.expires = x.expires
+			break
 		}
 	}
-	return n.expires
+	return n
 }
 
 // maxUnwrap bounds the walk down a chain of wrapping ResponseWriters.
@@ -654,8 +655,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 			if readLeft && stale() {
 				return held{}, errPassStale
 			}
-			n.expires = st.currentEnd(n)
-			st.end(n.denialReason(readLeft, err, st.m.now()))
+			st.end(st.withCurrentEnd(n).denialReason(readLeft, err, st.m.now()))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err
@@ -675,9 +675,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 				// No grant allows the request's own scope any more
 				// (revoked or expired since its scopes were checked): its
 				// end, not a refused change.
-				n := needs[0]
-				n.expires = st.currentEnd(n)
-				st.end(n.denialReason(false, err, st.m.now()))
+				st.end(st.withCurrentEnd(needs[0]).denialReason(false, err, st.m.now()))
 				return held{}, endCause(st.reason())
 			}
 			if stale() {

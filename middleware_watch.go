@@ -454,8 +454,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rres.err))
 				}
 			}
-			n.expires = st.currentEnd(n) // moved by an Extend since the copy?
-			st.end(w.endReason(ctx, readLeft, n, res.err))
+			st.end(w.endReason(ctx, readLeft, st.withCurrentEnd(n), res.err))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
