@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/internal/canon"
 	"github.com/supportaccess/supportaccess/internal/clone"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // Store keeps grants and audit events in memory. It is safe for concurrent
@@ -63,7 +63,7 @@ func (e *entry) set(g sa.Grant) {
 		e.g.TenantID = tenant
 	}
 	// UTC microseconds, as the SQL stores keep them.
-	canon.Times(&e.g.CreatedAt, &e.g.StartsAt, &e.g.ExpiresAt, &e.g.RevokedAt)
+	stored.Grant(&e.g)
 	e.g.Grantees = clone.Slice(g.Grantees)
 	if g.Scopes != nil && len(g.Scopes) <= len(e.scopes) {
 		e.scopes = [2]sa.Scope{}

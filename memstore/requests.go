@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/internal/canon"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 var _ sa.RequestStore = (*Store)(nil)
@@ -32,7 +32,7 @@ func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []
 		s.requests = make(map[uuid.UUID]*sa.AccessRequest)
 	}
 	c := r.Clone()
-	canonRequest(&c)
+	stored.Request(&c)
 	s.requests[r.ID] = &c
 	s.appendEvents(events)
 	return nil
@@ -103,12 +103,6 @@ func (s *Store) ApproveRequest(ctx context.Context, id uuid.UUID, approve func(*
 	return r, *g, nil
 }
 
-// canonRequest brings r's times to UTC microseconds, as the SQL stores
-// keep them.
-func canonRequest(r *sa.AccessRequest) {
-	canon.Times(&r.StartsAt, &r.CreatedAt, &r.ExpiresAt, &r.DecidedAt)
-}
-
 // changeRequest runs change on a copy of the request under the lock and
 // stores the request, the grant change may return and the events, or
 // nothing.
@@ -138,7 +132,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 	if err := checkEvents(events); err != nil {
 		return sa.AccessRequest{}, nil, err
 	}
-	canonRequest(&r)
+	stored.Request(&r)
 	if err := ctx.Err(); err != nil {
 		return sa.AccessRequest{}, nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 // Dialect selects the SQL flavour of the database behind the *sql.DB.
@@ -308,12 +307,6 @@ func ceilMicro(t time.Time) time.Time {
 		return u
 	}
 	return t
-}
-
-// canonGrant brings g's times to the form timeArg stores them in (see
-// canon.Time), so that a write returns what a read then does.
-func canonGrant(g *sa.Grant) {
-	canon.Times(&g.CreatedAt, &g.StartsAt, &g.ExpiresAt, &g.RevokedAt)
 }
 
 // checkTaskTime refuses, with supportaccess.ErrInvalidInput, a hook

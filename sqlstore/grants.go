@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // grantRow holds the scan destinations of one grant row.
@@ -324,7 +325,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 			return err
 		}
 		out = g.Clone()
-		canonGrant(&out) // as stored
+		stored.Grant(&out) // as stored
 		return nil
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
-	"github.com/supportaccess/supportaccess/internal/canon"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // Access requests live in the access_requests table (schema version 2).
@@ -252,14 +252,14 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 				return wrap(ctx, op+": insert grant", err)
 			}
 			c := g.Clone()
-			canonGrant(&c) // as stored
+			stored.Grant(&c) // as stored
 			grant = &c
 		}
 		if err := s.appendEvents(t, events); err != nil {
 			return err
 		}
 		out = r.Clone()
-		canon.Times(&out.StartsAt, &out.CreatedAt, &out.ExpiresAt, &out.DecidedAt) // as stored
+		stored.Request(&out) // as stored
 		return nil
 	})
 	if err != nil {
