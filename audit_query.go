@@ -17,13 +17,18 @@ const DefaultAuditPageSize = 100
 const cursorVersion = "c1"
 
 // String returns c as an opaque, URL-safe token for ParseAuditCursor (for
-// example a "next page" link).
+// example a "next page" link). The token keeps c.Time to the nanosecond:
+// the bundled stores keep whole microseconds, but an AuditLog of the host's
+// that keeps finer times pages exactly too.
 func (c AuditCursor) String() string {
-	micros := "" // the zero time (before every event), not the Unix epoch
+	when := "" // the zero time (before every event), not the Unix epoch
 	if !c.Time.IsZero() {
-		micros = strconv.FormatInt(c.Time.UnixMicro(), 10)
+		when = strconv.FormatInt(c.Time.UnixMicro(), 10)
+		if ns := c.Time.Nanosecond() % 1000; ns != 0 {
+			when += ":" + strconv.Itoa(ns)
+		}
 	}
-	raw := cursorVersion + "." + micros + "." + strconv.FormatInt(c.Seq, 10) + "." + c.TenantID
+	raw := cursorVersion + "." + when + "." + strconv.FormatInt(c.Seq, 10) + "." + c.TenantID
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
@@ -50,11 +55,21 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 	}
 	c := AuditCursor{TenantID: parts[3], Seq: seq}
 	if parts[1] != "" {
-		micros, err := strconv.ParseInt(parts[1], 10, 64)
+		// microseconds since the Unix epoch, then ":" and the nanoseconds
+		// below them (1–999) when there are any
+		us, ns, fine := strings.Cut(parts[1], ":")
+		micros, err := strconv.ParseInt(us, 10, 64)
 		if err != nil {
 			return bad("is not a cursor token")
 		}
 		c.Time = time.UnixMicro(micros).UTC()
+		if fine {
+			n, err := strconv.Atoi(ns)
+			if err != nil || n < 1 || n > 999 || strconv.Itoa(n) != ns {
+				return bad("is not a cursor token")
+			}
+			c.Time = c.Time.Add(time.Duration(n))
+		}
 	}
 	if c.TenantID != "" {
 		if err := validateTenantRef("cursor tenant", c.TenantID); err != nil {

@@ -1,6 +1,8 @@
 package supportaccess_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
 )
 
 func TestAuditCursor(t *testing.T) {
@@ -18,6 +21,9 @@ func TestAuditCursor(t *testing.T) {
 			{Time: storetestEpoch.Truncate(time.Microsecond), TenantID: "acme", Seq: 42},
 			{TenantID: "a.b.c|d ünï", Seq: 1 << 60},
 			{Time: time.Date(1969, 7, 20, 20, 17, 0, 1000, time.UTC), TenantID: "moon", Seq: 1},
+			{Time: storetestEpoch.Truncate(time.Microsecond).Add(7), TenantID: "acme", Seq: 3},
+			{Time: time.Date(1969, 7, 20, 20, 17, 0, 1999, time.UTC), TenantID: "moon", Seq: 2},
+			{Time: time.Date(1, 1, 1, 0, 0, 0, 999, time.UTC), Seq: 1},
 		} {
 			s := c.String()
 			require.NotContains(t, s, "/", "URL-safe")
@@ -32,7 +38,8 @@ func TestAuditCursor(t *testing.T) {
 	t.Run("rejects_other_strings", func(t *testing.T) {
 		bad := []string{
 			"x", "!!!", sa.AuditCursor{TenantID: "a", Seq: 1}.String() + "=",
-			b64("c2.1.2.acme"), b64("c1.x.2.acme"), b64("c1.1.-2.acme"), b64("c1.1.2"), b64("c1.1.2.bad\x00tenant"),
+			b64("c2.1.2.acme"), b64("c1.x.2.acme"), b64("c1.1:0.2.acme"), b64("c1.1:1000.2.acme"),
+			b64("c1.1:07.2.acme"), b64("c1.1:.2.acme"), b64("c1.1:x.2.acme"), b64("c1.1:-5.2.acme"), b64("c1.1.-2.acme"), b64("c1.1.2"), b64("c1.1.2.bad\x00tenant"),
 			strings.Repeat("A", 1000),
 		}
 		for _, s := range bad {
@@ -86,6 +93,56 @@ func TestAuditFilterOrderAndAfter(t *testing.T) {
 		"in time order an event with an earlier time is before the cursor")
 	require.True(t, sa.AuditFilter{SessionID: "s"}.Match(&sa.Event{Attrs: map[string]string{sa.AttrSessionID: "s"}}))
 	require.False(t, sa.AuditFilter{SessionID: "s"}.Match(&sa.Event{}))
+}
+
+// nanoLog is a host's AuditLog that keeps times finer than a microsecond,
+// answering as the AuditLog contract says (AuditFilter.Match and Compare).
+type nanoLog []sa.Event
+
+func (l nanoLog) Events(_ context.Context, f sa.AuditFilter) ([]sa.Event, error) {
+	var out []sa.Event
+	for i := range l {
+		if f.Match(&l[i]) {
+			out = append(out, l[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b sa.Event) int { return f.Compare(&a, &b) })
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
+
+// A cursor token keeps nanoseconds: paging a log whose events lie within
+// one microsecond returns each event once. A token of whole microseconds
+// put every later event of that microsecond before the cursor and returned
+// the first one again.
+func TestAuditPageNanosecondLog(t *testing.T) {
+	t0 := storetestEpoch.Truncate(time.Microsecond)
+	log := nanoLog{
+		{ID: uuid.New(), Time: t0.Add(100), TenantID: "acme", Seq: 1, Type: sa.EventSupportRequest},
+		{ID: uuid.New(), Time: t0.Add(500), TenantID: "acme", Seq: 2, Type: sa.EventSupportRequest},
+		{ID: uuid.New(), Time: t0.Add(900), TenantID: "acme", Seq: 3, Type: sa.EventSupportRequest},
+		{ID: uuid.New(), Time: t0.Add(time.Microsecond), TenantID: "acme", Seq: 4, Type: sa.EventSupportRequest},
+	}
+	m, err := sa.NewManager(memstore.New(), sa.WithAuditLog(log))
+	require.NoError(t, err)
+	for _, order := range []sa.AuditOrder{sa.AuditByTime, sa.AuditByChain} {
+		var seen []int64
+		cursor := ""
+		for range 10 {
+			evs, next, err := m.AuditPage(ctx, sa.AuditFilter{Order: order, Limit: 1}, cursor)
+			require.NoError(t, err)
+			for _, e := range evs {
+				seen = append(seen, e.Seq)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		require.Equal(t, []int64{1, 2, 3, 4}, seen, "order %d", order)
+	}
 }
 
 func TestAuditPageDefaults(t *testing.T) {
