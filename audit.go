@@ -105,7 +105,10 @@ type Event struct {
 // Auditor records audit events. Record must be safe for concurrent use and
 // return an error when the event was not durably recorded; the Manager then
 // refuses the change the event describes. Every event the Manager writes
-// has a Time; the bundled stores refuse one without (ErrInvalidInput).
+// has a Time and a fresh ID; the bundled stores refuse an event without a
+// Time (ErrInvalidInput) and one whose ID they hold already (ErrConflict),
+// so a Record retried after an error whose write did commit adds no second
+// copy.
 type Auditor interface {
 	Record(ctx context.Context, e Event) error
 }

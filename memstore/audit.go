@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	sa "github.com/supportaccess/supportaccess"
 )
 
@@ -23,6 +24,8 @@ type auditState struct {
 	chains map[string]*chain
 	// byTime holds every event ordered by Time, then TenantID, then Seq.
 	byTime []*sa.Event
+	// ids holds the ID of every event kept (purged ones leave it).
+	ids map[uuid.UUID]struct{}
 	// unchained skips hashing (benchmark baseline only, see export_test.go).
 	unchained bool
 }
@@ -39,28 +42,44 @@ var byTime = sa.AuditFilter{Order: sa.AuditByTime}
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
 // hash chain, its Time in UTC to the microsecond. An event without a Time
-// is refused (ErrInvalidInput), as in sqlstore.
+// is refused (ErrInvalidInput), as in sqlstore; so is one whose ID is
+// already recorded (ErrConflict: a retried Record adds no second copy).
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkEvents([]sa.Event{e}); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkEvents([]sa.Event{e}); err != nil {
+		return err
+	}
 	s.appendEvents([]sa.Event{e})
 	return nil
 }
 
-// checkEvents refuses, with supportaccess.ErrInvalidInput, events of which
-// one has no Time (kept to the microsecond, see appendEvents), as Record
-// and every SQL store's write do: the write methods call it before they
-// change anything.
-func checkEvents(events []sa.Event) error {
+// checkEvents refuses events of which one has no Time (kept to the
+// microsecond, see appendEvents) or shares its ID with another of them
+// (ErrInvalidInput), or has the ID of an event already kept (ErrConflict),
+// as Record and every SQL store's write do: the write methods call it,
+// with s.mu held, before they change anything.
+func (s *Store) checkEvents(events []sa.Event) error {
+	var seen map[uuid.UUID]struct{}
+	if len(events) > 1 {
+		seen = make(map[uuid.UUID]struct{}, len(events))
+	}
 	for i := range events {
-		if events[i].Time.UTC().Truncate(time.Microsecond).IsZero() {
-			return fmt.Errorf("memstore: event %s has no Time: %w", events[i].ID, sa.ErrInvalidInput)
+		e := &events[i]
+		if e.Time.UTC().Truncate(time.Microsecond).IsZero() {
+			return fmt.Errorf("memstore: event %s has no Time: %w", e.ID, sa.ErrInvalidInput)
+		}
+		if _, dup := s.audit.ids[e.ID]; dup {
+			return fmt.Errorf("memstore: event %s is already recorded: %w", e.ID, sa.ErrConflict)
+		}
+		if _, twice := seen[e.ID]; twice {
+			return fmt.Errorf("memstore: event %s appears twice in one write: %w", e.ID, sa.ErrInvalidInput)
+		}
+		if seen != nil {
+			seen[e.ID] = struct{}{}
 		}
 	}
 	return nil
@@ -71,6 +90,7 @@ func (s *Store) appendEvents(events []sa.Event) {
 	a := &s.audit
 	if len(events) > 0 && a.chains == nil {
 		a.chains = make(map[string]*chain)
+		a.ids = make(map[uuid.UUID]struct{})
 	}
 	for _, e := range events {
 		e = cloneEvent(e)
@@ -91,6 +111,7 @@ func (s *Store) appendEvents(events []sa.Event) {
 		}
 		c.head = sa.ChainLink{Seq: e.Seq, Hash: e.Hash}
 		p := &e
+		a.ids[e.ID] = struct{}{}
 		c.events = append(c.events, p)
 		a.insertByTime(p)
 	}
@@ -216,7 +237,7 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 	res.Checkpoint = sa.ChainLink{Seq: last.Seq, Hash: bytes.Clone(last.Hash)}
 	ev, err := event(res)
 	if err == nil {
-		err = checkEvents([]sa.Event{ev})
+		err = s.checkEvents([]sa.Event{ev})
 	}
 	if err != nil {
 		return sa.AuditPurge{}, err
@@ -227,6 +248,7 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 	gone := make(map[*sa.Event]bool, k)
 	for _, e := range c.events[:k] {
 		gone[e] = true
+		delete(s.audit.ids, e.ID)
 	}
 	c.events = slices.Delete(c.events, 0, k)
 	s.audit.byTime = slices.DeleteFunc(s.audit.byTime, func(e *sa.Event) bool { return gone[e] })

@@ -85,11 +85,11 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := checkEvents(events); err != nil {
-		return 0, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkEvents(events); err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, t := range tasks {
 		cur, ok := s.tasks[t.Grant.ID]

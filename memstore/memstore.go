@@ -98,7 +98,7 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 	if _, dup := s.grants[g.ID]; dup {
 		return fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
 	}
-	if err := checkEvents(events); err != nil {
+	if err := s.checkEvents(events); err != nil {
 		return err
 	}
 	e := newEntry(g)
@@ -209,7 +209,7 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 	if g.ID != e.g.ID || g.TenantID != e.g.TenantID || !g.CreatedAt.Equal(e.g.CreatedAt) {
 		return sa.Grant{}, fmt.Errorf("memstore: update may not change ID, TenantID or CreatedAt: %w", sa.ErrInvalidInput)
 	}
-	if err := checkEvents(events); err != nil {
+	if err := s.checkEvents(events); err != nil {
 		return sa.Grant{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -281,7 +281,7 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 		}
 		evs = append(evs, ev...)
 	}
-	if err := checkEvents(evs); err != nil {
+	if err := s.checkEvents(evs); err != nil {
 		return nil, err
 	}
 	claimed = true

@@ -25,7 +25,7 @@ func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []
 	if _, dup := s.requests[r.ID]; dup {
 		return fmt.Errorf("memstore: request %s: %w", r.ID, sa.ErrConflict)
 	}
-	if err := checkEvents(events); err != nil {
+	if err := s.checkEvents(events); err != nil {
 		return err
 	}
 	if s.requests == nil {
@@ -129,7 +129,7 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 			return sa.AccessRequest{}, nil, fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
 		}
 	}
-	if err := checkEvents(events); err != nil {
+	if err := s.checkEvents(events); err != nil {
 		return sa.AccessRequest{}, nil, err
 	}
 	stored.Request(&r)
@@ -183,7 +183,7 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 			evs = append(evs, ev...)
 		}
 	}
-	if err := checkEvents(evs); err != nil {
+	if err := s.checkEvents(evs); err != nil {
 		return nil, err // nothing claimed
 	}
 	out := make([]sa.AccessRequest, 0, len(due))

@@ -31,7 +31,8 @@ const maxEventsPerInsert = 200
 
 // Record implements supportaccess.Auditor: it appends e to its tenant's
 // hash chain. An event without a Time is refused with
-// supportaccess.ErrInvalidInput.
+// supportaccess.ErrInvalidInput, one whose ID is already recorded with an
+// error wrapping supportaccess.ErrConflict.
 //
 // Round trips: on PostgreSQL and MySQL/MariaDB 1 in the steady state — one
 // statement (PostgreSQL) or one CALL of the audit_append procedure (MySQL)
@@ -85,7 +86,10 @@ func (s *Store) AuditChain(ctx context.Context, tenantID string) (sa.AuditChainS
 }
 
 // appendEvents chains events and stores them in t. An event without a
-// Time is refused with supportaccess.ErrInvalidInput. The heads of the
+// Time, or with the ID of another of events, is refused with
+// supportaccess.ErrInvalidInput; one with the ID of an event already
+// recorded makes the transaction fail with an error wrapping
+// supportaccess.ErrConflict (see eventConflict). The heads of the
 // tenants involved are locked in tenant order, so transactions that append
 // to several tenants cannot deadlock each other.
 func (s *Store) appendEvents(t *txn, events []sa.Event) error {
@@ -93,9 +97,19 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		return nil
 	}
 	var tenants []string
+	var seen map[uuid.UUID]struct{}
+	if len(events) > 1 {
+		seen = make(map[uuid.UUID]struct{}, len(events))
+	}
 	for i := range events {
 		if err := checkEventTime(&events[i]); err != nil {
 			return fmt.Errorf("sqlstore: append events: %w", err)
+		}
+		if seen != nil {
+			if _, twice := seen[events[i].ID]; twice {
+				return fmt.Errorf("sqlstore: append events: %w: event %s appears twice in one write", sa.ErrInvalidInput, events[i].ID)
+			}
+			seen[events[i].ID] = struct{}{}
 		}
 		tenants = append(tenants, events[i].TenantID)
 	}
@@ -120,6 +134,11 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 	for len(chained) > 0 {
 		n := min(len(chained), per)
 		if err := s.insertEvents(t, chained[:n]); err != nil {
+			if mayBeDuplicateKey(err) {
+				for i := range chained[:n] {
+					t.eventIDs = append(t.eventIDs, chained[i].ID)
+				}
+			}
 			return wrap(t.ctx, "append events", err)
 		}
 		chained = chained[n:]
@@ -136,6 +155,28 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		}
 	}
 	return nil
+}
+
+// eventIDQuery finds an event by ID.
+const eventIDQuery = `SELECT 1 FROM {p}audit_events WHERE id = ?`
+
+// eventConflict returns err, the error of a rolled-back transaction whose
+// insert of the events with the given IDs failed on what may be a
+// duplicate key, wrapping supportaccess.ErrConflict when one of those IDs is
+// already in the trail: a retried Record, say, whose first attempt
+// committed. Any other collision (the chain position: a head row changed
+// behind the store's back) is left as it was reported.
+func (s *Store) eventConflict(ctx context.Context, op string, ids []uuid.UUID, err error) error {
+	for _, id := range ids {
+		found, xerr := s.exists(ctx, s.sql(eventIDQuery), id)
+		if xerr != nil {
+			return err
+		}
+		if found {
+			return fmt.Errorf("sqlstore: %s: event %s is already recorded: %w (%w)", op, id, sa.ErrConflict, err)
+		}
+	}
+	return err
 }
 
 // lockHead returns the tenant's chain head, locked for the rest of t,

@@ -126,3 +126,12 @@ func isMissingSchema(err error) bool {
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation
 // (the statement changed nothing).
 func isUniqueViolation(err error) bool { return sqlState(err) == "23505" }
+
+// mayBeDuplicateKey reports whether err may be a duplicate key on any
+// dialect: PostgreSQL's unique_violation, MySQL's ER_DUP_ENTRY or any
+// SQLite constraint failure (whose extended code the driver may not
+// expose). Callers confirm what collided by reading.
+func mayBeDuplicateKey(err error) bool {
+	return isUniqueViolation(err) || mysqlNumber(err) == 1062 || sqliteCode(err) == 19 ||
+		strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

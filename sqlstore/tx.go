@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // txn is one write transaction. Its fixed statements go through the
@@ -24,6 +26,10 @@ type txn struct {
 	// heads are the chain heads the transaction leaves (PostgreSQL, MySQL), put
 	// into the store's head cache once it committed.
 	heads map[string]head
+	// eventIDs are the IDs of events whose insert failed on what may be a
+	// duplicate key: once the transaction is rolled back, inTxOpts looks
+	// for them in the trail (see eventConflict).
+	eventIDs []uuid.UUID
 }
 
 // prepared returns the store's prepared statement for q bound to the
@@ -127,6 +133,10 @@ func (s *Store) inTxOpts(ctx context.Context, op string, opts *sql.TxOptions, fn
 	// held for as long as ctx lives); after Commit it does nothing.
 	defer func() { _ = t.tx.Rollback() }()
 	if err := fn(t); err != nil {
+		if t.eventIDs != nil {
+			_ = t.tx.Rollback()
+			return s.eventConflict(ctx, op, t.eventIDs, err)
+		}
 		return err
 	}
 	if err := t.tx.Commit(); err != nil {

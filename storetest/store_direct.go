@@ -18,8 +18,10 @@ import (
 // dated events and valid statuses): every store keeps UTC microseconds and
 // returns from a write what a read then returns, refuses what it cannot
 // keep instead of changing it, filters by sub-microsecond bounds as
-// AuditFilter.Match does, and refuses an unknown status alike.
+// AuditFilter.Match does, refuses an unknown status alike, and never
+// records one event ID twice.
 var directCases = []testCase{
+	{"EventIDRecordedOnce", testEventIDRecordedOnce},
 	{"RequestTimesKeptOrRefused", testRequestTimesKeptOrRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
@@ -216,6 +218,95 @@ func testWritesRefuseEventsWithoutTime(t *testing.T, ns NewStore) {
 		_, err := rs.GetRequest(h.ctx, r.ID)
 		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
 		noEvents(t, r.TenantID)
+	})
+}
+
+// testEventIDRecordedOnce: an event whose ID is already in the trail is
+// refused with ErrConflict, by Record (a host retrying a Record whose
+// first attempt committed) and by a write carrying it, which then writes
+// nothing; two events of one write with one ID are ErrInvalidInput.
+// memstore appended such an event a second time; the SQL stores refused it
+// with their driver's plain duplicate-key error.
+func testEventIDRecordedOnce(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a := h.auditor()
+	l := h.auditLog()
+	first := sa.Event{ID: uuid.New(), Time: timesNow, Type: sa.EventSupportChange, TenantID: "acme", Actor: Support, Reason: "first"}
+	require.NoError(t, a.Record(h.ctx, first))
+	// unchanged checks that the trail still holds first once, as it was
+	// recorded, and tenant holds no event.
+	unchanged := func(t *testing.T, tenant string) {
+		t.Helper()
+		evs, err := l.Events(h.ctx, sa.AuditFilter{})
+		require.NoError(t, err)
+		n := 0
+		for _, e := range evs {
+			if e.ID == first.ID {
+				n++
+				require.Equal(t, "first", e.Reason)
+				require.EqualValues(t, 1, e.Seq)
+			}
+			require.NotEqual(t, tenant, e.TenantID)
+		}
+		require.Equal(t, 1, n)
+	}
+	again := func(tenant string, typ sa.EventType, grant uuid.UUID) sa.Event {
+		return sa.Event{ID: first.ID, Time: timesNow.Add(time.Second), Type: typ, TenantID: tenant, GrantID: grant, Actor: Customer, Reason: "again"}
+	}
+
+	t.Run("Record", func(t *testing.T) {
+		require.ErrorIs(t, a.Record(h.ctx, first), sa.ErrConflict, "the same event again")
+		require.ErrorIs(t, a.Record(h.ctx, again("acme", sa.EventSupportChange, uuid.Nil)), sa.ErrConflict)
+		require.ErrorIs(t, a.Record(h.ctx, again("other", sa.EventSupportChange, uuid.Nil)), sa.ErrConflict, "in another tenant's chain")
+		unchanged(t, "other")
+		if r, ok := h.store.(sa.AuditChainReader); ok {
+			st, err := r.AuditChain(h.ctx, "acme")
+			require.NoError(t, err)
+			require.EqualValues(t, 1, st.Head.Seq, "the head did not move")
+		}
+	})
+	t.Run("CreateGrant", func(t *testing.T) {
+		g := timesGrant("create")
+		err := h.store.CreateGrant(h.ctx, g, []sa.Event{again(g.TenantID, sa.EventGrantCreated, g.ID)})
+		require.ErrorIs(t, err, sa.ErrConflict)
+		_, err = h.store.GetGrant(h.ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, []sa.Event{{ID: uuid.New(), Time: timesNow, Type: sa.EventGrantCreated, TenantID: g.TenantID, GrantID: g.ID, Actor: Customer}}),
+			"the grant can still be created")
+	})
+	t.Run("UpdateGrant", func(t *testing.T) {
+		g := timesGrant("update")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		_, err := h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+			x.Reason = "changed"
+			return []sa.Event{again(g.TenantID, sa.EventGrantExtended, g.ID)}, nil
+		})
+		require.ErrorIs(t, err, sa.ErrConflict)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Empty(t, got.Reason, "nothing written")
+		unchanged(t, g.TenantID)
+	})
+	t.Run("TwiceInOneWrite", func(t *testing.T) {
+		g := timesGrant("twice")
+		id := uuid.New()
+		evs := []sa.Event{
+			{ID: id, Time: timesNow, Type: sa.EventGrantCreated, TenantID: g.TenantID, GrantID: g.ID, Actor: Customer},
+			{ID: id, Time: timesNow, Type: sa.EventGrantStarted, TenantID: g.TenantID, GrantID: g.ID, Actor: sa.Actor{Kind: sa.ActorSystem, ID: "sweeper"}},
+		}
+		require.ErrorIs(t, h.store.CreateGrant(h.ctx, g, evs), sa.ErrInvalidInput)
+		_, err := h.store.GetGrant(h.ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		unchanged(t, g.TenantID)
+	})
+	t.Run("ChainGoesOn", func(t *testing.T) {
+		next := sa.Event{ID: uuid.New(), Time: timesNow.Add(time.Minute), Type: sa.EventSupportChange, TenantID: "acme", Actor: Support}
+		require.NoError(t, a.Record(h.ctx, next))
+		evs, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme"})
+		require.NoError(t, err)
+		require.Len(t, evs, 2)
+		require.EqualValues(t, 2, evs[1].Seq)
+		require.Equal(t, evs[1].ChainHash(evs[0].Hash), evs[1].Hash)
 	})
 }
 
