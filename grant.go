@@ -407,16 +407,38 @@ type ListFilter struct {
 }
 
 // List returns grants matching f, newest first (CreatedAt descending, then
-// ID). Errors: ErrInvalidInput for a malformed filter, or the store's error.
+// ID). A grant the store returns that f does not select (another tenant,
+// ticket or status) is left out and reported to the error handler (see
+// WithErrorHandler). Errors: ErrInvalidInput for a malformed filter, or the
+// store's error.
 func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error) {
 	ctx, span := m.startSpan(ctx, "List")
 	defer func() { endSpan(span, err) }()
 	if err := validateListFilter(f); err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	gs, err := m.store.ListGrants(ctx, f, m.now())
+	now := m.now()
+	gs, err := m.store.ListGrants(ctx, f, now)
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	return gs, nil
+	// Never trust a store to have applied the filter.
+	kept := gs[:0]
+	for i := range gs {
+		if !f.selects(&gs[i]) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, gs[i].Status(now))) {
+			m.reportError(ctx, fmt.Errorf("list: %w: store listed grant %s, which the filter does not select; left out", ErrInvalidInput, gs[i].ID))
+			continue
+		}
+		kept = append(kept, gs[i])
+	}
+	if f.Limit > 0 && len(kept) > f.Limit {
+		kept = kept[:f.Limit]
+	}
+	return kept, nil
+}
+
+// selects reports whether g is of f's tenant and ticket (when f names
+// them).
+func (f *ListFilter) selects(g *Grant) bool {
+	return (f.TenantID == "" || g.TenantID == f.TenantID) && (f.TicketRef == "" || g.TicketRef == f.TicketRef)
 }

@@ -145,6 +145,9 @@ func TestGrantRefusesBadInput(t *testing.T) {
 		{"reason too long", sa.GrantInput{TenantID: "acme", Reason: long(sa.MaxReasonLen + 1)}, "Reason"},
 		{"reason with NUL", sa.GrantInput{TenantID: "acme", Reason: "a\x00b"}, "Reason"},
 		{"reason invalid UTF-8", sa.GrantInput{TenantID: "acme", Reason: "\xed\xa0\x80"}, "Reason"},
+		{"reason with a lone CR", sa.GrantInput{TenantID: "acme", Reason: "export invoices\rdelete the SSO config"}, "Reason"},
+		{"reason ending in CR", sa.GrantInput{TenantID: "acme", Reason: "export invoices\r"}, "Reason"},
+		{"reason with CR CR LF", sa.GrantInput{TenantID: "acme", Reason: "a\r\r\nb"}, "Reason"},
 		{"ticket with newline", sa.GrantInput{TenantID: "acme", TicketRef: "T-1\nX"}, "TicketRef"},
 		{"ticket too long", sa.GrantInput{TenantID: "acme", TicketRef: long(sa.MaxTicketRefLen + 1)}, "TicketRef"},
 		{"negative duration", sa.GrantInput{TenantID: "acme", Duration: -time.Hour}, "Duration"},
@@ -167,6 +170,20 @@ func TestGrantRefusesBadInput(t *testing.T) {
 			require.Contains(t, err.Error(), c.field)
 			require.Equal(t, before, e.snapshot(), "nothing stored")
 		})
+	}
+}
+
+// A reason keeps its line feeds, CRLF line breaks (what a browser's
+// textarea sends) and tabs as given; a carriage return elsewhere is
+// refused above.
+func TestGrantReasonKeepsLineBreaks(t *testing.T) {
+	e := newEnv(t)
+	for _, reason := range []string{"line 1\nline 2", "line 1\r\nline 2\r\n", "key:\tvalue"} {
+		g := e.grant(sa.GrantInput{Reason: reason})
+		require.Equal(t, reason, g.Reason)
+		got, err := e.m.Revoke(ctx, g.ID, customer, reason)
+		require.NoError(t, err)
+		require.Equal(t, reason, got.RevokeReason)
 	}
 }
 

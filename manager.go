@@ -350,7 +350,9 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 	if action == ActionRevoke && by.Kind == ActorSupport && !cur.Covers(by.ID) {
 		return Grant{}, m.refuse(ctx, action, by, cur.TenantID, onGrant(id), "support may only revoke a grant that covers it")
 	}
-	return m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
+	called := false
+	g, err := m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
+		called = true
 		ev, err := change(g)
 		if err != nil {
 			return nil, err
@@ -360,6 +362,12 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		}
 		return m.storeEvents(ev), nil
 	})
+	if err != nil && !called && errors.Is(err, ErrInvalidInput) {
+		// The store refused the grant as final (its expiry is recorded)
+		// without calling change.
+		err = &endedError{err}
+	}
+	return g, err
 }
 
 // reportError hands an error that cannot be returned to the error handler.

@@ -60,7 +60,7 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:
-			return Event{}, fmt.Errorf("%w: grant is already %s", ErrInvalidInput, st)
+			return Event{}, &endedError{fmt.Errorf("%w: grant is already %s", ErrInvalidInput, st)}
 		}
 		before := grantJSON(*g)
 		g.RevokedAt, g.RevokedBy, g.RevokeReason = now, by, reason
@@ -78,7 +78,10 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 
 // RevokeTenant revokes every active and scheduled grant of tenantID and
 // returns the grants it revoked. Each revocation is atomic on its own;
-// grants that end concurrently are skipped. On the first error it stops and
+// grants that end concurrently are skipped (and only those: an auditor's
+// refusal stops it like any other error). A grant the store lists that is
+// not of tenantID is left alone and reported to the error handler (see
+// WithErrorHandler). On the first error it stops and
 // returns what it revoked so far with the error. In-flight requests of a
 // revoked grant end as each revocation commits; the Notifier hears of the
 // revoked grants after the last one, under a context that outlives ctx by
@@ -100,6 +103,18 @@ func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, 
 	}
 	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
 }
+
+// endedError refuses to change a grant that has ended: it had expired or
+// was revoked when the store locked it, or the store refused it as final
+// (its expiry recorded, see Store.UpdateGrant). It wraps ErrInvalidInput.
+// The bulk revocations skip such a grant — and only such a one: an
+// auditor's or the store's error that happens to wrap ErrInvalidInput
+// too stops them and is returned, as Revoke returns it, since the grant
+// kept its access.
+type endedError struct{ err error }
+
+func (e *endedError) Error() string { return e.err.Error() }
+func (e *endedError) Unwrap() error { return e.err }
 
 // revokeMatching revokes the active and scheduled grants f selects; op
 // names the operation in errors, spanOp in its span.
@@ -142,11 +157,18 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 		}
 	}()
 	for _, g := range gs {
+		if !f.selects(&g) {
+			// Never trust a store to have applied the filter: a grant of
+			// another tenant or ticket is left alone, and reported.
+			m.reportError(ctx, fmt.Errorf("%s: %w: store listed grant %s of another tenant or ticket; left alone", op, ErrInvalidInput, g.ID))
+			continue
+		}
 		if by.Kind == ActorSupport && !g.Covers(by.ID) {
 			continue
 		}
 		r, err := m.revokeQuietly(ctx, g.ID, by, reason)
-		if errors.Is(err, ErrInvalidInput) { // ended meanwhile
+		var ended *endedError
+		if errors.As(err, &ended) { // ended meanwhile
 			continue
 		}
 		if err != nil {

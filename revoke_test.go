@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
 )
 
 func TestRevoke(t *testing.T) {
@@ -142,6 +144,59 @@ func TestRevokeTenant(t *testing.T) {
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
 	_, err = e.m.RevokeTenant(ctx, "globex", sa.Actor{Kind: "x", ID: "y"}, "")
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
+}
+
+// RevokeTenant skips a grant that ended between its listing and its
+// revocation — revoked meanwhile, or its expiry recorded by a replica
+// whose clock is ahead (the store refuses it as final) — and revokes the
+// others without an error. Only such refusals are skipped (see
+// TestReview57RevokeTenantAuditRefusalNotReportedAsSuccess).
+func TestRevokeTenantSkipsGrantsEndedMeanwhile(t *testing.T) {
+	st := memstore.New()
+	lst := &listHookStore{Store: st}
+	e := newEnvOn(t, st)
+	m, err := sa.NewManager(lst, sa.WithNow(e.clock.Now))
+	require.NoError(t, err)
+	ahead := storetest.NewClock(e.now().Add(2 * time.Hour))
+	replica, err := sa.NewManager(st, sa.WithNow(ahead.Now))
+	require.NoError(t, err)
+
+	keep := e.grant(sa.GrantInput{Duration: 24 * time.Hour})
+	revokedMeanwhile := e.grant(sa.GrantInput{Duration: 24 * time.Hour})
+	expiredMeanwhile := e.grant(sa.GrantInput{Duration: time.Hour})
+	lst.afterList = func() {
+		_, err := e.m.Revoke(ctx, revokedMeanwhile.ID, customer, "")
+		require.NoError(t, err)
+		n, err := replica.Sweep(ctx)
+		require.NoError(t, err)
+		require.Positive(t, n)
+	}
+	got, err := m.RevokeTenant(ctx, "acme", customer, "incident")
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{keep.ID}, ids(got))
+	for _, id := range []uuid.UUID{keep.ID, revokedMeanwhile.ID} {
+		g, err := e.m.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, sa.StatusRevoked, g.Status(e.now()))
+	}
+	g, err := e.m.Get(ctx, expiredMeanwhile.ID)
+	require.NoError(t, err)
+	require.True(t, g.RevokedAt.IsZero(), "a grant the trail says expired is not revoked")
+}
+
+// listHookStore calls afterList once, after the first ListGrants.
+type listHookStore struct {
+	*memstore.Store
+	afterList func()
+}
+
+func (s *listHookStore) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) ([]sa.Grant, error) {
+	gs, err := s.Store.ListGrants(ctx, f, now)
+	if s.afterList != nil {
+		s.afterList()
+		s.afterList = nil
+	}
+	return gs, err
 }
 
 func TestRevokeTicket(t *testing.T) {

@@ -8,7 +8,8 @@ import (
 )
 
 // Input limits, in bytes (UTF-8). Values longer than these, containing
-// control characters (NUL included; Reason may contain newlines and tabs;
+// control characters (NUL included; Reason may contain line feeds,
+// CRLF line breaks and tabs, but no lone carriage return;
 // bidirectional embedding, override and isolate controls count as control
 // characters) or invalid UTF-8 are refused with ErrInvalidInput naming the
 // field. Identifiers (tenant IDs, principals, actor IDs, ticket refs,
@@ -91,7 +92,7 @@ type textKind uint8
 
 const (
 	oneLine  textKind = iota // free text on one line (a name)
-	lines                    // free text; line breaks and tabs allowed (a reason)
+	lines                    // free text; line feeds, CRLF and tabs allowed (a reason)
 	identity                 // an identifier: one line, nothing invisible (see hiddenRune)
 )
 
@@ -111,7 +112,11 @@ func checkText(field, s string, maxLen int, required bool, kind textKind) error 
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
-				if kind != lines || (c != '\n' && c != '\t' && c != '\r') {
+				// A carriage return only before a line feed (a browser's
+				// textarea sends CRLF): alone it sends a terminal back
+				// to the start of the line, so that what follows
+				// overwrites what came before.
+				if kind != lines || (c != '\n' && c != '\t' && (c != '\r' || i+1 == len(s) || s[i+1] != '\n')) {
 					return fmt.Errorf("%w: %s contains a control character", ErrInvalidInput, field)
 				}
 			}
