@@ -29,7 +29,9 @@
 //
 //	db, _ := sql.Open("pgx", dsn)
 //	store, _ := sqlstore.New(db, sqlstore.Postgres)
-//	_ = store.Migrate(ctx)
+//	if err := store.Migrate(ctx); err != nil { // also refuses a schema a newer release migrated
+//		log.Fatal(err)
+//	}
 //	m, _ := supportaccess.NewManager(store, supportaccess.WithPolicy(policy))
 //
 //	// Which requests are support impersonating a tenant? The host knows.

@@ -53,8 +53,10 @@ func ExampleNew() {
 
 	c, err := m.Check(ctx, "acme", "support+acme@vendor.example", supportaccess.ScopeRead)
 	fmt.Println("support may read:", err == nil && c.ID == g.ID)
+	// Every error is a denial (a store outage too); ErrScopeNotGranted
+	// only says why.
 	_, err = m.Check(ctx, "acme", "support+acme@vendor.example", supportaccess.ScopeWrite)
-	fmt.Println("support may write:", !errors.Is(err, supportaccess.ErrScopeNotGranted))
+	fmt.Println("support may write:", err == nil, "- scope not granted:", errors.Is(err, supportaccess.ErrScopeNotGranted))
 
 	if _, err := m.Revoke(ctx, g.ID, admin, "done"); err != nil {
 		log.Fatal(err)
@@ -72,7 +74,7 @@ func ExampleNew() {
 	// Output:
 	// granted for 24h0m0s with scopes [read]
 	// support may read: true
-	// support may write: false
+	// support may write: false - scope not granted: true
 	// after revoke: true
 	// 1 grant.created admin@acme.example
 	// 2 grant.revoked admin@acme.example

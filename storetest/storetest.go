@@ -64,7 +64,8 @@ func (c *Clock) Set(t time.Time) {
 // (and nanoseconds, which the Manager truncates).
 var Epoch = time.Date(2026, 3, 14, 15, 9, 26, 535897_932, time.UTC)
 
-// Customer, Support and Other are the actors the suite uses.
+// Customer, Support and Engineer (a second support principal) are the
+// actors the suite uses.
 var (
 	Customer = sa.Actor{Kind: sa.ActorCustomer, ID: "admin@acme.example", Name: "Ada Admin"}
 	Support  = sa.Actor{Kind: sa.ActorSupport, ID: "support+acme@vendor.example"}
