@@ -49,7 +49,7 @@ type AuditPurger interface {
 	// the chain. It saves the last deleted event's Seq and Hash as the
 	// tenant's checkpoint (see AuditChainReader), then appends the event
 	// event(result) returns to the chain, chained like any other: that
-	// event, the chain's latest audit.purged one, is what VerifyAudit
+	// audit.purged event, which records the checkpoint, is what VerifyAudit
 	// checks the checkpoint against. If event returns an error, nothing is
 	// deleted or saved and PurgeAudit returns that error unchanged. When
 	// no event is old enough it deletes nothing, does not call event and
@@ -72,8 +72,8 @@ type AuditPurger interface {
 // The audit.purged event records the checkpoint (AttrCheckpointSeq,
 // AttrCheckpointHash) in the chain itself, so that VerifyAudit can tell a
 // purge from events deleted, and the checkpoint moved, by someone with
-// write access to the database: it accepts a checkpoint only when the
-// chain's latest audit.purged event records it. Someone who can also
+// write access to the database: it accepts a checkpoint only when an
+// audit.purged event of the remaining chain records it. Someone who can also
 // compute hashes can forge that event too (see VerifyAudit for that limit).
 //
 // The audit.purged event goes to the store's chain whatever WithAuditor

@@ -30,7 +30,7 @@ type ChainLink struct {
 type AuditChainState struct {
 	// Checkpoint is the last event PurgeAudit deleted (zero: none): the
 	// remaining chain continues from it. VerifyAudit accepts it only if
-	// the chain's latest audit.purged event records it (see
+	// an audit.purged event of the remaining chain records it (see
 	// AttrCheckpointSeq).
 	Checkpoint ChainLink
 	// Head is the last event appended (zero: none).
@@ -67,12 +67,14 @@ const (
 	// following events, below 1, or beyond the chain's recorded head).
 	BreakForged BreakKind = "forged"
 	// BreakCheckpoint: the chain starts after a purge checkpoint (the link
-	// at Seq-1) that PurgeAudit did not set: the chain's latest
-	// audit.purged event does not record it, or there is none. The events
-	// up to the checkpoint were deleted, or the checkpoint moved, behind
-	// the store's back. EventID is the first event after the checkpoint.
-	// Also an event stored at or before the checkpoint (at Seq; EventID is
-	// that event): inserted there, or left behind by a moved checkpoint.
+	// at Seq-1) that PurgeAudit did not set: no audit.purged event of the
+	// chain records it. The events up to the checkpoint were deleted, or
+	// the checkpoint moved, behind the store's back. EventID is the first
+	// event after the checkpoint. Also the first remaining event when it
+	// links to a checkpoint an audit.purged event records but the store's
+	// checkpoint is another (moved back or reset, or its hash changed); and
+	// an event stored at or before the checkpoint (at Seq; EventID is that
+	// event): inserted there, or left behind by a moved checkpoint.
 	BreakCheckpoint BreakKind = "checkpoint"
 )
 
@@ -138,10 +140,15 @@ const verifyBatch = 1000
 // Events appended while it runs are verified too, up to the moment it
 // reads the last page.
 //
-// A checkpoint is trusted only as far as the chain vouches for it: the
-// chain's latest audit.purged event, which PurgeAudit appends after saving
-// the checkpoint, must record the same sequence number and hash
-// (AttrCheckpointSeq, AttrCheckpointHash). Otherwise the events up to the
+// A checkpoint is trusted only as far as the chain vouches for it: an
+// audit.purged event of the remaining chain — PurgeAudit appends one after
+// saving the checkpoint — must record the same sequence number and hash
+// (AttrCheckpointSeq, AttrCheckpointHash). Not necessarily the latest: a
+// store that also receives another store's events (a copy kept through
+// MultiAuditor, with its own retention) holds that store's audit.purged
+// events too. A checkpoint moved back, or reset, behind the store's back
+// is a BreakCheckpoint too, found at the first remaining event when it
+// links to the checkpoint a purge recorded. Otherwise the events up to the
 // checkpoint were deleted, or the checkpoint was moved, without PurgeAudit,
 // and VerifyAudit reports a BreakCheckpoint; it checks this once the rest
 // of the chain has verified (an earlier break is reported instead).
@@ -219,7 +226,7 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 			return st.Head, true, err
 		}
 	}
-	v.purged = func(tenant string) (*purgeRecord, error) { return latestPurge(ctx, log, tenant) }
+	v.purged = func(tenant string) ([]*purgeRecord, error) { return purgeRecords(ctx, log, tenant) }
 	v.start(tenantID, start.Checkpoint)
 	if err := v.run(); err != nil {
 		return v.report(), false, err
@@ -248,21 +255,21 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 	return rep, false, rep.Break
 }
 
-// latestPurge returns what the tenant's latest audit.purged event records
-// (nil: there is none), reading only those events.
-func latestPurge(ctx context.Context, log AuditLog, tenant string) (*purgeRecord, error) {
+// purgeRecords returns what the tenant's audit.purged events record, in
+// chain order, reading only those events (one per purge: few).
+func purgeRecords(ctx context.Context, log AuditLog, tenant string) ([]*purgeRecord, error) {
 	f := AuditFilter{TenantID: tenant, Types: []EventType{EventAuditPurged}, Order: AuditByChain, Limit: verifyBatch}
-	var last *purgeRecord
+	var out []*purgeRecord
 	for {
 		evs, err := log.Events(ctx, f)
 		if err != nil {
 			return nil, err
 		}
-		if len(evs) > 0 {
-			last = newPurgeRecord(&evs[len(evs)-1])
+		for i := range evs {
+			out = append(out, newPurgeRecord(&evs[i]))
 		}
 		if len(evs) < f.Limit {
-			return last, nil
+			return out, nil
 		}
 		c := evs[len(evs)-1].Cursor()
 		f.After = &c
@@ -319,6 +326,8 @@ type chainState struct {
 	prev   []byte // Hash of the last verified event (or of From)
 	first  uuid.UUID
 	purge  *purgeRecord // the last verified audit.purged event
+	// vouched: a verified audit.purged event records from exactly.
+	vouched bool
 }
 
 // purgeRecord is what an audit.purged event says about the checkpoint it
@@ -327,6 +336,11 @@ type purgeRecord struct {
 	seq        int64 // the event's
 	checkpoint ChainLink
 	ok         bool // its checkpoint attributes are well formed
+}
+
+// records reports whether r records exactly the checkpoint l.
+func (r *purgeRecord) records(l ChainLink) bool {
+	return r.ok && r.checkpoint.Seq == l.Seq && bytes.Equal(r.checkpoint.Hash, l.Hash)
 }
 
 func newPurgeRecord(e *Event) *purgeRecord {
@@ -361,9 +375,10 @@ type verifier struct {
 	// Seq is higher than expected, with the expected one among the lines
 	// read ahead, is a reorder, not a gap.
 	export bool
-	// purged reads a tenant's latest audit.purged event, unverified (nil:
-	// unknown), to tell a changed checkpoint from a changed first event.
-	purged func(tenant string) (*purgeRecord, error)
+	// purged reads what a tenant's audit.purged events record, unverified
+	// (nil: unknown), to tell a changed checkpoint from a changed or
+	// missing first event.
+	purged func(tenant string) ([]*purgeRecord, error)
 }
 
 func newVerifier(src func() ([]item, error)) *verifier {
@@ -424,6 +439,11 @@ func (v *verifier) run() error {
 				v.pos++
 				continue
 			}
+		} else if it.hasPrev && e.Seq == cs.expect && !bytes.Equal(it.prev, cs.prev) {
+			// A later line's prev_hash (exports appended to one another)
+			// must name the line before it, as a reader is told it does.
+			v.fail(e.TenantID, BreakHashMismatch, e.Seq, e.ID, "the line's prev_hash %x is not the hash %x of event %d before it", it.prev, cs.prev, e.Seq-1)
+			return nil
 		}
 		switch {
 		case e.Seq <= cs.from.Seq && cs.from.Seq == 0:
@@ -449,6 +469,11 @@ func (v *verifier) run() error {
 					return nil
 				}
 			}
+			if cs.expect == cs.from.Seq+1 {
+				if moved, err := v.movedBack(cs, e); err != nil || moved {
+					return err
+				}
+			}
 			v.fail(e.TenantID, BreakGap, cs.expect, e.ID, "%s missing", seqRange(cs.expect, e.Seq-1))
 			return nil
 		}
@@ -463,12 +488,37 @@ func (v *verifier) run() error {
 		}
 		if e.Type == EventAuditPurged {
 			cs.purge = newPurgeRecord(e)
+			cs.vouched = cs.vouched || cs.purge.records(cs.from)
 		}
 		cs.prev, cs.expect = e.Hash, e.Seq+1
 		v.n++
 		v.pos++
 	}
 	return nil
+}
+
+// movedBack reports (and records as the break) whether e, the first event
+// after the chain's start cs.from and further on than the event after it,
+// links to a checkpoint an audit.purged event of the chain records: the
+// events in between were purged, and the store's checkpoint was moved
+// back (or reset) behind its back — not deleted events.
+func (v *verifier) movedBack(cs *chainState, e *Event) (bool, error) {
+	if v.purged == nil {
+		return false, nil
+	}
+	ps, err := v.purged(e.TenantID)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range ps {
+		if p.ok && p.checkpoint.Seq == e.Seq-1 && bytes.Equal(e.ChainHash(p.checkpoint.Hash), e.Hash) {
+			v.fail(e.TenantID, BreakCheckpoint, e.Seq, e.ID,
+				"the purge checkpoint was moved back behind the store's back: it is seq %d, but the audit.purged event at seq %d records checkpoint %d, which the event links to",
+				cs.from.Seq, p.seq, p.checkpoint.Seq)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ahead returns the tenant's event with sequence number seq among the
@@ -491,19 +541,21 @@ func (v *verifier) classify(cs *chainState) error {
 	e := &v.buf[v.pos].e
 	n := e.Seq
 	// The first event after a purge checkpoint: it or the checkpoint may
-	// have changed. If it links to the checkpoint the purge recorded, and
+	// have changed. If it links to the checkpoint a purge recorded, and
 	// the store's differs, the checkpoint did.
 	if cp := cs.from; n == cp.Seq+1 && cp.Seq > 0 && v.purged != nil {
-		p, err := v.purged(e.TenantID)
+		ps, err := v.purged(e.TenantID)
 		if err != nil {
 			return err
 		}
-		if p != nil && p.ok && p.checkpoint.Seq == cp.Seq && !bytes.Equal(p.checkpoint.Hash, cp.Hash) &&
-			bytes.Equal(e.ChainHash(p.checkpoint.Hash), e.Hash) {
-			v.fail(e.TenantID, BreakCheckpoint, n, e.ID,
-				"the purge checkpoint (seq %d) was changed behind the store's back: its hash %x is not the %x the latest audit.purged event (seq %d) records, which the event links to",
-				cp.Seq, cp.Hash, p.checkpoint.Hash, p.seq)
-			return nil
+		for _, p := range ps {
+			if p.ok && p.checkpoint.Seq == cp.Seq && !bytes.Equal(p.checkpoint.Hash, cp.Hash) &&
+				bytes.Equal(e.ChainHash(p.checkpoint.Hash), e.Hash) {
+				v.fail(e.TenantID, BreakCheckpoint, n, e.ID,
+					"the purge checkpoint (seq %d) was changed behind the store's back: its hash %x is not the %x the audit.purged event at seq %d records, which the event links to",
+					cp.Seq, cp.Hash, p.checkpoint.Hash, p.seq)
+				return nil
+			}
 		}
 	}
 	var later []*Event // the same tenant's following events
@@ -599,12 +651,14 @@ func (v *verifier) finish(tenant string, startHead ChainLink) error {
 }
 
 // checkpoint checks that tenant's chain, verified from a purge checkpoint,
-// holds the audit.purged event that set it: the last one verified, since
-// every purge that moves the checkpoint appends one after it.
+// holds an audit.purged event that records it: every purge that moves the
+// checkpoint appends one after it. Not necessarily the last one: a store
+// that also receives another store's events (a mirror, see MultiAuditor)
+// holds that store's audit.purged events too, which record its checkpoints.
 func (v *verifier) checkpoint(tenant string) {
 	cs := v.chains[tenant]
 	cp := cs.from
-	if cp.Seq <= 0 {
+	if cp.Seq <= 0 || cs.vouched {
 		return
 	}
 	var why string
@@ -612,11 +666,9 @@ func (v *verifier) checkpoint(tenant string) {
 	case p == nil:
 		why = "no audit.purged event follows it"
 	case !p.ok:
-		why = fmt.Sprintf("the latest audit.purged event (seq %d) records no valid checkpoint", p.seq)
-	case p.checkpoint.Seq != cp.Seq || !bytes.Equal(p.checkpoint.Hash, cp.Hash):
-		why = fmt.Sprintf("the latest audit.purged event (seq %d) records checkpoint %d (hash %x)", p.seq, p.checkpoint.Seq, p.checkpoint.Hash)
+		why = fmt.Sprintf("no audit.purged event records it; the latest audit.purged event (seq %d) records no valid checkpoint", p.seq)
 	default:
-		return
+		why = fmt.Sprintf("no audit.purged event records it; the latest audit.purged event (seq %d) records checkpoint %d (hash %x)", p.seq, p.checkpoint.Seq, p.checkpoint.Hash)
 	}
 	v.fail(tenant, BreakCheckpoint, cp.Seq+1, cs.first,
 		"the chain starts after a purge checkpoint (seq %d, hash %x) that PurgeAudit did not set: %s; events up to %d were deleted, or the checkpoint moved, behind the store's back",

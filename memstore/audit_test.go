@@ -30,3 +30,7 @@ func (s tamperable) TamperSeq(_ context.Context, tenantID string, seq, newSeq in
 func (s tamperable) TamperInsert(_ context.Context, e sa.Event) error {
 	return memstore.TamperInsert(s.Store, e)
 }
+
+func (s tamperable) TamperCheckpoint(_ context.Context, tenantID string, cp sa.ChainLink) error {
+	return memstore.TamperCheckpoint(s.Store, tenantID, cp)
+}

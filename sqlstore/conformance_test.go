@@ -62,6 +62,16 @@ func (s tamperStore) TamperInsert(ctx context.Context, e sa.Event) error {
 	return s.InsertEventForTest(ctx, e)
 }
 
+var _ storetest.CheckpointTamperer = tamperStore{}
+
+func (s tamperStore) TamperCheckpoint(ctx context.Context, tenantID string, cp sa.ChainLink) error {
+	var hash any // NULL for the start of the chain, as the store leaves it
+	if cp.Hash != nil {
+		hash = cp.Hash
+	}
+	return s.exec(ctx, `audit_heads SET checkpoint_seq = ?, checkpoint_hash = ? WHERE tenant_id = ?`, cp.Seq, hash, tenantID)
+}
+
 // TestConformanceSQLiteOneConnection runs the suite on a pool of one
 // connection, a common SQLite setting: the store never needs a second
 // connection while it holds one (no deadlock on the pool).

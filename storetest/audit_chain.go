@@ -34,6 +34,15 @@ type AuditTamperer interface {
 	TamperInsert(ctx context.Context, e sa.Event) error
 }
 
+// CheckpointTamperer is implemented by a test's store that can also set a
+// tenant's purge checkpoint behind the store's back (an UPDATE of the
+// row that keeps it). The cases that move the checkpoint run only for
+// such stores.
+type CheckpointTamperer interface {
+	// TamperCheckpoint sets the tenant's purge checkpoint to cp.
+	TamperCheckpoint(ctx context.Context, tenantID string, cp sa.ChainLink) error
+}
+
 // chainCases are the conformance cases of the hash chain: verification,
 // tampering, retention and export.
 var chainCases = []testCase{
@@ -43,6 +52,8 @@ var chainCases = []testCase{
 	{"AuditPurgeKeepsChainVerifiable", testAuditPurge},
 	{"AuditPurgeFailsClosed", testAuditPurgeFailsClosed},
 	{"AuditPurgeZeroBeforeDeletesNothing", testAuditPurgeZeroBefore},
+	{"AuditPurgeOfACopyVerifies", testAuditPurgeOfACopy},
+	{"AuditCheckpointMovedBack", testAuditCheckpointMovedBack},
 	{"AuditRecordRefusesZeroTime", testAuditRecordRefusesZeroTime},
 	{"AuditRecordKeepsMicroseconds", testAuditRecordKeepsMicroseconds},
 	{"AuditExportRoundTrip", testAuditExportRoundTrip},
