@@ -139,7 +139,10 @@ func SessionFromContext(ctx context.Context) (Session, bool) {
 // GrantFromContext returns the grant that admitted an impersonated request
 // (Manager.Check's answer for the request's method scope; its ExpiresAt is
 // what a "support access is active until …" banner shows), and false for
-// any other request. The grant is a copy the caller may keep.
+// any other request. The grant is a copy the caller may keep, as it was
+// when the request was admitted: an Extend, a shortening or a revocation
+// while the request runs does not change it (the middleware itself ends
+// the request when its grant ends; ask Manager.Check for the current end).
 func GrantFromContext(ctx context.Context) (Grant, bool) {
 	st := stateFrom(ctx)
 	if st == nil {
