@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -16,17 +17,26 @@ import (
 // AttrCheckpointSeq and AttrCheckpointHash (decimal, lower-case hex) are the
 // checkpoint the purge saved. They are what makes a checkpoint trustworthy:
 // VerifyAudit accepts the store's checkpoint only if the chain's latest
-// audit.purged event records the same one (every PurgeAudit that moves the
-// checkpoint appends such an event after it, and one that deletes nothing
-// appends none), so a checkpoint moved behind the store's back is reported
-// as a BreakCheckpoint.
+// audit.purged event of its own records the same one (every PurgeAudit
+// that moves the checkpoint appends such an event after it, and one that
+// deletes nothing appends none), so a checkpoint moved behind the store's
+// back is reported as a BreakCheckpoint.
+//
+// AttrPurgeCopy ("true") marks the audit.purged event the other auditors
+// receive (see WithAuditor): the checkpoint it records is that of the log
+// that was purged, not theirs. VerifyAudit of a log that keeps such copies
+// (a second store kept through MultiAuditor, with its own retention) never
+// takes one for the record of its own checkpoint — where the copy's chain
+// equals the purged log's up to that checkpoint, it would otherwise vouch
+// for events deleted from the copy behind its back.
 const (
 	AttrPurgeBefore        = "before"
 	AttrPurgeDeleted       = "deleted"
 	AttrCheckpointSeq      = "checkpoint_seq"
 	AttrCheckpointHash     = "checkpoint_hash"
 	AttrPreviousCheckpoint = "previous_checkpoint_seq"
-	purgeAttrCount         = 5
+	AttrPurgeCopy          = "copy"
+	purgeAttrCount         = 6
 )
 
 // AuditPurge is the result of a retention purge.
@@ -49,8 +59,8 @@ type AuditPurger interface {
 	// the chain. It saves the last deleted event's Seq and Hash as the
 	// tenant's checkpoint (see AuditChainReader), then appends the event
 	// event(result) returns to the chain, chained like any other: that
-	// audit.purged event, which records the checkpoint, is what VerifyAudit
-	// checks the checkpoint against. If event returns an error, nothing is
+	// event, the chain's latest audit.purged one of its own (see
+	// AttrPurgeCopy), is what VerifyAudit checks the checkpoint against. If event returns an error, nothing is
 	// deleted or saved and PurgeAudit returns that error unchanged. When
 	// no event is old enough it deletes nothing, does not call event and
 	// returns a result with only Previous set.
@@ -72,12 +82,13 @@ type AuditPurger interface {
 // The audit.purged event records the checkpoint (AttrCheckpointSeq,
 // AttrCheckpointHash) in the chain itself, so that VerifyAudit can tell a
 // purge from events deleted, and the checkpoint moved, by someone with
-// write access to the database: it accepts a checkpoint only when an
-// audit.purged event of the remaining chain records it. Someone who can also
+// write access to the database: it accepts a checkpoint only when the
+// chain's latest audit.purged event of its own records it. Someone who can also
 // compute hashes can forge that event too (see VerifyAudit for that limit).
 //
 // The audit.purged event goes to the store's chain whatever WithAuditor
-// says (the checkpoint needs it there) and to the other auditors.
+// says (the checkpoint needs it there) and to the other auditors, marked
+// as a copy (AttrPurgeCopy): the checkpoint it records is not theirs.
 //
 // Errors: ErrInvalidInput for a malformed tenantID or a zero before, or
 // when no AuditLog is configured; an error wrapping errors.ErrUnsupported
@@ -114,11 +125,14 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 		ev.Attrs[AttrCheckpointSeq] = strconv.FormatInt(r.Checkpoint.Seq, 10)
 		ev.Attrs[AttrCheckpointHash] = hex.EncodeToString(r.Checkpoint.Hash)
 		ev.Attrs[AttrPreviousCheckpoint] = strconv.FormatInt(r.Previous.Seq, 10)
+		copied := ev
+		copied.Attrs = maps.Clone(ev.Attrs)
+		copied.Attrs[AttrPurgeCopy] = "true"
 		for _, a := range m.extra {
 			if sameValue(a, p) { // the log records it in its chain already
 				continue
 			}
-			if err := a.Record(ctx, ev); err != nil {
+			if err := a.Record(ctx, copied); err != nil {
 				return Event{}, auditError(err)
 			}
 		}

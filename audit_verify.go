@@ -30,8 +30,8 @@ type ChainLink struct {
 type AuditChainState struct {
 	// Checkpoint is the last event PurgeAudit deleted (zero: none): the
 	// remaining chain continues from it. VerifyAudit accepts it only if
-	// an audit.purged event of the remaining chain records it (see
-	// AttrCheckpointSeq).
+	// the chain's latest audit.purged event of its own records it (see
+	// AttrCheckpointSeq, AttrPurgeCopy).
 	Checkpoint ChainLink
 	// Head is the last event appended (zero: none).
 	Head ChainLink
@@ -67,12 +67,13 @@ const (
 	// following events, below 1, or beyond the chain's recorded head).
 	BreakForged BreakKind = "forged"
 	// BreakCheckpoint: the chain starts after a purge checkpoint (the link
-	// at Seq-1) that PurgeAudit did not set: no audit.purged event of the
-	// chain records it. The events up to the checkpoint were deleted, or
+	// at Seq-1) that PurgeAudit did not set: the chain's latest
+	// audit.purged event of its own (see AttrPurgeCopy) does not record
+	// it, or there is none. The events up to the checkpoint were deleted, or
 	// the checkpoint moved, behind the store's back. EventID is the first
 	// event after the checkpoint. Also the first remaining event when it
-	// links to a checkpoint an audit.purged event records but the store's
-	// checkpoint is another (moved back or reset, or its hash changed); and
+	// links to a checkpoint one of the chain's own audit.purged events
+	// records but the store's checkpoint is another (moved back or reset, or its hash changed); and
 	// an event stored at or before the checkpoint (at Seq; EventID is that
 	// event): inserted there, or left behind by a moved checkpoint.
 	BreakCheckpoint BreakKind = "checkpoint"
@@ -140,15 +141,15 @@ const verifyBatch = 1000
 // Events appended while it runs are verified too, up to the moment it
 // reads the last page.
 //
-// A checkpoint is trusted only as far as the chain vouches for it: an
-// audit.purged event of the remaining chain — PurgeAudit appends one after
-// saving the checkpoint — must record the same sequence number and hash
-// (AttrCheckpointSeq, AttrCheckpointHash). Not necessarily the latest: a
-// store that also receives another store's events (a copy kept through
-// MultiAuditor, with its own retention) holds that store's audit.purged
-// events too. A checkpoint moved back, or reset, behind the store's back
-// is a BreakCheckpoint too, found at the first remaining event when it
-// links to the checkpoint a purge recorded. Otherwise the events up to the
+// A checkpoint is trusted only as far as the chain vouches for it: the
+// chain's latest audit.purged event of its own, which PurgeAudit appends
+// after saving the checkpoint, must record the same sequence number and
+// hash (AttrCheckpointSeq, AttrCheckpointHash). The audit.purged events a
+// log keeps as a copy of another log's purge (AttrPurgeCopy: a second
+// store kept through MultiAuditor, with its own retention) vouch for
+// nothing. A checkpoint moved back, or reset, behind the store's back is
+// a BreakCheckpoint too, found at the first remaining event when it links
+// to the checkpoint one of the chain's own purges recorded. Otherwise the events up to the
 // checkpoint were deleted, or the checkpoint was moved, without PurgeAudit,
 // and VerifyAudit reports a BreakCheckpoint; it checks this once the rest
 // of the chain has verified (an earlier break is reported instead).
@@ -226,7 +227,7 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 			return st.Head, true, err
 		}
 	}
-	v.purged = func(tenant string) ([]*purgeRecord, error) { return purgeRecords(ctx, log, tenant) }
+	v.purged = func(tenant string) ([]*purgeRecord, error) { return ownPurges(ctx, log, tenant) }
 	v.start(tenantID, start.Checkpoint)
 	if err := v.run(); err != nil {
 		return v.report(), false, err
@@ -255,9 +256,10 @@ func verifyTenant(ctx context.Context, log AuditLog, cr AuditChainReader, tenant
 	return rep, false, rep.Break
 }
 
-// purgeRecords returns what the tenant's audit.purged events record, in
-// chain order, reading only those events (one per purge: few).
-func purgeRecords(ctx context.Context, log AuditLog, tenant string) ([]*purgeRecord, error) {
+// ownPurges returns what the tenant's own audit.purged events (not the
+// copies of another log's, see AttrPurgeCopy) record, in chain order,
+// reading only those events (one per purge: few).
+func ownPurges(ctx context.Context, log AuditLog, tenant string) ([]*purgeRecord, error) {
 	f := AuditFilter{TenantID: tenant, Types: []EventType{EventAuditPurged}, Order: AuditByChain, Limit: verifyBatch}
 	var out []*purgeRecord
 	for {
@@ -266,7 +268,9 @@ func purgeRecords(ctx context.Context, log AuditLog, tenant string) ([]*purgeRec
 			return nil, err
 		}
 		for i := range evs {
-			out = append(out, newPurgeRecord(&evs[i]))
+			if r := newPurgeRecord(&evs[i]); !r.copy {
+				out = append(out, r)
+			}
 		}
 		if len(evs) < f.Limit {
 			return out, nil
@@ -325,9 +329,7 @@ type chainState struct {
 	expect int64  // Seq of the next event
 	prev   []byte // Hash of the last verified event (or of From)
 	first  uuid.UUID
-	purge  *purgeRecord // the last verified audit.purged event
-	// vouched: a verified audit.purged event records from exactly.
-	vouched bool
+	purge  *purgeRecord // the last verified audit.purged event of its own
 }
 
 // purgeRecord is what an audit.purged event says about the checkpoint it
@@ -336,15 +338,11 @@ type purgeRecord struct {
 	seq        int64 // the event's
 	checkpoint ChainLink
 	ok         bool // its checkpoint attributes are well formed
-}
-
-// records reports whether r records exactly the checkpoint l.
-func (r *purgeRecord) records(l ChainLink) bool {
-	return r.ok && r.checkpoint.Seq == l.Seq && bytes.Equal(r.checkpoint.Hash, l.Hash)
+	copy       bool // a copy of another log's (AttrPurgeCopy): vouches for nothing here
 }
 
 func newPurgeRecord(e *Event) *purgeRecord {
-	r := &purgeRecord{seq: e.Seq}
+	r := &purgeRecord{seq: e.Seq, copy: e.Attrs[AttrPurgeCopy] != ""}
 	seq, err1 := strconv.ParseInt(e.Attrs[AttrCheckpointSeq], 10, 64)
 	hash, err2 := hex.DecodeString(e.Attrs[AttrCheckpointHash])
 	if err1 == nil && err2 == nil {
@@ -487,8 +485,9 @@ func (v *verifier) run() error {
 			cs.first = e.ID
 		}
 		if e.Type == EventAuditPurged {
-			cs.purge = newPurgeRecord(e)
-			cs.vouched = cs.vouched || cs.purge.records(cs.from)
+			if r := newPurgeRecord(e); !r.copy {
+				cs.purge = r
+			}
 		}
 		cs.prev, cs.expect = e.Hash, e.Seq+1
 		v.n++
@@ -499,7 +498,7 @@ func (v *verifier) run() error {
 
 // movedBack reports (and records as the break) whether e, the first event
 // after the chain's start cs.from and further on than the event after it,
-// links to a checkpoint an audit.purged event of the chain records: the
+// links to a checkpoint one of the chain's own audit.purged events records: the
 // events in between were purged, and the store's checkpoint was moved
 // back (or reset) behind its back — not deleted events.
 func (v *verifier) movedBack(cs *chainState, e *Event) (bool, error) {
@@ -651,14 +650,13 @@ func (v *verifier) finish(tenant string, startHead ChainLink) error {
 }
 
 // checkpoint checks that tenant's chain, verified from a purge checkpoint,
-// holds an audit.purged event that records it: every purge that moves the
-// checkpoint appends one after it. Not necessarily the last one: a store
-// that also receives another store's events (a mirror, see MultiAuditor)
-// holds that store's audit.purged events too, which record its checkpoints.
+// holds the audit.purged event that set it: the last one of its own
+// verified (copies of another log's, AttrPurgeCopy, do not count), since
+// every purge that moves the checkpoint appends one after it.
 func (v *verifier) checkpoint(tenant string) {
 	cs := v.chains[tenant]
 	cp := cs.from
-	if cp.Seq <= 0 || cs.vouched {
+	if cp.Seq <= 0 {
 		return
 	}
 	var why string
@@ -666,9 +664,11 @@ func (v *verifier) checkpoint(tenant string) {
 	case p == nil:
 		why = "no audit.purged event follows it"
 	case !p.ok:
-		why = fmt.Sprintf("no audit.purged event records it; the latest audit.purged event (seq %d) records no valid checkpoint", p.seq)
+		why = fmt.Sprintf("the latest audit.purged event (seq %d) records no valid checkpoint", p.seq)
+	case p.checkpoint.Seq != cp.Seq || !bytes.Equal(p.checkpoint.Hash, cp.Hash):
+		why = fmt.Sprintf("the latest audit.purged event (seq %d) records checkpoint %d (hash %x)", p.seq, p.checkpoint.Seq, p.checkpoint.Hash)
 	default:
-		why = fmt.Sprintf("no audit.purged event records it; the latest audit.purged event (seq %d) records checkpoint %d (hash %x)", p.seq, p.checkpoint.Seq, p.checkpoint.Hash)
+		return
 	}
 	v.fail(tenant, BreakCheckpoint, cp.Seq+1, cs.first,
 		"the chain starts after a purge checkpoint (seq %d, hash %x) that PurgeAudit did not set: %s; events up to %d were deleted, or the checkpoint moved, behind the store's back",
