@@ -32,7 +32,7 @@ const (
 	qInsertRequest    = `INSERT INTO {p}access_requests (` + requestCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRequest       = `SELECT {requestCols} FROM {p}access_requests WHERE id = ?`
 	qRequestExists    = `SELECT 1 FROM {p}access_requests WHERE id = ?`
-	qUpdateRequest    = `UPDATE {p}access_requests SET duration_ns = ?, scopes = ?, reason = ?, ticket_ref = ?, starts_at = ?, status = ?, expires_at = ?, decided_at = ?, decided_by_kind = ?, decided_by_id = ?, decided_by_name = ?, decision_reason = ?, grant_id = ? WHERE id = ?`
+	qUpdateRequest    = `UPDATE {p}access_requests SET requested_by_kind = ?, requested_by_id = ?, requested_by_name = ?, duration_ns = ?, scopes = ?, reason = ?, ticket_ref = ?, starts_at = ?, status = ?, expires_at = ?, decided_at = ?, decided_by_kind = ?, decided_by_id = ?, decided_by_name = ?, decision_reason = ?, grant_id = ? WHERE id = ?`
 	qClaimRequestsSel = `SELECT {requestCols} FROM {p}access_requests WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?`
 )
 
@@ -237,7 +237,7 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 		}
 		ts := s.d.timeArg
 		if _, err := t.exec(s.sql(qUpdateRequest),
-			int64(r.Duration), encodeList(r.Scopes), r.Reason, r.TicketRef, ts(r.StartsAt), string(r.Status), ts(r.ExpiresAt),
+			string(r.RequestedBy.Kind), r.RequestedBy.ID, r.RequestedBy.Name, int64(r.Duration), encodeList(r.Scopes), r.Reason, r.TicketRef, ts(r.StartsAt), string(r.Status), ts(r.ExpiresAt),
 			ts(r.DecidedAt), string(r.DecidedBy.Kind), r.DecidedBy.ID, r.DecidedBy.Name, r.DecisionReason, uuidArg(r.GrantID), id,
 		); err != nil {
 			return wrap(ctx, op, err)

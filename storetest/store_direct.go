@@ -22,6 +22,7 @@ import (
 // records one event ID twice.
 var directCases = []testCase{
 	{"EventIDRecordedOnce", testEventIDRecordedOnce},
+	{"UpdateStoresEveryField", testUpdateStoresEveryField},
 	{"RequestTimesKeptOrRefused", testRequestTimesKeptOrRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
@@ -218,6 +219,65 @@ func testWritesRefuseEventsWithoutTime(t *testing.T, ns NewStore) {
 		_, err := rs.GetRequest(h.ctx, r.ID)
 		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
 		noEvents(t, r.TenantID)
+	})
+}
+
+// testUpdateStoresEveryField: UpdateGrant and UpdateRequest store every
+// field change may alter (all but ID, TenantID and CreatedAt), and return
+// what a read then returns. sqlstore's request update left the requester
+// (RequestedBy, the principal an approval's grant names) as it was while
+// returning the changed one.
+func testUpdateStoresEveryField(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	colleague := sa.Actor{Kind: sa.ActorSupport, ID: "colleague@vendor.example", Name: "Colleague"}
+	other := sa.Actor{Kind: sa.ActorCustomer, ID: "owner@acme.example", Name: "Olga Owner"}
+	t.Run("Grant", func(t *testing.T) {
+		g := timesGrant("acme")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		ret, err := h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+			x.Grantees = []string{colleague.ID}
+			x.Scopes = []sa.Scope{sa.ScopeWrite, "billing:read"}
+			x.Reason, x.TicketRef = "changed reason", "T-9"
+			x.GrantedBy = other
+			x.RequestID = uuid.New()
+			x.StartsAt = timesNow.Add(time.Minute)
+			x.ExpiresAt = timesNow.Add(2 * time.Hour)
+			x.RevokedAt, x.RevokedBy, x.RevokeReason = timesNow.Add(90*time.Minute), other, "done"
+			return nil, nil
+		})
+		require.NoError(t, err)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, got, ret, "UpdateGrant returns what is stored")
+		require.Equal(t, other, got.GrantedBy)
+		require.Equal(t, []string{colleague.ID}, got.Grantees)
+		require.Equal(t, "done", got.RevokeReason)
+	})
+	t.Run("Request", func(t *testing.T) {
+		rs, ok := h.store.(sa.RequestStore)
+		if !ok {
+			t.Skip("store does not implement RequestStore")
+		}
+		r := timesRequest("acme")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		ret, err := rs.UpdateRequest(h.ctx, r.ID, func(x *sa.AccessRequest) ([]sa.Event, error) {
+			x.RequestedBy = colleague
+			x.Duration = 3 * time.Hour
+			x.Scopes = []sa.Scope{sa.ScopeWrite}
+			x.Reason, x.TicketRef = "changed reason", "T-9"
+			x.StartsAt = timesNow.Add(time.Hour)
+			x.Status = sa.RequestDenied
+			x.ExpiresAt = timesNow.Add(24 * time.Hour)
+			x.DecidedAt, x.DecidedBy, x.DecisionReason = timesNow.Add(time.Minute), other, "no"
+			x.GrantID = uuid.New()
+			return nil, nil
+		})
+		require.NoError(t, err)
+		got, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, got, ret, "UpdateRequest returns what is stored")
+		require.Equal(t, colleague, got.RequestedBy)
+		require.Equal(t, other, got.DecidedBy)
 	})
 }
 
