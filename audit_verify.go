@@ -165,8 +165,8 @@ const verifyBatch = 1000
 // chain wholesale (recompute every later hash and the store's head, or
 // append a forged audit.purged event that vouches for a moved checkpoint)
 // and it verifies. Only a record kept outside the database defeats that:
-// anchor the head there (keep each report's Head in a log, a ticket or a
-// second system, and check later that the chain still holds it: the events
+// anchor the head there (keep each report's Chains[tenantID].Head in a
+// log, a ticket or a second system, and check later that the chain still holds it: the events
 // from the checkpoint up to it cannot have been rewritten), and export the
 // trail (ExportAudit) to a separate system if what a purge removed must be
 // provable too.

@@ -29,6 +29,13 @@ const (
 // nil to allow; any error refuses (the Manager wraps it in ErrForbidden
 // unless it already is). Hosts plug their role model here (owner, admin,
 // authorised contact). It must be safe for concurrent use.
+//
+// tenantID is the tenant the action changes, as stored: for Grant,
+// RequestAccess, RevokeTenant and RevokeTicket the one named in the call;
+// for Extend, Revoke and AddGrantee the stored grant's; for Approve and
+// Deny the stored request's. So an Authorizer that checks by's rights in
+// tenantID also refuses a grant or request ID of another tenant taken
+// from a URL.
 type Authorizer func(ctx context.Context, action Action, by Actor, tenantID string) error
 
 // WithAuthorizer replaces DefaultAuthorizer. Whatever the Authorizer says,

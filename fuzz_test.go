@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -426,6 +427,25 @@ func validText(s string, max int, required bool) bool {
 	return true
 }
 
+// validIdent is validText for an identifier: nothing invisible (format
+// characters, other default-ignorable code points, variation selectors,
+// spaces other than ASCII's, the Braille blank) and no space at either end.
+func validIdent(s string, max int, required bool) bool {
+	if !validText(s, max, required) {
+		return false
+	}
+	if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') {
+		return false
+	}
+	for _, r := range s {
+		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
+			r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 {
+			return false
+		}
+	}
+	return true
+}
+
 // fuzzOverrideHeaders are the method-override headers the middleware knows.
 var fuzzOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Other"}
 
@@ -515,8 +535,8 @@ func FuzzMiddleware(f *testing.F) {
 		if strings.HasPrefix(path, "/messages") {
 			needs = append(needs, "messages:read")
 		}
-		valid := validText(tenant, sa.MaxTenantIDLen, true) && validText(principal, sa.MaxPrincipalLen, true) &&
-			validText(subject, sa.MaxPrincipalLen, false) && validText(session, sa.MaxPrincipalLen, false)
+		valid := validIdent(tenant, sa.MaxTenantIDLen, true) && validIdent(principal, sa.MaxPrincipalLen, true) &&
+			validIdent(subject, sa.MaxPrincipalLen, false) && validIdent(session, sa.MaxPrincipalLen, false)
 		allowed := valid
 		for _, need := range needs {
 			covered := false
@@ -539,7 +559,7 @@ func FuzzMiddleware(f *testing.F) {
 			if method == http.MethodHead {
 				require.Zero(t, rec.Body.Len(), "a denied HEAD has no body")
 			}
-			if validText(tenant, sa.MaxTenantIDLen, true) && validText(principal, sa.MaxPrincipalLen, true) {
+			if validIdent(tenant, sa.MaxTenantIDLen, true) && validIdent(principal, sa.MaxPrincipalLen, true) {
 				require.Len(t, added, 1)
 				require.Equal(t, sa.EventAccessDenied, added[0].Type)
 			} else {

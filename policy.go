@@ -42,7 +42,9 @@ type Policy struct {
 	// means {ScopeRead}.
 	DefaultScopes []Scope
 	// RequireReason and RequireTicketRef make the reason and the ticket
-	// reference mandatory on every grant (ErrInvalidInput when missing).
+	// reference mandatory on every grant and access request
+	// (ErrInvalidInput when missing, or blank: only white space or
+	// invisible characters).
 	RequireReason, RequireTicketRef bool
 	// MaxScheduleAhead limits how far in the future a grant may start;
 	// 0 means no limit.
@@ -156,10 +158,10 @@ func (p Policy) duration(d time.Duration) (time.Duration, error) {
 
 // requireTexts enforces RequireReason / RequireTicketRef.
 func (p Policy) requireTexts(reason, ticket string) error {
-	if p.RequireReason && reason == "" {
+	if p.RequireReason && blank(reason) {
 		return fmt.Errorf("%w: Reason is required by the policy", ErrInvalidInput)
 	}
-	if p.RequireTicketRef && ticket == "" {
+	if p.RequireTicketRef && blank(ticket) {
 		return fmt.Errorf("%w: TicketRef is required by the policy", ErrInvalidInput)
 	}
 	return nil

@@ -11,7 +11,12 @@ import (
 // host's resolver (see Manager.Middleware) reports it. The middleware
 // copies it into the audit trail, so it must hold no secret.
 type Session struct {
-	// TenantID is the tenant the support principal acts in. Required.
+	// TenantID is the tenant the support principal acts in: the tenant
+	// whose data the request reads or changes. Required. The middleware
+	// checks this tenant's grants and nothing else — not the tenant a
+	// handler serves — so when one user can reach several tenants, the
+	// resolver must take it from what the request addresses (as the
+	// handlers do), not from the user.
 	TenantID string
 	// Principal is the support principal, usually an e-mail address: the
 	// generic support+<tenant>@vendor.example user or a named colleague.

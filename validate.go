@@ -18,7 +18,7 @@ import (
 // either (Unicode format characters such as zero-width characters,
 // directional marks, the byte order mark and tag characters; other
 // default-ignorable code points; variation selectors; spaces other than
-// U+0020; the Braille blank);
+// U+0020, and U+0020 at either end; the Braille blank);
 // filters, cursors, VerifyAudit, PurgeAudit, RevokeTenant and RevokeTicket
 // accept them, so that data stored before this rule stays reachable.
 const (
@@ -67,6 +67,18 @@ func asciiPrefix(s string) int {
 // bidirectional embedding, override and isolate controls (U+202A–U+202E,
 // U+2066–U+2069), which reorder how the text around them is displayed —
 // a reason could then read differently in an audit view than it is.
+// blank reports whether s shows nothing: it holds only white space and
+// characters hiddenRune names (a reason a policy requires must say
+// something).
+func blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !hiddenRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
 func controlRune(r rune) bool {
 	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 ||
 		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
@@ -106,6 +118,11 @@ func checkText(field, s string, maxLen int, required bool, kind textKind) error 
 	}
 	if len(s) > maxLen {
 		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidInput, field, maxLen)
+	}
+	if kind == identity && (s[0] == ' ' || s[len(s)-1] == ' ') {
+		// "SUP-1042 " reads as SUP-1042 everywhere, yet is another
+		// ticket to RevokeTicket, another grantee to Check.
+		return fmt.Errorf("%w: %s begins or ends with a space", ErrInvalidInput, field)
 	}
 	i := asciiPrefix(s)
 	for i < len(s) {
