@@ -39,7 +39,8 @@ type RequestStore interface {
 	// updates of one request are serialised. An error from change is
 	// returned unchanged and nothing is written. A missing request is
 	// ErrNotFound (change is not called). change must not alter ID,
-	// TenantID or CreatedAt.
+	// TenantID or CreatedAt, or clear ExpiresAt (ErrInvalidInput, nothing
+	// written).
 	UpdateRequest(ctx context.Context, id uuid.UUID, change func(r *AccessRequest) ([]Event, error)) (AccessRequest, error)
 
 	// ApproveRequest is UpdateRequest that also creates a grant: approve

@@ -23,7 +23,8 @@ import (
 // is not an Auditor receives nil.
 type Store interface {
 	// CreateGrant stores the new grant g (its ID is fresh) together with
-	// events. A duplicate ID is an error wrapping ErrConflict.
+	// events. A duplicate ID is an error wrapping ErrConflict; a grant
+	// without CreatedAt or StartsAt is ErrInvalidInput.
 	CreateGrant(ctx context.Context, g Grant, events []Event) error
 
 	// GetGrant returns the grant with the given ID, or an error wrapping
@@ -55,7 +56,9 @@ type Store interface {
 	// change, deciding on the claim as of the lock, so that no replica can
 	// extend, revoke or otherwise change a grant the trail says expired —
 	// whatever its clock says. change must not alter ID, TenantID or
-	// CreatedAt.
+	// CreatedAt, clear CreatedAt or StartsAt, or undo a revocation (clear
+	// RevokedAt): UpdateGrant refuses that with ErrInvalidInput and writes
+	// nothing.
 	UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *Grant) ([]Event, error)) (Grant, error)
 
 	// ClaimTransitions records lifecycle transitions exactly once across

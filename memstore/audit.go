@@ -144,7 +144,7 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 		if f.Match(e) {
 			out = append(out, cloneEvent(*e))
 		}
-		return f.Limit == 0 || len(out) < f.Limit
+		return f.Limit <= 0 || len(out) < f.Limit // a negative Limit as 0, as the SQL stores read it
 	}
 	if f.Order == sa.AuditByChain {
 		var tenants []string

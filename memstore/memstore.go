@@ -93,6 +93,9 @@ func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := stored.CheckGrant(&g); err != nil {
+		return fmt.Errorf("memstore: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.grants[g.ID]; dup {
@@ -206,8 +209,8 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.G
 	if err != nil {
 		return sa.Grant{}, err
 	}
-	if g.ID != e.g.ID || g.TenantID != e.g.TenantID || !g.CreatedAt.Equal(e.g.CreatedAt) {
-		return sa.Grant{}, fmt.Errorf("memstore: update may not change ID, TenantID or CreatedAt: %w", sa.ErrInvalidInput)
+	if err := stored.CheckGrantUpdate(&e.g, &g); err != nil {
+		return sa.Grant{}, fmt.Errorf("memstore: update: %w", err)
 	}
 	if err := s.checkEvents(events); err != nil {
 		return sa.Grant{}, err
@@ -229,6 +232,9 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	if t != sa.TransitionStarted && t != sa.TransitionExpired {
+		return nil, fmt.Errorf("memstore: claim transitions: %w: unknown transition %v", sa.ErrInvalidInput, t)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

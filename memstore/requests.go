@@ -20,6 +20,9 @@ func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := stored.CheckRequest(&r); err != nil {
+		return fmt.Errorf("memstore: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.requests[r.ID]; dup {
@@ -121,10 +124,13 @@ func (s *Store) changeRequest(ctx context.Context, id uuid.UUID, change func(*sa
 	if err != nil {
 		return sa.AccessRequest{}, nil, err
 	}
-	if r.ID != cur.ID || r.TenantID != cur.TenantID || !r.CreatedAt.Equal(cur.CreatedAt) {
-		return sa.AccessRequest{}, nil, fmt.Errorf("memstore: update may not change ID, TenantID or CreatedAt: %w", sa.ErrInvalidInput)
+	if err := stored.CheckRequestUpdate(cur, &r); err != nil {
+		return sa.AccessRequest{}, nil, fmt.Errorf("memstore: update: %w", err)
 	}
 	if g != nil {
+		if err := stored.CheckGrant(g); err != nil {
+			return sa.AccessRequest{}, nil, fmt.Errorf("memstore: approve: %w", err)
+		}
 		if _, dup := s.grants[g.ID]; dup {
 			return sa.AccessRequest{}, nil, fmt.Errorf("memstore: grant %s: %w", g.ID, sa.ErrConflict)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // Dialect selects the SQL flavour of the database behind the *sql.DB.
@@ -258,6 +259,9 @@ func checkStorable(what string, t time.Time) error {
 // with a time outside [minTime, maxTime], so that timeArg's clamping never
 // changes a stored grant.
 func checkGrantTimes(g *sa.Grant) error {
+	if err := stored.CheckGrant(g); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
 	return checkTimes("grant", g.ID, namedTime{"CreatedAt", g.CreatedAt}, namedTime{"StartsAt", g.StartsAt},
 		namedTime{"ExpiresAt", g.ExpiresAt}, namedTime{"RevokedAt", g.RevokedAt})
 }
@@ -327,6 +331,9 @@ func checkTaskTime(what string, t time.Time) error {
 // with a time outside [minTime, maxTime], as checkGrantTimes does for a
 // grant.
 func checkRequestTimes(r *sa.AccessRequest) error {
+	if err := stored.CheckRequest(r); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
 	return checkTimes("request", r.ID, namedTime{"CreatedAt", r.CreatedAt}, namedTime{"StartsAt", r.StartsAt},
 		namedTime{"ExpiresAt", r.ExpiresAt}, namedTime{"DecidedAt", r.DecidedAt})
 }

@@ -300,8 +300,8 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 		if err != nil {
 			return err
 		}
-		if g.ID != cur.ID || g.TenantID != cur.TenantID || !g.CreatedAt.Equal(cur.CreatedAt) {
-			return fmt.Errorf("sqlstore: update grant %s: %w: change may not alter ID, TenantID or CreatedAt", id, sa.ErrInvalidInput)
+		if err := stored.CheckGrantUpdate(&cur, &g); err != nil {
+			return fmt.Errorf("sqlstore: update grant: %w", err)
 		}
 		if err := checkGrantTimes(&g); err != nil {
 			return err

@@ -221,8 +221,8 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 		if err != nil {
 			return err
 		}
-		if r.ID != cur.ID || r.TenantID != cur.TenantID || !r.CreatedAt.Equal(cur.CreatedAt) {
-			return fmt.Errorf("sqlstore: %s %s: %w: change may not alter ID, TenantID or CreatedAt", op, id, sa.ErrInvalidInput)
+		if err := stored.CheckRequestUpdate(&cur, &r); err != nil {
+			return fmt.Errorf("sqlstore: %s: %w", op, err)
 		}
 		if err := checkRequestTimes(&r); err != nil {
 			return err

@@ -23,6 +23,10 @@ import (
 var directCases = []testCase{
 	{"EventIDRecordedOnce", testEventIDRecordedOnce},
 	{"UpdateStoresEveryField", testUpdateStoresEveryField},
+	{"RevocationCannotBeUndone", testRevocationCannotBeUndone},
+	{"RequiredTimesRefused", testRequiredTimesRefused},
+	{"UnknownTransitionRefused", testUnknownTransitionRefused},
+	{"AuditNegativeLimitReadsAll", testAuditNegativeLimit},
 	{"RequestTimesKeptOrRefused", testRequestTimesKeptOrRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
@@ -279,6 +283,150 @@ func testUpdateStoresEveryField(t *testing.T, ns NewStore) {
 		require.Equal(t, colleague, got.RequestedBy)
 		require.Equal(t, other, got.DecidedBy)
 	})
+}
+
+// testRevocationCannotBeUndone: UpdateGrant refuses to clear a revoked
+// grant's RevokedAt (ErrInvalidInput, nothing written) on every store, and
+// goes on calling change for a revoked grant otherwise. PostgreSQL and
+// SQLite stored an undone revocation, then took the grant for one whose
+// expiry is recorded (its pending transitions had gone with the
+// revocation) and refused every later update; memstore and MySQL kept it
+// as an unrevoked grant.
+func testRevocationCannotBeUndone(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	g := timesGrant("acme")
+	require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+	_, err := h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+		x.RevokedAt, x.RevokedBy, x.RevokeReason = timesNow.Add(time.Minute), Customer, "incident"
+		return nil, nil
+	})
+	require.NoError(t, err)
+	_, err = h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+		x.RevokedAt, x.RevokedBy, x.RevokeReason = time.Time{}, sa.Actor{}, ""
+		return nil, nil
+	})
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	got, err := h.store.GetGrant(h.ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, timesNow.Add(time.Minute), got.RevokedAt, "still revoked")
+	called := false
+	got, err = h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+		called = true
+		x.Reason = "noted after the revocation"
+		return nil, nil
+	})
+	require.NoError(t, err, "a revoked grant is not one whose expiry is recorded")
+	require.True(t, called)
+	require.Equal(t, "noted after the revocation", got.Reason)
+	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionExpired, timesNow.Add(2*time.Hour), 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, claimed, "a revoked grant's expiry is never recorded")
+}
+
+// testRequiredTimesRefused: a grant without CreatedAt or StartsAt, or a
+// request without CreatedAt or ExpiresAt, is ErrInvalidInput on every
+// store, written or updated, and nothing is stored (memstore kept it; the
+// SQL stores failed on the NOT NULL column with the driver's own error).
+func testRequiredTimesRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	for name, clear := range map[string]func(g *sa.Grant){
+		"CreatedAt": func(g *sa.Grant) { g.CreatedAt = time.Time{} },
+		"StartsAt":  func(g *sa.Grant) { g.StartsAt = time.Time{} },
+	} {
+		t.Run("Grant"+name, func(t *testing.T) {
+			g := timesGrant("acme")
+			clear(&g)
+			require.ErrorIs(t, h.store.CreateGrant(h.ctx, g, nil), sa.ErrInvalidInput)
+			_, err := h.store.GetGrant(h.ctx, g.ID)
+			require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		})
+	}
+	t.Run("UpdateGrantStartsAt", func(t *testing.T) {
+		g := timesGrant("acme")
+		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		_, err := h.store.UpdateGrant(h.ctx, g.ID, func(x *sa.Grant) ([]sa.Event, error) {
+			x.StartsAt = time.Time{}
+			return nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, timesNow, got.StartsAt, "nothing written")
+	})
+	rs, ok := h.store.(sa.RequestStore)
+	if !ok {
+		return
+	}
+	for name, clear := range map[string]func(r *sa.AccessRequest){
+		"CreatedAt": func(r *sa.AccessRequest) { r.CreatedAt = time.Time{} },
+		"ExpiresAt": func(r *sa.AccessRequest) { r.ExpiresAt = time.Time{} },
+	} {
+		t.Run("Request"+name, func(t *testing.T) {
+			r := timesRequest("acme")
+			clear(&r)
+			require.ErrorIs(t, rs.CreateRequest(h.ctx, r, nil), sa.ErrInvalidInput)
+			_, err := rs.GetRequest(h.ctx, r.ID)
+			require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		})
+	}
+	t.Run("UpdateRequestExpiresAt", func(t *testing.T) {
+		r := timesRequest("acme")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		_, err := rs.UpdateRequest(h.ctx, r.ID, func(x *sa.AccessRequest) ([]sa.Event, error) {
+			x.ExpiresAt = time.Time{}
+			return nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		got, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, r.ExpiresAt, got.ExpiresAt, "nothing written")
+	})
+	t.Run("ApprovedGrantStartsAt", func(t *testing.T) {
+		r := timesRequest("acme")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		g := timesGrant("acme")
+		g.StartsAt = time.Time{}
+		_, _, err := rs.ApproveRequest(h.ctx, r.ID, func(x *sa.AccessRequest) (sa.Grant, []sa.Event, error) {
+			x.Status, x.GrantID = sa.RequestApproved, g.ID
+			return g, nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		_, err = h.store.GetGrant(h.ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing written")
+		got, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, sa.RequestPending, got.Status)
+	})
+}
+
+// testUnknownTransitionRefused: ClaimTransitions with a Transition that is
+// neither started nor expired is ErrInvalidInput on every store (memstore
+// indexed its due queues with it and panicked).
+func testUnknownTransitionRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	require.NoError(t, h.store.CreateGrant(h.ctx, timesGrant("acme"), nil))
+	for _, tr := range []sa.Transition{0, 3, -1} {
+		require.NotPanics(t, func() {
+			_, err := h.store.ClaimTransitions(h.ctx, tr, timesNow.Add(2*time.Hour), 10, nil)
+			require.ErrorIs(t, err, sa.ErrInvalidInput, "%v", tr)
+		})
+	}
+}
+
+// testAuditNegativeLimit: AuditLog.Events reads a negative Limit as 0
+// (all events), as ListGrants does, on every store (memstore stopped after
+// the first event it looked at). The Manager refuses such a filter.
+func testAuditNegativeLimit(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a := h.auditor()
+	l := h.auditLog()
+	for i := range 3 {
+		require.NoError(t, a.Record(h.ctx, sa.Event{ID: uuid.New(), Time: timesNow.Add(time.Duration(i) * time.Second),
+			Type: sa.EventSupportRequest, TenantID: "acme", Actor: Support}))
+	}
+	evs, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme", Limit: -1})
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
 }
 
 // testEventIDRecordedOnce: an event whose ID is already in the trail is
