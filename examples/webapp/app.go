@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	sa "github.com/supportaccess/supportaccess"
@@ -41,6 +42,9 @@ type app struct {
 	// chains reads a tenant's chain head, for the audit page's
 	// newest-first reads (nil when the store keeps no chain state).
 	chains sa.AuditChainReader
+	// access is the library's middleware (see accessMiddleware), made
+	// once by routes.
+	access func(http.Handler) http.Handler
 }
 
 // demoPolicy is the grant policy of the demo: 24 hours, 3 days or 7 days,
@@ -128,6 +132,7 @@ func (a *app) authorize(ctx context.Context, action sa.Action, by sa.Actor, tena
 // routes wires every page. CSRF protection (cross-origin refusal of unsafe
 // methods) and security headers wrap the whole site.
 func (a *app) routes() http.Handler {
+	a.access = a.accessMiddleware()
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("GET /{$}", a.home)
@@ -142,7 +147,9 @@ func (a *app) routes() http.Handler {
 	tenantPages.HandleFunc("GET /app/settings", a.settingsPage)
 	tenantPages.Handle("POST /app/settings", requireScope(sa.ScopeWrite)(http.HandlerFunc(a.settingsSubmit)))
 	tenantPages.Handle("GET /app/messages", requireScope(scopeMessages)(http.HandlerFunc(a.messagesPage)))
-	mux.Handle("/app/", a.withTenantViewer(a.accessMiddleware()(tenantPages)))
+	// The form limit runs inside the middleware here, so that support's
+	// refused oversized or malformed form is audited too.
+	mux.Handle("/app/", a.withTenantViewer(a.access(a.limitForms(tenantPages))))
 
 	// Customer admin area.
 	mux.Handle("GET /admin/support-access", a.customerOnly(a.supportAccessPage))
@@ -162,7 +169,14 @@ func (a *app) routes() http.Handler {
 
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(a.csrfDenied))
-	return securityHeaders(csrf.Handler(a.limitForms(mux)))
+	limited := a.limitForms(mux)
+	return securityHeaders(csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/app/") {
+			mux.ServeHTTP(w, r) // limited inside the middleware (above)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})))
 }
 
 // maxFormBytes bounds a request body: the app's forms are a few kilobytes

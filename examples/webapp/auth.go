@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -121,7 +122,16 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 
 // customerOnly serves h to signed-in customer admins; support staff get a
 // 403 page (they never manage support access), everyone else the login page.
+// Support's attempt during a support session goes through the library's
+// middleware first, so that the tenant's audit trail shows it: as
+// support.request with the 403, or as access.denied when the grant does
+// not even allow the method.
 func (a *app) customerOnly(h http.HandlerFunc) http.Handler {
+	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.renderError(w, r, http.StatusForbidden, "Customers only",
+			"Support access is managed by the customer's administrators; support staff cannot see or change it.")
+	})
+	audited := a.access(refuse)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ls, u, ok := a.currentLogin(r)
 		if !ok {
@@ -129,13 +139,37 @@ func (a *app) customerOnly(h http.HandlerFunc) http.Handler {
 			return
 		}
 		if u.IsSupport() {
-			a.renderError(w, r, http.StatusForbidden, "Customers only",
-				"Support access is managed by the customer's administrators; support staff cannot see or change it.")
+			if v, ok := a.impersonating(r, ls, u); ok {
+				audited.ServeHTTP(w, r.WithContext(withViewer(r.Context(), v)))
+				return
+			}
+			refuse(w, r)
 			return
 		}
-		t, _ := a.dir.tenant(u.TenantID)
+		t, ok := a.dir.tenant(u.TenantID)
+		if !ok {
+			a.serverError(w, r, fmt.Errorf("customer %s has no tenant", u.ID))
+			return
+		}
 		h(w, r.WithContext(withViewer(r.Context(), &viewer{Login: ls, User: u, Tenant: t})))
 	})
+}
+
+// impersonating returns the viewer of support user u's live support
+// session (its cookie), if there is one.
+func (a *app) impersonating(r *http.Request, ls loginSession, u user) (*viewer, bool) {
+	c, err := r.Cookie(impersonationCookie)
+	if err != nil {
+		return nil, false
+	}
+	imp, ok := a.sessions.impersonationByID(c.Value, ls.ID)
+	if !ok {
+		return nil, false
+	}
+	v := &viewer{Login: ls, User: u, Imp: &imp}
+	v.Subject, _ = a.dir.user(imp.SubjectUserID)
+	v.Tenant, ok = a.dir.tenant(imp.TenantID)
+	return v, ok
 }
 
 // supportOnly serves h to signed-in support staff.
@@ -166,6 +200,7 @@ func (a *app) withTenantViewer(next http.Handler) http.Handler {
 			return
 		}
 		v := &viewer{Login: ls, User: u}
+		var found bool
 		if u.IsSupport() {
 			c, err := r.Cookie(impersonationCookie)
 			if err != nil {
@@ -180,9 +215,13 @@ func (a *app) withTenantViewer(next http.Handler) http.Handler {
 			}
 			v.Imp = &imp
 			v.Subject, _ = a.dir.user(imp.SubjectUserID)
-			v.Tenant, _ = a.dir.tenant(imp.TenantID)
+			v.Tenant, found = a.dir.tenant(imp.TenantID)
 		} else {
-			v.Tenant, _ = a.dir.tenant(u.TenantID)
+			v.Tenant, found = a.dir.tenant(u.TenantID)
+		}
+		if !found { // never serve a page without its tenant (an empty ID selects no tenant)
+			a.serverError(w, r, fmt.Errorf("viewer %s has no tenant", u.ID))
+			return
 		}
 		next.ServeHTTP(w, r.WithContext(withViewer(r.Context(), v)))
 	})

@@ -100,11 +100,14 @@ func TestHTTPBadInputsThroughTheApp(t *testing.T) {
 				require.Equal(t, "/admin/support-access", resp.Header.Get("Location"))
 			}},
 		{name: "encoded_traversal_stays_in_app", raw: req("GET /app/%2e%2e/admin/support-access HTTP/1.1", cookie), status: http.StatusNotFound, event: sa.EventSupportRequest},
-		{name: "admin_page_refuses_support", raw: req("GET /admin/support-access HTTP/1.1", cookie), status: http.StatusForbidden},
+		// Support's attempts on the admin UI during its support session
+		// are audited (review65): a GET the read grant admits as the
+		// support.request of the 403, a POST as access.denied.
+		{name: "admin_page_refuses_support", raw: req("GET /admin/support-access HTTP/1.1", cookie), status: http.StatusForbidden, event: sa.EventSupportRequest},
 		{name: "traversal_to_revoke_is_redirected", raw: req("POST /app/../admin/support-access/grants/"+grantsBefore[0].ID.String()+"/revoke HTTP/1.1", cookie),
 			status: http.StatusTemporaryRedirect},
 		{name: "revoke_refuses_support", raw: req("POST /admin/support-access/grants/"+grantsBefore[0].ID.String()+"/revoke HTTP/1.1", cookie),
-			status: http.StatusForbidden},
+			status: http.StatusForbidden, event: sa.EventAccessDenied},
 		{name: "encoded_slash_stays_in_app", raw: req("GET /app/..%2fadmin HTTP/1.1", cookie), status: http.StatusNotFound, event: sa.EventSupportRequest},
 		{name: "invalid_utf8_path", raw: req("GET /app/\xff\xfe HTTP/1.1", cookie), status: http.StatusNotFound, event: sa.EventSupportRequest,
 			check: func(t *testing.T, _ *http.Response, body string) { require.NotContains(t, body, "\xff") }},

@@ -43,6 +43,13 @@ func (a *app) renderSettings(w http.ResponseWriter, r *http.Request, status int,
 // with its before and after values.
 func (a *app) settingsSubmit(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
+	if t := r.PostFormValue("tenant"); t != "" && t != v.Tenant.ID {
+		// A form rendered for another tenant (a tab left open from an
+		// earlier support session): never saved into this one.
+		a.renderSettings(w, r, http.StatusConflict, a.settings.get(v.Tenant.ID),
+			"Not saved: that form was for another tenant ("+t+"). This page shows "+v.Tenant.Name+"'s settings.")
+		return
+	}
 	next := tenantSettings{
 		CompanyName: strings.TrimSpace(r.PostFormValue("company_name")),
 		Theme:       r.PostFormValue("theme"),
