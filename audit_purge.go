@@ -28,7 +28,10 @@ import (
 // (a second store kept through MultiAuditor, with its own retention) never
 // takes one for the record of its own checkpoint — where the copy's chain
 // equals the purged log's up to that checkpoint, it would otherwise vouch
-// for events deleted from the copy behind its back.
+// for events deleted from the copy behind its back. A copy written before
+// copies were marked is told apart by the chain itself where it can be:
+// one that records a checkpoint past the chain's own (whose events the
+// chain still holds) cannot be the chain's own purge and is ignored.
 const (
 	AttrPurgeBefore        = "before"
 	AttrPurgeDeleted       = "deleted"

@@ -485,7 +485,12 @@ func (v *verifier) run() error {
 			cs.first = e.ID
 		}
 		if e.Type == EventAuditPurged {
-			if r := newPurgeRecord(e); !r.copy {
+			// Not the chain's own: a copy (AttrPurgeCopy), or one that
+			// records a checkpoint past the chain's start — a purge of
+			// this chain that set it would have deleted the events in
+			// between, which the walk has just verified (a copy of another
+			// log's purge, written before copies were marked).
+			if r := newPurgeRecord(e); !r.copy && !(r.ok && r.checkpoint.Seq > cs.from.Seq) {
 				cs.purge = r
 			}
 		}
