@@ -12,9 +12,12 @@ import (
 // every request of an impersonated session needs an active grant (read for
 // GET, write for POST), is audited as support.request, and is cut off as
 // soon as the grant ends. Customer requests pass through untouched.
-func (a *app) accessMiddleware() func(http.Handler) http.Handler {
+//
+// denied renders the middleware's refusals (accessDenied on the tenant
+// pages).
+func (a *app) accessMiddleware(denied func(http.ResponseWriter, *http.Request, sa.Denial)) func(http.Handler) http.Handler {
 	mw := a.m.Middleware(a.resolveSession,
-		sa.WithDeniedHandler(a.accessDenied),
+		sa.WithDeniedHandler(denied),
 		sa.OnSessionEnded(a.sessionEnded),
 		sa.WithMiddlewareErrorHandler(a.logError),
 	)
@@ -109,6 +112,24 @@ func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) 
 		Message: v.Tenant.Name + " has not granted support access (or it has not started yet). Ask the customer's administrator to grant access, then sign in again.",
 		Back:    "/support/", BackLabel: "Back to the support console",
 	}})
+}
+
+// adminDenied renders the middleware's refusals on the customer admin
+// pages: the "Customers only" page whatever scope was missing — support
+// never gets in there, so no scope is worth asking the customer for —
+// and otherwise (no active grant, an outage) what the tenant pages show.
+func (a *app) adminDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) {
+	if errors.Is(d.Err, sa.ErrScopeNotGranted) || strings.HasPrefix(d.Reason, "scope not granted") {
+		a.renderCustomersOnly(w, r)
+		return
+	}
+	a.accessDenied(w, r, d)
+}
+
+// renderCustomersOnly refuses support on the customer admin pages.
+func (a *app) renderCustomersOnly(w http.ResponseWriter, r *http.Request) {
+	a.renderError(w, r, http.StatusForbidden, "Customers only",
+		"Support access is managed by the customer's administrators; support staff cannot see or change it.")
 }
 
 // renderAccessEnded tells support its session is over.

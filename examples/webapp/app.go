@@ -42,9 +42,10 @@ type app struct {
 	// chains reads a tenant's chain head, for the audit page's
 	// newest-first reads (nil when the store keeps no chain state).
 	chains sa.AuditChainReader
-	// access is the library's middleware (see accessMiddleware), made
-	// once by routes.
-	access func(http.Handler) http.Handler
+	// access and adminAccess are the library's middleware (see
+	// accessMiddleware) around the tenant pages and, for support, the
+	// admin pages; made once by routes.
+	access, adminAccess func(http.Handler) http.Handler
 }
 
 // demoPolicy is the grant policy of the demo: 24 hours, 3 days or 7 days,
@@ -132,7 +133,8 @@ func (a *app) authorize(ctx context.Context, action sa.Action, by sa.Actor, tena
 // routes wires every page. CSRF protection (cross-origin refusal of unsafe
 // methods) and security headers wrap the whole site.
 func (a *app) routes() http.Handler {
-	a.access = a.accessMiddleware()
+	a.access = a.accessMiddleware(a.accessDenied)
+	a.adminAccess = a.accessMiddleware(a.adminDenied)
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("GET /{$}", a.home)
@@ -171,8 +173,10 @@ func (a *app) routes() http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(a.csrfDenied))
 	limited := a.limitForms(mux)
 	return securityHeaders(csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/app/") {
-			mux.ServeHTTP(w, r) // limited inside the middleware (above)
+		if strings.HasPrefix(r.URL.Path, "/app/") || strings.HasPrefix(r.URL.Path, "/admin/") {
+			// limited inside the middleware (above), or for customers
+			// only (customerOnly)
+			mux.ServeHTTP(w, r)
 			return
 		}
 		limited.ServeHTTP(w, r)

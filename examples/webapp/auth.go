@@ -126,12 +126,14 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 // middleware first, so that the tenant's audit trail shows it: as
 // support.request with the 403, or as access.denied when the grant does
 // not even allow the method.
+//
+// The form limit (limitForms) runs here, for customers only: support's
+// form is never read, so an oversized one is refused — and audited — like
+// any other.
 func (a *app) customerOnly(h http.HandlerFunc) http.Handler {
-	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.renderError(w, r, http.StatusForbidden, "Customers only",
-			"Support access is managed by the customer's administrators; support staff cannot see or change it.")
-	})
-	audited := a.access(refuse)
+	refuse := http.HandlerFunc(a.renderCustomersOnly)
+	audited := a.adminAccess(refuse)
+	limited := a.limitForms(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ls, u, ok := a.currentLogin(r)
 		if !ok {
@@ -151,7 +153,7 @@ func (a *app) customerOnly(h http.HandlerFunc) http.Handler {
 			a.serverError(w, r, fmt.Errorf("customer %s has no tenant", u.ID))
 			return
 		}
-		h(w, r.WithContext(withViewer(r.Context(), &viewer{Login: ls, User: u, Tenant: t})))
+		limited.ServeHTTP(w, r.WithContext(withViewer(r.Context(), &viewer{Login: ls, User: u, Tenant: t})))
 	})
 }
 
