@@ -31,7 +31,9 @@ import (
 // for events deleted from the copy behind its back. A copy written before
 // copies were marked is told apart by the chain itself where it can be:
 // one that records a checkpoint past the chain's own (whose events the
-// chain still holds) cannot be the chain's own purge and is ignored.
+// chain still holds), or one that does not move the checkpoint past the
+// one an earlier purge of the chain's own recorded, cannot be the chain's
+// own purge and is ignored.
 const (
 	AttrPurgeBefore        = "before"
 	AttrPurgeDeleted       = "deleted"
@@ -91,7 +93,13 @@ type AuditPurger interface {
 //
 // The audit.purged event goes to the store's chain whatever WithAuditor
 // says (the checkpoint needs it there) and to the other auditors, marked
-// as a copy (AttrPurgeCopy): the checkpoint it records is not theirs.
+// as a copy (AttrPurgeCopy): the checkpoint it records is not theirs. The
+// other auditors record it inside the log's purge transaction, so that a
+// refusal of one of them leaves everything in place; an auditor that
+// writes to the same SQLite database as the log (a copy under another
+// table prefix), or through a pool of one connection the log uses too,
+// waits for the purge's write lock until it fails, and so does the purge:
+// keep a copy of the trail in another database.
 //
 // Errors: ErrInvalidInput for a malformed tenantID or a zero before, or
 // when no AuditLog is configured; an error wrapping errors.ErrUnsupported

@@ -164,7 +164,12 @@ const verifyBatch = 1000
 // whoever can write to the database and compute SHA-256 can rewrite a
 // chain wholesale (recompute every later hash and the store's head, or
 // append a forged audit.purged event that vouches for a moved checkpoint)
-// and it verifies. Only a record kept outside the database defeats that:
+// and it verifies. Nor does a chain name the log it belongs to: where a
+// second store keeps a copy of the trail (MultiAuditor), someone who can
+// read the first store's rows and write the copy's can replace the copy's
+// rows, head and checkpoint with the first store's, no hashing needed,
+// and the copy verifies — without the events only the copy still kept.
+// Only a record kept outside the database defeats that:
 // anchor the head there (keep each report's Chains[tenantID].Head in a
 // log, a ticket or a second system, and check later that the chain still holds it: the events
 // from the checkpoint up to it cannot have been rewritten), and export the
@@ -332,6 +337,20 @@ type chainState struct {
 	purge  *purgeRecord // the last verified audit.purged event of its own
 }
 
+// notOwn reports whether r, an unmarked audit.purged event of the chain,
+// cannot be a purge of this chain, so that it is a copy of another log's
+// written before copies were marked (AttrPurgeCopy): it records a
+// checkpoint past the chain's start — a purge of this chain that set it
+// would have deleted the events in between, which the walk has verified —
+// or not past the one an earlier purge event of the chain's own records,
+// while each purge of a chain moves its checkpoint forward.
+func (cs *chainState) notOwn(r *purgeRecord) bool {
+	if !r.ok {
+		return false
+	}
+	return r.checkpoint.Seq > cs.from.Seq || cs.purge != nil && cs.purge.ok && r.checkpoint.Seq <= cs.purge.checkpoint.Seq
+}
+
 // purgeRecord is what an audit.purged event says about the checkpoint it
 // set.
 type purgeRecord struct {
@@ -485,12 +504,7 @@ func (v *verifier) run() error {
 			cs.first = e.ID
 		}
 		if e.Type == EventAuditPurged {
-			// Not the chain's own: a copy (AttrPurgeCopy), or one that
-			// records a checkpoint past the chain's start — a purge of
-			// this chain that set it would have deleted the events in
-			// between, which the walk has just verified (a copy of another
-			// log's purge, written before copies were marked).
-			if r := newPurgeRecord(e); !r.copy && !(r.ok && r.checkpoint.Seq > cs.from.Seq) {
+			if r := newPurgeRecord(e); !r.copy && !cs.notOwn(r) {
 				cs.purge = r
 			}
 		}
