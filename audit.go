@@ -285,6 +285,7 @@ func (f AuditFilter) Validate() error {
 // configured; otherwise the log's error.
 func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err error) {
 	ctx, span := m.startSpan(ctx, "Events")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("events: %w", err)

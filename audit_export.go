@@ -98,6 +98,7 @@ type jsonlActor struct {
 // complete) or w's (a page w failed to take may be cut short).
 func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "ExportAudit")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		span.SetAttributes(AttrKeyCount.Int(n))
 		endSpan(span, err)

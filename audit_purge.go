@@ -107,6 +107,7 @@ type AuditPurger interface {
 // store's error (nothing is deleted then).
 func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (_ AuditPurge, err error) {
 	ctx, span := m.startSpan(ctx, "PurgeAudit")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)

@@ -93,6 +93,7 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 // otherwise the log's error.
 func (m *Manager) AuditPage(ctx context.Context, f AuditFilter, cursor string) (events []Event, next string, err error) {
 	ctx, span := m.startSpan(ctx, "AuditPage")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		span.SetAttributes(AttrKeyCount.Int(len(events)))
 		endSpan(span, err)

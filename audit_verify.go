@@ -181,6 +181,7 @@ const verifyBatch = 1000
 // Break) when the chain is broken; otherwise the store's error.
 func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
 	ctx, span := m.startSpan(ctx, "VerifyAudit")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)

@@ -30,6 +30,7 @@ import (
 // store's or auditor's error, in which case the grant is unchanged.
 func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal string, by Actor) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "AddGrantee", append(m.actorAttrs(by), AttrKeyGrant.String(grantID.String()))...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))

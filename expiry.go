@@ -86,6 +86,7 @@ func WithSweepConcurrency(n int) Option {
 // either order.)
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		span.SetAttributes(AttrKeyCount.Int(n))
 		if n > 0 {
@@ -98,7 +99,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	// alike: a grant whose whole window fell between two readings would
 	// have its expiry recorded before its start.
 	now := m.now()
-	_, startErr := m.sweep(ctx, TransitionStarted, now, m.plainClaim(TransitionStarted), nil)
+	_, startErr := m.sweep(ctx, TransitionStarted, now, m.plainClaim(TransitionStarted), nil, new(int))
 	if startErr != nil {
 		errs = append(errs, startErr)
 	}
@@ -132,7 +133,9 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	// grant's expiry by the next. (Access does not wait: Check denies at
 	// ExpiresAt.)
 	if startErr == nil {
-		n, err = m.sweep(ctx, TransitionExpired, now, claim, after)
+		// n counts the committed expiries as they are handled, so that a
+		// panic sweep raises after handling them leaves them counted.
+		_, err = m.sweep(ctx, TransitionExpired, now, claim, after, &n)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -185,8 +188,10 @@ func (m *Manager) plainClaim(t Transition) claimFunc {
 // expiries, tells the Notifier and the listeners, then calls after (if not
 // nil) with the batch — hooks and notifications never run concurrently.
 // Every committed batch is handled, also after an error; no claim starts
-// after one. All claimers have returned when sweep returns.
-func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim claimFunc, after func(b *claimBatch) error) (int, error) {
+// after one. All claimers have returned when sweep returns. *total counts
+// the transitions claimed as their batches are handled (also when a panic
+// then goes on to the caller); sweep returns it.
+func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim claimFunc, after func(b *claimBatch) error, total *int) (int, error) {
 	typ := EventGrantStarted
 	if t == TransitionExpired {
 		typ = EventGrantExpired
@@ -250,7 +255,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 			}
 		}()
 	}
-	total := 0
+	*total = 0
 	var firstErr error
 	var kept firstPanic
 	running := workers
@@ -294,7 +299,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 			stop.Store(true)
 			continue
 		}
-		total += len(b.claimed)
+		*total += len(b.claimed)
 		// A panic here (host code: the error handler, a listener, the
 		// Notifier, an extra auditor in the hooks' events) must not strand
 		// the claimers on the unbuffered channel, nor leave the rest of a
@@ -327,7 +332,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 	}
 	wg.Wait()
 	kept.raise()
-	return total, firstErr
+	return *total, firstErr
 }
 
 // errClaimerExited is sweep's error when a claim's goroutine ended

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/supportaccess/supportaccess/internal/clone"
@@ -138,6 +137,7 @@ func (g Grant) Clone() Grant {
 // auditor error, in which case no grant exists.
 func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Grant", m.actorAttrs(in.By)...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
@@ -244,6 +244,7 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 // extend (audited).
 func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Extend", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
@@ -329,7 +330,17 @@ func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal str
 	if m.checkSpans && trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = m.startSpan(ctx, "Check")
 	}
+	// In a defer, so that a check a store's panic (or runtime.Goexit) went
+	// through is counted, and its span ended, as a fault.
+	err = errNotReturned
+	defer func() { m.checkDone(ctx, span, tenantID, principal, scope, measured, start, g, err) }()
 	err = m.check(ctx, tenantID, principal, scope, &g)
+	return g, err
+}
+
+// checkDone records a check's metrics (when measured) and ends its span
+// (when there is one).
+func (m *Manager) checkDone(ctx context.Context, span trace.Span, tenantID, principal string, scope Scope, measured bool, start time.Time, g Grant, err error) {
 	if measured {
 		o := checkOutcome(err)
 		m.tel.checks.Add(ctx, 1, m.tel.checkOpts[o])
@@ -351,12 +362,10 @@ func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal str
 		o := checkOutcome(err)
 		span.SetAttributes(AttrKeyOutcome.String(checkOutcomes[o]))
 		if o == checkFault {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			recordFault(span, err)
 		}
 		span.End()
 	}
-	return g, err
 }
 
 // check is Check without telemetry. It writes the grant into *g (zeroed on
@@ -382,6 +391,7 @@ func (m *Manager) check(ctx context.Context, tenantID, principal string, scope S
 // Get returns the grant with the given ID or ErrNotFound.
 func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Get", AttrKeyGrant.String(id.String()))
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	if id == uuid.Nil {
 		return Grant{}, fmt.Errorf("get: %w: grant id is empty", ErrInvalidInput)
@@ -413,6 +423,7 @@ type ListFilter struct {
 // store's error.
 func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error) {
 	ctx, span := m.startSpan(ctx, "List")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	if err := validateListFilter(f); err != nil {
 		return nil, fmt.Errorf("list: %w", err)

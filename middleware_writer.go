@@ -171,6 +171,8 @@ func (rw *supportWriter) auditResponse(code int, reason string) error {
 // was not to see.
 func (rw *supportWriter) replace(d Denial, cause error) {
 	rw.blocked = cause
+	// The server span says what support got, as for any other denial.
+	annotateSpan(rw.st.r, d.Session, rw.st.grant.ID, "denied:"+d.Code)
 	rw.resetHeaders()
 	rw.st.g.cfg.denied(rw.w, rw.st.r, d)
 }

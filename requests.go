@@ -191,6 +191,7 @@ func (m *Manager) requestStore() (RequestStore, error) {
 // case nothing is stored.
 func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "RequestAccess", m.actorAttrs(in.By)...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID), AttrKeyRequest.String(r.ID.String()))
@@ -276,6 +277,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // changed.
 func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID), AttrKeyGrant.String(g.ID.String()))
@@ -370,6 +372,7 @@ func narrow(r *AccessRequest, by Actor, in ApproveInput, now time.Time) (GrantIn
 // store is not a RequestStore; the store's or auditor's error.
 func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason string) (r AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "Deny", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID))
@@ -461,6 +464,7 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, 
 // when the store is not a RequestStore; the store's error.
 func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "ListRequests")
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() { endSpan(span, err) }()
 	rs, err := m.requestStore()
 	if err != nil {

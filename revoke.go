@@ -20,6 +20,7 @@ import (
 // grant is unchanged and a retry may succeed.
 func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Revoke", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
@@ -120,6 +121,7 @@ func (e *endedError) Unwrap() error { return e.err }
 // names the operation in errors, spanOp in its span.
 func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
 	ctx, span := m.startSpan(ctx, spanOp, m.actorAttrs(by)...)
+	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
 		span.SetAttributes(AttrKeyCount.Int(len(out)))
 		endSpan(span, err)

@@ -3,6 +3,7 @@ package supportaccess
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -220,6 +221,14 @@ func outcomeOf(err error) string {
 	}
 }
 
+// errNotReturned is the error an operation's deferred telemetry sees when
+// the operation did not return: a panic or runtime.Goexit in host code (an
+// Authorizer, an auditor, a store, a Notifier) went through it. Each
+// operation sets its named error result to it first; every return
+// overwrites it. So its span ends with status Error (outcome "error")
+// and nothing is counted as done, instead of "ok".
+var errNotReturned = errors.New("supportaccess: the operation did not return (a panic or runtime.Goexit in host code went through it)")
+
 // endSpan records the outcome of an operation on span and ends it. Only
 // faults set status Error; denials and refusals are outcomes.
 func endSpan(span trace.Span, err error) {
@@ -227,9 +236,20 @@ func endSpan(span trace.Span, err error) {
 		o := outcomeOf(err)
 		span.SetAttributes(AttrKeyOutcome.String(o))
 		if o == OutcomeError {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			recordFault(span, err)
 		}
 	}
 	span.End()
+}
+
+// recordFault marks span as failed by err, as span.RecordError and
+// SetStatus would, with err's text cleaned as the audit trail cleans host
+// error text (errorText: valid UTF-8, no control characters, clipped) —
+// host code writes it, and invalid UTF-8 makes an exporter drop its batch.
+func recordFault(span trace.Span, err error) {
+	msg := errorText(err)
+	span.AddEvent("exception", trace.WithAttributes(
+		attribute.String("exception.type", fmt.Sprintf("%T", err)),
+		attribute.String("exception.message", msg)))
+	span.SetStatus(codes.Error, msg)
 }
