@@ -100,6 +100,10 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 	ctx, span := m.startSpan(ctx, "ExportAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		span.SetAttributes(AttrKeyCount.Int(n))
 		endSpan(span, err)
 	}()

@@ -95,6 +95,10 @@ func (m *Manager) AuditPage(ctx context.Context, f AuditFilter, cursor string) (
 	ctx, span := m.startSpan(ctx, "AuditPage")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		span.SetAttributes(AttrKeyCount.Int(len(events)))
 		endSpan(span, err)
 	}()

@@ -182,7 +182,13 @@ const verifyBatch = 1000
 func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
 	ctx, span := m.startSpan(ctx, "VerifyAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
+		endSpan(span, err)
+	}()
 	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
 	}
@@ -343,13 +349,19 @@ type chainState struct {
 // written before copies were marked (AttrPurgeCopy): it records a
 // checkpoint past the chain's start — a purge of this chain that set it
 // would have deleted the events in between, which the walk has verified —
-// or not past the one an earlier purge event of the chain's own records,
+// or the chain's start's sequence number with another hash (only the purge
+// that set the chain's start records its number, and with its hash; one
+// that changed behind the store's back fails the first event's link), or
+// not past the one an earlier purge event of the chain's own records,
 // while each purge of a chain moves its checkpoint forward.
 func (cs *chainState) notOwn(r *purgeRecord) bool {
 	if !r.ok {
 		return false
 	}
-	return r.checkpoint.Seq > cs.from.Seq || cs.purge != nil && cs.purge.ok && r.checkpoint.Seq <= cs.purge.checkpoint.Seq
+	c := r.checkpoint
+	return c.Seq > cs.from.Seq ||
+		c.Seq == cs.from.Seq && !bytes.Equal(c.Hash, cs.from.Hash) ||
+		cs.purge != nil && cs.purge.ok && c.Seq <= cs.purge.checkpoint.Seq
 }
 
 // purgeRecord is what an audit.purged event says about the checkpoint it

@@ -32,6 +32,10 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	ctx, span := m.startSpan(ctx, "AddGrantee", append(m.actorAttrs(by), AttrKeyGrant.String(grantID.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}

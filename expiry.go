@@ -88,6 +88,10 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		span.SetAttributes(AttrKeyCount.Int(n))
 		if n > 0 {
 			m.tel.expired.Add(ctx, int64(n))

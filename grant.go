@@ -139,6 +139,10 @@ func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error)
 	ctx, span := m.startSpan(ctx, "Grant", m.actorAttrs(in.By)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
 			m.tel.created.Add(ctx, 1)
@@ -246,6 +250,10 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	ctx, span := m.startSpan(ctx, "Extend", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}
@@ -333,7 +341,13 @@ func (m *Manager) checkInstrumented(ctx context.Context, tenantID, principal str
 	// In a defer, so that a check a store's panic (or runtime.Goexit) went
 	// through is counted, and its span ended, as a fault.
 	err = errNotReturned
-	defer func() { m.checkDone(ctx, span, tenantID, principal, scope, measured, start, g, err) }()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
+		m.checkDone(ctx, span, tenantID, principal, scope, measured, start, g, err)
+	}()
 	err = m.check(ctx, tenantID, principal, scope, &g)
 	return g, err
 }
@@ -392,7 +406,13 @@ func (m *Manager) check(ctx context.Context, tenantID, principal string, scope S
 func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Get", AttrKeyGrant.String(id.String()))
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
+		endSpan(span, err)
+	}()
 	if id == uuid.Nil {
 		return Grant{}, fmt.Errorf("get: %w: grant id is empty", ErrInvalidInput)
 	}
@@ -424,7 +444,13 @@ type ListFilter struct {
 func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error) {
 	ctx, span := m.startSpan(ctx, "List")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
+		endSpan(span, err)
+	}()
 	if err := validateListFilter(f); err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}

@@ -193,6 +193,10 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 	ctx, span := m.startSpan(ctx, "RequestAccess", m.actorAttrs(in.By)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID), AttrKeyRequest.String(r.ID.String()))
 		}
@@ -279,6 +283,10 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID), AttrKeyGrant.String(g.ID.String()))
 			m.tel.created.Add(ctx, 1)
@@ -374,6 +382,10 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 	ctx, span := m.startSpan(ctx, "Deny", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID))
 		}
@@ -465,7 +477,13 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, 
 func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "ListRequests")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
+		endSpan(span, err)
+	}()
 	rs, err := m.requestStore()
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

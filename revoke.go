@@ -22,6 +22,10 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 	ctx, span := m.startSpan(ctx, "Revoke", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}
@@ -123,6 +127,10 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	ctx, span := m.startSpan(ctx, spanOp, m.actorAttrs(by)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer func() {
+		if p := recover(); p != nil {
+			err = errNotReturned
+			defer panic(p)
+		}
 		span.SetAttributes(AttrKeyCount.Int(len(out)))
 		endSpan(span, err)
 	}()

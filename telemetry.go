@@ -223,10 +223,13 @@ func outcomeOf(err error) string {
 
 // errNotReturned is the error an operation's deferred telemetry sees when
 // the operation did not return: a panic or runtime.Goexit in host code (an
-// Authorizer, an auditor, a store, a Notifier) went through it. Each
-// operation sets its named error result to it first; every return
-// overwrites it. So its span ends with status Error (outcome "error")
-// and nothing is counted as done, instead of "ok".
+// Authorizer, an auditor, a store, a Notifier) went through it. So its
+// span ends with status Error (outcome "error") and nothing is counted as
+// done, instead of "ok". The deferred function recovers a panic, sets the
+// error to errNotReturned and raises the panic again (its traceback keeps
+// where it happened); for runtime.Goexit, which cannot be recovered, each
+// operation sets its named error result to errNotReturned first, and
+// every return overwrites it.
 var errNotReturned = errors.New("supportaccess: the operation did not return (a panic or runtime.Goexit in host code went through it)")
 
 // endSpan records the outcome of an operation on span and ends it. Only
