@@ -286,13 +286,7 @@ func (f AuditFilter) Validate() error {
 func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err error) {
 	ctx, span := m.startSpan(ctx, "Events")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}

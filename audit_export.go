@@ -99,14 +99,9 @@ type jsonlActor struct {
 func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "ExportAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		span.SetAttributes(AttrKeyCount.Int(n))
-		endSpan(span, err)
-	}()
+	})
 	if err := f.Validate(); err != nil {
 		return 0, fmt.Errorf("export audit: %w", err)
 	}

@@ -108,13 +108,7 @@ type AuditPurger interface {
 func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (_ AuditPurge, err error) {
 	ctx, span := m.startSpan(ctx, "PurgeAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return AuditPurge{}, fmt.Errorf("purge audit: %w", err)
 	}

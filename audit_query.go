@@ -94,14 +94,9 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 func (m *Manager) AuditPage(ctx context.Context, f AuditFilter, cursor string) (events []Event, next string, err error) {
 	ctx, span := m.startSpan(ctx, "AuditPage")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		span.SetAttributes(AttrKeyCount.Int(len(events)))
-		endSpan(span, err)
-	}()
+	})
 	if cursor != "" {
 		if f.After != nil {
 			return nil, "", fmt.Errorf("audit page: %w: both cursor and After given", ErrInvalidInput)

@@ -182,13 +182,7 @@ const verifyBatch = 1000
 func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
 	ctx, span := m.startSpan(ctx, "VerifyAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	if err := validateTenantRef("tenantID", tenantID); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify audit: %w", err)
 	}

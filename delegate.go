@@ -31,16 +31,11 @@ import (
 func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal string, by Actor) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "AddGrantee", append(m.actorAttrs(by), AttrKeyGrant.String(grantID.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}
-		endSpan(span, err)
-	}()
+	})
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}

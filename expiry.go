@@ -87,17 +87,12 @@ func WithSweepConcurrency(n int) Option {
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		span.SetAttributes(AttrKeyCount.Int(n))
 		if n > 0 {
 			m.tel.expired.Add(ctx, int64(n))
 		}
-		endSpan(span, err)
-	}()
+	})
 	var errs []error
 	// One reading of the clock decides what is due, starts and expiries
 	// alike: a grant whose whole window fell between two readings would

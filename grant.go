@@ -138,17 +138,12 @@ func (g Grant) Clone() Grant {
 func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Grant", m.actorAttrs(in.By)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
 			m.tel.created.Add(ctx, 1)
 		}
-		endSpan(span, err)
-	}()
+	})
 	return m.grant(ctx, in, span)
 }
 
@@ -249,16 +244,11 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Extend", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}
-		endSpan(span, err)
-	}()
+	})
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("extend: %w", err)
 	}
@@ -406,13 +396,7 @@ func (m *Manager) check(ctx context.Context, tenantID, principal string, scope S
 func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Get", AttrKeyGrant.String(id.String()))
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	if id == uuid.Nil {
 		return Grant{}, fmt.Errorf("get: %w: grant id is empty", ErrInvalidInput)
 	}
@@ -444,13 +428,7 @@ type ListFilter struct {
 func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error) {
 	ctx, span := m.startSpan(ctx, "List")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	if err := validateListFilter(f); err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}

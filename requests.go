@@ -192,16 +192,11 @@ func (m *Manager) requestStore() (RequestStore, error) {
 func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "RequestAccess", m.actorAttrs(in.By)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID), AttrKeyRequest.String(r.ID.String()))
 		}
-		endSpan(span, err)
-	}()
+	})
 	now := m.now()
 	rs, err := m.requestStore()
 	if err != nil {
@@ -282,17 +277,12 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in ApproveInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Approve", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID), AttrKeyGrant.String(g.ID.String()))
 			m.tel.created.Add(ctx, 1)
 		}
-		endSpan(span, err)
-	}()
+	})
 	if err := validateScopes("Scopes", in.Scopes); err != nil {
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
@@ -381,16 +371,11 @@ func narrow(r *AccessRequest, by Actor, in ApproveInput, now time.Time) (GrantIn
 func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason string) (r AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "Deny", append(m.actorAttrs(by), AttrKeyRequest.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(r.TenantID))
 		}
-		endSpan(span, err)
-	}()
+	})
 	rs, err := m.decisionTarget(ctx, id, by, ActionDeny, reason)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("deny: %w", err)
@@ -477,13 +462,7 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, 
 func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []AccessRequest, err error) {
 	ctx, span := m.startSpan(ctx, "ListRequests")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
-		endSpan(span, err)
-	}()
+	defer endOp(span, &err, nil)
 	rs, err := m.requestStore()
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

@@ -21,16 +21,11 @@ import (
 func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Revoke", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
 		}
-		endSpan(span, err)
-	}()
+	})
 	if err := validateActor("by", by); err != nil {
 		return Grant{}, fmt.Errorf("revoke: %w", err)
 	}
@@ -126,14 +121,9 @@ func (e *endedError) Unwrap() error { return e.err }
 func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
 	ctx, span := m.startSpan(ctx, spanOp, m.actorAttrs(by)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
-	defer func() {
-		if p := recover(); p != nil {
-			err = errNotReturned
-			defer panic(p)
-		}
+	defer endOp(span, &err, func() {
 		span.SetAttributes(AttrKeyCount.Int(len(out)))
-		endSpan(span, err)
-	}()
+	})
 	if err := validateTenantRef("tenantID", f.TenantID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

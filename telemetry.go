@@ -225,12 +225,28 @@ func outcomeOf(err error) string {
 // the operation did not return: a panic or runtime.Goexit in host code (an
 // Authorizer, an auditor, a store, a Notifier) went through it. So its
 // span ends with status Error (outcome "error") and nothing is counted as
-// done, instead of "ok". The deferred function recovers a panic, sets the
-// error to errNotReturned and raises the panic again (its traceback keeps
-// where it happened); for runtime.Goexit, which cannot be recovered, each
-// operation sets its named error result to errNotReturned first, and
-// every return overwrites it.
+// done, instead of "ok". endOp recovers a panic, sets the error to
+// errNotReturned and raises the panic again; for runtime.Goexit, which
+// cannot be recovered, each operation sets its named error result to
+// errNotReturned first, and every return overwrites it.
 var errNotReturned = errors.New("supportaccess: the operation did not return (a panic or runtime.Goexit in host code went through it)")
+
+// endOp is deferred by every operation (defer endOp(span, &err, done)):
+// it recovers a panic that went through the operation and sets *err to
+// errNotReturned, calls done (if not nil: the operation's own telemetry,
+// which reads the final error), ends span with *err, and then raises the
+// panic again — its traceback keeps where it happened. recover works only
+// in the deferred function itself, hence one function for all of it.
+func endOp(span trace.Span, err *error, done func()) {
+	if p := recover(); p != nil {
+		*err = errNotReturned
+		defer panic(p)
+	}
+	if done != nil {
+		done()
+	}
+	endSpan(span, *err)
+}
 
 // endSpan records the outcome of an operation on span and ends it. Only
 // faults set status Error; denials and refusals are outcomes.
