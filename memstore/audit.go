@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 var (
@@ -63,10 +64,6 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 // as Record and every SQL store's write do: the write methods call it,
 // with s.mu held, before they change anything.
 func (s *Store) checkEvents(events []sa.Event) error {
-	var seen map[uuid.UUID]struct{}
-	if len(events) > 1 {
-		seen = make(map[uuid.UUID]struct{}, len(events))
-	}
 	for i := range events {
 		e := &events[i]
 		if e.Time.UTC().Truncate(time.Microsecond).IsZero() {
@@ -75,12 +72,9 @@ func (s *Store) checkEvents(events []sa.Event) error {
 		if _, dup := s.audit.ids[e.ID]; dup {
 			return fmt.Errorf("memstore: event %s is already recorded: %w", e.ID, sa.ErrConflict)
 		}
-		if _, twice := seen[e.ID]; twice {
-			return fmt.Errorf("memstore: event %s appears twice in one write: %w", e.ID, sa.ErrInvalidInput)
-		}
-		if seen != nil {
-			seen[e.ID] = struct{}{}
-		}
+	}
+	if err := stored.DistinctEventIDs(events); err != nil {
+		return fmt.Errorf("memstore: %w", err)
 	}
 	return nil
 }

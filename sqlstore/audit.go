@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // The audit trail is two tables: audit_events holds the events, keyed by
@@ -97,21 +98,14 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 		return nil
 	}
 	var tenants []string
-	var seen map[uuid.UUID]struct{}
-	if len(events) > 1 {
-		seen = make(map[uuid.UUID]struct{}, len(events))
-	}
 	for i := range events {
 		if err := checkEventTime(&events[i]); err != nil {
 			return fmt.Errorf("sqlstore: append events: %w", err)
 		}
-		if seen != nil {
-			if _, twice := seen[events[i].ID]; twice {
-				return fmt.Errorf("sqlstore: append events: %w: event %s appears twice in one write", sa.ErrInvalidInput, events[i].ID)
-			}
-			seen[events[i].ID] = struct{}{}
-		}
 		tenants = append(tenants, events[i].TenantID)
+	}
+	if err := stored.DistinctEventIDs(events); err != nil {
+		return fmt.Errorf("sqlstore: append events: %w", err)
 	}
 	slices.Sort(tenants)
 	tenants = slices.Compact(tenants)

@@ -91,7 +91,7 @@ func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) 
 			Back:    "/app/", BackLabel: "Back",
 		}})
 		return
-	case errors.Is(d.Err, sa.ErrScopeNotGranted) || strings.HasPrefix(d.Reason, "scope not granted"):
+	case scopeDenial(d):
 		a.render(w, r, http.StatusForbidden, "message", page{Title: "Not allowed", Data: messageData{
 			Kind: "denied", Title: "Not allowed with your current access",
 			Message: "The customer granted support access without this permission, so this action was refused. Ask the customer to grant the scope it needs.",
@@ -114,12 +114,18 @@ func (a *app) accessDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) 
 	}})
 }
 
+// scopeDenial reports whether d refused a scope the grant lacks (the
+// session goes on).
+func scopeDenial(d sa.Denial) bool {
+	return errors.Is(d.Err, sa.ErrScopeNotGranted) || strings.HasPrefix(d.Reason, "scope not granted")
+}
+
 // adminDenied renders the middleware's refusals on the customer admin
 // pages: the "Customers only" page whatever scope was missing — support
 // never gets in there, so no scope is worth asking the customer for —
 // and otherwise (no active grant, an outage) what the tenant pages show.
 func (a *app) adminDenied(w http.ResponseWriter, r *http.Request, d sa.Denial) {
-	if errors.Is(d.Err, sa.ErrScopeNotGranted) || strings.HasPrefix(d.Reason, "scope not granted") {
+	if scopeDenial(d) {
 		a.renderCustomersOnly(w, r)
 		return
 	}

@@ -168,8 +168,15 @@ func (a *app) impersonating(r *http.Request, ls loginSession, u user) (*viewer, 
 	if !ok {
 		return nil, false
 	}
+	return a.impersonatedViewer(ls, u, imp)
+}
+
+// impersonatedViewer is the viewer of support user u in support session
+// imp, and false when its tenant is unknown.
+func (a *app) impersonatedViewer(ls loginSession, u user, imp impersonation) (*viewer, bool) {
 	v := &viewer{Login: ls, User: u, Imp: &imp}
 	v.Subject, _ = a.dir.user(imp.SubjectUserID)
+	var ok bool
 	v.Tenant, ok = a.dir.tenant(imp.TenantID)
 	return v, ok
 }
@@ -215,9 +222,7 @@ func (a *app) withTenantViewer(next http.Handler) http.Handler {
 				a.renderAccessEnded(w, r, v, "Your support session ended. Start a new one from the support console if access was granted again.")
 				return
 			}
-			v.Imp = &imp
-			v.Subject, _ = a.dir.user(imp.SubjectUserID)
-			v.Tenant, found = a.dir.tenant(imp.TenantID)
+			v, found = a.impersonatedViewer(ls, u, imp)
 		} else {
 			v.Tenant, found = a.dir.tenant(u.TenantID)
 		}

@@ -7,6 +7,8 @@ package stored
 import (
 	"fmt"
 
+	"github.com/google/uuid"
+
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/internal/canon"
 )
@@ -53,6 +55,23 @@ func CheckRequestUpdate(cur, r *sa.AccessRequest) error {
 		return fmt.Errorf("%w: request %s: change may not alter ID, TenantID or CreatedAt", sa.ErrInvalidInput, cur.ID)
 	}
 	return CheckRequest(r)
+}
+
+// DistinctEventIDs refuses, with sa.ErrInvalidInput, events of one write
+// of which two share an ID (an ID the store holds already is the store's
+// to refuse, with sa.ErrConflict).
+func DistinctEventIDs(events []sa.Event) error {
+	if len(events) < 2 {
+		return nil
+	}
+	seen := make(map[uuid.UUID]struct{}, len(events))
+	for i := range events {
+		if _, twice := seen[events[i].ID]; twice {
+			return fmt.Errorf("%w: event %s appears twice in one write", sa.ErrInvalidInput, events[i].ID)
+		}
+		seen[events[i].ID] = struct{}{}
+	}
+	return nil
 }
 
 // required refuses the first of the named times that is missing.
