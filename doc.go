@@ -66,12 +66,13 @@
 //
 // # Shutdown
 //
-// A Manager has no Close: it runs goroutines only while they have work.
-// To stop cleanly, shut the HTTP server down (http.Server.Shutdown waits
-// for the requests in flight; the middleware's watcher goroutine ends
-// with the last request it watches), cancel the context given to
-// RunExpiry and wait for it to return (the Sweep in progress stops
-// first), then close the store (sqlstore's Close releases its prepared
+// A Manager runs goroutines only while they have work. To stop cleanly,
+// shut the HTTP server down (http.Server.Shutdown waits for the requests
+// in flight; the middleware's watcher goroutine ends with the last
+// request it watches), cancel the context given to RunExpiry and wait for
+// it to return (the Sweep in progress stops first), call Manager.Close
+// (it takes the active-grants gauge's callback off the meter provider),
+// then close the store (sqlstore's Close releases its prepared
 // statements) and the *sql.DB.
 //
 // # What the host decides

@@ -54,6 +54,8 @@ type Manager struct {
 	activeGauge    bool
 	checkSpans     bool
 	tel            telemetry
+	closeOnce      sync.Once
+	closeErr       error
 }
 
 // Option configures a Manager. A nil Option is ignored.
@@ -243,6 +245,33 @@ func capTime(t time.Time) time.Time {
 
 // now reads the clock in UTC truncated to microseconds.
 func (m *Manager) now() time.Time { return truncate(m.clock()) }
+
+// Now returns the Manager's current time: its clock (WithNow, default
+// time.Now) read in UTC and truncated to microseconds, the time Check,
+// Sweep and the Store's status filters go by. Use it to render a grant's
+// status as the Manager judges it, g.Status(m.Now()), rather than with a
+// clock of the host's own.
+func (m *Manager) Now() time.Time { return m.now() }
+
+// Close releases what the Manager registered outside itself: the
+// callback of the supportaccess.grants.active gauge (WithActiveGrantsGauge)
+// on the meter provider, which would otherwise keep the Manager and its
+// store reachable and query the store at every collection for as long as
+// the provider lives. Everything else keeps working after Close; it does
+// not close the store (the host owns it) nor stop RunExpiry (cancel its
+// context) or a middleware's watchers (they end with their requests).
+// Close may be called more than once and from several goroutines; every
+// call returns the first call's error.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		if m.tel.reg != nil {
+			if err := m.tel.reg.Unregister(); err != nil {
+				m.closeErr = fmt.Errorf("close: unregister the active-grants gauge: %w", err)
+			}
+		}
+	})
+	return m.closeErr
+}
 
 // truncate brings t to the library's canonical form (see canon.Time): UTC,
 // microseconds, no monotonic reading; a non-zero time stays non-zero.

@@ -71,7 +71,8 @@ func WithCheckSpans(on bool) Option {
 // WithActiveGrantsGauge enables the observable gauge
 // supportaccess.grants.active with one series per tenant, counted from the
 // store on each collection (one ListGrants per collection). Default: off,
-// because its cardinality is the number of tenants.
+// because its cardinality is the number of tenants. The meter provider
+// holds the gauge's callback until Manager.Close.
 func WithActiveGrantsGauge(on bool) Option {
 	return optionFunc(func(m *Manager) { m.activeGauge = on })
 }

@@ -62,7 +62,7 @@ func defaultGrantForm() grantForm {
 
 func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status int, form grantForm, errMsg string) {
 	v := viewerFrom(r.Context())
-	now := a.now()
+	now := a.m.Now() // the status as the Manager judges it
 	gs, err := a.m.List(r.Context(), sa.ListFilter{TenantID: v.Tenant.ID, Limit: 200})
 	if err != nil {
 		a.serverError(w, r, err)
@@ -132,7 +132,7 @@ func (a *app) grantSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := "Support access granted until " + g.ExpiresAt.Format(timeLayout) + "."
-	if g.Status(a.now()) == sa.StatusScheduled {
+	if g.Status(a.m.Now()) == sa.StatusScheduled {
 		msg = fmt.Sprintf("Support access scheduled from %s until %s.", g.StartsAt.Format(timeLayout), g.ExpiresAt.Format(timeLayout))
 	}
 	a.sessions.setFlash(v.Login.ID, msg)

@@ -105,14 +105,16 @@ func (a *app) logError(ctx context.Context, err error) {
 	a.log.ErrorContext(ctx, "supportaccess", "err", err)
 }
 
-// Close releases the app's resources. It is safe to call more than once.
+// Close releases the app's resources: the Manager's, then the store's.
+// It is safe to call more than once.
 func (a *app) Close() error {
+	err := a.m.Close()
 	if a.closer != nil {
 		c := a.closer
 		a.closer = nil
-		return c.Close()
+		err = errors.Join(err, c.Close())
 	}
-	return nil
+	return err
 }
 
 // authorize is the host's role model plugged into the Manager: a customer

@@ -1,0 +1,101 @@
+package supportaccess_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+)
+
+// Close takes the active-grants gauge's callback off the meter provider:
+// a collection after it neither reports the gauge nor reads the store,
+// and the Manager goes on working.
+func TestManagerCloseUnregistersTheGauge(t *testing.T) {
+	o := newOtelEnv(t, sa.WithActiveGrantsGauge(true))
+	o.grant(sa.GrantInput{TenantID: "globex"})
+	require.EqualValues(t, 1, o.metrics()["supportaccess.grants.active/globex"])
+
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { require.NoError(t, o.m.Close()) })
+	}
+	wg.Wait()
+	got := o.metrics()
+	require.NotContains(t, got, "supportaccess.grants.active/globex")
+	require.NoError(t, o.m.Close(), "a later Close is a no-op")
+
+	o.grant(sa.GrantInput{TenantID: "globex"})
+	_, err := o.m.Check(ctx, "globex", support.ID, sa.ScopeRead)
+	require.NoError(t, err, "Close does not stop the Manager")
+	got = o.metrics()
+	require.EqualValues(t, 2, got["supportaccess.grants.created"])
+	require.EqualValues(t, 1, got["supportaccess.checks/allowed"])
+	require.NotContains(t, got, "supportaccess.grants.active/globex", "and registers nothing again")
+}
+
+// A Manager without the gauge has nothing to release.
+func TestManagerCloseWithoutGauge(t *testing.T) {
+	e := newEnv(t)
+	require.NoError(t, e.m.Close())
+	e.grant(sa.GrantInput{})
+}
+
+// refusingMeterProvider hands out meters whose callback registrations
+// cannot be undone.
+type refusingMeterProvider struct{ noop.MeterProvider }
+
+func (refusingMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter {
+	return refusingMeter{}
+}
+
+type refusingMeter struct{ noop.Meter }
+
+func (refusingMeter) RegisterCallback(metric.Callback, ...metric.Observable) (metric.Registration, error) {
+	return refusingRegistration{}, nil
+}
+
+type refusingRegistration struct{ noop.Registration }
+
+var errUnregister = errors.New("provider refuses")
+
+func (refusingRegistration) Unregister() error { return errUnregister }
+
+// Close returns the provider's refusal, wrapped, on every call.
+func TestManagerCloseReportsUnregisterError(t *testing.T) {
+	m, err := sa.NewManager(memstore.New(), sa.WithMeterProvider(refusingMeterProvider{}), sa.WithActiveGrantsGauge(true))
+	require.NoError(t, err)
+	err = m.Close()
+	require.ErrorIs(t, err, errUnregister)
+	require.ErrorContains(t, err, "active-grants gauge")
+	require.ErrorIs(t, m.Close(), errUnregister)
+}
+
+// Now is the Manager's clock as Check and Sweep read it: UTC, whole
+// microseconds, no monotonic reading.
+func TestManagerNow(t *testing.T) {
+	e := newEnv(t)
+	at := time.Date(2031, 5, 6, 7, 8, 9, 123_456_789, time.FixedZone("CEST", 2*3600))
+	e.clock.Set(at)
+	now := e.m.Now()
+	require.Equal(t, time.UTC, now.Location())
+	require.True(t, now.Equal(at.Truncate(time.Microsecond)), "got %s", now)
+	require.Equal(t, now, now.Round(0), "no monotonic reading")
+
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
+	require.Equal(t, now, g.CreatedAt, "a grant is stamped with the same reading")
+	e.clock.Set(g.ExpiresAt.Add(-time.Nanosecond))
+	require.Equal(t, sa.StatusActive, g.Status(e.m.Now()))
+	_, err := e.m.Check(ctx, "acme", support.ID, sa.ScopeRead)
+	require.NoError(t, err, "the Manager's status and Check agree")
+	e.clock.Set(g.ExpiresAt)
+	require.Equal(t, sa.StatusExpired, g.Status(e.m.Now()))
+	_, err = e.m.Check(ctx, "acme", support.ID, sa.ScopeRead)
+	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
+}
