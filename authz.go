@@ -26,8 +26,11 @@ const (
 )
 
 // Authorizer decides whether by may perform action on tenantID. It returns
-// nil to allow; any error refuses (the Manager wraps it in ErrForbidden
-// unless it already is). Hosts plug their role model here (owner, admin,
+// nil to allow; any error refuses: the Manager returns an error that
+// wraps ErrForbidden and, for errors.Is and errors.As, the Authorizer's
+// error — except the library's other sentinels that error may wrap (an
+// ErrNotFound of a membership lookup, say), so that a refusal is never
+// taken for another outcome. Hosts plug their role model here (owner, admin,
 // authorised contact). It must be safe for concurrent use.
 //
 // tenantID is the tenant the action changes, as stored: for Grant,
@@ -111,28 +114,40 @@ func (m *Manager) authorize(ctx context.Context, action Action, by Actor, tenant
 }
 
 // authorizerError is the error of an Authorizer's refusal err, whose text
-// was read once: err itself when it already is ErrForbidden, else an error
-// that wraps both ErrForbidden and err (errors.Is and errors.As find
-// either) — or ErrForbidden with err's text only when walking err's chain
-// panics (see newHostError).
+// was read once: a forbiddenError, whose message is err's text, prefixed
+// with ErrForbidden's unless err already is ErrForbidden — or
+// ErrForbidden with err's text only when walking err's chain panics (see
+// newHostError).
 func authorizerError(err error, text string) error {
 	switch {
 	case !exposable(err):
 		return fmt.Errorf("%w: %s", ErrForbidden, text)
 	case errors.Is(err, ErrForbidden):
-		return newHostError(text, err)
+		return &forbiddenError{msg: text, err: err}
 	}
 	return &forbiddenError{msg: ErrForbidden.Error() + ": " + text, err: err}
 }
 
-// forbiddenError wraps ErrForbidden and an Authorizer's own error.
+// forbiddenError wraps ErrForbidden and an Authorizer's own error err:
+// errors.Is finds ErrForbidden and what err wraps but the library's other
+// sentinels, errors.As what err's chain holds. So an error returned by
+// the Manager wraps one sentinel only, whatever the host's says.
 type forbiddenError struct {
 	msg string
 	err error
 }
 
-func (e *forbiddenError) Error() string   { return e.msg }
-func (e *forbiddenError) Unwrap() []error { return []error{ErrForbidden, e.err} }
+func (e *forbiddenError) Error() string { return e.msg }
+func (e *forbiddenError) Unwrap() error { return ErrForbidden }
+
+// Is reports whether err wraps target, unless target is a sentinel of the
+// library (ErrForbidden is found through Unwrap).
+func (e *forbiddenError) Is(target error) bool {
+	return !isSentinel(target) && errors.Is(e.err, target)
+}
+
+// As finds target in err's chain.
+func (e *forbiddenError) As(target any) bool { return errors.As(e.err, target) }
 
 // refuseImpersonated is a built-in rule whatever the Authorizer says: a
 // call made while serving a request that a Manager's middleware admitted

@@ -34,3 +34,13 @@ var (
 	// running meanwhile, say).
 	ErrConflict = errors.New("supportaccess: conflicting concurrent change")
 )
+
+// isSentinel reports whether err is one of the library's sentinel errors.
+func isSentinel(err error) bool {
+	switch err {
+	case ErrNoActiveGrant, ErrNotFound, ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict,
+		ErrTampered, ErrSessionEnded:
+		return true
+	}
+	return false
+}
