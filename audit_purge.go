@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/supportaccess/supportaccess/internal/canon"
 )
 
 // Attribute keys of an audit.purged event.
@@ -127,7 +128,9 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 	if !ok {
 		return AuditPurge{}, fmt.Errorf("purge audit: the audit log cannot purge: %w", errors.ErrUnsupported)
 	}
-	before = truncate(before)
+	// Rounded up: an event of the microsecond before's fraction falls in
+	// is older than before (stored times are whole microseconds).
+	before = canon.Ceil(before)
 	now := m.now()
 	res, err := p.PurgeAudit(ctx, tenantID, before, func(r AuditPurge) (Event, error) {
 		ev := m.newEvent(now, EventAuditPurged, tenantID, uuid.Nil, SystemActor, "retention")

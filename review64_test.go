@@ -59,7 +59,7 @@ func TestReview64MirrorWrittenBeforeCopyMarkerStillVerifies(t *testing.T) {
 
 	var times []time.Time
 	for range 6 {
-		times = append(times, clock.Now())
+		times = append(times, ma.Now()) // the time the grant's event is stamped with
 		_, err := ma.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: 24 * time.Hour})
 		require.NoError(t, err)
 		clock.Advance(time.Second)

@@ -332,7 +332,7 @@ func TestReview69LegacyCopyWithEqualCheckpointHidesOwnPurge(t *testing.T) {
 	require.NoError(t, err)
 
 	grant := func() time.Time {
-		at := clock.Now()
+		at := ma.Now() // the time the grant's event is stamped with
 		_, err := ma.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: 24 * time.Hour})
 		require.NoError(t, err)
 		clock.Advance(time.Second)

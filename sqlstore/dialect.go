@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/canon"
 	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
@@ -300,18 +301,7 @@ func checkEventTime(e *sa.Event) error {
 // or after Since, before Until, or after a cursor's time when it is at or
 // after that time rounded up — timeArg's truncation would move such a
 // bound onto the event before it.
-func ceilMicro(t time.Time) time.Time {
-	if u := t.Truncate(time.Microsecond); !u.Equal(t) {
-		// Never onto the zero time, which means "no bound" (from the
-		// last microsecond before it, as canon.Time never truncates a
-		// time onto it).
-		if u = u.Add(time.Microsecond); u.IsZero() {
-			u = u.Add(time.Microsecond)
-		}
-		return u
-	}
-	return t
-}
+func ceilMicro(t time.Time) time.Time { return canon.Ceil(t) }
 
 // checkTaskTime refuses, with supportaccess.ErrInvalidInput, a hook
 // task's time (a retry's NextAt, a lease's Until) that is zero or outside

@@ -25,6 +25,22 @@ func Time(t time.Time) time.Time {
 	return t
 }
 
+// Ceil is Time rounding up: t in the canonical form, moved to the next
+// microsecond when it has a fraction of one. Stored times are whole
+// microseconds, so a bound rounded up selects exactly what the bound
+// itself does: an event is before Ceil(t) when it is before t. The zero
+// time stays zero (no bound).
+func Ceil(t time.Time) time.Time {
+	c := Time(t)
+	if c.Before(t) {
+		// Never onto the zero time, from the last microsecond before it.
+		if c = c.Add(time.Microsecond); c.IsZero() {
+			c = c.Add(time.Microsecond)
+		}
+	}
+	return c
+}
+
 // Times brings each of ts to the canonical form, in place.
 func Times(ts ...*time.Time) {
 	for _, t := range ts {
