@@ -30,7 +30,8 @@ type GrantInput struct {
 	// not exceed Policy.MaxDuration.
 	Duration time.Duration
 	// StartsAt schedules the grant; zero means now. It may not be in the past
-	// by more than a second (clock skew) and is truncated to microseconds.
+	// by more than a second (clock skew; a StartsAt up to a second in the
+	// past is now) and is truncated to microseconds.
 	// Neither it nor the end it gives may lie after the end of year 9999
 	// (ErrInvalidInput); Policy.MaxScheduleAhead sets a nearer limit.
 	StartsAt time.Time
@@ -392,7 +393,8 @@ func (m *Manager) check(ctx context.Context, tenantID, principal string, scope S
 	return nil
 }
 
-// Get returns the grant with the given ID or ErrNotFound.
+// Get returns the grant with the given ID, ErrNotFound when there is none,
+// or ErrInvalidInput for the nil ID.
 func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Get", AttrKeyGrant.String(id.String()))
 	err = errNotReturned // overwritten by every return (see errNotReturned)
@@ -437,19 +439,29 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error)
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	// Never trust a store to have applied the filter.
-	kept := gs[:0]
-	for i := range gs {
-		if !f.selects(&gs[i]) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, gs[i].Status(now))) {
-			m.reportError(ctx, fmt.Errorf("list: %w: store listed grant %s, which the filter does not select; left out", ErrInvalidInput, gs[i].ID))
+	return keepSelected(ctx, m, "list", "grant", gs, f.Limit, func(g *Grant) (bool, uuid.UUID) {
+		return f.selects(g) && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, g.Status(now))), g.ID
+	}), nil
+}
+
+// keepSelected is what a store listed that its filter selects, at most
+// limit (when > 0) of it: never trust a store to have applied the filter
+// (another tenant's grant or request listed for this one would be shown
+// to, and acted on by, this tenant's administrator). Each left out is
+// reported to the error handler.
+func keepSelected[T any](ctx context.Context, m *Manager, op, what string, xs []T, limit int, selects func(*T) (bool, uuid.UUID)) []T {
+	kept := xs[:0]
+	for i := range xs {
+		if ok, id := selects(&xs[i]); !ok {
+			m.reportError(ctx, fmt.Errorf("%s: %w: store listed %s %s, which the filter does not select; left out", op, ErrInvalidInput, what, id))
 			continue
 		}
-		kept = append(kept, gs[i])
+		kept = append(kept, xs[i])
 	}
-	if f.Limit > 0 && len(kept) > f.Limit {
-		kept = kept[:f.Limit]
+	if limit > 0 && len(kept) > limit {
+		kept = kept[:limit]
 	}
-	return kept, nil
+	return kept
 }
 
 // selects reports whether g is of f's tenant and ticket (when f names

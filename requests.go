@@ -455,7 +455,10 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, 
 }
 
 // ListRequests returns the access requests matching f, newest first, each
-// Status evaluated now (a pending request past ExpiresAt is expired).
+// Status evaluated now (a pending request past ExpiresAt is expired). A
+// request the store returns that f does not select (another tenant,
+// requester, ticket or status) is left out and reported to the error
+// handler (see WithErrorHandler).
 //
 // Errors: ErrInvalidInput for a malformed filter; errors.ErrUnsupported
 // when the store is not a RequestStore; the store's error.
@@ -478,7 +481,9 @@ func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []Access
 	for i := range rr {
 		rr[i].Status = rr[i].StatusAt(now)
 	}
-	return rr, nil
+	return keepSelected(ctx, m, "list requests", "request", rr, f.Limit, func(r *AccessRequest) (bool, uuid.UUID) {
+		return f.Match(r, now), r.ID
+	}), nil
 }
 
 // sweepRequests records request.expired once for each pending request past

@@ -203,8 +203,10 @@ func validateScope(field string, s Scope) error {
 }
 
 // ValidateActor reports whether a is a well-formed actor: a known kind, an
-// ID of 1–320 bytes and a name of at most 200 bytes, without control
-// characters. Errors wrap ErrInvalidInput.
+// ID of 1–320 bytes and a name of at most 200 bytes, valid UTF-8 without
+// control characters; the ID, an identifier, also without invisible
+// characters and not beginning or ending with a space. Errors wrap
+// ErrInvalidInput.
 func ValidateActor(a Actor) error { return validateActor("actor", a) }
 
 func validateActor(field string, a Actor) error {
