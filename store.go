@@ -21,6 +21,14 @@ import (
 // as the change (assigning Seq and Hash as the audit chain requires, see
 // Event.ChainHash), so that neither exists without the other. A Store that
 // is not an Auditor receives nil.
+//
+// Every bundled store keeps values up to these widths, and refuses a wider
+// one with ErrInvalidInput before it changes anything (storetest's case
+// WiderThanStoresKeepRefused): tenant IDs and ticket references 512
+// bytes, an actor's Kind 32 bytes, ID 1280 bytes and Name 1000
+// characters, an event's Type 255 bytes and session ID 1280 bytes,
+// reasons 65535 bytes. The Manager's own limits (MaxTenantIDLen and the
+// others) are narrower; only a direct call of a store reaches these.
 type Store interface {
 	// CreateGrant stores the new grant g (its ID is fresh) together with
 	// events. A duplicate ID is an error wrapping ErrConflict; a grant

@@ -59,7 +59,8 @@ func (s *Store) Record(ctx context.Context, e sa.Event) error {
 }
 
 // checkEvents refuses events of which one has no Time (kept to the
-// microsecond, see appendEvents) or shares its ID with another of them
+// microsecond, see appendEvents), a field wider than the stores keep (see
+// stored.CheckEvent) or shares its ID with another of them
 // (ErrInvalidInput), or has the ID of an event already kept (ErrConflict),
 // as Record and every SQL store's write do: the write methods call it,
 // with s.mu held, before they change anything.
@@ -68,6 +69,9 @@ func (s *Store) checkEvents(events []sa.Event) error {
 		e := &events[i]
 		if e.Time.UTC().Truncate(time.Microsecond).IsZero() {
 			return fmt.Errorf("memstore: event %s has no Time: %w", e.ID, sa.ErrInvalidInput)
+		}
+		if err := stored.CheckEvent(e); err != nil {
+			return fmt.Errorf("memstore: %w", err)
 		}
 		if _, dup := s.audit.ids[e.ID]; dup {
 			return fmt.Errorf("memstore: event %s is already recorded: %w", e.ID, sa.ErrConflict)

@@ -284,13 +284,14 @@ func checkTimes(what string, id uuid.UUID, ts ...namedTime) error {
 	return nil
 }
 
-// checkEventTime refuses, with supportaccess.ErrInvalidInput, an event
-// without a Time or with one outside [minTime, maxTime]: timeArg would
-// store a clamped time the event's hash does not cover, and VerifyAudit
-// would report the genuine event as tampered.
-func checkEventTime(e *sa.Event) error {
-	if e.Time.IsZero() {
-		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
+// checkEvent refuses, with supportaccess.ErrInvalidInput, an event
+// without a Time, with a field wider than the stores keep (see
+// stored.CheckEvent), or with a Time outside [minTime, maxTime]: timeArg
+// would store a clamped time the event's hash does not cover, and
+// VerifyAudit would report the genuine event as tampered.
+func checkEvent(e *sa.Event) error {
+	if err := stored.CheckEvent(e); err != nil {
+		return err
 	}
 	return checkStorable("event "+e.ID.String()+": Time", e.Time)
 }

@@ -104,10 +104,25 @@ func wrap(ctx context.Context, op string, err error) error {
 	if isDeadlock(err) {
 		return fmt.Errorf("sqlstore: %s: %w: %w", op, sa.ErrConflict, err)
 	}
+	if isTooWide(err) {
+		return fmt.Errorf("sqlstore: %s: %w: a value is wider than the database keeps: %w", op, sa.ErrInvalidInput, err)
+	}
 	if isMissingSchema(err) {
 		return fmt.Errorf("sqlstore: %s: %w (the store's tables are missing: run Migrate, with this table prefix, before using it)", op, err)
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// isTooWide reports whether the server refused a value wider than its
+// column or index holds (the statement changed nothing). The stores
+// refuse such values themselves (internal/stored), so this is only for
+// fields no check covers, such as a long list of scopes on MySQL.
+func isTooWide(err error) bool {
+	switch sqlState(err) {
+	case "22001", "54000": // string_data_right_truncation, program_limit_exceeded (index row size)
+		return true
+	}
+	return mysqlNumber(err) == 1406 // ER_DATA_TOO_LONG
 }
 
 // isMissingSchema reports whether err says a table (or, on MySQL, the

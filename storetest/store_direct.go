@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // directCases are the conformance cases of a store called directly with
@@ -34,6 +36,103 @@ var directCases = []testCase{
 	{"HookRetryDueToTheMicrosecond", testHookRetryDueToTheMicrosecond},
 	{"ListUnknownStatusRefused", testListUnknownStatusRefused},
 	{"HookTaskTimesKeptOrRefused", testHookTaskTimesKeptOrRefused},
+	{"WiderThanStoresKeepRefused", testWiderThanStoresKeepRefused},
+}
+
+// testWiderThanStoresKeepRefused: a value as wide as the bundled stores
+// keep (internal/stored's MaxTenantID and the others; the Store doc
+// lists them) is kept exactly, a wider one is refused with
+// ErrInvalidInput by every store before it changes anything. MySQL
+// refused it with a raw "Data too long" error, PostgreSQL only when an
+// index could not hold it, memstore never.
+func testWiderThanStoresKeepRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a, l := h.auditor(), h.auditLog()
+	wide := func(n int) string { return strings.Repeat("x", n) }
+	chars := func(n int) string { return strings.Repeat("é", n) } // 2 bytes each
+	tenant := wide(stored.MaxTenantID)
+	actor := sa.Actor{Kind: sa.ActorCustomer, ID: wide(stored.MaxActorID), Name: chars(stored.MaxActorName)}
+
+	t.Run("Grant", func(t *testing.T) {
+		fits := timesGrant(tenant)
+		fits.TicketRef, fits.GrantedBy, fits.Reason = wide(stored.MaxTicketRef), actor, chars(stored.MaxText/2)
+		require.NoError(t, h.store.CreateGrant(h.ctx, fits, nil))
+		got, err := h.store.GetGrant(h.ctx, fits.ID)
+		require.NoError(t, err)
+		require.Equal(t, fits, got, "kept exactly")
+
+		for name, spoil := range map[string]func(*sa.Grant){
+			"TenantID":       func(g *sa.Grant) { g.TenantID += "x" },
+			"TicketRef":      func(g *sa.Grant) { g.TicketRef += "x" },
+			"Reason":         func(g *sa.Grant) { g.Reason += "xx" },
+			"GrantedBy.Kind": func(g *sa.Grant) { g.GrantedBy.Kind = sa.ActorKind(wide(stored.MaxActorKind + 1)) },
+			"GrantedBy.ID":   func(g *sa.Grant) { g.GrantedBy.ID += "x" },
+			"GrantedBy.Name": func(g *sa.Grant) { g.GrantedBy.Name += "é" },
+		} {
+			g := fits
+			g.ID = uuid.New()
+			spoil(&g)
+			ev := sa.Event{ID: uuid.New(), Time: timesNow, Type: sa.EventGrantCreated, TenantID: "acme", GrantID: g.ID, Actor: Customer}
+			require.ErrorIs(t, h.store.CreateGrant(h.ctx, g, []sa.Event{ev}), sa.ErrInvalidInput, name)
+			_, err := h.store.GetGrant(h.ctx, g.ID)
+			require.ErrorIs(t, err, sa.ErrNotFound, "%s: nothing stored", name)
+		}
+		revoked := fits
+		revoked.RevokedAt, revoked.RevokedBy, revoked.RevokeReason = timesNow, actor, "done"
+		revoked.RevokedBy.Name += "é"
+		_, err = h.store.UpdateGrant(h.ctx, fits.ID, func(g *sa.Grant) ([]sa.Event, error) {
+			*g = revoked
+			return nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "RevokedBy.Name")
+		got, err = h.store.GetGrant(h.ctx, fits.ID)
+		require.NoError(t, err)
+		require.Equal(t, fits, got, "unchanged")
+	})
+
+	t.Run("Request", func(t *testing.T) {
+		rs, ok := h.store.(sa.RequestStore)
+		if !ok {
+			t.Skip("store does not implement RequestStore")
+		}
+		fits := timesRequest(tenant)
+		fits.TicketRef, fits.RequestedBy = wide(stored.MaxTicketRef), sa.Actor{Kind: sa.ActorSupport, ID: actor.ID, Name: actor.Name}
+		require.NoError(t, rs.CreateRequest(h.ctx, fits, nil))
+		got, err := rs.GetRequest(h.ctx, fits.ID)
+		require.NoError(t, err)
+		require.Equal(t, fits, got, "kept exactly")
+		r := fits
+		r.ID = uuid.New()
+		r.RequestedBy.ID += "x"
+		require.ErrorIs(t, rs.CreateRequest(h.ctx, r, nil), sa.ErrInvalidInput, "RequestedBy.ID")
+		_, err = rs.GetRequest(h.ctx, r.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing stored")
+	})
+
+	t.Run("Event", func(t *testing.T) {
+		fits := sa.Event{ID: uuid.New(), Time: timesNow, Type: sa.EventType(wide(stored.MaxEventType)), TenantID: tenant,
+			Actor: actor, Attrs: map[string]string{sa.AttrSessionID: wide(stored.MaxActorID)}}
+		require.NoError(t, a.Record(h.ctx, fits))
+		for name, spoil := range map[string]func(*sa.Event){
+			"TenantID":   func(e *sa.Event) { e.TenantID += "x" },
+			"Type":       func(e *sa.Event) { e.Type += "x" },
+			"Actor.ID":   func(e *sa.Event) { e.Actor.ID += "x" },
+			"Actor.Name": func(e *sa.Event) { e.Actor.Name += "é" },
+			"session ID": func(e *sa.Event) { e.Attrs = map[string]string{sa.AttrSessionID: wide(stored.MaxActorID + 1)} },
+		} {
+			e := fits
+			e.ID = uuid.New()
+			spoil(&e)
+			require.ErrorIs(t, a.Record(h.ctx, e), sa.ErrInvalidInput, name)
+		}
+		evs, err := l.Events(h.ctx, sa.AuditFilter{})
+		require.NoError(t, err)
+		require.Len(t, evs, 1, "only the event that fits")
+		require.Equal(t, fits.ID, evs[0].ID)
+		require.Equal(t, fits.Type, evs[0].Type)
+		require.Equal(t, fits.Actor, evs[0].Actor)
+		require.Equal(t, fits.Attrs, evs[0].Attrs)
+	})
 }
 
 // testListUnknownStatusRefused: a status that is not Valid in

@@ -6,6 +6,7 @@ package stored
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -19,17 +20,103 @@ func Grant(g *sa.Grant) { canon.Times(&g.CreatedAt, &g.StartsAt, &g.ExpiresAt, &
 // Request brings r's times to the canonical form, in place.
 func Request(r *sa.AccessRequest) { canon.Times(&r.StartsAt, &r.CreatedAt, &r.ExpiresAt, &r.DecidedAt) }
 
+// The widths every bundled store keeps (MySQL's columns hold no more, and
+// PostgreSQL's indexes little more), so that each refuses a wider value
+// alike, with sa.ErrInvalidInput, before it changes anything. The
+// Manager's own limits (supportaccess.MaxTenantIDLen and the others) are
+// narrower: only a direct store call can reach these.
+const (
+	MaxTenantID  = 512   // bytes: tenant IDs
+	MaxTicketRef = 512   // bytes: ticket references
+	MaxActorKind = 32    // bytes: an actor's Kind
+	MaxActorID   = 1280  // bytes: an actor's ID, and an event's session ID
+	MaxActorName = 1000  // characters: an actor's Name
+	MaxEventType = 255   // bytes: an event's Type
+	MaxText      = 65535 // bytes: reasons
+)
+
+// widths checks the fields of one record against the widths its stores
+// keep, remembering the first too wide (names are joined only then, so
+// that a record that fits costs no allocation).
+type widths struct {
+	what string
+	id   uuid.UUID
+	err  error
+}
+
+// check refuses v, field name (prefix, if any, then name), when it is
+// longer than max bytes, or characters when chars is set.
+func (w *widths) check(prefix, name, v string, max int, chars bool) {
+	if w.err != nil || len(v) <= max {
+		return
+	}
+	unit := "bytes"
+	if chars {
+		if utf8.RuneCountInString(v) <= max {
+			return
+		}
+		unit = "characters"
+	}
+	w.err = fmt.Errorf("%w: %s %s: %s%s is longer than the %d %s a store keeps", sa.ErrInvalidInput, w.what, w.id, prefix, name, max, unit)
+}
+
+// actor checks the fields of actor a, named after prefix.
+func (w *widths) actor(prefix string, a sa.Actor) {
+	w.check(prefix, ".Kind", string(a.Kind), MaxActorKind, false)
+	w.check(prefix, ".ID", a.ID, MaxActorID, false)
+	w.check(prefix, ".Name", a.Name, MaxActorName, true)
+}
+
 // CheckGrant refuses, with sa.ErrInvalidInput, a grant without the times
 // every grant has: CreatedAt and StartsAt (the Manager always sets them;
-// an SQL store's columns are NOT NULL).
+// an SQL store's columns are NOT NULL), or with a field wider than the
+// stores keep (see MaxTenantID).
 func CheckGrant(g *sa.Grant) error {
-	return required("grant", g.ID.String(), "CreatedAt", g.CreatedAt.IsZero(), "StartsAt", g.StartsAt.IsZero())
+	id := g.ID.String()
+	if err := required("grant", id, "CreatedAt", g.CreatedAt.IsZero(), "StartsAt", g.StartsAt.IsZero()); err != nil {
+		return err
+	}
+	w := widths{what: "grant", id: g.ID}
+	w.check("", "TenantID", g.TenantID, MaxTenantID, false)
+	w.check("", "TicketRef", g.TicketRef, MaxTicketRef, false)
+	w.check("", "Reason", g.Reason, MaxText, false)
+	w.check("", "RevokeReason", g.RevokeReason, MaxText, false)
+	w.actor("GrantedBy", g.GrantedBy)
+	w.actor("RevokedBy", g.RevokedBy)
+	return w.err
 }
 
 // CheckRequest refuses, with sa.ErrInvalidInput, a request without the
-// times every request has: CreatedAt and ExpiresAt.
+// times every request has, CreatedAt and ExpiresAt, or with a field wider
+// than the stores keep (see MaxTenantID).
 func CheckRequest(r *sa.AccessRequest) error {
-	return required("request", r.ID.String(), "CreatedAt", r.CreatedAt.IsZero(), "ExpiresAt", r.ExpiresAt.IsZero())
+	id := r.ID.String()
+	if err := required("request", id, "CreatedAt", r.CreatedAt.IsZero(), "ExpiresAt", r.ExpiresAt.IsZero()); err != nil {
+		return err
+	}
+	w := widths{what: "request", id: r.ID}
+	w.check("", "TenantID", r.TenantID, MaxTenantID, false)
+	w.check("", "TicketRef", r.TicketRef, MaxTicketRef, false)
+	w.check("", "Reason", r.Reason, MaxText, false)
+	w.check("", "DecisionReason", r.DecisionReason, MaxText, false)
+	w.actor("RequestedBy", r.RequestedBy)
+	w.actor("DecidedBy", r.DecidedBy)
+	return w.err
+}
+
+// CheckEvent refuses, with sa.ErrInvalidInput, an event without a Time or
+// with a field wider than the stores keep (see MaxTenantID).
+func CheckEvent(e *sa.Event) error {
+	if e.Time.IsZero() {
+		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
+	}
+	w := widths{what: "event", id: e.ID}
+	w.check("", "TenantID", e.TenantID, MaxTenantID, false)
+	w.check("", "Type", string(e.Type), MaxEventType, false)
+	w.check("", "Reason", e.Reason, MaxText, false)
+	w.check("Attrs", "["+sa.AttrSessionID+"]", e.Attrs[sa.AttrSessionID], MaxActorID, false)
+	w.actor("Actor", e.Actor)
+	return w.err
 }
 
 // CheckGrantUpdate refuses, with sa.ErrInvalidInput, a change from cur to
