@@ -40,3 +40,38 @@ func TestEndLogExactWithinAgeUnsureBeyond(t *testing.T) {
 	ended, unsure = l.since(l.now()-1, mine) // the last end is another grant
 	require.False(t, ended || unsure, "the last ends are still known exactly")
 }
+
+// noteEnded on a request whose Check began before the end log can answer
+// (more than endLogKeep ends, all older than endLogAge): the grant the
+// request uses may have ended, so it is not relied on again without a
+// Check and the request is re-checked at once — but it is not taken as
+// gone (a re-check without an answer ends nothing by itself). A grant the
+// request does not use is left alone.
+func TestNoteEndedUnsureRechecksWithoutEnding(t *testing.T) {
+	m := &Manager{} // noteEnded asks it nothing
+	w := newWatcher(m, time.Second, nil)
+	used, other := uuid.New(), uuid.New()
+	st := &reqState{m: m, grant: Grant{ID: used}, needs: []need{{scope: ScopeRead, id: used}}}
+	seq := w.ends.now()
+	for range 2 * endLogKeep {
+		w.ends.add(uuid.New())
+	}
+	require.False(t, w.noteEnded(st, seq, used), "within endLogAge every end is known: this one did not end")
+	require.False(t, st.recheck.Load())
+
+	w.ends.mu.Lock()
+	for i := range w.ends.entries {
+		w.ends.entries[i].at = w.ends.entries[i].at.Add(-endLogAge - time.Second)
+	}
+	w.ends.mu.Unlock()
+	w.ends.add(uuid.New()) // prunes the aged ends the Check began before
+
+	require.False(t, w.noteEnded(st, seq, other), "a grant the request does not use")
+	require.False(t, st.recheck.Load())
+	require.Empty(t, st.endedGrants)
+
+	require.True(t, w.noteEnded(st, seq, used), "the log cannot tell: re-check")
+	require.True(t, st.recheck.Load())
+	require.True(t, st.endedGrants[used], "not relied on again without a Check")
+	require.False(t, st.grantGone.Load(), "but not taken as ended")
+}
