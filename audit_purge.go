@@ -128,14 +128,16 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 	if !ok {
 		return AuditPurge{}, fmt.Errorf("purge audit: the audit log cannot purge: %w", errors.ErrUnsupported)
 	}
-	// Rounded up: an event of the microsecond before's fraction falls in
-	// is older than before (stored times are whole microseconds).
-	before = canon.Ceil(before)
+	// before goes to the store as given: each compares it with the times
+	// it keeps (sqlstore rounds it up to its microseconds; memstore and a
+	// host's log compare exactly). The event records it rounded up, the
+	// bound it is for the whole microseconds of the Manager's events.
+	recorded := capTime(canon.Ceil(before))
 	now := m.now()
 	res, err := p.PurgeAudit(ctx, tenantID, before, func(r AuditPurge) (Event, error) {
 		ev := m.newEvent(now, EventAuditPurged, tenantID, uuid.Nil, SystemActor, "retention")
 		ev.Attrs = make(map[string]string, purgeAttrCount)
-		ev.Attrs[AttrPurgeBefore] = before.Format(timeFormat)
+		ev.Attrs[AttrPurgeBefore] = recorded.Format(timeFormat)
 		ev.Attrs[AttrPurgeDeleted] = strconv.FormatInt(r.Deleted, 10)
 		ev.Attrs[AttrCheckpointSeq] = strconv.FormatInt(r.Checkpoint.Seq, 10)
 		ev.Attrs[AttrCheckpointHash] = hex.EncodeToString(r.Checkpoint.Hash)

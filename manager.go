@@ -265,8 +265,12 @@ func (m *Manager) Now() time.Time { return m.now() }
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		if m.tel.reg != nil {
+			// What a later Close returns if Unregister panics.
+			m.closeErr = errors.New("close: unregistering the active-grants gauge panicked")
 			if err := m.tel.reg.Unregister(); err != nil {
 				m.closeErr = fmt.Errorf("close: unregister the active-grants gauge: %w", err)
+			} else {
+				m.closeErr = nil
 			}
 		}
 	})

@@ -99,3 +99,30 @@ func TestManagerNow(t *testing.T) {
 	_, err = e.m.Check(ctx, "acme", support.ID, sa.ScopeRead)
 	require.ErrorIs(t, err, sa.ErrNoActiveGrant)
 }
+
+// panickingMeterProvider hands out meters whose callback registrations
+// panic when undone.
+type panickingMeterProvider struct{ noop.MeterProvider }
+
+func (panickingMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter {
+	return panickingMeter{}
+}
+
+type panickingMeter struct{ noop.Meter }
+
+func (panickingMeter) RegisterCallback(metric.Callback, ...metric.Observable) (metric.Registration, error) {
+	return panickingRegistration{}, nil
+}
+
+type panickingRegistration struct{ noop.Registration }
+
+func (panickingRegistration) Unregister() error { panic("provider bug") }
+
+// A provider's panic goes to the first Close's caller; a later Close does
+// not report success for a callback still registered.
+func TestManagerCloseAfterUnregisterPanicked(t *testing.T) {
+	m, err := sa.NewManager(memstore.New(), sa.WithMeterProvider(panickingMeterProvider{}), sa.WithActiveGrantsGauge(true))
+	require.NoError(t, err)
+	require.PanicsWithValue(t, "provider bug", func() { _ = m.Close() })
+	require.ErrorContains(t, m.Close(), "panicked")
+}
