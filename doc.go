@@ -61,7 +61,7 @@
 // ErrInvalidInput that names the field and changes nothing. Compare errors
 // with errors.Is against the sentinels (ErrNoActiveGrant, ErrNotFound,
 // ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict,
-// ErrSessionEnded for a request whose support access ended, ErrTampered
+// ErrClosed from RunExpiry after Close, ErrSessionEnded for a request whose support access ended, ErrTampered
 // for a broken audit chain).
 //
 // # Shutdown
@@ -69,11 +69,11 @@
 // A Manager runs goroutines only while they have work. To stop cleanly,
 // shut the HTTP server down (http.Server.Shutdown waits for the requests
 // in flight; the middleware's watcher goroutine ends with the last
-// request it watches), cancel the context given to RunExpiry and wait for
-// it to return (the Sweep in progress stops first), call Manager.Close
-// (it takes the active-grants gauge's callback off the meter provider),
-// then close the store (sqlstore's Close releases its prepared
-// statements) and the *sql.DB.
+// request it watches), call Manager.Close (it stops every RunExpiry loop,
+// cancelling the Sweep in progress, waits for them to return, and takes
+// the active-grants gauge's callback off the meter provider), then close
+// the store (sqlstore's Close releases its prepared statements) and the
+// *sql.DB. Cancelling the context given to RunExpiry stops that loop too.
 //
 // # What the host decides
 //

@@ -33,12 +33,15 @@ var (
 	// found kept ending on this Manager as they were found (RevokeTenant
 	// running meanwhile, say).
 	ErrConflict = errors.New("supportaccess: conflicting concurrent change")
+	// ErrClosed means the Manager was closed (Manager.Close): RunExpiry
+	// returns it once Close stopped it, and at once when called after.
+	ErrClosed = errors.New("supportaccess: manager closed")
 )
 
 // isSentinel reports whether err is one of the library's sentinel errors.
 func isSentinel(err error) bool {
 	switch err {
-	case ErrNoActiveGrant, ErrNotFound, ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict,
+	case ErrNoActiveGrant, ErrNotFound, ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict, ErrClosed,
 		ErrTampered, ErrSessionEnded:
 		return true
 	}

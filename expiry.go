@@ -433,23 +433,37 @@ func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, 
 }
 
 // RunExpiry runs Sweep at once and then every interval, each wait varied
-// at random by up to ±10 % so that replicas spread out, until ctx ends; it
-// then returns ctx's error after the sweep in progress stopped. Sweep
-// errors go to the error handler (WithErrorHandler) and the next tick tries
-// again. RunExpiry starts no goroutine: run it in one of yours, for example
-// `go m.RunExpiry(ctx, time.Minute)`, and cancel ctx to stop it.
+// at random by up to ±10 % so that replicas spread out, until ctx ends or
+// the Manager is closed (Close); it then returns after the sweep in
+// progress stopped. Sweep errors go to the error handler
+// (WithErrorHandler) and the next tick tries again. RunExpiry starts no
+// goroutine: run it in one of yours, for example
+// `go m.RunExpiry(ctx, time.Minute)`, and cancel ctx, or call Close, to
+// stop it.
 //
-// Errors: ErrInvalidInput, at once, for interval <= 0; otherwise ctx.Err().
+// Errors: ErrInvalidInput, at once, for interval <= 0; ErrClosed when
+// Close stopped it, or at once after Close; otherwise ctx.Err().
 func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("run expiry: %w: interval must be positive", ErrInvalidInput)
 	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done, ok := m.runs.start(cancel)
+	if !ok {
+		return fmt.Errorf("run expiry: %w", ErrClosed)
+	}
+	defer done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			if err := parent.Err(); err != nil || !m.runs.isClosed() {
+				return err
+			}
+			return fmt.Errorf("run expiry: %w", ErrClosed)
 		case <-timer.C:
 		}
 		if _, err := m.Sweep(ctx); err != nil && ctx.Err() == nil {

@@ -56,6 +56,56 @@ type Manager struct {
 	tel            telemetry
 	closeOnce      sync.Once
 	closeErr       error
+	runs           runs
+}
+
+// runs are the RunExpiry loops of a Manager, which Close stops.
+type runs struct {
+	mu      sync.Mutex
+	closed  bool
+	cancels map[*int]context.CancelFunc // the loops' contexts, by a key of each
+	wg      sync.WaitGroup
+}
+
+// start registers a loop whose context cancel ends; it returns a function
+// the loop calls as it returns, or false when the Manager is closed.
+func (r *runs) start(cancel context.CancelFunc) (done func(), ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, false
+	}
+	if r.cancels == nil {
+		r.cancels = make(map[*int]context.CancelFunc)
+	}
+	key := new(int)
+	r.cancels[key] = cancel
+	r.wg.Add(1)
+	return func() {
+		r.mu.Lock()
+		delete(r.cancels, key)
+		r.mu.Unlock()
+		r.wg.Done()
+	}, true
+}
+
+// stop refuses new loops, cancels the running ones and waits for them to
+// return.
+func (r *runs) stop() {
+	r.mu.Lock()
+	r.closed = true
+	for _, cancel := range r.cancels {
+		cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// isClosed reports whether stop was called.
+func (r *runs) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // Option configures a Manager. A nil Option is ignored.
@@ -253,17 +303,24 @@ func (m *Manager) now() time.Time { return truncate(m.clock()) }
 // clock of the host's own.
 func (m *Manager) Now() time.Time { return m.now() }
 
-// Close releases what the Manager registered outside itself: the
-// callback of the supportaccess.grants.active gauge (WithActiveGrantsGauge)
-// on the meter provider, which would otherwise keep the Manager and its
-// store reachable and query the store at every collection for as long as
-// the provider lives. Everything else keeps working after Close; it does
-// not close the store (the host owns it) nor stop RunExpiry (cancel its
-// context) or a middleware's watchers (they end with their requests).
+// Close stops the Manager's background work and releases what it
+// registered outside itself. It stops every RunExpiry loop (the Sweep in
+// progress is cancelled; each returns ErrClosed) and waits for them to
+// return, refuses later RunExpiry calls, and takes the callback of the
+// supportaccess.grants.active gauge (WithActiveGrantsGauge) off the meter
+// provider, which would otherwise keep the Manager and its store reachable
+// and query the store at every collection for as long as the provider
+// lives. The calls of the API keep working after Close (Check, Grant,
+// Sweep…); Close does not close the store (the host owns it), and a
+// middleware's watcher goroutines end with the requests they watch. So
+// do not call Close from an error handler, Notifier or expiry hook that
+// a RunExpiry loop may be running: it would wait for itself.
+//
 // Close may be called more than once and from several goroutines; every
 // call returns the first call's error.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
+		m.runs.stop()
 		if m.tel.reg != nil {
 			// What a later Close returns if Unregister panics.
 			m.closeErr = errors.New("close: unregistering the active-grants gauge panicked")

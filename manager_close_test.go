@@ -1,6 +1,7 @@
 package supportaccess_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.uber.org/goleak"
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/memstore"
@@ -125,4 +127,81 @@ func TestManagerCloseAfterUnregisterPanicked(t *testing.T) {
 	require.NoError(t, err)
 	require.PanicsWithValue(t, "provider bug", func() { _ = m.Close() })
 	require.ErrorContains(t, m.Close(), "panicked")
+}
+
+// blockingClaims is a memstore whose ClaimTransitions waits for its
+// context to end, telling entered when it starts waiting.
+type blockingClaims struct {
+	*memstore.Store
+	entered chan struct{}
+}
+
+func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _ time.Time, _ int, _ func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Close stops every RunExpiry loop — one waiting for its next tick, one in
+// the middle of a Sweep, whose context it cancels — and returns only once
+// they have returned (ErrClosed); a RunExpiry after Close returns
+// ErrClosed at once. No goroutine is left.
+func TestManagerCloseStopsRunExpiry(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	st := blockingClaims{Store: memstore.New(), entered: make(chan struct{}, 1)}
+	m, err := sa.NewManager(st, sa.WithErrorHandler(func(context.Context, error) {}))
+	require.NoError(t, err)
+
+	idle := newEnv(t)
+	idleDone := make(chan error, 1)
+	go func() { idleDone <- idle.m.RunExpiry(ctx, time.Hour) }()
+
+	busyDone := make(chan error, 1)
+	go func() { busyDone <- m.RunExpiry(ctx, time.Hour) }()
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first Sweep did not start")
+	}
+
+	require.NoError(t, m.Close())
+	select {
+	case err := <-busyDone:
+		require.ErrorIs(t, err, sa.ErrClosed, "the Sweep in progress was cancelled and the loop returned before Close did")
+	default:
+		t.Fatal("Close returned while its RunExpiry was still running")
+	}
+	select {
+	case <-idleDone:
+		t.Fatal("Close of one Manager stopped another's loop")
+	default:
+	}
+
+	require.NoError(t, idle.m.Close())
+	select {
+	case err := <-idleDone:
+		require.ErrorIs(t, err, sa.ErrClosed, "a loop waiting for its tick")
+	default:
+		t.Fatal("Close returned while its RunExpiry was still running")
+	}
+
+	require.ErrorIs(t, m.RunExpiry(ctx, time.Hour), sa.ErrClosed, "refused after Close")
+	_, err = idle.m.Sweep(ctx)
+	require.NoError(t, err, "Sweep itself keeps working")
+}
+
+// A loop whose own context ends returns that context's error, as before
+// Close existed, and Close has nothing left to wait for.
+func TestRunExpiryContextBeforeClose(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	e := newEnv(t)
+	c, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.m.RunExpiry(c, time.Hour) }()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.NoError(t, e.m.Close())
 }
