@@ -80,10 +80,10 @@ func WithSweepConcurrency(n int) Option {
 // abandons the claim it happened in: its transition stays due for the
 // next Sweep, never recorded without its event. A failure of one step
 // does not prevent the others, except that expiries are not claimed in a
-// Sweep whose claim of starts failed, so that this Sweep does not record
-// an expiry before the start it failed to record. (Two replicas sweeping
-// at the same moment can still record a grant's start and expiry in
-// either order.)
+// Sweep whose claim of starts failed. A grant's expiry is recorded only
+// after its start, whatever runs at the same time: a store claims an
+// expiry only once the start is claimed (a start another replica or a
+// writer holds at that moment leaves the expiry for a later Sweep).
 func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "Sweep")
 	err = errNotReturned // overwritten by every return (see errNotReturned)

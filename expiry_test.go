@@ -209,6 +209,8 @@ func TestExpireHookTaskSurvivesACrash(t *testing.T) {
 	e.clock.Set(g.ExpiresAt)
 	// A replica claims the expiry and dies before running the hooks.
 	dead := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}
+	_, err := storetest.ClaimStarts(ctx, e.store, e.now())
+	require.NoError(t, err)
 	claimed, err := e.store.ClaimExpirations(ctx, e.now(), 10, dead, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
@@ -221,6 +223,8 @@ func TestExpireHookTaskSurvivesACrash(t *testing.T) {
 	// A replica leases the task and dies while running the hooks.
 	g2 := e.grant(sa.GrantInput{Duration: time.Hour})
 	e.clock.Set(g2.ExpiresAt)
+	_, err = storetest.ClaimStarts(ctx, e.store, e.now())
+	require.NoError(t, err)
 	_, err = e.store.ClaimExpirations(ctx, e.now(), 10, sa.Lease{Token: "claimer", Until: e.now()}, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	lease := sa.Lease{Token: "dead replica", Until: e.now().Add(sa.DefaultHookLease)}

@@ -73,7 +73,9 @@ type Store interface {
 	// any number of concurrent callers (replicas). It finds up to limit
 	// grants for which transition t is due at now and not yet claimed —
 	// TransitionStarted: not revoked and StartsAt <= now;
-	// TransitionExpired: not revoked and ExpiresAt not zero and <= now — in
+	// TransitionExpired: not revoked, ExpiresAt not zero and <= now, and
+	// the start claimed (an expiry is never claimed before its start;
+	// storetest.ClaimStarts claims them for tests of expiries) — in
 	// order of the due time, marks each as claimed for t, and stores the
 	// events events(g) returns, all in one transaction. It returns the
 	// grants it claimed; grants claimed by a concurrent caller are skipped,

@@ -257,16 +257,23 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 		}
 	}
 	var es []*entry
+	// waiting are due expiries of grants whose start is not claimed: an
+	// expiry is claimed only once the start is (as on every store), and
+	// they go back to their queue.
+	var waiting []*entry
 	var evs []sa.Event
 	claimed := false
 	defer func() {
-		if claimed {
-			return
+		requeue := waiting
+		if !claimed {
+			// events failed or panicked (it runs host code: the Manager's
+			// extra auditors): the grants go back, unclaimed.
+			for _, e := range es {
+				mark(e, false)
+			}
+			requeue = append(requeue, es...)
 		}
-		// events failed or panicked (it runs host code: the Manager's
-		// extra auditors): the grants go back, unclaimed.
-		for _, e := range es {
-			mark(e, false)
+		for _, e := range requeue {
 			at, _ := dueKey(e, t)
 			heap.Push(&s.due[t-sa.TransitionStarted], dueItem{at: at, e: e})
 		}
@@ -275,6 +282,10 @@ func (s *Store) claimLocked(t sa.Transition, now time.Time, limit int, events fu
 		e := s.popDue(t, now)
 		if e == nil {
 			break
+		}
+		if t == sa.TransitionExpired && !e.started {
+			waiting = append(waiting, e)
+			continue
 		}
 		mark(e, true)
 		es = append(es, e)

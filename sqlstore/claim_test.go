@@ -38,6 +38,8 @@ func TestClaimBatchEventsRoundTrip(t *testing.T) {
 				}
 				require.NoError(t, s.CreateGrant(ctx, g, nil))
 			}
+			_, err := storetest.ClaimStarts(ctx, s, now.Add(time.Hour))
+			require.NoError(t, err)
 			want := map[uuid.UUID]sa.Event{}
 			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 100, func(g sa.Grant) ([]sa.Event, error) {
 				i := len(want)
@@ -119,6 +121,9 @@ func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
 			for _, g := range gs[:3] {
 				require.NoError(t, s.ExecForTest(ctx, "DELETE FROM {p}grants WHERE id = ?", g.ID))
 			}
+			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
+			require.NoError(t, err)
+			require.Len(t, claimed, 2, "the starts of the grants left only")
 			// Batches of 2: whatever each backend left of the deleted
 			// grants, the two left are claimed once, in order.
 			var got []uuid.UUID
@@ -130,9 +135,6 @@ func TestClaimDropsTransitionsOfDeletedGrants(t *testing.T) {
 				}
 			}
 			require.Equal(t, []uuid.UUID{gs[3].ID, gs[4].ID}, got, "the grants left, once each, in order")
-			claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, now.Add(time.Hour), 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
-			require.NoError(t, err)
-			require.Len(t, claimed, 2, "the starts of the grants left only")
 		})
 	}
 }

@@ -57,9 +57,13 @@ func TestClaimQueryUsesIndex(t *testing.T) {
 			require.NotContains(t, plan, "Seq Scan")
 			require.Contains(t, plan, "Index Scan using "+s.TablePrefix()+"grant_due_pkey", "due rows in due order")
 			require.Contains(t, plan, "Tid Scan on "+s.TablePrefix()+"grant_due", "claimed rows deleted by TID")
+			require.Contains(t, plan, s.TablePrefix()+"grant_due_grant", "the start's row looked up per due row…")
+			require.Contains(t, plan, "Index Cond: (grant_id = x.grant_id)", "…by its grant")
+			require.NotContains(t, plan, "Anti Join", "not a join over every pending start")
 			require.Contains(t, plan, s.TablePrefix()+"grants_pkey", "grants by primary key")
 		case sqlstore.SQLite:
-			require.Contains(t, plan, "SEARCH "+s.TablePrefix()+"grant_due USING", "due rows from an index range")
+			require.Contains(t, plan, "SEARCH x USING COVERING INDEX sqlite_autoindex_"+s.TablePrefix()+"grant_due_1 (transition=? AND due_at<?)", "due rows from an index range")
+			require.Contains(t, plan, "SEARCH s USING COVERING INDEX "+s.TablePrefix()+"grant_due_grant (grant_id=?)", "the start's row by the grant index")
 			require.NotContains(t, plan, "TEMP B-TREE", "in index order, no sort")
 		case sqlstore.MySQL:
 			require.Contains(t, plan, "| "+s.TablePrefix()+"grants_expire_due |", "the flag's index, not a scan")

@@ -338,7 +338,8 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 // claims up to limit pending transitions t that are due, in order of the
 // due time, and appends the events events returns (see claimQuery: rows a
 // concurrent claimer or writer holds are skipped, not waited for; on
-// SQLite the write lock serialises claimers). On PostgreSQL the claim is
+// SQLite the write lock serialises claimers; an expiry waits for the
+// grant's start to be claimed). On PostgreSQL the claim is
 // one statement that deletes the transitions' rows from grant_due; on
 // SQLite it is two (the grants of the due rows, the DELETE of the rows); on
 // MySQL/MariaDB it is a plain SELECT of candidate IDs, a SELECT that locks

@@ -40,6 +40,8 @@ func TestReviewDueStressClaimsVsWriters(t *testing.T) {
 					ExpiresAt: t0.Add(-time.Duration(300-i) * time.Millisecond)})
 			}
 			require.NoError(t, s.InsertGrantsForTest(ctx, gs))
+			_, err := storetest.ClaimStarts(ctx, s, t0) // expiries are claimed after starts
+			require.NoError(t, err)
 			ev := func(typ sa.EventType, g sa.Grant) sa.Event {
 				return sa.Event{ID: uuid.New(), Time: t0, Type: typ, TenantID: g.TenantID, GrantID: g.ID, Actor: sa.SystemActor}
 			}

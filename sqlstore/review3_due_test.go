@@ -30,6 +30,8 @@ func TestReviewDueExpiryClaimedOnceAcrossUnlimited(t *testing.T) {
 		g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
 			CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
 		require.NoError(t, s.CreateGrant(ctx, g, nil))
+		_, err := storetest.ClaimStarts(ctx, s, now)
+		require.NoError(t, err)
 		claim := func(at time.Time) int {
 			gs, err := s.ClaimTransitions(ctx, sa.TransitionExpired, at, 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 			require.NoError(t, err)
@@ -289,6 +291,9 @@ func TestReviewDueSQLiteLargeClaim(t *testing.T) {
 			CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Minute + time.Duration(i)*time.Microsecond)})
 	}
 	require.NoError(t, s.InsertGrantsForTest(ctx, gs))
+	started, err := storetest.ClaimStarts(ctx, s, now)
+	require.NoError(t, err)
+	require.Equal(t, len(gs), started)
 	claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 40000, nil)
 	require.NoError(t, err)
 	require.Len(t, claimed, len(gs))

@@ -41,6 +41,8 @@ func TestUpdateAfterClaimRepeatableReadDefault(t *testing.T) {
 	g := sa.Grant{ID: uuid.Must(uuid.NewV7()), TenantID: "acme", GrantedBy: storetest.Customer, Scopes: []sa.Scope{sa.ScopeRead},
 		Grantees: []string{storetest.Engineer.ID}, CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
 	require.NoError(t, s.CreateGrant(ctx, g, nil))
+	_, err = storetest.ClaimStarts(ctx, s, now)
+	require.NoError(t, err)
 
 	inClaim, release := make(chan struct{}), make(chan struct{})
 	claimDone := make(chan error, 1)

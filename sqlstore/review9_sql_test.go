@@ -60,6 +60,8 @@ func rw9ClaimAroundHeld(t *testing.T, n, held, limit int) (ids, claimed []uuid.U
 		require.NoError(t, s.CreateGrant(ctx, g, nil))
 		ids = append(ids, g.ID)
 	}
+	_, err := storetest.ClaimStarts(ctx, s, now)
+	require.NoError(t, err)
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()

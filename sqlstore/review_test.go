@@ -80,6 +80,8 @@ func TestReviewClaimChunkedHeadsAndEvents(t *testing.T) {
 					require.NoError(t, s.Record(ctx, sa.Event{ID: uuid.Must(uuid.NewV7()), Time: now, Type: "x", TenantID: gs[i].TenantID, Actor: storetest.Customer}))
 				}
 			}
+			_, err := storetest.ClaimStarts(ctx, s, now)
+			require.NoError(t, err)
 			const perGrant = 5 // 5005 events: one unnest of 5000 and a VALUES of 5
 			claimed, err := s.ClaimTransitions(ctx, sa.TransitionExpired, now.Add(time.Hour), 2000, func(g sa.Grant) ([]sa.Event, error) {
 				evs := make([]sa.Event, perGrant)

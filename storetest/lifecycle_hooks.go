@@ -24,6 +24,7 @@ func testHookTasksLeased(t *testing.T, ns NewStore) {
 	none := func(sa.Grant) ([]sa.Event, error) { return nil, nil }
 
 	claimer := sa.Lease{Token: "claimer", Until: now}
+	h.claimStarts(claimedAt)
 	claimed, err := hs.ClaimExpirations(h.ctx, g1.ExpiresAt.Add(-time.Microsecond), 10, claimer, none)
 	require.NoError(t, err)
 	require.Empty(t, claimed, "not due")
@@ -125,6 +126,7 @@ func testHookTasksConcurrent(t *testing.T, ns NewStore) {
 		h.grant(sa.GrantInput{Duration: time.Duration(i+1) * time.Second})
 	}
 	now := h.clock.Now().Truncate(time.Microsecond).Add(time.Hour)
+	h.claimStarts(now)
 	claimed, err := hs.ClaimExpirations(h.ctx, now, n, sa.Lease{Token: "claimer", Until: now}, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.NoError(t, err)
 	require.Len(t, claimed, n)

@@ -37,6 +37,50 @@ var directCases = []testCase{
 	{"ListUnknownStatusRefused", testListUnknownStatusRefused},
 	{"HookTaskTimesKeptOrRefused", testHookTaskTimesKeptOrRefused},
 	{"WiderThanStoresKeepRefused", testWiderThanStoresKeepRefused},
+	{"ExpiryClaimedAfterItsStart", testExpiryClaimedAfterItsStart},
+}
+
+// testExpiryClaimedAfterItsStart: a grant's expiry is claimed only once
+// its start is, with ClaimTransitions and ClaimExpirations alike, so that
+// no trail records an expiry before its start. Before, the SQL stores'
+// claim of starts skipped a grant a writer held, and the same Sweep's
+// claim of expiries then recorded its expiry first (review73).
+func testExpiryClaimedAfterItsStart(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	first, second := timesGrant("acme"), timesGrant("acme")
+	second.StartsAt, second.ExpiresAt = second.StartsAt.Add(time.Minute), second.ExpiresAt.Add(time.Minute)
+	require.NoError(t, h.store.CreateGrant(h.ctx, first, nil))
+	require.NoError(t, h.store.CreateGrant(h.ctx, second, nil))
+	at := timesNow.Add(2 * time.Hour) // both windows over
+	calls := 0
+	counted := func(sa.Grant) ([]sa.Event, error) { calls++; return nil, nil }
+	claim := func(tr sa.Transition, limit int) []uuid.UUID {
+		t.Helper()
+		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, limit, counted)
+		require.NoError(t, err)
+		return grantIDs(gs)
+	}
+
+	require.Empty(t, claim(sa.TransitionExpired, 10), "no start is claimed")
+	require.Zero(t, calls, "nothing asked for events")
+	hs, hooks := h.store.(sa.HookStore)
+	if hooks {
+		gs, err := hs.ClaimExpirations(h.ctx, at, 10, sa.Lease{Token: "a", Until: at.Add(time.Minute)}, counted)
+		require.NoError(t, err)
+		require.Empty(t, gs, "ClaimExpirations waits for the start too")
+	}
+	require.Equal(t, []uuid.UUID{first.ID}, claim(sa.TransitionStarted, 1))
+	require.Equal(t, []uuid.UUID{first.ID}, claim(sa.TransitionExpired, 10), "only the grant whose start is claimed")
+	require.Equal(t, []uuid.UUID{second.ID}, claim(sa.TransitionStarted, 10))
+	if hooks {
+		gs, err := hs.ClaimExpirations(h.ctx, at, 10, sa.Lease{Token: "a", Until: at.Add(time.Minute)}, counted)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{second.ID}, grantIDs(gs))
+	} else {
+		require.Equal(t, []uuid.UUID{second.ID}, claim(sa.TransitionExpired, 10))
+	}
+	require.Equal(t, 4, calls, "events for the claimed transitions only")
+	require.Empty(t, claim(sa.TransitionExpired, 10))
 }
 
 // testWiderThanStoresKeepRefused: a value as wide as the bundled stores
@@ -169,6 +213,8 @@ func testHookTaskTimesKeptOrRefused(t *testing.T, ns NewStore) {
 		}
 		g := timesGrant("acme")
 		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+		_, err := ClaimStarts(h.ctx, h.store, g.ExpiresAt)
+		require.NoError(t, err)
 		gs, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, sa.Lease{Token: "a", Until: until}, nil)
 		return hs, gs, err
 	}
@@ -747,6 +793,8 @@ func testTimesKeptAsUTCMicroseconds(t *testing.T, ns NewStore) {
 		g := timesGrant("hooks")
 		require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
 		lease := sa.Lease{Token: "a", Until: g.ExpiresAt.Add(time.Minute)}
+		_, err := ClaimStarts(h.ctx, h.store, g.ExpiresAt)
+		require.NoError(t, err)
 		claimed, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, lease, nil)
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
