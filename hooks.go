@@ -77,7 +77,10 @@ func OnExpire(hook ExpireHook) Option {
 // before another replica may take them over (for example after a crash).
 // A sweep starts no new task after half the lease and cancels the hooks'
 // context at nine tenths of it, so that two replicas never run the hooks of
-// one expiry at the same time. Default: DefaultHookLease (5 minutes).
+// one expiry at the same time — as long as the replicas' clocks (WithNow,
+// default time.Now), by which each judges whether a lease has ended,
+// differ by less than a tenth of the lease. Default: DefaultHookLease (5
+// minutes).
 // NewManager returns an ErrInvalidInput error for d < 1 s.
 func WithExpireHookLease(d time.Duration) Option {
 	return optionFunc(func(m *Manager) {
