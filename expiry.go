@@ -442,14 +442,15 @@ func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, 
 // stop it.
 //
 // Errors: ErrInvalidInput, at once, for interval <= 0; ErrClosed when
-// Close stopped it, or at once after Close; otherwise ctx.Err().
+// Close stopped it (before ctx ended), or at once after Close; otherwise
+// ctx.Err().
 func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		return fmt.Errorf("run expiry: %w: interval must be positive", ErrInvalidInput)
 	}
 	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	done, ok := m.runs.start(cancel)
 	if !ok {
 		return fmt.Errorf("run expiry: %w", ErrClosed)
@@ -460,10 +461,12 @@ func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := parent.Err(); err != nil || !m.runs.isClosed() {
-				return err
+			// Whichever ended the loop first: Close (the cause ErrClosed)
+			// or the caller's context.
+			if errors.Is(context.Cause(ctx), ErrClosed) {
+				return fmt.Errorf("run expiry: %w", ErrClosed)
 			}
-			return fmt.Errorf("run expiry: %w", ErrClosed)
+			return parent.Err()
 		case <-timer.C:
 		}
 		if _, err := m.Sweep(ctx); err != nil && ctx.Err() == nil {

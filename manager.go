@@ -63,20 +63,21 @@ type Manager struct {
 type runs struct {
 	mu      sync.Mutex
 	closed  bool
-	cancels map[*int]context.CancelFunc // the loops' contexts, by a key of each
+	cancels map[*int]context.CancelCauseFunc // the loops' contexts, by a key of each
 	wg      sync.WaitGroup
 }
 
-// start registers a loop whose context cancel ends; it returns a function
-// the loop calls as it returns, or false when the Manager is closed.
-func (r *runs) start(cancel context.CancelFunc) (done func(), ok bool) {
+// start registers a loop whose context cancel ends (with the cause
+// ErrClosed when stop does); it returns a function the loop calls as it
+// returns, or false when the Manager is closed.
+func (r *runs) start(cancel context.CancelCauseFunc) (done func(), ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, false
 	}
 	if r.cancels == nil {
-		r.cancels = make(map[*int]context.CancelFunc)
+		r.cancels = make(map[*int]context.CancelCauseFunc)
 	}
 	key := new(int)
 	r.cancels[key] = cancel
@@ -95,18 +96,12 @@ func (r *runs) stop() {
 	r.mu.Lock()
 	r.closed = true
 	for _, cancel := range r.cancels {
-		cancel()
+		cancel(ErrClosed)
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
 }
 
-// isClosed reports whether stop was called.
-func (r *runs) isClosed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.closed
-}
 
 // Option configures a Manager. A nil Option is ignored.
 type Option interface{ apply(*Manager) }
