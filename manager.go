@@ -102,7 +102,6 @@ func (r *runs) stop() {
 	r.wg.Wait()
 }
 
-
 // Option configures a Manager. A nil Option is ignored.
 type Option interface{ apply(*Manager) }
 
