@@ -224,9 +224,10 @@ func WithErrorHandler(f func(context.Context, error)) Option {
 
 // NewManager returns a Manager that keeps grants in store.
 //
-// Errors: ErrInvalidInput when store is nil (or a nil pointer), the policy is inconsistent, or
-// no auditor is available (the store does not implement Auditor and
-// WithAuditor was not given): a Manager never runs without an audit trail.
+// Errors: ErrInvalidInput when store is nil (or a nil pointer), the
+// policy is inconsistent, or no auditor is available (the store does not
+// implement Auditor and WithAuditor was not given): a Manager never runs
+// without an audit trail.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if isNil(store) { // a nil *sqlstore.Store, say, from a New whose error was dropped
 		return nil, fmt.Errorf("new manager: %w: store is nil", ErrInvalidInput)
@@ -306,9 +307,9 @@ func (m *Manager) Now() time.Time { return m.now() }
 // and query the store at every collection for as long as the provider
 // lives. The calls of the API keep working after Close (Check, Grant,
 // Sweep…); Close does not close the store (the host owns it), and a
-// middleware's watcher goroutines end with the requests they watch. So
-// do not call Close from an error handler, Notifier or expiry hook that
-// a RunExpiry loop may be running: it would wait for itself.
+// middleware's watcher goroutines end with the requests they watch. Do
+// not call Close from an error handler, Notifier or expiry hook that a
+// RunExpiry loop may be running: it would wait for itself.
 //
 // Close may be called more than once and from several goroutines; every
 // call returns the first call's error.
