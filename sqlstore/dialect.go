@@ -256,13 +256,21 @@ func checkStorable(what string, t time.Time) error {
 	return fmt.Errorf("%w: %s %s is outside years 1000 to 9999", sa.ErrInvalidInput, what, t.UTC().Format(time.RFC3339Nano))
 }
 
+// checkGrant refuses, with supportaccess.ErrInvalidInput, a grant the
+// stores refuse alike (stored.CheckGrant) or one checkGrantTimes refuses:
+// the checks of a new grant. An update checks stored.CheckGrantUpdate,
+// which includes stored.CheckGrant, and then checkGrantTimes.
+func checkGrant(g *sa.Grant) error {
+	if err := stored.CheckGrant(g); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return checkGrantTimes(g)
+}
+
 // checkGrantTimes refuses, with supportaccess.ErrInvalidInput, a grant
 // with a time outside [minTime, maxTime], so that timeArg's clamping never
 // changes a stored grant.
 func checkGrantTimes(g *sa.Grant) error {
-	if err := stored.CheckGrant(g); err != nil {
-		return fmt.Errorf("sqlstore: %w", err)
-	}
 	return checkTimes("grant", g.ID, namedTime{"CreatedAt", g.CreatedAt}, namedTime{"StartsAt", g.StartsAt},
 		namedTime{"ExpiresAt", g.ExpiresAt}, namedTime{"RevokedAt", g.RevokedAt})
 }
@@ -318,13 +326,19 @@ func checkTaskTime(what string, t time.Time) error {
 	return nil
 }
 
+// checkRequest is checkGrant for a new request: stored.CheckRequest,
+// then checkRequestTimes.
+func checkRequest(r *sa.AccessRequest) error {
+	if err := stored.CheckRequest(r); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return checkRequestTimes(r)
+}
+
 // checkRequestTimes refuses, with supportaccess.ErrInvalidInput, a request
 // with a time outside [minTime, maxTime], as checkGrantTimes does for a
 // grant.
 func checkRequestTimes(r *sa.AccessRequest) error {
-	if err := stored.CheckRequest(r); err != nil {
-		return fmt.Errorf("sqlstore: %w", err)
-	}
 	return checkTimes("request", r.ID, namedTime{"CreatedAt", r.CreatedAt}, namedTime{"StartsAt", r.StartsAt},
 		namedTime{"ExpiresAt", r.ExpiresAt}, namedTime{"DecidedAt", r.DecidedAt})
 }

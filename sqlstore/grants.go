@@ -93,7 +93,7 @@ func uuidArg(id uuid.UUID) any {
 // 7 (the head row is upserted before it is locked). A tenant's first event
 // costs two more on PostgreSQL.
 func (s *Store) CreateGrant(ctx context.Context, g sa.Grant, events []sa.Event) error {
-	if err := checkGrantTimes(&g); err != nil {
+	if err := checkGrant(&g); err != nil {
 		return err
 	}
 	insertFailed := false

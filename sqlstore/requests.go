@@ -92,7 +92,7 @@ func (s *Store) requestArgs(r *sa.AccessRequest) []any {
 // appends events in one transaction. A request with r.ID that exists
 // already is an error wrapping supportaccess.ErrConflict.
 func (s *Store) CreateRequest(ctx context.Context, r sa.AccessRequest, events []sa.Event) error {
-	if err := checkRequestTimes(&r); err != nil {
+	if err := checkRequest(&r); err != nil {
 		return err
 	}
 	insertFailed := false
@@ -228,7 +228,7 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 			return err
 		}
 		if g != nil {
-			if err := checkGrantTimes(g); err != nil {
+			if err := checkGrant(g); err != nil {
 				return err
 			}
 		}
