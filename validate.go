@@ -61,12 +61,6 @@ func asciiPrefix(s string) int {
 	return i
 }
 
-// controlRune reports whether r is a character no text field may hold
-// (outside the line breaks and tabs of a multi-line field): C0 controls,
-// DEL, C1 controls, the Unicode line and paragraph separators, and the
-// bidirectional embedding, override and isolate controls (U+202A–U+202E,
-// U+2066–U+2069), which reorder how the text around them is displayed —
-// a reason could then read differently in an audit view than it is.
 // blank reports whether s shows nothing: it holds only white space and
 // characters hiddenRune names (a reason a policy requires must say
 // something).
@@ -79,6 +73,12 @@ func blank(s string) bool {
 	return true
 }
 
+// controlRune reports whether r is a character no text field may hold
+// (outside the line breaks and tabs of a multi-line field): C0 controls,
+// DEL, C1 controls, the Unicode line and paragraph separators, and the
+// bidirectional embedding, override and isolate controls (U+202A–U+202E,
+// U+2066–U+2069), which reorder how the text around them is displayed —
+// a reason could then read differently in an audit view than it is.
 func controlRune(r rune) bool {
 	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029 ||
 		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
