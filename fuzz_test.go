@@ -192,7 +192,7 @@ func FuzzGrantInput(f *testing.F) {
 			require.True(t, p.AllowUnlimited, "unlimited only when the policy allows it")
 			require.True(t, g.ExpiresAt.IsZero())
 		} else {
-			require.Equal(t, d, g.ExpiresAt.Sub(g.StartsAt), "the window is the duration asked for")
+			require.Equal(t, d.Truncate(time.Microsecond), g.ExpiresAt.Sub(g.StartsAt), "the window is the duration asked for, in whole microseconds")
 			require.LessOrEqual(t, d, p.MaxDuration)
 			require.True(t, d >= time.Microsecond)
 			if len(p.Presets) > 0 {
@@ -618,7 +618,16 @@ func FuzzAuditExportRoundTrip(f *testing.F) {
 				e.GrantID = uuid.New()
 				e.Attrs = nil
 			}
-			require.NoError(t, store.Record(ctx, e))
+			err := store.Record(ctx, e)
+			if i == 0 && errors.Is(err, sa.ErrInvalidInput) {
+				// A value wider than stores keep (the Store doc): refused,
+				// and nothing is kept.
+				evs, err := store.Events(ctx, sa.AuditFilter{})
+				require.NoError(t, err)
+				require.Empty(t, evs)
+				return
+			}
+			require.NoError(t, err)
 			require.NoError(t, store.Record(ctx, sa.Event{ID: uuid.New(), Time: e.Time, Type: sa.EventGrantExpired, TenantID: "other", Actor: sa.SystemActor}))
 		}
 		stored, err := store.Events(ctx, sa.AuditFilter{Order: sa.AuditByChain})

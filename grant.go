@@ -27,7 +27,8 @@ type GrantInput struct {
 	By Actor
 	// Duration of the window; 0 means the policy default, Unlimited asks for
 	// no end. It must be one of Policy.Presets when presets are set and may
-	// not exceed Policy.MaxDuration.
+	// not exceed Policy.MaxDuration. A nanosecond part is dropped: the
+	// grant ends at the last whole microsecond within Duration.
 	Duration time.Duration
 	// StartsAt schedules the grant; zero means now. It may not be in the past
 	// by more than a second (clock skew; a StartsAt up to a second in the
