@@ -2,9 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"github.com/google/uuid"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
 )
