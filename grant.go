@@ -237,6 +237,9 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 // and after StartsAt, and the remaining window (from now, or from StartsAt
 // for a scheduled grant) may not exceed Policy.MaxDuration. Extend may also
 // shorten a grant. It records grant.extended with the grant before and after.
+// Extending a grant to the end it has (within the microsecond) is a no-op,
+// once the policy has judged it: the grant is returned unchanged, nothing
+// is recorded and nobody is notified, so a retry is safe.
 // Requests in flight that this Manager's middleware admitted with the grant
 // end at its new end (on other replicas: when their next poll finds it).
 //
@@ -259,6 +262,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	}
 	expiresAt = truncate(expiresAt)
 	var tenant string // of a grant whose new end the policy refused
+	moved := false
 	g, err = m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
 		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
@@ -270,15 +274,22 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 			tenant = g.TenantID
 			return Event{}, err
 		}
+		if g.ExpiresAt.Equal(expiresAt) {
+			return Event{}, nil // a retry: nothing to record (see update)
+		}
 		before := grantJSON(*g)
 		g.ExpiresAt = expiresAt
 		ev := m.newEvent(now, EventGrantExtended, g.TenantID, g.ID, by, "")
 		ev.Before, ev.After = before, grantJSON(*g)
+		moved = true
 		return ev, nil
 	})
 	if err != nil {
 		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, onGrant(id), err)
 		return Grant{}, fmt.Errorf("extend: %w", err)
+	}
+	if !moved {
+		return g, nil
 	}
 	// First: in-flight requests end at the new end, not after the
 	// Notifier's round trip (as in Revoke).

@@ -420,7 +420,9 @@ func auditError(err error) error {
 // an expiry a concurrent Sweep recorded while this call waited for the
 // lock (or for the Authorizer), and the grant's status is judged at that
 // time. The store also refuses to change a grant whose expiry is recorded
-// (Store.UpdateGrant), which covers replicas whose clocks disagree.
+// (Store.UpdateGrant), which covers replicas whose clocks disagree. A
+// change that leaves the grant as it is returns the zero Event: nothing is
+// recorded.
 func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, change func(*Grant) (Event, error)) (Grant, error) {
 	cur, err := m.store.GetGrant(ctx, id)
 	if err != nil {
@@ -441,6 +443,9 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		ev, err := change(g)
 		if err != nil {
 			return nil, err
+		}
+		if ev.ID == uuid.Nil { // no change: nothing written or recorded
+			return nil, nil
 		}
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err

@@ -151,6 +151,9 @@ func (p Policy) duration(d time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: Duration %s exceeds the policy maximum %s", ErrInvalidInput, d, p.MaxDuration)
 	}
 	if len(p.Presets) > 0 && !p.hasPreset(d) {
+		if d == Unlimited {
+			return 0, fmt.Errorf("%w: Duration: unlimited is not one of the policy presets", ErrInvalidInput)
+		}
 		return 0, fmt.Errorf("%w: Duration %s is not one of the policy presets", ErrInvalidInput, d)
 	}
 	return d, nil

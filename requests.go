@@ -257,8 +257,11 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // grant names the requester, links the request (Grant.RequestID), carries
 // its reason and ticket reference, and starts now or at the requested
 // start if that is later, so a slow approval does not shorten the window.
-// in may only narrow the request: a shorter duration, fewer scopes. The
-// Notifier is told (request.approved, with the grant's window).
+// in may only narrow the request: a shorter duration, fewer scopes. With
+// in.Scopes empty the grant has every scope the request lists,
+// host-defined ones (such as messages:read) included: the request is what
+// the approver is shown and approves. The Notifier is told
+// (request.approved, with the grant's window).
 //
 // Errors: ErrInvalidInput for malformed input, a wider duration or scope
 // than requested, a duration the policy does not allow (as for Grant: over
@@ -266,9 +269,12 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // when the policy changed since the request: approve with a shorter
 // in.Duration), a reason or ticket reference the policy requires and the
 // request lacks (RequireReason or RequireTicketRef turned on since it was
-// made: deny it, and support asks again with one), or a request that is
-// not pending (approved, denied, or past its ExpiresAt; of concurrent
-// approvals exactly one succeeds);
+// made: deny it, and support asks again with one), a requested start
+// further ahead than Policy.MaxScheduleAhead now allows (deny it), or a
+// request that is not pending (approved, denied, or past its ExpiresAt; of
+// concurrent decisions exactly one succeeds, and the others fail with
+// ErrInvalidInput, or with ErrConflict when the database aborted one as a
+// deadlock);
 // ErrNotFound; ErrForbidden when by is not a customer or the Authorizer
 // refuses ActionApprove or the policy no longer allows an unlimited grant
 // (each audited); errors.ErrUnsupported when the store is not a

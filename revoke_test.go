@@ -287,6 +287,39 @@ func TestExtend(t *testing.T) {
 		require.Equal(t, g.ID, refused[0].GrantID)
 		require.Equal(t, g.TenantID, refused[0].TenantID)
 	})
+	t.Run("to the end it has: a no-op", func(t *testing.T) {
+		// A retried Extend, or one to the same date, changes nothing: it
+		// records no grant.extended whose Before equals its After and
+		// tells nobody, as AddGrantee of a name the grant has.
+		p := sa.DefaultPolicy()
+		p.AllowUnlimited = true
+		n := &notes{}
+		e := newEnv(t, sa.WithPolicy(p), sa.WithNotifier(n))
+		g := e.grant(sa.GrantInput{Duration: time.Hour})
+		x, err := e.m.Extend(ctx, g.ID, g.ExpiresAt.Add(time.Hour), customer)
+		require.NoError(t, err)
+		u := e.grant(sa.GrantInput{Duration: sa.Unlimited})
+		before, notified := e.snapshot(), len(n.types())
+		for name, c := range map[string]struct {
+			g  sa.Grant
+			to time.Time
+		}{
+			"retry":                  {x, x.ExpiresAt},
+			"another zone":           {x, x.ExpiresAt.In(time.FixedZone("x", 3600))},
+			"within the microsecond": {x, x.ExpiresAt.Add(999 * time.Nanosecond)},
+			"unlimited again":        {u, time.Time{}},
+		} {
+			got, err := e.m.Extend(ctx, c.g.ID, c.to, customer)
+			require.NoError(t, err, name)
+			require.Equal(t, c.g, got, name)
+		}
+		require.Equal(t, before, e.snapshot(), "nothing recorded")
+		require.Len(t, n.types(), notified, "nobody told")
+		// The policy still judges a no-op: a refused end stays refused.
+		e.clock.Advance(2 * time.Hour)
+		_, err = e.m.Extend(ctx, x.ID, x.ExpiresAt, customer)
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "an expired grant")
+	})
 	t.Run("support may not extend", func(t *testing.T) {
 		e := newEnv(t)
 		g := e.grant(sa.GrantInput{Duration: time.Hour})
