@@ -33,7 +33,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+			setTenant(span, g.TenantID)
 		}
 	})
 	if err := validateActor("by", by); err != nil {

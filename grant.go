@@ -251,7 +251,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+			setTenant(span, g.TenantID)
 		}
 	})
 	if err := validateActor("by", by); err != nil {
@@ -364,9 +364,7 @@ func (m *Manager) checkDone(ctx context.Context, span trace.Span, tenantID, prin
 		m.tel.checkDur.Record(ctx, time.Since(start).Seconds(), m.tel.checkOpts[o])
 	}
 	if span != nil {
-		if validateTenant("", tenantID) == nil {
-			span.SetAttributes(AttrKeyTenant.String(tenantID))
-		}
+		setTenant(span, tenantID)
 		if validateScope("", scope) == nil {
 			span.SetAttributes(AttrKeyScope.String(string(scope)))
 		}

@@ -395,9 +395,7 @@ func annotateSpan(r *http.Request, s Session, grantID uuid.UUID, decision string
 		return
 	}
 	span.SetAttributes(AttrKeyImpersonated.Bool(true), AttrKeyDecision.String(decision))
-	if validateTenant("", s.TenantID) == nil {
-		span.SetAttributes(AttrKeyTenant.String(s.TenantID))
-	}
+	setTenant(span, s.TenantID)
 	if grantID != uuid.Nil {
 		span.SetAttributes(AttrKeyGrant.String(grantID.String()))
 	}

@@ -194,7 +194,8 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(r.TenantID), AttrKeyRequest.String(r.ID.String()))
+			setTenant(span, r.TenantID)
+			span.SetAttributes(AttrKeyRequest.String(r.ID.String()))
 		}
 	})
 	now := m.now()
@@ -285,7 +286,8 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(g.TenantID), AttrKeyGrant.String(g.ID.String()))
+			setTenant(span, g.TenantID)
+			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
 			m.tel.created.Add(ctx, 1)
 		}
 	})
@@ -379,7 +381,7 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(r.TenantID))
+			setTenant(span, r.TenantID)
 		}
 	})
 	rs, err := m.decisionTarget(ctx, id, by, ActionDeny, reason)

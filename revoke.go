@@ -23,7 +23,7 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
 		if err == nil {
-			span.SetAttributes(AttrKeyTenant.String(g.TenantID))
+			setTenant(span, g.TenantID)
 		}
 	})
 	if err := validateActor("by", by); err != nil {

@@ -141,17 +141,36 @@ func (m *Manager) initTelemetry() {
 	}
 }
 
-// observeActive reports the number of active grants per tenant.
+// setTenant sets AttrKeyTenant on span when tenantID passes validation.
+// A tenant ID read from the store need not: a store keeps what was written
+// before the identifier rules, or by hand (see the attribute keys' doc).
+func setTenant(span trace.Span, tenantID string) {
+	if span.IsRecording() && validateTenant("", tenantID) == nil {
+		span.SetAttributes(AttrKeyTenant.String(tenantID))
+	}
+}
+
+// observeActive reports the number of active grants per tenant; grants of
+// tenant IDs that fail validation are counted together, without
+// AttrKeyTenant.
 func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
 	gs, err := m.store.ListGrants(ctx, ListFilter{Statuses: []Status{StatusActive}}, m.now())
 	if err != nil {
 		return err
 	}
-	counts := map[string]int64{}
+	counts := map[string]int64{} // "" for the tenant IDs not recorded
 	for _, g := range gs {
-		counts[g.TenantID]++
+		tenant := g.TenantID
+		if validateTenant("", tenant) != nil {
+			tenant = ""
+		}
+		counts[tenant]++
 	}
 	for tenant, n := range counts {
+		if tenant == "" {
+			o.ObserveInt64(m.tel.active, n)
+			continue
+		}
 		o.ObserveInt64(m.tel.active, n, metric.WithAttributes(AttrKeyTenant.String(tenant)))
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -331,5 +332,50 @@ func TestTelemetryMiddlewareAnnotatesServerSpan(t *testing.T) {
 	require.NotContains(t, d, sa.AttrKeyGrant)
 	for _, s := range o.spans.Ended() {
 		require.NotEqual(t, trace.SpanKindServer, s.SpanKind(), "the middleware starts no server span")
+	}
+}
+
+// TestTelemetryStoredTenantRecordedOnlyWhenValid: a store keeps tenant IDs
+// written before the identifier rules (or by hand): one with an invisible
+// character, one that is not UTF-8 (which fails an OTLP exporter's whole
+// batch). The operations that read the tenant from the store (Revoke,
+// Extend, AddGrantee, Deny) and the active-grants gauge record it only
+// when it passes validation, as the attribute keys' doc promises; the
+// gauge counts such grants without the attribute (review75).
+func TestTelemetryStoredTenantRecordedOnlyWhenValid(t *testing.T) {
+	for name, tenant := range map[string]string{"invisible": "acme\u200b", "not UTF-8": "acme\xff"} {
+		t.Run(name, func(t *testing.T) {
+			o := newOtelEnv(t, sa.WithActiveGrantsGauge(true))
+			now := o.now()
+			legacy := func(grantees ...string) sa.Grant {
+				g := sa.Grant{ID: uuid.New(), TenantID: tenant, Grantees: grantees, Scopes: []sa.Scope{sa.ScopeRead},
+					GrantedBy: customer, CreatedAt: now, StartsAt: now, ExpiresAt: now.Add(time.Hour)}
+				require.NoError(t, o.store.CreateGrant(ctx, g, nil)) // written directly, as before the rules
+				return g
+			}
+			a, b := legacy(engineer.ID), legacy()
+			o.grant(sa.GrantInput{TenantID: "globex"})
+			r := sa.AccessRequest{ID: uuid.New(), TenantID: tenant, RequestedBy: support, Duration: time.Hour,
+				Scopes: []sa.Scope{sa.ScopeRead}, Status: sa.RequestPending, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			require.NoError(t, o.store.CreateRequest(ctx, r, nil))
+
+			got := o.metrics()
+			require.EqualValues(t, 2, got["supportaccess.grants.active/"], "counted, without the tenant")
+			require.EqualValues(t, 1, got["supportaccess.grants.active/globex"])
+
+			_, err := o.m.Extend(ctx, a.ID, a.ExpiresAt.Add(time.Minute), customer)
+			require.NoError(t, err)
+			_, err = o.m.AddGrantee(ctx, a.ID, colleague, customer)
+			require.NoError(t, err)
+			_, err = o.m.Revoke(ctx, b.ID, customer, "")
+			require.NoError(t, err)
+			_, err = o.m.Deny(ctx, r.ID, customer, "")
+			require.NoError(t, err)
+			for _, name := range []string{"Extend", "AddGrantee", "Revoke", "Deny"} {
+				s := o.span("supportaccess." + name)
+				require.Equal(t, "ok", attrs(s)[sa.AttrKeyOutcome], name)
+				require.NotContains(t, attrs(s), sa.AttrKeyTenant, name)
+			}
+		})
 	}
 }
