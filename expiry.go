@@ -49,7 +49,9 @@ func WithSweepConcurrency(n int) Option {
 //   - grant.started for grants whose StartsAt has come: scheduled grants
 //     that began, and grants created active too (recorded by the first
 //     Sweep after their creation, so later than grant.created and possibly
-//     after other events of the grant);
+//     after other events of the grant). A grant revoked before a Sweep
+//     recorded its start gets none: its grant.created and grant.revoked
+//     events (StartsAt in their Before and After) bound its window;
 //   - grant.expired (actor: the system) for grants that reached ExpiresAt,
 //     then the Notifier is told, and the OnExpire hooks run (see OnExpire)
 //     together with the retries of hooks that failed earlier and are due;
