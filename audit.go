@@ -251,7 +251,9 @@ func (f AuditFilter) Validate() error {
 		return err
 	}
 	for _, t := range f.Types {
-		if err := checkText("Types", string(t), 64, true, oneLine); err != nil {
+		// As wide as the bundled stores keep a Type: a host's auditor
+		// may record its own types.
+		if err := checkText("Types", string(t), 255, true, oneLine); err != nil {
 			return err
 		}
 	}
