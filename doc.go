@@ -57,12 +57,17 @@
 //
 // Times are UTC and truncated to microseconds by the Manager. A store or
 // audit error during a check denies access; a change whose audit event
-// cannot be written does not happen. Bad input returns an error wrapping
-// ErrInvalidInput that names the field and changes nothing. Compare errors
-// with errors.Is against the sentinels (ErrNoActiveGrant, ErrNotFound,
-// ErrForbidden, ErrInvalidInput, ErrScopeNotGranted, ErrConflict,
-// ErrClosed from RunExpiry after Close, ErrSessionEnded for a request whose support access ended, ErrTampered
-// for a broken audit chain).
+// cannot be written does not happen. A store's error means the change was
+// not made, with one exception no library can rule out: a database that
+// committed while the connection failed before its reply. The change and
+// its events are then stored although the call returned the error, and
+// its notification and in-flight cancellations did not happen (the
+// middleware still sees the change at its next poll); Get tells which. Bad input returns an error wrapping ErrInvalidInput that
+// names the field and changes nothing. Compare errors with errors.Is
+// against the sentinels (ErrNoActiveGrant, ErrNotFound, ErrForbidden,
+// ErrInvalidInput, ErrScopeNotGranted, ErrConflict, ErrClosed from
+// RunExpiry after Close, ErrSessionEnded for a request whose support
+// access ended, ErrTampered for a broken audit chain).
 //
 // # Shutdown
 //
@@ -83,5 +88,10 @@
 // request ID taken from a URL belongs to the administrator's tenant
 // before calling Revoke, Extend, Approve or Deny with it. RequireScope
 // must sit inside Manager.Middleware: outside it no request looks
-// impersonated, and it lets every request through.
+// impersonated, and it lets every request through. The ResponseWriter an
+// impersonated request's handler gets audits the response and stops it
+// when access ends; its Unwrap method returns the server's writer (so that
+// http.ResponseController can set deadlines), and what a handler writes
+// to that unwrapped writer goes past the audit: handlers write to the
+// writer they are given.
 package supportaccess

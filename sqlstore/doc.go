@@ -149,5 +149,9 @@
 // on the *sql.DB would need a second connection of the pool (a pool of one,
 // common with SQLite, would deadlock). Round trips per operation are stated
 // on each method for prepared statements (PostgreSQL and MySQL; on SQLite
-// they are calls into the library).
+// they are calls into the library). Prepared statements belong to a
+// server session, so a pooler that hands each transaction another one
+// (PgBouncer in transaction mode, say) needs its prepared-statement
+// support (PgBouncer 1.21 and later: max_prepared_statements) or a pool
+// in session mode.
 package sqlstore
