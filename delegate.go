@@ -15,7 +15,9 @@ import (
 // Who may delegate: a support actor that is itself a grantee of the grant,
 // while the grant is active (support may add further personnel to a case
 // it works on); a customer, while the grant is active or scheduled; in both
-// cases only if the Authorizer allows ActionAddGrantee. A grant open to any
+// cases only if the Authorizer allows ActionAddGrantee. Another actor (an
+// ActorSystem automation) is judged as a customer is, so only a host
+// Authorizer that allows it lets it delegate; DefaultAuthorizer does not. A grant open to any
 // support principal (empty Grantees) cannot be delegated: it covers
 // everyone already, and adding a name would narrow it.
 //

@@ -33,7 +33,9 @@ type Policy struct {
 	// from the later of now and StartsAt).
 	MaxDuration time.Duration
 	// Presets, when not empty, are the only durations Grant accepts (plus 0
-	// for the default). They are data for the host's UI as well.
+	// for the default). They are data for the host's UI as well. Extend
+	// sets an end, which presets do not restrict: MaxDuration bounds it,
+	// and AllowUnlimited alone decides whether it may remove the end.
 	Presets []Preset
 	// AllowUnlimited permits grants without an end (Duration: Unlimited,
 	// or Extend to a zero time). Refused with ErrForbidden otherwise.
