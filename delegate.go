@@ -52,8 +52,9 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	// Authorised first, as Revoke, Extend, Approve and Deny are: an actor
-	// the Authorizer refuses learns nothing of the grant, and the refusal
-	// is audited.
+	// the Authorizer refuses learns nothing of the grant but that it
+	// exists (ErrForbidden, not ErrNotFound: the tenant to authorise for
+	// is the stored grant's), and the refusal is audited.
 	if err := m.authorize(ctx, ActionAddGrantee, by, cur.TenantID, onGrant(grantID)); err != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
