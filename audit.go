@@ -154,8 +154,10 @@ type AuditFilter struct {
 	TenantID  string
 	ActorKind ActorKind
 	ActorID   string
-	Types     []EventType
-	GrantID   uuid.UUID
+	// Types selects events of any of these types: at most
+	// MaxFilterTypes entries of at most 255 bytes each.
+	Types   []EventType
+	GrantID uuid.UUID
 	// SessionID selects the events of one impersonation session: those
 	// whose Attrs[AttrSessionID] equals it (the middleware sets it on every
 	// event it records).
@@ -249,6 +251,9 @@ func (f AuditFilter) Validate() error {
 	}
 	if err := checkText("ActorID", f.ActorID, MaxPrincipalLen, false, oneLine); err != nil {
 		return err
+	}
+	if len(f.Types) > MaxFilterTypes {
+		return fmt.Errorf("%w: Types has %d entries, more than %d", ErrInvalidInput, len(f.Types), MaxFilterTypes)
 	}
 	for _, t := range f.Types {
 		// As wide as the bundled stores keep a Type: a host's auditor

@@ -31,6 +31,7 @@ const (
 	MaxGrantees     = 100
 	MaxScopes       = 32
 	MaxListLimit    = 10000
+	MaxFilterTypes  = 256 // entries of AuditFilter.Types
 )
 
 // SWAR constants: one byte value repeated over a 64-bit word.

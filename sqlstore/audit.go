@@ -501,9 +501,11 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 		add(`actor_id = ?`, f.ActorID)
 	}
 	if len(f.Types) > 0 {
-		types := make([]any, len(f.Types))
-		for i, t := range f.Types {
-			types[i] = string(t)
+		// Each type once, as for ListFilter.Statuses: one placeholder per
+		// distinct type.
+		var types []any
+		for _, t := range slices.Compact(slices.Sorted(slices.Values(f.Types))) {
+			types = append(types, string(t))
 		}
 		add(`event_type IN (`+placeholders(len(types))+`)`, types...)
 	}
