@@ -62,7 +62,8 @@
 // committed while the connection failed before its reply. The change and
 // its events are then stored although the call returned the error, and
 // its notification and in-flight cancellations did not happen (the
-// middleware still sees the change at its next poll); Get tells which. Bad input returns an error wrapping ErrInvalidInput that
+// middleware still sees the change at its next poll); Get, or List for a
+// grant whose ID the call did not return, tells which. Bad input returns an error wrapping ErrInvalidInput that
 // names the field and changes nothing. Compare errors with errors.Is
 // against the sentinels (ErrNoActiveGrant, ErrNotFound, ErrForbidden,
 // ErrInvalidInput, ErrScopeNotGranted, ErrConflict, ErrClosed from

@@ -84,7 +84,7 @@ func TestGrant(t *testing.T) {
 		e = newEnv(t, sa.WithPolicy(p))
 		_, err = e.m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: sa.Unlimited})
 		require.ErrorIs(t, err, sa.ErrInvalidInput)
-		require.Contains(t, err.Error(), "Duration: unlimited is not one of the policy presets", "named, not printed as 292 years")
+		require.Contains(t, err.Error(), "Duration unlimited is not one of the policy presets", "named, not printed as 292 years")
 		require.Empty(t, e.snapshot().grants)
 	})
 	t.Run("unlimited", func(t *testing.T) {

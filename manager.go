@@ -444,7 +444,7 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		if err != nil {
 			return nil, err
 		}
-		if ev.ID == uuid.Nil { // no change: nothing written or recorded
+		if ev.ID == uuid.Nil { // no change: nothing recorded (the store may rewrite the row as it is)
 			return nil, nil
 		}
 		if err := m.recordExtra(ctx, ev); err != nil {

@@ -153,12 +153,18 @@ func (p Policy) duration(d time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: Duration %s exceeds the policy maximum %s", ErrInvalidInput, d, p.MaxDuration)
 	}
 	if len(p.Presets) > 0 && !p.hasPreset(d) {
-		if d == Unlimited {
-			return 0, fmt.Errorf("%w: Duration: unlimited is not one of the policy presets", ErrInvalidInput)
-		}
-		return 0, fmt.Errorf("%w: Duration %s is not one of the policy presets", ErrInvalidInput, d)
+		return 0, fmt.Errorf("%w: Duration %s is not one of the policy presets", ErrInvalidInput, durationText(d))
 	}
 	return d, nil
+}
+
+// durationText is d for a message: "unlimited" for Unlimited, which
+// Duration.String would print as 292 years.
+func durationText(d time.Duration) string {
+	if d == Unlimited {
+		return "unlimited"
+	}
+	return d.String()
 }
 
 // requireTexts enforces RequireReason / RequireTicketRef.

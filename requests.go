@@ -348,7 +348,7 @@ func narrow(r *AccessRequest, by Actor, in ApproveInput, now time.Time) (GrantIn
 	d := r.Duration
 	if in.Duration != 0 {
 		if r.Duration != Unlimited && in.Duration > r.Duration {
-			return GrantInput{}, fmt.Errorf("%w: Duration %s is longer than the requested %s", ErrInvalidInput, in.Duration, r.Duration)
+			return GrantInput{}, fmt.Errorf("%w: Duration %s is longer than the requested %s", ErrInvalidInput, durationText(in.Duration), durationText(r.Duration))
 		}
 		d = in.Duration
 	}

@@ -166,6 +166,8 @@ func TestApproveNarrows(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, sa.RequestPending, got.Status)
 	}
+	_, err := e.m.Approve(ctx, r.ID, customer, sa.ApproveInput{Duration: sa.Unlimited})
+	require.ErrorContains(t, err, "Duration unlimited is longer than the requested 72h0m0s", "named, not printed as 292 years")
 	g, err := e.m.Approve(ctx, r.ID, customer, sa.ApproveInput{Duration: sa.Day, Scopes: []sa.Scope{sa.ScopeRead}})
 	require.NoError(t, err)
 	require.Equal(t, e.now().Add(sa.Day), g.ExpiresAt, "shorter")

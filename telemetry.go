@@ -70,7 +70,9 @@ func WithCheckSpans(on bool) Option {
 
 // WithActiveGrantsGauge enables the observable gauge
 // supportaccess.grants.active with one series per tenant, counted from the
-// store on each collection (one ListGrants per collection). Default: off,
+// store on each collection (one ListGrants per collection); grants of
+// tenant IDs that fail validation (stored before the identifier rules)
+// are counted in one series without the tenant attribute. Default: off,
 // because its cardinality is the number of tenants. The meter provider
 // holds the gauge's callback until Manager.Close.
 func WithActiveGrantsGauge(on bool) Option {
