@@ -162,6 +162,10 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /admin/support-access/requests/{id}/approve", a.customerOnly(a.approveSubmit))
 	mux.Handle("POST /admin/support-access/requests/{id}/deny", a.customerOnly(a.denySubmit))
 	mux.Handle("GET /admin/audit", a.customerOnly(a.auditPage))
+	// Any other admin URL or method: not found, but through customerOnly,
+	// so that support probing the admin area during a support session is
+	// refused by the middleware and lands in the tenant's trail too.
+	mux.Handle("/admin/", a.customerOnly(a.notFound))
 
 	// Support console.
 	mux.Handle("GET /support/{$}", a.supportOnly(a.consolePage))

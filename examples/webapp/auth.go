@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 )
 
 // viewer is who is looking at a page: the signed-in user and, for support
@@ -235,7 +234,9 @@ func (a *app) withTenantViewer(next http.Handler) http.Handler {
 }
 
 func (a *app) notFound(w http.ResponseWriter, r *http.Request) {
-	a.renderError(w, r, http.StatusNotFound, "Not found", "There is no page at "+strings.TrimSpace(r.URL.Path)+".")
+	// The path as sent, percent-escaped: a page of this origin does not
+	// show text a link chose (a right-to-left override, say) as text.
+	a.renderError(w, r, http.StatusNotFound, "Not found", "There is no page at "+r.URL.EscapedPath()+".")
 }
 
 func (a *app) csrfDenied(w http.ResponseWriter, r *http.Request) {

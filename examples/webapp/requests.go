@@ -81,7 +81,11 @@ func (a *app) supportRequests(r *http.Request, u user) ([]requestRow, bool, erro
 func (a *app) requestSubmit(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	tenantID := r.PostFormValue("tenant")
-	if !slices.ContainsFunc(a.dir.tenantsFor(v.User), func(t tenant) bool { return t.ID == tenantID }) {
+	// Only a tenant that does not exist is refused here (no audit chain
+	// for made-up IDs); one the user may not ask is refused by the
+	// Authorizer inside RequestAccess, which audits it in that tenant's
+	// trail.
+	if _, ok := a.dir.tenant(tenantID); !ok {
 		a.renderError(w, r, http.StatusForbidden, "Unknown tenant", "You cannot ask that tenant for access.")
 		return
 	}
