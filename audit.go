@@ -119,7 +119,8 @@ type AuditLog interface {
 	// order f.Order names (see AuditFilter.Compare), at most f.Limit of them
 	// (all when 0). With f.After set, only events after that position in
 	// that order are returned (keyset pagination). No match is an empty
-	// result, not an error.
+	// result, not an error. A filter with more than MaxFilterTypes Types
+	// is refused with ErrInvalidInput (the bundled stores do).
 	Events(ctx context.Context, f AuditFilter) ([]Event, error)
 }
 

@@ -100,7 +100,7 @@ func (p Policy) Validate() error {
 		}
 	}
 	if len(p.Presets) > 0 && !p.hasPreset(p.DefaultDuration) {
-		return bad("DefaultDuration %s is not one of the Presets", p.DefaultDuration)
+		return bad("DefaultDuration %s is not one of the Presets", durationText(p.DefaultDuration))
 	}
 	for _, s := range p.DefaultScopes {
 		if err := validateScope("DefaultScopes", s); err != nil {

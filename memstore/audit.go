@@ -134,6 +134,9 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := stored.CheckFilterTypes(f); err != nil {
+		return nil, fmt.Errorf("memstore: events: %w", err)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	a := &s.audit

@@ -456,6 +456,9 @@ func foldSession(attrs map[string]string, col nullText) map[string]string {
 // value of another type or storage class, malformed attrs) fails the call
 // with a *supportaccess.ChainBreak at its event, which wraps ErrTampered.
 func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
+	if err := stored.CheckFilterTypes(f); err != nil {
+		return nil, fmt.Errorf("sqlstore: events: %w", err)
+	}
 	q, args := s.eventsQuery(f)
 	return queryAll(ctx, s, "events", q, args, func(scan func(...any) error) (sa.Event, error) {
 		r := s.newEventRow()

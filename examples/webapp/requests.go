@@ -81,12 +81,18 @@ func (a *app) supportRequests(r *http.Request, u user) ([]requestRow, bool, erro
 func (a *app) requestSubmit(w http.ResponseWriter, r *http.Request) {
 	v := viewerFrom(r.Context())
 	tenantID := r.PostFormValue("tenant")
-	// Only a tenant that does not exist is refused here (no audit chain
-	// for made-up IDs); one the user may not ask is refused by the
-	// Authorizer inside RequestAccess, which audits it in that tenant's
-	// trail.
-	if _, ok := a.dir.tenant(tenantID); !ok {
+	unknown := func() {
 		a.renderError(w, r, http.StatusForbidden, "Unknown tenant", "You cannot ask that tenant for access.")
+	}
+	// A made-up tenant ID is refused here (no audit chain for it). A
+	// tenant the user may not ask goes to RequestAccess, whose Authorizer
+	// refuses it and audits that in the tenant's trail; whatever the
+	// outcome, the user sees the page of a made-up ID, so that it cannot
+	// tell which tenants exist.
+	_, exists := a.dir.tenant(tenantID)
+	mine := slices.ContainsFunc(a.dir.tenantsFor(v.User), func(t tenant) bool { return t.ID == tenantID })
+	if !exists {
+		unknown()
 		return
 	}
 	in := sa.RequestInput{
@@ -96,12 +102,21 @@ func (a *app) requestSubmit(w http.ResponseWriter, r *http.Request) {
 		TicketRef: strings.TrimSpace(r.PostFormValue("ticket_ref")),
 	}
 	d, err := time.ParseDuration(r.PostFormValue("duration"))
-	if err != nil {
+	switch {
+	case err != nil && !mine:
+		unknown() // malformed: not audited, as the library audits no malformed input
+		return
+	case err != nil:
 		a.renderError(w, r, http.StatusBadRequest, "Request not sent", "Choose one of the durations.")
 		return
 	}
 	in.Duration = d
-	if _, err := a.m.RequestAccess(r.Context(), in); err != nil {
+	_, err = a.m.RequestAccess(r.Context(), in)
+	switch {
+	case !mine: // refused by the Authorizer (audited) or malformed: the same page
+		unknown()
+		return
+	case err != nil:
 		a.renderError(w, r, statusFor(err), "Request not sent", userMessage(err))
 		return
 	}

@@ -35,6 +35,17 @@ const (
 	MaxText      = 65535 // bytes: reasons
 )
 
+// CheckFilterTypes refuses, as AuditFilter.Validate does, a filter with
+// more than sa.MaxFilterTypes event types: a SQL store binds one
+// parameter per type, and a driver's limit would fail the query with an
+// error of its own (a store called directly gets no Validate first).
+func CheckFilterTypes(f sa.AuditFilter) error {
+	if len(f.Types) > sa.MaxFilterTypes {
+		return fmt.Errorf("%w: Types has %d entries, more than %d", sa.ErrInvalidInput, len(f.Types), sa.MaxFilterTypes)
+	}
+	return nil
+}
+
 // widths checks the fields of one record against the widths its stores
 // keep, remembering the first too wide (names are joined only then, so
 // that a record that fits costs no allocation).
