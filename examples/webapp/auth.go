@@ -234,9 +234,10 @@ func (a *app) withTenantViewer(next http.Handler) http.Handler {
 }
 
 func (a *app) notFound(w http.ResponseWriter, r *http.Request) {
-	// The path as sent, percent-escaped: a page of this origin does not
-	// show text a link chose (a right-to-left override, say) as text.
-	a.renderError(w, r, http.StatusNotFound, "Not found", "There is no page at "+r.URL.EscapedPath()+".")
+	// The path is not echoed: a page of this origin does not show text a
+	// link chose ("your account is locked, call …", or one reordered by a
+	// right-to-left override).
+	a.renderError(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
 }
 
 func (a *app) csrfDenied(w http.ResponseWriter, r *http.Request) {

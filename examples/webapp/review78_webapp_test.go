@@ -89,4 +89,5 @@ func TestReview78NotFoundPageRefusesBidiText(t *testing.T) {
 	r := e.newClient().get("/support-%E2%80%AEmoc.elpmaxe-live%E2%80%AC-call-us")
 	require.Equal(t, http.StatusNotFound, r.StatusCode)
 	require.NotContains(t, r.Body, "\u202e", "the 404 page renders a right-to-left override taken from the URL")
+	require.NotContains(t, r.Body, "call-us", "nor any other text a link chose (review79)")
 }
