@@ -70,7 +70,8 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	}
 	changed := false
 	g, err = m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
-		now := m.now() // after the store locked the grant: see Manager.update
+		changed = false // the last call decides: a store may retry a transaction
+		now := m.now()  // after the store locked the grant: see Manager.update
 		st := g.Status(now)
 		switch {
 		case st == StatusActive:
