@@ -492,3 +492,47 @@ func TestDefaultScopesFromPolicy(t *testing.T) {
 	require.Equal(t, []sa.Scope{sa.ScopeWrite}, g.Scopes)
 	require.True(t, g.Allows(sa.ScopeRead))
 }
+
+// retryingStore runs UpdateGrant's change twice, as a store retrying its
+// transaction would: the first attempt is thrown away, and before the
+// second the grant ends where moveTo says (another replica's Extend
+// committed in between).
+type retryingStore struct {
+	*memstore.Store
+	moveTo time.Time
+}
+
+func (s *retryingStore) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
+	return s.Store.UpdateGrant(ctx, id, func(g *sa.Grant) ([]sa.Event, error) {
+		first := g.Clone()
+		if _, err := change(&first); err != nil {
+			return nil, err
+		}
+		g.ExpiresAt = s.moveTo
+		return change(g)
+	})
+}
+
+// TestExtendRetriedByStoreNotifiesOnlyWhatItDid: the last call of the
+// change function decides whether Extend moved the grant. Here the retried
+// call finds the grant already at the end asked for: nothing is recorded,
+// and nobody is told of a change this call did not make.
+func TestExtendRetriedByStoreNotifiesOnlyWhatItDid(t *testing.T) {
+	st := &retryingStore{Store: memstore.New()}
+	n := &notes{}
+	clock := storetest.NewClock(storetest.Epoch)
+	m, err := sa.NewManager(st, sa.WithNow(clock.Now), sa.WithNotifier(n))
+	require.NoError(t, err)
+	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
+	require.NoError(t, err)
+	to := g.ExpiresAt.Add(time.Hour)
+	st.moveTo = to
+	notified := len(n.types())
+	x, err := m.Extend(ctx, g.ID, to, customer)
+	require.NoError(t, err)
+	require.Equal(t, to, x.ExpiresAt)
+	require.Len(t, n.types(), notified, "no notification of a change this call did not make")
+	evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{sa.EventGrantExtended}})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+}
