@@ -116,15 +116,25 @@ func truncateText(s string, n int) string {
 // the session ended, and the event must be written all the same), but
 // ending at ctx's deadline, if it has one, so that a hanging auditor cannot
 // hold the request past it (the write then fails, and the request is
-// refused). Call cancel when the write returned.
+// refused). A write that begins once the deadline has passed gets
+// auditGrace instead: the handler answered after its deadline, its effect
+// done, and the request is recorded all the same. Call cancel when the
+// write returned.
 func auditContext(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
 	d, ok := ctx.Deadline()
 	ctx = context.WithoutCancel(ctx)
 	if !ok {
 		return ctx, func() {}
 	}
+	if now := time.Now(); !now.Before(d) {
+		d = now.Add(auditGrace)
+	}
 	return context.WithDeadline(ctx, d)
 }
+
+// auditGrace is the time given to an audit write that begins after its
+// request's deadline (see auditContext).
+const auditGrace = 5 * time.Second
 
 // statusText formats an HTTP status code for Event.Attrs.
 func statusText(code int) string { return strconv.Itoa(code) }
