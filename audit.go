@@ -79,6 +79,11 @@ const (
 	AttrScope         = "scope"
 	AttrWhat          = "what"
 	AttrError         = "error"
+	// AttrMethodOverride is the method a request's method-override header
+	// (X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override) named,
+	// upper-cased, when it had one: the method a framework that honours
+	// the header served, while AttrMethod is the method on the wire.
+	AttrMethodOverride = "method_override"
 )
 
 // Event is one entry of the audit trail.

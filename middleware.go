@@ -66,8 +66,9 @@ import (
 // Audit: each admitted request records one support.request event (actor:
 // Kind support, ID the principal; Time: when the request arrived, so it
 // may sort before events the handler recorded, such as a support.change;
-// GrantID: the admitting grant; Attrs: method, path without the query
-// string, status, duration_ms, scope, session_id, subject_user_id, and
+// GrantID: the admitting grant; Attrs: method, method_override when a
+// method-override header named one, path without the query string,
+// status, duration_ms, scope, session_id, subject_user_id, and
 // elevated_grant_ids when RequireScope or a re-check used other grants; a
 // scope or grant taken after the event was recorded gets a support.scope
 // event of its own, see EventSupportScope). It is recorded when
@@ -194,7 +195,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 
 	st := &reqState{
 		g: g, m: m, sess: s, grant: gr, start: start,
-		method: auditMethod(r.Method), path: auditPath(r),
+		method: auditMethod(r.Method), override: auditOverride(r), path: auditPath(r),
 		needs: []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
 	}
 	st.admitSeq.Store(seq)
@@ -313,7 +314,7 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
 		return
 	}
-	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditPath(r), auditScope(scope), reason)
+	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditOverride(r), auditPath(r), auditScope(scope), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	if err != nil && status == http.StatusServiceUnavailable {
 		ev.Attrs[AttrError] = errorText(err)

@@ -39,6 +39,20 @@ func requestScope(r *http.Request) Scope {
 // canonical form.
 var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
+// auditOverride is the method the first non-empty method-override header
+// of r names, upper-cased and cleaned as auditMethod cleans a method; ""
+// when there is none.
+func auditOverride(r *http.Request) string {
+	for _, k := range overrideHeaders {
+		for _, v := range r.Header[k] {
+			if v = strings.TrimSpace(v); v != "" {
+				return auditMethod(strings.ToUpper(v))
+			}
+		}
+	}
+	return ""
+}
+
 // overridesUnsafe reports whether h carries a method override naming a
 // method other than GET, HEAD or OPTIONS.
 func overridesUnsafe(h http.Header) bool {
@@ -143,10 +157,13 @@ func statusText(code int) string { return strconv.Itoa(code) }
 // of session s. Empty session and subject ids are left out, and so are ids
 // that would not pass validation (a malformed session is denied, and its
 // denial still audited with the valid fields).
-func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID uuid.UUID, method, path, scope, reason string) Event {
+func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID uuid.UUID, method, override, path, scope, reason string) Event {
 	ev := m.newEvent(when, typ, s.TenantID, grantID, Actor{Kind: ActorSupport, ID: s.Principal}, reason)
 	attrs := make(map[string]string, 8)
 	attrs[AttrMethod] = method
+	if override != "" {
+		attrs[AttrMethodOverride] = override
+	}
 	attrs[AttrPath] = path
 	if scope != "" {
 		// Scopes arrive valid (a refused, malformed one through

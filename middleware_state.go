@@ -16,15 +16,16 @@ import (
 
 // reqState is the middleware's record of one admitted impersonated request.
 type reqState struct {
-	g      *guard
-	m      *Manager
-	r      *http.Request // as passed to the handler
-	sess   Session
-	grant  Grant // admitted the request; never changed
-	start  time.Time
-	method string
-	path   string
-	cancel context.CancelCauseFunc
+	g        *guard
+	m        *Manager
+	r        *http.Request // as passed to the handler
+	sess     Session
+	grant    Grant // admitted the request; never changed
+	start    time.Time
+	method   string
+	override string // the method-override header's method, if any
+	path     string
+	cancel   context.CancelCauseFunc
 
 	ended atomic.Bool
 	// audited: the response's record is made or under way — the
@@ -331,7 +332,7 @@ func (st *reqState) auditLateScope(s Scope, id uuid.UUID) error {
 // recordScope records a support.scope event, at time at, for scope s
 // allowed by grant id.
 func (st *reqState) recordScope(ctx context.Context, at time.Time, s Scope, id uuid.UUID) error {
-	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.method, st.path, string(s), "")
+	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.method, st.override, st.path, string(s), "")
 	if err := st.m.record(ctx, ev); err != nil {
 		return fmt.Errorf("supportaccess: middleware: audit of scope %q: %w", string(s), err)
 	}
@@ -740,7 +741,7 @@ func (st *reqState) audit(status int, reason string) error {
 		other(id)
 	}
 	st.mu.Unlock()
-	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.path, strings.Join(scopes, ","), reason)
+	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.override, st.path, strings.Join(scopes, ","), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	ev.Attrs[AttrDurationMS] = fmt.Sprint(st.m.now().Sub(st.start).Milliseconds())
 	if len(others) > 0 {

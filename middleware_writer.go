@@ -77,11 +77,15 @@ func (rw *supportWriter) FlushError() error {
 func (rw *supportWriter) Flush() { _ = rw.FlushError() }
 
 // Hijack implements http.Hijacker. The support.request event is recorded
-// first, with status 101; the handler owns the connection afterwards and
-// must end it when the request context is cancelled.
+// with status 101 before the handler gets the connection; the handler owns
+// the connection afterwards and must end it when the request context is
+// cancelled. A hijack the underlying writer refuses (HTTP/2, say) leaves
+// the response uncommitted, so that the status the handler then writes is
+// the one recorded. When the event cannot be recorded, the connection is
+// closed and Hijack fails.
 func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if !rw.committed {
-		rw.committedAs(http.StatusSwitchingProtocols)
+	if !rw.committed && rw.st.ended.Load() {
+		rw.committedAs(http.StatusSwitchingProtocols) // records and writes the denial
 	}
 	if rw.blocked != nil {
 		return nil, nil, rw.blocked
@@ -94,7 +98,38 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
 	}
+	if !rw.committed {
+		if err := rw.auditHijacked(c); err != nil {
+			return nil, nil, err
+		}
+	}
 	return c, brw, nil
+}
+
+// auditHijacked records the support.request event of a hijacked
+// connection, c, with status 101. Nothing can be written to the client
+// through the server any more, so a failure (or a panic of the auditor)
+// closes c instead of sending a denial.
+func (rw *supportWriter) auditHijacked(c net.Conn) error {
+	rw.committed = true
+	st := rw.st
+	fail := func() {
+		st.end(endReasonAuditFailed)
+		rw.blocked = errEndAuditFailed
+		_ = c.Close()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			fail()
+			panic(p)
+		}
+	}()
+	if err := st.audit(http.StatusSwitchingProtocols, ""); err != nil {
+		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit of request (connection closed): %w", err))
+		fail()
+		return rw.blocked
+	}
+	return nil
 }
 
 // Unwrap returns the underlying ResponseWriter.
