@@ -73,7 +73,7 @@ import (
 // scope or grant taken after the event was recorded gets a support.scope
 // event of its own, see EventSupportScope). It is recorded when
 // the response is committed (the
-// first WriteHeader, Write or Flush, a Hijack, or the handler's return),
+// first WriteHeader, Write or Flush, a Hijack that succeeds, or the handler's return),
 // before anything reaches the client, so duration_ms is the time to the
 // first byte of the response (for a stream, not its length). If the event
 // cannot be recorded the handler's response is replaced by a 503
