@@ -76,11 +76,7 @@ func testAuditFilter(t *testing.T, ns NewStore) {
 		t.Helper()
 		evs, err := l.Events(h.ctx, f)
 		require.NoError(t, err)
-		out := []sa.EventType{}
-		for _, e := range evs {
-			out = append(out, e.Type)
-		}
-		return out
+		return eventTypes(evs)
 	}
 	require.Equal(t, []sa.EventType{sa.EventGrantCreated, sa.EventGrantRevoked}, q(sa.AuditFilter{TenantID: "acme"}))
 	require.Equal(t, []sa.EventType{sa.EventGrantCreated, sa.EventSupportRequest}, q(sa.AuditFilter{TenantID: "globex"}))

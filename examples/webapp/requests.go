@@ -101,20 +101,18 @@ func (a *app) requestSubmit(w http.ResponseWriter, r *http.Request) {
 		Reason:    strings.TrimSpace(r.PostFormValue("reason")),
 		TicketRef: strings.TrimSpace(r.PostFormValue("ticket_ref")),
 	}
-	d, err := time.ParseDuration(r.PostFormValue("duration"))
-	switch {
-	case err != nil && !mine:
-		unknown() // malformed: not audited, as the library audits no malformed input
-		return
-	case err != nil:
-		a.renderError(w, r, http.StatusBadRequest, "Request not sent", "Choose one of the durations.")
-		return
+	d, parseErr := time.ParseDuration(r.PostFormValue("duration"))
+	var err error
+	if parseErr == nil {
+		in.Duration = d
+		_, err = a.m.RequestAccess(r.Context(), in)
 	}
-	in.Duration = d
-	_, err = a.m.RequestAccess(r.Context(), in)
 	switch {
-	case !mine: // refused by the Authorizer (audited) or malformed: the same page
+	case !mine: // refused by the Authorizer (audited), or malformed (not audited): the same page
 		unknown()
+		return
+	case parseErr != nil:
+		a.renderError(w, r, http.StatusBadRequest, "Request not sent", "Choose one of the durations.")
 		return
 	case err != nil:
 		a.renderError(w, r, statusFor(err), "Request not sent", userMessage(err))
