@@ -66,19 +66,49 @@ const (
 	EventAuditPurged EventType = "audit.purged"
 )
 
-// Attribute keys used in Event.Attrs.
+// Attribute keys used in Event.Attrs. Values are one-line text: control
+// characters and invalid UTF-8 in what a request or host code supplied are
+// replaced by U+FFFD.
 const (
-	AttrAction        = "action"
-	AttrMethod        = "method"
-	AttrPath          = "path"
-	AttrStatus        = "status"
-	AttrDurationMS    = "duration_ms"
+	// AttrAction names the refused action (action.refused) or the
+	// notification whose delivery failed (notify.failed).
+	AttrAction = "action"
+	// AttrMethod is the request's method as received (support.request,
+	// support.change, support.scope, access.denied), cut to 32 bytes.
+	AttrMethod = "method"
+	// AttrPath is the request's escaped path, never its query string,
+	// cut in its middle to 1 024 bytes ("..." marks the cut).
+	AttrPath = "path"
+	// AttrStatus is the response status. On support.request, the status
+	// the response's header went out with, recorded then, before the
+	// body: 200 when the handler wrote a body, or nothing, without a
+	// status; 101 for a hijacked connection; 500 for a handler that
+	// panicked first; 403 when the session ended before the header went
+	// out and the middleware sent a refusal instead. On access.denied,
+	// the status the refusal calls for (Denial.Status), also when a
+	// WithDeniedHandler function sends another one, such as a redirect.
+	AttrStatus = "status"
+	// AttrDurationMS is a support.request's time in whole milliseconds
+	// (on the Manager's clock) from its admission to its response's
+	// header.
+	AttrDurationMS = "duration_ms"
+	// AttrSessionID and AttrSubjectUserID are the request session's
+	// SessionID and SubjectUserID (the impersonated user), when set and
+	// valid.
 	AttrSessionID     = "session_id"
 	AttrSubjectUserID = "subject_user_id"
-	AttrPrincipal     = "principal"
-	AttrScope         = "scope"
-	AttrWhat          = "what"
-	AttrError         = "error"
+	// AttrPrincipal is the support principal a grant.delegated event
+	// added to the grant.
+	AttrPrincipal = "principal"
+	// AttrScope lists, comma-separated, the scopes a request used or was
+	// refused.
+	AttrScope = "scope"
+	// AttrWhat names what a support.change changed (RecordChange's what).
+	AttrWhat = "what"
+	// AttrError is the error text of a failure: the store or auditor
+	// error behind an access.denied with status 503, a Notifier's or an
+	// expire hook's error.
+	AttrError = "error"
 	// AttrMethodOverride is the method a request's method-override header
 	// (X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override) named,
 	// upper-cased, when it had one: the method a framework that honours

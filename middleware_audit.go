@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -15,7 +16,9 @@ import (
 const AttrElevatedGrantIDs = "elevated_grant_ids"
 
 // Audit limits for request attributes; longer values are cut (and marked
-// with "...").
+// with "..."): a method at its end, a path in its middle, keeping both its
+// beginning and its end (which often names the action, as in
+// /users/42/delete).
 const (
 	maxAuditPathLen   = 1024
 	maxAuditMethodLen = 32
@@ -84,7 +87,7 @@ func validateSession(s Session) error {
 }
 
 // auditPath is the request path as audited: escaped, never with the query
-// string (which may carry tokens), cut to maxAuditPathLen.
+// string (which may carry tokens), cut in its middle to maxAuditPathLen.
 func auditPath(r *http.Request) string {
 	var p string
 	if r.URL != nil {
@@ -92,7 +95,7 @@ func auditPath(r *http.Request) string {
 	} else {
 		p, _, _ = strings.Cut(r.RequestURI, "?")
 	}
-	return truncateText(cleanText(p), maxAuditPathLen)
+	return truncateMiddle(cleanChars(p), maxAuditPathLen)
 }
 
 // auditScope is the scope an access.denied event records: as given when
@@ -123,6 +126,24 @@ func truncateText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// truncateMiddle cuts s to at most n bytes by replacing its middle with
+// "...", keeping about as many bytes of its end as of its beginning, on
+// rune boundaries.
+func truncateMiddle(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	head := (n - 3) / 2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	tail := len(s) - (n - 3 - head)
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	return s[:head] + "..." + s[tail:]
 }
 
 // auditContext returns the context of an audit write made for a request

@@ -36,7 +36,9 @@ type middlewareConfig struct {
 // reason of the denial; it should write d.Status or a redirect and must not
 // show d.Reason or d.Err to the client. Default: a short body in JSON when
 // the Accept header asks for JSON, plain text otherwise, with status
-// d.Status and Cache-Control: no-store. Nil is ignored.
+// d.Status and Cache-Control: no-store. Nil is ignored. The access.denied
+// event is recorded before f runs and names d.Status (AttrStatus), whatever
+// f sends.
 func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial)) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {

@@ -316,6 +316,12 @@ func TestMiddlewareDeniedHandler(t *testing.T) {
 	require.Equal(t, sa.DeniedAccess, got.Code)
 	require.Equal(t, "s-generic", got.Session.SessionID)
 	require.ErrorIs(t, got.Err, sa.ErrNoActiveGrant)
+	// The event, recorded before the handler ran, names the refusal's
+	// status, as AttrStatus says, not the redirect.
+	evs := e.events(sa.EventAccessDenied)
+	require.Len(t, evs, 1)
+	require.Equal(t, "403", evs[0].Attrs[sa.AttrStatus])
+	require.Equal(t, "no active grant", evs[0].Reason)
 }
 
 func TestMiddlewareMFA(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -53,4 +54,21 @@ func TestTruncateMatchesTimeTruncate(t *testing.T) {
 		require.Equal(t, want, got) // same representation: UTC, no monotonic reading
 	}
 	require.True(t, truncate(time.Time{}).IsZero())
+}
+
+// TestTruncateMiddleKeepsBothEnds holds the audited path's cut: at most n
+// bytes, valid UTF-8 when the input is, its beginning and its end kept.
+func TestTruncateMiddleKeepsBothEnds(t *testing.T) {
+	require.Equal(t, "/short", truncateMiddle("/short", 10))
+	require.Equal(t, "/ab...wxyz", truncateMiddle("/abcdefghijklmnopqrstuvwxyz", 10))
+	long := "/" + strings.Repeat("é", 600) + "/users/42/delete"
+	for n := 8; n <= 40; n++ {
+		got := truncateMiddle(long, n)
+		require.LessOrEqual(t, len(got), n)
+		require.True(t, utf8.ValidString(got), "n=%d: %q", n, got)
+		require.True(t, strings.HasPrefix(long, got[:strings.Index(got, "...")]), "n=%d", n)
+		require.True(t, strings.HasSuffix(long, got[strings.Index(got, "...")+3:]), "n=%d", n)
+		require.GreaterOrEqual(t, len(got), n-2, "n=%d: at most one byte of a split rune lost at each side", n)
+	}
+	require.True(t, strings.HasSuffix(truncateMiddle(long, 1024), "/users/42/delete"))
 }
