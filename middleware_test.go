@@ -324,6 +324,24 @@ func TestMiddlewareDeniedHandler(t *testing.T) {
 	require.Equal(t, "no active grant", evs[0].Reason)
 }
 
+// TestMiddlewareInvalidStatusRecordedAsPanic: net/http panics on a status
+// outside 100–999; the middleware does so before recording the code, so
+// the trail holds the handler's panic (500), not a status no client saw.
+func TestMiddlewareInvalidStatusRecordedAsPanic(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{})
+	for _, code := range []int{0, 42, 1000} {
+		h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		require.Panics(t, func() { mwDo(h, mwReq(http.MethodGet, "/settings", "generic")) }, "code %d", code)
+	}
+	evs := e.events(sa.EventSupportRequest)
+	require.Len(t, evs, 3)
+	for _, ev := range evs {
+		require.Equal(t, "500", ev.Attrs[sa.AttrStatus])
+		require.Equal(t, "handler panicked", ev.Reason)
+	}
+}
+
 func TestMiddlewareMFA(t *testing.T) {
 	e := newMWEnv(t)
 	e.grant(sa.GrantInput{Grantees: []string{mwEve}})

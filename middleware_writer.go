@@ -43,13 +43,18 @@ func (rw *supportWriter) Header() http.Header { return rw.w.Header() }
 // (1xx other than 101, such as 103 Early Hints) are dropped: net/http
 // would send every header field the handler has set with them, before the
 // response is audited or even allowed (a denial may still replace it).
-// They commit nothing.
+// They commit nothing. An invalid code panics, as net/http's own writer
+// does, before it is recorded: the request is audited as a handler that
+// panicked.
 func (rw *supportWriter) WriteHeader(code int) {
 	if rw.committed {
 		if rw.blocked == nil {
 			rw.w.WriteHeader(code) // let net/http report the superfluous call
 		}
 		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		return
