@@ -195,8 +195,11 @@ type AuditFilter struct {
 	Types   []EventType
 	GrantID uuid.UUID
 	// SessionID selects the events of one impersonation session: those
-	// whose Attrs[AttrSessionID] equals it (the middleware sets it on every
-	// event it records).
+	// whose Attrs[AttrSessionID] equals it. The middleware sets it on every
+	// event it records, and the Manager on the events of calls made while
+	// serving a request of the session (ctx carrying it, see
+	// SessionFromContext) whose actor is the session's support principal:
+	// a delegation, a revocation, a refused attempt, ….
 	SessionID string
 	Since     time.Time
 	Until     time.Time

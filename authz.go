@@ -187,6 +187,7 @@ func (m *Manager) refuseAs(ctx context.Context, action Action, by Actor, tenantI
 	if on.request != uuid.Nil {
 		ev.Attrs[AttrRequestID] = on.request.String()
 	}
+	tagSession(ctx, &ev)
 	rctx, cancel := lateContext(ctx, lateRecordTimeout)
 	defer cancel()
 	m.recordFact(rctx, ev, func(aerr error) {

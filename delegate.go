@@ -91,6 +91,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		ev := m.newEvent(now, EventGrantDelegated, g.TenantID, g.ID, by, "")
 		ev.Attrs = map[string]string{AttrPrincipal: principal}
 		ev.Before, ev.After = before, grantJSON(*g)
+		tagSession(ctx, &ev)
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
 		}

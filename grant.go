@@ -165,6 +165,7 @@ func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Gr
 	}
 	ev := m.newEvent(now, EventGrantCreated, g.TenantID, g.ID, in.By, in.Reason)
 	ev.After = grantJSON(g)
+	tagSession(ctx, &ev)
 	if err := m.create(ctx, g, ev); err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
@@ -282,6 +283,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		g.ExpiresAt = expiresAt
 		ev := m.newEvent(now, EventGrantExtended, g.TenantID, g.ID, by, "")
 		ev.Before, ev.After = before, grantJSON(*g)
+		tagSession(ctx, &ev)
 		moved = true
 		return ev, nil
 	})

@@ -192,12 +192,35 @@ func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID 
 		// scopes a request relied on may be long, and is kept whole.
 		attrs[AttrScope] = cleanChars(scope)
 	}
+	sessionAttrs(attrs, s)
+	ev.Attrs = attrs
+	return ev
+}
+
+// sessionAttrs sets s's session and subject ids in attrs, each when set and
+// valid.
+func sessionAttrs(attrs map[string]string, s Session) {
 	if s.SessionID != "" && checkText("", s.SessionID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSessionID] = s.SessionID
 	}
 	if s.SubjectUserID != "" && checkText("", s.SubjectUserID, MaxPrincipalLen, false, identity) == nil {
 		attrs[AttrSubjectUserID] = s.SubjectUserID
 	}
-	ev.Attrs = attrs
-	return ev
+}
+
+// tagSession marks ev, an event of a call made with ctx, as an act of the
+// impersonation session ctx carries (see SessionFromContext), if any, when
+// its actor is that session's support principal: it sets the session's ids
+// in ev.Attrs as the middleware's own events have them, so that
+// AuditFilter.SessionID finds what support did through the Manager in that
+// session (a delegation, a refused attempt to grant itself access, …).
+func tagSession(ctx context.Context, ev *Event) {
+	s, ok := SessionFromContext(ctx)
+	if !ok || ev.Actor.Kind != ActorSupport || ev.Actor.ID != s.Principal {
+		return
+	}
+	if ev.Attrs == nil {
+		ev.Attrs = make(map[string]string, 2)
+	}
+	sessionAttrs(ev.Attrs, s)
 }

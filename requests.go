@@ -241,7 +241,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 	if !in.StartsAt.IsZero() {
 		r.StartsAt = g.StartsAt
 	}
-	ev := m.requestEvent(now, EventRequestCreated, r, uuid.Nil, in.By, in.Reason)
+	ev := m.requestEvent(ctx, now, EventRequestCreated, r, uuid.Nil, in.By, in.Reason)
 	ev.After = requestJSON(r)
 	if err := m.recordExtra(ctx, ev); err != nil {
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
@@ -322,11 +322,12 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		g.RequestID = r.ID
 		before := requestJSON(*r)
 		r.Status, r.DecidedAt, r.DecidedBy, r.DecisionReason, r.GrantID = RequestApproved, now, by, in.Reason, g.ID
-		approved := m.requestEvent(now, EventRequestApproved, *r, g.ID, by, in.Reason)
+		approved := m.requestEvent(ctx, now, EventRequestApproved, *r, g.ID, by, in.Reason)
 		approved.Before, approved.After = before, requestJSON(*r)
 		created := m.newEvent(now, EventGrantCreated, g.TenantID, g.ID, by, g.Reason)
 		created.Attrs = map[string]string{AttrRequestID: r.ID.String()}
 		created.After = grantJSON(g)
+		tagSession(ctx, &created)
 		for _, ev := range []Event{approved, created} {
 			if err := m.recordExtra(ctx, ev); err != nil {
 				return Grant{}, nil, err
@@ -396,7 +397,7 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		}
 		before := requestJSON(*r)
 		r.Status, r.DecidedAt, r.DecidedBy, r.DecisionReason = RequestDenied, now, by, reason
-		ev := m.requestEvent(now, EventRequestDenied, *r, uuid.Nil, by, reason)
+		ev := m.requestEvent(ctx, now, EventRequestDenied, *r, uuid.Nil, by, reason)
 		ev.Before, ev.After = before, requestJSON(*r)
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
@@ -506,7 +507,7 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 		// or not its expiry is recorded yet.
 		var x extraOutcome
 		rr, err := rs.ClaimExpiredRequests(ctx, now, m.lifecycleBatch(), func(r AccessRequest) ([]Event, error) {
-			ev := m.requestEvent(now, EventRequestExpired, r, uuid.Nil, SystemActor, "")
+			ev := m.requestEvent(ctx, now, EventRequestExpired, r, uuid.Nil, SystemActor, "")
 			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
 			return m.recordLifecycle(ctx, ev, &x)
 		})
@@ -527,10 +528,11 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 	}
 }
 
-// requestEvent builds a request.* event.
-func (m *Manager) requestEvent(now time.Time, t EventType, r AccessRequest, grantID uuid.UUID, by Actor, reason string) Event {
+// requestEvent builds a request.* event of a call made with ctx.
+func (m *Manager) requestEvent(ctx context.Context, now time.Time, t EventType, r AccessRequest, grantID uuid.UUID, by Actor, reason string) Event {
 	ev := m.newEvent(now, t, r.TenantID, grantID, by, reason)
 	ev.Attrs = map[string]string{AttrRequestID: r.ID.String()}
+	tagSession(ctx, &ev)
 	return ev
 }
 

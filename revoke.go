@@ -66,6 +66,7 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 		g.RevokedAt, g.RevokedBy, g.RevokeReason = now, by, reason
 		ev := m.newEvent(now, EventGrantRevoked, g.TenantID, g.ID, by, reason)
 		ev.Before, ev.After = before, grantJSON(*g)
+		tagSession(ctx, &ev)
 		return ev, nil
 	})
 	if err != nil {
