@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -478,13 +479,19 @@ func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// jitter returns d varied at random by up to ±10 %.
+// jitter returns d varied at random by up to ±10 %, never above the
+// longest Duration (an interval meant as "practically never" must not wrap
+// around to a negative wait).
 func jitter(d time.Duration) time.Duration {
 	j := d / 10
 	if j <= 0 {
 		return d
 	}
-	return d - j + time.Duration(rand.Int64N(int64(2*j)+1))
+	lo, span := d-j, 2*j
+	if lo > math.MaxInt64-span {
+		span = math.MaxInt64 - lo
+	}
+	return lo + time.Duration(rand.Int64N(int64(span)+1))
 }
 
 // timeFormat is RFC 3339 with microseconds, the library's text form of times.
