@@ -225,9 +225,12 @@ func WithErrorHandler(f func(context.Context, error)) Option {
 // NewManager returns a Manager that keeps grants in store.
 //
 // Errors: ErrInvalidInput when store is nil (or a nil pointer), the
-// policy is inconsistent, or no auditor is available (the store does not
-// implement Auditor and WithAuditor was not given): a Manager never runs
-// without an audit trail.
+// policy is inconsistent, an option was given an invalid value
+// (WithSweepConcurrency, WithExpireHookLease, WithExpireHookRetry), or no
+// auditor is available (the store does not implement Auditor and
+// WithAuditor was not given): a Manager never runs without an audit trail.
+// errors.ErrUnsupported when OnExpire hooks are registered over a store
+// that does not implement HookStore.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
 	if isNil(store) { // a nil *sqlstore.Store, say, from a New whose error was dropped
 		return nil, fmt.Errorf("new manager: %w: store is nil", ErrInvalidInput)

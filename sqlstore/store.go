@@ -161,8 +161,9 @@ func (s *Store) Dialect() Dialect { return s.d.Dialect }
 func (s *Store) TablePrefix() string { return s.prefix }
 
 // Close releases the prepared statements. It does not close the *sql.DB.
-// Methods called after Close return an error. Close is idempotent and
-// always returns nil.
+// Methods that access the database return an error when called after
+// Close (Dialect, TablePrefix and Migrations, which do not, keep
+// answering). Close is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
