@@ -114,8 +114,10 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // event commit in one transaction. When a is the store, or a MultiAuditor
 // that contains the store, the store's part stays transactional and the
 // other auditors record before the change commits: if any of them fails the
-// change is not made. (If the commit itself then fails, those other
-// auditors hold an event of a change that did not happen.) Events that
+// change is not made. (The other auditors that recorded its events before
+// that failure, or before a commit that then fails, hold events of a
+// change that did not happen; the store's trail is the one that holds
+// exactly what happened.) Events that
 // change nothing and only record a fact — refusals (action.refused,
 // access.denied) and notify.failed — go to every auditor, the store
 // included, whatever the others return; a failure goes to the error

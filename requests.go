@@ -271,8 +271,10 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 // in.Duration), a reason or ticket reference the policy requires and the
 // request lacks (RequireReason or RequireTicketRef turned on since it was
 // made: deny it, and support asks again with one), a requested start
-// further ahead than Policy.MaxScheduleAhead now allows (deny it), or a
-// request that is not pending (approved, denied, or past its ExpiresAt; of
+// further ahead than Policy.MaxScheduleAhead now allows (deny it), a
+// stored request holding a value Grant's input rules refuse (one stored
+// before those rules, such as a ticket reference with a trailing space:
+// deny it), or a request that is not pending (approved, denied, or past its ExpiresAt; of
 // concurrent decisions exactly one succeeds, and the others fail with
 // ErrInvalidInput, or with ErrConflict when the database aborted one as a
 // deadlock);
@@ -366,6 +368,13 @@ func narrow(r *AccessRequest, by Actor, in ApproveInput, now time.Time) (GrantIn
 		Scopes: scopes, Reason: r.Reason, TicketRef: r.TicketRef}
 	if r.StartsAt.After(now) {
 		gin.StartsAt = r.StartsAt
+	}
+	// A request stored before the current input rules (or written to the
+	// store directly) may hold what Grant refuses, such as a ticket
+	// reference with a trailing space that RevokeTicket would not match:
+	// such a request cannot become a grant (Deny it; support asks again).
+	if err := validateGrantInput(&gin); err != nil {
+		return GrantInput{}, fmt.Errorf("the stored request: %w", err)
 	}
 	return gin, nil
 }

@@ -106,7 +106,15 @@ func endCause(reason string) error {
 // example "support+{tenant}@vendor.example"). Every other principal is a
 // named one and must log in with a second factor.
 func GenericSupportUser(pattern string) func(Session) bool {
-	before, after, templated := strings.Cut(pattern, "{tenant}")
+	const ph = "{tenant}"
+	// The text before the first placeholder and after the last one: a
+	// quick test before the comparison with the pattern filled in.
+	first, last := strings.Index(pattern, ph), strings.LastIndex(pattern, ph)
+	templated := first >= 0
+	var before, after string
+	if templated {
+		before, after = pattern[:first], pattern[last+len(ph):]
+	}
 	return func(s Session) bool {
 		if !templated {
 			return s.Principal == pattern
@@ -115,7 +123,7 @@ func GenericSupportUser(pattern string) func(Session) bool {
 		if !strings.HasPrefix(p, before) || !strings.HasSuffix(p, after) || len(p) < len(before)+len(after) {
 			return false
 		}
-		return strings.ReplaceAll(pattern, "{tenant}", s.TenantID) == p
+		return strings.ReplaceAll(pattern, ph, s.TenantID) == p
 	}
 }
 
