@@ -107,6 +107,9 @@ func wrap(ctx context.Context, op string, err error) error {
 	if isTooWide(err) {
 		return fmt.Errorf("sqlstore: %s: %w: a value is wider than the database keeps: %w", op, sa.ErrInvalidInput, err)
 	}
+	if isUnkeepableText(err) {
+		return fmt.Errorf("sqlstore: %s: %w: a value holds text the database cannot keep (a NUL byte or invalid UTF-8): %w", op, sa.ErrInvalidInput, err)
+	}
 	if isMissingSchema(err) {
 		return fmt.Errorf("sqlstore: %s: %w (the store's tables are missing: run Migrate, with this table prefix, before using it)", op, err)
 	}
@@ -123,6 +126,22 @@ func isTooWide(err error) bool {
 		return true
 	}
 	return mysqlNumber(err) == 1406 // ER_DATA_TOO_LONG
+}
+
+// isUnkeepableText reports whether the server refused text its columns
+// cannot hold: PostgreSQL's NUL bytes and invalid UTF-8, MySQL's invalid
+// UTF-8 in a utf8mb4 column (the statement changed nothing). The Manager
+// never passes such text; a direct call may.
+func isUnkeepableText(err error) bool {
+	switch sqlState(err) {
+	case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
+		return true
+	}
+	switch mysqlNumber(err) {
+	case 1366, 1300: // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD ("Incorrect string value"), ER_INVALID_CHARACTER_STRING
+		return true
+	}
+	return false
 }
 
 // isMissingSchema reports whether err says a table (or, on MySQL, the

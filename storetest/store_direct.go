@@ -38,6 +38,72 @@ var directCases = []testCase{
 	{"HookTaskTimesKeptOrRefused", testHookTaskTimesKeptOrRefused},
 	{"WiderThanStoresKeepRefused", testWiderThanStoresKeepRefused},
 	{"ExpiryClaimedAfterItsStart", testExpiryClaimedAfterItsStart},
+	{"TextKeptOrRefused", testTextKeptOrRefused},
+}
+
+// testTextKeptOrRefused: text the Manager never passes (a NUL byte, bytes
+// that are not UTF-8) is kept exactly, and an event holding it still
+// verifies, or is refused with ErrInvalidInput and nothing kept — never
+// refused with a bare driver error (PostgreSQL's SQLSTATE 22021, MySQL's
+// 1366), which a host recording through the store could not tell from an
+// outage (review82).
+func testTextKeptOrRefused(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	a, l := h.auditor(), h.auditLog()
+	t.Run("Grant", func(t *testing.T) {
+		for name, spoil := range map[string]func(*sa.Grant){
+			"Reason with NUL":     func(g *sa.Grant) { g.Reason = "a\x00b" },
+			"Reason not UTF-8":    func(g *sa.Grant) { g.Reason = "a\xffb" },
+			"TicketRef with NUL":  func(g *sa.Grant) { g.TicketRef = "T\x00" },
+			"TenantID with NUL":   func(g *sa.Grant) { g.TenantID = "acme\x00" },
+			"GrantedBy not UTF-8": func(g *sa.Grant) { g.GrantedBy.Name = "\xfe" },
+		} {
+			g := timesGrant("acme")
+			spoil(&g)
+			if err := h.store.CreateGrant(h.ctx, g, nil); err != nil {
+				require.ErrorIs(t, err, sa.ErrInvalidInput, name)
+				_, gerr := h.store.GetGrant(h.ctx, g.ID)
+				require.ErrorIs(t, gerr, sa.ErrNotFound, "%s: refused, nothing stored", name)
+				continue
+			}
+			got, err := h.store.GetGrant(h.ctx, g.ID)
+			require.NoError(t, err, name)
+			require.Equal(t, g, got, "%s: kept exactly", name)
+		}
+	})
+	t.Run("Event", func(t *testing.T) {
+		tenant := "text-events"
+		var kept []sa.Event
+		for name, spoil := range map[string]func(*sa.Event){
+			"Reason with NUL":     func(e *sa.Event) { e.Reason = "a\x00b" },
+			"Reason not UTF-8":    func(e *sa.Event) { e.Reason = "a\xffb" },
+			"attribute with NUL":  func(e *sa.Event) { e.Attrs = map[string]string{sa.AttrPath: "/a\x00"} },
+			"attribute not UTF-8": func(e *sa.Event) { e.Attrs = map[string]string{sa.AttrPath: "/a\xff"} },
+			"attribute key bytes": func(e *sa.Event) { e.Attrs = map[string]string{"k\xff": "v"} },
+		} {
+			e := sa.Event{ID: uuid.New(), Time: timesNow, Type: sa.EventSupportRequest, TenantID: tenant, Actor: Support}
+			spoil(&e)
+			if err := a.Record(h.ctx, e); err != nil {
+				require.ErrorIs(t, err, sa.ErrInvalidInput, name)
+				continue
+			}
+			kept = append(kept, e)
+		}
+		evs, err := l.Events(h.ctx, sa.AuditFilter{TenantID: tenant, Order: sa.AuditByChain})
+		require.NoError(t, err)
+		require.Len(t, evs, len(kept), "the refused events are not kept")
+		byID := map[uuid.UUID]sa.Event{}
+		for _, e := range evs {
+			byID[e.ID] = e
+		}
+		for _, e := range kept {
+			got, ok := byID[e.ID]
+			require.True(t, ok)
+			require.Equal(t, e.Reason, got.Reason, "kept exactly")
+			require.Equal(t, e.Attrs, got.Attrs, "kept exactly")
+		}
+		h.verify(tenant)
+	})
 }
 
 // testExpiryClaimedAfterItsStart: a grant's expiry is claimed only once
