@@ -17,7 +17,8 @@ import (
 // the Auditor); returned values are copies; times are UTC microseconds.
 type RequestStore interface {
 	// CreateRequest stores the new request r with events. A duplicate ID is
-	// an error wrapping ErrConflict.
+	// an error wrapping ErrConflict; a Status that is not Valid is
+	// ErrInvalidInput (also for UpdateRequest and ApproveRequest).
 	CreateRequest(ctx context.Context, r AccessRequest, events []Event) error
 
 	// GetRequest returns the request with the given ID as stored (Status
@@ -93,11 +94,15 @@ type HookStore interface {
 	// given and become claimable again (LeaseToken and LeaseUntil cleared).
 	// Tasks no longer leased to token (their lease ran out and another
 	// caller took them) are left alone. It returns how many tasks it
-	// finished. events are stored whatever that number.
+	// finished. events are stored whatever that number. A task that is
+	// not Complete and has no NextAt is ErrInvalidInput (nothing is
+	// written).
 	FinishHookTasks(ctx context.Context, token string, tasks []HookTask, events []Event) (int, error)
 }
 
-// Lease is a claim on hook tasks until a time.
+// Lease is a claim on hook tasks until a time. A lease without a Token or
+// an Until, or with a Token over 255 bytes, is refused with
+// ErrInvalidInput by the bundled stores.
 type Lease struct {
 	// Token identifies the claim; the Manager uses a fresh one per claim.
 	Token string

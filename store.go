@@ -28,7 +28,10 @@ import (
 // bytes, an actor's Kind 32 bytes, ID 1280 bytes and Name 1000
 // characters, an event's Type 255 bytes and session ID 1280 bytes,
 // reasons 65535 bytes. The Manager's own limits (MaxTenantIDLen and the
-// others) are narrower; only a direct call of a store reaches these.
+// others) are narrower; only a direct call of a store reaches these. So
+// is the now of a query or claim: the bundled stores keep no time before
+// year 1000 and refuse a now before it (the zero time included) with
+// ErrInvalidInput (storetest's case NowBeforeYear1000).
 type Store interface {
 	// CreateGrant stores the new grant g (its ID is fresh) together with
 	// events. A duplicate ID is an error wrapping ErrConflict; a grant

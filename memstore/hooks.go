@@ -10,6 +10,7 @@ import (
 
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/internal/canon"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 var _ sa.HookStore = (*Store)(nil)
@@ -21,6 +22,12 @@ func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, 
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: claim expirations: %w", err)
+	}
+	if err := stored.CheckLease(lease); err != nil {
+		return nil, fmt.Errorf("memstore: claim expirations: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,8 +52,11 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 	if limit <= 0 {
 		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
 	}
-	if lease.Token == "" {
-		return nil, fmt.Errorf("memstore: lease token is empty: %w", sa.ErrInvalidInput)
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: claim hook tasks: %w", err)
+	}
+	if err := stored.CheckLease(lease); err != nil {
+		return nil, fmt.Errorf("memstore: claim hook tasks: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,6 +94,11 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.HookTask, events []sa.Event) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	for _, t := range tasks {
+		if !t.Complete && t.NextAt.IsZero() {
+			return 0, fmt.Errorf("memstore: finish hook tasks: %w: task of grant %s has no NextAt", sa.ErrInvalidInput, t.Grant.ID)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -135,6 +135,9 @@ func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) 
 			return nil, fmt.Errorf("memstore: list grants: %w: unknown status %q", sa.ErrInvalidInput, string(st))
 		}
 	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: list grants: %w", err)
+	}
 	s.mu.RLock()
 	var out []sa.Grant
 	add := func(e *entry) {
@@ -235,6 +238,9 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 	}
 	if t != sa.TransitionStarted && t != sa.TransitionExpired {
 		return nil, fmt.Errorf("memstore: claim transitions: %w: unknown transition %v", sa.ErrInvalidInput, t)
+	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: claim transitions: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -65,6 +65,9 @@ func (s *Store) ListRequests(ctx context.Context, f sa.RequestFilter, now time.T
 			return nil, fmt.Errorf("memstore: list requests: %w: unknown status %q", sa.ErrInvalidInput, string(st))
 		}
 	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: list requests: %w", err)
+	}
 	s.mu.RLock()
 	var out []sa.AccessRequest
 	for _, r := range s.requests {
@@ -162,6 +165,9 @@ func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit i
 	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("memstore: claim limit %d: %w", limit, sa.ErrInvalidInput)
+	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("memstore: claim expired requests: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -139,6 +139,9 @@ func (s *Store) GetGrant(ctx context.Context, id uuid.UUID) (sa.Grant, error) {
 // tenant, ticket and status (evaluated at now) and ordering by CreatedAt
 // then ID, both descending, in the database. One round trip.
 func (s *Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.Time) ([]sa.Grant, error) {
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("sqlstore: list grants: %w", err)
+	}
 	var where []string
 	var args []any
 	if f.TenantID != "" {
@@ -364,6 +367,9 @@ func (s *Store) ClaimTransitions(ctx context.Context, t sa.Transition, now time.
 // claimed grant, such as expiry hook tasks).
 func (s *Store) claimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error),
 	also func(t *txn, claimed []sa.Grant) error) ([]sa.Grant, error) {
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim transitions: %w", err)
+	}
 	var due func(g *sa.Grant) time.Time
 	switch tr {
 	case sa.TransitionStarted:

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/internal/stored"
 )
 
 // Expiry hook tasks live in the hook_tasks table (schema version 2), one
@@ -44,6 +45,9 @@ const qInsertHooksUnnest = `INSERT INTO {p}hook_tasks (grant_id, done, attempts,
 // an array of the grant IDs, elsewhere one multi-row INSERT per 2000
 // grants).
 func (s *Store) ClaimExpirations(ctx context.Context, now time.Time, limit int, lease sa.Lease, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	if err := stored.CheckLease(lease); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim expirations: %w", err)
+	}
 	if err := checkTaskTime("claim expirations: lease Until", lease.Until); err != nil {
 		return nil, err
 	}
@@ -90,11 +94,14 @@ func (s *Store) ClaimHookTasks(ctx context.Context, now time.Time, limit int, le
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlstore: claim hook tasks: %w: limit %d", sa.ErrInvalidInput, limit)
 	}
-	if lease.Token == "" {
-		return nil, fmt.Errorf("sqlstore: claim hook tasks: %w: empty lease token", sa.ErrInvalidInput)
+	if err := stored.CheckLease(lease); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim hook tasks: %w", err)
 	}
 	if err := checkTaskTime("claim hook tasks: lease Until", lease.Until); err != nil {
 		return nil, err
+	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim hook tasks: %w", err)
 	}
 	var out []sa.HookTask
 	err := s.inClaimTx(ctx, "claim hook tasks", func(t *txn) error {

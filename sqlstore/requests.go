@@ -128,6 +128,9 @@ func (s *Store) GetRequest(ctx context.Context, id uuid.UUID) (sa.AccessRequest,
 // ListRequests implements supportaccess.RequestStore: one query, filtering
 // and ordering in the database. One round trip.
 func (s *Store) ListRequests(ctx context.Context, f sa.RequestFilter, now time.Time) ([]sa.AccessRequest, error) {
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("sqlstore: list requests: %w", err)
+	}
 	var where []string
 	var args []any
 	if f.TenantID != "" {
@@ -282,6 +285,9 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 func (s *Store) ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(sa.AccessRequest) ([]sa.Event, error)) ([]sa.AccessRequest, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("sqlstore: claim expired requests: %w: limit %d", sa.ErrInvalidInput, limit)
+	}
+	if err := stored.CheckNow(now); err != nil {
+		return nil, fmt.Errorf("sqlstore: claim expired requests: %w", err)
 	}
 	var out []sa.AccessRequest
 	err := s.inTxOpts(ctx, "claim expired requests", s.d.claimTx, func(t *txn) error {

@@ -39,6 +39,131 @@ var directCases = []testCase{
 	{"WiderThanStoresKeepRefused", testWiderThanStoresKeepRefused},
 	{"ExpiryClaimedAfterItsStart", testExpiryClaimedAfterItsStart},
 	{"TextKeptOrRefused", testTextKeptOrRefused},
+	{"NowBeforeYear1000", testNowBeforeYear1000},
+	{"LeasesAndStatusesRefusedAlike", testLeasesAndStatusesRefusedAlike},
+}
+
+// testNowBeforeYear1000: a query's or claim's now before year 1000 (the
+// zero time included) is answered as of that instant or refused with
+// ErrInvalidInput — never answered as of another (the SQL stores compared
+// with 1000-01-01, or NULL: a start at 1000-01-01 was due in year 999, a
+// zero now listed nothing; review82).
+func testNowBeforeYear1000(t *testing.T, ns NewStore) {
+	year1000 := time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, now := range []time.Time{time.Date(999, 6, 1, 0, 0, 0, 0, time.UTC), {}} {
+		t.Run(now.Format("2006"), func(t *testing.T) {
+			h := newHarness(t, ns)
+			g := timesGrant("acme")
+			g.CreatedAt, g.StartsAt, g.ExpiresAt = year1000, year1000, year1000.Add(time.Hour)
+			require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+			answered := func(err error, what string) bool {
+				t.Helper()
+				if err != nil {
+					require.ErrorIs(t, err, sa.ErrInvalidInput, what)
+					return false
+				}
+				return true
+			}
+			gs, err := h.store.ListGrants(h.ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{sa.StatusScheduled}}, now)
+			if answered(err, "ListGrants") {
+				require.Len(t, gs, 1, "the grant is scheduled")
+			}
+			gs, err = h.store.ListGrants(h.ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{sa.StatusActive, sa.StatusExpired}}, now)
+			if answered(err, "ListGrants") {
+				require.Empty(t, gs, "the grant is neither active nor expired")
+			}
+			gs, err = h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, now, 10, nil)
+			if answered(err, "ClaimTransitions") {
+				require.Empty(t, gs, "the start is not due")
+			}
+			if hs, ok := h.store.(sa.HookStore); ok {
+				gs, err = hs.ClaimExpirations(h.ctx, now, 10, sa.Lease{Token: "a", Until: year1000}, nil)
+				if answered(err, "ClaimExpirations") {
+					require.Empty(t, gs, "the expiry is not due")
+				}
+				tasks, err := hs.ClaimHookTasks(h.ctx, now, 10, sa.Lease{Token: "a", Until: year1000})
+				if answered(err, "ClaimHookTasks") {
+					require.Empty(t, tasks)
+				}
+			}
+			rs, ok := h.store.(sa.RequestStore)
+			if !ok {
+				return
+			}
+			r := timesRequest("acme")
+			r.CreatedAt, r.ExpiresAt = year1000, year1000
+			require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+			reqs, err := rs.ListRequests(h.ctx, sa.RequestFilter{TenantID: "acme", Statuses: []sa.RequestStatus{sa.RequestPending}}, now)
+			if answered(err, "ListRequests") {
+				require.Len(t, reqs, 1, "the request is pending")
+			}
+			reqs, err = rs.ListRequests(h.ctx, sa.RequestFilter{TenantID: "acme", Statuses: []sa.RequestStatus{sa.RequestExpired}}, now)
+			if answered(err, "ListRequests") {
+				require.Empty(t, reqs, "the request is not expired")
+			}
+			reqs, err = rs.ClaimExpiredRequests(h.ctx, now, 10, nil)
+			if answered(err, "ClaimExpiredRequests") {
+				require.Empty(t, reqs, "the request is not expired")
+			}
+		})
+	}
+}
+
+// testLeasesAndStatusesRefusedAlike: what one bundled store could not keep
+// every store refuses alike, with ErrInvalidInput and nothing changed: a
+// request Status that is not Valid (MySQL's column holds 16 bytes), a
+// lease without a Token or an Until or with a Token over 255 bytes
+// (MySQL's column), a hook task left unfinished without NextAt (review82:
+// memstore kept all of these, some SQL stores refused them, with a bare
+// driver error on MySQL).
+func testLeasesAndStatusesRefusedAlike(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	if rs, ok := h.store.(sa.RequestStore); ok {
+		r := timesRequest("acme")
+		r.Status = "pending-escalated"
+		require.ErrorIs(t, rs.CreateRequest(h.ctx, r, nil), sa.ErrInvalidInput, "unknown Status")
+		_, err := rs.GetRequest(h.ctx, r.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "nothing stored")
+		r = timesRequest("acme")
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		_, err = rs.UpdateRequest(h.ctx, r.ID, func(r *sa.AccessRequest) ([]sa.Event, error) {
+			r.Status = "Pending"
+			return nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "unknown Status")
+		got, err := rs.GetRequest(h.ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, sa.RequestPending, got.Status, "unchanged")
+	}
+	hs, ok := h.store.(sa.HookStore)
+	if !ok {
+		return
+	}
+	g := timesGrant("acme")
+	require.NoError(t, h.store.CreateGrant(h.ctx, g, nil))
+	_, err := ClaimStarts(h.ctx, h.store, g.ExpiresAt)
+	require.NoError(t, err)
+	until := g.ExpiresAt.Add(time.Minute)
+	for name, l := range map[string]sa.Lease{
+		"no Token":       {Until: until},
+		"Token too wide": {Token: strings.Repeat("k", stored.MaxLeaseToken+1), Until: until},
+		"no Until":       {Token: "a"},
+	} {
+		gs, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, l, nil)
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "ClaimExpirations: %s", name)
+		require.Empty(t, gs)
+		_, err = hs.ClaimHookTasks(h.ctx, g.ExpiresAt, 10, l)
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "ClaimHookTasks: %s", name)
+	}
+	wide := strings.Repeat("k", stored.MaxLeaseToken)
+	gs, err := hs.ClaimExpirations(h.ctx, g.ExpiresAt, 10, sa.Lease{Token: wide, Until: until}, nil)
+	require.NoError(t, err)
+	require.Len(t, gs, 1, "claimed by the widest token kept: the refusals above claimed nothing")
+	_, err = hs.FinishHookTasks(h.ctx, wide, []sa.HookTask{{Grant: gs[0], Attempts: 1, LastError: "x"}}, nil)
+	require.ErrorIs(t, err, sa.ErrInvalidInput, "an unfinished task without NextAt")
+	n, err := hs.FinishHookTasks(h.ctx, wide, []sa.HookTask{{Grant: gs[0], Complete: true}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "still leased to the widest token: the refusal changed nothing")
 }
 
 // testTextKeptOrRefused: text the Manager never passes (a NUL byte, bytes

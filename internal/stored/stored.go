@@ -6,6 +6,7 @@ package stored
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -26,14 +27,46 @@ func Request(r *sa.AccessRequest) { canon.Times(&r.StartsAt, &r.CreatedAt, &r.Ex
 // Manager's own limits (supportaccess.MaxTenantIDLen and the others) are
 // narrower: only a direct store call can reach these.
 const (
-	MaxTenantID  = 512   // bytes: tenant IDs
-	MaxTicketRef = 512   // bytes: ticket references
-	MaxActorKind = 32    // bytes: an actor's Kind
-	MaxActorID   = 1280  // bytes: an actor's ID, and an event's session ID
-	MaxActorName = 1000  // characters: an actor's Name
-	MaxEventType = 255   // bytes: an event's Type
-	MaxText      = 65535 // bytes: reasons
+	MaxTenantID   = 512   // bytes: tenant IDs
+	MaxTicketRef  = 512   // bytes: ticket references
+	MaxActorKind  = 32    // bytes: an actor's Kind
+	MaxActorID    = 1280  // bytes: an actor's ID, and an event's session ID
+	MaxActorName  = 1000  // characters: an actor's Name
+	MaxEventType  = 255   // bytes: an event's Type
+	MaxText       = 65535 // bytes: reasons
+	MaxLeaseToken = 255   // bytes: a hook lease's token
 )
+
+// MinNow is the earliest now a store's query or claim accepts: the first
+// instant of year 1000, before which no store keeps a time (MySQL's
+// DATETIME starts there), so that a query's answer is never that of
+// another instant.
+var MinNow = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// CheckNow refuses, with sa.ErrInvalidInput, a query's or claim's now that
+// is zero or before MinNow: an SQL store would compare the stored times
+// with MinNow (or NULL) instead, and answer as of another instant (a start
+// at MinNow due in year 999).
+func CheckNow(now time.Time) error {
+	if now.Before(MinNow) {
+		return fmt.Errorf("%w: now %s is before year 1000", sa.ErrInvalidInput, now.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// CheckLease refuses, with sa.ErrInvalidInput, a lease without a Token or
+// an end, or with a Token wider than MaxLeaseToken.
+func CheckLease(l sa.Lease) error {
+	switch {
+	case l.Token == "":
+		return fmt.Errorf("%w: lease has no Token", sa.ErrInvalidInput)
+	case len(l.Token) > MaxLeaseToken:
+		return fmt.Errorf("%w: lease Token is longer than the %d bytes a store keeps", sa.ErrInvalidInput, MaxLeaseToken)
+	case l.Until.IsZero():
+		return fmt.Errorf("%w: lease has no Until", sa.ErrInvalidInput)
+	}
+	return nil
+}
 
 // CheckFilterTypes refuses, as AuditFilter.Validate does, a filter with
 // more than sa.MaxFilterTypes event types: a SQL store binds one
@@ -98,12 +131,15 @@ func CheckGrant(g *sa.Grant) error {
 }
 
 // CheckRequest refuses, with sa.ErrInvalidInput, a request without the
-// times every request has, CreatedAt and ExpiresAt, or with a field wider
-// than the stores keep (see MaxTenantID).
+// times every request has, CreatedAt and ExpiresAt, with a Status that is
+// not Valid, or with a field wider than the stores keep (see MaxTenantID).
 func CheckRequest(r *sa.AccessRequest) error {
 	id := r.ID.String()
 	if err := required("request", id, "CreatedAt", r.CreatedAt.IsZero(), "ExpiresAt", r.ExpiresAt.IsZero()); err != nil {
 		return err
+	}
+	if !r.Status.Valid() {
+		return fmt.Errorf("%w: request %s: unknown Status %q", sa.ErrInvalidInput, id, string(r.Status))
 	}
 	w := widths{what: "request", id: r.ID}
 	w.check("", "TenantID", r.TenantID, MaxTenantID, false)
