@@ -59,6 +59,13 @@ import (
 // the request alive. After the end, writes to the response fail with that
 // error, so a stream ends even if the handler ignores its context, and a
 // response not yet started is replaced by a 403 DeniedSessionEnded denial.
+// A response already under way that is refused a write or flush is
+// aborted when the handler returns, with panic(http.ErrAbortHandler) as
+// httputil.ReverseProxy does for a body it cannot finish: net/http then
+// closes the connection (HTTP/1) or resets the stream (HTTP/2) without
+// ending the response, so that the client sees it cut, not complete and
+// short. (A host that calls the handler outside net/http's server, or
+// recovers panics around it, should let that one through.)
 // Informational responses (1xx other than 101, such as 103 Early Hints)
 // of impersonated requests are not sent: they would carry the handler's
 // header fields before the request is audited.
@@ -229,7 +236,12 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	}
 	st.admitSeq.Store(g.watch.ends.now())
 	completed := false
-	defer func() { g.finish(st, rw, completed) }()
+	defer func() {
+		g.finish(st, rw, completed)
+		if completed && rw.cut {
+			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut stream must not look complete
+		}
+	}()
 	g.next.ServeHTTP(rw, r)
 	completed = true
 }

@@ -425,11 +425,34 @@ func mwReq(method, target, token string, header ...string) *http.Request {
 	return r
 }
 
-// mwDo serves r and returns the recorder.
+// mwDo serves r and returns the recorder. An aborted response (see
+// mwServe) is left as it was when the abort came, as net/http's server
+// leaves it.
 func mwDo(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
+	rec, _ := mwServe(h, r)
 	return rec
+}
+
+// mwServe serves r and returns the recorder and whether the handler
+// aborted the response with http.ErrAbortHandler (recovered here, as
+// net/http's server does; any other panic propagates).
+func mwServe(h http.Handler, r *http.Request) (rec *httptest.ResponseRecorder, aborted bool) {
+	return mwServeTo(h, httptest.NewRecorder(), r)
+}
+
+// mwServeTo is mwServe writing to rec.
+func mwServeTo(h http.Handler, rec *httptest.ResponseRecorder, r *http.Request) (out *httptest.ResponseRecorder, aborted bool) {
+	out = rec
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			aborted = true
+		}
+	}()
+	h.ServeHTTP(rec, r)
+	return rec, false
 }
 
 // mwOK is a handler that writes "ok" and counts its calls.

@@ -242,7 +242,7 @@ func TestMiddlewareResolverPanicPropagates(t *testing.T) {
 			sa.WithMiddlewareErrorHandler(e.errs.handle),
 			sa.WithDeniedHandler(func(http.ResponseWriter, *http.Request, sa.Denial) { denied++ }),
 		)(next)
-		require.PanicsWithValue(t, p, func() { mwDo(h, mwReq(http.MethodGet, "/", "generic")) })
+		require.PanicsWithValue(t, p, func() { h.ServeHTTP(httptest.NewRecorder(), mwReq(http.MethodGet, "/", "generic")) })
 	}
 	h := e.m.Middleware(func(*http.Request) (sa.Session, bool) { panic(nil) })(next)
 	require.Panics(t, func() { mwDo(h, mwReq(http.MethodGet, "/", "generic")) })

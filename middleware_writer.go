@@ -21,6 +21,10 @@ type supportWriter struct {
 	st        *reqState
 	committed bool
 	blocked   error // non-nil: the response is a denial; writes fail with it
+	// cut: a write or flush of the handler's response, already under way,
+	// was refused because the session ended; the response is aborted when
+	// the handler returns (see Manager.Middleware).
+	cut bool
 	// base: the response's header fields when the handler started (set by
 	// the server or outer middleware; nil when there were none). A denial
 	// that replaces the handler's response goes out with these only.
@@ -151,6 +155,7 @@ func (rw *supportWriter) ready() error {
 	}
 	if rw.st.ended.Load() {
 		rw.blocked = endCause(rw.st.reason())
+		rw.cut = true
 		return rw.blocked
 	}
 	return nil

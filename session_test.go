@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type mwStream struct {
 	cause    error
 	writeErr error
 	endedAt  time.Time
+	aborted  atomic.Bool // the middleware aborted the response (http.ErrAbortHandler)
 }
 
 func newMWStream() *mwStream {
@@ -51,7 +53,8 @@ func (s *mwStream) serve(t *testing.T, h http.Handler, r *http.Request) (*httpte
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		h.ServeHTTP(rec, r)
+		_, aborted := mwServeTo(h, rec, r)
+		s.aborted.Store(aborted)
 	}()
 	select {
 	case <-s.started:
@@ -88,6 +91,7 @@ func requireStreamCut(t *testing.T, s *mwStream, rec *httptest.ResponseRecorder,
 	require.Contains(t, s.cause.Error(), reason)
 	require.ErrorIs(t, s.writeErr, sa.ErrSessionEnded, "writes fail after the end")
 	require.Equal(t, "event: hello\n\n", rec.Body.String(), "nothing is sent after the end")
+	require.True(t, s.aborted.Load(), "the cut response is aborted, not ended as if complete")
 }
 
 func TestSessionEndRevokeMidStreamCancelsAtOnce(t *testing.T) {
@@ -401,4 +405,35 @@ func TestSessionEndRealServerStreamAndHijack(t *testing.T) {
 	require.Len(t, evs, 2)
 	statuses := []string{evs[0].Attrs[sa.AttrStatus], evs[1].Attrs[sa.AttrStatus]}
 	require.ElementsMatch(t, []string{"200", "101"}, statuses)
+}
+
+// TestSessionEndAfterLastWriteNotAborted: a response whose handler wrote
+// everything before the session ended, and writes nothing after, is
+// complete: it is not aborted. Only a refused write or flush cuts one.
+func TestSessionEndAfterLastWriteNotAborted(t *testing.T) {
+	e := newMWEnv(t)
+	g := e.grant(sa.GrantInput{})
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("all of it"))
+		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
+		require.NoError(t, err)
+		<-r.Context().Done()
+	}))
+	rec, aborted := mwServe(h, mwReq(http.MethodGet, "/report", "generic"))
+	require.False(t, aborted)
+	require.Equal(t, "all of it", rec.Body.String())
+
+	// The same with a write after the end: aborted.
+	g = e.grant(sa.GrantInput{})
+	h = e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("part"))
+		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
+		require.NoError(t, err)
+		<-r.Context().Done()
+		_, err = w.Write([]byte(" more"))
+		require.ErrorIs(t, err, sa.ErrSessionEnded)
+	}))
+	rec, aborted = mwServe(h, mwReq(http.MethodGet, "/report", "generic"))
+	require.True(t, aborted)
+	require.Equal(t, "part", rec.Body.String())
 }
