@@ -135,6 +135,9 @@ func truncateMiddle(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	if n < 5 { // no room for both ends around the mark
+		return clip(s, n)
+	}
 	head := (n - 3) / 2
 	for head > 0 && !utf8.RuneStart(s[head]) {
 		head--
@@ -210,14 +213,16 @@ func sessionAttrs(attrs map[string]string, s Session) {
 
 // tagSession marks ev, an event of a call made with ctx, as an act of the
 // impersonation session ctx carries (see SessionFromContext), if any, when
-// its actor is that session's support principal: it sets the session's ids
+// its actor is that session's support principal and it goes to the trail
+// of the session's tenant (a subject user ID names a user of that tenant
+// only): it sets the session's ids
 // in ev.Attrs as the middleware's own events have them, so that
 // AuditFilter.SessionID finds what support did through the Manager in that
 // session (a delegation, a refused attempt to grant itself access, …).
 func tagSession(ctx context.Context, ev *Event) {
 	s, ok := SessionFromContext(ctx)
-	if !ok || ev.Actor.Kind != ActorSupport || ev.Actor.ID != s.Principal {
-		return
+	if !ok || ev.Actor.Kind != ActorSupport || ev.Actor.ID != s.Principal || ev.TenantID != s.TenantID {
+		return // another actor, or another tenant's trail, where the session's ids mean nothing
 	}
 	if ev.Attrs == nil {
 		ev.Attrs = make(map[string]string, 2)

@@ -41,7 +41,7 @@ type Policy struct {
 	// or Extend to a zero time). Refused with ErrForbidden otherwise.
 	AllowUnlimited bool
 	// DefaultScopes are granted when GrantInput.Scopes is empty. Empty
-	// means {ScopeRead}.
+	// means {ScopeRead}. At most MaxScopes, as for a grant.
 	DefaultScopes []Scope
 	// RequireReason and RequireTicketRef make the reason and the ticket
 	// reference mandatory on every grant and access request
@@ -102,10 +102,11 @@ func (p Policy) Validate() error {
 	if len(p.Presets) > 0 && !p.hasPreset(p.DefaultDuration) {
 		return bad("DefaultDuration %s is not one of the Presets", durationText(p.DefaultDuration))
 	}
-	for _, s := range p.DefaultScopes {
-		if err := validateScope("DefaultScopes", s); err != nil {
-			return fmt.Errorf("policy: %w", err)
-		}
+	// As many as a grant may have: a grant or request given none gets
+	// them all, and Approve checks a request's scopes as Grant checks its
+	// input.
+	if err := validateScopes("DefaultScopes", p.DefaultScopes); err != nil {
+		return fmt.Errorf("policy: %w", err)
 	}
 	if p.RequestTTL < 0 || p.MaxScheduleAhead < 0 {
 		return bad("RequestTTL and MaxScheduleAhead may not be negative")

@@ -29,9 +29,10 @@ import (
 // characters, an event's Type 255 bytes and session ID 1280 bytes,
 // reasons 65535 bytes. The Manager's own limits (MaxTenantIDLen and the
 // others) are narrower; only a direct call of a store reaches these. So
-// is the now of a query or claim: the bundled stores keep no time before
+// is the now of a list or claim: the bundled stores keep no time before
 // year 1000 and refuse a now before it (the zero time included) with
-// ErrInvalidInput (storetest's case NowBeforeYear1000).
+// ErrInvalidInput (storetest's case NowBeforeYear1000); FindActiveGrant
+// finds no grant active then (ErrNoActiveGrant).
 type Store interface {
 	// CreateGrant stores the new grant g (its ID is fresh) together with
 	// events. A duplicate ID is an error wrapping ErrConflict; a grant

@@ -71,4 +71,10 @@ func TestTruncateMiddleKeepsBothEnds(t *testing.T) {
 		require.GreaterOrEqual(t, len(got), n-2, "n=%d: at most one byte of a split rune lost at each side", n)
 	}
 	require.True(t, strings.HasSuffix(truncateMiddle(long, 1024), "/users/42/delete"))
+	for n := 0; n < 5; n++ { // too short for both ends: a prefix
+		got := truncateMiddle(long, n)
+		require.LessOrEqual(t, len(got), n)
+		require.True(t, strings.HasPrefix(long, got))
+		require.True(t, utf8.ValidString(got))
+	}
 }

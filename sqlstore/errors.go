@@ -138,7 +138,9 @@ func isUnkeepableText(err error) bool {
 		return true
 	}
 	switch mysqlNumber(err) {
-	case 1366, 1300: // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD ("Incorrect string value"), ER_INVALID_CHARACTER_STRING
+	case 1366: // ER_TRUNCATED_WRONG_VALUE_FOR_FIELD: for text, "Incorrect string value" (other values: not this)
+		return strings.Contains(err.Error(), "Incorrect string value")
+	case 1300: // ER_INVALID_CHARACTER_STRING
 		return true
 	}
 	return false

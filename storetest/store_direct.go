@@ -72,6 +72,9 @@ func testNowBeforeYear1000(t *testing.T, ns NewStore) {
 			if answered(err, "ListGrants") {
 				require.Empty(t, gs, "the grant is neither active nor expired")
 			}
+			if _, err := h.store.FindActiveGrant(h.ctx, "acme", Support.ID, sa.ScopeRead, now); !errors.Is(err, sa.ErrNoActiveGrant) {
+				require.ErrorIs(t, err, sa.ErrInvalidInput, "FindActiveGrant: no grant is active yet")
+			}
 			gs, err = h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, now, 10, nil)
 			if answered(err, "ClaimTransitions") {
 				require.Empty(t, gs, "the start is not due")
