@@ -59,13 +59,19 @@ import (
 // the request alive. After the end, writes to the response fail with that
 // error, so a stream ends even if the handler ignores its context, and a
 // response not yet started is replaced by a 403 DeniedSessionEnded denial.
-// A response already under way that is refused a write or flush is
-// aborted when the handler returns, with panic(http.ErrAbortHandler) as
+// A response already under way when support access ends is aborted when
+// the handler returns (whether it stopped at a refused write or at its
+// context's end), with panic(http.ErrAbortHandler) as
 // httputil.ReverseProxy does for a body it cannot finish: net/http then
 // closes the connection (HTTP/1) or resets the stream (HTTP/2) without
 // ending the response, so that the client sees it cut, not complete and
-// short. (A host that calls the handler outside net/http's server, or
-// recovers panics around it, should let that one through.)
+// short. (A hijacked connection is the handler's to close. Only the
+// outermost impersonated request aborts: a request served inside another
+// one leaves the response to it. A host that calls the handler outside
+// net/http's server, or recovers panics around it, should let that one
+// through; a wrapper outside the middleware that acts after the handler
+// returns without a defer, such as an access log, does not see an
+// aborted request.)
 // Informational responses (1xx other than 101, such as 103 Early Hints)
 // of impersonated requests are not sent: they would carry the handler's
 // header fields before the request is audited.
@@ -171,7 +177,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveSupport checks and runs an impersonated request.
 func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) {
 	m := g.m
-	if outer := stateFrom(r.Context()); outer != nil && outer.m == m && outer.sess == s {
+	outer := stateFrom(r.Context())
+	// Only the outermost impersonated request aborts a cut response: an
+	// inner one (a recorder of its own, say) leaves its enclosing
+	// request's response to that request's middleware.
+	outermost := outer == nil
+	if outer != nil && outer.m == m && outer.sess == s {
 		if outer.writerIn(w) != nil {
 			g.serveNested(outer, w, r, s)
 			return
@@ -238,8 +249,8 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	completed := false
 	defer func() {
 		g.finish(st, rw, completed)
-		if completed && rw.cut {
-			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut stream must not look complete
+		if completed && outermost && rw.cut() {
+			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut response must not look complete
 		}
 	}()
 	g.next.ServeHTTP(rw, r)

@@ -21,10 +21,9 @@ type supportWriter struct {
 	st        *reqState
 	committed bool
 	blocked   error // non-nil: the response is a denial; writes fail with it
-	// cut: a write or flush of the handler's response, already under way,
-	// was refused because the session ended; the response is aborted when
-	// the handler returns (see Manager.Middleware).
-	cut bool
+	// sent: the handler's own response went out (its header, audited);
+	// hijacked: the handler took the connection.
+	sent, hijacked bool
 	// base: the response's header fields when the handler started (set by
 	// the server or outer middleware; nil when there were none). A denial
 	// that replaces the handler's response goes out with these only.
@@ -107,6 +106,7 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
 	}
+	rw.hijacked = true
 	if !rw.committed {
 		if err := rw.auditHijacked(c); err != nil {
 			return nil, nil, err
@@ -155,7 +155,6 @@ func (rw *supportWriter) ready() error {
 	}
 	if rw.st.ended.Load() {
 		rw.blocked = endCause(rw.st.reason())
-		rw.cut = true
 		return rw.blocked
 	}
 	return nil
@@ -165,8 +164,16 @@ func (rw *supportWriter) ready() error {
 // replaces the response by a denial.
 func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
+		rw.sent = true
 		rw.w.WriteHeader(code)
 	}
+}
+
+// cut reports whether the handler's response went out and the session
+// ended before the handler returned: the response is then aborted (see
+// Manager.Middleware) unless the handler took the connection.
+func (rw *supportWriter) cut() bool {
+	return rw.sent && !rw.hijacked && rw.st.ended.Load()
 }
 
 // committedAs marks the response committed with code and records it. It

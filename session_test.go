@@ -396,8 +396,8 @@ func TestSessionEndRealServerStreamAndHijack(t *testing.T) {
 	at := time.Now()
 	_, err = e.m.Revoke(context.Background(), g.ID, mwCustomer, "")
 	require.NoError(t, err)
-	_, err = io.ReadAll(sse.Body) // ends when the handler returns
-	require.NoError(t, err)
+	_, err = io.ReadAll(sse.Body) // ends when the handler returns: aborted, the stream was cut
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
 	_, _ = io.ReadAll(ws.Body) // ends when the handler closes the connection
 	require.Less(t, time.Since(at), time.Second)
 
@@ -407,33 +407,87 @@ func TestSessionEndRealServerStreamAndHijack(t *testing.T) {
 	require.ElementsMatch(t, []string{"200", "101"}, statuses)
 }
 
-// TestSessionEndAfterLastWriteNotAborted: a response whose handler wrote
-// everything before the session ended, and writes nothing after, is
-// complete: it is not aborted. Only a refused write or flush cuts one.
-func TestSessionEndAfterLastWriteNotAborted(t *testing.T) {
+// TestSessionEndAbortsResponseUnderWay: a response under way when the
+// session ends is aborted when the handler returns, whether the handler
+// stopped at its context's end or at a refused write or hijack; one
+// replaced by a denial (the end came first) or a hijacked connection is
+// not, and neither is a response of a request served inside another
+// (its own recorder): the enclosing request's response is the one sent.
+func TestSessionEndAbortsResponseUnderWay(t *testing.T) {
 	e := newMWEnv(t)
-	g := e.grant(sa.GrantInput{})
-	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte("all of it"))
-		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
-		require.NoError(t, err)
-		<-r.Context().Done()
-	}))
-	rec, aborted := mwServe(h, mwReq(http.MethodGet, "/report", "generic"))
-	require.False(t, aborted)
-	require.Equal(t, "all of it", rec.Body.String())
+	serve := func(h func(w http.ResponseWriter, r *http.Request, revoke func())) (*httptest.ResponseRecorder, bool) {
+		t.Helper()
+		g := e.grant(sa.GrantInput{})
+		revoke := func() {
+			_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
+			require.NoError(t, err)
+		}
+		return mwServe(e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, revoke) })),
+			mwReq(http.MethodGet, "/report", "generic"))
+	}
 
-	// The same with a write after the end: aborted.
-	g = e.grant(sa.GrantInput{})
-	h = e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec, aborted := serve(func(w http.ResponseWriter, r *http.Request, revoke func()) {
 		_, _ = w.Write([]byte("part"))
+		revoke()
+		<-r.Context().Done() // a handler that stops at its context's end
+	})
+	require.True(t, aborted, "stopped at the context's end")
+	require.Equal(t, "part", rec.Body.String())
+
+	rec, aborted = serve(func(w http.ResponseWriter, r *http.Request, revoke func()) {
+		_, _ = w.Write([]byte("part"))
+		revoke()
+		<-r.Context().Done() // the end is known (the re-check after the revocation ran)
+		_, err := w.Write([]byte(" more"))
+		require.ErrorIs(t, err, sa.ErrSessionEnded)
+	})
+	require.True(t, aborted, "stopped at a refused write")
+	require.Equal(t, "part", rec.Body.String())
+
+	rec, aborted = serve(func(w http.ResponseWriter, r *http.Request, revoke func()) {
+		_, _ = w.Write([]byte("part"))
+		revoke()
+		<-r.Context().Done()
+		_, _, err := http.NewResponseController(w).Hijack()
+		require.ErrorIs(t, err, sa.ErrSessionEnded)
+	})
+	require.True(t, aborted, "a refused hijack")
+	require.Equal(t, "part", rec.Body.String())
+
+	rec, aborted = serve(func(w http.ResponseWriter, r *http.Request, revoke func()) {
+		revoke()
+		<-r.Context().Done()
+		_, err := w.Write([]byte("secret"))
+		require.ErrorIs(t, err, sa.ErrSessionEnded)
+	})
+	require.False(t, aborted, "the end came first: the response is a complete denial")
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	require.NotContains(t, rec.Body.String(), "secret")
+
+	// A request served inside another, into a recorder of its own, whose
+	// session ends while it writes: the inner request does not abort; the
+	// outer response, not yet started, is replaced by the denial.
+	g := e.grant(sa.GrantInput{})
+	inner := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("panel"))
 		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
 		require.NoError(t, err)
 		<-r.Context().Done()
-		_, err = w.Write([]byte(" more"))
-		require.ErrorIs(t, err, sa.ErrSessionEnded)
 	}))
-	rec, aborted = mwServe(h, mwReq(http.MethodGet, "/report", "generic"))
-	require.True(t, aborted)
-	require.Equal(t, "part", rec.Body.String())
+	outer := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sub := r.Clone(r.Context())
+		sub.URL.Path = "/panel"
+		inner.ServeHTTP(httptest.NewRecorder(), sub)
+		<-r.Context().Done()
+		_, _ = w.Write([]byte("page"))
+	}))
+	rec, aborted = mwServe(outer, mwReq(http.MethodGet, "/page", "generic"))
+	require.False(t, aborted)
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	statuses := map[string][]string{}
+	for _, ev := range e.events(sa.EventSupportRequest) {
+		statuses[ev.Attrs[sa.AttrPath]] = append(statuses[ev.Attrs[sa.AttrPath]], ev.Attrs[sa.AttrStatus])
+	}
+	require.Equal(t, []string{"403"}, statuses["/page"], "the outer request: refused, not a panic (500)")
+	require.Equal(t, []string{"200"}, statuses["/panel"], "the inner request's own response")
 }
