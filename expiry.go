@@ -127,7 +127,8 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 			for i, g := range b.claimed {
 				tasks[i] = HookTask{Grant: g, NextAt: b.now, LeaseToken: b.lease.Token, LeaseUntil: b.lease.Until}
 			}
-			return m.runTasks(ctx, hs, b.lease.Token, tasks, b.start, true)
+			_, err := m.runTasks(ctx, hs, b.lease.Token, tasks, b.start, true)
+			return err
 		}
 	}
 	// Expiries wait for a Sweep whose starts were all claimed: a start

@@ -160,11 +160,15 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
 		if len(tasks) == 0 {
 			return nil
 		}
-		if err := m.runTasks(ctx, hs, lease.Token, tasks, start, false); err != nil {
+		ran, err := m.runTasks(ctx, hs, lease.Token, tasks, start, false)
+		if err != nil {
 			return err
 		}
-		if len(tasks) < HookBatchSize {
-			return nil
+		if err := ctx.Err(); err != nil {
+			return err // the caller's deadline or cancellation cut the batch short
+		}
+		if len(tasks) < HookBatchSize || !ran {
+			return nil // none left, or claims too slow to run any (reported): the next Sweep tries again
 		}
 	}
 }
@@ -175,8 +179,11 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
 // batch's hooks while their lease runs down): such a batch is then
 // released untouched, for runHookTasks to take at once, rather than have
 // its first hook "fail" on a deadline that passed before it was called.
-func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time, queued bool) error {
-	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease*9/10))
+// A task whose hooks' deadline (nine tenths of the lease) passed before
+// it started is released untouched too, and the slowness reported. It
+// reports whether it called the hooks of any task.
+func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time, queued bool) (ran bool, _ error) {
+	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease-m.life.lease/10)) // not lease*9/10: it overflows for leases over ~32 years
 	defer cancel()
 	startBy := start.Add(m.life.lease / 2)
 	var events []Event
@@ -224,6 +231,13 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		if (i > 0 || queued) && (ctx.Err() != nil || time.Now().After(startBy)) {
 			continue // released untouched: claimable again at once
 		}
+		if i == 0 && ctx.Err() == nil && hctx.Err() != nil {
+			// The claim took nine tenths of the lease: the hook would get
+			// a context already past its deadline, and "fail" uncalled.
+			report(fmt.Errorf("expire hooks: claiming hook tasks took longer than nine tenths of their %s lease; the tasks are released untouched (lengthen WithExpireHookLease)", m.life.lease))
+			continue
+		}
+		ran = true
 		err := m.runHooks(hctx, t.Grant, &t.Done)
 		done := t.Done
 		now := m.now()
@@ -235,8 +249,11 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				ev.Attrs = map[string]string{"attempts": strconv.Itoa(t.Attempts)}
 				events = append(events, ev)
 			}
-		case ctx.Err() != nil:
-			// Shutting down: keep the progress, do not count an attempt.
+		case errors.Is(ctx.Err(), context.Canceled):
+			// Shutting down (Close, or the caller cancelled): keep the
+			// progress, do not count an attempt. (The caller's deadline is
+			// no shutdown: a hook slower than it failed, and is retried
+			// with a delay like any other failure.)
 		default:
 			t.Attempts++
 			raw := errorMessage(err) // host code, called once
@@ -266,7 +283,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		}
 		x.raise()
 	}
-	return err
+	return ran, err
 }
 
 // runHooks runs the hooks from position *done on and returns the first

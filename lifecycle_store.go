@@ -95,8 +95,8 @@ type HookStore interface {
 	// Tasks no longer leased to token (their lease ran out and another
 	// caller took them) are left alone. It returns how many tasks it
 	// finished. events are stored whatever that number. A task that is
-	// not Complete and has no NextAt is ErrInvalidInput (nothing is
-	// written).
+	// not Complete and has no NextAt, or a Done or Attempts outside
+	// [0, 2³¹−1], is ErrInvalidInput (nothing is written).
 	FinishHookTasks(ctx context.Context, token string, tasks []HookTask, events []Event) (int, error)
 }
 

@@ -95,9 +95,9 @@ func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.Ho
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	for _, t := range tasks {
-		if !t.Complete && t.NextAt.IsZero() {
-			return 0, fmt.Errorf("memstore: finish hook tasks: %w: task of grant %s has no NextAt", sa.ErrInvalidInput, t.Grant.ID)
+	for i := range tasks {
+		if err := stored.CheckHookTask(&tasks[i]); err != nil {
+			return 0, fmt.Errorf("memstore: finish hook tasks: %w", err)
 		}
 	}
 	s.mu.Lock()

@@ -192,6 +192,9 @@ func (s *Store) grantsByID(t *txn, ids []any) (map[uuid.UUID]sa.Grant, error) {
 // events. It returns how many tasks it finished.
 func (s *Store) FinishHookTasks(ctx context.Context, token string, tasks []sa.HookTask, events []sa.Event) (int, error) {
 	for i := range tasks {
+		if err := stored.CheckHookTask(&tasks[i]); err != nil {
+			return 0, fmt.Errorf("sqlstore: finish hook tasks: %w", err)
+		}
 		if !tasks[i].Complete {
 			if err := checkTaskTime("finish hook tasks: NextAt of grant "+tasks[i].Grant.ID.String(), tasks[i].NextAt); err != nil {
 				return 0, err

@@ -118,7 +118,8 @@ func testNowBeforeYear1000(t *testing.T, ns NewStore) {
 // lease without a Token or an Until or with a Token over 255 bytes
 // (MySQL's column), a hook task left unfinished without NextAt (review82:
 // memstore kept all of these, some SQL stores refused them, with a bare
-// driver error on MySQL).
+// driver error on MySQL) or with a Done or Attempts count beyond 32 bits
+// (review85: PostgreSQL and MySQL failed with a driver error).
 func testLeasesAndStatusesRefusedAlike(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	if rs, ok := h.store.(sa.RequestStore); ok {
@@ -164,6 +165,10 @@ func testLeasesAndStatusesRefusedAlike(t *testing.T, ns NewStore) {
 	require.Len(t, gs, 1, "claimed by the widest token kept: the refusals above claimed nothing")
 	_, err = hs.FinishHookTasks(h.ctx, wide, []sa.HookTask{{Grant: gs[0], Attempts: 1, LastError: "x"}}, nil)
 	require.ErrorIs(t, err, sa.ErrInvalidInput, "an unfinished task without NextAt")
+	for _, c := range [][2]int{{stored.MaxHookCount + 1, 0}, {0, stored.MaxHookCount + 1}, {-1, 0}, {0, -1}} {
+		_, err = hs.FinishHookTasks(h.ctx, wide, []sa.HookTask{{Grant: gs[0], Done: c[0], Attempts: c[1], NextAt: until}}, nil)
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "Done %d, Attempts %d: more than the stores keep", c[0], c[1])
+	}
 	n, err := hs.FinishHookTasks(h.ctx, wide, []sa.HookTask{{Grant: gs[0], Complete: true}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "still leased to the widest token: the refusal changed nothing")

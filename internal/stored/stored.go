@@ -6,6 +6,7 @@ package stored
 
 import (
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +51,26 @@ var MinNow = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
 func CheckNow(now time.Time) error {
 	if now.Before(MinNow) {
 		return fmt.Errorf("%w: now %s is before year 1000", sa.ErrInvalidInput, now.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// MaxHookCount is the largest Done or Attempts of a hook task a store keeps
+// (the SQL stores' columns are 32-bit).
+const MaxHookCount = math.MaxInt32
+
+// CheckHookTask refuses, with sa.ErrInvalidInput, a task FinishHookTasks
+// is to keep (not Complete) without a NextAt, or with a Done or Attempts
+// below 0 or above MaxHookCount.
+func CheckHookTask(t *sa.HookTask) error {
+	if t.Complete {
+		return nil
+	}
+	switch {
+	case t.NextAt.IsZero():
+		return fmt.Errorf("%w: hook task of grant %s has no NextAt", sa.ErrInvalidInput, t.Grant.ID)
+	case t.Done < 0 || t.Done > MaxHookCount || t.Attempts < 0 || t.Attempts > MaxHookCount:
+		return fmt.Errorf("%w: hook task of grant %s: Done %d or Attempts %d is outside [0, %d]", sa.ErrInvalidInput, t.Grant.ID, t.Done, t.Attempts, MaxHookCount)
 	}
 	return nil
 }
