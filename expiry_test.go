@@ -271,6 +271,7 @@ func TestExpireHookOptions(t *testing.T) {
 	for _, o := range []sa.Option{
 		sa.WithExpireHookLease(time.Millisecond),
 		sa.WithExpireHookRetry(0, time.Minute),
+		sa.WithExpireHookRetry(time.Nanosecond, time.Minute), // below the stores' microsecond: no delay at all
 		sa.WithExpireHookRetry(time.Hour, time.Minute),
 	} {
 		_, err := sa.NewManager(e.store, o)

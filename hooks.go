@@ -96,12 +96,13 @@ func WithExpireHookLease(d time.Duration) Option {
 // after the first failure, doubling with every further failure up to max.
 // Retries never stop while the store keeps the task. Default:
 // DefaultHookRetryMin (30 s) and DefaultHookRetryMax (1 h). NewManager
-// returns an ErrInvalidInput error unless 0 < min <= max.
+// returns an ErrInvalidInput error unless 1µs <= min <= max (the stores
+// keep times to the microsecond: a shorter delay would be none).
 func WithExpireHookRetry(min, max time.Duration) Option {
 	lo, hi := min, max
 	return optionFunc(func(m *Manager) {
-		if lo <= 0 || hi < lo {
-			m.life.err = fmt.Errorf("%w: expire hook retry delays %s and %s must satisfy 0 < min <= max", ErrInvalidInput, lo, hi)
+		if lo < time.Microsecond || hi < lo {
+			m.life.err = fmt.Errorf("%w: expire hook retry delays %s and %s must satisfy 1µs <= min <= max", ErrInvalidInput, lo, hi)
 			return
 		}
 		m.life.retryMin, m.life.retryMax = lo, hi
