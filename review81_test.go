@@ -27,13 +27,7 @@ func TestReview81SessionFilterFindsRefusedAdminActionOfTheSession(t *testing.T) 
 	mwDo(h, mwReq(http.MethodGet, "/admin/support-access", "generic"))
 	require.Len(t, e.events(sa.EventActionRefused), 1, "the attempt is audited")
 
-	evs, err := e.m.Events(context.Background(), sa.AuditFilter{SessionID: "s-generic"})
-	require.NoError(t, err)
-	var types []sa.EventType
-	for _, ev := range evs {
-		types = append(types, ev.Type)
-	}
-	require.Contains(t, types, sa.EventActionRefused,
+	require.Contains(t, sessionEventTypes(t, e, "s-generic"), sa.EventActionRefused,
 		"the session's events include support's refused attempt to grant itself access in that session")
 }
 
@@ -55,13 +49,7 @@ func TestReview81SessionFilterFindsDelegationMadeInTheSession(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, rec.Code)
 	require.Len(t, e.events(sa.EventGrantDelegated), 1)
 
-	evs, err := e.m.Events(context.Background(), sa.AuditFilter{SessionID: "s-eve"})
-	require.NoError(t, err)
-	var types []sa.EventType
-	for _, ev := range evs {
-		types = append(types, ev.Type)
-	}
-	require.Contains(t, types, sa.EventGrantDelegated,
+	require.Contains(t, sessionEventTypes(t, e, "s-eve"), sa.EventGrantDelegated,
 		"the session's events include the delegation support made in that session")
 }
 
@@ -97,4 +85,17 @@ func TestReview81SessionTagsOnlyTheSessionsOwnCalls(t *testing.T) {
 	created := e.events(sa.EventGrantCreated)
 	require.NotEmpty(t, created)
 	require.NotContains(t, created[0].Attrs, sa.AttrSessionID)
+}
+
+// sessionEventTypes returns the types of the events AuditFilter.SessionID
+// selects for session id.
+func sessionEventTypes(t *testing.T, e *mwEnv, id string) []sa.EventType {
+	t.Helper()
+	evs, err := e.m.Events(context.Background(), sa.AuditFilter{SessionID: id})
+	require.NoError(t, err)
+	var types []sa.EventType
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	return types
 }
