@@ -130,7 +130,7 @@ func truncateText(s string, n int) string {
 
 // truncateMiddle cuts s to at most n bytes by replacing its middle with
 // "...", keeping about as many bytes of its end as of its beginning, on
-// rune boundaries.
+// rune boundaries and outside %-escapes (s is an escaped path).
 func truncateMiddle(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -139,14 +139,20 @@ func truncateMiddle(s string, n int) string {
 		return clip(s, n)
 	}
 	head := (n - 3) / 2
-	for head > 0 && !utf8.RuneStart(s[head]) {
+	for head > 0 && !utf8.RuneStart(s[head]) || inEscape(s, head) {
 		head--
 	}
 	tail := len(s) - (n - 3 - head)
-	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+	for tail < len(s) && (!utf8.RuneStart(s[tail]) || inEscape(s, tail)) {
 		tail++
 	}
 	return s[:head] + "..." + s[tail:]
+}
+
+// inEscape reports whether position i of s lies inside a %XX escape
+// (after its '%'), where a cut would leave half of it.
+func inEscape(s string, i int) bool {
+	return i >= 1 && s[i-1] == '%' || i >= 2 && s[i-2] == '%'
 }
 
 // auditContext returns the context of an audit write made for a request

@@ -71,6 +71,15 @@ func TestTruncateMiddleKeepsBothEnds(t *testing.T) {
 		require.GreaterOrEqual(t, len(got), n-2, "n=%d: at most one byte of a split rune lost at each side", n)
 	}
 	require.True(t, strings.HasSuffix(truncateMiddle(long, 1024), "/users/42/delete"))
+	escaped := "/" + strings.Repeat("%2F", 400) + "/delete"
+	for n := 5; n <= 40; n++ { // never half an escape at either side of the cut
+		got := truncateMiddle(escaped, n)
+		require.LessOrEqual(t, len(got), n)
+		mark := strings.Index(got, "...")
+		for _, side := range []string{got[:mark], got[mark+3:]} {
+			require.NotRegexp(t, `%([^0-9A-F]|.?$)|^[0-9A-F]{1,2}(%|/|$)`, side, "n=%d: %q", n, got)
+		}
+	}
 	for n := 0; n < 5; n++ { // too short for both ends: a prefix
 		got := truncateMiddle(long, n)
 		require.LessOrEqual(t, len(got), n)
