@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -232,10 +233,14 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		if (i > 0 || queued) && (ctx.Err() != nil || time.Now().After(startBy)) {
 			continue // released untouched: claimable again at once
 		}
-		if i == 0 && ctx.Err() == nil && hctx.Err() != nil {
-			// The claim took nine tenths of the lease: the hook would get
-			// a context already past its deadline, and "fail" uncalled.
-			report(fmt.Errorf("expire hooks: claiming hook tasks took longer than nine tenths of their %s lease; the tasks are released untouched (lengthen WithExpireHookLease)", m.life.lease))
+		if i == 0 && hctx.Err() != nil {
+			// The hooks' deadline passed before the first was called: the
+			// caller's context ended during the claim, or the claim took
+			// nine tenths of the lease (reported). Released untouched,
+			// rather than "failed" uncalled.
+			if ctx.Err() == nil {
+				report(fmt.Errorf("expire hooks: claiming hook tasks took longer than nine tenths of their %s lease; the tasks are released untouched (lengthen WithExpireHookLease)", m.life.lease))
+			}
 			continue
 		}
 		ran = true
@@ -256,8 +261,8 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// no shutdown: a hook slower than it failed, and is retried
 			// with a delay like any other failure.)
 		default:
-			t.Attempts++
-			raw := errorMessage(err) // host code, called once
+			t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
+			raw := errorMessage(err)                      // host code, called once
 			t.LastError = cleanText(raw)
 			t.NextAt = capTime(truncate(now.Add(m.life.retryDelay(t.Attempts))))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")

@@ -65,9 +65,10 @@ import (
 // httputil.ReverseProxy does for a body it cannot finish: net/http then
 // closes the connection (HTTP/1) or resets the stream (HTTP/2) without
 // ending the response, so that the client sees it cut, not complete and
-// short. (A hijacked connection is the handler's to close. Only the
-// outermost impersonated request aborts: a request served inside another
-// one leaves the response to it. A host that calls the handler outside
+// short. (A hijacked connection is the handler's to close. A request
+// served inside another impersonated request into a response of its own,
+// such as a recorder, does not abort: the enclosing request's response is
+// the one sent. A host that calls the handler outside
 // net/http's server, or recovers panics around it, should let that one
 // through; a wrapper outside the middleware that acts after the handler
 // returns without a defer, such as an access log, does not see an
@@ -178,10 +179,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) {
 	m := g.m
 	outer := stateFrom(r.Context())
-	// Only the outermost impersonated request aborts a cut response: an
-	// inner one (a recorder of its own, say) leaves its enclosing
-	// request's response to that request's middleware.
-	outermost := outer == nil
+	// A cut response is aborted unless it is a private one of a request
+	// served inside another impersonated request (a recorder of its own,
+	// say: the enclosing request's response is the one sent, and its
+	// middleware judges it). One written through the enclosing request's
+	// writer is the response sent, and is aborted.
+	aborts := outer == nil || inSupportWriter(w)
 	if outer != nil && outer.m == m && outer.sess == s {
 		if outer.writerIn(w) != nil {
 			g.serveNested(outer, w, r, s)
@@ -246,15 +249,16 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		g.watch.poke()
 	}
 	st.admitSeq.Store(g.watch.ends.now())
-	completed := false
+	completed, cut := false, false
 	defer func() {
 		g.finish(st, rw, completed)
-		if completed && outermost && rw.cut() {
+		if completed && aborts && cut {
 			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut response must not look complete
 		}
 	}()
 	g.next.ServeHTTP(rw, r)
 	completed = true
+	cut = rw.cut() // as the handler returned: an end after it cut nothing
 }
 
 // serveNested runs a request that a middleware of the same Manager

@@ -169,6 +169,22 @@ func (rw *supportWriter) commit(code int) {
 	}
 }
 
+// inSupportWriter reports whether w is or wraps (through Unwrap) the
+// writer of an impersonated request.
+func inSupportWriter(w http.ResponseWriter) bool {
+	for range maxUnwrap {
+		if _, ok := w.(*supportWriter); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}
+
 // cut reports whether the handler's response went out and the session
 // ended before the handler returned: the response is then aborted (see
 // Manager.Middleware) unless the handler took the connection.
