@@ -303,10 +303,20 @@ func (s *logSource) next() ([]item, error) {
 	}
 	s.f.Limit = verifyBatch
 	evs, err := s.log.Events(s.ctx, s.f)
-	if err != nil {
+	var brk *ChainBreak
+	switch {
+	case errors.As(err, &brk):
+		// A row that cannot be read back fails its whole page (the SQL
+		// stores): read up to it one row at a time, so that a break
+		// before it in the same page is found first, not hidden by it.
+		s.f.Limit = 1
+		if evs, err = s.log.Events(s.ctx, s.f); err != nil {
+			return nil, err
+		}
+		s.done = len(evs) == 0
+	case err != nil:
 		return nil, err
-	}
-	if len(evs) < verifyBatch {
+	case len(evs) < verifyBatch:
 		s.done = true
 	}
 	if len(evs) > 0 {
@@ -403,6 +413,10 @@ type verifier struct {
 	// (nil: unknown), to tell a changed checkpoint from a changed or
 	// missing first event.
 	purged func(tenant string) ([]*purgeRecord, error)
+	// unreadable: the source's *ChainBreak for a row it cannot read back
+	// (a store's finding); the walk reports it once it reaches that row,
+	// so that a break in the events before it is reported first.
+	unreadable error
 }
 
 func newVerifier(src func() ([]item, error)) *verifier {
@@ -421,6 +435,11 @@ func (v *verifier) start(tenant string, from ChainLink) *chainState {
 func (v *verifier) fill(n int) error {
 	for !v.eof && len(v.buf)-v.pos < n {
 		items, err := v.src()
+		var brk *ChainBreak
+		if errors.As(err, &brk) {
+			v.unreadable, v.eof = err, true
+			break
+		}
 		if err != nil {
 			return err
 		}
@@ -440,14 +459,27 @@ func (v *verifier) fail(tenant string, kind BreakKind, seq int64, id uuid.UUID, 
 	v.brk = &ChainBreak{TenantID: tenant, Kind: kind, Seq: seq, EventID: id, Detail: fmt.Sprintf(format, args...)}
 }
 
-// run verifies events until the source ends or a link is broken.
+// run verifies events until the source ends or a link is broken. A break
+// found at or after the position of a row the source could not read back
+// (one it sorts elsewhere, such as a sequence number retyped on SQLite,
+// showing as a gap) is that row's break.
 func (v *verifier) run() error {
+	err := v.walk()
+	var u *ChainBreak
+	if v.brk != nil && errors.As(v.unreadable, &u) && u.TenantID == v.brk.TenantID && u.Seq > 0 && u.Seq <= v.brk.Seq {
+		v.brk = u
+	}
+	return err
+}
+
+// walk is run without the preference for an unreadable row's break.
+func (v *verifier) walk() error {
 	for v.brk == nil {
 		if err := v.fill(1); err != nil {
 			return err
 		}
 		if v.pos == len(v.buf) {
-			return nil
+			return v.unreadable
 		}
 		it := &v.buf[v.pos]
 		e := &it.e
@@ -497,6 +529,11 @@ func (v *verifier) run() error {
 				if moved, err := v.movedBack(cs, e); err != nil || moved {
 					return err
 				}
+			}
+			// Read ahead first: a missing event may be a row the source
+			// cannot read back, sorted elsewhere (see run).
+			if err := v.fill(verifyBatch + 1); err != nil {
+				return err
 			}
 			v.fail(e.TenantID, BreakGap, cs.expect, e.ID, "%s missing", seqRange(cs.expect, e.Seq-1))
 			return nil
