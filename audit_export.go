@@ -93,9 +93,18 @@ type jsonlActor struct {
 // written, so an error of the log ends the output after the last complete
 // line; lines go out through a 64 KiB buffer, one line in memory at a time.
 //
+// A purge (PurgeAudit, on any replica) that runs during an export of whole
+// chains in AuditByChain order and deletes events the export had not
+// written yet fails the export with ErrConflict once it has written what
+// remains: the output lacks those events (VerifyJSONL would report a gap),
+// and exporting again gives a complete one. In other orders, or with
+// filters that select parts of chains, such a purge is not detected:
+// export before purging.
+//
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
-// configured; otherwise the log's error (the lines written so far are
-// complete) or w's (a page w failed to take may be cut short).
+// configured; ErrConflict for a purge during the export, as above;
+// otherwise the log's error (the lines written so far are complete) or
+// w's (a page w failed to take may be cut short).
 func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (n int, err error) {
 	ctx, span := m.startSpan(ctx, "ExportAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
@@ -114,7 +123,13 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
 	seen := map[string]bool{} // tenants with a line, in chain order
-	n = 0                     // lines flushed to w
+	// Whole chains in chain order: where each tenant's lines first skip
+	// a sequence number, to tell a purge during the export.
+	var jumps *chainJumps
+	if f.Order == AuditByChain && wholeChains(f) {
+		jumps = &chainJumps{last: map[string]int64{}, at: map[string]int64{}}
+	}
+	n = 0 // lines flushed to w
 	for {
 		f.Limit = ExportPageSize
 		if total > 0 && total-n < ExportPageSize {
@@ -141,6 +156,7 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 			}
 		}
 		for i := range evs {
+			jumps.note(&evs[i])
 			l := toJSONL(&evs[i])
 			if s, ok := prevs[i]; ok {
 				l.PrevHash = &s
@@ -158,11 +174,58 @@ func (m *Manager) ExportAudit(ctx context.Context, w io.Writer, f AuditFilter) (
 		}
 		n += len(evs)
 		if len(evs) < f.Limit || (total > 0 && n >= total) {
+			if err := m.purgedDuring(ctx, jumps); err != nil {
+				return n, fmt.Errorf("export audit: %w", err)
+			}
 			return n, nil
 		}
 		c := evs[len(evs)-1].Cursor()
 		f.After = &c
 	}
+}
+
+// wholeChains reports whether f selects whole chains: no filter but the
+// tenant (and the position and count).
+func wholeChains(f AuditFilter) bool {
+	return f.ActorKind == "" && f.ActorID == "" && len(f.Types) == 0 && f.GrantID == uuid.Nil &&
+		f.SessionID == "" && f.Since.IsZero() && f.Until.IsZero()
+}
+
+// chainJumps notes, per tenant of an export in chain order, the first
+// sequence number its lines skipped (at), after the last one written.
+type chainJumps struct {
+	last, at map[string]int64
+}
+
+func (j *chainJumps) note(e *Event) {
+	if j == nil {
+		return
+	}
+	if last, ok := j.last[e.TenantID]; ok && e.Seq != last+1 && j.at[e.TenantID] == 0 {
+		j.at[e.TenantID] = last + 1
+	}
+	j.last[e.TenantID] = e.Seq
+}
+
+// purgedDuring returns an ErrConflict error when a tenant's lines skipped
+// events that its purge checkpoint now covers: they were there when the
+// export wrote the line before them (a purge deletes a chain's start), so
+// a purge deleted them during the export.
+func (m *Manager) purgedDuring(ctx context.Context, j *chainJumps) error {
+	cr, ok := m.auditLog.(AuditChainReader)
+	if j == nil || !ok {
+		return nil
+	}
+	for tenant, at := range j.at {
+		st, err := cr.AuditChain(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		if st.Checkpoint.Seq >= at {
+			return fmt.Errorf("%w: a purge of tenant %q during the export deleted events %d to %d before they were written: export again", ErrConflict, tenant, at, st.Checkpoint.Seq)
+		}
+	}
+	return nil
 }
 
 // prevHash returns the Hash of the event before e in its chain: nil for

@@ -44,6 +44,10 @@ const (
 // another instant.
 var MinNow = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// MaxTime is the last microsecond of year 9999, the latest time an
+// event's Time may be (the SQL stores keep none later).
+var MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+
 // CheckNow refuses, with sa.ErrInvalidInput, a query's or claim's now that
 // is zero or before MinNow: an SQL store would compare the stored times
 // with MinNow (or NULL) instead, and answer as of another instant (a start
@@ -173,10 +177,16 @@ func CheckRequest(r *sa.AccessRequest) error {
 }
 
 // CheckEvent refuses, with sa.ErrInvalidInput, an event without a Time or
-// with a field wider than the stores keep (see MaxTenantID).
+// with one outside years 1000 to 9999, or with a field wider than the
+// stores keep (see MaxTenantID).
 func CheckEvent(e *sa.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
+	}
+	if e.Time.Before(MinNow) || e.Time.After(MaxTime) {
+		// Outside RFC 3339's four-digit years an export could not write
+		// it as its format says, nor VerifyJSONL read it back.
+		return fmt.Errorf("%w: event %s: Time %s is outside years 1000 to 9999", sa.ErrInvalidInput, e.ID, e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	w := widths{what: "event", id: e.ID}
 	w.check("", "TenantID", e.TenantID, MaxTenantID, false)
