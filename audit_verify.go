@@ -106,7 +106,10 @@ func (b *ChainBreak) Unwrap() error { return ErrTampered }
 type ChainRange struct {
 	// From is where verification started: the zero link (the start of the
 	// chain), a purge checkpoint, or, for an export that starts in the
-	// middle of a chain, the link before its first event.
+	// middle of a chain, the link before its first line (its prev_hash)
+	// or, when that line has none, the line's own link. An export's From
+	// is taken as given, not verified: compare it with what VerifyAudit
+	// reports, or with a Head kept elsewhere.
 	From ChainLink
 	// Head is the last event verified. Keeping it somewhere else (a log, a
 	// ticket, a second system) lets a later verification prove that the
