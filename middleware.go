@@ -382,7 +382,9 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 // or through wrappers with Unwrap), no support.request event is recorded
 // for it — the scopes other parts of the request took get a support.scope
 // event each instead — and the handler's further writes fail with an
-// error wrapping ErrForbidden. Such a refusal is written to the writer underneath the
+// error wrapping ErrForbidden. If that response is under way already (a
+// panel of a streaming page), the route is left out of it: the refusal is
+// audited and nothing is written. Such a refusal is written to the writer underneath the
 // middleware's, not through the wrappers between the middleware and the
 // handler (a buffering or compressing wrapper could flush the handler's
 // output with it): an access log or metrics wrapper installed inside the

@@ -448,7 +448,16 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 // optional part of a page) leaves the audit of the response as it is.
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
 	var taken []need
-	if sw := st.writerIn(w); sw != nil && !sw.committed {
+	sw := st.writerIn(w)
+	if sw != nil && sw.committed && sw.sent {
+		// The response is under way (a panel of a streaming page): the
+		// part refused is left out of it. The denial is recorded, and
+		// nothing is written into the response: neither a second status
+		// nor a denial's text in the middle of the page.
+		g.recordDenial(r, st.sess, st.grant.ID, string(scope), st.m.now(), status, reason, err)
+		return
+	}
+	if sw != nil && !sw.committed {
 		sw.resetHeaders()
 		sw.committed = true
 		sw.blocked = errRefused

@@ -518,3 +518,31 @@ func TestMiddlewareNestedChecksAndAuditsOnce(t *testing.T) {
 	require.EqualValues(t, 1, e.store.finds.Load())
 	require.Len(t, e.events(sa.EventSupportRequest), 1)
 }
+
+// TestRequireScopeRefusalInsideStartedResponse: a RequireScope route that
+// is refused while the response it is part of is under way (a panel of a
+// page already sent) is left out of it: the refusal is audited, nothing is
+// written into the page (before, the denial's text was appended to it),
+// and the page goes on.
+func TestRequireScopeRefusalInsideStartedResponse(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{}) // read only: no messages:read
+	panelRan := false
+	panel := sa.RequireScope("messages:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panelRan = true
+		_, _ = w.Write([]byte("secret messages"))
+	}))
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("part;"))
+		panel.ServeHTTP(w, r)
+		_, _ = w.Write([]byte(";tail"))
+	}))
+	rec := mwDo(h, mwReq(http.MethodGet, "/inbox", "generic"))
+	require.False(t, panelRan)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "part;;tail", rec.Body.String())
+	denied := e.events(sa.EventAccessDenied)
+	require.Len(t, denied, 1)
+	require.Equal(t, "messages:read", denied[0].Attrs[sa.AttrScope])
+	require.Len(t, e.events(sa.EventSupportRequest), 1)
+}
