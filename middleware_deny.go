@@ -44,7 +44,10 @@ type Denial struct {
 	Session Session
 	// Reason is the reason recorded in the audit trail.
 	Reason string
-	// Err is the underlying error, if any.
+	// Err is the underlying error, if any. For DeniedAccess,
+	// errors.Is(Err, ErrScopeNotGranted) tells a missing scope (a POST
+	// under a read-only grant, say) from no grant at all
+	// (ErrNoActiveGrant), for a handler that words them differently.
 	Err error
 }
 

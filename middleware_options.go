@@ -79,8 +79,12 @@ func RequireMFA(exempt func(Session) bool) MiddlewareOption {
 // cancelled with an ErrSessionEnded cause that also wraps
 // ErrScopeNotGranted; the session's next GET is admitted). It may be
 // called more than
-// once for one session (once per request), so it should be idempotent. Nil
-// is ignored.
+// once for one session (once per request), so it should be idempotent.
+// SessionEndNoGrant does not mean the session had access: support trying
+// a tenant before its grant exists gets it too, so a host that logs
+// support out on it ends such a session at its first attempt (drop the
+// session on SessionEndRevoked and SessionEndExpired only, if that is not
+// wanted). Nil is ignored.
 func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {
