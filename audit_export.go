@@ -97,9 +97,11 @@ type jsonlActor struct {
 // chains in AuditByChain order and deletes events the export had not
 // written yet fails the export with ErrConflict once it has written what
 // remains: the output lacks those events (VerifyJSONL would report a gap),
-// and exporting again gives a complete one. In other orders, or with
-// filters that select parts of chains, such a purge is not detected:
-// export before purging.
+// and exporting again gives a complete one. This needs an AuditLog that
+// is an AuditChainReader (the bundled stores are). In other orders, or
+// with filters that select parts of chains, such a purge is not
+// detected, nor is one of a tenant the export had not reached yet (its
+// chain then starts later, at the new checkpoint): export before purging.
 //
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
 // configured; ErrConflict for a purge during the export, as above;
