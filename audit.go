@@ -89,8 +89,8 @@ const (
 	// WithDeniedHandler function sends another one, such as a redirect.
 	AttrStatus = "status"
 	// AttrDurationMS is a support.request's time in whole milliseconds
-	// (on the Manager's clock) from its admission to its response's
-	// header.
+	// (on the Manager's clock) from its arrival at the middleware, before
+	// the grant check (the event's Time), to its response's header.
 	AttrDurationMS = "duration_ms"
 	// AttrSessionID and AttrSubjectUserID are the request session's
 	// SessionID and SubjectUserID (the impersonated user), when set and

@@ -308,6 +308,9 @@ type logSource struct {
 	log  AuditLog
 	f    AuditFilter
 	done bool
+	// single: a page failed on a row the store cannot read back; rows
+	// are read one at a time from then on, up to that row.
+	single bool
 }
 
 func (s *logSource) next() ([]item, error) {
@@ -318,21 +321,22 @@ func (s *logSource) next() ([]item, error) {
 		return nil, err
 	}
 	s.f.Limit = verifyBatch
+	if s.single {
+		s.f.Limit = 1
+	}
 	evs, err := s.log.Events(s.ctx, s.f)
 	var brk *ChainBreak
-	switch {
-	case errors.As(err, &brk):
+	if !s.single && errors.As(err, &brk) {
 		// A row that cannot be read back fails its whole page (the SQL
 		// stores): read up to it one row at a time, so that a break
 		// before it in the same page is found first, not hidden by it.
-		s.f.Limit = 1
-		if evs, err = s.log.Events(s.ctx, s.f); err != nil {
-			return nil, err
-		}
-		s.done = len(evs) == 0
+		s.single, s.f.Limit = true, 1
+		evs, err = s.log.Events(s.ctx, s.f)
+	}
+	switch {
 	case err != nil:
 		return nil, err
-	case len(evs) < verifyBatch:
+	case len(evs) < s.f.Limit:
 		s.done = true
 	}
 	if len(evs) > 0 {

@@ -68,7 +68,8 @@ import (
 // short. (A hijacked connection is the handler's to close. A request
 // served inside another impersonated request into a response of its own,
 // such as a recorder, does not abort: the enclosing request's response is
-// the one sent. A host that calls the handler outside
+// the one sent — nor does one that writes to the enclosing response
+// through a wrapper without Unwrap, which looks the same. A host that calls the handler outside
 // net/http's server, or recovers panics around it, should let that one
 // through; a wrapper outside the middleware that acts after the handler
 // returns without a defer, such as an access log, does not see an

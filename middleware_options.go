@@ -38,7 +38,8 @@ type middlewareConfig struct {
 // the Accept header asks for JSON, plain text otherwise, with status
 // d.Status and Cache-Control: no-store. Nil is ignored. The access.denied
 // event is recorded before f runs and names d.Status (AttrStatus), whatever
-// f sends.
+// f sends. f is not called for the refusal of a part of a response already
+// under way (see RequireScope): nothing is written then.
 func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial)) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {
