@@ -449,7 +449,7 @@ func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
 func (st *reqState) refuse(g *guard, w http.ResponseWriter, r *http.Request, scope Scope, status int, code, reason string, err error) {
 	var taken []need
 	sw := st.writerIn(w)
-	if sw != nil && sw.committed && sw.sent {
+	if sw != nil && sw.committed && (sw.sent || sw.hijacked) {
 		// The response is under way (a panel of a streaming page): the
 		// part refused is left out of it. The denial is recorded, and
 		// nothing is written into the response: neither a second status
