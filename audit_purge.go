@@ -103,7 +103,8 @@ type AuditPurger interface {
 // keep a copy of the trail in another database.
 //
 // Errors: ErrInvalidInput for a malformed tenantID or a zero before, or
-// when no AuditLog is configured; an error wrapping errors.ErrUnsupported
+// when no AuditLog is configured; ErrForbidden when called with the
+// context of an impersonated request (audited); an error wrapping errors.ErrUnsupported
 // when the AuditLog does not implement AuditPurger; an auditor's or the
 // store's error (nothing is deleted then).
 func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.Time) (_ AuditPurge, err error) {

@@ -246,7 +246,8 @@ func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
 //
 // Errors: ErrNotFound; ErrInvalidInput for a grant that is expired or
 // revoked or an end outside the policy; ErrForbidden when the actor may not
-// extend (audited).
+// extend, or for a zero expiresAt (no end) when the policy does not allow
+// unlimited grants (each audited).
 func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time, by Actor) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Extend", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)

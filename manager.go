@@ -226,7 +226,8 @@ func WithErrorHandler(f func(context.Context, error)) Option {
 
 // NewManager returns a Manager that keeps grants in store.
 //
-// Errors: ErrInvalidInput when store is nil (or a nil pointer), the
+// Errors: ErrInvalidInput when store, an auditor (WithAuditor) or the
+// audit log (WithAuditLog) is a nil pointer, store is nil, the
 // policy is inconsistent, an option was given an invalid value
 // (WithSweepConcurrency, WithExpireHookLease, WithExpireHookRetry), or no
 // auditor is available (the store does not implement Auditor and
@@ -256,6 +257,16 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 		if o != nil {
 			o.apply(m)
 		}
+	}
+	// A nil pointer (a store whose constructor's error was dropped) would
+	// panic at the first audited change: refused here, as the store is.
+	for _, a := range m.extra {
+		if isNil(a) {
+			return nil, fmt.Errorf("new manager: %w: an auditor (WithAuditor) is a nil pointer", ErrInvalidInput)
+		}
+	}
+	if m.auditLogSet && isNil(m.auditLog) {
+		return nil, fmt.Errorf("new manager: %w: the audit log (WithAuditLog) is a nil pointer", ErrInvalidInput)
 	}
 	if err := m.policy.Validate(); err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
