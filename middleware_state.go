@@ -423,17 +423,7 @@ const maxUnwrap = 32
 // Unwrap, as http.ResponseController does), and nil otherwise: a
 // recorder, or a wrapper that does not tell what it wraps.
 func (st *reqState) writerIn(w http.ResponseWriter) *supportWriter {
-	for range maxUnwrap {
-		if sw, ok := w.(*supportWriter); ok && sw.st == st {
-			return sw
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return nil
-		}
-		w = u.Unwrap()
-	}
-	return nil
+	return findSupportWriter(w, func(sw *supportWriter) bool { return sw.st == st })
 }
 
 // refuse writes g's refusal of a part of the admitted request st (a

@@ -172,17 +172,24 @@ func (rw *supportWriter) commit(code int) {
 // inSupportWriter reports whether w is or wraps (through Unwrap) the
 // writer of an impersonated request.
 func inSupportWriter(w http.ResponseWriter) bool {
+	return findSupportWriter(w, func(*supportWriter) bool { return true }) != nil
+}
+
+// findSupportWriter returns the first writer of an impersonated request
+// for which match is true among w and the writers it wraps (through
+// Unwrap, at most maxUnwrap deep), or nil.
+func findSupportWriter(w http.ResponseWriter, match func(*supportWriter) bool) *supportWriter {
 	for range maxUnwrap {
-		if _, ok := w.(*supportWriter); ok {
-			return true
+		if sw, ok := w.(*supportWriter); ok && match(sw) {
+			return sw
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return false
+			return nil
 		}
 		w = u.Unwrap()
 	}
-	return false
+	return nil
 }
 
 // cut reports whether the handler's response went out and the session
