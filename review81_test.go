@@ -59,6 +59,7 @@ func TestReview81SessionFilterFindsDelegationMadeInTheSession(t *testing.T) {
 func TestReview81SessionTagsOnlyTheSessionsOwnCalls(t *testing.T) {
 	e := newMWEnv(t)
 	eve := sa.Actor{Kind: sa.ActorSupport, ID: mwEve}
+	e.grant(sa.GrantInput{}) // keeps the session covered after eve gives hers back: the response is not replaced
 	g := e.grant(sa.GrantInput{Grantees: []string{mwEve}})
 	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := e.m.RequestAccess(r.Context(), sa.RequestInput{TenantID: "acme", By: eve, Reason: "more time"})
