@@ -47,9 +47,9 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	if grantID == uuid.Nil {
 		return Grant{}, fmt.Errorf("add grantee: %w: grant id is empty", ErrInvalidInput)
 	}
-	cur, err := m.store.GetGrant(ctx, grantID)
-	if err != nil {
-		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	cur, gerr := m.store.GetGrant(ctx, grantID) // not err: see errNotReturned
+	if gerr != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", gerr)
 	}
 	// Authorised first, as Revoke, Extend, Approve and Deny are: an actor
 	// the Authorizer refuses learns nothing of the grant but that it

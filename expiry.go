@@ -138,9 +138,8 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	if startErr == nil {
 		// n counts the committed expiries as they are handled, so that a
 		// panic sweep raises after handling them leaves them counted.
-		_, err = m.sweep(ctx, TransitionExpired, now, claim, after, &n)
-		if err != nil {
-			errs = append(errs, err)
+		if _, eerr := m.sweep(ctx, TransitionExpired, now, claim, after, &n); eerr != nil { // not err: see errNotReturned
+			errs = append(errs, eerr)
 		}
 	}
 	if hooked && ctx.Err() == nil {
@@ -152,6 +151,12 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		if err := m.sweepRequests(ctx, rs); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := ctx.Err(); err != nil && len(errs) == 0 {
+		// The context ended during the sweep (a hook of a claimed batch
+		// ran past the deadline, say), and the steps after it were
+		// skipped: not a complete sweep.
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return n, fmt.Errorf("sweep: %w", errors.Join(errs...))

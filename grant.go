@@ -143,7 +143,6 @@ func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error)
 	defer endOp(span, &err, func() {
 		if err == nil {
 			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
-			m.tel.created.Add(ctx, 1)
 		}
 	})
 	return m.grant(ctx, in, span)
@@ -169,6 +168,7 @@ func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Gr
 	if err := m.create(ctx, g, ev); err != nil {
 		return Grant{}, fmt.Errorf("grant: %w", err)
 	}
+	m.tel.created.Add(ctx, 1) // at the commit, as Revoke counts: host code after it may panic
 	m.notify(ctx, EventGrantCreated, g, in.By, in.Reason)
 	return g.Clone(), nil
 }

@@ -199,9 +199,9 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 		}
 	})
 	now := m.now()
-	rs, err := m.requestStore()
-	if err != nil {
-		return AccessRequest{}, fmt.Errorf("request access: %w", err)
+	rs, serr := m.requestStore() // not err: see errNotReturned
+	if serr != nil {
+		return AccessRequest{}, fmt.Errorf("request access: %w", serr)
 	}
 	// The request must be grantable as asked: check it as the grant it
 	// would become.
@@ -290,7 +290,6 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		if err == nil {
 			setTenant(span, g.TenantID)
 			span.SetAttributes(AttrKeyGrant.String(g.ID.String()))
-			m.tel.created.Add(ctx, 1)
 		}
 	})
 	if err := validateScopes("Scopes", in.Scopes); err != nil {
@@ -299,9 +298,9 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	if in.Duration < 0 {
 		return Grant{}, fmt.Errorf("approve: %w: Duration must not be negative", ErrInvalidInput)
 	}
-	rs, err := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason)
-	if err != nil {
-		return Grant{}, fmt.Errorf("approve: %w", err)
+	rs, derr := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason) // not err: see errNotReturned
+	if derr != nil {
+		return Grant{}, fmt.Errorf("approve: %w", derr)
 	}
 	var tenant string // of a request whose grant the policy refused
 	_, g, err = rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
@@ -341,6 +340,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, onRequest(id), err)
 		return Grant{}, fmt.Errorf("approve: %w", err)
 	}
+	m.tel.created.Add(ctx, 1) // at the commit (see Grant)
 	m.notify(ctx, EventRequestApproved, g, by, in.Reason)
 	return g.Clone(), nil
 }
@@ -394,9 +394,9 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 			setTenant(span, r.TenantID)
 		}
 	})
-	rs, err := m.decisionTarget(ctx, id, by, ActionDeny, reason)
-	if err != nil {
-		return AccessRequest{}, fmt.Errorf("deny: %w", err)
+	rs, derr := m.decisionTarget(ctx, id, by, ActionDeny, reason) // not err: see errNotReturned
+	if derr != nil {
+		return AccessRequest{}, fmt.Errorf("deny: %w", derr)
 	}
 	var now time.Time
 	r, err = rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
@@ -484,9 +484,9 @@ func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []Access
 	ctx, span := m.startSpan(ctx, "ListRequests")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, nil)
-	rs, err := m.requestStore()
-	if err != nil {
-		return nil, fmt.Errorf("list requests: %w", err)
+	rs, serr := m.requestStore() // not err: see errNotReturned
+	if serr != nil {
+		return nil, fmt.Errorf("list requests: %w", serr)
 	}
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)
