@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -60,6 +61,23 @@ func (a *app) markAdmitted(next http.Handler) http.Handler {
 // is dropped on the server (the cookie is cleared by the denied page).
 func (a *app) sessionEnded(s sa.Session, reason string) {
 	a.sessions.endImpersonationByAuditID(s.SessionID)
+}
+
+// notified is the Manager's Notifier: when a grant is revoked or expires,
+// the tenant's support sessions that no active grant covers any more end
+// at once, also those whose next request would not pass through the
+// middleware (the support console): a later grant starts new sessions,
+// it does not revive these.
+func (a *app) notified(ctx context.Context, n sa.Notification) error {
+	if n.Type != sa.EventGrantRevoked && n.Type != sa.EventGrantExpired {
+		return nil
+	}
+	for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
+		if _, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead); errors.Is(err, sa.ErrNoActiveGrant) {
+			a.sessions.endImpersonation(imp.ID)
+		}
+	}
+	return nil
 }
 
 // supportMayWrite reports whether the impersonating viewer's access allows

@@ -89,6 +89,7 @@ func newApp(cfg config) (*app, http.Handler, error) {
 		sa.WithNow(a.now),
 		sa.WithAuthorizer(a.authorize),
 		sa.WithErrorHandler(a.logError),
+		sa.WithNotifier(sa.NotifierFunc(a.notified)),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("webapp: %w", err)

@@ -232,7 +232,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	jar := support.cookies(srv.URL)
 	require.Contains(t, jar, impersonationCookie)
 	require.True(t, jar[impersonationCookie].HTTPOnly)
-	require.Equal(t, network.CookieSameSiteLax, jar[impersonationCookie].SameSite)
+	require.Equal(t, network.CookieSameSiteStrict, jar[impersonationCookie].SameSite, "no cross-site navigation acts as the support session")
 	support.screenshot("support-banner", "")
 
 	// Saving with read-only access is refused.

@@ -202,6 +202,19 @@ func (s *sessionStore) admitted(id string) {
 	s.mu.Unlock()
 }
 
+// impersonationsOf returns the live impersonations of tenant tenantID.
+func (s *sessionStore) impersonationsOf(tenantID string) []impersonation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []impersonation
+	for _, imp := range s.imps {
+		if imp.TenantID == tenantID {
+			out = append(out, *imp)
+		}
+	}
+	return out
+}
+
 // endImpersonationByAuditID removes the impersonation with the given audit ID.
 func (s *sessionStore) endImpersonationByAuditID(auditID string) {
 	s.mu.Lock()
@@ -220,20 +233,32 @@ func (s *sessionStore) endImpersonation(id string) {
 	s.mu.Unlock()
 }
 
-// setCookie sets a session cookie: HttpOnly, SameSite=Lax, Secure when the
-// request came over TLS, valid for the whole site.
+// setCookie sets a session cookie: HttpOnly, Secure when the request came
+// over TLS, valid for the whole site; SameSite=Lax, except the support
+// session's, which is Strict: a link or redirect from another site (a
+// ticket, a mail, an attacker's page) must not open a tenant's pages as
+// the engineer's support session, writing requests the engineer never
+// chose into the customer's audit trail.
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, ttl time.Duration) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/",
-		MaxAge: int(ttl / time.Second), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		MaxAge: int(ttl / time.Second), HttpOnly: true, SameSite: sameSite(name),
 		Secure: r.TLS != nil,
 	})
+}
+
+// sameSite is the SameSite mode of the cookie named name (see setCookie).
+func sameSite(name string) http.SameSite {
+	if name == impersonationCookie {
+		return http.SameSiteStrictMode
+	}
+	return http.SameSiteLaxMode
 }
 
 // clearCookie deletes a cookie set by setCookie.
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: sameSite(name), Secure: r.TLS != nil,
 	})
 }
