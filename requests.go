@@ -456,15 +456,18 @@ func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, ac
 //
 // Errors: ErrInvalidInput for the nil ID; ErrNotFound; errors.ErrUnsupported
 // when the store is not a RequestStore; the store's error.
-func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (AccessRequest, error) {
-	rs, err := m.requestStore()
-	if err != nil {
-		return AccessRequest{}, fmt.Errorf("get request: %w", err)
+func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (r AccessRequest, err error) {
+	ctx, span := m.startSpan(ctx, "GetRequest", AttrKeyRequest.String(id.String()))
+	err = errNotReturned // overwritten by every return (see errNotReturned)
+	defer endOp(span, &err, nil)
+	rs, serr := m.requestStore()
+	if serr != nil {
+		return AccessRequest{}, fmt.Errorf("get request: %w", serr)
 	}
 	if id == uuid.Nil {
 		return AccessRequest{}, fmt.Errorf("get request: %w: request id is empty", ErrInvalidInput)
 	}
-	r, err := rs.GetRequest(ctx, id)
+	r, err = rs.GetRequest(ctx, id)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("get request: %w", err)
 	}

@@ -99,9 +99,6 @@ func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, r
 // keep their access. Errors as RevokeTenant; an empty ticketRef is
 // ErrInvalidInput.
 func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, by Actor, reason string) ([]Grant, error) {
-	if ticketRef == "" {
-		return nil, fmt.Errorf("revoke ticket: %w: ticketRef is required", ErrInvalidInput)
-	}
 	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
 }
 
@@ -128,6 +125,9 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	if err := validateTenantRef("tenantID", f.TenantID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if spanOp == "RevokeTicket" && f.TicketRef == "" { // under the span, as every other refusal
+		return nil, fmt.Errorf("%s: %w: ticketRef is required", op, ErrInvalidInput)
+	}
 	if err := validateTicketRef("ticketRef", f.TicketRef); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -141,9 +141,9 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	f.Statuses = []Status{StatusActive, StatusScheduled}
-	gs, err := m.store.ListGrants(ctx, f, m.now())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	gs, lerr := m.store.ListGrants(ctx, f, m.now()) // not err: see errNotReturned
+	if lerr != nil {
+		return nil, fmt.Errorf("%s: %w", op, lerr)
 	}
 	// A grant of another tenant or ticket is left alone (its status is
 	// judged again as it is revoked).

@@ -379,3 +379,21 @@ func TestTelemetryStoredTenantRecordedOnlyWhenValid(t *testing.T) {
 		})
 	}
 }
+
+// TestSpansOfGetRequestAndEmptyTicket: GetRequest has a span as Get does,
+// and RevokeTicket's refusal of an empty ticket is under its span, as
+// every other refusal is (review94: the first had none, the second
+// returned before its span started).
+func TestSpansOfGetRequestAndEmptyTicket(t *testing.T) {
+	o := newOtelEnv(t)
+	r := o.request(sa.RequestInput{})
+	_, err := o.m.GetRequest(ctx, r.ID)
+	require.NoError(t, err)
+	a := attrs(o.span("supportaccess.GetRequest"))
+	require.Equal(t, "ok", a[sa.AttrKeyOutcome])
+	require.Equal(t, r.ID.String(), a[sa.AttrKeyRequest])
+
+	_, err = o.m.RevokeTicket(ctx, "acme", "", customer, "closed")
+	require.ErrorIs(t, err, sa.ErrInvalidInput)
+	require.Equal(t, "invalid", attrs(o.span("supportaccess.RevokeTicket"))[sa.AttrKeyOutcome])
+}
