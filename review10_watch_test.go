@@ -3,6 +3,7 @@ package supportaccess_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,7 +52,27 @@ func (s *rw10DeafStore) FindActiveGrant(ctx context.Context, tenantID, principal
 // re-check of that session and scope is unanswered, so every long request
 // of the session also ends with "check failed" after max(3 intervals, 5 s)
 // (not tested: minStaleness is 5 s of real time).
+//
+// The urgent re-check after the revocation has 250 ms of real time: on a
+// machine whose cores are saturated (the SQL packages' tests running
+// beside this one under -race) it can miss that deadline, and the request
+// then ends, failing closed as designed. So the scenario runs up to three
+// times: a correct middleware passes at the first attempt on an idle
+// machine, a wrong one fails every attempt.
 func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
+	var failure string
+	for range 3 {
+		if failure = review10TwoHungChecks(t); failure == "" {
+			return
+		}
+		t.Logf("attempt failed (retrying): %s", failure)
+	}
+	t.Fatal(failure)
+}
+
+// review10TwoHungChecks runs one attempt of the scenario above and returns
+// what went wrong, or "".
+func review10TwoHungChecks(t *testing.T) string {
 	e := newMWEnv(t)
 	store := &rw10DeafStore{mwStore: &mwStore{Store: e.store.Store}, scope: sa.ScopeRead, release: make(chan struct{})}
 	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
@@ -67,6 +88,7 @@ func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 		}
 	}
 	var cause error
+	var hung string
 	h := e.m.Middleware(e.sessions.resolve, sa.OnSessionEnded(e.ended.handle), sa.WithMiddlewareErrorHandler(onError),
 		sa.WithPollInterval(100*time.Millisecond))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(store.release) // the stuck calls return before the request leaves
@@ -75,7 +97,7 @@ func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 			select {
 			case <-timedOut:
 			case <-time.After(900 * time.Millisecond):
-				t.Errorf("re-check %d did not time out", i+1)
+				hung = fmt.Sprintf("re-check %d did not time out", i+1)
 				return
 			}
 		}
@@ -84,8 +106,15 @@ func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 		cause = mwWaitEnd(r, 400*time.Millisecond)
 	}))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
-	require.NoError(t, cause, "grant b keeps the session and the store answers at once: the request was ended")
-	require.Empty(t, e.ended.all(), "OnSessionEnded while grant b still covers the session")
+	switch {
+	case hung != "":
+		return hung
+	case cause != nil:
+		return "grant b keeps the session and the store answers at once: the request was ended: " + cause.Error()
+	case len(e.ended.all()) > 0:
+		return fmt.Sprintf("OnSessionEnded while grant b still covers the session: %v", e.ended.all())
+	}
+	return ""
 }
 
 // TestReview10ReadCheckFailureInRecheckIsSessionEnd: a POST was admitted
