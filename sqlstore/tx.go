@@ -161,14 +161,26 @@ func (s *Store) prepareMissed(ctx context.Context, t *txn) {
 }
 
 // maxDeadlockRetries bounds inTxRetry.
-const maxDeadlockRetries = 3
+const maxDeadlockRetries = 5
 
 // inTxRetry is inTx for transactions that call no caller code and may
 // therefore be run again: a transaction the server aborted to break a
-// deadlock is retried a few times.
+// deadlock is retried a few times, after a short random pause that grows
+// with each retry (run again at once, the same transactions tend to meet
+// in the same deadlock: MySQL under eight concurrent sweeps did, four
+// times in a row).
 func (s *Store) inTxRetry(ctx context.Context, op string, fn func(t *txn) error) error {
 	var err error
 	for i := 0; i <= maxDeadlockRetries; i++ {
+		if i > 0 {
+			pause := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond<<i))) + time.Millisecond)
+			select {
+			case <-ctx.Done():
+				pause.Stop()
+				return err
+			case <-pause.C:
+			}
+		}
 		err = s.inTx(ctx, op, fn)
 		if err == nil || !isDeadlock(err) || ctx.Err() != nil {
 			return err
