@@ -47,7 +47,7 @@ const maxEventsPerInsert = 200
 // included) refreshes the cached head. SQLite always uses the transaction
 // (6 statements, in-process calls).
 func (s *Store) Record(ctx context.Context, e sa.Event) error {
-	if err := checkEvent(&e); err != nil {
+	if err := stored.CheckEvent(&e); err != nil {
 		return fmt.Errorf("sqlstore: record event: %w", err)
 	}
 	if s.casAppend() {
@@ -99,7 +99,7 @@ func (s *Store) appendEvents(t *txn, events []sa.Event) error {
 	}
 	var tenants []string
 	for i := range events {
-		if err := checkEvent(&events[i]); err != nil {
+		if err := stored.CheckEvent(&events[i]); err != nil {
 			return fmt.Errorf("sqlstore: append events: %w", err)
 		}
 		tenants = append(tenants, events[i].TenantID)

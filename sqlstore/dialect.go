@@ -241,10 +241,7 @@ const mysqlTime = "2006-01-02 15:04:05.000000"
 // range of MySQL's DATETIME, which PostgreSQL and SQLite hold too. Outside
 // it PostgreSQL's driver and SQLite's Unix microseconds would wrap around
 // (a start in year 586 000 landing next week), and MySQL would refuse.
-var (
-	minTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
-)
+var minTime, maxTime = stored.MinTime, stored.MaxTime
 
 // checkStorable refuses, with supportaccess.ErrInvalidInput, a time t
 // (zero: none) outside [minTime, maxTime], which timeArg would clamp; what
@@ -290,18 +287,6 @@ func checkTimes(what string, id uuid.UUID, ts ...namedTime) error {
 		}
 	}
 	return nil
-}
-
-// checkEvent refuses, with supportaccess.ErrInvalidInput, an event
-// without a Time, with a field wider than the stores keep (see
-// stored.CheckEvent), or with a Time outside [minTime, maxTime]: timeArg
-// would store a clamped time the event's hash does not cover, and
-// VerifyAudit would report the genuine event as tampered.
-func checkEvent(e *sa.Event) error {
-	if err := stored.CheckEvent(e); err != nil {
-		return err
-	}
-	return checkStorable("event "+e.ID.String()+": Time", e.Time)
 }
 
 // ceilMicro rounds t up to the microsecond (the zero time stays zero).

@@ -38,22 +38,22 @@ const (
 	MaxLeaseToken = 255   // bytes: a hook lease's token
 )
 
-// MinNow is the earliest now a store's query or claim accepts: the first
-// instant of year 1000, before which no store keeps a time (MySQL's
-// DATETIME starts there), so that a query's answer is never that of
-// another instant.
-var MinNow = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// MaxTime is the last microsecond of year 9999, the latest time an
-// event's Time may be (the SQL stores keep none later).
-var MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+// MinTime and MaxTime bound the times the stores keep: the first instant
+// of year 1000 and the last microsecond of year 9999, the range of MySQL's
+// DATETIME. MinTime is also the earliest now a store's query or claim
+// accepts, so that a query's answer is never that of another instant, and
+// an event's Time lies between them.
+var (
+	MinTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
+)
 
 // CheckNow refuses, with sa.ErrInvalidInput, a query's or claim's now that
-// is zero or before MinNow: an SQL store would compare the stored times
-// with MinNow (or NULL) instead, and answer as of another instant (a start
-// at MinNow due in year 999).
+// is zero or before MinTime: an SQL store would compare the stored times
+// with MinTime (or NULL) instead, and answer as of another instant (a start
+// at MinTime due in year 999).
 func CheckNow(now time.Time) error {
-	if now.Before(MinNow) {
+	if now.Before(MinTime) {
 		return fmt.Errorf("%w: now %s is before year 1000", sa.ErrInvalidInput, now.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
@@ -177,13 +177,15 @@ func CheckRequest(r *sa.AccessRequest) error {
 }
 
 // CheckEvent refuses, with sa.ErrInvalidInput, an event without a Time or
-// with one outside years 1000 to 9999, or with a field wider than the
-// stores keep (see MaxTenantID).
+// with one outside years 1000 to 9999 (an SQL store would keep a clamped
+// time the event's hash does not cover, and VerifyAudit would report the
+// genuine event as tampered), or with a field wider than the stores keep
+// (see MaxTenantID).
 func CheckEvent(e *sa.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
 	}
-	if e.Time.Before(MinNow) || e.Time.After(MaxTime) {
+	if e.Time.Before(MinTime) || e.Time.After(MaxTime) {
 		// Outside RFC 3339's four-digit years an export could not write
 		// it as its format says, nor VerifyJSONL read it back.
 		return fmt.Errorf("%w: event %s: Time %s is outside years 1000 to 9999", sa.ErrInvalidInput, e.ID, e.Time.UTC().Format(time.RFC3339Nano))
