@@ -91,7 +91,7 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 // arguments wrap ErrInvalidInput, a refusal of the Authorizer ErrForbidden
 // (audited), a store failure is returned as it is.
 func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, reason string) ([]Grant, error) {
-	return m.revokeMatching(ctx, "revoke tenant", "RevokeTenant", ListFilter{TenantID: tenantID}, by, reason)
+	return m.revokeMatching(ctx, "revoke tenant", "RevokeTenant", ListFilter{TenantID: tenantID}, false, by, reason)
 }
 
 // RevokeTicket revokes the active and scheduled grants of tenantID linked to
@@ -99,7 +99,7 @@ func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, r
 // keep their access. Errors as RevokeTenant; an empty ticketRef is
 // ErrInvalidInput.
 func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, by Actor, reason string) ([]Grant, error) {
-	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, by, reason)
+	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, true, by, reason)
 }
 
 // endedError refuses to change a grant that has ended: it had expired or
@@ -115,8 +115,9 @@ func (e *endedError) Error() string { return e.err.Error() }
 func (e *endedError) Unwrap() error { return e.err }
 
 // revokeMatching revokes the active and scheduled grants f selects; op
-// names the operation in errors, spanOp in its span.
-func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListFilter, by Actor, reason string) (out []Grant, err error) {
+// names the operation in errors, spanOp in its span; byTicket: f must name
+// a ticket (RevokeTicket).
+func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListFilter, byTicket bool, by Actor, reason string) (out []Grant, err error) {
 	ctx, span := m.startSpan(ctx, spanOp, m.actorAttrs(by)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)
 	defer endOp(span, &err, func() {
@@ -125,7 +126,7 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	if err := validateTenantRef("tenantID", f.TenantID); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if spanOp == "RevokeTicket" && f.TicketRef == "" { // under the span, as every other refusal
+	if byTicket && f.TicketRef == "" { // under the span, as every other refusal
 		return nil, fmt.Errorf("%s: %w: ticketRef is required", op, ErrInvalidInput)
 	}
 	if err := validateTicketRef("ticketRef", f.TicketRef); err != nil {
