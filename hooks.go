@@ -255,11 +255,13 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				ev.Attrs = map[string]string{"attempts": strconv.Itoa(t.Attempts)}
 				events = append(events, ev)
 			}
-		case errors.Is(ctx.Err(), context.Canceled):
-			// Shutting down (Close, or the caller cancelled): keep the
-			// progress, do not count an attempt. (The caller's deadline is
-			// no shutdown: a hook slower than it failed, and is retried
-			// with a delay like any other failure.)
+		case errors.Is(ctx.Err(), context.Canceled) && errors.Is(err, context.Canceled):
+			// Cut off by the shutdown (Close, or the caller cancelled):
+			// keep the progress, do not count an attempt. A hook that
+			// failed otherwise meanwhile (its own error, a panic) failed,
+			// and is recorded as such. (The caller's deadline is no
+			// shutdown: a hook slower than it failed, and is retried with
+			// a delay like any other failure.)
 		default:
 			t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
 			raw := errorMessage(err)                      // host code, called once

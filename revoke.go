@@ -155,11 +155,16 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 	defer func() {
 		// Committed revocations are told also when the caller's context
 		// ended meanwhile (up to lateRecordTimeout after it).
+		// A panic of host code while one is told (the error handler that
+		// hears of its failure) does not leave the others untold: it is
+		// raised once every revoked grant has been told, as in Sweep.
 		nctx, cancel := lateContext(ctx, lateRecordTimeout)
 		defer cancel()
+		var kept firstPanic
 		for _, g := range out {
-			m.notify(nctx, EventGrantRevoked, g, by, reason)
+			kept.keep(func() { m.notify(nctx, EventGrantRevoked, g, by, reason) })
 		}
+		kept.raise()
 	}()
 	for _, g := range gs {
 		if by.Kind == ActorSupport && !g.Covers(by.ID) {
