@@ -61,7 +61,7 @@ type AccessRequest struct {
 	Status    RequestStatus `json:"status"`
 	CreatedAt time.Time     `json:"created_at"`
 	// ExpiresAt is when a pending request expires: CreatedAt plus the
-	// policy's RequestTTL.
+	// policy's RequestTTL, or the end of year 9999 if that is earlier.
 	ExpiresAt time.Time `json:"expires_at"`
 	// DecidedAt, DecidedBy and DecisionReason are set by Approve and Deny.
 	DecidedAt      time.Time `json:"decided_at,omitzero"`
@@ -236,7 +236,7 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 		TicketRef:   in.TicketRef,
 		Status:      RequestPending,
 		CreatedAt:   now,
-		ExpiresAt:   truncate(now.Add(m.policy.requestTTL())),
+		ExpiresAt:   capTime(truncate(now.Add(m.policy.requestTTL()))), // a request near the end of year 9999 must still be answered by then
 	}
 	if !in.StartsAt.IsZero() {
 		r.StartsAt = g.StartsAt

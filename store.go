@@ -32,9 +32,12 @@ import (
 // is the now of a list or claim: the bundled stores keep no time before
 // year 1000 and refuse a now before it (the zero time included) with
 // ErrInvalidInput (storetest's case NowBeforeYear1000); FindActiveGrant
-// finds no grant active then (ErrNoActiveGrant). They refuse an event
-// whose Time lies outside years 1000 to 9999 alike (an export could not
-// write it in RFC 3339).
+// finds no grant active then (ErrNoActiveGrant). They refuse alike, with
+// ErrInvalidInput, a grant's, request's, hook task's or lease's time, or
+// an event's Time, outside years 1000 to 9999 (storetest's cases
+// GrantTimesOutsideYearsRefused, RequestTimesRefused and
+// HookTaskTimesRefused): MySQL's DATETIME holds no other, and an export
+// could not write it in RFC 3339.
 type Store interface {
 	// CreateGrant stores the new grant g (its ID is fresh) together with
 	// events. A duplicate ID is an error wrapping ErrConflict; a grant

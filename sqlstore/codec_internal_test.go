@@ -113,10 +113,10 @@ func TestTimeArg(t *testing.T) {
 	require.Equal(t, "9999-12-31 23:59:59.999999", dialects[MySQL].timeArg(far))
 	require.Equal(t, "1000-01-01 00:00:00.000000", dialects[MySQL].timeArg(past))
 	require.Equal(t, maxTime, dialects[Postgres].timeArg(far))
-	require.ErrorIs(t, checkGrantTimes(&sa.Grant{StartsAt: far}), sa.ErrInvalidInput)
-	require.ErrorIs(t, checkGrantTimes(&sa.Grant{ExpiresAt: maxTime.Add(time.Microsecond)}), sa.ErrInvalidInput)
-	require.ErrorIs(t, checkGrantTimes(&sa.Grant{CreatedAt: past}), sa.ErrInvalidInput)
-	require.NoError(t, checkGrantTimes(&sa.Grant{CreatedAt: ts, StartsAt: minTime, ExpiresAt: maxTime}))
+	require.ErrorIs(t, checkGrant(&sa.Grant{CreatedAt: ts, StartsAt: far}), sa.ErrInvalidInput)
+	require.ErrorIs(t, checkGrant(&sa.Grant{CreatedAt: ts, StartsAt: ts, ExpiresAt: maxTime.Add(time.Microsecond)}), sa.ErrInvalidInput)
+	require.ErrorIs(t, checkGrant(&sa.Grant{CreatedAt: past, StartsAt: ts}), sa.ErrInvalidInput)
+	require.NoError(t, checkGrant(&sa.Grant{CreatedAt: ts, StartsAt: minTime, ExpiresAt: maxTime}))
 }
 
 func TestRender(t *testing.T) {

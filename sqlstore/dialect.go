@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	sa "github.com/supportaccess/supportaccess"
 	"github.com/supportaccess/supportaccess/internal/canon"
 	"github.com/supportaccess/supportaccess/internal/stored"
@@ -243,48 +241,13 @@ const mysqlTime = "2006-01-02 15:04:05.000000"
 // (a start in year 586 000 landing next week), and MySQL would refuse.
 var minTime, maxTime = stored.MinTime, stored.MaxTime
 
-// checkStorable refuses, with supportaccess.ErrInvalidInput, a time t
-// (zero: none) outside [minTime, maxTime], which timeArg would clamp; what
-// names it in the error.
-func checkStorable(what string, t time.Time) error {
-	if t.IsZero() || !t.Before(minTime) && !t.After(maxTime) {
-		return nil
-	}
-	return fmt.Errorf("%w: %s %s is outside years 1000 to 9999", sa.ErrInvalidInput, what, t.UTC().Format(time.RFC3339Nano))
-}
-
 // checkGrant refuses, with supportaccess.ErrInvalidInput, a grant the
-// stores refuse alike (stored.CheckGrant) or one checkGrantTimes refuses:
-// the checks of a new grant. An update checks stored.CheckGrantUpdate,
-// which includes stored.CheckGrant, and then checkGrantTimes.
+// stores refuse alike (stored.CheckGrant, which includes the range of its
+// times, so that timeArg's clamping never changes a stored grant): the
+// checks of a new grant. An update checks stored.CheckGrantUpdate.
 func checkGrant(g *sa.Grant) error {
 	if err := stored.CheckGrant(g); err != nil {
 		return fmt.Errorf("sqlstore: %w", err)
-	}
-	return checkGrantTimes(g)
-}
-
-// checkGrantTimes refuses, with supportaccess.ErrInvalidInput, a grant
-// with a time outside [minTime, maxTime], so that timeArg's clamping never
-// changes a stored grant.
-func checkGrantTimes(g *sa.Grant) error {
-	return checkTimes("grant", g.ID, namedTime{"CreatedAt", g.CreatedAt}, namedTime{"StartsAt", g.StartsAt},
-		namedTime{"ExpiresAt", g.ExpiresAt}, namedTime{"RevokedAt", g.RevokedAt})
-}
-
-// namedTime is a time and the field it is.
-type namedTime struct {
-	name string
-	t    time.Time
-}
-
-// checkTimes refuses, as checkStorable, the first of ts outside [minTime,
-// maxTime], naming what (a grant, a request) with ID id.
-func checkTimes(what string, id uuid.UUID, ts ...namedTime) error {
-	for _, f := range ts {
-		if err := checkStorable(f.name, f.t); err != nil {
-			return fmt.Errorf("sqlstore: %s %s: %w", what, id, err)
-		}
 	}
 	return nil
 }
@@ -297,35 +260,25 @@ func checkTimes(what string, id uuid.UUID, ts ...namedTime) error {
 // bound onto the event before it.
 func ceilMicro(t time.Time) time.Time { return canon.Ceil(t) }
 
-// checkTaskTime refuses, with supportaccess.ErrInvalidInput, a hook
-// task's time (a retry's NextAt, a lease's Until) that is zero or outside
-// [minTime, maxTime]: timeArg would store NULL (refused by the column) or
-// a clamped time, due or free earlier than given.
+// checkTaskTime refuses, with supportaccess.ErrInvalidInput, a claim's
+// time that is zero or outside [minTime, maxTime] (stored.CheckTime):
+// timeArg would store NULL (refused by the column) or a clamped time.
 func checkTaskTime(what string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("sqlstore: %s: %w: zero time", what, sa.ErrInvalidInput)
 	}
-	if err := checkStorable(what, t); err != nil {
+	if err := stored.CheckTime(what, t); err != nil {
 		return fmt.Errorf("sqlstore: %w", err)
 	}
 	return nil
 }
 
-// checkRequest is checkGrant for a new request: stored.CheckRequest,
-// then checkRequestTimes.
+// checkRequest is checkGrant for a new request (stored.CheckRequest).
 func checkRequest(r *sa.AccessRequest) error {
 	if err := stored.CheckRequest(r); err != nil {
 		return fmt.Errorf("sqlstore: %w", err)
 	}
-	return checkRequestTimes(r)
-}
-
-// checkRequestTimes refuses, with supportaccess.ErrInvalidInput, a request
-// with a time outside [minTime, maxTime], as checkGrantTimes does for a
-// grant.
-func checkRequestTimes(r *sa.AccessRequest) error {
-	return checkTimes("request", r.ID, namedTime{"CreatedAt", r.CreatedAt}, namedTime{"StartsAt", r.StartsAt},
-		namedTime{"ExpiresAt", r.ExpiresAt}, namedTime{"DecidedAt", r.DecidedAt})
+	return nil
 }
 
 // afterMax reports whether t, to the microsecond, is after maxTime: as a

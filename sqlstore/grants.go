@@ -306,9 +306,6 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 		if err := stored.CheckGrantUpdate(&cur, &g); err != nil {
 			return fmt.Errorf("sqlstore: update grant: %w", err)
 		}
-		if err := checkGrantTimes(&g); err != nil {
-			return err
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -227,9 +227,6 @@ func (s *Store) changeRequest(ctx context.Context, op string, id uuid.UUID, chan
 		if err := stored.CheckRequestUpdate(&cur, &r); err != nil {
 			return fmt.Errorf("sqlstore: %s: %w", op, err)
 		}
-		if err := checkRequestTimes(&r); err != nil {
-			return err
-		}
 		if g != nil {
 			if err := checkGrant(g); err != nil {
 				return err

@@ -138,7 +138,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"UpdateNotFound", testUpdateNotFound},
 		{"DuplicateCreateConflicts", testDuplicateCreate},
 		{"MicrosecondRoundTrip", testMicrosecondRoundTrip},
-		{"FarFutureTimesStayFuture", testFarFutureTimesStayFuture},
+		{"GrantTimesOutsideYearsRefused", testGrantTimesOutsideYearsRefused},
 		{"ReturnedValuesAreCopies", testCopies},
 		{"ListByTenantStatusTicket", testList},
 		{"ListOrderAndLimit", testListOrder},
@@ -249,32 +249,57 @@ func testMicrosecondRoundTrip(t *testing.T, ns NewStore) {
 	require.Equal(t, n.StartsAt.Add(time.Hour+time.Microsecond), gotN.ExpiresAt, "truncated, never rounded up")
 }
 
-// testFarFutureTimesStayFuture: a grant written straight to the store with
-// times far beyond year 9999 (which the Manager refuses) is either refused
-// by the store or kept in the future — never wrapped around into an active
-// grant, as a Unix-microsecond int64 overflow would make it.
-func testFarFutureTimesStayFuture(t *testing.T, ns NewStore) {
+// testGrantTimesOutsideYearsRefused: a grant written straight to the
+// store with a time outside years 1000 to 9999 (which the Manager never
+// passes) is refused with ErrInvalidInput and nothing is stored or
+// changed — by every store alike (memstore kept a start in year 999,
+// active there and nowhere else; review99) — and never wrapped around into
+// an active grant, as a Unix-microsecond int64 overflow would make it.
+func testGrantTimesOutsideYearsRefused(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	now := h.clock.Now()
 	// now + 2^64 µs + 1 s (year 586 000 or so), which as int64 Unix
 	// microseconds wraps around to now + 1 s: 2^64 µs is 18 446 744 073 709 s
 	// and 551 616 µs.
 	far := time.Unix(now.Unix()+18_446_744_073_709+1, int64(now.Nanosecond())+551_616_000).UTC()
-	g := sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
-		CreatedAt: now, StartsAt: far, ExpiresAt: far.Add(time.Hour)}
-	if err := h.store.CreateGrant(h.ctx, g, nil); err != nil {
-		return // refused: nothing stored that could allow access
+	year999 := time.Date(999, 6, 1, 0, 0, 0, 0, time.UTC)
+	year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	grant := func(created, starts, expires time.Time) sa.Grant {
+		return sa.Grant{ID: uuid.New(), TenantID: "acme", Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
+			CreatedAt: created, StartsAt: starts, ExpiresAt: expires}
+	}
+	for name, g := range map[string]sa.Grant{
+		"StartsAt far ahead":      grant(now, far, far.Add(time.Hour)),
+		"StartsAt in year 999":    grant(now, year999, time.Time{}),
+		"CreatedAt in year 999":   grant(year999, now, time.Time{}),
+		"ExpiresAt in year 10000": grant(now, now, year10000),
+	} {
+		require.ErrorIs(t, h.store.CreateGrant(h.ctx, g, nil), sa.ErrInvalidInput, "CreateGrant: %s", name)
+		_, err := h.store.GetGrant(h.ctx, g.ID)
+		require.ErrorIs(t, err, sa.ErrNotFound, "%s: nothing stored", name)
 	}
 	for _, at := range []time.Time{now, now.Add(2 * time.Second), now.Add(24 * time.Hour)} {
 		_, err := h.store.FindActiveGrant(h.ctx, "acme", Support.ID, sa.ScopeRead, at)
 		require.ErrorIs(t, err, sa.ErrNoActiveGrant, "at %s", at)
 	}
-	got, err := h.store.GetGrant(h.ctx, g.ID)
-	require.NoError(t, err)
-	require.True(t, got.StartsAt.After(now.AddDate(10_000, 0, 0)), "stored start %s", got.StartsAt)
+	g := h.grant(sa.GrantInput{Duration: time.Hour})
+	for name, change := range map[string]func(*sa.Grant){
+		"ExpiresAt in year 10000": func(g *sa.Grant) { g.ExpiresAt = year10000 },
+		"RevokedAt in year 999":   func(g *sa.Grant) { g.RevokedAt, g.RevokedBy = year999, Customer },
+	} {
+		_, err := h.store.UpdateGrant(h.ctx, g.ID, func(g *sa.Grant) ([]sa.Event, error) {
+			change(g)
+			return nil, nil
+		})
+		require.ErrorIs(t, err, sa.ErrInvalidInput, "UpdateGrant: %s", name)
+		got, err := h.store.GetGrant(h.ctx, g.ID)
+		require.NoError(t, err)
+		require.Equal(t, g, got, "%s: unchanged", name)
+	}
 	claimed, err := h.store.ClaimTransitions(h.ctx, sa.TransitionStarted, now.Add(24*time.Hour), 10, nil)
 	require.NoError(t, err)
-	require.Empty(t, claimed, "the start is not due")
+	require.Len(t, claimed, 1, "only the grant stored above starts")
+	require.Equal(t, g.ID, claimed[0].ID)
 }
 
 func testCopies(t *testing.T, ns NewStore) {

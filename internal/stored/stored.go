@@ -48,6 +48,29 @@ var (
 	MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 )
 
+// CheckTime refuses, with sa.ErrInvalidInput, a time t outside [MinTime,
+// MaxTime] (the zero time, none, passes), which a store could not keep as
+// given: MySQL refuses it, PostgreSQL's driver and SQLite's Unix
+// microseconds would wrap around, and an SQL store's query bounds are
+// clamped to the range. name names t in the error.
+func CheckTime(name string, t time.Time) error {
+	if t.IsZero() || !t.Before(MinTime) && !t.After(MaxTime) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %s is outside years 1000 to 9999", sa.ErrInvalidInput, name, t.UTC().Format(time.RFC3339Nano))
+}
+
+// checkTimes refuses, as CheckTime, the first of times ts (named by
+// names) of record what with ID id.
+func checkTimes(what, id string, names [4]string, ts [4]time.Time) error {
+	for i, t := range ts {
+		if err := CheckTime(names[i], t); err != nil {
+			return fmt.Errorf("%s %s: %w", what, id, err)
+		}
+	}
+	return nil
+}
+
 // CheckNow refuses, with sa.ErrInvalidInput, a query's or claim's now that
 // is zero or before MinTime: an SQL store would compare the stored times
 // with MinTime (or NULL) instead, and answer as of another instant (a start
@@ -64,8 +87,8 @@ func CheckNow(now time.Time) error {
 const MaxHookCount = math.MaxInt32
 
 // CheckHookTask refuses, with sa.ErrInvalidInput, a task FinishHookTasks
-// is to keep (not Complete) without a NextAt, or with a Done or Attempts
-// below 0 or above MaxHookCount.
+// is to keep (not Complete) without a NextAt, with a Done or Attempts
+// below 0 or above MaxHookCount, or with a NextAt CheckTime refuses.
 func CheckHookTask(t *sa.HookTask) error {
 	if t.Complete {
 		return nil
@@ -76,11 +99,15 @@ func CheckHookTask(t *sa.HookTask) error {
 	case t.Done < 0 || t.Done > MaxHookCount || t.Attempts < 0 || t.Attempts > MaxHookCount:
 		return fmt.Errorf("%w: hook task of grant %s: Done %d or Attempts %d is outside [0, %d]", sa.ErrInvalidInput, t.Grant.ID, t.Done, t.Attempts, MaxHookCount)
 	}
+	if err := CheckTime("NextAt", t.NextAt); err != nil {
+		return fmt.Errorf("hook task of grant %s: %w", t.Grant.ID, err)
+	}
 	return nil
 }
 
 // CheckLease refuses, with sa.ErrInvalidInput, a lease without a Token or
-// an end, or with a Token wider than MaxLeaseToken.
+// an end, with a Token wider than MaxLeaseToken, or with an end CheckTime
+// refuses.
 func CheckLease(l sa.Lease) error {
 	switch {
 	case l.Token == "":
@@ -90,7 +117,7 @@ func CheckLease(l sa.Lease) error {
 	case l.Until.IsZero():
 		return fmt.Errorf("%w: lease has no Until", sa.ErrInvalidInput)
 	}
-	return nil
+	return CheckTime("lease Until", l.Until)
 }
 
 // CheckFilterTypes refuses, as AuditFilter.Validate does, a filter with
@@ -138,11 +165,15 @@ func (w *widths) actor(prefix string, a sa.Actor) {
 
 // CheckGrant refuses, with sa.ErrInvalidInput, a grant without the times
 // every grant has: CreatedAt and StartsAt (the Manager always sets them;
-// an SQL store's columns are NOT NULL), or with a field wider than the
-// stores keep (see MaxTenantID).
+// an SQL store's columns are NOT NULL), with a time CheckTime refuses, or
+// with a field wider than the stores keep (see MaxTenantID).
 func CheckGrant(g *sa.Grant) error {
 	id := g.ID.String()
 	if err := required("grant", id, "CreatedAt", g.CreatedAt.IsZero(), "StartsAt", g.StartsAt.IsZero()); err != nil {
+		return err
+	}
+	if err := checkTimes("grant", id, [4]string{"CreatedAt", "StartsAt", "ExpiresAt", "RevokedAt"},
+		[4]time.Time{g.CreatedAt, g.StartsAt, g.ExpiresAt, g.RevokedAt}); err != nil {
 		return err
 	}
 	w := widths{what: "grant", id: g.ID}
@@ -156,11 +187,16 @@ func CheckGrant(g *sa.Grant) error {
 }
 
 // CheckRequest refuses, with sa.ErrInvalidInput, a request without the
-// times every request has, CreatedAt and ExpiresAt, with a Status that is
-// not Valid, or with a field wider than the stores keep (see MaxTenantID).
+// times every request has, CreatedAt and ExpiresAt, with a time CheckTime
+// refuses, with a Status that is not Valid, or with a field wider than the
+// stores keep (see MaxTenantID).
 func CheckRequest(r *sa.AccessRequest) error {
 	id := r.ID.String()
 	if err := required("request", id, "CreatedAt", r.CreatedAt.IsZero(), "ExpiresAt", r.ExpiresAt.IsZero()); err != nil {
+		return err
+	}
+	if err := checkTimes("request", id, [4]string{"CreatedAt", "StartsAt", "ExpiresAt", "DecidedAt"},
+		[4]time.Time{r.CreatedAt, r.StartsAt, r.ExpiresAt, r.DecidedAt}); err != nil {
 		return err
 	}
 	if !r.Status.Valid() {
@@ -185,10 +221,10 @@ func CheckEvent(e *sa.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("%w: event %s has no Time", sa.ErrInvalidInput, e.ID)
 	}
-	if e.Time.Before(MinTime) || e.Time.After(MaxTime) {
+	if err := CheckTime("Time", e.Time); err != nil {
 		// Outside RFC 3339's four-digit years an export could not write
 		// it as its format says, nor VerifyJSONL read it back.
-		return fmt.Errorf("%w: event %s: Time %s is outside years 1000 to 9999", sa.ErrInvalidInput, e.ID, e.Time.UTC().Format(time.RFC3339Nano))
+		return fmt.Errorf("event %s: %w", e.ID, err)
 	}
 	w := widths{what: "event", id: e.ID}
 	w.check("", "TenantID", e.TenantID, MaxTenantID, false)
