@@ -422,7 +422,7 @@ func (m *Manager) newEvent(now time.Time, t EventType, tenantID string, grantID 
 // grantJSON encodes g for Event.Before/After.
 func grantJSON(g Grant) json.RawMessage {
 	b, err := json.Marshal(g)
-	if err != nil { // cannot happen: Grant has only encodable fields
+	if err != nil { // cannot happen: only encodable fields, and times in years 1000 to 9999 (the stores keep no other)
 		return nil
 	}
 	return b

@@ -551,7 +551,7 @@ func (m *Manager) requestEvent(ctx context.Context, now time.Time, t EventType, 
 // requestJSON encodes r for Event.Before/After.
 func requestJSON(r AccessRequest) json.RawMessage {
 	b, err := json.Marshal(r)
-	if err != nil { // cannot happen: only encodable fields
+	if err != nil { // cannot happen: only encodable fields, and times in years 1000 to 9999 (the stores keep no other)
 		return nil
 	}
 	return b
