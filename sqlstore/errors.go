@@ -128,11 +128,37 @@ func isTooWide(err error) bool {
 	return mysqlNumber(err) == 1406 // ER_DATA_TOO_LONG
 }
 
+// errNULText is refuseNUL's error.
+var errNULText = errors.New("a text argument holds a NUL byte, which PostgreSQL cannot keep")
+
+// refuseNUL refuses, on PostgreSQL, statement arguments of which a string
+// holds a NUL byte, before the statement is sent: the server refuses such
+// text in a bound parameter (SQLSTATE 22021, see isUnkeepableText), but
+// with pgx's simple protocol (default_query_exec_mode=simple_protocol in
+// the DSN) an unprepared statement carries its arguments in its text, and
+// the server answers a bare protocol error (08P01) a caller could not tell
+// from an outage.
+func (s *Store) refuseNUL(args []any) error {
+	if s.d.Dialect != Postgres {
+		return nil
+	}
+	for _, a := range args {
+		if v, ok := a.(string); ok && strings.IndexByte(v, 0) >= 0 {
+			return errNULText
+		}
+	}
+	return nil
+}
+
 // isUnkeepableText reports whether the server refused text its columns
-// cannot hold: PostgreSQL's NUL bytes and invalid UTF-8, MySQL's invalid
-// UTF-8 in a utf8mb4 column (the statement changed nothing). The Manager
-// never passes such text; a direct call may.
+// cannot hold: PostgreSQL's NUL bytes (also refused before sending, by
+// refuseNUL) and invalid UTF-8, MySQL's invalid UTF-8 in a utf8mb4 column
+// (the statement changed nothing). The Manager never passes such text; a
+// direct call may.
 func isUnkeepableText(err error) bool {
+	if errors.Is(err, errNULText) {
+		return true
+	}
 	switch sqlState(err) {
 	case "22021", "22P05": // character_not_in_repertoire, untranslatable_character
 		return true

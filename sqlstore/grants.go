@@ -290,8 +290,11 @@ func (s *Store) UpdateGrant(ctx context.Context, id uuid.UUID, change func(g *sa
 		cur := r.g
 		if cur.RevokedAt.IsZero() {
 			var recorded bool
-			row, _ := t.queryRow(s.q.expiryRecorded, id)
-			if err := row.Scan(&recorded); err != nil {
+			row, err := t.queryRow(s.q.expiryRecorded, id)
+			if err == nil {
+				err = row.Scan(&recorded)
+			}
+			if err != nil {
 				return wrap(ctx, "update grant", err)
 			}
 			if recorded {

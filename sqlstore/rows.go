@@ -13,6 +13,9 @@ func queryAll[T any](ctx context.Context, s *Store, op, q string, args []any, sc
 	var out []T
 	err := s.read(ctx, func() error {
 		out = out[:0]
+		if err := s.refuseNUL(args); err != nil {
+			return err
+		}
 		rows, err := s.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -61,6 +64,9 @@ func (s *Store) queryByID(ctx context.Context, q string, id any, scan func(scan 
 // queryRow is queryByID with any arguments.
 func (s *Store) queryRow(ctx context.Context, q string, args []any, scan func(scan func(dest ...any) error) error) error {
 	return s.read(ctx, func() error {
+		if err := s.refuseNUL(args); err != nil {
+			return err
+		}
 		st, err := s.stmt(ctx, q)
 		if err != nil {
 			return err

@@ -44,6 +44,9 @@ func (t *txn) prepared(q string) *sql.Stmt {
 
 // exec runs a fixed statement (rendered).
 func (t *txn) exec(q string, args ...any) (sql.Result, error) {
+	if err := t.s.refuseNUL(args); err != nil {
+		return nil, err
+	}
 	if st := t.prepared(q); st != nil {
 		return st.ExecContext(t.ctx, args...)
 	}
@@ -52,6 +55,9 @@ func (t *txn) exec(q string, args ...any) (sql.Result, error) {
 
 // query runs a fixed query (rendered).
 func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
+	if err := t.s.refuseNUL(args); err != nil {
+		return nil, err
+	}
 	if st := t.prepared(q); st != nil {
 		return st.QueryContext(t.ctx, args...)
 	}
@@ -59,9 +65,11 @@ func (t *txn) query(q string, args ...any) (*sql.Rows, error) {
 }
 
 // queryRow runs a fixed query (rendered) expected to return at most one
-// row. The error is always nil; it is there for the callers' symmetry with
-// query.
+// row. The error is refuseNUL's.
 func (t *txn) queryRow(q string, args ...any) (*sql.Row, error) {
+	if err := t.s.refuseNUL(args); err != nil {
+		return nil, err
+	}
 	if st := t.prepared(q); st != nil {
 		return st.QueryRowContext(t.ctx, args...), nil
 	}
@@ -71,6 +79,9 @@ func (t *txn) queryRow(q string, args ...any) (*sql.Row, error) {
 // execDynamic runs a statement whose text varies (IN lists, multi-row
 // INSERTs); it is not kept prepared. q is rendered already.
 func (t *txn) execDynamic(q string, args ...any) (sql.Result, error) {
+	if err := t.s.refuseNUL(args); err != nil {
+		return nil, err
+	}
 	return t.tx.ExecContext(t.ctx, q, args...)
 }
 
