@@ -319,11 +319,15 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 			}
 		}
 		if t == TransitionExpired {
+			// Every expiry ends its in-flight requests before the first
+			// Notifier call, as in Revoke and RevokeTenant, so that no
+			// request outlives its grant for the length of another's
+			// notification.
 			for _, g := range b.claimed {
-				keep(func() {
-					m.revoked(g) // first, as in Revoke
-					m.notify(ctx, EventGrantExpired, g, SystemActor, "")
-				})
+				keep(func() { m.revoked(g) })
+			}
+			for _, g := range b.claimed {
+				keep(func() { m.notify(ctx, EventGrantExpired, g, SystemActor, "") })
 			}
 		}
 		if after != nil && len(b.claimed) > 0 {
