@@ -112,7 +112,10 @@ const (
 	// AttrMethodOverride is the method a request's method-override header
 	// (X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override) named,
 	// upper-cased, when it had one: the method a framework that honours
-	// the header served, while AttrMethod is the method on the wire.
+	// the header served, while AttrMethod is the method on the wire. When
+	// the headers name several methods, it lists each once, in that header
+	// order, comma-separated (at most four, then "..."): which header a
+	// host honours is the host's.
 	AttrMethodOverride = "method_override"
 )
 
@@ -199,7 +202,9 @@ type AuditFilter struct {
 	// event it records, and the Manager on the events of calls made while
 	// serving a request of the session (ctx carrying it, see
 	// SessionFromContext) whose actor is the session's support principal:
-	// a delegation, a revocation, a refused attempt, ….
+	// a delegation, a revocation, a refused attempt, … — in the session's
+	// own tenant only (such a call's events in another tenant's trail
+	// carry the principal as ActorID, not the session's id).
 	SessionID string
 	Since     time.Time
 	Until     time.Time

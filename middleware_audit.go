@@ -3,6 +3,7 @@ package supportaccess
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,18 +43,33 @@ func requestScope(r *http.Request) Scope {
 // canonical form.
 var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
-// auditOverride is the method the first non-empty method-override header
-// of r names, upper-cased and cleaned as auditMethod cleans a method; ""
-// when there is none.
+// maxAuditOverrides bounds the methods auditOverride lists.
+const maxAuditOverrides = 4
+
+// auditOverride lists the methods r's method-override headers name, each
+// upper-cased and cleaned as auditMethod cleans a method, in header order,
+// once each, comma-separated (after the fourth, "..."); "" when there is
+// none. All of them, not the first: which header a host honours is the
+// host's, and support, who chooses the headers, must not choose what the
+// trail says was served by putting a decoy first.
 func auditOverride(r *http.Request) string {
+	var ms []string
 	for _, k := range overrideHeaders {
 		for _, v := range r.Header[k] {
-			if v = strings.TrimSpace(v); v != "" {
-				return auditMethod(strings.ToUpper(v))
+			if v = strings.TrimSpace(v); v == "" {
+				continue
+			}
+			m := auditMethod(strings.ToUpper(v))
+			switch {
+			case slices.Contains(ms, m):
+			case len(ms) == maxAuditOverrides:
+				return strings.Join(ms, ",") + ",..."
+			default:
+				ms = append(ms, m)
 			}
 		}
 	}
-	return ""
+	return strings.Join(ms, ",")
 }
 
 // overridesUnsafe reports whether h carries a method override naming a
