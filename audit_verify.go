@@ -181,7 +181,9 @@ const verifyBatch = 1000
 //
 // Errors: ErrInvalidInput for a malformed tenantID or when no AuditLog is
 // configured; a *ChainBreak wrapping ErrTampered (also in the report's
-// Break) when the chain is broken; otherwise the store's error.
+// Break) when the chain is broken; ErrConflict when purges of the tenant
+// moved the chain's start during each of three walks (verify again);
+// otherwise the store's error.
 func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyReport, err error) {
 	ctx, span := m.startSpan(ctx, "VerifyAudit")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
@@ -196,12 +198,17 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyRep
 	var rep VerifyReport
 	// A purge that runs concurrently moves the checkpoint and deletes the
 	// start of the chain under the walk: start again from the new one.
-	for attempt := 0; attempt < 3; attempt++ {
-		var moved bool
+	var moved bool
+	for attempt := 0; attempt < verifyWalks; attempt++ {
 		rep, moved, err = verifyTenant(ctx, m.auditLog, cr, tenantID)
 		if !moved {
 			break
 		}
+	}
+	if moved {
+		// Each walk met a break a purge that ran meanwhile explains: no
+		// tampering is known of, and none may be reported.
+		return VerifyReport{}, fmt.Errorf("verify audit: %w: purges of tenant %q moved its chain's start during each of %d walks; verify again", ErrConflict, tenantID, verifyWalks)
 	}
 	if err != nil {
 		// A store may itself find a row changed behind its back (one it
@@ -214,6 +221,10 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyRep
 	}
 	return rep, nil
 }
+
+// verifyWalks is how many times VerifyAudit walks a chain that purges keep
+// moving.
+const verifyWalks = 3
 
 // verifyTenant verifies one tenant's chain. moved reports a break that a
 // concurrent purge may explain (the checkpoint changed meanwhile).

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	sa "github.com/supportaccess/supportaccess"
+	"github.com/supportaccess/supportaccess/memstore"
+	"github.com/supportaccess/supportaccess/storetest"
 )
 
 // TestReview101SweepExpiryNotDelayedByNotifier: Sweep told each expired
@@ -61,4 +63,61 @@ func TestReview101SweepExpiryNotDelayedByNotifier(t *testing.T) {
 	close(release)
 	<-sweepDone
 	require.ErrorIs(t, cause, sa.ErrSessionEnded, "the in-flight request outlives its grant's recorded expiry while the Notifier is busy with another")
+}
+
+// purgingLog is a memstore whose chain walks a purge overtakes: before the
+// first page of each of the next `disturb` walks of tenant acme it purges
+// the tenant's trail up to one more of times.
+type purgingLog struct {
+	*memstore.Store
+	m       *sa.Manager
+	disturb int
+	times   []time.Time
+	busy    bool
+}
+
+func (p *purgingLog) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error) {
+	if f.TenantID == "acme" && f.Order == sa.AuditByChain && len(f.Types) == 0 && f.After == nil && p.disturb > 0 && !p.busy {
+		p.disturb--
+		p.busy = true
+		_, err := p.m.PurgeAudit(ctx, "acme", p.times[0])
+		p.busy = false
+		if err != nil {
+			return nil, err
+		}
+		p.times = p.times[1:]
+	}
+	return p.Store.Events(ctx, f)
+}
+
+// TestReview101VerifyOvertakenByPurgesIsNoTamper: VerifyAudit walks the
+// chain again when a concurrent purge moved its checkpoint, three times;
+// when a purge overtook every walk, the break each walk saw is the
+// purge's, not tampering: the answer is ErrConflict (verify again), not a
+// ChainBreak wrapping ErrTampered that would send an auditor after an
+// intruder. Once the purges stop, the chain verifies.
+func TestReview101VerifyOvertakenByPurgesIsNoTamper(t *testing.T) {
+	clock := storetest.NewClock(storetest.Epoch)
+	p := &purgingLog{Store: memstore.New()}
+	m, err := sa.NewManager(p, sa.WithNow(clock.Now))
+	require.NoError(t, err)
+	p.m = m
+	for range 8 {
+		g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer, Duration: time.Hour})
+		require.NoError(t, err)
+		clock.Advance(time.Minute)
+		p.times = append(p.times, g.CreatedAt.Add(time.Microsecond))
+	}
+	p.disturb = 3
+	_, err = m.VerifyAudit(ctx, "acme")
+	require.ErrorIs(t, err, sa.ErrConflict, "a purge overtook each of the three walks")
+	require.NotErrorIs(t, err, sa.ErrTampered, "no tampering took place")
+	rep, err := m.VerifyAudit(ctx, "acme")
+	require.NoError(t, err)
+	require.Nil(t, rep.Break)
+
+	p.disturb = 2 // the third walk is not overtaken
+	rep, err = m.VerifyAudit(ctx, "acme")
+	require.NoError(t, err)
+	require.Nil(t, rep.Break)
 }
