@@ -77,8 +77,17 @@ const (
 	// support.change, support.scope, access.denied), cut to 32 bytes.
 	AttrMethod = "method"
 	// AttrPath is the request's escaped path, never its query string,
-	// cut in its middle to 1 024 bytes ("..." marks the cut).
+	// cut in its middle to 1 024 bytes ("..." marks the cut): the path the
+	// handler behind the middleware was asked for.
 	AttrPath = "path"
+	// AttrRequestTarget is the request target the client sent, without
+	// its query string and cut as AttrPath is, when it differs from
+	// AttrPath: the middleware mounted under http.StripPrefix (the
+	// client's /admin/users/42, the handler's /users/42), a CONNECT's
+	// host and port, an absolute-form target, or a request a handler
+	// dispatched again with another path (the target of the request that
+	// carried it).
+	AttrRequestTarget = "request_target"
 	// AttrStatus is the response status. On support.request, the status
 	// the response's header went out with, recorded then, before the
 	// body: 200 when the handler wrote a body, or nothing, without a

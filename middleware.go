@@ -217,7 +217,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 
 	st := &reqState{
 		g: g, m: m, sess: s, grant: gr, start: start,
-		method: auditMethod(r.Method), override: auditOverride(r), path: auditPath(r),
+		line:  auditLine(r),
 		needs: []need{{scope: scope, id: gr.ID, expires: gr.ExpiresAt}},
 	}
 	st.admitSeq.Store(seq)
@@ -227,6 +227,9 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 	st.r = r
 	rw := newSupportWriter(w, st)
+	if aborts {
+		st.out = w
+	}
 	g.watch.enter(st)
 	// The grant may have ended (on this Manager) while the Check answered,
 	// before the watcher's listener could see the request: it is then
@@ -252,12 +255,14 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st.admitSeq.Store(g.watch.ends.now())
 	completed, cut := false, false
 	defer func() {
+		st.streaming.Store(false)
 		g.finish(st, rw, completed)
 		if completed && aborts && cut {
 			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut response must not look complete
 		}
 	}()
 	g.next.ServeHTTP(rw, r)
+	st.streaming.Store(false) // before the cut is judged: see reqState.end
 	completed = true
 	cut = rw.cut() // as the handler returned: an end after it cut nothing
 }
@@ -342,7 +347,7 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
 		return
 	}
-	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditMethod(r.Method), auditOverride(r), auditPath(r), auditScope(scope), reason)
+	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditLine(r), auditScope(scope), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	if err != nil && status == http.StatusServiceUnavailable {
 		ev.Attrs[AttrError] = errorText(err)

@@ -102,6 +102,28 @@ func validateSession(s Session) error {
 	return checkText("Session.SessionID", s.SessionID, MaxPrincipalLen, false, identity)
 }
 
+// requestLine is what the events of a request record of its request line.
+type requestLine struct {
+	method, override, path string
+	// target is the request target as the client sent it (without its
+	// query string) when it is not path: a handler mounted under
+	// http.StripPrefix sees /users/42 of /admin/users/42, a CONNECT
+	// names a host and port, not a path.
+	target string
+}
+
+// auditLine returns r's request line as audited.
+func auditLine(r *http.Request) requestLine {
+	l := requestLine{method: auditMethod(r.Method), override: auditOverride(r), path: auditPath(r)}
+	if r.URL != nil && r.RequestURI != "" {
+		t, _, _ := strings.Cut(r.RequestURI, "?")
+		if t = truncateMiddle(cleanChars(t), maxAuditPathLen); t != l.path {
+			l.target = t
+		}
+	}
+	return l
+}
+
 // auditPath is the request path as audited: escaped, never with the query
 // string (which may carry tokens), cut in its middle to maxAuditPathLen.
 func auditPath(r *http.Request) string {
@@ -203,14 +225,17 @@ func statusText(code int) string { return strconv.Itoa(code) }
 // of session s. Empty session and subject ids are left out, and so are ids
 // that would not pass validation (a malformed session is denied, and its
 // denial still audited with the valid fields).
-func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID uuid.UUID, method, override, path, scope, reason string) Event {
+func requestEvent(m *Manager, typ EventType, when time.Time, s Session, grantID uuid.UUID, line requestLine, scope, reason string) Event {
 	ev := m.newEvent(when, typ, s.TenantID, grantID, Actor{Kind: ActorSupport, ID: s.Principal}, reason)
 	attrs := make(map[string]string, 8)
-	attrs[AttrMethod] = method
-	if override != "" {
-		attrs[AttrMethodOverride] = override
+	attrs[AttrMethod] = line.method
+	if line.override != "" {
+		attrs[AttrMethodOverride] = line.override
 	}
-	attrs[AttrPath] = path
+	attrs[AttrPath] = line.path
+	if line.target != "" {
+		attrs[AttrRequestTarget] = line.target
+	}
 	if scope != "" {
 		// Scopes arrive valid (a refused, malformed one through
 		// auditScope); cleaned once more, not clipped: a list of the

@@ -16,18 +16,24 @@ import (
 
 // reqState is the middleware's record of one admitted impersonated request.
 type reqState struct {
-	g        *guard
-	m        *Manager
-	r        *http.Request // as passed to the handler
-	sess     Session
-	grant    Grant // admitted the request; never changed
-	start    time.Time
-	method   string
-	override string // the method-override header's method, if any
-	path     string
-	cancel   context.CancelCauseFunc
+	g      *guard
+	m      *Manager
+	r      *http.Request // as passed to the handler
+	sess   Session
+	grant  Grant // admitted the request; never changed
+	start  time.Time
+	line   requestLine // as audited
+	cancel context.CancelCauseFunc
 
 	ended atomic.Bool
+	// out is the writer the handler's response goes to (that of the
+	// supportWriter), when a cut response is aborted (see serveSupport);
+	// streaming: the handler's response went out and the handler has not
+	// returned. An end then also sets a past write deadline on out, so
+	// that a handler blocked in a write to a slow client (a large export
+	// in one Write) is unblocked at once instead of sending the rest.
+	out       http.ResponseWriter
+	streaming atomic.Bool
 	// audited: the response's record is made or under way — the
 	// support.request event took the request's scopes, or a refusal became
 	// the response — so a scope taken from now on gets a support.scope
@@ -332,7 +338,7 @@ func (st *reqState) auditLateScope(s Scope, id uuid.UUID) error {
 // recordScope records a support.scope event, at time at, for scope s
 // allowed by grant id.
 func (st *reqState) recordScope(ctx context.Context, at time.Time, s Scope, id uuid.UUID) error {
-	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.method, st.override, st.path, string(s), "")
+	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.line, string(s), "")
 	if err := st.m.record(ctx, ev); err != nil {
 		return fmt.Errorf("supportaccess: middleware: audit of scope %q: %w", string(s), err)
 	}
@@ -557,6 +563,14 @@ func (st *reqState) end(reason string) {
 	}
 	st.mu.Unlock()
 	st.cancel(endCause(reason))
+	// After ended is set: a handler that returns after this load sees it
+	// and aborts the response (serveSupport clears streaming before it
+	// judges the cut), so the deadline never outlives the response on a
+	// connection kept alive. Writers that cannot set one (a recorder) are
+	// left to the next write's refusal.
+	if st.streaming.Load() {
+		_ = http.NewResponseController(st.out).SetWriteDeadline(time.Unix(1, 0))
+	}
 }
 
 // held is what holds found: the grant that allows the request's own scope,
@@ -740,7 +754,7 @@ func (st *reqState) audit(status int, reason string) error {
 		other(id)
 	}
 	st.mu.Unlock()
-	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.method, st.override, st.path, strings.Join(scopes, ","), reason)
+	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.line, strings.Join(scopes, ","), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	ev.Attrs[AttrDurationMS] = fmt.Sprint(st.m.now().Sub(st.start).Milliseconds())
 	if len(others) > 0 {

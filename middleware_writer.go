@@ -43,7 +43,7 @@ func newSupportWriter(w http.ResponseWriter, st *reqState) *supportWriter {
 func (rw *supportWriter) Header() http.Header { return rw.w.Header() }
 
 // WriteHeader implements http.ResponseWriter. Informational statuses
-// (1xx other than 101, such as 103 Early Hints) are dropped: net/http
+// (1xx other than 101 over HTTP/1, such as 103 Early Hints) are dropped: net/http
 // would send every header field the handler has set with them, before the
 // response is audited or even allowed (a denial may still replace it).
 // They commit nothing. An invalid code panics, as net/http's own writer
@@ -59,8 +59,8 @@ func (rw *supportWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		return
+	if code >= 100 && code < 200 && (code != http.StatusSwitchingProtocols || rw.st.r.ProtoMajor != 1) {
+		return // over HTTP/2 and later, net/http sends even 101 as informational: the response is still to come
 	}
 	rw.commit(code)
 }
@@ -165,6 +165,9 @@ func (rw *supportWriter) ready() error {
 func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
 		rw.sent = true
+		if rw.st.out != nil {
+			rw.st.streaming.Store(true)
+		}
 		rw.w.WriteHeader(code)
 	}
 }
