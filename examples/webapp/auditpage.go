@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,7 +20,8 @@ var auditEventTypes = []sa.EventType{
 	sa.EventSupportRequest, sa.EventSupportChange, sa.EventSupportScope, sa.EventAccessDenied,
 	sa.EventGrantCreated, sa.EventGrantExtended, sa.EventGrantRevoked, sa.EventGrantExpired, sa.EventGrantStarted,
 	sa.EventGrantDelegated, sa.EventRequestCreated, sa.EventRequestApproved, sa.EventRequestDenied,
-	sa.EventRequestExpired, sa.EventActionRefused, sa.EventNotifyFailed,
+	sa.EventRequestExpired, sa.EventActionRefused, sa.EventNotifyFailed, sa.EventExpireHookFailed,
+	sa.EventExpireHookSucceeded, sa.EventAuditPurged,
 }
 
 // auditFilterForm is the filter form's state; it round-trips through the
@@ -39,7 +41,18 @@ type auditRow struct {
 	Status        string
 	What          string
 	Before, After string
+	// Attrs are the event's other attributes, by name: every one the
+	// library records is shown (the session, a method override, the
+	// request target, the grants that allowed an elevated scope, what a
+	// purge deleted, …), not a subset an auditor would have to trust.
+	Attrs []auditAttr
 }
+
+// auditAttr is one attribute of an event as the page lists it.
+type auditAttr struct{ Name, Value string }
+
+// shownAttrs are the attributes a row shows in its own place.
+var shownAttrs = []string{sa.AttrMethod, sa.AttrPath, sa.AttrStatus, sa.AttrWhat}
 
 // auditData is the model of the audit page.
 type auditData struct {
@@ -195,6 +208,11 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 			*x.text = ""
 			continue
 		}
+		if x.dst == &f.Until {
+			// The page shows minutes: a To names the last minute listed,
+			// all of it (the library's Until is exclusive).
+			t = t.Add(time.Minute)
+		}
 		*x.dst = t
 	}
 	var evs []sa.Event
@@ -251,5 +269,10 @@ func auditRowFor(e sa.Event) auditRow {
 	row.Method, row.Path = e.Attrs[sa.AttrMethod], e.Attrs[sa.AttrPath]
 	row.Status, row.What = e.Attrs[sa.AttrStatus], e.Attrs[sa.AttrWhat]
 	row.Before, row.After = prettyJSON(e.Before), prettyJSON(e.After)
+	for _, k := range slices.Sorted(maps.Keys(e.Attrs)) {
+		if !slices.Contains(shownAttrs, k) {
+			row.Attrs = append(row.Attrs, auditAttr{k, e.Attrs[k]})
+		}
+	}
 	return row
 }

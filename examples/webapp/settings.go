@@ -38,11 +38,12 @@ func (s tenantSettings) validate() error {
 }
 
 // hiddenRune reports whether r is a control character (C0, DEL, C1), a
-// line or paragraph separator, or a bidirectional control such as U+202E,
-// which would make the name read differently in a page or the audit log
-// than it is.
+// line or paragraph separator, a bidirectional control such as U+202E or
+// another format character such as the zero-width space U+200B, which
+// would make the name read differently in a page or the audit log than it
+// is (or a change of it look like none).
 func hiddenRune(r rune) bool {
-	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r)
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) || unicode.Is(unicode.Cf, r)
 }
 
 // settingsStore keeps each tenant's settings in memory (the demo keeps only
