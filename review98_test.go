@@ -82,7 +82,7 @@ func TestReview98HookFailureDuringCloseLeavesNoTrace(t *testing.T) {
 				return nil
 			}
 			close(entered)
-			<-hctx.Done() // Close is stopping the loop
+			<-hctx.Done()                      // Close is stopping the loop
 			panic("support user half deleted") // a bug of the hook's own
 		}),
 		sa.WithErrorHandler(func(_ context.Context, err error) {
