@@ -122,9 +122,9 @@ const (
 	// (X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override) named,
 	// upper-cased, when it had one: the method a framework that honours
 	// the header served, while AttrMethod is the method on the wire. When
-	// the headers name several methods, it lists each once, in that header
-	// order, comma-separated (at most four, then "..."): which header a
-	// host honours is the host's.
+	// the headers name several methods, it lists the first value of each
+	// header (what Header.Get reads), once each, in that header order,
+	// comma-separated: which header a host honours is the host's.
 	AttrMethodOverride = "method_override"
 )
 

@@ -255,9 +255,10 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 				ev.Attrs = map[string]string{"attempts": strconv.Itoa(t.Attempts)}
 				events = append(events, ev)
 			}
-		case errors.Is(ctx.Err(), context.Canceled) && errors.Is(err, context.Canceled):
-			// Cut off by the shutdown (Close, or the caller cancelled):
-			// keep the progress, do not count an attempt. A hook that
+		case errors.Is(ctx.Err(), context.Canceled) && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
+			// Cut off by the shutdown (Close, or the caller cancelled;
+			// the hook returned the context's error or its cause, such as
+			// ErrClosed): keep the progress, do not count an attempt. A hook that
 			// failed otherwise meanwhile (its own error, a panic) failed,
 			// and is recorded as such. (The caller's deadline is no
 			// shutdown: a hook slower than it failed, and is retried with

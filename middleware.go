@@ -255,6 +255,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st.admitSeq.Store(g.watch.ends.now())
 	completed, cut := false, false
 	defer func() {
+		rw.returned = true
 		st.streaming.Store(false)
 		g.finish(st, rw, completed)
 		if completed && aborts && cut {
@@ -262,7 +263,8 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 		}
 	}()
 	g.next.ServeHTTP(rw, r)
-	st.streaming.Store(false) // before the cut is judged: see reqState.end
+	rw.returned = true
+	st.streaming.Store(false) // before the cut is judged, and for good: see reqState.end
 	completed = true
 	cut = rw.cut() // as the handler returned: an end after it cut nothing
 }

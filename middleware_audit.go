@@ -43,28 +43,24 @@ func requestScope(r *http.Request) Scope {
 // canonical form.
 var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
-// maxAuditOverrides bounds the methods auditOverride lists.
-const maxAuditOverrides = 4
-
-// auditOverride lists the methods r's method-override headers name, each
-// upper-cased and cleaned as auditMethod cleans a method, in header order,
-// once each, comma-separated (after the fourth, "..."); "" when there is
-// none. All of them, not the first: which header a host honours is the
-// host's, and support, who chooses the headers, must not choose what the
-// trail says was served by putting a decoy first.
+// auditOverride lists the methods r's method-override headers name: the
+// first value of each (what Header.Get, and so a framework that honours
+// the header, reads), upper-cased and cleaned as auditMethod cleans a
+// method, in header order, once each, comma-separated; "" when there is
+// none. Each header's, not the first header's: which header a host
+// honours is the host's, and support, who chooses the headers, must not
+// choose what the trail says was served by putting a decoy first. (Later
+// values of a header, which such a framework ignores, count for the
+// scope only: see overridesUnsafe.)
 func auditOverride(r *http.Request) string {
 	var ms []string
 	for _, k := range overrideHeaders {
-		for _, v := range r.Header[k] {
-			if v = strings.TrimSpace(v); v == "" {
-				continue
-			}
-			m := auditMethod(strings.ToUpper(v))
-			switch {
-			case slices.Contains(ms, m):
-			case len(ms) == maxAuditOverrides:
-				return strings.Join(ms, ",") + ",..."
-			default:
+		vs := r.Header[k]
+		if len(vs) == 0 {
+			continue
+		}
+		if v := strings.TrimSpace(vs[0]); v != "" {
+			if m := auditMethod(strings.ToUpper(v)); !slices.Contains(ms, m) {
 				ms = append(ms, m)
 			}
 		}

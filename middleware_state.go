@@ -28,8 +28,10 @@ type reqState struct {
 	ended atomic.Bool
 	// out is the writer the handler's response goes to (that of the
 	// supportWriter), when a cut response is aborted (see serveSupport);
-	// streaming: the handler's response went out and the handler has not
-	// returned. An end then also sets a past write deadline on out, so
+	// streaming: the handler's response went out, the handler has not
+	// returned (never set again once it has: a response the middleware
+	// commits afterwards is complete) and has not taken the connection
+	// (Hijack). An end then also sets a past write deadline on out, so
 	// that a handler blocked in a write to a slow client (a large export
 	// in one Write) is unblocked at once instead of sending the rest.
 	out       http.ResponseWriter

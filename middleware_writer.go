@@ -22,8 +22,9 @@ type supportWriter struct {
 	committed bool
 	blocked   error // non-nil: the response is a denial; writes fail with it
 	// sent: the handler's own response went out (its header, audited);
-	// hijacked: the handler took the connection.
-	sent, hijacked bool
+	// hijacked: the handler took the connection; returned: the handler
+	// returned (the middleware may still commit the response).
+	sent, hijacked, returned bool
 	// base: the response's header fields when the handler started (set by
 	// the server or outer middleware; nil when there were none). A denial
 	// that replaces the handler's response goes out with these only.
@@ -107,6 +108,7 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
 	}
 	rw.hijacked = true
+	rw.st.streaming.Store(false) // the handler owns the connection: no deadline is set on it
 	if !rw.committed {
 		if err := rw.auditHijacked(c); err != nil {
 			return nil, nil, err
@@ -165,7 +167,7 @@ func (rw *supportWriter) ready() error {
 func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
 		rw.sent = true
-		if rw.st.out != nil {
+		if rw.st.out != nil && !rw.returned {
 			rw.st.streaming.Store(true)
 		}
 		rw.w.WriteHeader(code)
