@@ -3,6 +3,7 @@ package supportaccess
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,11 +112,19 @@ type requestLine struct {
 // auditLine returns r's request line as audited.
 func auditLine(r *http.Request) requestLine {
 	l := requestLine{method: auditMethod(r.Method), override: auditOverride(r), path: auditPath(r)}
-	if r.URL != nil && r.RequestURI != "" {
-		t, _, _ := strings.Cut(r.RequestURI, "?")
-		if t = truncateMiddle(cleanChars(t), maxAuditPathLen); t != l.path {
-			l.target = t
-		}
+	if r.URL == nil || r.RequestURI == "" {
+		return l
+	}
+	t, _, _ := strings.Cut(r.RequestURI, "?")
+	if r.URL.User != nil && r.URL.Host != "" {
+		// An absolute-form target with credentials: never recorded.
+		t = r.URL.Scheme + "://" + r.URL.Host + r.URL.EscapedPath()
+	}
+	if p, err := url.PathUnescape(t); err == nil && p == r.URL.Path {
+		return l // the same path, escaped otherwise (a "|", raw UTF-8)
+	}
+	if t = truncateMiddle(cleanChars(t), maxAuditPathLen); t != l.path {
+		l.target = t
 	}
 	return l
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,5 +234,30 @@ func TestReview104RevokeDuringBlockedWriteKeepsStreaming(t *testing.T) {
 			require.Less(t, after, int64(16<<20),
 				"after the grant was revoked and the request ended, support still received %d more bytes of the %d-byte export", after, size)
 		})
+	}
+}
+
+// TestReview104RequestTargetNoiseAndCredentials: a target that names the
+// handler's path escaped otherwise records no request_target, and an
+// absolute-form target's credentials are never recorded.
+func TestReview104RequestTargetNoiseAndCredentials(t *testing.T) {
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{})
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, target := range []string{"/a|b/caf\u00e9", "http://sam:hunter2@acme.example/users/42?x=1"} {
+		req := mwReq(http.MethodGet, "/", "generic")
+		u, err := url.ParseRequestURI(target)
+		require.NoError(t, err)
+		req.URL, req.RequestURI = u, target
+		require.Equal(t, http.StatusOK, mwDo(h, req).Code)
+	}
+	evs := e.events(sa.EventSupportRequest)
+	require.Len(t, evs, 2)
+	require.NotContains(t, evs[0].Attrs, sa.AttrRequestTarget, "the same path: %v", evs[0].Attrs)
+	require.Equal(t, "http://acme.example/users/42", evs[1].Attrs[sa.AttrRequestTarget])
+	for _, ev := range evs {
+		for k, v := range ev.Attrs {
+			require.NotContains(t, v, "hunter2", "attribute %s", k)
+		}
 	}
 }
