@@ -50,7 +50,7 @@ type Store interface {
 
 	// ListGrants returns the grants matching f, evaluating f.Statuses at
 	// now, ordered by CreatedAt descending then ID descending, at most
-	// f.Limit (all when 0). No match is an empty result, not an error; a
+	// f.Limit (all when 0 or negative). No match is an empty result, not an error; a
 	// status in f.Statuses that is not Valid is ErrInvalidInput.
 	ListGrants(ctx context.Context, f ListFilter, now time.Time) ([]Grant, error)
 

@@ -165,6 +165,7 @@ func Run(t *testing.T, newStore NewStore) {
 	cases = append(cases, auditCases...)
 	cases = append(cases, lifecycleCases...)
 	cases = append(cases, directCases...)
+	cases = append(cases, contractCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore) })
 	}
