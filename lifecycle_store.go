@@ -28,9 +28,9 @@ type RequestStore interface {
 
 	// ListRequests returns the requests matching f (see RequestFilter.Match:
 	// statuses are evaluated at now), ordered by CreatedAt descending then
-	// ID descending, at most f.Limit (all when 0 or negative). No match is an empty
-	// result, not an error; a status in f.Statuses that is not Valid is
-	// ErrInvalidInput.
+	// ID descending, at most f.Limit (all when 0 or negative). No match
+	// is an empty result, not an error; a status in f.Statuses that is
+	// not Valid is ErrInvalidInput.
 	ListRequests(ctx context.Context, f RequestFilter, now time.Time) ([]AccessRequest, error)
 
 	// UpdateRequest changes one request atomically, like

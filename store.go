@@ -50,8 +50,9 @@ type Store interface {
 
 	// ListGrants returns the grants matching f, evaluating f.Statuses at
 	// now, ordered by CreatedAt descending then ID descending, at most
-	// f.Limit (all when 0 or negative). No match is an empty result, not an error; a
-	// status in f.Statuses that is not Valid is ErrInvalidInput.
+	// f.Limit (all when 0 or negative). No match is an empty result, not
+	// an error; a status in f.Statuses that is not Valid is
+	// ErrInvalidInput.
 	ListGrants(ctx context.Context, f ListFilter, now time.Time) ([]Grant, error)
 
 	// FindActiveGrant answers Check: among the grants of tenantID that are
