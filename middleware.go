@@ -256,7 +256,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	completed, cut := false, false
 	defer func() {
 		rw.returned = true
-		st.streaming.Store(false)
+		st.setStreaming(false)
 		g.finish(st, rw, completed)
 		if completed && aborts && cut {
 			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut response must not look complete
@@ -264,7 +264,7 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	}()
 	g.next.ServeHTTP(rw, r)
 	rw.returned = true
-	st.streaming.Store(false) // before the cut is judged, and for good: see reqState.end
+	st.setStreaming(false) // before the cut is judged, and for good: see reqState.cutWrites
 	completed = true
 	cut = rw.cut() // as the handler returned: an end after it cut nothing
 }

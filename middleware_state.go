@@ -34,8 +34,13 @@ type reqState struct {
 	// (Hijack). An end then also sets a past write deadline on out, so
 	// that a handler blocked in a write to a slow client (a large export
 	// in one Write) is unblocked at once instead of sending the rest.
+	// outMu makes setting the deadline and clearing streaming exclusive:
+	// once streaming is cleared, no deadline is being set or will be (on
+	// HTTP/2, setting one after the handler returned would dereference a
+	// released stream).
 	out       http.ResponseWriter
-	streaming atomic.Bool
+	outMu     sync.Mutex
+	streaming bool
 	// audited: the response's record is made or under way — the
 	// support.request event took the request's scopes, or a refusal became
 	// the response — so a scope taken from now on gets a support.scope
@@ -565,14 +570,29 @@ func (st *reqState) end(reason string) {
 	}
 	st.mu.Unlock()
 	st.cancel(endCause(reason))
-	// After ended is set: a handler that returns after this load sees it
-	// and aborts the response (serveSupport clears streaming before it
-	// judges the cut), so the deadline never outlives the response on a
-	// connection kept alive. Writers that cannot set one (a recorder) are
-	// left to the next write's refusal.
-	if st.streaming.Load() {
+	st.cutWrites()
+}
+
+// cutWrites sets a past write deadline on the response while it streams.
+// It runs after ended is set: a handler that returns after it sees ended
+// and aborts the response (serveSupport clears streaming before it judges
+// the cut), so the deadline never outlives the response on a connection
+// kept alive. Writers that cannot set one (a recorder) are left to the
+// next write's refusal.
+func (st *reqState) cutWrites() {
+	st.outMu.Lock()
+	defer st.outMu.Unlock()
+	if st.streaming {
 		_ = http.NewResponseController(st.out).SetWriteDeadline(time.Unix(1, 0))
 	}
+}
+
+// setStreaming sets streaming (see out); clearing it waits for a
+// cutWrites under way.
+func (st *reqState) setStreaming(on bool) {
+	st.outMu.Lock()
+	st.streaming = on
+	st.outMu.Unlock()
 }
 
 // held is what holds found: the grant that allows the request's own scope,

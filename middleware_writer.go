@@ -103,12 +103,17 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		rw.blocked = endCause(rw.st.reason())
 		return nil, nil, rw.blocked
 	}
+	// The handler is to own the connection: no deadline is set on it,
+	// also by an end that comes while net/http hands it over.
+	rw.st.setStreaming(false)
 	c, brw, err := http.NewResponseController(rw.w).Hijack()
 	if err != nil {
+		if rw.sent && rw.st.out != nil {
+			rw.st.setStreaming(true) // the response goes on (HTTP/2 refuses hijacking)
+		}
 		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
 	}
 	rw.hijacked = true
-	rw.st.streaming.Store(false) // the handler owns the connection: no deadline is set on it
 	if !rw.committed {
 		if err := rw.auditHijacked(c); err != nil {
 			return nil, nil, err
@@ -168,7 +173,7 @@ func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
 		rw.sent = true
 		if rw.st.out != nil && !rw.returned {
-			rw.st.streaming.Store(true)
+			rw.st.setStreaming(true)
 		}
 		rw.w.WriteHeader(code)
 	}
