@@ -258,11 +258,11 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		case errors.Is(ctx.Err(), context.Canceled) && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
 			// Cut off by the shutdown (Close, or the caller cancelled;
 			// the hook returned the context's error or its cause, such as
-			// ErrClosed): keep the progress, do not count an attempt. A hook that
-			// failed otherwise meanwhile (its own error, a panic) failed,
-			// and is recorded as such. (The caller's deadline is no
-			// shutdown: a hook slower than it failed, and is retried with
-			// a delay like any other failure.)
+			// ErrClosed): keep the progress, do not count an attempt. A
+			// hook that failed otherwise meanwhile (its own error, a
+			// panic) failed, and is recorded as such. (The caller's
+			// deadline is no shutdown: a hook slower than it failed, and
+			// is retried with a delay like any other failure.)
 		default:
 			t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
 			raw := errorMessage(err)                      // host code, called once
