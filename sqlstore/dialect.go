@@ -261,8 +261,10 @@ func checkGrant(g *sa.Grant) error {
 func ceilMicro(t time.Time) time.Time { return canon.Ceil(t) }
 
 // checkTaskTime refuses, with supportaccess.ErrInvalidInput, a claim's
-// time that is zero or outside [minTime, maxTime] (stored.CheckTime):
-// timeArg would store NULL (refused by the column) or a clamped time.
+// now that is zero or outside [minTime, maxTime] (stored.CheckTime):
+// timeArg would store NULL (refused by the column) or a clamped time. (A
+// lease's Until and a task's NextAt are checked alike by stored.CheckLease
+// and stored.CheckHookTask.)
 func checkTaskTime(what string, t time.Time) error {
 	if t.IsZero() {
 		return fmt.Errorf("sqlstore: %s: %w: zero time", what, sa.ErrInvalidInput)
