@@ -255,16 +255,16 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	st.admitSeq.Store(g.watch.ends.now())
 	completed, cut := false, false
 	defer func() {
-		rw.returned = true
-		st.setStreaming(false)
+		if !completed { // the handler panicked or called runtime.Goexit
+			rw.handlerReturned()
+		}
 		g.finish(st, rw, completed)
 		if completed && aborts && cut {
 			panic(http.ErrAbortHandler) // see Manager.Middleware: a cut response must not look complete
 		}
 	}()
 	g.next.ServeHTTP(rw, r)
-	rw.returned = true
-	st.setStreaming(false) // before the cut is judged, and for good: see reqState.cutWrites
+	rw.handlerReturned() // before the cut is judged: see reqState.cutWrites
 	completed = true
 	cut = rw.cut() // as the handler returned: an end after it cut nothing
 }

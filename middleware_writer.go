@@ -108,7 +108,7 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rw.st.setStreaming(false)
 	c, brw, err := http.NewResponseController(rw.w).Hijack()
 	if err != nil {
-		if rw.sent && rw.st.out != nil {
+		if rw.streams() {
 			rw.st.setStreaming(true) // the response goes on (HTTP/2 refuses hijacking)
 		}
 		return nil, nil, fmt.Errorf("supportaccess: hijack: %w", err)
@@ -172,11 +172,27 @@ func (rw *supportWriter) ready() error {
 func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
 		rw.sent = true
-		if rw.st.out != nil && !rw.returned {
+		if rw.streams() {
 			rw.st.setStreaming(true)
 		}
 		rw.w.WriteHeader(code)
 	}
+}
+
+// streams reports whether an end of support access is to cut the
+// response's writes (see reqState.out): the handler's response went out,
+// cut responses are aborted, and the handler runs and has not taken the
+// connection.
+func (rw *supportWriter) streams() bool {
+	return rw.sent && rw.st.out != nil && !rw.returned && !rw.hijacked
+}
+
+// handlerReturned marks the handler returned: from now on no end cuts the
+// response's writes (a response the middleware commits afterwards is
+// complete).
+func (rw *supportWriter) handlerReturned() {
+	rw.returned = true
+	rw.st.setStreaming(false)
 }
 
 // inSupportWriter reports whether w is or wraps (through Unwrap) the
