@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,8 @@ var directCases = []testCase{
 	{"RequiredTimesRefused", testRequiredTimesRefused},
 	{"UnknownTransitionRefused", testUnknownTransitionRefused},
 	{"AuditNegativeLimitReadsAll", testAuditNegativeLimit},
+	{"ListNegativeLimitReadsAll", testListNegativeLimit},
+	{"ClaimTiesInIDOrder", testClaimTiesInIDOrder},
 	{"RequestTimesRefused", testRequestTimesRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
@@ -749,6 +753,54 @@ func testAuditNegativeLimit(t *testing.T, ns NewStore) {
 	evs, err := l.Events(h.ctx, sa.AuditFilter{TenantID: "acme", Limit: -1})
 	require.NoError(t, err)
 	require.Len(t, evs, 3)
+}
+
+// testListNegativeLimit: ListGrants and ListRequests read a negative
+// Limit as 0 (all), as their contracts say; the Manager refuses such a
+// filter, so only a direct caller reaches it.
+func testListNegativeLimit(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	for range 3 {
+		h.grant(sa.GrantInput{Duration: time.Hour})
+	}
+	gs, err := h.store.ListGrants(h.ctx, sa.ListFilter{TenantID: "acme", Limit: -1}, h.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, gs, 3)
+	rs, ok := h.store.(sa.RequestStore)
+	if !ok {
+		return
+	}
+	for range 2 {
+		r := sa.AccessRequest{ID: uuid.New(), TenantID: "acme", RequestedBy: Support, Scopes: []sa.Scope{sa.ScopeRead},
+			Duration: time.Hour, Status: sa.RequestPending, CreatedAt: h.clock.Now(), ExpiresAt: h.clock.Now().Add(time.Hour)}
+		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+	}
+	got, err := rs.ListRequests(h.ctx, sa.RequestFilter{TenantID: "acme", Limit: -1}, h.clock.Now())
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+}
+
+// testClaimTiesInIDOrder: ClaimTransitions takes grants due at one time
+// in ID order (byte order of the UUIDs), for both transitions, so that a
+// batch cut by limit is the same on every store.
+func testClaimTiesInIDOrder(t *testing.T, ns NewStore) {
+	h := newHarness(t, ns)
+	var ids []uuid.UUID
+	for range 4 {
+		ids = append(ids, h.grant(sa.GrantInput{Duration: time.Hour}).ID)
+	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	at := h.clock.Now().Add(time.Hour)
+	for _, tr := range []sa.Transition{sa.TransitionStarted, sa.TransitionExpired} {
+		var got []uuid.UUID
+		for range ids {
+			gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 1, nil)
+			require.NoError(t, err)
+			require.Len(t, gs, 1, "%s", tr)
+			got = append(got, gs[0].ID)
+		}
+		require.Equal(t, ids, got, "%s: ties in ID order", tr)
+	}
 }
 
 // testEventIDRecordedOnce: an event whose ID is already in the trail is
