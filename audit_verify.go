@@ -524,7 +524,7 @@ func (v *verifier) walk() error {
 		cs := v.chains[e.TenantID]
 		if cs == nil { // first event of a tenant in an export
 			switch {
-			case it.hasPrev:
+			case it.hasPrev && e.Seq > 0: // below 1, forged whatever came before
 				cs = v.start(e.TenantID, ChainLink{Seq: e.Seq - 1, Hash: it.prev})
 			case e.Seq <= 1:
 				cs = v.start(e.TenantID, ChainLink{})
