@@ -33,6 +33,10 @@ var directCases = []testCase{
 	{"AuditNegativeLimitReadsAll", testAuditNegativeLimit},
 	{"ListNegativeLimitReadsAll", testListNegativeLimit},
 	{"ClaimTiesInIDOrder", testClaimTiesInIDOrder},
+	{"ListStatusesExcludeRevoked", testListGrantsStatusesExcludeRevoked},
+	{"AuditCursorOfAnotherTenant", testAuditCursorOfAnotherTenant},
+	{"FinishHookTasksEmptyToken", testFinishHookTasksEmptyToken},
+	{"ClaimAtExactDueTimeOnce", testClaimAtExactDueTimeOnce},
 	{"RequestTimesRefused", testRequestTimesRefused},
 	{"WritesRefuseEventsWithoutTime", testWritesRefuseEventsWithoutTime},
 	{"AuditBoundsBetweenMicroseconds", testAuditBoundsBetweenMicroseconds},
@@ -781,25 +785,24 @@ func testListNegativeLimit(t *testing.T, ns NewStore) {
 }
 
 // testClaimTiesInIDOrder: ClaimTransitions takes grants due at one time
-// in ID order (byte order of the UUIDs), for both transitions, so that a
-// batch cut by limit is the same on every store.
+// in ID order (byte order of the UUIDs), for both transitions, and
+// returns them in that order, so that a batch cut by limit is the same on
+// every store (review110: sqlstore's sort of a claimed batch had no case).
 func testClaimTiesInIDOrder(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	var ids []uuid.UUID
-	for range 4 {
+	for range 5 {
 		ids = append(ids, h.grant(sa.GrantInput{Duration: time.Hour}).ID)
 	}
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	at := h.clock.Now().Add(time.Hour)
 	for _, tr := range []sa.Transition{sa.TransitionStarted, sa.TransitionExpired} {
-		var got []uuid.UUID
-		for range ids {
-			gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 1, nil)
-			require.NoError(t, err)
-			require.Len(t, gs, 1, "%s", tr)
-			got = append(got, gs[0].ID)
-		}
-		require.Equal(t, ids, got, "%s: ties in ID order", tr)
+		first, err := h.store.ClaimTransitions(h.ctx, tr, at, 3, nil)
+		require.NoError(t, err)
+		require.Equal(t, ids[:3], grantIDs(first), "%s: ties in ID order", tr)
+		rest, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, nil)
+		require.NoError(t, err)
+		require.Equal(t, ids[3:], grantIDs(rest), "%s: ties in ID order", tr)
 	}
 }
 
@@ -1073,4 +1076,190 @@ func testHookRetryDueToTheMicrosecond(t *testing.T, ns NewStore) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, 2, calls, "the retry at T+1.5µs, kept to the microsecond, is due at T+1µs")
+}
+
+// windowGrant is a grant of tenant valid from start to end, created at
+// start.
+func windowGrant(tenant string, start, end time.Time) sa.Grant {
+	return sa.Grant{ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
+		CreatedAt: start, StartsAt: start, ExpiresAt: end}
+}
+
+// testListGrantsStatusesExcludeRevoked: a revoked grant has status revoked
+// (Grant.Status checks RevokedAt first), whatever its window says, so
+// ListGrants with Statuses active, scheduled or expired must not list it.
+// Review 110 (mutation testing of sqlstore): no case failed with
+// "revoked_at IS NULL AND" dropped from sqlstore's active (L7), scheduled
+// (L6) or expired (L5) condition; ListGrantsStatusAtNow lists unrevoked
+// grants only.
+func testListGrantsStatusesExcludeRevoked(t *testing.T, ns NewStore) {
+	s := ns(t)
+	ctx := context.Background()
+	now := timesNow
+	active := windowGrant("acme", now, now.Add(time.Hour))
+	scheduled := windowGrant("acme", now.Add(time.Hour), now.Add(2*time.Hour))
+	scheduled.CreatedAt = now
+	expiring := windowGrant("acme", now, now.Add(time.Minute))
+	for _, g := range []sa.Grant{active, scheduled, expiring} {
+		require.NoError(t, s.CreateGrant(ctx, g, nil))
+		_, err := s.UpdateGrant(ctx, g.ID, func(g *sa.Grant) ([]sa.Event, error) {
+			g.RevokedAt, g.RevokedBy, g.RevokeReason = now.Add(time.Second), Customer, "done"
+			return nil, nil
+		})
+		require.NoError(t, err)
+	}
+	list := func(at time.Time, st sa.Status) []uuid.UUID {
+		t.Helper()
+		gs, err := s.ListGrants(ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{st}}, at)
+		require.NoError(t, err)
+		for _, g := range gs {
+			require.Equal(t, st, g.Status(at), "ListGrants(%s) listed grant %s of status %s", st, g.ID, g.Status(at))
+		}
+		return grantIDs(gs)
+	}
+	mid := now.Add(30 * time.Minute) // active inside, scheduled not yet started, expiring over
+	require.Empty(t, list(mid, sa.StatusActive), "L7: a revoked grant inside its window is not active")
+	require.Empty(t, list(mid, sa.StatusScheduled), "L6: a revoked grant before its start is not scheduled")
+	require.Empty(t, list(mid, sa.StatusExpired), "L5: a revoked grant past its end is not expired")
+	require.Empty(t, list(now.Add(3*time.Hour), sa.StatusExpired), "L5: a revoked grant past its end is not expired")
+	require.ElementsMatch(t, []uuid.UUID{active.ID, scheduled.ID, expiring.ID}, list(mid, sa.StatusRevoked))
+}
+
+// testAuditCursorOfAnotherTenant: AuditFilter.After keeps the events that
+// come after the cursor in Order — AuditByTime sorts by Time, then
+// TenantID, then Seq; AuditByChain by TenantID, then Seq — also when the
+// cursor is of another tenant than f.TenantID (a cursor taken from an
+// all-tenants page). Review 110 (mutation testing of sqlstore): no case
+// failed when, in sqlstore's auditKeyset with a TenantID, the by-time
+// condition of a cursor of a later tenant "occurred_at > ?" turned into
+// ">=" (A9: the tenant's events at the cursor's very time, which sort
+// before the cursor, came back again), or the by-chain "1 = 0" of a
+// cursor of a later tenant into "1 = 1" (A10: the whole chain came back).
+func testAuditCursorOfAnotherTenant(t *testing.T, ns NewStore) {
+	s := ns(t)
+	ctx := context.Background()
+	rec, ok1 := s.(sa.Auditor)
+	log, ok2 := s.(sa.AuditLog)
+	if !ok1 || !ok2 {
+		t.Skip("the store keeps no audit log")
+	}
+	at := timesNow
+	ev := func(tenant string, when time.Time) sa.Event {
+		return sa.Event{ID: uuid.New(), Time: when, Type: sa.EventSupportRequest, TenantID: tenant, Actor: Support,
+			Attrs: map[string]string{sa.AttrMethod: "GET"}}
+	}
+	aAt, bAt, aLater := ev("a", at), ev("b", at), ev("a", at.Add(time.Second))
+	for _, e := range []sa.Event{aAt, bAt, aLater} {
+		require.NoError(t, rec.Record(ctx, e))
+	}
+	ids := func(f sa.AuditFilter) []uuid.UUID {
+		t.Helper()
+		evs, err := log.Events(ctx, f)
+		require.NoError(t, err)
+		var out []uuid.UUID
+		for _, e := range evs {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	all, err := log.Events(ctx, sa.AuditFilter{})
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	var bCursor sa.AuditCursor
+	for _, e := range all {
+		if e.ID == bAt.ID {
+			bCursor = e.Cursor()
+		}
+	}
+	require.Equal(t, "b", bCursor.TenantID)
+
+	// By time: (at, "a", 1) < (at, "b", 1) < (at+1s, "a", 2).
+	require.Equal(t, []uuid.UUID{aLater.ID}, ids(sa.AuditFilter{TenantID: "a", After: &bCursor}), "A9")
+	require.Equal(t, []uuid.UUID{aLater.ID}, ids(sa.AuditFilter{After: &bCursor}))
+	earlier := sa.AuditCursor{Time: at, TenantID: "0", Seq: 5}
+	require.Equal(t, []uuid.UUID{aAt.ID, aLater.ID}, ids(sa.AuditFilter{TenantID: "a", After: &earlier}))
+
+	// By chain: every event of "a" comes before any position of "b".
+	require.Empty(t, ids(sa.AuditFilter{TenantID: "a", Order: sa.AuditByChain, After: &sa.AuditCursor{TenantID: "b", Seq: 1}}), "A10")
+	require.Equal(t, []uuid.UUID{aAt.ID, aLater.ID},
+		ids(sa.AuditFilter{TenantID: "a", Order: sa.AuditByChain, After: &sa.AuditCursor{TenantID: "0", Seq: 7}}))
+}
+
+// testFinishHookTasksEmptyToken: FinishHookTasks ends only leases "still
+// leased to token"; a task whose lease was ended (LeaseToken cleared) is
+// leased to nobody, so a FinishHookTasks with the empty token must neither
+// delete it nor overwrite its retry state, and reports 0 tasks. (The
+// Manager never passes "" — ClaimHookTasks refuses an empty lease token —
+// but a host's own worker may, and deleting a task loses the expiry hooks
+// that remove the support account.) Review 110 (mutation testing of
+// sqlstore): no case failed with sqlstore's `if token != ""` guard in
+// FinishHookTasks replaced by `if true` (H6).
+func testFinishHookTasksEmptyToken(t *testing.T, ns NewStore) {
+	s := ns(t)
+	ctx := context.Background()
+	hs, ok := s.(sa.HookStore)
+	if !ok {
+		t.Skip("not a HookStore")
+	}
+	end := timesNow.Add(time.Hour)
+	g := windowGrant("acme", timesNow, end)
+	require.NoError(t, s.CreateGrant(ctx, g, nil))
+	_, err := ClaimStarts(ctx, s, end)
+	require.NoError(t, err)
+	claimed, err := hs.ClaimExpirations(ctx, end, 10, sa.Lease{Token: "L1", Until: end.Add(time.Minute)}, nil)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+
+	// Release the task with a retry state: it is leased to nobody now.
+	retry := end.Add(10 * time.Minute)
+	n, err := hs.FinishHookTasks(ctx, "L1", []sa.HookTask{{Grant: g, Done: 1, Attempts: 1, NextAt: retry, LastError: "boom"}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	n, err = hs.FinishHookTasks(ctx, "", []sa.HookTask{{Grant: g, Complete: true}}, nil)
+	require.NoError(t, err)
+	require.Zero(t, n, "H6: a complete task finished with the empty token")
+	n, err = hs.FinishHookTasks(ctx, "", []sa.HookTask{{Grant: g, Done: 0, Attempts: 9, NextAt: end.Add(time.Hour), LastError: "other"}}, nil)
+	require.NoError(t, err)
+	require.Zero(t, n, "H6: a retry state stored with the empty token")
+
+	tasks, err := hs.ClaimHookTasks(ctx, retry, 10, sa.Lease{Token: "L2", Until: retry.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, tasks, 1, "H6: the unleased task was deleted by FinishHookTasks(\"\")")
+	require.Equal(t, g.ID, tasks[0].Grant.ID)
+	require.Equal(t, 1, tasks[0].Done)
+	require.Equal(t, 1, tasks[0].Attempts)
+	require.Equal(t, "boom", tasks[0].LastError)
+	require.True(t, tasks[0].NextAt.Equal(retry))
+}
+
+// testClaimAtExactDueTimeOnce: a transition is due at now == its time (the
+// expiry happens at ExpiresAt to the microsecond) and is claimed once: a
+// second claim at the same instant finds nothing. Review 110 (mutation
+// testing of sqlstore): with "due_at <= ?" turned into "due_at < ?" in
+// SQLite's claimDelete (C2) — the
+// SELECT claims the grant but the DELETE keeps its due row, so it is
+// claimed again; the existing suite only hung on it (a Sweep looping on
+// the same grant until the test binary's timeout).
+func testClaimAtExactDueTimeOnce(t *testing.T, ns NewStore) {
+	s := ns(t)
+	ctx := context.Background()
+	start, end := timesNow.Add(time.Minute), timesNow.Add(time.Hour)
+	g := windowGrant("acme", start, end)
+	g.CreatedAt = timesNow
+	require.NoError(t, s.CreateGrant(ctx, g, nil))
+	for _, c := range []struct {
+		tr sa.Transition
+		at time.Time
+	}{{sa.TransitionStarted, start}, {sa.TransitionExpired, end}} {
+		before, err := s.ClaimTransitions(ctx, c.tr, c.at.Add(-time.Microsecond), 10, nil)
+		require.NoError(t, err)
+		require.Empty(t, before, "%v claimed a microsecond early", c.tr)
+		got, err := s.ClaimTransitions(ctx, c.tr, c.at, 10, nil)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{g.ID}, grantIDs(got), "%v not claimed at its due time", c.tr)
+		again, err := s.ClaimTransitions(ctx, c.tr, c.at, 10, nil)
+		require.NoError(t, err)
+		require.Empty(t, again, "C2: %v claimed twice", c.tr)
+	}
 }
