@@ -85,11 +85,11 @@ type Store interface {
 	// TransitionStarted: not revoked and StartsAt <= now;
 	// TransitionExpired: not revoked, ExpiresAt not zero and <= now, and
 	// the start claimed (an expiry is never claimed before its start;
-	// storetest.ClaimStarts claims them for tests of expiries) — in
-	// order of the due time, grants due at one time in byte order of
-	// their IDs, marks each as claimed for t, and stores the
-	// events events(g) returns, all in one transaction. It returns the
-	// grants it claimed; grants claimed by a concurrent caller are skipped,
+	// storetest.ClaimStarts claims them for tests of expiries) — in order
+	// of the due time, grants due at one time in byte order of their IDs,
+	// marks each as claimed for t, and stores the events events(g)
+	// returns, all in one transaction. It returns the grants it claimed,
+	// in that order; grants claimed by a concurrent caller are skipped,
 	// never returned twice. Grants created after the transition time (for
 	// example a grant created active) are claimed too, so each grant gets
 	// each transition once. events may be nil (no events). If events
