@@ -18,8 +18,8 @@ import (
 )
 
 var (
-	r110Now      = time.Date(2031, 3, 4, 5, 6, 7, 123456000, time.UTC)
-	r110Support  = sa.Actor{Kind: sa.ActorSupport, ID: "sup-1", Name: "Sup"}
+	r110Now     = time.Date(2031, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	r110Support = sa.Actor{Kind: sa.ActorSupport, ID: "sup-1", Name: "Sup"}
 )
 
 // TestReview110CachedHeadAfterPurgeByAnotherReplica: on PostgreSQL (and
