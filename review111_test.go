@@ -177,6 +177,17 @@ func r111Verify(t *testing.T, log sa.AuditLog) (sa.VerifyReport, *sa.ChainBreak)
 	return rep, brk
 }
 
+// r111RequireBreak verifies log and requires its first break to be of
+// kind at seq, naming event id.
+func r111RequireBreak(t *testing.T, log sa.AuditLog, kind sa.BreakKind, seq int64, id uuid.UUID, msg string) {
+	t.Helper()
+	_, brk := r111Verify(t, log)
+	require.NotNil(t, brk, msg)
+	require.Equal(t, kind, brk.Kind, "%s: %v", msg, brk)
+	require.Equal(t, seq, brk.Seq, msg)
+	require.Equal(t, id, brk.EventID, msg)
+}
+
 // TestReview111EventAtTheCheckpointIsACheckpointBreak: an event stored at
 // the purge checkpoint's own sequence number (inserted there, or left
 // behind by a moved checkpoint) is a BreakCheckpoint at that Seq, as
@@ -215,11 +226,7 @@ func TestReview111CopiedPurgeDoesNotExplainDeletedStart(t *testing.T) {
 	cp := r111Link(evs[3])
 	p := r111Purged(evs[9], cp, true)
 	l := &r111Chain{evs: append(append([]sa.Event{}, evs[4:]...), p), st: sa.AuditChainState{Head: r111Link(p)}}
-	_, brk := r111Verify(t, l)
-	require.NotNil(t, brk)
-	require.Equal(t, sa.BreakGap, brk.Kind, "%v", brk)
-	require.EqualValues(t, 1, brk.Seq)
-	require.Equal(t, evs[4].ID, brk.EventID)
+	r111RequireBreak(t, l, sa.BreakGap, 1, evs[4].ID, "")
 }
 
 // TestReview111AppendedExportsWithAGapShowTheGap: two exports of one chain
@@ -264,11 +271,7 @@ func TestReview111CopiedPurgeDoesNotVouchForACheckpoint(t *testing.T) {
 	cp := r111Link(evs[3])
 	p := r111Purged(evs[9], cp, true)
 	l := &r111Chain{evs: append(append([]sa.Event{}, evs[4:]...), p), st: sa.AuditChainState{Checkpoint: cp, Head: r111Link(p)}}
-	_, brk := r111Verify(t, l)
-	require.NotNil(t, brk, "a copy of another log's purge vouches for nothing")
-	require.Equal(t, sa.BreakCheckpoint, brk.Kind, "%v", brk)
-	require.EqualValues(t, 5, brk.Seq)
-	require.Equal(t, evs[4].ID, brk.EventID)
+	r111RequireBreak(t, l, sa.BreakCheckpoint, 5, evs[4].ID, "a copy of another log's purge vouches for nothing")
 }
 
 // TestReview111TruncatedEndIsAGap: events deleted from the end of a chain
@@ -297,11 +300,7 @@ func TestReview111ChangedHeadEventIsAHashMismatch(t *testing.T) {
 	evs := chainOf(5)
 	evs[4].Reason = "changed"
 	l := &r111Chain{evs: evs, st: sa.AuditChainState{Head: r111Link(evs[4])}}
-	_, brk := r111Verify(t, l)
-	require.NotNil(t, brk)
-	require.Equal(t, sa.BreakHashMismatch, brk.Kind, "%v", brk)
-	require.EqualValues(t, 5, brk.Seq)
-	require.Equal(t, evs[4].ID, brk.EventID)
+	r111RequireBreak(t, l, sa.BreakHashMismatch, 5, evs[4].ID, "")
 }
 
 // TestReview111ChangedCheckpointHashIsACheckpointBreak: the store's
@@ -315,11 +314,7 @@ func TestReview111ChangedHeadEventIsAHashMismatch(t *testing.T) {
 func TestReview111ChangedCheckpointHashIsACheckpointBreak(t *testing.T) {
 	l := r111Purge(10, 4)
 	l.st.Checkpoint.Hash = bytes.Repeat([]byte{0xab}, 32)
-	_, brk := r111Verify(t, l)
-	require.NotNil(t, brk)
-	require.Equal(t, sa.BreakCheckpoint, brk.Kind, "%v", brk)
-	require.EqualValues(t, 5, brk.Seq)
-	require.Equal(t, l.evs[0].ID, brk.EventID)
+	r111RequireBreak(t, l, sa.BreakCheckpoint, 5, l.evs[0].ID, "")
 }
 
 // TestReview111EventsBeyondTheHeadAreForged: events appended behind the
@@ -330,11 +325,7 @@ func TestReview111ChangedCheckpointHashIsACheckpointBreak(t *testing.T) {
 func TestReview111EventsBeyondTheHeadAreForged(t *testing.T) {
 	evs := chainOf(10)
 	l := &r111Chain{evs: evs, st: sa.AuditChainState{Head: r111Link(evs[7])}}
-	_, brk := r111Verify(t, l)
-	require.NotNil(t, brk, "events 9 and 10 lie beyond the head")
-	require.Equal(t, sa.BreakForged, brk.Kind, "%v", brk)
-	require.EqualValues(t, 9, brk.Seq)
-	require.Equal(t, evs[8].ID, brk.EventID)
+	r111RequireBreak(t, l, sa.BreakForged, 9, evs[8].ID, "events 9 and 10 lie beyond the head")
 }
 
 // TestReview111ExportLineAtSeqZeroIsForged: an export's first line of a
