@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,11 +130,28 @@ func TestManagerCloseAfterUnregisterPanicked(t *testing.T) {
 	require.ErrorContains(t, m.Close(), "panicked")
 }
 
-// blockingClaims is a memstore whose ClaimTransitions waits for its
-// context to end, telling entered when it starts waiting.
-type blockingClaims struct {
+// signalClaims is a memstore that tells entered (without waiting) when a
+// ClaimTransitions starts.
+type signalClaims struct {
 	*memstore.Store
 	entered chan struct{}
+}
+
+func (s signalClaims) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	return s.Store.ClaimTransitions(ctx, tr, now, limit, events)
+}
+
+// blockingClaims is a memstore whose ClaimTransitions waits for its
+// context to end, telling entered when it starts waiting and setting
+// returned (when not nil) as it returns.
+type blockingClaims struct {
+	*memstore.Store
+	entered  chan struct{}
+	returned *atomic.Bool
 }
 
 func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _ time.Time, _ int, _ func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
@@ -142,6 +160,9 @@ func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _
 	default:
 	}
 	<-ctx.Done()
+	if b.returned != nil {
+		b.returned.Store(true)
+	}
 	return nil, ctx.Err()
 }
 
@@ -151,13 +172,23 @@ func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _
 // ErrClosed at once. No goroutine is left.
 func TestManagerCloseStopsRunExpiry(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	st := blockingClaims{Store: memstore.New(), entered: make(chan struct{}, 1)}
+	st := blockingClaims{Store: memstore.New(), entered: make(chan struct{}, 1), returned: new(atomic.Bool)}
 	m, err := sa.NewManager(st, sa.WithErrorHandler(func(context.Context, error) {}))
 	require.NoError(t, err)
 
-	idle := newEnv(t)
+	// The idle loop must be running before its Close (a loop started
+	// after Close is refused at once, which would prove nothing): its
+	// first Sweep's claim says it is.
+	idleStore := signalClaims{Store: memstore.New(), entered: make(chan struct{}, 1)}
+	idleM, err := sa.NewManager(idleStore)
+	require.NoError(t, err)
 	idleDone := make(chan error, 1)
-	go func() { idleDone <- idle.m.RunExpiry(ctx, time.Hour) }()
+	go func() { idleDone <- idleM.RunExpiry(ctx, time.Hour) }()
+	select {
+	case <-idleStore.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle loop's first Sweep did not start")
+	}
 
 	busyDone := make(chan error, 1)
 	go func() { busyDone <- m.RunExpiry(ctx, time.Hour) }()
@@ -167,12 +198,16 @@ func TestManagerCloseStopsRunExpiry(t *testing.T) {
 		t.Fatal("the first Sweep did not start")
 	}
 
+	// Close waits for the loops: the Sweep in progress has returned when
+	// Close does. (RunExpiry's own return to the goroutine that called it
+	// may come a moment after Close's, so that one is waited for.)
 	require.NoError(t, m.Close())
+	require.True(t, st.returned.Load(), "Close returned while its RunExpiry's Sweep was still running")
 	select {
 	case err := <-busyDone:
-		require.ErrorIs(t, err, sa.ErrClosed, "the Sweep in progress was cancelled and the loop returned before Close did")
-	default:
-		t.Fatal("Close returned while its RunExpiry was still running")
+		require.ErrorIs(t, err, sa.ErrClosed, "the Sweep in progress was cancelled and the loop returned")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not return after Close")
 	}
 	select {
 	case <-idleDone:
@@ -180,16 +215,16 @@ func TestManagerCloseStopsRunExpiry(t *testing.T) {
 	default:
 	}
 
-	require.NoError(t, idle.m.Close())
+	require.NoError(t, idleM.Close())
 	select {
 	case err := <-idleDone:
 		require.ErrorIs(t, err, sa.ErrClosed, "a loop waiting for its tick")
-	default:
-		t.Fatal("Close returned while its RunExpiry was still running")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle loop did not return after Close")
 	}
 
 	require.ErrorIs(t, m.RunExpiry(ctx, time.Hour), sa.ErrClosed, "refused after Close")
-	_, err = idle.m.Sweep(ctx)
+	_, err = idleM.Sweep(ctx)
 	require.NoError(t, err, "Sweep itself keeps working")
 }
 
