@@ -40,6 +40,15 @@ type middlewareConfig struct {
 // event is recorded before f runs and names d.Status (AttrStatus), whatever
 // f sends. f is not called for the refusal of a part of a response already
 // under way (see RequireScope): nothing is written then.
+//
+// The header f finds: for a refusal at admission, the fields the server and
+// outer handlers set, untouched; for a denial that replaces the response
+// of an admitted request before its header was written (a RequireScope
+// refusal, support access ended, or the audit of the response failed),
+// only the fields present when the wrapped handler started, less those
+// that may describe or carry what support was not to get (Content-Type,
+// Content-Length, Content-Encoding, Content-Disposition, Content-Range,
+// ETag, Last-Modified, Location, Set-Cookie, Trailer).
 func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial)) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {
