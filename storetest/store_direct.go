@@ -454,8 +454,14 @@ func testHookTaskTimesRefused(t *testing.T, ns NewStore) {
 var timesNow = Epoch.Truncate(time.Microsecond)
 
 func timesGrant(tenant string) sa.Grant {
+	return windowGrant(tenant, timesNow, timesNow.Add(time.Hour))
+}
+
+// windowGrant is a grant of tenant valid from start to end, created at
+// start.
+func windowGrant(tenant string, start, end time.Time) sa.Grant {
 	return sa.Grant{ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
-		CreatedAt: timesNow, StartsAt: timesNow, ExpiresAt: timesNow.Add(time.Hour)}
+		CreatedAt: start, StartsAt: start, ExpiresAt: end}
 }
 
 func timesRequest(tenant string) sa.AccessRequest {
@@ -775,9 +781,7 @@ func testListNegativeLimit(t *testing.T, ns NewStore) {
 		return
 	}
 	for range 2 {
-		r := sa.AccessRequest{ID: uuid.New(), TenantID: "acme", RequestedBy: Support, Scopes: []sa.Scope{sa.ScopeRead},
-			Duration: time.Hour, Status: sa.RequestPending, CreatedAt: h.clock.Now(), ExpiresAt: h.clock.Now().Add(time.Hour)}
-		require.NoError(t, rs.CreateRequest(h.ctx, r, nil))
+		require.NoError(t, rs.CreateRequest(h.ctx, timesRequest("acme"), nil))
 	}
 	got, err := rs.ListRequests(h.ctx, sa.RequestFilter{TenantID: "acme", Limit: -1}, h.clock.Now())
 	require.NoError(t, err)
@@ -1078,13 +1082,6 @@ func testHookRetryDueToTheMicrosecond(t *testing.T, ns NewStore) {
 	require.Equal(t, 2, calls, "the retry at T+1.5µs, kept to the microsecond, is due at T+1µs")
 }
 
-// windowGrant is a grant of tenant valid from start to end, created at
-// start.
-func windowGrant(tenant string, start, end time.Time) sa.Grant {
-	return sa.Grant{ID: uuid.New(), TenantID: tenant, Scopes: []sa.Scope{sa.ScopeRead}, GrantedBy: Customer,
-		CreatedAt: start, StartsAt: start, ExpiresAt: end}
-}
-
 // testListGrantsStatusesExcludeRevoked: a revoked grant has status revoked
 // (Grant.Status checks RevokedAt first), whatever its window says, so
 // ListGrants with Statuses active, scheduled or expired must not list it.
@@ -1093,8 +1090,8 @@ func windowGrant(tenant string, start, end time.Time) sa.Grant {
 // (L6) or expired (L5) condition; ListGrantsStatusAtNow lists unrevoked
 // grants only.
 func testListGrantsStatusesExcludeRevoked(t *testing.T, ns NewStore) {
-	s := ns(t)
-	ctx := context.Background()
+	h := newHarness(t, ns)
+	s, ctx := h.store, h.ctx
 	now := timesNow
 	active := windowGrant("acme", now, now.Add(time.Hour))
 	scheduled := windowGrant("acme", now.Add(time.Hour), now.Add(2*time.Hour))
@@ -1136,13 +1133,8 @@ func testListGrantsStatusesExcludeRevoked(t *testing.T, ns NewStore) {
 // before the cursor, came back again), or the by-chain "1 = 0" of a
 // cursor of a later tenant into "1 = 1" (A10: the whole chain came back).
 func testAuditCursorOfAnotherTenant(t *testing.T, ns NewStore) {
-	s := ns(t)
-	ctx := context.Background()
-	rec, ok1 := s.(sa.Auditor)
-	log, ok2 := s.(sa.AuditLog)
-	if !ok1 || !ok2 {
-		t.Skip("the store keeps no audit log")
-	}
+	h := newHarness(t, ns)
+	ctx, rec, log := h.ctx, h.auditor(), h.auditLog()
 	at := timesNow
 	ev := func(tenant string, when time.Time) sa.Event {
 		return sa.Event{ID: uuid.New(), Time: when, Type: sa.EventSupportRequest, TenantID: tenant, Actor: Support,
@@ -1195,12 +1187,8 @@ func testAuditCursorOfAnotherTenant(t *testing.T, ns NewStore) {
 // sqlstore): no case failed with sqlstore's `if token != ""` guard in
 // FinishHookTasks replaced by `if true` (H6).
 func testFinishHookTasksEmptyToken(t *testing.T, ns NewStore) {
-	s := ns(t)
-	ctx := context.Background()
-	hs, ok := s.(sa.HookStore)
-	if !ok {
-		t.Skip("not a HookStore")
-	}
+	h := newLifecycleHarness(t, ns, false, true)
+	s, ctx, hs := h.store, h.ctx, h.hooks()
 	end := timesNow.Add(time.Hour)
 	g := windowGrant("acme", timesNow, end)
 	require.NoError(t, s.CreateGrant(ctx, g, nil))
@@ -1237,13 +1225,12 @@ func testFinishHookTasksEmptyToken(t *testing.T, ns NewStore) {
 // expiry happens at ExpiresAt to the microsecond) and is claimed once: a
 // second claim at the same instant finds nothing. Review 110 (mutation
 // testing of sqlstore): with "due_at <= ?" turned into "due_at < ?" in
-// SQLite's claimDelete (C2) — the
-// SELECT claims the grant but the DELETE keeps its due row, so it is
-// claimed again; the existing suite only hung on it (a Sweep looping on
-// the same grant until the test binary's timeout).
+// SQLite's claimDelete (C2) — the SELECT claims the grant but the DELETE
+// keeps its due row, so it is claimed again — the existing suite only hung
+// (a Sweep looping on the same grant until the test binary's timeout).
 func testClaimAtExactDueTimeOnce(t *testing.T, ns NewStore) {
-	s := ns(t)
-	ctx := context.Background()
+	h := newHarness(t, ns)
+	s, ctx := h.store, h.ctx
 	start, end := timesNow.Add(time.Minute), timesNow.Add(time.Hour)
 	g := windowGrant("acme", start, end)
 	g.CreatedAt = timesNow
