@@ -20,14 +20,21 @@ import (
 	"github.com/supportaccess/supportaccess/storetest"
 )
 
-// r111Fill records n support.request events of tenant acme, one a second
-// from base, on st.
-func r111Fill(t *testing.T, st *memstore.Store, base time.Time, n int) {
+// r111Filled returns a memstore holding n support.request events of
+// tenant acme, one a second from base, a clock n hours after base, and a
+// Manager on the store by that clock (the tests' purger).
+func r111Filled(t *testing.T, n int) (st *memstore.Store, base time.Time, clock *storetest.Clock, purger *sa.Manager) {
 	t.Helper()
+	st = memstore.New()
+	base = storetest.Epoch.Truncate(time.Microsecond)
 	for i := 1; i <= n; i++ {
 		require.NoError(t, st.Record(ctx, sa.Event{ID: uuid.New(), Time: base.Add(time.Duration(i) * time.Second),
 			Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
 	}
+	clock = storetest.NewClock(base.Add(time.Duration(n) * time.Hour))
+	purger, err := sa.NewManager(st, sa.WithNow(clock.Now))
+	require.NoError(t, err)
+	return st, base, clock, purger
 }
 
 // r111BreakingLog is the store, except that Events fails with a store's
@@ -48,8 +55,7 @@ func (l *r111BreakingLog) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Ev
 // Kills: audit_verify.go:212 `rep.Break == nil && errors.As(err, &brk)`
 // -> `false && ...` (the store's break left out of the report).
 func TestReview111StoreChainBreakIsTheReportsBreak(t *testing.T) {
-	st := memstore.New()
-	r111Fill(t, st, storetest.Epoch.Truncate(time.Microsecond), 3)
+	st, _, _, _ := r111Filled(t, 3)
 	brk := &sa.ChainBreak{TenantID: "acme", Kind: sa.BreakHashMismatch, Seq: 2, Detail: "unreadable row"}
 	m, err := sa.NewManager(st, sa.WithAuditLog(&r111BreakingLog{Store: st, brk: brk}))
 	require.NoError(t, err)
@@ -96,12 +102,7 @@ func (l *r111DoublePurgeLog) Events(ctx context.Context, f sa.AuditFilter) ([]sa
 // Kills: audit_verify.go:222 `verifyWalks = 3` -> `1` (a false BreakGap:
 // an honest store reported as tampered).
 func TestReview111VerifyWalksAgainAfterPurgesOvertakeIt(t *testing.T) {
-	st := memstore.New()
-	base := storetest.Epoch.Truncate(time.Microsecond)
-	r111Fill(t, st, base, 2500)
-	clock := storetest.NewClock(base.Add(2500 * time.Hour))
-	purger, err := sa.NewManager(st, sa.WithNow(clock.Now))
-	require.NoError(t, err)
+	st, base, clock, purger := r111Filled(t, 2500)
 	purge := func(upTo int) func() {
 		return func() {
 			_, err := purger.PurgeAudit(ctx, "acme", base.Add(time.Duration(upTo)*time.Second+time.Millisecond))
@@ -356,12 +357,7 @@ func TestReview111ExportLineAtSeqZeroIsForged(t *testing.T) {
 // ErrConflict, as ExportAudit's doc promises for any such purge.
 // Kills: audit_export.go:226 `st.Checkpoint.Seq >= at` -> `>`.
 func TestReview111ExportDuringPurgeOfOneUnwrittenEvent(t *testing.T) {
-	st := memstore.New()
-	base := storetest.Epoch.Truncate(time.Microsecond)
-	r111Fill(t, st, base, 1500)
-	clock := storetest.NewClock(base.Add(1500 * time.Hour))
-	purger, err := sa.NewManager(st, sa.WithNow(clock.Now))
-	require.NoError(t, err)
+	st, base, clock, purger := r111Filled(t, 1500)
 	log := &review88PurgingLog{Store: st, purge: func() {
 		res, err := purger.PurgeAudit(ctx, "acme", base.Add(1001*time.Second+time.Millisecond))
 		require.NoError(t, err)
