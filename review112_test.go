@@ -62,19 +62,14 @@ func (s *review112Store) FinishHookTasks(ctx context.Context, token string, task
 	return s.Store.FinishHookTasks(ctx, token, tasks, events)
 }
 
-func review112Manager(t *testing.T, st sa.Store, opts ...sa.Option) (*sa.Manager, *storetest.Clock) {
+// review112Env is an env whose Manager runs on st (its store, for the
+// events, is the memstore st wraps).
+func review112Env(t *testing.T, st *review112Store, opts ...sa.Option) *env {
 	t.Helper()
 	clock := storetest.NewClock(storetest.Epoch)
 	m, err := sa.NewManager(st, append([]sa.Option{sa.WithNow(clock.Now)}, opts...)...)
 	require.NoError(t, err)
-	return m, clock
-}
-
-func review112Events(t *testing.T, st *memstore.Store, typ sa.EventType) []sa.Event {
-	t.Helper()
-	evs, err := st.Events(ctx, sa.AuditFilter{Types: []sa.EventType{typ}})
-	require.NoError(t, err)
-	return evs
+	return &env{t: t, store: st.Store, clock: clock, m: m}
 }
 
 // Kills expiry.go `if startErr == nil` -> `if true`: Sweep's doc says
@@ -83,19 +78,20 @@ func review112Events(t *testing.T, st *memstore.Store, typ sa.EventType) []sa.Ev
 // claimed by a Sweep whose claim of starts fails.
 func TestReview112NoExpiryClaimedWhenStartsClaimFails(t *testing.T) {
 	st := &review112Store{Store: memstore.New()}
-	m, clock := review112Manager(t, st)
+	e := review112Env(t, st)
+	m, clock := e.m, e.clock
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
 	_, err = m.Sweep(ctx) // records grant.started
 	require.NoError(t, err)
-	require.Len(t, review112Events(t, st.Store, sa.EventGrantStarted), 1)
+	require.Len(t, e.events(sa.EventGrantStarted), 1)
 
 	clock.Set(g.ExpiresAt)
 	st.failStarts = true
 	n, err := m.Sweep(ctx)
 	require.ErrorIs(t, err, errReview112)
 	require.Zero(t, n, "an expiry was claimed in a Sweep whose claim of starts failed")
-	require.Empty(t, review112Events(t, st.Store, sa.EventGrantExpired))
+	require.Empty(t, e.events(sa.EventGrantExpired))
 
 	st.failStarts = false
 	n, err = m.Sweep(ctx)
@@ -109,7 +105,8 @@ func TestReview112NoExpiryClaimedWhenStartsClaimFails(t *testing.T) {
 // record every due expiry.
 func TestReview112SweepGoesOnAfterShortBatch(t *testing.T) {
 	st := &review112Store{Store: memstore.New(), shortClaims: true}
-	m, clock := review112Manager(t, st, sa.WithSweepConcurrency(1))
+	e := review112Env(t, st, sa.WithSweepConcurrency(1))
+	m, clock := e.m, e.clock
 	for range 3 {
 		_, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 		require.NoError(t, err)
@@ -118,8 +115,8 @@ func TestReview112SweepGoesOnAfterShortBatch(t *testing.T) {
 	n, err := m.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 3, n, "Sweep stopped at a short batch")
-	require.Len(t, review112Events(t, st.Store, sa.EventGrantStarted), 3)
-	require.Len(t, review112Events(t, st.Store, sa.EventGrantExpired), 3)
+	require.Len(t, e.events(sa.EventGrantStarted), 3)
+	require.Len(t, e.events(sa.EventGrantExpired), 3)
 }
 
 // Kills requests.go `if len(rr) == 0` -> `if len(rr) < m.lifecycleBatch()`
@@ -127,7 +124,8 @@ func TestReview112SweepGoesOnAfterShortBatch(t *testing.T) {
 // not end the sweep.
 func TestReview112RequestSweepGoesOnAfterShortBatch(t *testing.T) {
 	st := &review112Store{Store: memstore.New(), shortClaims: true}
-	m, clock := review112Manager(t, st)
+	e := review112Env(t, st)
+	m, clock := e.m, e.clock
 	for range 3 {
 		_, err := m.RequestAccess(ctx, sa.RequestInput{TenantID: "acme", By: support, Reason: "ticket"})
 		require.NoError(t, err)
@@ -135,7 +133,7 @@ func TestReview112RequestSweepGoesOnAfterShortBatch(t *testing.T) {
 	clock.Advance(72 * time.Hour)
 	_, err := m.Sweep(ctx)
 	require.NoError(t, err)
-	require.Len(t, review112Events(t, st.Store, sa.EventRequestExpired), 3, "the request sweep stopped at a short batch")
+	require.Len(t, e.events(sa.EventRequestExpired), 3, "the request sweep stopped at a short batch")
 }
 
 // Kills expiry.go `if err := after(&b); err != nil && firstErr == nil` ->
@@ -145,7 +143,8 @@ func TestReview112RequestSweepGoesOnAfterShortBatch(t *testing.T) {
 func TestReview112SweepReturnsFinishHookTasksError(t *testing.T) {
 	st := &review112Store{Store: memstore.New(), failFinish: true}
 	h := &hookLog{}
-	m, clock := review112Manager(t, st, sa.OnExpire(h.hook))
+	e := review112Env(t, st, sa.OnExpire(h.hook))
+	m, clock := e.m, e.clock
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
 	clock.Set(g.ExpiresAt)
@@ -183,7 +182,8 @@ func TestReview112QueuedBatchPastHalfLeaseRunsWithFreshLease(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	m, clock := review112Manager(t, st, sa.WithSweepConcurrency(2), sa.WithExpireHookLease(time.Second), sa.OnExpire(hook))
+	e := review112Env(t, st, sa.WithSweepConcurrency(2), sa.WithExpireHookLease(time.Second), sa.OnExpire(hook))
+	m, clock := e.m, e.clock
 	for range 2 {
 		_, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 		require.NoError(t, err)
@@ -198,7 +198,7 @@ func TestReview112QueuedBatchPastHalfLeaseRunsWithFreshLease(t *testing.T) {
 	require.Len(t, left, 1)
 	require.Greater(t, left[0], 600*time.Millisecond,
 		"the queued batch's first hook ran on the rest of a budget more than half spent (%s left of a 900ms deadline)", left[0])
-	require.Empty(t, review112Events(t, st.Store, sa.EventExpireHookFailed))
+	require.Empty(t, e.events(sa.EventExpireHookFailed))
 }
 
 // Kills notify.go `if t == EventRequestCreated { n.RespondBy = ... }` ->
