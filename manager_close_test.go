@@ -137,32 +137,29 @@ type signalClaims struct {
 	entered chan struct{}
 }
 
-func (s signalClaims) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+func (s signalClaims) signal() {
 	select {
 	case s.entered <- struct{}{}:
 	default:
 	}
+}
+
+func (s signalClaims) ClaimTransitions(ctx context.Context, tr sa.Transition, now time.Time, limit int, events func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
+	s.signal()
 	return s.Store.ClaimTransitions(ctx, tr, now, limit, events)
 }
 
-// blockingClaims is a memstore whose ClaimTransitions waits for its
-// context to end, telling entered when it starts waiting and setting
-// returned (when not nil) as it returns.
+// blockingClaims is a signalClaims whose ClaimTransitions, once it told
+// entered, waits for its context to end, and sets returned as it returns.
 type blockingClaims struct {
-	*memstore.Store
-	entered  chan struct{}
+	signalClaims
 	returned *atomic.Bool
 }
 
 func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _ time.Time, _ int, _ func(sa.Grant) ([]sa.Event, error)) ([]sa.Grant, error) {
-	select {
-	case b.entered <- struct{}{}:
-	default:
-	}
+	b.signal()
 	<-ctx.Done()
-	if b.returned != nil {
-		b.returned.Store(true)
-	}
+	b.returned.Store(true)
 	return nil, ctx.Err()
 }
 
@@ -172,7 +169,7 @@ func (b blockingClaims) ClaimTransitions(ctx context.Context, _ sa.Transition, _
 // ErrClosed at once. No goroutine is left.
 func TestManagerCloseStopsRunExpiry(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	st := blockingClaims{Store: memstore.New(), entered: make(chan struct{}, 1), returned: new(atomic.Bool)}
+	st := blockingClaims{signalClaims: signalClaims{Store: memstore.New(), entered: make(chan struct{}, 1)}, returned: new(atomic.Bool)}
 	m, err := sa.NewManager(st, sa.WithErrorHandler(func(context.Context, error) {}))
 	require.NoError(t, err)
 
