@@ -22,3 +22,10 @@ func SetAdoptAuditTimeoutForTest(d time.Duration) (restore func()) {
 	old := adoptAuditTimeout.Swap(int64(d))
 	return func() { adoptAuditTimeout.Store(old) }
 }
+
+// SetMinRecheckTimeoutForTest sets the least time one poll's re-checks
+// get (250 ms outside tests), until restore is called.
+func SetMinRecheckTimeoutForTest(d time.Duration) (restore func()) {
+	old := minRecheckTimeout.Swap(int64(d))
+	return func() { minRecheckTimeout.Store(old) }
+}

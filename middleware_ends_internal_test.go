@@ -1,6 +1,7 @@
 package supportaccess
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -74,4 +75,30 @@ func TestNoteEndedUnsureRechecksWithoutEnding(t *testing.T) {
 	require.True(t, st.recheck.Load())
 	require.True(t, st.endedGrants[used], "not relied on again without a Check")
 	require.False(t, st.grantGone.Load(), "but not taken as ended")
+}
+
+// A request whose re-checks get no answer (a hung store) and that has no
+// other reason to end runs on, re-checked at the next tick, only until no
+// re-check has answered for max(3 intervals, minStaleness): then it ends
+// as a failed check (fail closed). The watcher's own tests cannot wait
+// minStaleness of real time, so this one sets the last answer's time.
+func TestUnansweredEndsRequestOnceStale(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := &Manager{clock: func() time.Time { return now }}
+	w := newWatcher(m, time.Second, nil)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	id := uuid.New()
+	st := &reqState{m: m, cancel: cancel, grant: Grant{ID: id}, needs: []need{{scope: ScopeRead, id: id, expires: now.Add(time.Hour)}}}
+
+	st.okAt.Store(time.Now().Add(-minStaleness + time.Second).UnixNano())
+	w.unanswered(st, st.needs)
+	require.Empty(t, st.endReason, "answered less than minStaleness ago: not ended")
+	require.True(t, st.recheck.Load(), "checked again at the next tick")
+	require.NoError(t, ctx.Err())
+
+	st.okAt.Store(time.Now().Add(-minStaleness).UnixNano())
+	w.unanswered(st, st.needs)
+	require.Equal(t, endReasonCheckFailed, st.endReason, "no answer for minStaleness")
+	require.ErrorIs(t, context.Cause(ctx), errEndCheckFailed)
 }

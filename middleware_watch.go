@@ -324,7 +324,7 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool, checks *sync.WaitG
 	// a re-check to repeat) go first; then those that have waited longest
 	// for an answer, so that when a poll cannot check them all (many
 	// sessions, a store that takes its time), each still gets its turn.
-	deadline := time.Now().Add(min(max(w.interval, minRecheckTimeout), maxRecheckTimeout))
+	deadline := time.Now().Add(min(max(w.interval, time.Duration(minRecheckTimeout.Load())), maxRecheckTimeout))
 	byAnswer := func(a, b *reqState) int { return cmp.Compare(a.okAt.Load(), b.okAt.Load()) }
 	goneFirst := func(a, b *reqState) int {
 		// Of those, first the requests whose grant this Manager ended.
@@ -367,15 +367,17 @@ func (w *watcher) poll(ctx context.Context, flaggedOnly bool, checks *sync.WaitG
 	}
 }
 
-// minRecheckTimeout and maxRecheckTimeout bound the time one poll's
-// Checks get (see WithPollInterval): the poll interval, at least 250 ms so
-// that a healthy store answers, at most 1 s so that a store that stopped
-// answering holds up the re-checks of other requests (whose grant may
-// have ended) no longer than that, whatever the interval.
-const (
-	minRecheckTimeout = 250 * time.Millisecond
-	maxRecheckTimeout = time.Second
-)
+// minRecheckTimeout (a time.Duration) and maxRecheckTimeout bound the
+// time one poll's Checks get (see WithPollInterval): the poll interval, at
+// least 250 ms so that a healthy store answers, at most 1 s so that a
+// store that stopped answering holds up the re-checks of other requests
+// (whose grant may have ended) no longer than that, whatever the
+// interval. Tests of hung stores shorten the least.
+var minRecheckTimeout atomic.Int64
+
+func init() { minRecheckTimeout.Store(int64(250 * time.Millisecond)) }
+
+const maxRecheckTimeout = time.Second
 
 // endedCheckTimeout bounds the wait for a re-check of a request whose
 // grant ended by what the Manager knows without the store (see recheck).
