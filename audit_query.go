@@ -76,6 +76,11 @@ func ParseAuditCursor(s string) (AuditCursor, error) {
 			return AuditCursor{}, err
 		}
 	}
+	// One position, one token: no signs, leading zeros or other spellings
+	// that strconv or the decoder would also take.
+	if c.String() != s {
+		return bad("is not a cursor token")
+	}
 	return c, nil
 }
 
