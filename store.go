@@ -11,10 +11,14 @@ import (
 
 // Store persists grants. It holds no policy: the Manager validates,
 // authorises and builds events; a Store keeps what it is given and answers
-// queries exactly. Implementations must be safe for concurrent use, return
-// copies (callers may not be able to change stored state through a returned
-// value), keep times to the microsecond in UTC, and pass the conformance
-// suite in package storetest.
+// queries exactly. Implementations must be safe for concurrent use, keep
+// copies of what they are given and return copies (callers may not be able
+// to change stored state through a value they passed in or got back), keep
+// times to the microsecond in UTC, and pass the conformance suite in
+// package storetest. A claim's limit must be positive: 0 or less is
+// ErrInvalidInput (every Claim method). A context that ends while a write
+// method's change function runs makes it write nothing and return the
+// context's error (storetest's case CanceledDuringChangeWritesNothing).
 //
 // Events handed to a write method are the audit events of that change: a
 // Store that also implements Auditor persists them in the same transaction

@@ -148,13 +148,21 @@ func testHookTasksConcurrent(t *testing.T, ns NewStore) {
 					return
 				}
 				mu.Lock()
+				claims := 0
 				for _, x := range ts {
 					seen[x.Grant.ID]++
 					if x.LeaseToken != lease.Token {
 						t.Errorf("task leased to %q returned to %q", x.LeaseToken, lease.Token)
 					}
 				}
+				for _, c := range seen {
+					claims += c
+				}
 				mu.Unlock()
+				if claims > n { // a lease not kept: stop rather than spin until the timeout
+					t.Errorf("%d leases of %d tasks", claims, n)
+					return
+				}
 			}
 		}()
 	}

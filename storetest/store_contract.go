@@ -33,6 +33,11 @@ var contractCases = []testCase{
 	{"ApproveRequestRefusedEventsWriteNothing", testContractApproveRequestRefusedEventsWriteNothing},
 	{"ClaimTransitionsGrantsAreStoredCopies", testContractClaimTransitionsGrantsAreStoredCopies},
 	{"AuditAndHookReadsAreCopies", testContractAuditAndHookReadsAreCopies},
+	{"StoreKeepsCopiesOfItsInputs", testContractStoreKeepsCopiesOfItsInputs},
+	{"WriteResultsAreCopies", testContractWriteResultsAreCopies},
+	{"ClaimLimitZeroRefused", testContractClaimLimitZeroRefused},
+	{"CanceledDuringChangeWritesNothing", testContractCanceledDuringChangeWritesNothing},
+	{"ClaimWithRefusedEventsClaimsNothing", testContractClaimWithRefusedEventsClaimsNothing},
 }
 
 var (
