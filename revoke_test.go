@@ -468,13 +468,15 @@ func TestPolicyValidate(t *testing.T) {
 	long.Presets, long.DefaultDuration = sa.PresetsLong, 7*sa.Day
 	require.NoError(t, long.Validate())
 	for name, mut := range map[string]func(*sa.Policy){
-		"zero max":                 func(p *sa.Policy) { p.MaxDuration = 0 },
-		"zero default":             func(p *sa.Policy) { p.DefaultDuration = 0 },
-		"default over max":         func(p *sa.Policy) { p.DefaultDuration = p.MaxDuration + 1 },
-		"default not a preset":     func(p *sa.Policy) { p.Presets = sa.PresetsShort; p.DefaultDuration = 2 * sa.Day },
-		"preset over max":          func(p *sa.Policy) { p.Presets = []sa.Preset{{"long", 200 * sa.Day}} },
-		"unlimited preset refused": func(p *sa.Policy) { p.Presets = []sa.Preset{{"forever", sa.Unlimited}} },
-		"preset without label":     func(p *sa.Policy) { p.Presets = []sa.Preset{{"", 7 * sa.Day}} },
+		"zero max":             func(p *sa.Policy) { p.MaxDuration = 0 },
+		"zero default":         func(p *sa.Policy) { p.DefaultDuration = 0 },
+		"default over max":     func(p *sa.Policy) { p.DefaultDuration = p.MaxDuration + 1 },
+		"default not a preset": func(p *sa.Policy) { p.Presets = sa.PresetsShort; p.DefaultDuration = 2 * sa.Day },
+		// Each preset list below holds the default (7 days), so that only
+		// the preset named is what Validate refuses.
+		"preset over max":          func(p *sa.Policy) { p.Presets = []sa.Preset{{"week", 7 * sa.Day}, {"long", 200 * sa.Day}} },
+		"unlimited preset refused": func(p *sa.Policy) { p.Presets = []sa.Preset{{"week", 7 * sa.Day}, {"forever", sa.Unlimited}} },
+		"preset without label":     func(p *sa.Policy) { p.Presets = []sa.Preset{{"week", 7 * sa.Day}, {"", 14 * sa.Day}} },
 		"bad default scope":        func(p *sa.Policy) { p.DefaultScopes = []sa.Scope{"a b"} },
 		"negative ttl":             func(p *sa.Policy) { p.RequestTTL = -1 },
 	} {
