@@ -62,7 +62,7 @@ func (s *rw10DeafStore) FindActiveGrant(ctx context.Context, tenantID, principal
 func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 	var failure string
 	for range 3 {
-		if failure = review10TwoHungChecks(t); failure == "" {
+		if failure = review10HungChecks(t, 2, 400*time.Millisecond); failure == "" {
 			return
 		}
 		t.Logf("attempt failed (retrying): %s", failure)
@@ -70,9 +70,11 @@ func TestReview10TwoHungChecksEndRequestKeptByOtherGrant(t *testing.T) {
 	t.Fatal(failure)
 }
 
-// review10TwoHungChecks runs one attempt of the scenario above and returns
-// what went wrong, or "".
-func review10TwoHungChecks(t *testing.T) string {
+// review10HungChecks runs one attempt of the scenario above with n hung
+// Checks (review 115 runs it with maxPendingChecks) and returns what went
+// wrong, or "". wait is how long the request must run on after the
+// revocation: longer than the urgent re-check's deadline.
+func review10HungChecks(t *testing.T, n int, wait time.Duration) string {
 	e := newMWEnv(t)
 	store := &rw10DeafStore{mwStore: &mwStore{Store: e.store.Store}, scope: sa.ScopeRead, release: make(chan struct{})}
 	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
@@ -80,7 +82,7 @@ func review10TwoHungChecks(t *testing.T) string {
 	e.m = m
 	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day}) // ends last: admits the request
 	e.grant(sa.GrantInput{Duration: sa.Day})          // b: keeps the session
-	timedOut := make(chan struct{}, 8)
+	timedOut := make(chan struct{}, 16)
 	onError := func(ctx context.Context, err error) {
 		e.errs.handle(ctx, err)
 		if strings.Contains(err.Error(), "got no answer") {
@@ -92,8 +94,8 @@ func review10TwoHungChecks(t *testing.T) string {
 	h := e.m.Middleware(e.sessions.resolve, sa.OnSessionEnded(e.ended.handle), sa.WithMiddlewareErrorHandler(onError),
 		sa.WithPollInterval(100*time.Millisecond))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(store.release) // the stuck calls return before the request leaves
-		store.n.Store(2)
-		for i := range 2 { // two polls' Checks hang, each timed out at 250 ms
+		store.n.Store(int64(n))
+		for i := range n { // n polls' Checks hang, each timed out at the poll's deadline
 			select {
 			case <-timedOut:
 			case <-time.After(900 * time.Millisecond):
@@ -103,14 +105,14 @@ func review10TwoHungChecks(t *testing.T) string {
 		}
 		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "wrong ticket")
 		require.NoError(t, err)
-		cause = mwWaitEnd(r, 400*time.Millisecond)
+		cause = mwWaitEnd(r, wait)
 	}))
 	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
 	switch {
 	case hung != "":
 		return hung
 	case cause != nil:
-		return "grant b keeps the session and the store answers at once: the request was ended: " + cause.Error()
+		return fmt.Sprintf("grant b keeps the session and the store answers at once, but %d calls of the key hang: the request was ended: %v", n, cause)
 	case len(e.ended.all()) > 0:
 		return fmt.Sprintf("OnSessionEnded while grant b still covers the session: %v", e.ended.all())
 	}

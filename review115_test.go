@@ -2,10 +2,8 @@ package supportaccess_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,59 +38,12 @@ func TestReview115UrgentRecheckPastPendingCap(t *testing.T) {
 	t.Cleanup(sa.SetMinRecheckTimeoutForTest(150 * time.Millisecond))
 	var failure string
 	for range 3 {
-		if failure = review115HungChecks(t, 4); failure == "" {
+		if failure = review10HungChecks(t, 4, 250*time.Millisecond); failure == "" {
 			return
 		}
 		t.Logf("attempt failed (retrying): %s", failure)
 	}
 	t.Fatal(failure)
-}
-
-// review115HungChecks runs one attempt of the scenario above with n hung
-// Checks and returns what went wrong, or "".
-func review115HungChecks(t *testing.T, n int) string {
-	e := newMWEnv(t)
-	store := &rw10DeafStore{mwStore: &mwStore{Store: e.store.Store}, scope: sa.ScopeRead, release: make(chan struct{})}
-	m, err := sa.NewManager(store, sa.WithNow(e.clock.Now), sa.WithErrorHandler(e.errs.handle))
-	require.NoError(t, err)
-	e.m = m
-	a := e.grant(sa.GrantInput{Duration: 2 * sa.Day}) // ends last: admits the request
-	e.grant(sa.GrantInput{Duration: sa.Day})          // b: keeps the session
-	timedOut := make(chan struct{}, 64)
-	onError := func(ctx context.Context, err error) {
-		e.errs.handle(ctx, err)
-		if strings.Contains(err.Error(), "got no answer") {
-			timedOut <- struct{}{}
-		}
-	}
-	var cause error
-	var hung string
-	h := e.m.Middleware(e.sessions.resolve, sa.OnSessionEnded(e.ended.handle), sa.WithMiddlewareErrorHandler(onError),
-		sa.WithPollInterval(100*time.Millisecond))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(store.release) // the stuck calls return before the request leaves
-		store.n.Store(int64(n))
-		for i := range n { // n polls' Checks hang, each timed out at 150 ms
-			select {
-			case <-timedOut:
-			case <-time.After(900 * time.Millisecond):
-				hung = fmt.Sprintf("re-check %d did not time out", i+1)
-				return
-			}
-		}
-		_, err := e.m.Revoke(context.Background(), a.ID, mwCustomer, "wrong ticket")
-		require.NoError(t, err)
-		cause = mwWaitEnd(r, 250*time.Millisecond)
-	}))
-	mwDo(h, mwReq(http.MethodGet, "/events", "generic"))
-	switch {
-	case hung != "":
-		return hung
-	case cause != nil:
-		return fmt.Sprintf("grant b keeps the session and the store answers at once, but %d calls of the key hang: the request was ended: %v", n, cause)
-	case len(e.ended.all()) > 0:
-		return fmt.Sprintf("OnSessionEnded while grant b still covers the session: %v", e.ended.all())
-	}
-	return ""
 }
 
 // TestReview115DeafStoreChecksCappedAtFour: review 8's scenario run long
@@ -239,38 +190,15 @@ func TestReview115BothGrantsRevokedDuringRecheckIsSessionEnd(t *testing.T) {
 // later than the latest move (moveLog keeps each grant's latest move): the
 // request ends at the new end. Kills the mutant of moveLog.add that keeps
 // the first move of a grant instead of the latest (the request then runs
-// on for 30 minutes past its end). As TestShortenedEndNotLostToInFlightRecheck,
-// the re-check is made urgent by revoking the messages grant the request
-// uses (another one keeps the scope); the poll interval is a minute.
+// on for 30 minutes past its end). The scenario is
+// TestShortenedEndNotLostToInFlightRecheck's (inFlightRecheckMoves) with
+// two moves.
 func TestReview115LatestOfTwoMovesHoldsOverInFlightRecheck(t *testing.T) {
-	const msgs sa.Scope = "messages:read"
-	clock := &mwClock{}
-	store := &gateStore{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
-	m, err := sa.NewManager(store, sa.WithNow(clock.Now), sa.WithErrorHandler(func(context.Context, error) {}))
-	require.NoError(t, err)
-	grant := func(scopes ...sa.Scope) sa.Grant {
-		g, err := m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: mwCustomer, Duration: sa.Day, Scopes: scopes})
+	ended, _ := inFlightRecheckMoves(t, func(m *sa.Manager, g sa.Grant, now time.Time) {
+		_, err := m.Extend(context.Background(), g.ID, now.Add(30*time.Minute), mwCustomer)
 		require.NoError(t, err)
-		return g
-	}
-	g := grant()     // admits the request (read)
-	h := grant(msgs) // the messages panel's grant
-	ended := false
-	mw := m.Middleware(rw7Session, sa.WithPollInterval(time.Minute))
-	handler := mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sa.RequireScope(msgs)(&mwOK{}).ServeHTTP(httptest.NewRecorder(), r)
-		grant(msgs) // a second messages grant: the request goes on when h is revoked
-		store.armed.Store(true)
-		_, err := m.Revoke(context.Background(), h.ID, mwCustomer, "panel done") // the watcher re-checks now
+		_, err = m.Extend(context.Background(), g.ID, now.Add(100*time.Millisecond), mwCustomer)
 		require.NoError(t, err)
-		<-store.entered // the re-check of read has read g's old end and waits
-		_, err = m.Extend(context.Background(), g.ID, clock.Now().Add(30*time.Minute), mwCustomer)
-		require.NoError(t, err)
-		_, err = m.Extend(context.Background(), g.ID, clock.Now().Add(100*time.Millisecond), mwCustomer)
-		require.NoError(t, err)
-		close(store.release)
-		ended = mwWaitEnd(r, 600*time.Millisecond) != nil
-	}))
-	mwDo(handler, mwReq(http.MethodGet, "/events", ""))
+	})
 	require.True(t, ended, "the request runs on past the grant's latest end (100 ms)")
 }
