@@ -23,7 +23,10 @@ const (
 	EventGrantCreated  EventType = "grant.created"
 	EventGrantExtended EventType = "grant.extended"
 	EventGrantRevoked  EventType = "grant.revoked"
-	EventGrantExpired  EventType = "grant.expired"
+	// EventGrantExpired records, once per grant, that its ExpiresAt came
+	// (Sweep, actor: the system, possibly long after); Attrs["expires_at"]
+	// holds that end (RFC 3339, microseconds, UTC).
+	EventGrantExpired EventType = "grant.expired"
 	// EventGrantStarted records, once per grant, that its StartsAt came:
 	// Sweep records it (actor: the system) for every grant not revoked
 	// by then, also one created active, at the first Sweep after StartsAt.
@@ -57,7 +60,10 @@ const (
 	EventRequestCreated  EventType = "request.created"
 	EventRequestApproved EventType = "request.approved"
 	EventRequestDenied   EventType = "request.denied"
-	EventRequestExpired  EventType = "request.expired"
+	// EventRequestExpired records that a pending request reached its
+	// ExpiresAt undecided (Sweep, actor: the system); Attrs["expires_at"]
+	// holds that time as for grant.expired.
+	EventRequestExpired EventType = "request.expired"
 	// EventNotifyFailed records a Notifier failure after a committed change.
 	EventNotifyFailed EventType = "notify.failed"
 	// EventAuditPurged records a retention purge (see Manager.PurgeAudit):

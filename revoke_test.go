@@ -497,11 +497,10 @@ func TestDefaultScopesFromPolicy(t *testing.T) {
 
 // retryingStore runs UpdateGrant's change twice, as a store retrying its
 // transaction would: the first attempt is thrown away, and before the
-// second the grant ends where moveTo says (another replica's Extend
-// committed in between).
+// second between changes the grant as another replica's commit left it.
 type retryingStore struct {
 	*memstore.Store
-	moveTo time.Time
+	between func(*sa.Grant) // what a concurrent writer changed before the retry
 }
 
 func (s *retryingStore) UpdateGrant(ctx context.Context, id uuid.UUID, change func(*sa.Grant) ([]sa.Event, error)) (sa.Grant, error) {
@@ -510,7 +509,9 @@ func (s *retryingStore) UpdateGrant(ctx context.Context, id uuid.UUID, change fu
 		if _, err := change(&first); err != nil {
 			return nil, err
 		}
-		g.ExpiresAt = s.moveTo
+		if s.between != nil {
+			s.between(g)
+		}
 		return change(g)
 	})
 }
@@ -528,7 +529,7 @@ func TestExtendRetriedByStoreNotifiesOnlyWhatItDid(t *testing.T) {
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
 	require.NoError(t, err)
 	to := g.ExpiresAt.Add(time.Hour)
-	st.moveTo = to
+	st.between = func(g *sa.Grant) { g.ExpiresAt = to } // another replica's Extend
 	notified := len(n.types())
 	x, err := m.Extend(ctx, g.ID, to, customer)
 	require.NoError(t, err)
