@@ -80,9 +80,8 @@ func TestReview112NoExpiryClaimedWhenStartsClaimFails(t *testing.T) {
 	st := &review112Store{Store: memstore.New()}
 	e := review112Env(t, st)
 	m, clock := e.m, e.clock
-	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
-	_, err = m.Sweep(ctx) // records grant.started
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
+	_, err := m.Sweep(ctx) // records grant.started
 	require.NoError(t, err)
 	require.Len(t, e.events(sa.EventGrantStarted), 1)
 
@@ -108,8 +107,7 @@ func TestReview112SweepGoesOnAfterShortBatch(t *testing.T) {
 	e := review112Env(t, st, sa.WithSweepConcurrency(1))
 	m, clock := e.m, e.clock
 	for range 3 {
-		_, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-		require.NoError(t, err)
+		e.grant(sa.GrantInput{Duration: time.Hour})
 	}
 	clock.Advance(time.Hour)
 	n, err := m.Sweep(ctx)
@@ -145,8 +143,7 @@ func TestReview112SweepReturnsFinishHookTasksError(t *testing.T) {
 	h := &hookLog{}
 	e := review112Env(t, st, sa.OnExpire(h.hook))
 	m, clock := e.m, e.clock
-	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-	require.NoError(t, err)
+	g := e.grant(sa.GrantInput{Duration: time.Hour})
 	clock.Set(g.ExpiresAt)
 	n, err := m.Sweep(ctx)
 	require.Equal(t, 1, n)
@@ -185,8 +182,7 @@ func TestReview112QueuedBatchPastHalfLeaseRunsWithFreshLease(t *testing.T) {
 	e := review112Env(t, st, sa.WithSweepConcurrency(2), sa.WithExpireHookLease(time.Second), sa.OnExpire(hook))
 	m, clock := e.m, e.clock
 	for range 2 {
-		_, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: customer, Duration: time.Hour})
-		require.NoError(t, err)
+		e.grant(sa.GrantInput{Duration: time.Hour})
 	}
 	clock.Advance(time.Hour)
 	n, err := m.Sweep(ctx)
