@@ -73,14 +73,6 @@ func contractID(b byte) uuid.UUID {
 	return id
 }
 
-func contractGrantIDs(gs []sa.Grant) []uuid.UUID {
-	var out []uuid.UUID
-	for _, g := range gs {
-		out = append(out, g.ID)
-	}
-	return out
-}
-
 // contractEvents returns the events of tenant, or nil and false when the
 // store is no AuditLog.
 func contractEvents(t *testing.T, s sa.Store, tenant string) ([]sa.Event, bool) {
@@ -137,7 +129,7 @@ func testContractListGrantsStatusAtNow(t *testing.T, ns NewStore) {
 		t.Helper()
 		gs, err := s.ListGrants(ctx, sa.ListFilter{TenantID: "acme", Statuses: []sa.Status{st}}, now)
 		require.NoError(t, err)
-		return contractGrantIDs(gs)
+		return grantIDs(gs)
 	}
 	for _, c := range []struct {
 		at time.Time
@@ -183,7 +175,7 @@ func testContractListGrantsFiltersAndLimit(t *testing.T, ns NewStore) {
 		t.Helper()
 		gs, err := s.ListGrants(ctx, f, now)
 		require.NoError(t, err)
-		return contractGrantIDs(gs)
+		return grantIDs(gs)
 	}
 	require.Equal(t, acme, list(sa.ListFilter{TenantID: "acme"}), "the tenant's grants only, newest first")
 	require.Equal(t, []uuid.UUID{other.ID}, list(sa.ListFilter{TenantID: "globex"}))
@@ -213,10 +205,10 @@ func testContractListGrantsTieBreakByID(t *testing.T, ns NewStore) {
 	slices.SortFunc(want, func(a, b uuid.UUID) int { return -slices.Compare(a[:], b[:]) })
 	gs, err := s.ListGrants(ctx, sa.ListFilter{TenantID: "acme"}, contractNow)
 	require.NoError(t, err)
-	require.Equal(t, want, contractGrantIDs(gs))
+	require.Equal(t, want, grantIDs(gs))
 	gs, err = s.ListGrants(ctx, sa.ListFilter{TenantID: "acme", Limit: 2}, contractNow)
 	require.NoError(t, err)
-	require.Equal(t, want[:2], contractGrantIDs(gs), "the limit keeps the first in that order")
+	require.Equal(t, want[:2], grantIDs(gs), "the limit keeps the first in that order")
 }
 
 // testContractUpdateGrantKeepsTenantAndCreatedAt: a change that moves a

@@ -226,7 +226,7 @@ func testContractClaimWithRefusedEventsClaimsNothing(t *testing.T, ns NewStore) 
 		require.ErrorIs(t, err, sa.ErrInvalidInput, "%v", tr)
 		got, err := s.ClaimTransitions(ctx, tr, g.ExpiresAt, 10, nil)
 		require.NoError(t, err)
-		require.Equal(t, []uuid.UUID{g.ID}, contractGrantIDs(got), "%v stays due", tr)
+		require.Equal(t, []uuid.UUID{g.ID}, grantIDs(got), "%v stays due", tr)
 	}
 	_, err := s.UpdateGrant(ctx, g.ID, func(*sa.Grant) ([]sa.Event, error) { return nil, nil })
 	require.ErrorIs(t, err, sa.ErrInvalidInput, "the expiry is recorded now")

@@ -1136,11 +1136,7 @@ func testAuditCursorOfAnotherTenant(t *testing.T, ns NewStore) {
 	h := newHarness(t, ns)
 	ctx, rec, log := h.ctx, h.auditor(), h.auditLog()
 	at := timesNow
-	ev := func(tenant string, when time.Time) sa.Event {
-		return sa.Event{ID: uuid.New(), Time: when, Type: sa.EventSupportRequest, TenantID: tenant, Actor: Support,
-			Attrs: map[string]string{sa.AttrMethod: "GET"}}
-	}
-	aAt, bAt, aLater := ev("a", at), ev("b", at), ev("a", at.Add(time.Second))
+	aAt, bAt, aLater := contractEvent("a", at), contractEvent("b", at), contractEvent("a", at.Add(time.Second))
 	for _, e := range []sa.Event{aAt, bAt, aLater} {
 		require.NoError(t, rec.Record(ctx, e))
 	}
@@ -1148,11 +1144,7 @@ func testAuditCursorOfAnotherTenant(t *testing.T, ns NewStore) {
 		t.Helper()
 		evs, err := log.Events(ctx, f)
 		require.NoError(t, err)
-		var out []uuid.UUID
-		for _, e := range evs {
-			out = append(out, e.ID)
-		}
-		return out
+		return grantEventIDs(evs)
 	}
 	all, err := log.Events(ctx, sa.AuditFilter{})
 	require.NoError(t, err)
