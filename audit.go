@@ -24,8 +24,8 @@ const (
 	EventGrantExtended EventType = "grant.extended"
 	EventGrantRevoked  EventType = "grant.revoked"
 	// EventGrantExpired records, once per grant, that its ExpiresAt came
-	// (Sweep, actor: the system, possibly long after); Attrs["expires_at"]
-	// holds that end (RFC 3339, microseconds, UTC).
+	// (Sweep, actor: the system, possibly long after); AttrExpiresAt holds
+	// that end.
 	EventGrantExpired EventType = "grant.expired"
 	// EventGrantStarted records, once per grant, that its StartsAt came:
 	// Sweep records it (actor: the system) for every grant not revoked
@@ -61,8 +61,8 @@ const (
 	EventRequestApproved EventType = "request.approved"
 	EventRequestDenied   EventType = "request.denied"
 	// EventRequestExpired records that a pending request reached its
-	// ExpiresAt undecided (Sweep, actor: the system); Attrs["expires_at"]
-	// holds that time as for grant.expired.
+	// ExpiresAt undecided (Sweep, actor: the system); AttrExpiresAt holds
+	// that time.
 	EventRequestExpired EventType = "request.expired"
 	// EventNotifyFailed records a Notifier failure after a committed change.
 	EventNotifyFailed EventType = "notify.failed"
@@ -124,6 +124,10 @@ const (
 	// error behind an access.denied with status 503, a Notifier's or an
 	// expire hook's error.
 	AttrError = "error"
+	// AttrExpiresAt is the end a grant.expired or request.expired event
+	// records (the grant's or request's ExpiresAt; the event's Time is
+	// the Sweep that recorded it): RFC 3339 with microseconds, UTC.
+	AttrExpiresAt = "expires_at"
 	// AttrMethodOverride is the method a request's method-override header
 	// (X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override) named,
 	// upper-cased, when it had one: the method a framework that honours

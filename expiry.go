@@ -208,7 +208,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		return func(g Grant) ([]Event, error) {
 			ev := m.newEvent(now, typ, g.TenantID, g.ID, SystemActor, "")
 			if t == TransitionExpired {
-				ev.Attrs = map[string]string{"expires_at": g.ExpiresAt.Format(timeFormat)}
+				ev.Attrs = map[string]string{AttrExpiresAt: g.ExpiresAt.Format(timeFormat)}
 			}
 			return m.recordLifecycle(ctx, ev, x)
 		}

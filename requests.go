@@ -520,7 +520,7 @@ func (m *Manager) sweepRequests(ctx context.Context, rs RequestStore) error {
 		var x extraOutcome
 		rr, err := rs.ClaimExpiredRequests(ctx, now, m.lifecycleBatch(), func(r AccessRequest) ([]Event, error) {
 			ev := m.requestEvent(ctx, now, EventRequestExpired, r, uuid.Nil, SystemActor, "")
-			ev.Attrs["expires_at"] = r.ExpiresAt.Format(timeFormat)
+			ev.Attrs[AttrExpiresAt] = r.ExpiresAt.Format(timeFormat)
 			return m.recordLifecycle(ctx, ev, &x)
 		})
 		// Reported before a kept panic goes on to the caller.

@@ -134,7 +134,7 @@ func TestReview120RequestExpiredEventKeepsExpiresAt(t *testing.T) {
 	evs := e.events(sa.EventRequestExpired)
 	require.Len(t, evs, 1)
 	require.Equal(t, e.now(), evs[0].Time)
-	at, err := time.Parse(time.RFC3339Nano, evs[0].Attrs["expires_at"])
+	at, err := time.Parse(time.RFC3339Nano, evs[0].Attrs[sa.AttrExpiresAt])
 	require.NoError(t, err)
 	require.True(t, r.ExpiresAt.Equal(at), "expires_at %s, want %s", at, r.ExpiresAt)
 }

@@ -102,5 +102,5 @@ func TestReview121GrantExpiredEventKeepsExpiresAt(t *testing.T) {
 	require.Equal(t, g.ID, evs[0].GrantID)
 	require.Equal(t, sa.SystemActor, evs[0].Actor)
 	require.Equal(t, e.now(), evs[0].Time, "recorded when the sweep ran")
-	require.Equal(t, g.ExpiresAt.UTC().Format("2006-01-02T15:04:05.000000Z07:00"), evs[0].Attrs["expires_at"])
+	require.Equal(t, g.ExpiresAt.UTC().Format("2006-01-02T15:04:05.000000Z07:00"), evs[0].Attrs[sa.AttrExpiresAt])
 }
