@@ -54,8 +54,9 @@ type RequestStore interface {
 	ApproveRequest(ctx context.Context, id uuid.UUID, approve func(r *AccessRequest) (Grant, []Event, error)) (AccessRequest, Grant, error)
 
 	// ClaimExpiredRequests finds up to limit requests whose stored Status is
-	// RequestPending and whose ExpiresAt <= now, in order of ExpiresAt,
-	// sets their Status to RequestExpired and stores the events events(r)
+	// RequestPending and whose ExpiresAt <= now, in order of ExpiresAt
+	// (requests expiring at one time in byte order of their IDs, as
+	// ClaimTransitions orders grants), sets their Status to RequestExpired and stores the events events(r)
 	// returns for each, all in one transaction, and returns them (with the
 	// new status). Concurrent callers never claim the same request. If
 	// events returns an error nothing is claimed or stored and that error

@@ -27,6 +27,7 @@ var contractCases = []testCase{
 	{"UpdateRequestKeepsTenantAndCreatedAt", testContractUpdateRequestKeepsTenantAndCreatedAt},
 	{"ListRequestsTieBreakByID", testContractListRequestsTieBreakByID},
 	{"ClaimExpiredRequestsOrderAndLimit", testContractClaimExpiredRequestsOrderAndLimit},
+	{"ClaimExpiredRequestsTiesInIDOrder", testContractClaimExpiredRequestsTiesInIDOrder},
 	{"ClaimHookTasksOrder", testContractClaimHookTasksOrder},
 	{"FinishHookTasksStoresEventsWhateverCount", testContractFinishHookTasksStoresEventsWhateverCount},
 	{"FinishHookTasksRefusesBadEvents", testContractFinishHookTasksRefusesBadEvents},
@@ -344,6 +345,41 @@ func testContractClaimExpiredRequestsOrderAndLimit(t *testing.T, ns NewStore) {
 	got, err := rs.ClaimExpiredRequests(ctx, now, 1, nil)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// testContractClaimExpiredRequestsTiesInIDOrder: requests expiring at one
+// time are claimed in byte order of their IDs, whatever order they were
+// created in. Kills: no tie-break (map or insertion order), the ID order
+// reversed. Contract: lifecycle_store.go ("requests expiring at one time
+// in byte order of their IDs").
+func testContractClaimExpiredRequestsTiesInIDOrder(t *testing.T, ns NewStore) {
+	ctx := context.Background()
+	rs, ok := ns(t).(sa.RequestStore)
+	if !ok {
+		t.Skip("store does not implement RequestStore")
+	}
+	// Created in neither ascending nor descending ID order.
+	var want []uuid.UUID
+	for _, b := range []byte{0x80, 0x10, 0xf0, 0x40} {
+		r := contractRequest("acme")
+		r.ID = contractID(b)
+		r.ExpiresAt = contractNow.Add(time.Hour)
+		require.NoError(t, rs.CreateRequest(ctx, r, nil))
+		want = append(want, r.ID)
+	}
+	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	now := contractNow.Add(2 * time.Hour)
+	var got []uuid.UUID
+	for range want {
+		rr, err := rs.ClaimExpiredRequests(ctx, now, 1, nil)
+		require.NoError(t, err)
+		require.Len(t, rr, 1)
+		got = append(got, rr[0].ID)
+	}
+	require.Equal(t, want, got, "ties claimed in byte order of their IDs")
+	rr, err := rs.ClaimExpiredRequests(ctx, now, 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, rr)
 }
 
 // contractExpiredTasks creates n grants of tenant acme expiring at
