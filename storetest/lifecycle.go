@@ -18,6 +18,7 @@ var lifecycleCases = []testCase{
 	{"RequestsUpdate", testRequestsUpdate},
 	{"ApproveAtomic", testApproveAtomic},
 	{"ApproveConcurrentOneWins", testApproveConcurrent},
+	{"ApprovedGrantTransitionsPending", testApprovedGrantTransitionsPending},
 	{"RequestsExpireOnce", testRequestsExpireOnce},
 	{"DelegatePersists", testDelegatePersists},
 	{"HookTasksLeased", testHookTasksLeased},

@@ -205,6 +205,37 @@ func testApproveAtomic(t *testing.T, ns NewStore) {
 	}
 }
 
+// testApprovedGrantTransitionsPending pins that a grant made
+// by ApproveRequest has its start and expiry pending like a created one:
+// it can be revoked and extended, and ClaimTransitions claims its start and
+// then its expiry. Kills (sqlstore, requests.go changeRequest): the
+// insertDue of the approved grant dropped (SQLite: no grant_due rows, so
+// the grant counted as expired-recorded — Revoke refused with
+// ErrInvalidInput — and its transitions were never claimed).
+func testApprovedGrantTransitionsPending(t *testing.T, ns NewStore) {
+	h := newLifecycleHarness(t, ns, true, false)
+	revoked, err := h.m.Approve(h.ctx, h.request(sa.RequestInput{}).ID, Customer, sa.ApproveInput{})
+	require.NoError(t, err)
+	_, err = h.m.Revoke(h.ctx, revoked.ID, Customer, "done")
+	require.NoError(t, err, "an approved grant can be revoked")
+
+	g, err := h.m.Approve(h.ctx, h.request(sa.RequestInput{}).ID, Customer, sa.ApproveInput{})
+	require.NoError(t, err)
+	g, err = h.m.Extend(h.ctx, g.ID, g.ExpiresAt.Add(time.Hour), Customer)
+	require.NoError(t, err, "an approved grant can be extended")
+
+	claim := func(tr sa.Transition, at time.Time) []uuid.UUID {
+		t.Helper()
+		gs, err := h.store.ClaimTransitions(h.ctx, tr, at, 10, func(sa.Grant) ([]sa.Event, error) { return nil, nil })
+		require.NoError(t, err)
+		return grantIDs(gs)
+	}
+	require.Equal(t, []uuid.UUID{g.ID}, claim(sa.TransitionStarted, g.StartsAt), "the approved grant's start is claimed, the revoked one's is not")
+	require.Empty(t, claim(sa.TransitionExpired, g.ExpiresAt.Add(-time.Microsecond)), "not expired yet")
+	require.Equal(t, []uuid.UUID{g.ID}, claim(sa.TransitionExpired, g.ExpiresAt), "the approved grant's expiry is claimed")
+	require.Empty(t, claim(sa.TransitionExpired, g.ExpiresAt.Add(time.Hour)), "once")
+}
+
 func testApproveConcurrent(t *testing.T, ns NewStore) {
 	h := newLifecycleHarness(t, ns, true, false)
 	m2, err := sa.NewManager(h.store, sa.WithNow(h.clock.Now))

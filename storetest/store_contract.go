@@ -33,6 +33,7 @@ var contractCases = []testCase{
 	{"FinishHookTasksRefusesBadEvents", testContractFinishHookTasksRefusesBadEvents},
 	{"ApproveRequestRefusedEventsWriteNothing", testContractApproveRequestRefusedEventsWriteNothing},
 	{"ClaimTransitionsGrantsAreStoredCopies", testContractClaimTransitionsGrantsAreStoredCopies},
+	{"ClaimedBatchAsStored", testContractClaimedBatchAsStored},
 	{"AuditAndHookReadsAreCopies", testContractAuditAndHookReadsAreCopies},
 	{"StoreKeepsCopiesOfItsInputs", testContractStoreKeepsCopiesOfItsInputs},
 	{"WriteResultsAreCopies", testContractWriteResultsAreCopies},
@@ -563,6 +564,39 @@ func testContractClaimTransitionsGrantsAreStoredCopies(t *testing.T, ns NewStore
 	require.ErrorIs(t, err, sa.ErrScopeNotGranted)
 	_, err = s.FindActiveGrant(ctx, "acme", contractSupport.ID, "messages:read", contractNow)
 	require.NoError(t, err)
+}
+
+// testContractClaimedBatchAsStored pins that every grant of a claimed
+// batch is returned (and given to events) exactly as stored, also when
+// grants with and without a request ID and named grantees alternate in
+// one batch. Kills (sqlstore, grants.go selectGrants): the per-row reset
+// of the scan destination dropped (a grant whose request_id or grantees
+// column is NULL took the previous row's values, so an any-principal grant
+// was reported with another grant's grantees and request).
+func testContractClaimedBatchAsStored(t *testing.T, ns NewStore) {
+	ctx := context.Background()
+	s := ns(t)
+	var want []sa.Grant
+	for i := range 6 {
+		g := contractGrant("acme")
+		g.StartsAt = contractNow.Add(time.Duration(i) * time.Second)
+		if i%2 == 0 {
+			g.Grantees = []string{contractSupport.ID}
+			g.Scopes = []sa.Scope{sa.ScopeRead, "messages:read"}
+			g.RequestID = uuid.New()
+			g.TicketRef = "T-1"
+		}
+		require.NoError(t, s.CreateGrant(ctx, g, nil))
+		want = append(want, g)
+	}
+	var given []sa.Grant
+	claimed, err := s.ClaimTransitions(ctx, sa.TransitionStarted, contractNow.Add(time.Minute), 10, func(g sa.Grant) ([]sa.Event, error) {
+		given = append(given, g)
+		return nil, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, want, claimed, "the claimed grants as stored, in due order")
+	require.Equal(t, want, given, "events receives each grant as stored")
 }
 
 // testContractAuditAndHookReadsAreCopies: Events, AuditChain and
