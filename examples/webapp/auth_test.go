@@ -26,12 +26,7 @@ func TestLogin(t *testing.T) {
 		r := c.post("/login", url.Values{"user": {aliceAdmin}})
 		require.Equal(t, http.StatusSeeOther, r.StatusCode)
 		require.Equal(t, "/admin/support-access", r.Header.Get("Location"))
-		var ck *http.Cookie
-		for _, x := range r.Cookies() {
-			if x.Name == loginCookie {
-				ck = x
-			}
-		}
+		ck := r.setsCookie(loginCookie)
 		require.NotNil(t, ck)
 		require.True(t, ck.HttpOnly)
 		require.Equal(t, http.SameSiteLaxMode, ck.SameSite)

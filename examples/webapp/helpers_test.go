@@ -76,6 +76,24 @@ func newTestEnv(t *testing.T) *testEnv {
 	return e
 }
 
+// setsCookie returns the cookie called name that r sets, or nil.
+func (r resp) setsCookie(name string) *http.Cookie {
+	for _, ck := range r.Cookies() {
+		if ck.Name == name {
+			return ck
+		}
+	}
+	return nil
+}
+
+// grants lists every grant of the app's Manager, failing t on an error.
+func (e *testEnv) grants(t *testing.T) []sa.Grant {
+	t.Helper()
+	gs, err := e.app.m.List(context.Background(), sa.ListFilter{})
+	require.NoError(t, err)
+	return gs
+}
+
 // client is a browser-like HTTP client with its own cookie jar. It does not
 // follow redirects by itself; get and post follow them (as a browser does)
 // unless raw is set.

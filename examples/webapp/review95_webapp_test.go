@@ -71,12 +71,8 @@ func TestReview95CrossSiteNavigationForgesSupportAudit(t *testing.T) {
 	sam.raw = true
 	r := sam.impersonate(acmeTenantID)
 	sam.raw = false
-	var strict bool
-	for _, ck := range r.Cookies() {
-		if ck.Name == impersonationCookie {
-			strict = ck.SameSite == http.SameSiteStrictMode
-		}
-	}
+	ck := r.setsCookie(impersonationCookie)
+	strict := ck != nil && ck.SameSite == http.SameSiteStrictMode
 	require.Equal(t, http.StatusOK, sam.get("/app/").StatusCode)
 
 	// evil.example sends Sam's browser to the admin page (top-level GET).

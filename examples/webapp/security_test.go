@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"testing"
@@ -40,8 +39,7 @@ func TestCrossOriginPostsAreRefused(t *testing.T) {
 		})
 	}
 	// Nothing happened.
-	gs, err := e.app.m.List(context.Background(), sa.ListFilter{})
-	require.NoError(t, err)
+	gs := e.grants(t)
 	require.Len(t, gs, 1)
 	require.Equal(t, sa.StatusActive, gs[0].Status(e.clock.Now()))
 	require.Equal(t, "Acme Corporation", e.app.settings.get(acmeTenantID).CompanyName)
