@@ -61,6 +61,36 @@ func contractRequest(tenant string) sa.AccessRequest {
 		Scopes: []sa.Scope{sa.ScopeRead}, Status: sa.RequestPending, CreatedAt: contractNow, ExpiresAt: contractNow.Add(72 * time.Hour)}
 }
 
+// contractRequestStore returns ns(t) as a RequestStore, or skips the test
+// when the store is none.
+func contractRequestStore(t *testing.T, ns NewStore) sa.RequestStore {
+	t.Helper()
+	rs, ok := ns(t).(sa.RequestStore)
+	if !ok {
+		t.Skip("store does not implement RequestStore")
+	}
+	return rs
+}
+
+// contractRequestsWithIDs creates, in the order given, one contractRequest
+// of tenant acme per byte of bs, with an ID starting with that byte (see
+// contractID) and, unless expires is zero, that ExpiresAt; it returns
+// their IDs in that order.
+func contractRequestsWithIDs(t *testing.T, rs sa.RequestStore, expires time.Time, bs ...byte) []uuid.UUID {
+	t.Helper()
+	var ids []uuid.UUID
+	for _, b := range bs {
+		r := contractRequest("acme")
+		r.ID = contractID(b)
+		if !expires.IsZero() {
+			r.ExpiresAt = expires
+		}
+		require.NoError(t, rs.CreateRequest(context.Background(), r, nil))
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
 // contractEvent is an event of tenant at time at.
 func contractEvent(tenant string, at time.Time) sa.Event {
 	return sa.Event{ID: uuid.New(), Time: at, Type: sa.EventSupportRequest, TenantID: tenant, Actor: contractSupport,
@@ -258,10 +288,7 @@ func testContractUpdateGrantKeepsTenantAndCreatedAt(t *testing.T, ns NewStore) {
 // CreatedAt, or clear ExpiresAt (ErrInvalidInput, nothing written)").
 func testContractUpdateRequestKeepsTenantAndCreatedAt(t *testing.T, ns NewStore) {
 	ctx := context.Background()
-	rs, ok := ns(t).(sa.RequestStore)
-	if !ok {
-		t.Skip("store does not implement RequestStore")
-	}
+	rs := contractRequestStore(t, ns)
 	r := contractRequest("acme")
 	require.NoError(t, rs.CreateRequest(ctx, r, nil))
 	for name, change := range map[string]func(*sa.AccessRequest){
@@ -289,17 +316,8 @@ func testContractUpdateRequestKeepsTenantAndCreatedAt(t *testing.T, ns NewStore)
 // descending then ID descending").
 func testContractListRequestsTieBreakByID(t *testing.T, ns NewStore) {
 	ctx := context.Background()
-	rs, ok := ns(t).(sa.RequestStore)
-	if !ok {
-		t.Skip("store does not implement RequestStore")
-	}
-	var want []uuid.UUID
-	for _, b := range []byte{0x20, 0xf0, 0x01, 0x80} {
-		r := contractRequest("acme")
-		r.ID = contractID(b)
-		require.NoError(t, rs.CreateRequest(ctx, r, nil))
-		want = append(want, r.ID)
-	}
+	rs := contractRequestStore(t, ns)
+	want := contractRequestsWithIDs(t, rs, time.Time{}, 0x20, 0xf0, 0x01, 0x80)
 	slices.SortFunc(want, func(a, b uuid.UUID) int { return -slices.Compare(a[:], b[:]) })
 	rr, err := rs.ListRequests(ctx, sa.RequestFilter{TenantID: "acme"}, contractNow)
 	require.NoError(t, err)
@@ -318,10 +336,7 @@ func testContractListRequestsTieBreakByID(t *testing.T, ns NewStore) {
 // ExpiresAt").
 func testContractClaimExpiredRequestsOrderAndLimit(t *testing.T, ns NewStore) {
 	ctx := context.Background()
-	rs, ok := ns(t).(sa.RequestStore)
-	if !ok {
-		t.Skip("store does not implement RequestStore")
-	}
+	rs := contractRequestStore(t, ns)
 	// Expiring in the order 2, 0, 1 of creation, with IDs in yet another
 	// order, so that neither creation nor ID order passes for ExpiresAt's.
 	ids := make([]uuid.UUID, 3)
@@ -355,19 +370,9 @@ func testContractClaimExpiredRequestsOrderAndLimit(t *testing.T, ns NewStore) {
 // in byte order of their IDs").
 func testContractClaimExpiredRequestsTiesInIDOrder(t *testing.T, ns NewStore) {
 	ctx := context.Background()
-	rs, ok := ns(t).(sa.RequestStore)
-	if !ok {
-		t.Skip("store does not implement RequestStore")
-	}
+	rs := contractRequestStore(t, ns)
 	// Created in neither ascending nor descending ID order.
-	var want []uuid.UUID
-	for _, b := range []byte{0x80, 0x10, 0xf0, 0x40} {
-		r := contractRequest("acme")
-		r.ID = contractID(b)
-		r.ExpiresAt = contractNow.Add(time.Hour)
-		require.NoError(t, rs.CreateRequest(ctx, r, nil))
-		want = append(want, r.ID)
-	}
+	want := contractRequestsWithIDs(t, rs, contractNow.Add(time.Hour), 0x80, 0x10, 0xf0, 0x40)
 	slices.SortFunc(want, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
 	now := contractNow.Add(2 * time.Hour)
 	var got []uuid.UUID
