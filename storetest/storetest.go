@@ -313,6 +313,10 @@ func testCopies(t *testing.T, ns NewStore) {
 	c, err := h.m.Check(h.ctx, "acme", "a@vendor.example", sa.ScopeRead)
 	require.NoError(t, err)
 	c.Scopes[0] = "admin"
+	f, err := h.store.FindActiveGrant(h.ctx, "acme", "a@vendor.example", sa.ScopeRead, h.clock.Now())
+	require.NoError(t, err)
+	f.Grantees[0] = "mallory@evil.example"
+	f.Scopes[0] = sa.ScopeWrite
 	again, err := h.store.GetGrant(h.ctx, g.ID)
 	require.NoError(t, err)
 	require.Equal(t, g, again)
