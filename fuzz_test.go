@@ -435,12 +435,13 @@ func validText(s string, max int, required bool) bool {
 
 // validIdent is validText for an identifier: nothing invisible (format
 // characters, other default-ignorable code points, variation selectors,
-// spaces other than ASCII's, the Braille blank) and no space at either end.
+// spaces other than ASCII's, the Braille blank), no space at either end
+// and no two spaces in a row.
 func validIdent(s string, max int, required bool) bool {
 	if !validText(s, max, required) {
 		return false
 	}
-	if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') {
+	if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') || strings.Contains(s, "  ") {
 		return false
 	}
 	for _, r := range s {

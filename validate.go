@@ -18,7 +18,8 @@ import (
 // either (Unicode format characters such as zero-width characters,
 // directional marks, the byte order mark and tag characters; other
 // default-ignorable code points; variation selectors; spaces other than
-// U+0020, and U+0020 at either end; the Braille blank);
+// U+0020, U+0020 at either end or twice in a row, which an HTML view
+// shows as one; the Braille blank);
 // filters, cursors, VerifyAudit, PurgeAudit, RevokeTenant and RevokeTicket
 // accept them, so that data stored before this rule stays reachable.
 const (
@@ -124,6 +125,11 @@ func checkText(field, s string, maxLen int, required bool, kind textKind) error 
 		// "SUP-1042 " reads as SUP-1042 everywhere, yet is another
 		// ticket to RevokeTicket, another grantee to Check.
 		return fmt.Errorf("%w: %s begins or ends with a space", ErrInvalidInput, field)
+	}
+	if kind == identity && strings.Contains(s, "  ") {
+		// "SUP  1042" shows as "SUP 1042" on any HTML page (a run of
+		// spaces collapses), yet is another ticket to RevokeTicket.
+		return fmt.Errorf("%w: %s holds two spaces in a row", ErrInvalidInput, field)
 	}
 	i := asciiPrefix(s)
 	for i < len(s) {

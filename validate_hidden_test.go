@@ -24,6 +24,7 @@ var (
 		"variation selector 16":  "\ufe0f",
 		"Hangul filler":          "\u3164",
 		"right-to-left override": "\u202e",
+		"two spaces in a row":    "  ", // an HTML view shows one
 	}
 	reordering = map[string]string{
 		"left-to-right embedding": "\u202a",
