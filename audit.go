@@ -351,8 +351,12 @@ func (f AuditFilter) Validate() error {
 }
 
 // Events returns audit events matching f from the Manager's AuditLog.
-// Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
-// configured; otherwise the log's error.
+// It does not trust the log to have applied f: an answer holding an event
+// f does not select (another tenant's, say), events out of f's order or
+// more than f.Limit of them is an error (not wrapping a sentinel) rather
+// than a trail shown with another tenant's events in it or paged past
+// events it skipped. Errors: ErrInvalidInput for a malformed filter or
+// when no AuditLog is configured; otherwise the log's error.
 func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err error) {
 	ctx, span := m.startSpan(ctx, "Events")
 	err = errNotReturned // overwritten by every return (see errNotReturned)
@@ -369,7 +373,28 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err err
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
+	if err := f.checkAnswer(evs); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	return evs, nil
+}
+
+// checkAnswer reports an AuditLog's answer to f that breaks the log's
+// contract: more than f.Limit events, an event f does not select, or two
+// events out of f's order.
+func (f AuditFilter) checkAnswer(evs []Event) error {
+	if f.Limit > 0 && len(evs) > f.Limit {
+		return fmt.Errorf("audit log returned %d events for a limit of %d", len(evs), f.Limit)
+	}
+	for i := range evs {
+		if !f.Match(&evs[i]) {
+			return fmt.Errorf("audit log returned event %s (tenant %q, seq %d), which the filter does not select", evs[i].ID, evs[i].TenantID, evs[i].Seq)
+		}
+		if i > 0 && f.Compare(&evs[i-1], &evs[i]) > 0 {
+			return fmt.Errorf("audit log returned event %s (tenant %q, seq %d) out of order", evs[i].ID, evs[i].TenantID, evs[i].Seq)
+		}
+	}
+	return nil
 }
 
 // ChainHash returns SHA-256 over prev and the canonical encoding of e (every

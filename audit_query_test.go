@@ -1,6 +1,7 @@
 package supportaccess_test
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -172,4 +173,55 @@ func TestAuditPageDefaults(t *testing.T) {
 	require.Empty(t, next, "the last page")
 	_, _, err = e.m.AuditPage(ctx, sa.AuditFilter{TenantID: "bad\ttenant"}, "")
 	require.ErrorIs(t, err, sa.ErrInvalidInput)
+}
+
+// fixedLog is an AuditLog that answers every filter with the same events,
+// as a host-written log that ignores (part of) the filter would.
+type fixedLog []sa.Event
+
+func (l fixedLog) Events(context.Context, sa.AuditFilter) ([]sa.Event, error) {
+	return slices.Clone(l), nil
+}
+
+// The Manager does not pass on an AuditLog's answer that breaks the log's
+// contract: another tenant's event in a tenant's trail, events out of
+// order (paging after the last would skip the others) or more than the
+// limit (paging would stop early). Events, AuditPage and ExportAudit all
+// fail, and the export writes nothing.
+func TestEventsRefusesAnAnswerOutsideTheFilter(t *testing.T) {
+	t0 := storetestEpoch.Truncate(time.Microsecond)
+	ev := func(tenant string, seq int64) sa.Event {
+		return sa.Event{ID: uuid.New(), Time: t0.Add(time.Duration(seq) * time.Second), TenantID: tenant, Seq: seq, Type: sa.EventSupportRequest}
+	}
+	for name, c := range map[string]struct {
+		log   fixedLog
+		limit int
+		want  string
+	}{
+		"another tenant's event": {fixedLog{ev("acme", 1), ev("globex", 2)}, 0, "which the filter does not select"},
+		"out of order":           {fixedLog{ev("acme", 2), ev("acme", 1)}, 0, "out of order"},
+		"over the limit":         {fixedLog{ev("acme", 1), ev("acme", 2), ev("acme", 3)}, 2, "3 events for a limit of 2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := sa.NewManager(memstore.New(), sa.WithAuditLog(c.log))
+			require.NoError(t, err)
+			f := sa.AuditFilter{TenantID: "acme", Limit: c.limit}
+			evs, err := m.Events(ctx, f)
+			require.ErrorContains(t, err, c.want)
+			require.Nil(t, evs)
+			_, _, err = m.AuditPage(ctx, f, "")
+			require.ErrorContains(t, err, c.want)
+			var out bytes.Buffer
+			n, err := m.ExportAudit(ctx, &out, f)
+			require.ErrorContains(t, err, c.want)
+			require.Zero(t, n)
+			require.Zero(t, out.Len(), "no line of a refused answer is written")
+		})
+	}
+	// The same events, as the filter selects them, are returned.
+	m, err := sa.NewManager(memstore.New(), sa.WithAuditLog(fixedLog{ev("acme", 1), ev("acme", 2)}))
+	require.NoError(t, err)
+	evs, err := m.Events(ctx, sa.AuditFilter{TenantID: "acme", Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
 }
