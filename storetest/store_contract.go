@@ -40,6 +40,8 @@ var contractCases = []testCase{
 	{"ClaimLimitZeroRefused", testContractClaimLimitZeroRefused},
 	{"CanceledDuringChangeWritesNothing", testContractCanceledDuringChangeWritesNothing},
 	{"ClaimWithRefusedEventsClaimsNothing", testContractClaimWithRefusedEventsClaimsNothing},
+	{"EmptyPurgeLeavesZeroChain", testContractEmptyPurgeLeavesZeroChain},
+	{"RevokedGrantsDoNotCrowdOutClaims", testContractRevokedGrantsDoNotCrowdOutClaims},
 }
 
 var (
