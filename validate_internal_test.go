@@ -22,12 +22,14 @@ func TestASCIIPrefix(t *testing.T) {
 	}
 	for n := 0; n <= 20; n++ {
 		base := []byte(strings.Repeat("~ aZ09", 4)[:n])
-		require.Equal(t, n, asciiPrefix(string(base)))
+		got, _ := asciiPrefix(string(base))
+		require.Equal(t, n, got)
 		for pos := 0; pos < n; pos++ {
 			for c := 0; c < 256; c++ {
 				b := append([]byte(nil), base...)
 				b[pos] = byte(c)
-				require.Equal(t, naive(string(b)), asciiPrefix(string(b)), "len %d, byte %#x at %d", n, c, pos)
+				got, _ := asciiPrefix(string(b))
+				require.Equal(t, naive(string(b)), got, "len %d, byte %#x at %d", n, c, pos)
 			}
 		}
 	}
@@ -86,4 +88,28 @@ func TestTruncateMiddleKeepsBothEnds(t *testing.T) {
 		require.True(t, strings.HasPrefix(long, got))
 		require.True(t, utf8.ValidString(got))
 	}
+}
+
+// asciiPrefix finds two spaces in a row at every offset, inside a word,
+// across two words and in the tail, and never reports single spaces.
+func TestASCIIPrefixFindsDoubleSpaces(t *testing.T) {
+	for n := 2; n <= 40; n++ {
+		for p := 0; p+1 < n; p++ {
+			b := []byte(strings.Repeat("a", n))
+			b[p], b[p+1] = ' ', ' '
+			got, pair := asciiPrefix(string(b))
+			require.Equal(t, n, got)
+			require.True(t, pair, "%q", b)
+			require.ErrorIs(t, checkText("ID", "x"+string(b)+"x", 100, true, identity), ErrInvalidInput, "%q", b)
+		}
+		b := []byte(strings.Repeat("a", n))
+		for p := 0; p < n; p += 2 {
+			b[p] = ' '
+		}
+		_, pair := asciiPrefix(string(b))
+		require.False(t, pair, "%q", b)
+		require.NoError(t, checkText("ID", "x"+string(b)+"x", 100, true, identity), "%q", b)
+	}
+	require.ErrorIs(t, checkText("ID", "é  é", 100, true, identity), ErrInvalidInput, "after non-ASCII")
+	require.NoError(t, checkText("Reason", "two  spaces", 100, false, lines), "only identifiers")
 }
