@@ -56,9 +56,9 @@ type RequestStore interface {
 	// ClaimExpiredRequests finds up to limit requests whose stored Status is
 	// RequestPending and whose ExpiresAt <= now, in order of ExpiresAt
 	// (requests expiring at one time in byte order of their IDs, as
-	// ClaimTransitions orders grants), sets their Status to RequestExpired and stores the events events(r)
-	// returns for each, all in one transaction, and returns them (with the
-	// new status). Concurrent callers never claim the same request. If
+	// ClaimTransitions orders grants), sets their Status to
+	// RequestExpired and stores the events events(r) returns for each, all
+	// in one transaction, and returns them (with the new status). Concurrent callers never claim the same request. If
 	// events returns an error nothing is claimed or stored and that error
 	// is returned; if it panics, nothing is claimed or stored either (as
 	// for Store.ClaimTransitions).

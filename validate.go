@@ -46,7 +46,8 @@ const (
 // high bit set, none is 0x7f (adding 1 to each byte, which cannot carry
 // below 0x80, sets a high bit) and none is below 0x20 (the classic
 // "has a byte less than n" test, exact for n <= 128). The tail and the word
-// that fails are finished a byte at a time.
+// that fails are finished a byte at a time. doubleSpace reports two
+// spaces in a row within that prefix.
 func asciiPrefix(s string) (n int, doubleSpace bool) {
 	i := 0
 	var carry uint64 // the last word's top byte was a space: 0x80
