@@ -58,10 +58,11 @@ type RequestStore interface {
 	// (requests expiring at one time in byte order of their IDs, as
 	// ClaimTransitions orders grants), sets their Status to
 	// RequestExpired and stores the events events(r) returns for each, all
-	// in one transaction, and returns them (with the new status). Concurrent callers never claim the same request. If
-	// events returns an error nothing is claimed or stored and that error
-	// is returned; if it panics, nothing is claimed or stored either (as
-	// for Store.ClaimTransitions).
+	// in one transaction, and returns them (with the new status).
+	// Concurrent callers never claim the same request. If events returns
+	// an error nothing is claimed or stored and that error is returned; if
+	// it panics, nothing is claimed or stored either (as for
+	// Store.ClaimTransitions).
 	ClaimExpiredRequests(ctx context.Context, now time.Time, limit int, events func(AccessRequest) ([]Event, error)) ([]AccessRequest, error)
 }
 
