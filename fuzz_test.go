@@ -435,7 +435,8 @@ func validText(s string, max int, required bool) bool {
 
 // validIdent is validText for an identifier: nothing invisible (format
 // characters, other default-ignorable code points, variation selectors,
-// spaces other than ASCII's, the Braille blank), no space at either end
+// spaces other than ASCII's, the Braille blank, the Khitan filler), no
+// space at either end
 // and no two spaces in a row.
 func validIdent(s string, max int, required bool) bool {
 	if !validText(s, max, required) {
@@ -446,7 +447,7 @@ func validIdent(s string, max int, required bool) bool {
 	}
 	for _, r := range s {
 		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
-			r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 {
+			r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 || r == 0x16fe4 {
 			return false
 		}
 	}

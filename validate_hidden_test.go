@@ -14,17 +14,18 @@ import (
 // is.
 var (
 	hiddenInIDs = map[string]string{
-		"zero-width space":       "\u200b",
-		"zero-width joiner":      "\u200d",
-		"right-to-left mark":     "\u200f",
-		"word joiner":            "\u2060",
-		"byte order mark":        "\ufeff",
-		"soft hyphen":            "\u00ad",
-		"tag letter A":           "\U000E0041",
-		"variation selector 16":  "\ufe0f",
-		"Hangul filler":          "\u3164",
-		"right-to-left override": "\u202e",
-		"two spaces in a row":    "  ", // an HTML view shows one
+		"zero-width space":           "\u200b",
+		"zero-width joiner":          "\u200d",
+		"right-to-left mark":         "\u200f",
+		"word joiner":                "\u2060",
+		"byte order mark":            "\ufeff",
+		"soft hyphen":                "\u00ad",
+		"tag letter A":               "\U000E0041",
+		"variation selector 16":      "\ufe0f",
+		"Hangul filler":              "\u3164",
+		"right-to-left override":     "\u202e",
+		"two spaces in a row":        "  ",         // an HTML view shows one
+		"Khitan small script filler": "\U00016FE4", // a blank mark, not default-ignorable in Go's tables
 	}
 	reordering = map[string]string{
 		"left-to-right embedding": "\u202a",
