@@ -12,13 +12,32 @@ import (
 // Event types of expiry hooks.
 const (
 	// EventExpireHookFailed records a failed (or panicking) expiry hook;
-	// Attrs carry the hook's position ("hook", from 0), the attempt number
-	// ("attempt", from 1), the error and when it is retried ("next_at").
+	// Attrs carry the hook's position (AttrHook), the attempt number
+	// (AttrAttempt), the error (AttrError) and when it is retried
+	// (AttrNextAt).
 	EventExpireHookFailed EventType = "grant.expire_hook_failed"
 	// EventExpireHookSucceeded records that the hooks of an expiry ran to
-	// the end after one or more failures ("attempts": how many failed). A
-	// first-time success is not recorded: grant.expired says it all.
+	// the end after one or more failures (AttrAttempts: how many failed).
+	// A first-time success is not recorded: grant.expired says it all.
 	EventExpireHookSucceeded EventType = "grant.expire_hook_succeeded"
+)
+
+// Attribute keys of the expiry hook events (Event.Attrs). Values are
+// decimal integers, and AttrNextAt a time in RFC 3339 with microseconds,
+// UTC.
+const (
+	// AttrHook is the position, from 0, of the hook that failed among the
+	// Manager's expiry hooks (grant.expire_hook_failed).
+	AttrHook = "hook"
+	// AttrAttempt is the number, from 1, of the failed attempt
+	// (grant.expire_hook_failed).
+	AttrAttempt = "attempt"
+	// AttrNextAt is when the failed hook is retried
+	// (grant.expire_hook_failed).
+	AttrNextAt = "next_at"
+	// AttrAttempts is how many attempts failed before the hooks ran to
+	// the end (grant.expire_hook_succeeded).
+	AttrAttempts = "attempts"
 )
 
 // Defaults of the expiry hook options.
@@ -252,7 +271,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			t.Complete = true
 			if t.Attempts > 0 {
 				ev := m.newEvent(now, EventExpireHookSucceeded, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
-				ev.Attrs = map[string]string{"attempts": strconv.Itoa(t.Attempts)}
+				ev.Attrs = map[string]string{AttrAttempts: strconv.Itoa(t.Attempts)}
 				events = append(events, ev)
 			}
 		case errors.Is(ctx.Err(), context.Canceled) && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
@@ -270,8 +289,8 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			t.NextAt = capTime(truncate(now.Add(m.life.retryDelay(t.Attempts))))
 			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
 			ev.Attrs = map[string]string{
-				"hook": strconv.Itoa(done), "attempt": strconv.Itoa(t.Attempts),
-				AttrError: t.LastError, "next_at": t.NextAt.Format(timeFormat),
+				AttrHook: strconv.Itoa(done), AttrAttempt: strconv.Itoa(t.Attempts),
+				AttrError: t.LastError, AttrNextAt: t.NextAt.Format(timeFormat),
 			}
 			events = append(events, ev)
 			report(newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err))
