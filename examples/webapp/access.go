@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	sa "github.com/supportaccess/supportaccess"
 )
@@ -46,12 +47,23 @@ func (a *app) resolveSession(r *http.Request) (sa.Session, bool) {
 	}, true
 }
 
-// markAdmitted remembers that the support session got in once, so that a
-// later refusal reads "access ended" rather than "no access".
+// markAdmitted remembers that the support session got in, so that a later
+// refusal reads "access ended" rather than "no access", and until when
+// its grants covered it: a request admitted on a grant that started after
+// that (the session's grant expired, and a new one was given before a
+// Sweep told the Notifier) ends the session instead of reviving it.
 func (a *app) markAdmitted(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := viewerFrom(r.Context()); v.Impersonating() && !v.Imp.Admitted {
-			a.sessions.admitted(v.Imp.ID)
+		v := viewerFrom(r.Context())
+		// Nothing to record (or refuse) when the grant ends no later than
+		// what the session already knows covers it: it started before that
+		// too.
+		if g, ok := grantFromContext(r.Context()); ok && v.Impersonating() &&
+			(!v.Imp.Admitted || grantEnd(g).After(v.Imp.CoveredUntil)) &&
+			!a.sessions.admitted(v.Imp.ID, g) {
+			clearCookie(w, r, impersonationCookie)
+			a.renderAccessEnded(w, r, v, "The customer's grant for this tenant expired before this request, so your support session was ended. A new grant needs a new support session: sign in to the tenant again.")
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -63,17 +75,25 @@ func (a *app) sessionEnded(s sa.Session, reason string) {
 	a.sessions.endImpersonationByAuditID(s.SessionID)
 }
 
+// notifyCheckTimeout bounds the Notifier's checks of a tenant's sessions.
+const notifyCheckTimeout = 5 * time.Second
+
 // notified is the Manager's Notifier: when a grant is revoked or expires,
-// the tenant's support sessions that no active grant covers any more end
-// at once, also those whose next request would not pass through the
-// middleware (the support console): a later grant starts new sessions,
-// it does not revive these.
+// the tenant's support sessions that no active grant continues (see
+// impersonation.continuedBy) end at once, also those whose next request
+// would not pass through the middleware (the support console): a later
+// grant starts new sessions, it does not revive these. It fails closed: a
+// session whose check fails (the store is down) ends too. The checks do
+// not use the caller's context, which may have ended by now (the
+// administrator who revoked closed the tab), only its values.
 func (a *app) notified(ctx context.Context, n sa.Notification) error {
 	if n.Type != sa.EventGrantRevoked && n.Type != sa.EventGrantExpired {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyCheckTimeout)
+	defer cancel()
 	for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
-		if _, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead); errors.Is(err, sa.ErrNoActiveGrant) {
+		if g, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead); err != nil || !imp.continuedBy(g) {
 			a.sessions.endImpersonation(imp.ID)
 		}
 	}
