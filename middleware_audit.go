@@ -116,9 +116,13 @@ func auditLine(r *http.Request) requestLine {
 		return l
 	}
 	t, _, _ := strings.Cut(r.RequestURI, "?")
-	if r.URL.User != nil && r.URL.Host != "" {
-		// An absolute-form target with credentials: never recorded.
-		t = r.URL.Scheme + "://" + r.URL.Host + r.URL.EscapedPath()
+	if u := r.URL; u.User != nil {
+		// A target with credentials (absolute form, with or without a
+		// host, or a CONNECT's authority form): they are never recorded.
+		t = u.Host + u.EscapedPath()
+		if u.Scheme != "" {
+			t = u.Scheme + "://" + t
+		}
 	}
 	if p, err := url.PathUnescape(t); err == nil && p == r.URL.Path {
 		return l // the same path, escaped otherwise (a "|", raw UTF-8)
