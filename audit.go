@@ -1,12 +1,14 @@
 package supportaccess
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -266,6 +268,17 @@ func (e Event) Cursor() AuditCursor {
 	return AuditCursor{Time: e.Time, TenantID: e.TenantID, Seq: e.Seq}
 }
 
+// Clone returns a deep copy of e: its Attrs, Before, After and Hash are
+// its own (nil stays nil), so that changing one never changes the other.
+// The Manager hands each auditor its own copy (see WithAuditor).
+func (e Event) Clone() Event {
+	e.Attrs = maps.Clone(e.Attrs)
+	e.Before = bytes.Clone(e.Before)
+	e.After = bytes.Clone(e.After)
+	e.Hash = bytes.Clone(e.Hash)
+	return e
+}
+
 // Match reports whether e passes f, including f.After (ignoring Limit).
 // Stores use it so that every backend filters alike.
 func (f AuditFilter) Match(e *Event) bool {
@@ -502,7 +515,7 @@ type multiAuditor []Auditor
 
 func (ma multiAuditor) Record(ctx context.Context, e Event) error {
 	for _, a := range ma {
-		if err := a.Record(ctx, e); err != nil {
+		if err := a.Record(ctx, e.Clone()); err != nil { // each its own copy, as from the Manager
 			return err
 		}
 	}

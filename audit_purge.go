@@ -150,7 +150,7 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 			if sameValue(a, p) { // the log records it in its chain already
 				continue
 			}
-			if err := a.Record(ctx, copied); err != nil {
+			if err := a.Record(ctx, copied.Clone()); err != nil {
 				return Event{}, auditError(err)
 			}
 		}

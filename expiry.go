@@ -424,7 +424,7 @@ func (f *firstPanic) raise() {
 func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome) ([]Event, error) {
 	others := m.extra
 	if !m.storeAudits && len(others) > 0 {
-		if err := others[0].Record(ctx, ev); err != nil {
+		if err := others[0].Record(ctx, ev.Clone()); err != nil {
 			return nil, auditError(err)
 		}
 		others = others[1:]
@@ -434,11 +434,12 @@ func (m *Manager) recordLifecycle(ctx context.Context, ev Event, x *extraOutcome
 }
 
 // recordEach records ev on each of auditors whatever the others do: each
-// auditor's error goes to failed, and the first panic is kept in p.
+// auditor, given its own copy, has its error go to failed, and the first
+// panic is kept in p.
 func (m *Manager) recordEach(ctx context.Context, auditors []Auditor, ev Event, p *firstPanic, failed func(error)) {
 	for _, a := range auditors {
 		p.keep(func() {
-			if err := a.Record(ctx, ev); err != nil {
+			if err := a.Record(ctx, ev.Clone()); err != nil {
 				failed(err)
 			}
 		})

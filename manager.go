@@ -117,7 +117,12 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // change is not made. (The other auditors that recorded its events before
 // that failure, or before a commit that then fails, hold events of a
 // change that did not happen; the store's trail is the one that holds
-// exactly what happened.) Events that
+// exactly what happened.) Each auditor is handed its own copy of every
+// event (Event.Clone): one that edits the event it is given (redacts an
+// attribute before shipping it) edits only its copy. Auditors run inside
+// the store's write (its transaction; on memstore, with its lock held):
+// they must not call the Manager or the store — on memstore such a call
+// waits for ever. Events that
 // change nothing and only record a fact — refusals (action.refused,
 // access.denied) and notify.failed — go to every auditor, the store
 // included, whatever the others return; a failure goes to the error
@@ -374,10 +379,12 @@ func (m *Manager) storeEvents(evs ...Event) []Event {
 	return evs
 }
 
-// recordExtra records ev on every auditor other than the store.
+// recordExtra records ev on every auditor other than the store, each
+// given its own copy (an auditor that edits the event it is handed must
+// not edit the store's).
 func (m *Manager) recordExtra(ctx context.Context, ev Event) error {
 	for _, a := range m.extra {
-		if err := a.Record(ctx, ev); err != nil {
+		if err := a.Record(ctx, ev.Clone()); err != nil {
 			return auditError(err)
 		}
 	}

@@ -91,7 +91,7 @@ func (s *Store) appendEvents(events []sa.Event) {
 		a.ids = make(map[uuid.UUID]struct{})
 	}
 	for _, e := range events {
-		e = cloneEvent(e)
+		e = e.Clone()
 		// UTC to the microsecond, as sqlstore keeps it: what the chain
 		// hash covers and a cursor carries (a cursor of a nanosecond time
 		// would sort before its own event).
@@ -143,7 +143,7 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 	var out []sa.Event
 	add := func(e *sa.Event) bool {
 		if f.Match(e) {
-			out = append(out, cloneEvent(*e))
+			out = append(out, e.Clone())
 		}
 		return f.Limit <= 0 || len(out) < f.Limit // a negative Limit as 0, as the SQL stores read it
 	}
@@ -261,16 +261,6 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 func cloneLink(l sa.ChainLink) sa.ChainLink {
 	l.Hash = bytes.Clone(l.Hash)
 	return l
-}
-
-func cloneEvent(e sa.Event) sa.Event {
-	if e.Attrs != nil {
-		e.Attrs = maps.Clone(e.Attrs)
-	}
-	e.Before = bytes.Clone(e.Before)
-	e.After = bytes.Clone(e.After)
-	e.Hash = bytes.Clone(e.Hash)
-	return e
 }
 
 // resort restores both orders after a test changed events in place.

@@ -80,7 +80,7 @@ func TamperSeq(s *Store, tenantID string, seq, newSeq int64) error {
 func TamperInsert(s *Store, e sa.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e = cloneEvent(e)
+	e = e.Clone()
 	c := s.audit.chains[e.TenantID]
 	if c == nil {
 		return fmt.Errorf("memstore: no chain of tenant %q", e.TenantID)
