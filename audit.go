@@ -167,7 +167,10 @@ type Event struct {
 // has a Time and a fresh ID; the bundled stores refuse an event without a
 // Time (ErrInvalidInput) and one whose ID they hold already (ErrConflict),
 // so a Record retried after an error whose write did commit adds no second
-// copy.
+// copy. The Manager calls an auditor other than the store inside the
+// store's write of the change (its transaction; on memstore, with its lock
+// held), handing it its own copy of the event: Record must not call the
+// Manager or the store (see WithAuditor).
 type Auditor interface {
 	Record(ctx context.Context, e Event) error
 }

@@ -175,6 +175,9 @@ func (m *Manager) grant(ctx context.Context, in GrantInput, span trace.Span) (Gr
 
 // newGrant applies the policy to validated input and builds the grant.
 func (m *Manager) newGrant(in GrantInput, now time.Time) (Grant, error) {
+	if err := checkClock(now); err != nil {
+		return Grant{}, err
+	}
 	starts := now
 	if !in.StartsAt.IsZero() {
 		starts = truncate(in.StartsAt)

@@ -299,6 +299,21 @@ func (m *Manager) Policy() Policy { return m.policy.clone() }
 // times are refused with ErrInvalidInput.
 var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 
+// minRecordTime is the earliest time a record may hold, the start of year 1000
+// (see Store: no bundled store keeps an earlier one).
+var minRecordTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkClock refuses, with ErrInvalidInput, a clock reading now that no
+// record may hold (before year 1000, the zero time included, or after
+// 9999): a change made at a broken clock's time is refused by the Manager
+// itself, whatever the store and the other auditors would keep.
+func checkClock(now time.Time) error {
+	if now.Before(minRecordTime) || now.After(maxTime) {
+		return fmt.Errorf("%w: the clock reads %s, outside the years 1000 to 9999", ErrInvalidInput, now.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // capTime is t, or maxTime when t is after it: a lease end or a retry time
 // the Manager computes near the end of year 9999, which no store need
 // keep beyond it (a store refusing it would stop every later Sweep).
@@ -463,6 +478,11 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 	called := false
 	g, err := m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
 		called = true
+		if g.ID != id || g.TenantID != cur.TenantID {
+			// The Authorizer judged cur: a store that hands over another
+			// grant (of another tenant, say) gets no change of it.
+			return nil, fmt.Errorf("%w: the store handed over grant %s of tenant %q to change grant %s of tenant %q", ErrInvalidInput, g.ID, g.TenantID, id, cur.TenantID)
+		}
 		ev, err := change(g)
 		if err != nil {
 			return nil, err
