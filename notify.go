@@ -56,7 +56,9 @@ type Notification struct {
 // stopping RunExpiry): a Notifier that only queues may ignore that. A
 // failure is recorded even then, under a context of its own bounded to one
 // second, so that the trail keeps a trace of a notification that did not
-// go out.
+// go out. The error's text is recorded in the tenant's trail (AttrError),
+// which the customer's administrators read: return errors that name no
+// secret (a mail server's credentials, an internal host name).
 type Notifier interface {
 	Notify(ctx context.Context, n Notification) error
 }

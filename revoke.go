@@ -96,8 +96,10 @@ func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, r
 
 // RevokeTicket revokes the active and scheduled grants of tenantID linked to
 // ticketRef (for example when the ticket is closed); grants of other tickets
-// keep their access. Errors as RevokeTenant; an empty ticketRef is
-// ErrInvalidInput.
+// keep their access. Pending access requests of the ticket stay pending
+// (an administrator may still approve one): a host closing the ticket
+// denies them too (ListRequests with the TicketRef, then Deny). Errors as
+// RevokeTenant; an empty ticketRef is ErrInvalidInput.
 func (m *Manager) RevokeTicket(ctx context.Context, tenantID, ticketRef string, by Actor, reason string) ([]Grant, error) {
 	return m.revokeMatching(ctx, "revoke ticket", "RevokeTicket", ListFilter{TenantID: tenantID, TicketRef: ticketRef}, true, by, reason)
 }
