@@ -534,9 +534,6 @@ func (s *Store) eventsQuery(f sa.AuditFilter) (string, []any) {
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += order
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
+	q, args = s.limit(q, args, f.Limit)
 	return s.sql(q), args
 }

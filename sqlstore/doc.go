@@ -84,7 +84,12 @@
 //   - a strict sql_mode (STRICT_TRANS_TABLES, the default, or
 //     STRICT_ALL_TABLES): otherwise the server stores a value it cannot
 //     hold changed, with a warning only — a grantee "ops😀@…" would become
-//     another principal, "ops????@…".
+//     another principal, "ops????@…";
+//   - sql_select_limit at its default (no limit): otherwise the server
+//     returns only that many rows of a SELECT without a LIMIT, and
+//     RevokeTenant would revoke only the grants it listed. (The store's
+//     lists also carry an explicit LIMIT on MySQL, which overrides a
+//     sql_select_limit set later.)
 //
 // Before its first operation the store asks one connection of the pool;
 // with any other setting every operation, Migrate included, fails with an

@@ -46,11 +46,23 @@ func (s *Store) listQuery(base string, where []string, args []any, limit int) (s
 		q += ` WHERE ` + strings.Join(where, ` AND `)
 	}
 	q += ` ORDER BY created_at DESC, id DESC`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, limit)
-	}
+	q, args = s.limit(q, args, limit)
 	return s.sql(q), args
+}
+
+// limit appends to the query q a LIMIT of n rows (0: all) and its
+// argument. On MySQL "all" is an explicit LIMIT too: it overrides a
+// sql_select_limit set after the store checked the session (SET GLOBAL,
+// or SET SESSION on a connection the host shares), which would otherwise
+// cut a list short — and with it the revocations that act on the list.
+func (s *Store) limit(q string, args []any, n int) (string, []any) {
+	switch {
+	case n > 0:
+		return q + ` LIMIT ?`, append(args, n)
+	case s.d.Dialect == MySQL:
+		return q + ` LIMIT ` + noSelectLimit, args
+	}
+	return q, args
 }
 
 // queryByID runs the rendered single-row query q with id and scans the row

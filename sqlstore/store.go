@@ -284,18 +284,36 @@ type queryRower interface {
 // checkSessionOn reads and checks the session settings of a connection
 // of q, with the variables v.
 func checkSessionOn(ctx context.Context, q queryRower, v sessionVars) error {
-	var mode string
+	var mode, selectLimit string
 	var client, conn, results sql.NullString
 	dest, check := v.scanState()
-	err := q.QueryRowContext(ctx, `SELECT `+v.columns()+`, @@character_set_client, @@character_set_connection, @@character_set_results, @@sql_mode`).
-		Scan(append(dest, &client, &conn, &results, &mode)...)
+	err := q.QueryRowContext(ctx, `SELECT `+v.columns()+`, @@character_set_client, @@character_set_connection, @@character_set_results, @@sql_mode, CAST(@@sql_select_limit AS CHAR)`).
+		Scan(append(dest, &client, &conn, &results, &mode, &selectLimit)...)
 	if err != nil {
 		return err
 	}
 	if err := check(); err != nil {
 		return err
 	}
-	return checkSessionVars([]sql.NullString{client, conn, results}, mode)
+	if err := checkSessionVars([]sql.NullString{client, conn, results}, mode); err != nil {
+		return err
+	}
+	return checkSelectLimit(selectLimit)
+}
+
+// noSelectLimit is MySQL's sql_select_limit when it limits nothing (its
+// default, DEFAULT or the largest unsigned 64-bit integer).
+const noSelectLimit = "18446744073709551615"
+
+// checkSelectLimit refuses, wrapping errors.ErrUnsupported, a session
+// whose sql_select_limit cuts short every SELECT without a LIMIT of its
+// own: RevokeTenant would revoke only the grants it listed, and say
+// nothing of the others.
+func checkSelectLimit(v string) error {
+	if v != noSelectLimit {
+		return fmt.Errorf("sqlstore: %w: the session's sql_select_limit is %s, at which the server returns only that many rows of a list (RevokeTenant would revoke only those): leave it at its default (DEFAULT)", errors.ErrUnsupported, v)
+	}
+	return nil
 }
 
 // isolationVars are the names of MySQL's isolation level variable.
