@@ -198,21 +198,22 @@ func (m *Manager) VerifyAudit(ctx context.Context, tenantID string) (_ VerifyRep
 	// start of the chain under the walk, which follows it (reanchorAt);
 	// a break a purge may still explain (see verifyTenant) makes the walk
 	// start again from the new checkpoint, up to verifyWalks times.
+	var verr error // not err: see errNotReturned (a second walk runs host code again)
 	for attempt := 0; attempt < verifyWalks; attempt++ {
 		var moved bool
-		rep, moved, err = verifyTenant(ctx, m.auditLog, cr, tenantID)
+		rep, moved, verr = verifyTenant(ctx, m.auditLog, cr, tenantID)
 		if !moved {
 			break
 		}
 	}
-	if err != nil {
+	if verr != nil {
 		// A store may itself find a row changed behind its back (one it
 		// cannot read back): its ChainBreak is the report's too.
 		var brk *ChainBreak
-		if rep.Break == nil && errors.As(err, &brk) {
+		if rep.Break == nil && errors.As(verr, &brk) {
 			rep.Break = brk
 		}
-		return rep, fmt.Errorf("verify audit: %w", err)
+		return rep, fmt.Errorf("verify audit: %w", verr)
 	}
 	return rep, nil
 }

@@ -69,7 +69,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	changed := false
-	g, err = m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
+	g, uerr := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) { // not err: see errNotReturned
 		changed = false // the last call decides: a store may retry a transaction
 		now := m.now()  // after the store locked the grant: see Manager.update
 		st := g.Status(now)
@@ -98,8 +98,8 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		changed = true
 		return m.storeEvents(ev), nil
 	})
-	if err != nil {
-		return Grant{}, fmt.Errorf("add grantee: %w", err)
+	if uerr != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", uerr)
 	}
 	if changed && m.notifier != nil {
 		n := grantNotification(EventGrantDelegated, g, by, "")

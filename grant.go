@@ -268,7 +268,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	expiresAt = truncate(expiresAt)
 	var tenant string // of a grant whose new end the policy refused
 	moved := false
-	g, err = m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
+	g, uerr := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) { // not err: see errNotReturned
 		moved = false  // the last call decides: a store may retry a transaction
 		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {
@@ -291,9 +291,9 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 		moved = true
 		return ev, nil
 	})
-	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, onGrant(id), err)
-		return Grant{}, fmt.Errorf("extend: %w", err)
+	if uerr != nil {
+		m.auditPolicyRefusal(ctx, ActionExtend, by, tenant, onGrant(id), uerr)
+		return Grant{}, fmt.Errorf("extend: %w", uerr)
 	}
 	if !moved {
 		return g, nil
@@ -452,9 +452,9 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error)
 		return nil, fmt.Errorf("list: %w", err)
 	}
 	now := m.now()
-	gs, err := m.store.ListGrants(ctx, f, now)
-	if err != nil {
-		return nil, fmt.Errorf("list: %w", err)
+	gs, lerr := m.store.ListGrants(ctx, f, now) // not err: see errNotReturned
+	if lerr != nil {
+		return nil, fmt.Errorf("list: %w", lerr)
 	}
 	return keepSelected(ctx, m, "list", "grant", gs, f.Limit, func(g *Grant) (bool, uuid.UUID) {
 		return f.selects(g) && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, g.Status(now))), g.ID

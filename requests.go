@@ -217,14 +217,14 @@ func (m *Manager) RequestAccess(ctx context.Context, in RequestInput) (r AccessR
 		err := m.refuse(ctx, ActionRequest, in.By, in.TenantID, target{}, "only support actors request access")
 		return AccessRequest{}, fmt.Errorf("request access: %w", err)
 	}
-	g, err := m.newGrant(gin, now)
-	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionRequest, in.By, in.TenantID, target{}, err)
-		return AccessRequest{}, fmt.Errorf("request access: %w", err)
+	g, gerr := m.newGrant(gin, now) // not err: see errNotReturned
+	if gerr != nil {
+		m.auditPolicyRefusal(ctx, ActionRequest, in.By, in.TenantID, target{}, gerr)
+		return AccessRequest{}, fmt.Errorf("request access: %w", gerr)
 	}
-	d, err := m.policy.duration(in.Duration)
-	if err != nil { // checked by newGrant already
-		return AccessRequest{}, fmt.Errorf("request access: %w", err)
+	d, derr := m.policy.duration(in.Duration)
+	if derr != nil { // checked by newGrant already
+		return AccessRequest{}, fmt.Errorf("request access: %w", derr)
 	}
 	r = AccessRequest{
 		ID:          newID(),
@@ -303,7 +303,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		return Grant{}, fmt.Errorf("approve: %w", derr)
 	}
 	var tenant string // of a request whose grant the policy refused
-	_, g, err = rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
+	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) { // not err: see errNotReturned
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
 		// not pending (as in Manager.update).
@@ -336,9 +336,9 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 		}
 		return g, m.storeEvents(approved, created), nil
 	})
-	if err != nil {
-		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, onRequest(id), err)
-		return Grant{}, fmt.Errorf("approve: %w", err)
+	if aerr != nil {
+		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, onRequest(id), aerr)
+		return Grant{}, fmt.Errorf("approve: %w", aerr)
 	}
 	m.tel.created.Add(ctx, 1) // at the commit (see Grant)
 	m.notify(ctx, EventRequestApproved, g, by, in.Reason)
@@ -399,7 +399,7 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		return AccessRequest{}, fmt.Errorf("deny: %w", derr)
 	}
 	var now time.Time
-	r, err = rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
+	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) { // not err: see errNotReturned
 		now = m.now() // with the request locked, as in Approve
 		if st := r.StatusAt(now); st != RequestPending {
 			return nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
@@ -413,8 +413,8 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		}
 		return m.storeEvents(ev), nil
 	})
-	if err != nil {
-		return AccessRequest{}, fmt.Errorf("deny: %w", err)
+	if uerr != nil {
+		return AccessRequest{}, fmt.Errorf("deny: %w", uerr)
 	}
 	m.notifyRequest(ctx, EventRequestDenied, r, by, reason)
 	r.Status = r.StatusAt(now)
@@ -495,9 +495,9 @@ func (m *Manager) ListRequests(ctx context.Context, f RequestFilter) (_ []Access
 		return nil, fmt.Errorf("list requests: %w", err)
 	}
 	now := m.now()
-	rr, err := rs.ListRequests(ctx, f, now)
-	if err != nil {
-		return nil, fmt.Errorf("list requests: %w", err)
+	rr, lerr := rs.ListRequests(ctx, f, now) // not err: see errNotReturned
+	if lerr != nil {
+		return nil, fmt.Errorf("list requests: %w", lerr)
 	}
 	for i := range rr {
 		rr[i].Status = rr[i].StatusAt(now)

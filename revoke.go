@@ -72,8 +72,8 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 	if err != nil {
 		return Grant{}, err
 	}
+	m.revoked(g) // first: in-flight requests end now, before host code (the meter, the Notifier) runs
 	m.tel.revoked.Add(ctx, 1)
-	m.revoked(g) // before the Notifier's round trip: in-flight requests end now
 	return g, nil
 }
 
