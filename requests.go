@@ -302,7 +302,7 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	if derr != nil {
 		return Grant{}, fmt.Errorf("approve: %w", derr)
 	}
-	var tenant string // of a request whose grant the policy refused
+	var tenant string                                                                         // of a request whose grant the policy refused
 	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) { // not err: see errNotReturned
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
