@@ -69,7 +69,8 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	changed := false
-	g, uerr := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) { // not err: see errNotReturned
+	// not err: see errNotReturned (host code runs after it)
+	g, uerr := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
 		changed = false // the last call decides: a store may retry a transaction
 		now := m.now()  // after the store locked the grant: see Manager.update
 		st := g.Status(now)

@@ -268,7 +268,8 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	expiresAt = truncate(expiresAt)
 	var tenant string // of a grant whose new end the policy refused
 	moved := false
-	g, uerr := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) { // not err: see errNotReturned
+	// not err: see errNotReturned (host code runs after it)
+	g, uerr := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
 		moved = false  // the last call decides: a store may retry a transaction
 		now := m.now() // after the store locked the grant: see Manager.update
 		switch st := g.Status(now); st {

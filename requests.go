@@ -302,8 +302,9 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	if derr != nil {
 		return Grant{}, fmt.Errorf("approve: %w", derr)
 	}
-	var tenant string                                                                         // of a request whose grant the policy refused
-	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) { // not err: see errNotReturned
+	var tenant string // of a request whose grant the policy refused
+	// not err: see errNotReturned (host code runs after it)
+	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
 		// not pending (as in Manager.update).
@@ -399,7 +400,8 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		return AccessRequest{}, fmt.Errorf("deny: %w", derr)
 	}
 	var now time.Time
-	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) { // not err: see errNotReturned
+	// not err: see errNotReturned (host code runs after it)
+	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
 		now = m.now() // with the request locked, as in Approve
 		if st := r.StatusAt(now); st != RequestPending {
 			return nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
