@@ -223,7 +223,7 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, urgent bool, 
 	checks.Add(1)
 	go func() {
 		defer checks.Done()
-		g, err := w.m.Check(cctx, key.tenant, key.principal, key.scope)
+		g, err := w.recoveredCheck(cctx, key)
 		w.pendMu.Lock()
 		if w.pending[key]--; w.pending[key] == 0 {
 			delete(w.pending, key)
@@ -242,6 +242,20 @@ func (w *watcher) boundedCheck(cctx context.Context, key checkKey, urgent bool, 
 		}
 	}
 	return a.g, a.err != nil && cctx.Err() != nil && !isDenial(a.err), a.err
+}
+
+// recoveredCheck is Check for key, run in a re-check's own goroutine: a
+// panic of host code in it (the store, a telemetry provider) is a failed
+// Check — the request ends as on a store failure, and the error handler
+// hears of the panic (endReason) — rather than a crash of the process,
+// which no handler of the host's could recover from there.
+func (w *watcher) recoveredCheck(ctx context.Context, key checkKey) (g Grant, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g, err = Grant{}, fmt.Errorf("supportaccess: the check panicked: %s", panicText(p))
+		}
+	}()
+	return w.m.Check(ctx, key.tenant, key.principal, key.scope)
 }
 
 // isDenial reports whether err is Check's answer that no grant allows the

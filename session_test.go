@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -250,6 +251,29 @@ func TestSessionEndStoreFailureDuringPollCancels(t *testing.T) {
 	requireStreamCut(t, s, rec, "check failed")
 	require.Empty(t, e.ended.all(), "an outage does not end the session")
 	require.NotEmpty(t, e.errs.all())
+}
+
+// TestSessionStorePanicDuringPollCancels: a store (or telemetry provider)
+// that panics in a re-check, which runs in a goroutine of the
+// middleware's own, does not crash the process: the request ends as on a
+// store failure, and the error handler hears of the panic (review 137's
+// note).
+func TestSessionStorePanicDuringPollCancels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	e := newMWEnv(t)
+	e.grant(sa.GrantInput{})
+	s := newMWStream()
+	rec, finished := s.serve(t, e.wrap(s, sa.WithPollInterval(40*time.Millisecond)), mwReq(http.MethodGet, "/events", "generic"))
+	boom := func() { panic("driver: connection to the database lost") }
+	e.store.before.Store(&boom)
+	require.Less(t, s.waitEnd(t, finished, time.Now()), time.Second)
+	requireStreamCut(t, s, rec, "check failed")
+	require.Empty(t, e.ended.all(), "an outage does not end the session")
+	var panicked bool
+	for _, err := range e.errs.all() {
+		panicked = panicked || strings.Contains(err.Error(), "the check panicked: driver: connection to the database lost")
+	}
+	require.True(t, panicked, "the error handler hears of the panic: %v", e.errs.all())
 }
 
 func TestSessionConcurrentRequestsShareOnePoller(t *testing.T) {
