@@ -21,7 +21,10 @@
 // hook_tasks (expiry-hook retry state), grant_due (pending lifecycle
 // transitions; PostgreSQL and SQLite) and schema_version. Migrate creates and upgrades them;
 // hosts with their own migration tool apply the files of Migrations
-// instead. Times are UTC with microsecond precision on every dialect
+// instead. Until schema_version records SchemaVersion (or later: a newer
+// release migrating in a rolling upgrade), every method but Migrate
+// refuses to work with ErrSchemaTooOld — Check fails closed, nothing is
+// written to tables that lack what the store writes. Times are UTC with microsecond precision on every dialect
 // (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
 // INTEGER on SQLite); an unset time (unlimited ExpiresAt, RevokedAt) is
 // NULL. On MySQL the store sends times as text and selects them as text, so

@@ -15,6 +15,14 @@ import (
 // The store refuses to downgrade it. It wraps supportaccess.ErrInvalidInput.
 var ErrSchemaTooNew = fmt.Errorf("sqlstore: database schema is newer than this library: %w", sa.ErrInvalidInput)
 
+// ErrSchemaTooOld is returned by every method but Migrate while the
+// database records a schema version older than this library needs (Migrate
+// was not run, or failed part of the way, with this table prefix): the
+// store refuses to work on tables that lack what it writes and reads, so
+// Check fails closed and nothing is half-written. It wraps
+// supportaccess.ErrInvalidInput. Run Migrate.
+var ErrSchemaTooOld = fmt.Errorf("sqlstore: database schema is older than this library needs: %w", sa.ErrInvalidInput)
+
 // errClosed is returned by every method after Close.
 var errClosed = errors.New("sqlstore: store is closed")
 

@@ -157,6 +157,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		return wrap(ctx, "migrate", err)
 	}
+	s.schemaOK.Store(true)
 	return nil
 }
 

@@ -156,6 +156,52 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 		require.ErrorIs(t, err, sqlstore.ErrSchemaTooNew)
 		require.ErrorIs(t, err, sa.ErrInvalidInput)
 		require.Equal(t, append(wantVersions(), sqlstore.SchemaVersion+1), versions(t, db, s), "nothing downgraded")
+		// In use, a newer schema is not refused: in a rolling upgrade the
+		// replicas still on this release keep working while a newer one
+		// migrates.
+		m, err := sa.NewManager(s)
+		require.NoError(t, err)
+		_, err = m.Grant(context.Background(), sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.NoError(t, err)
+	})
+}
+
+// TestUseRefusesAnOlderSchema: a database a host's tool left at an older
+// version (Migrate not run, or stopped part of the way) is refused by
+// every method but Migrate with ErrSchemaTooOld, before anything is
+// written — Check fails closed, Grant stores nothing. Once another
+// replica migrated, the same store works: a refusal is not kept.
+func TestUseRefusesAnOlderSchema(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d sqlstore.Dialect) {
+		ctx := context.Background()
+		db := sqltest.Open(t, d)
+		s := unmigrated(t, db, d)
+		dropRoutines(t, db, d, s.TablePrefix())
+		names, err := fs.Glob(s.Migrations(), "*.sql")
+		require.NoError(t, err)
+		for _, n := range names[:len(names)-1] {
+			applyFile(t, db, s, n)
+		}
+		m, err := sa.NewManager(s)
+		require.NoError(t, err)
+		_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.ErrorIs(t, err, sqlstore.ErrSchemaTooOld)
+		require.ErrorIs(t, err, sa.ErrInvalidInput)
+		require.ErrorContains(t, err, fmt.Sprintf("is at version %d, this library needs %d: run Migrate", sqlstore.SchemaVersion-1, sqlstore.SchemaVersion))
+		_, err = m.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+		require.ErrorIs(t, err, sqlstore.ErrSchemaTooOld, "Check fails closed")
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM `+s.TablePrefix()+`grants`).Scan(&n))
+		require.Zero(t, n, "nothing written")
+
+		other, err := sqlstore.New(db, d, sqlstore.WithTablePrefix(s.TablePrefix()))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = other.Close() })
+		require.NoError(t, other.Migrate(ctx))
+		_, err = m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: storetest.Customer})
+		require.NoError(t, err, "the same store, once another migrated")
+		_, err = m.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+		require.NoError(t, err)
 	})
 }
 

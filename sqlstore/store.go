@@ -48,6 +48,10 @@ type Store struct {
 	sessionOK   atomic.Bool
 	sessionVars atomic.Int32
 
+	// schemaOK: the database was found at SchemaVersion or later (see
+	// checkSchema), or Migrate brought it there.
+	schemaOK atomic.Bool
+
 	// heads caches, on PostgreSQL and MySQL, each tenant's chain head as
 	// this store last wrote or read it (tenant → head), for Record's
 	// one-round-trip append. A stale entry only costs the fallback
@@ -199,6 +203,44 @@ func (s *Store) ready(ctx context.Context) error {
 	if s.d.Dialect == MySQL && !s.sessionOK.Load() {
 		return s.checkSession(ctx)
 	}
+	return nil
+}
+
+// readyForUse is ready, and then, until a check succeeded, checkSchema's
+// error: every method but Migrate.
+func (s *Store) readyForUse(ctx context.Context) error {
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	if !s.schemaOK.Load() {
+		return s.checkSchema(ctx)
+	}
+	return nil
+}
+
+// checkSchema reads the schema version the database records, once per
+// Store until it is SchemaVersion or later (a later one is not refused
+// here: in a rolling upgrade the replicas still on this release keep
+// working while a newer one migrates; only Migrate refuses it). An older
+// one is ErrSchemaTooOld; missing tables say to run Migrate (see wrap).
+func (s *Store) checkSchema(ctx context.Context) error {
+	var cur int
+	read := func() error {
+		return s.db.QueryRowContext(ctx, s.sql(`SELECT COALESCE(MAX(version), 0) FROM {p}schema_version`)).Scan(&cur)
+	}
+	var err error
+	if s.d.busyRetry {
+		err = s.retryBusy(ctx, read) // SQLite: another connection may hold the file's lock
+	} else {
+		err = read()
+	}
+	if err != nil {
+		return wrap(ctx, "read the schema version", err)
+	}
+	if cur < SchemaVersion {
+		return fmt.Errorf("%w: the database (table prefix %q) is at version %d, this library needs %d: run Migrate", ErrSchemaTooOld, s.prefix, cur, SchemaVersion)
+	}
+	s.schemaOK.Store(true)
 	return nil
 }
 

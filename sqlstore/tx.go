@@ -91,7 +91,7 @@ func (t *txn) execDynamic(q string, args ...any) (sql.Result, error) {
 // transaction cannot fail with SQLITE_BUSY, and no caller code has run
 // before the lock is held, so the retry is always safe.
 func (s *Store) begin(ctx context.Context, opts *sql.TxOptions) (*txn, error) {
-	if err := s.ready(ctx); err != nil {
+	if err := s.readyForUse(ctx); err != nil {
 		return nil, err
 	}
 	if s.q.writeLock == "" {
@@ -203,7 +203,7 @@ func (s *Store) inTxRetry(ctx context.Context, op string, fn func(t *txn) error)
 // read runs a read-only operation, on SQLite retrying while the database is
 // busy.
 func (s *Store) read(ctx context.Context, fn func() error) error {
-	if err := s.ready(ctx); err != nil {
+	if err := s.readyForUse(ctx); err != nil {
 		return err
 	}
 	if !s.d.busyRetry {
