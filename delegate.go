@@ -72,7 +72,10 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	// not err: see errNotReturned (host code runs after it)
 	g, uerr := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
 		changed = false // the last call decides: a store may retry a transaction
-		now := m.now()  // after the store locked the grant: see Manager.update
+		if err := sameGrant(g, &cur); err != nil {
+			return nil, err
+		}
+		now := m.now() // after the store locked the grant: see Manager.update
 		st := g.Status(now)
 		switch {
 		case st == StatusActive:

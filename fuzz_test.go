@@ -435,7 +435,8 @@ func validText(s string, max int, required bool) bool {
 
 // validIdent is validText for an identifier: nothing invisible (format
 // characters, other default-ignorable code points, variation selectors,
-// spaces other than ASCII's, the Braille blank, the Khitan filler), no
+// spaces other than ASCII's, the Braille blank, the Khitan filler, the
+// musical null notehead), no
 // space at either end
 // and no two spaces in a row.
 func validIdent(s string, max int, required bool) bool {
@@ -447,7 +448,7 @@ func validIdent(s string, max int, required bool) bool {
 	}
 	for _, r := range s {
 		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
-			r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 || r == 0x16fe4 {
+			r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 || r == 0x16fe4 || r == 0x1d159 {
 			return false
 		}
 	}

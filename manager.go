@@ -478,10 +478,8 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 	called := false
 	g, err := m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
 		called = true
-		if g.ID != id || g.TenantID != cur.TenantID {
-			// The Authorizer judged cur: a store that hands over another
-			// grant (of another tenant, say) gets no change of it.
-			return nil, fmt.Errorf("%w: the store handed over grant %s of tenant %q to change grant %s of tenant %q", ErrInvalidInput, g.ID, g.TenantID, id, cur.TenantID)
+		if err := sameGrant(g, &cur); err != nil {
+			return nil, err
 		}
 		ev, err := change(g)
 		if err != nil {
@@ -501,6 +499,16 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		err = &endedError{err}
 	}
 	return g, err
+}
+
+// sameGrant refuses, with ErrInvalidInput, a grant g a store's UpdateGrant
+// hands over that is not cur, the one authorised (another ID or tenant):
+// the Authorizer judged cur, so no change is made to another.
+func sameGrant(g, cur *Grant) error {
+	if g.ID != cur.ID || g.TenantID != cur.TenantID {
+		return fmt.Errorf("%w: the store handed over grant %s of tenant %q to change grant %s of tenant %q", ErrInvalidInput, g.ID, g.TenantID, cur.ID, cur.TenantID)
+	}
+	return nil
 }
 
 // reportError hands an error that cannot be returned to the error handler.

@@ -116,14 +116,7 @@ func auditLine(r *http.Request) requestLine {
 		return l
 	}
 	t, _, _ := strings.Cut(r.RequestURI, "?")
-	if u := r.URL; u.User != nil {
-		// A target with credentials (absolute form, with or without a
-		// host, or a CONNECT's authority form): they are never recorded.
-		t = u.Host + u.EscapedPath()
-		if u.Scheme != "" {
-			t = u.Scheme + "://" + t
-		}
-	}
+	t = withoutUserinfo(t)
 	if p, err := url.PathUnescape(t); err == nil && p == r.URL.Path {
 		return l // the same path, escaped otherwise (a "|", raw UTF-8)
 	}
@@ -131,6 +124,27 @@ func auditLine(r *http.Request) requestLine {
 		l.target = t
 	}
 	return l
+}
+
+// withoutUserinfo returns the request target t (without its query)
+// without the user information of its authority — credentials are never
+// recorded — read from t itself, not from r.URL, which a host's router
+// may have rebuilt: "http://user:pw@host/x" is "http://host/x" (also with
+// no host: "http:///x"), a CONNECT's "user:pw@host:443" is "host:443". A
+// target in origin form ("/…") is a path and kept.
+func withoutUserinfo(t string) string {
+	if strings.HasPrefix(t, "/") {
+		return t
+	}
+	prefix, rest := "", t
+	if i := strings.Index(t, "://"); i >= 0 && !strings.ContainsAny(t[:i], "/@") {
+		prefix, rest = t[:i+3], t[i+3:]
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	if k := strings.LastIndexByte(authority, '@'); k >= 0 {
+		return prefix + rest[k+1:]
+	}
+	return t
 }
 
 // auditPath is the request path as audited: escaped, never with the query

@@ -19,7 +19,8 @@ import (
 // directional marks, the byte order mark and tag characters; other
 // default-ignorable code points; variation selectors; spaces other than
 // U+0020, U+0020 at either end or twice in a row, which an HTML view
-// shows as one; the Braille blank and the Khitan small script filler);
+// shows as one; the Braille blank, the Khitan small script filler and the
+// musical null notehead);
 // filters, cursors, VerifyAudit, PurgeAudit, RevokeTenant and RevokeTicket
 // accept them, so that data stored before this rule stays reachable.
 const (
@@ -102,16 +103,17 @@ func controlRune(r rune) bool {
 // characters (zero-width space and joiners, directional marks, the byte
 // order mark, tag characters…), the other default-ignorable code points,
 // variation selectors, the space separators other than U+0020 (no-break,
-// figure, ideographic space…), the Braille blank and the Khitan small
-// script filler (U+16FE4, a blank mark Go's tables do not list among the
-// default-ignorable code points). With them two tenant
+// figure, ideographic space…), the Braille blank, the Khitan small script
+// filler (U+16FE4, a blank mark Go's tables do not list among the
+// default-ignorable code points) and the musical null notehead (U+1D159,
+// drawn as nothing). With them two tenant
 // IDs or principals could look the same in an audit view and be
 // different. (Look-alike letters of other scripts and unnormalised
 // accents are not refused: hosts that need that use ASCII or normalised
 // identifiers.)
 func hiddenRune(r rune) bool {
 	return unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) ||
-		r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 || r == 0x16fe4
+		r != ' ' && unicode.Is(unicode.Zs, r) || r == 0x2800 || r == 0x16fe4 || r == 0x1d159
 }
 
 // textKind is what a string field holds, for checkText.

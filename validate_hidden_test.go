@@ -26,6 +26,7 @@ var (
 		"right-to-left override":     "\u202e",
 		"two spaces in a row":        "  ",         // an HTML view shows one
 		"Khitan small script filler": "\U00016FE4", // a blank mark, not default-ignorable in Go's tables
+		"musical null notehead":      "\U0001D159", // drawn as nothing
 	}
 	reordering = map[string]string{
 		"left-to-right embedding": "\u202a",
