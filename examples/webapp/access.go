@@ -48,25 +48,69 @@ func (a *app) resolveSession(r *http.Request) (sa.Session, bool) {
 }
 
 // markAdmitted remembers that the support session got in, so that a later
-// refusal reads "access ended" rather than "no access", and until when
-// its grants covered it: a request admitted on a grant that started after
-// that (the session's grant expired, and a new one was given before a
-// Sweep told the Notifier) ends the session instead of reviving it.
+// refusal reads "access ended" rather than "no access", and when: a
+// request admitted on a grant that started after the session's access
+// had ended (its grant expired, was revoked or shortened, and a new one
+// was given before a Sweep told the Notifier) ends the session instead of
+// reviving it (see coveredSince).
 func (a *app) markAdmitted(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v := viewerFrom(r.Context())
-		// Nothing to record (or refuse) when the grant ends no later than
-		// what the session already knows covers it: it started before that
-		// too.
-		if g, ok := grantFromContext(r.Context()); ok && v.Impersonating() &&
-			(!v.Imp.Admitted || grantEnd(g).After(v.Imp.CoveredUntil)) &&
-			!a.sessions.admitted(v.Imp.ID, g) {
-			clearCookie(w, r, impersonationCookie)
-			a.renderAccessEnded(w, r, v, "The customer's grant for this tenant expired before this request, so your support session was ended. A new grant needs a new support session: sign in to the tenant again.")
-			return
+		if g, ok := grantFromContext(r.Context()); ok && v.Impersonating() {
+			now := a.m.Now()
+			if covered, err := a.coveredSince(r.Context(), *v.Imp, g, now); err != nil || !covered {
+				if err != nil {
+					a.logError(r.Context(), err)
+				}
+				a.sessions.endImpersonation(v.Imp.ID)
+				clearCookie(w, r, impersonationCookie)
+				a.renderAccessEnded(w, r, v, "The customer's grant for this tenant ended before this request, so your support session was ended. A new grant needs a new support session: sign in to the tenant again.")
+				return
+			}
+			a.sessions.admitted(v.Imp.ID, now)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// coveredSince reports whether grants covered support session imp without
+// a gap from its last admitted request until now, g being a grant that
+// covers it now. A session never admitted is new: nothing to continue.
+// When g started no later than that request, g itself covered the whole
+// time (a grant's window has no hole, and g is not revoked: it covers
+// now); otherwise the tenant's grants are listed, and each covers the
+// session's principal from its start to its end or revocation.
+func (a *app) coveredSince(ctx context.Context, imp impersonation, g sa.Grant, now time.Time) (bool, error) {
+	if !imp.Admitted || !g.StartsAt.After(imp.LastAdmitted) {
+		return true, nil
+	}
+	gs, err := a.m.List(ctx, sa.ListFilter{TenantID: imp.TenantID})
+	if err != nil {
+		return false, err
+	}
+	t := imp.LastAdmitted // covered up to t
+	for moved := true; moved && t.Before(now); {
+		moved = false
+		for _, c := range gs {
+			end := grantEnd(c)
+			if !c.RevokedAt.IsZero() && c.RevokedAt.Before(end) {
+				end = c.RevokedAt
+			}
+			if c.Covers(imp.Principal) && !c.StartsAt.After(t) && end.After(t) {
+				t, moved = end, true
+			}
+		}
+	}
+	return !t.Before(now), nil
+}
+
+// grantEnd is g's end, an unlimited grant's as far in the future as a
+// grant's time may be.
+func grantEnd(g sa.Grant) time.Time {
+	if g.ExpiresAt.IsZero() {
+		return time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+	}
+	return g.ExpiresAt
 }
 
 // sessionEnded is the middleware's OnSessionEnded hook: the support session
@@ -80,7 +124,7 @@ const notifyCheckTimeout = 5 * time.Second
 
 // notified is the Manager's Notifier: when a grant is revoked or expires,
 // the tenant's support sessions that no active grant continues (see
-// impersonation.continuedBy) end at once, also those whose next request
+// coveredSince) end at once, also those whose next request
 // would not pass through the middleware (the support console): a later
 // grant starts new sessions, it does not revive these. It fails closed: a
 // session whose check fails (the store is down) ends too. The checks do
@@ -93,7 +137,12 @@ func (a *app) notified(ctx context.Context, n sa.Notification) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyCheckTimeout)
 	defer cancel()
 	for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
-		if g, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead); err != nil || !imp.continuedBy(g) {
+		g, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead)
+		covered := false
+		if err == nil {
+			covered, err = a.coveredSince(ctx, imp, g, a.m.Now())
+		}
+		if err != nil || !covered {
 			a.sessions.endImpersonation(imp.ID)
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	sa "github.com/supportaccess/supportaccess"
 )
 
 // Cookie names. Both cookies hold only a random identifier; everything else
@@ -48,12 +46,12 @@ type impersonation struct {
 	// check: a later denial then means access ended rather than never
 	// existed.
 	Admitted bool
-	// CoveredUntil is the latest end of the grants that admitted the
-	// session's requests (far in the future for an unlimited grant). A
-	// grant that starts after it does not continue the session: between
-	// the two no grant covered it, so its access ended, whether or not a
-	// Sweep has told the Notifier yet.
-	CoveredUntil time.Time
+	// LastAdmitted is when a request of the session last passed the
+	// access check (the Manager's clock). The session goes on only while
+	// grants covered it without a gap since then (see coveredSince): a
+	// grant given after its access ended starts new sessions, whether or
+	// not a Sweep has told the Notifier of the end yet.
+	LastAdmitted time.Time
 }
 
 // sessionStore keeps sessions in memory, keyed by random IDs. Expired
@@ -202,42 +200,16 @@ func (s *sessionStore) impersonationByID(id, loginID string) (impersonation, boo
 }
 
 // admitted records that a request of impersonation id passed the access
-// check on grant g, and reports whether the session goes on: it does not
-// (and is removed) when g starts after the end of every grant that
-// admitted the session before (see impersonation.CoveredUntil).
-func (s *sessionStore) admitted(id string, g sa.Grant) bool {
+// check at the time at.
+func (s *sessionStore) admitted(id string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	imp, ok := s.imps[id]
-	if !ok {
-		return true // ended meanwhile: the next request finds no session
-	}
-	if imp.continuedBy(g) {
+	if imp, ok := s.imps[id]; ok {
 		imp.Admitted = true
-		if end := grantEnd(g); end.After(imp.CoveredUntil) {
-			imp.CoveredUntil = end
+		if at.After(imp.LastAdmitted) {
+			imp.LastAdmitted = at
 		}
-		return true
 	}
-	delete(s.imps, id)
-	return false
-}
-
-// continuedBy reports whether grant g, active now, continues the session:
-// the session was never admitted, or g started no later than the end of a
-// grant that admitted it (an extension of that grant, or one that
-// overlapped it).
-func (imp *impersonation) continuedBy(g sa.Grant) bool {
-	return !imp.Admitted || !g.StartsAt.After(imp.CoveredUntil)
-}
-
-// grantEnd is g's end, an unlimited grant's as far in the future as a
-// grant's time may be.
-func grantEnd(g sa.Grant) time.Time {
-	if g.ExpiresAt.IsZero() {
-		return time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
-	}
-	return g.ExpiresAt
 }
 
 // impersonationsOf returns the live impersonations of tenant tenantID.
