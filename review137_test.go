@@ -151,28 +151,35 @@ func r137Scan(t *testing.T, rec *tracetest.SpanRecorder, rm *metricdata.Resource
 	}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			var sets []attribute.Set
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					sets = append(sets, p.Attributes)
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					sets = append(sets, p.Attributes)
-				}
-			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					sets = append(sets, p.Attributes)
-				}
-			default:
-				t.Fatalf("metric %s: unexpected data %T", m.Name, m.Data)
-			}
-			for _, s := range sets {
+			for _, s := range r137AttrSets(t, m) {
 				checkKVs("metric "+m.Name, s.ToSlice())
 			}
 		}
 	}
+}
+
+// r137AttrSets returns the attribute sets of m's data points (the library
+// reports int64 sums and gauges and float64 histograms).
+func r137AttrSets(t *testing.T, m metricdata.Metrics) []attribute.Set {
+	t.Helper()
+	var sets []attribute.Set
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			sets = append(sets, p.Attributes)
+		}
+	default:
+		t.Fatalf("metric %s: unexpected data %T", m.Name, m.Data)
+	}
+	return sets
 }
 
 // TestReview137NoCustomerDataInTelemetry attacks SECURITY.md's "Telemetry
@@ -329,17 +336,7 @@ func TestReview137CheckMetricsAndSpansBoundedUnderHostileInput(t *testing.T) {
 	seen := 0
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			var sets []attribute.Set
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					sets = append(sets, p.Attributes)
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					sets = append(sets, p.Attributes)
-				}
-			}
+			sets := r137AttrSets(t, m)
 			if m.Name != "supportaccess.checks" && m.Name != "supportaccess.check.duration" {
 				require.LessOrEqual(t, len(sets), 1, "metric %s has one series", m.Name)
 				continue

@@ -459,13 +459,7 @@ func TestReview138PostgresTinyTimeoutsKeepMigrateAtomic(t *testing.T) {
 		require.NoError(t, err)
 		stores = append(stores, s)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(stores))
-	for i, s := range stores {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = s.Migrate(ctx) }()
-	}
-	wg.Wait()
+	errs := r138MigrateAll(ctx, stores)
 	ok := 0
 	for _, err := range errs {
 		if err == nil {
@@ -694,13 +688,7 @@ func TestReview138PrefixCaseFoldsToOneLock(t *testing.T) {
 				require.NoError(t, err)
 				stores = append(stores, s)
 			}
-			var wg sync.WaitGroup
-			errs := make([]error, len(stores))
-			for i, s := range stores {
-				wg.Add(1)
-				go func() { defer wg.Done(); errs[i] = s.Migrate(ctx) }()
-			}
-			wg.Wait()
+			errs := r138MigrateAll(ctx, stores)
 			for _, err := range errs {
 				require.NoError(t, err)
 			}
@@ -771,4 +759,17 @@ func TestReview138MariaDBEmptyStringIsNull(t *testing.T) {
 	got, err := m.Get(ctx, g.ID)
 	require.NoError(t, err)
 	require.Equal(t, g, got)
+}
+
+// r138MigrateAll runs Migrate on every store at once and returns their
+// errors, in the stores' order.
+func r138MigrateAll(ctx context.Context, stores []*sqlstore.Store) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Migrate(ctx) }()
+	}
+	wg.Wait()
+	return errs
 }
