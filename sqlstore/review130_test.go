@@ -567,7 +567,7 @@ func TestReview130InjectionThroughClientSideInterpolation(t *testing.T) {
 				evs, err := s.Events(ctx, sa.AuditFilter{TenantID: v, ActorID: v, SessionID: v, Types: []sa.EventType{sa.EventType(v)}})
 				require.NoError(t, err)
 				require.Empty(t, evs, "%q", v)
-				evs, err = s.Events(ctx, sa.AuditFilter{After: &sa.AuditCursor{TenantID: v, Seq: 0, Time: now}})
+				_, err = s.Events(ctx, sa.AuditFilter{After: &sa.AuditCursor{TenantID: v, Seq: 0, Time: now}})
 				require.NoError(t, err)
 				// Store the value everywhere and read it back.
 				g := r130Grant(v, now, v)
