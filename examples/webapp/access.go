@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	sa "github.com/supportaccess/supportaccess"
 )
 
@@ -58,16 +60,21 @@ func (a *app) markAdmitted(next http.Handler) http.Handler {
 		v := viewerFrom(r.Context())
 		if g, ok := grantFromContext(r.Context()); ok && v.Impersonating() {
 			now := a.m.Now()
-			if covered, err := a.coveredSince(r.Context(), *v.Imp, g, now); err != nil || !covered {
-				if err != nil {
-					a.logError(r.Context(), err)
-				}
+			covered, err := a.coveredSince(r.Context(), *v.Imp, g, now)
+			if err != nil {
+				// Not known (the store is down): nothing is served, and
+				// the session is judged again at its next request.
+				a.logError(r.Context(), err)
+				a.accessDenied(w, r, sa.Denial{Status: http.StatusServiceUnavailable, Code: sa.DeniedUnavailable})
+				return
+			}
+			if !covered {
 				a.sessions.endImpersonation(v.Imp.ID)
 				clearCookie(w, r, impersonationCookie)
 				a.renderAccessEnded(w, r, v, "The customer's grant for this tenant ended before this request, so your support session was ended. A new grant needs a new support session: sign in to the tenant again.")
 				return
 			}
-			a.sessions.admitted(v.Imp.ID, now)
+			a.sessions.admitted(v.Imp.ID, now, g.ID)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -76,32 +83,52 @@ func (a *app) markAdmitted(next http.Handler) http.Handler {
 // coveredSince reports whether grants covered support session imp without
 // a gap from its last admitted request until now, g being a grant that
 // covers it now. A session never admitted is new: nothing to continue.
-// When g started no later than that request, g itself covered the whole
-// time (a grant's window has no hole, and g is not revoked: it covers
-// now); otherwise the tenant's grants are listed, and each covers the
-// session's principal from its start to its end or revocation.
+// When g also admitted that request, g itself covered the whole time (a
+// grant's window has no hole, and g is not revoked: it covers now). A
+// clock that went back before that request leaves the time between
+// unknown: not covered (fail closed). Otherwise the tenant's grants are
+// listed (see coverage).
 func (a *app) coveredSince(ctx context.Context, imp impersonation, g sa.Grant, now time.Time) (bool, error) {
-	if !imp.Admitted || !g.StartsAt.After(imp.LastAdmitted) {
+	switch {
+	case !imp.Admitted || g.ID == imp.LastGrantID:
 		return true, nil
+	case now.Before(imp.LastAdmitted):
+		return false, nil
 	}
 	gs, err := a.m.List(ctx, sa.ListFilter{TenantID: imp.TenantID})
 	if err != nil {
 		return false, err
 	}
-	t := imp.LastAdmitted // covered up to t
-	for moved := true; moved && t.Before(now); {
-		moved = false
-		for _, c := range gs {
-			end := grantEnd(c)
-			if !c.RevokedAt.IsZero() && c.RevokedAt.Before(end) {
-				end = c.RevokedAt
-			}
-			if c.Covers(imp.Principal) && !c.StartsAt.After(t) && end.After(t) {
-				t, moved = end, true
-			}
+	return !coveredUntil(gs, imp.Principal, imp.LastAdmitted, uuid.Nil).Before(now), nil
+}
+
+// coveredUntil returns how far from the time from the grants gs cover
+// principal without a gap (from itself when none covers it then), each
+// from its start to its end or revocation, leaving out the grant except
+// (when not zero). One pass over the grants in order of their start.
+func coveredUntil(gs []sa.Grant, principal string, from time.Time, except uuid.UUID) time.Time {
+	type span struct{ start, end time.Time }
+	var spans []span
+	for _, c := range gs {
+		end := grantEnd(c)
+		if !c.RevokedAt.IsZero() && c.RevokedAt.Before(end) {
+			end = c.RevokedAt
+		}
+		if c.ID != except && c.Covers(principal) && end.After(from) {
+			spans = append(spans, span{c.StartsAt, end})
 		}
 	}
-	return !t.Before(now), nil
+	slices.SortFunc(spans, func(x, y span) int { return x.start.Compare(y.start) })
+	t := from
+	for _, s := range spans {
+		if s.start.After(t) {
+			break
+		}
+		if s.end.After(t) {
+			t = s.end
+		}
+	}
+	return t
 }
 
 // grantEnd is g's end, an unlimited grant's as far in the future as a
@@ -124,26 +151,45 @@ const notifyCheckTimeout = 5 * time.Second
 
 // notified is the Manager's Notifier: when a grant is revoked or expires,
 // the tenant's support sessions that no active grant continues (see
-// coveredSince) end at once, also those whose next request
+// coveredSince) end at once — and when a principal is added to a grant,
+// its sessions whose access had ended before — also those whose next request
 // would not pass through the middleware (the support console): a later
 // grant starts new sessions, it does not revive these. It fails closed: a
 // session whose check fails (the store is down) ends too. The checks do
 // not use the caller's context, which may have ended by now (the
 // administrator who revoked closed the tab), only its values.
 func (a *app) notified(ctx context.Context, n sa.Notification) error {
-	if n.Type != sa.EventGrantRevoked && n.Type != sa.EventGrantExpired {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyCheckTimeout)
 	defer cancel()
-	for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
-		g, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead)
-		covered := false
-		if err == nil {
-			covered, err = a.coveredSince(ctx, imp, g, a.m.Now())
+	switch n.Type {
+	case sa.EventGrantRevoked, sa.EventGrantExpired:
+		for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
+			g, err := a.m.Check(ctx, imp.TenantID, imp.Principal, sa.ScopeRead)
+			covered := false
+			if err == nil {
+				covered, err = a.coveredSince(ctx, imp, g, a.m.Now())
+			}
+			if err != nil || !covered {
+				a.sessions.endImpersonation(imp.ID)
+			}
 		}
-		if err != nil || !covered {
-			a.sessions.endImpersonation(imp.ID)
+	case sa.EventGrantDelegated:
+		// The principal added is covered by the grant from now on, not
+		// from the grant's start: its sessions whose access had ended
+		// before (no grant but this one would have covered them since
+		// their last admitted request) end, rather than go on under it.
+		var gs []sa.Grant
+		var err error
+		for _, imp := range a.sessions.impersonationsOf(n.TenantID) {
+			if imp.Principal != n.Principal || !imp.Admitted {
+				continue
+			}
+			if gs == nil && err == nil {
+				gs, err = a.m.List(ctx, sa.ListFilter{TenantID: n.TenantID})
+			}
+			if err != nil || coveredUntil(gs, imp.Principal, imp.LastAdmitted, n.GrantID).Before(a.m.Now()) {
+				a.sessions.endImpersonation(imp.ID)
+			}
 		}
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Cookie names. Both cookies hold only a random identifier; everything else
@@ -52,6 +54,8 @@ type impersonation struct {
 	// grant given after its access ended starts new sessions, whether or
 	// not a Sweep has told the Notifier of the end yet.
 	LastAdmitted time.Time
+	// LastGrantID is the grant that admitted that request.
+	LastGrantID uuid.UUID
 }
 
 // sessionStore keeps sessions in memory, keyed by random IDs. Expired
@@ -200,15 +204,12 @@ func (s *sessionStore) impersonationByID(id, loginID string) (impersonation, boo
 }
 
 // admitted records that a request of impersonation id passed the access
-// check at the time at.
-func (s *sessionStore) admitted(id string, at time.Time) {
+// check at the time at, on grant grantID.
+func (s *sessionStore) admitted(id string, at time.Time, grantID uuid.UUID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if imp, ok := s.imps[id]; ok {
-		imp.Admitted = true
-		if at.After(imp.LastAdmitted) {
-			imp.LastAdmitted = at
-		}
+		imp.Admitted, imp.LastAdmitted, imp.LastGrantID = true, at, grantID
 	}
 }
 
