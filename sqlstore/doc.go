@@ -23,8 +23,10 @@
 // hosts with their own migration tool apply the files of Migrations
 // instead. Until schema_version records SchemaVersion (or later: a newer
 // release migrating in a rolling upgrade), every method but Migrate
-// refuses to work with ErrSchemaTooOld — Check fails closed, nothing is
-// written to tables that lack what the store writes. Times are UTC with microsecond precision on every dialect
+// refuses to work — with ErrSchemaTooOld when an older version is
+// recorded, with an error that says to run Migrate when the tables are
+// missing — so Check fails closed and nothing is written to tables that
+// lack what the store writes. Times are UTC with microsecond precision on every dialect
 // (timestamptz on PostgreSQL, DATETIME(6) on MySQL, Unix microseconds in an
 // INTEGER on SQLite); an unset time (unlimited ExpiresAt, RevokedAt) is
 // NULL. On MySQL the store sends times as text and selects them as text, so

@@ -37,8 +37,8 @@ func TestReview9SQLMySQLClaimSecondWindowKeepsFirstCandidate(t *testing.T) {
 	require.Equal(t, []uuid.UUID{ids[2], ids[3]}, claimed, "the two earliest due grants nobody holds")
 }
 
-// TestReview9SQLMySQLClaimLimitOneSkipsHeld: the same with limit 1 (a
-// WithSweepBatchSize(1) Manager): g0 is held, g1 is due and free, and the
+// TestReview9SQLMySQLClaimLimitOneSkipsHeld: the same with limit 1 (the
+// batch of a Manager whose store keeps no events): g0 is held, g1 is due and free, and the
 // claim returns nothing, so a Sweep's claimer stops with g1 still due.
 func TestReview9SQLMySQLClaimLimitOneSkipsHeld(t *testing.T) {
 	ids, claimed := rw9ClaimAroundHeld(t, 2, 1, 1)
