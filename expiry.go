@@ -143,7 +143,7 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 		}
 	}
 	if hooked && ctx.Err() == nil {
-		if err := m.runHookTasks(ctx, hs); err != nil {
+		if err := m.runHookTasks(ctx, hs, now); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -73,8 +73,10 @@ type lifecycle struct {
 
 // OnExpire registers hook to run for every grant expiry Sweep records
 // (revocations are not expiries; use the Notifier for those). Several hooks
-// run in registration order, each at most once per expiry when it
-// succeeds. Hooks run in the goroutine of Sweep after the grant.expired
+// run in registration order, each once per expiry when it succeeds —
+// unless storing that outcome fails (FinishHookTasks: Sweep returns the
+// error), after which the task is run again once its lease has ended, so
+// hooks must be idempotent (see ExpireHook). Hooks run in the goroutine of Sweep after the grant.expired
 // event committed, by exactly one replica: the claim of the expiry creates
 // a persistent hook task in the same transaction, and the task is leased
 // to one sweep at a time (see WithExpireHookLease). A hook that fails (or
@@ -99,7 +101,9 @@ func OnExpire(hook ExpireHook) Option {
 // context at nine tenths of it, so that two replicas never run the hooks of
 // one expiry at the same time — as long as the replicas' clocks (WithNow,
 // default time.Now), by which each judges whether a lease has ended,
-// differ by less than a tenth of the lease. Default: DefaultHookLease (5
+// differ by less than a tenth of the lease, and none jumps forward by more
+// than that while hooks run (the hooks' deadline follows real elapsed
+// time, the leases the clock). Default: DefaultHookLease (5
 // minutes).
 // NewManager returns an ErrInvalidInput error for d < 1 s.
 func WithExpireHookLease(d time.Duration) Option {
@@ -164,17 +168,20 @@ func (l *lifecycle) retryDelay(attempts int) time.Duration {
 	return min(d, l.retryMax)
 }
 
-// runHookTasks claims due hook tasks in batches and runs them until none is
-// left.
-func (m *Manager) runHookTasks(ctx context.Context, hs HookStore) error {
+// runHookTasks claims, in batches, the hook tasks that were due at dueBy
+// (the sweep's time) and runs them until none is left. Only those: a task
+// that fails here is due again after its retry delay, measured from the
+// clock as it runs, so it is after dueBy and left to a later sweep —
+// else failing hooks (slow ones, with a short retry delay) would keep one
+// sweep claiming the tasks it just failed, for ever.
+func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Time) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		start := time.Now() // real time: bounds the hooks' own duration
-		now := m.now()
-		lease := Lease{Token: newID().String(), Until: capTime(now.Add(m.life.lease))}
-		tasks, err := hs.ClaimHookTasks(ctx, now, HookBatchSize, lease)
+		lease := Lease{Token: newID().String(), Until: capTime(m.now().Add(m.life.lease))}
+		tasks, err := hs.ClaimHookTasks(ctx, dueBy, HookBatchSize, lease)
 		if err != nil {
 			return fmt.Errorf("claim hook tasks: %w", err)
 		}
