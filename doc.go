@@ -63,10 +63,11 @@
 // its events are then stored although the call returned the error, and
 // its notification and in-flight cancellations did not happen (the
 // middleware still sees the change at its next poll); Get, or List for a
-// grant whose ID the call did not return, tells which. Bad input returns an error wrapping ErrInvalidInput that
-// names the field and changes nothing (a policy refusal, such as a
-// duration over the maximum, also wraps ErrInvalidInput and changes
-// nothing but the trail: it is audited as action.refused). Compare errors with errors.Is
+// grant whose ID the call did not return, tells which. Bad input returns
+// an error wrapping ErrInvalidInput that names the field and changes
+// nothing (a policy refusal, such as a duration over the maximum, also
+// wraps ErrInvalidInput and changes nothing but the trail: it is audited
+// as action.refused). Compare errors with errors.Is
 // against the sentinels (ErrNoActiveGrant, ErrNotFound, ErrForbidden,
 // ErrInvalidInput, ErrScopeNotGranted, ErrConflict, ErrClosed from
 // RunExpiry after Close, ErrSessionEnded for a request whose support

@@ -76,10 +76,11 @@ type lifecycle struct {
 // run in registration order, each once per expiry when it succeeds —
 // unless storing that outcome fails (FinishHookTasks: Sweep returns the
 // error), after which the task is run again once its lease has ended, so
-// hooks must be idempotent (see ExpireHook). Hooks run in the goroutine of Sweep after the grant.expired
-// event committed, by exactly one replica: the claim of the expiry creates
-// a persistent hook task in the same transaction, and the task is leased
-// to one sweep at a time (see WithExpireHookLease). A hook that fails (or
+// hooks must be idempotent (see ExpireHook). Hooks run in the goroutine
+// of Sweep after the grant.expired event committed, by exactly one
+// replica: the claim of the expiry creates a persistent hook task in the
+// same transaction, and the task is leased to one sweep at a time (see
+// WithExpireHookLease). A hook that fails (or
 // panics) is recorded as grant.expire_hook_failed and retried, from that
 // hook on, by a later sweep (see WithExpireHookRetry); it never blocks the
 // hooks of other grants. Every replica must register the same hooks in the
