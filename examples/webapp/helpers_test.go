@@ -61,18 +61,20 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: memstore.New()}
-	a, h, err := newApp(config{
-		Store: e.store, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	mem := memstore.New()
+	return newTestEnvOn(t, mem, mem)
+}
+
+// newTestEnvOn is newTestEnv with the app on st, a store that wraps the
+// memstore mem (the env's store, which tests read directly) to inject
+// faults.
+func newTestEnvOn(t *testing.T, st sa.Store, mem *memstore.Store) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: mem}
+	a, h, err := newApp(config{Store: st, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
-	e.app = a
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(func() {
-		e.srv.Close()
-		require.NoError(t, a.Close())
-	})
+	e.app, e.srv = a, httptest.NewServer(h)
+	t.Cleanup(e.stop)
 	return e
 }
 

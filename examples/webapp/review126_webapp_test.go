@@ -457,11 +457,7 @@ func (s *review126FlakyStore) FindActiveGrant(ctx context.Context, tenantID, pri
 // Retry-After, shows no tenant data, and keeps the support session.
 func TestReview126OutageIsA503WithRetryAfter(t *testing.T) {
 	st := &review126FlakyStore{Store: memstore.New()}
-	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: st.Store}
-	a, h, err := newApp(config{Store: st, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	e.app, e.srv = a, httptest.NewServer(h)
-	defer e.stop()
+	e := newTestEnvOn(t, st, st.Store)
 
 	e.login(aliceAdmin).grant(url.Values{})
 	sam := e.login(samEngineer)

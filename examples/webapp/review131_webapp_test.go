@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -51,12 +49,7 @@ func (s *review131Store) UpdateGrant(ctx context.Context, id uuid.UUID, change f
 func review131Env(t *testing.T) (*testEnv, *review131Store) {
 	t.Helper()
 	st := &review131Store{Store: memstore.New()}
-	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: st.Store}
-	a, h, err := newApp(config{Store: st, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	e.app, e.srv = a, httptest.NewServer(h)
-	t.Cleanup(e.stop)
-	return e, st
+	return newTestEnvOn(t, st, st.Store), st
 }
 
 // review131SessionResumed reports whether sam's support session, started
@@ -199,12 +192,7 @@ func TestReview131NoOpenRedirect(t *testing.T) {
 // static file server): an authenticated page kept by a shared cache or
 // framed by another site would leak or be clickjacked.
 func TestReview131EveryResponseIsUncacheableAndUnframeable(t *testing.T) {
-	st := &review131Store{Store: memstore.New()}
-	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: st.Store}
-	a, h, err := newApp(config{Store: st, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	e.app, e.srv = a, httptest.NewServer(h)
-	defer e.stop()
+	e, st := review131Env(t)
 
 	alice := e.login(aliceAdmin)
 	alice.raw = true

@@ -15,10 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,12 +59,7 @@ func (s *rv141Store) ListGrants(ctx context.Context, f sa.ListFilter, now time.T
 func rv141Env(t *testing.T) (*testEnv, *rv141Store) {
 	t.Helper()
 	st := &rv141Store{Store: memstore.New()}
-	e := &testEnv{t: t, clock: &fakeClock{t: t0}, store: st.Store}
-	a, h, err := newApp(config{Store: st, Now: e.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	require.NoError(t, err)
-	e.app, e.srv = a, httptest.NewServer(h)
-	t.Cleanup(e.stop)
-	return e, st
+	return newTestEnvOn(t, st, st.Store), st
 }
 
 // rv141Grant has alice grant access to acme through the Manager: to the
