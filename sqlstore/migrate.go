@@ -267,6 +267,9 @@ func (s *Store) migrateSQLite(ctx context.Context) (err error) {
 	return nil
 }
 
+// qSchemaVersion reads the schema version the database records (0: none).
+const qSchemaVersion = `SELECT COALESCE(MAX(version), 0) FROM {p}schema_version`
+
 // applyPending reads the schema version and applies the newer migrations,
 // on a connection or transaction that holds the migration lock.
 func (s *Store) applyPending(ctx context.Context, x execer) error {
@@ -274,7 +277,7 @@ func (s *Store) applyPending(ctx context.Context, x execer) error {
 		return fmt.Errorf("create version table: %w", err)
 	}
 	var cur int
-	if err := x.QueryRowContext(ctx, s.sql(`SELECT COALESCE(MAX(version), 0) FROM {p}schema_version`)).Scan(&cur); err != nil {
+	if err := x.QueryRowContext(ctx, s.sql(qSchemaVersion)).Scan(&cur); err != nil {
 		return fmt.Errorf("read version: %w", err)
 	}
 	if cur > SchemaVersion {

@@ -225,15 +225,9 @@ func (s *Store) readyForUse(ctx context.Context) error {
 // one is ErrSchemaTooOld; missing tables say to run Migrate (see wrap).
 func (s *Store) checkSchema(ctx context.Context) error {
 	var cur int
-	read := func() error {
-		return s.db.QueryRowContext(ctx, s.sql(`SELECT COALESCE(MAX(version), 0) FROM {p}schema_version`)).Scan(&cur)
-	}
-	var err error
-	if s.d.busyRetry {
-		err = s.retryBusy(ctx, read) // SQLite: another connection may hold the file's lock
-	} else {
-		err = read()
-	}
+	err := s.whileBusy(ctx, func() error { // SQLite: another connection may hold the file's lock
+		return s.db.QueryRowContext(ctx, s.sql(qSchemaVersion)).Scan(&cur)
+	})
 	if err != nil {
 		return wrap(ctx, "read the schema version", err)
 	}

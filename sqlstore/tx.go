@@ -206,6 +206,12 @@ func (s *Store) read(ctx context.Context, fn func() error) error {
 	if err := s.readyForUse(ctx); err != nil {
 		return err
 	}
+	return s.whileBusy(ctx, fn)
+}
+
+// whileBusy runs fn, on SQLite retrying it while the database is busy
+// (retryBusy), elsewhere once.
+func (s *Store) whileBusy(ctx context.Context, fn func() error) error {
 	if !s.d.busyRetry {
 		return fn()
 	}
