@@ -90,6 +90,8 @@
 //     STRICT_ALL_TABLES): otherwise the server stores a value it cannot
 //     hold changed, with a warning only — a grantee "ops😀@…" would become
 //     another principal, "ops????@…";
+//   - no EMPTY_STRING_IS_NULL in sql_mode (MariaDB): it turns every empty
+//     string the store writes or compares into NULL;
 //   - sql_select_limit at its default (no limit): otherwise the server
 //     returns only that many rows of a SELECT without a LIMIT, and
 //     RevokeTenant would revoke only the grants it listed. (The store's

@@ -711,13 +711,13 @@ func TestReview138PrefixCaseFoldsToOneLock(t *testing.T) {
 }
 
 // TestReview138MariaDBEmptyStringIsNull attacks MariaDB's sql_mode
-// EMPTY_STRING_IS_NULL, which turns every ” the store binds (an unset
-// revoked_by, an empty actor name or reason) into NULL. The session check
-// does not refuse it, so it must fail closed where it matters: a Grant
-// or Revoke fails with nothing stored or recorded, a support.request
-// with an empty actor name is not recorded (the middleware denies), and
-// a grant made by a correctly configured replica is neither lost nor
-// widened.
+// EMPTY_STRING_IS_NULL, which turns every '' the store binds (an unset
+// revoked_by, an empty actor name or reason) or compares (a grant open to
+// any principal) into NULL. Review 138 found that operations then failed
+// later, with raw server errors; the session check now refuses the mode
+// up front, naming it, so every operation (Migrate, Check, Grant, Revoke,
+// Record) fails with errors.ErrUnsupported, and a grant made by a
+// correctly configured replica is neither lost nor widened nor revoked.
 func TestReview138MariaDBEmptyStringIsNull(t *testing.T) {
 	ctx := context.Background()
 	good := sqltest.NewStore(t, sqlstore.MySQL)
@@ -738,25 +738,26 @@ func TestReview138MariaDBEmptyStringIsNull(t *testing.T) {
 	require.NoError(t, err)
 	m, err := sa.NewManager(s)
 	require.NoError(t, err)
-	if err := s.Migrate(ctx); err != nil {
+	refused := func(err error) {
+		t.Helper()
 		require.ErrorIs(t, err, errors.ErrUnsupported)
+		require.ErrorContains(t, err, "EMPTY_STRING_IS_NULL")
 	}
+	refused(s.Migrate(ctx))
+	_, err = m.Check(ctx, "acme", storetest.Engineer.ID, sa.ScopeRead)
+	refused(err)
 	_, err = m.Grant(ctx, sa.GrantInput{TenantID: "beta", By: storetest.Customer, Duration: time.Hour})
-	require.Error(t, err)
+	refused(err)
 	_, err = m.Revoke(ctx, g.ID, storetest.Customer, "")
-	if err == nil {
-		_, err = mg.Check(ctx, "acme", storetest.Engineer.ID, sa.ScopeRead)
-		require.ErrorIs(t, err, sa.ErrNoActiveGrant, "a Revoke that succeeded revoked")
-		return
-	}
-	require.Error(t, s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
+	refused(err)
+	refused(s.Record(ctx, sa.Event{ID: uuid.New(), Time: fixtureNow, Type: sa.EventSupportRequest, TenantID: "acme", Actor: storetest.Support}))
 	require.Equal(t, 1, r138Count(t, raw, good, "grants"))
 	require.Equal(t, before, r138Count(t, raw, good, "audit_events"))
-	_, err = m.Check(ctx, "acme", storetest.Engineer.ID, sa.ScopeRead)
+	_, err = mg.Check(ctx, "acme", storetest.Engineer.ID, sa.ScopeRead)
 	require.NoError(t, err, "the named grantee keeps the grant the refused Revoke left")
-	_, err = m.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
+	_, err = mg.Check(ctx, "acme", storetest.Support.ID, sa.ScopeRead)
 	require.ErrorIs(t, err, sa.ErrNoActiveGrant, "the grant is not widened to any principal")
-	got, err := m.Get(ctx, g.ID)
+	got, err := mg.Get(ctx, g.ID)
 	require.NoError(t, err)
 	require.Equal(t, g, got)
 }

@@ -384,9 +384,9 @@ func checkLevel(level string, autocommit, inTx int64) error {
 // session settings besides checkLevel's at which the store would answer
 // wrongly: a character set of the client, the connection or the results
 // other than utf8mb4 or binary (utf8mb3 cannot hold every character of a
-// principal or a reason); and an sql_mode without STRICT_TRANS_TABLES or
+// principal or a reason); an sql_mode without STRICT_TRANS_TABLES or
 // STRICT_ALL_TABLES (the server would then store such a value changed,
-// with a warning only).
+// with a warning only); and MariaDB's EMPTY_STRING_IS_NULL.
 func checkSessionVars(charsets []sql.NullString, mode string) error {
 	for i, cs := range charsets {
 		if cs.Valid && !strings.EqualFold(cs.String, "utf8mb4") && !strings.EqualFold(cs.String, "binary") {
@@ -397,6 +397,9 @@ func checkSessionVars(charsets []sql.NullString, mode string) error {
 	strict := false
 	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
 		strict = strict || m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES"
+		if m == "EMPTY_STRING_IS_NULL" {
+			return fmt.Errorf("sqlstore: %w: the session's sql_mode %q has EMPTY_STRING_IS_NULL, at which the server turns every empty string the store writes or compares (an empty reason, a grant without named grantees) into NULL: remove it from sql_mode", errors.ErrUnsupported, mode)
+		}
 	}
 	if !strict {
 		return fmt.Errorf("sqlstore: %w: the session's sql_mode %q has neither STRICT_TRANS_TABLES nor STRICT_ALL_TABLES, at which the server would store a value it cannot hold changed, with a warning only: add STRICT_TRANS_TABLES to it (the server's default; in the DSN, sql_mode='STRICT_TRANS_TABLES,...') or drop sql_mode from the DSN", errors.ErrUnsupported, mode)
