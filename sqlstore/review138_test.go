@@ -711,7 +711,7 @@ func TestReview138PrefixCaseFoldsToOneLock(t *testing.T) {
 }
 
 // TestReview138MariaDBEmptyStringIsNull attacks MariaDB's sql_mode
-// EMPTY_STRING_IS_NULL, which turns every '' the store binds (an unset
+// EMPTY_STRING_IS_NULL, which turns every empty string the store binds (an unset
 // revoked_by, an empty actor name or reason) or compares (a grant open to
 // any principal) into NULL. Review 138 found that operations then failed
 // later, with raw server errors; the session check now refuses the mode
