@@ -81,7 +81,8 @@ type lifecycle struct {
 // replica: the claim of the expiry creates a persistent hook task in the
 // same transaction, and the task is leased to one sweep at a time (see
 // WithExpireHookLease). A hook that fails (or
-// panics) is recorded as grant.expire_hook_failed and retried, from that
+// panics, or calls runtime.Goexit, which then ends Sweep's goroutine) is
+// recorded as grant.expire_hook_failed and retried, from that
 // hook on, by a later sweep (see WithExpireHookRetry); it never blocks the
 // hooks of other grants. Every replica must register the same hooks in the
 // same order, since a retry resumes by position.
@@ -244,12 +245,35 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 		}()
 		return hs.FinishHookTasks(fctx, token, tasks, m.storeEvents(events...))
 	}
+	// failed counts a failed attempt of t's hooks at now, the hook at
+	// position done having returned err: the task is retried after the
+	// delay, and the failure audited and reported.
+	failed := func(t *HookTask, now time.Time, done int, err error) {
+		t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
+		raw := errorMessage(err)                      // host code, called once
+		t.LastError = cleanText(raw)
+		t.NextAt = capTime(truncate(now.Add(m.life.retryDelay(t.Attempts))))
+		ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
+		ev.Attrs = map[string]string{
+			AttrHook: strconv.Itoa(done), AttrAttempt: strconv.Itoa(t.Attempts),
+			AttrError: t.LastError, AttrNextAt: t.NextAt.Format(timeFormat),
+		}
+		events = append(events, ev)
+		report(newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err))
+	}
 	finished := false
+	running, began := -1, time.Time{} // the task whose hooks run, since when
 	defer func() {
 		if !finished {
 			// A panic not kept in x, or runtime.Goexit in a hook, is on
-			// its way to the caller: the outcome is stored, and what went
-			// wrong storing it is reported.
+			// its way to the caller. A task whose hooks were running
+			// failed (else a hook that always exits would run again at
+			// every Sweep, uncounted and unaudited); the outcome is
+			// stored, and what went wrong storing it is reported.
+			if running >= 0 {
+				t := &tasks[running]
+				failed(t, began, t.Done, errHookExited)
+			}
 			if _, err := finish(); err != nil {
 				report(fmt.Errorf("expire hooks: finish hook tasks: %w", err))
 			}
@@ -271,7 +295,9 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			continue
 		}
 		ran = true
+		running, began = i, m.now()
 		err := m.runHooks(hctx, t.Grant, &t.Done)
+		running = -1
 		done := t.Done
 		now := m.now()
 		switch {
@@ -291,17 +317,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// deadline is no shutdown: a hook slower than it failed, and
 			// is retried with a delay like any other failure.)
 		default:
-			t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
-			raw := errorMessage(err)                      // host code, called once
-			t.LastError = cleanText(raw)
-			t.NextAt = capTime(truncate(now.Add(m.life.retryDelay(t.Attempts))))
-			ev := m.newEvent(now, EventExpireHookFailed, t.Grant.TenantID, t.Grant.ID, SystemActor, "")
-			ev.Attrs = map[string]string{
-				AttrHook: strconv.Itoa(done), AttrAttempt: strconv.Itoa(t.Attempts),
-				AttrError: t.LastError, AttrNextAt: t.NextAt.Format(timeFormat),
-			}
-			events = append(events, ev)
-			report(newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err))
+			failed(t, now, done, err)
 		}
 	}
 	finished = true
@@ -321,6 +337,10 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	}
 	return ran, err
 }
+
+// errHookExited is the failure of an expire hook that did not return:
+// it called runtime.Goexit (t.FailNow in a test, say).
+var errHookExited = errors.New("the expire hook did not return (runtime.Goexit)")
 
 // runHooks runs the hooks from position *done on and returns the first
 // error. *done counts the hooks that succeeded so far, moved on after each

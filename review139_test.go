@@ -176,9 +176,12 @@ func TestReview139HookCannotAlterGrantForLaterHooks(t *testing.T) {
 // Attack: a hook ends its goroutine with runtime.Goexit (t.FailNow in a
 // host's test, say) in the middle of an expiry's hooks. Sweep's goroutine
 // ends (Goexit cannot be stopped) but must leave nothing behind: the
-// progress (the first hook succeeded) is stored and the lease released,
-// so that another Sweep resumes at once from the second hook without
-// running the first again, and without waiting for the lease to run out.
+// progress (the first hook succeeded) is stored and the lease released.
+// The interrupted hook failed: its attempt is counted and audited, with
+// the retry time (review 139 found that a hook exiting every time ran
+// again at every Sweep, uncounted and unaudited), and a Sweep after the
+// retry delay resumes from the second hook without running the first
+// again.
 func TestReview139HookGoexitKeepsProgressAndReleasesLease(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
 	st := memstore.New()
@@ -204,11 +207,24 @@ func TestReview139HookGoexitKeepsProgressAndReleasesLease(t *testing.T) {
 		t.Fatal("Sweep's goroutine did not end after runtime.Goexit in a hook")
 	}
 	require.Len(t, r139Events(t, st, sa.AuditFilter{Types: []sa.EventType{sa.EventGrantExpired}}), 1)
-	// Same instant: no lease has run out, yet the task is free again.
+	failed := r139Events(t, st, sa.AuditFilter{Types: []sa.EventType{sa.EventExpireHookFailed}, GrantID: g.ID})
+	require.Len(t, failed, 1, "the exit is a failed attempt, audited")
+	require.Equal(t, "1", failed[0].Attrs[sa.AttrHook], "the second hook (position 1) failed")
+	require.Equal(t, "1", failed[0].Attrs[sa.AttrAttempt])
+	require.Contains(t, failed[0].Attrs[sa.AttrError], "runtime.Goexit")
+	require.Equal(t, clock.Now().Add(sa.DefaultHookRetryMin).Format("2006-01-02T15:04:05.000000Z07:00"), failed[0].Attrs[sa.AttrNextAt])
+	// Same instant: the failed task waits for its retry delay.
 	_, err := m.Sweep(ctx)
 	require.NoError(t, err)
+	require.Equal(t, int32(1), second.Load(), "an exited hook is retried after the delay, not at every Sweep")
+	clock.Advance(sa.DefaultHookRetryMin)
+	_, err = m.Sweep(ctx)
+	require.NoError(t, err)
 	require.Equal(t, int32(1), first.Load(), "the hook that succeeded ran again")
-	require.Equal(t, int32(2), second.Load(), "the interrupted hook was not resumed at once")
+	require.Equal(t, int32(2), second.Load(), "the interrupted hook was resumed after the delay")
+	ok := r139Events(t, st, sa.AuditFilter{Types: []sa.EventType{sa.EventExpireHookSucceeded}, GrantID: g.ID})
+	require.Len(t, ok, 1)
+	require.Equal(t, "1", ok[0].Attrs[sa.AttrAttempts])
 	_, err = m.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int32(2), second.Load())

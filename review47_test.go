@@ -103,9 +103,9 @@ func TestReview47GoexitInNotifierLeavesNoClaimer(t *testing.T) {
 }
 
 // A hook that calls runtime.Goexit ends Sweep's goroutine too: the hook
-// run stores its batch's outcome on the way out (the task is claimable
-// again and runs on the next Sweep), reports a store failure doing so,
-// and leaves no claimer behind.
+// run stores its batch's outcome on the way out (the exit is a failed
+// attempt: the task runs again after the retry delay), reports a store
+// failure doing so, and leaves no claimer behind.
 func TestReview47GoexitInHookFinishesBatch(t *testing.T) {
 	for _, failFinish := range []bool{false, true} {
 		name := "finish stored"
@@ -142,11 +142,17 @@ func TestReview47GoexitInHookFinishesBatch(t *testing.T) {
 					"the store's failure to store the outcome was not reported: %v", reported.all())
 				return
 			}
-			require.Empty(t, reported.all())
+			all := reported.all()
+			require.Len(t, all, 1, "the exit is reported as the hook's failed attempt: %v", all)
+			require.ErrorContains(t, all[0], "runtime.Goexit")
 			n, err := m.Sweep(ctx)
 			require.NoError(t, err)
 			require.Zero(t, n, "sanity: the grant was expired by the first Sweep")
-			require.Equal(t, int32(2), calls.Load(), "the released task ran again at once")
+			require.Equal(t, int32(1), calls.Load(), "the failed task waits for its retry delay")
+			e.clock.Advance(sa.DefaultHookRetryMin)
+			_, err = m.Sweep(ctx)
+			require.NoError(t, err)
+			require.Equal(t, int32(2), calls.Load(), "the released task ran again after the delay")
 		})
 	}
 }

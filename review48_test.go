@@ -112,6 +112,7 @@ func TestReview48GoexitInLaterHookRerunsEarlierHook(t *testing.T) {
 	goleak.VerifyNone(t, before)
 	require.Equal(t, 1, first.count(g.ID), "sanity: the first hook succeeded")
 
+	e.clock.Advance(sa.DefaultHookRetryMin) // the exit was a failed attempt
 	_, err := e.m.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int32(2), second.Load(), "sanity: the task was retried")
