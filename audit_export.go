@@ -402,6 +402,7 @@ func pick(raw json.RawMessage, b []byte) json.RawMessage {
 // jsonlReader reads export lines.
 type jsonlReader struct {
 	sc   *bufio.Scanner
+	src  *sourceReader
 	line int
 	// again re-encodes each decoded event: a line must be exactly what
 	// ExportAudit writes for it (see next).
@@ -409,17 +410,46 @@ type jsonlReader struct {
 	enc   *json.Encoder
 }
 
+// sourceReader is the reader of an export, keeping its first error
+// other than io.EOF: when it fails in the middle of a line, the scanner
+// hands the part read as a last line, which is then not malformed but
+// cut short by that error.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
 func newJSONLReader(r io.Reader) *jsonlReader {
-	sc := bufio.NewScanner(r)
+	src := &sourceReader{r: r}
+	sc := bufio.NewScanner(src)
 	sc.Buffer(make([]byte, 0, 64<<10), maxJSONLLine)
-	jr := &jsonlReader{sc: sc}
+	jr := &jsonlReader{sc: sc, src: src}
 	jr.enc = json.NewEncoder(&jr.again)
 	jr.enc.SetEscapeHTML(false)
 	return jr
 }
 
-// next returns the next line's event; ok is false at the end.
+// next returns the next line's event; ok is false at the end. A line
+// refused after the source failed is reported as the source's error (see
+// sourceReader).
 func (jr *jsonlReader) next() (it item, ok bool, err error) {
+	it, ok, err = jr.scan()
+	if err != nil && jr.src.err != nil && errors.Is(err, ErrInvalidInput) {
+		return item{}, false, fmt.Errorf("line %d: %w", jr.line, jr.src.err)
+	}
+	return it, ok, err
+}
+
+// scan is next without the preference for the source's error.
+func (jr *jsonlReader) scan() (it item, ok bool, err error) {
 	for jr.sc.Scan() {
 		jr.line++
 		b := jr.sc.Bytes()

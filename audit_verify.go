@@ -525,6 +525,12 @@ func (v *verifier) walk() error {
 		cs := v.chains[e.TenantID]
 		if cs == nil { // first event of a tenant in an export
 			switch {
+			case it.hasPrev && e.Seq == 1 && len(it.prev) > 0:
+				// The chain's first event chains to nothing: a prev_hash
+				// here is no start a chain has (ExportAudit writes none).
+				v.start(e.TenantID, ChainLink{})
+				v.fail(e.TenantID, BreakForged, e.Seq, e.ID, "prev_hash %x before the chain's first event", it.prev)
+				return nil
 			case it.hasPrev && e.Seq > 0: // below 1, forged whatever came before
 				cs = v.start(e.TenantID, ChainLink{Seq: e.Seq - 1, Hash: it.prev})
 			case e.Seq <= 1:
