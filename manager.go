@@ -208,14 +208,15 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	})
 }
 
-// isNil reports whether x is nil or a nil pointer in an interface (a
-// typed nil, such as a (*sdktrace.TracerProvider)(nil) variable passed on).
+// isNil reports whether x is nil or a nil pointer or func in an
+// interface (a typed nil, such as a (*sdktrace.TracerProvider)(nil)
+// variable passed on, or a NotifierFunc(nil)).
 func isNil(x any) bool {
 	if x == nil {
 		return true
 	}
 	v := reflect.ValueOf(x)
-	return v.Kind() == reflect.Pointer && v.IsNil()
+	return (v.Kind() == reflect.Pointer || v.Kind() == reflect.Func) && v.IsNil()
 }
 
 // WithErrorHandler sets the function that receives errors that cannot be

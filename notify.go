@@ -69,10 +69,11 @@ type NotifierFunc func(ctx context.Context, n Notification) error
 // Notify calls f.
 func (f NotifierFunc) Notify(ctx context.Context, n Notification) error { return f(ctx, n) }
 
-// WithNotifier sets the Notifier. Default: none. Nil is ignored.
+// WithNotifier sets the Notifier. Default: none. Nil (also a nil
+// pointer or a NotifierFunc(nil)) is ignored.
 func WithNotifier(n Notifier) Option {
 	return optionFunc(func(m *Manager) {
-		if n != nil {
+		if !isNil(n) {
 			m.notifier = n
 		}
 	})
