@@ -134,7 +134,10 @@ func (m *Manager) PurgeAudit(ctx context.Context, tenantID string, before time.T
 	// host's log compare exactly). The event records it rounded up, the
 	// bound it is for the whole microseconds of the Manager's events.
 	recorded := capTime(canon.Ceil(before))
-	now := m.now()
+	now, cerr := m.changeNow() // not err: see errNotReturned
+	if cerr != nil {
+		return AuditPurge{}, fmt.Errorf("purge audit: %w", cerr)
+	}
 	res, err := p.PurgeAudit(ctx, tenantID, before, func(r AuditPurge) (Event, error) {
 		ev := m.newEvent(now, EventAuditPurged, tenantID, uuid.Nil, SystemActor, "retention")
 		ev.Attrs = make(map[string]string, purgeAttrCount)

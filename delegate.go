@@ -75,7 +75,10 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		if err := sameGrant(g, &cur); err != nil {
 			return nil, err
 		}
-		now := m.now() // after the store locked the grant: see Manager.update
+		now, err := m.changeNow() // after the store locked the grant: see Manager.update
+		if err != nil {
+			return nil, err
+		}
 		st := g.Status(now)
 		switch {
 		case st == StatusActive:

@@ -100,7 +100,10 @@ func (m *Manager) Sweep(ctx context.Context) (n int, err error) {
 	// One reading of the clock decides what is due, starts and expiries
 	// alike: a grant whose whole window fell between two readings would
 	// have its expiry recorded before its start.
-	now := m.now()
+	now, cerr := m.changeNow() // not err: see errNotReturned
+	if cerr != nil {
+		return 0, fmt.Errorf("sweep: %w", cerr)
+	}
 	_, startErr := m.sweep(ctx, TransitionStarted, now, m.plainClaim(TransitionStarted), nil, new(int))
 	if startErr != nil {
 		errs = append(errs, startErr)

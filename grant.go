@@ -270,8 +270,11 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	moved := false
 	// not err: see errNotReturned (host code runs after it)
 	g, uerr := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
-		moved = false  // the last call decides: a store may retry a transaction
-		now := m.now() // after the store locked the grant: see Manager.update
+		moved = false             // the last call decides: a store may retry a transaction
+		now, err := m.changeNow() // after the store locked the grant: see Manager.update
+		if err != nil {
+			return Event{}, err
+		}
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:
@@ -311,7 +314,8 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 // last when several do, unlimited first) or an error:
 // ErrNoActiveGrant when no active grant covers the principal,
 // ErrScopeNotGranted when one does but none allows scope, ErrInvalidInput
-// for malformed arguments, or the store's error. Callers must treat every
+// for malformed arguments or a clock outside the years 1000 to 9999 (see
+// WithNow), or the store's error. Callers must treat every
 // error as a denial; the method fails closed. With the bundled stores it is
 // one store round trip and writes nothing.
 //
@@ -395,6 +399,13 @@ func (m *Manager) checkDone(ctx context.Context, span trace.Span, tenantID, prin
 // error) to spare the hot path a copy of the struct.
 func (m *Manager) check(ctx context.Context, tenantID, principal string, scope Scope, g *Grant) error {
 	now := m.now()
+	// A broken clock fails closed (see checkClock); the seconds first,
+	// as they cost the hot path less than two time comparisons.
+	if s := now.Unix(); s < minRecordUnix || s >= maxTimeUnix {
+		if err := checkClock(now); err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+	}
 	if err := validateCheck(tenantID, principal, scope); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}

@@ -179,7 +179,12 @@ func WithPolicy(p Policy) Option {
 }
 
 // WithNow sets the clock (for tests). Default: time.Now. The Manager uses
-// its readings in UTC, truncated to microseconds.
+// its readings in UTC, truncated to microseconds. At a reading outside the
+// years 1000 to 9999 (the zero time of an unset fake, say), which no
+// record may hold, every change (Grant, Extend, Revoke, AddGrantee,
+// RequestAccess, Approve, Deny, Sweep, PurgeAudit) is refused with
+// ErrInvalidInput before any auditor hears of it, and Check fails closed
+// with ErrInvalidInput.
 func WithNow(now func() time.Time) Option {
 	return optionFunc(func(m *Manager) {
 		if now != nil {
@@ -307,12 +312,26 @@ var minRecordTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
 // checkClock refuses, with ErrInvalidInput, a clock reading now that no
 // record may hold (before year 1000, the zero time included, or after
 // 9999): a change made at a broken clock's time is refused by the Manager
-// itself, whatever the store and the other auditors would keep.
+// itself, whatever the store and the other auditors would keep (a
+// revocation at the zero time would otherwise be stored as none), and
+// Check fails closed at such a time (a grant it allowed could not be
+// revoked).
 func checkClock(now time.Time) error {
 	if now.Before(minRecordTime) || now.After(maxTime) {
 		return fmt.Errorf("%w: the clock reads %s, outside the years 1000 to 9999", ErrInvalidInput, now.Format(time.RFC3339Nano))
 	}
 	return nil
+}
+
+// minRecordUnix and maxTimeUnix are the Unix seconds of minRecordTime and
+// maxTime: Check tests them before checkClock (see Manager.check).
+var minRecordUnix, maxTimeUnix = minRecordTime.Unix(), maxTime.Unix()
+
+// changeNow reads the clock for a change (the time it is made at, and
+// of its event), refusing a broken clock (see checkClock).
+func (m *Manager) changeNow() (time.Time, error) {
+	now := m.now()
+	return now, checkClock(now)
 }
 
 // capTime is t, or maxTime when t is after it: a lease end or a retry time

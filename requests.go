@@ -402,7 +402,10 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 	var now time.Time
 	// not err: see errNotReturned (host code runs after it)
 	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
-		now = m.now() // with the request locked, as in Approve
+		var err error
+		if now, err = m.changeNow(); err != nil { // with the request locked, as in Approve
+			return nil, err
+		}
 		if st := r.StatusAt(now); st != RequestPending {
 			return nil, fmt.Errorf("%w: request is %s", ErrInvalidInput, st)
 		}

@@ -56,7 +56,10 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 // the customer to the caller.
 func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
 	g, err := m.update(ctx, id, ActionRevoke, by, func(g *Grant) (Event, error) {
-		now := m.now() // after the store locked the grant: see Manager.update
+		now, err := m.changeNow() // after the store locked the grant: see Manager.update
+		if err != nil {
+			return Event{}, err
+		}
 		switch st := g.Status(now); st {
 		case StatusActive, StatusScheduled:
 		default:
