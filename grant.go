@@ -136,7 +136,11 @@ func (g Grant) Clone() Grant {
 // Errors: ErrInvalidInput (naming the field) for malformed input or a
 // duration outside the policy; ErrForbidden when the actor may not grant or
 // an unlimited grant is not allowed (a refusal is audited); any store or
-// auditor error, in which case no grant exists.
+// auditor error, in which case no grant exists — except when the database
+// committed but its reply was lost (the connection dropped during the
+// commit): then the grant exists, with its event. A host that retries a
+// failed Grant automatically should first look for it (List by tenant,
+// or the trail), or it may create two.
 func (m *Manager) Grant(ctx context.Context, in GrantInput) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Grant", m.actorAttrs(in.By)...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)

@@ -17,7 +17,10 @@ import (
 // Errors: ErrNotFound; ErrInvalidInput when the grant already expired or was
 // revoked (nothing changes; of two concurrent revokes exactly one succeeds);
 // ErrForbidden (audited); the store's or auditor's error, in which case the
-// grant is unchanged and a retry may succeed.
+// grant is unchanged and a retry may succeed — except when the database
+// committed but its reply was lost (the connection dropped during the
+// commit): then the grant is revoked, with its event, and a retry returns
+// ErrInvalidInput ("already revoked"). Get tells which.
 func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (g Grant, err error) {
 	ctx, span := m.startSpan(ctx, "Revoke", append(m.actorAttrs(by), AttrKeyGrant.String(id.String()))...)
 	err = errNotReturned // overwritten by every return (see errNotReturned)

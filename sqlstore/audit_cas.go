@@ -11,9 +11,14 @@ import (
 // for the tenant (s.heads, refreshed by every committed append), it chains
 // the event in Go and sends one statement that moves the head by
 // compare-and-set and inserts the event only if the head was still there —
-// both or neither. A miss (another writer, replica or grant change moved
-// the head; or the head is not cached yet) changes nothing and Record takes
-// the locking transaction, which refreshes the cache.
+// both or neither. The head compared is the whole link, sequence number
+// and hash: after the database came back without its last commits (a
+// failover to a lagging replica, a point-in-time restore) another writer
+// may have appended at the cached sequence number with another hash, and
+// an append chained from the cached hash would fork the chain. A miss
+// (another writer, replica or grant change moved the head; or the head is
+// not cached yet) changes nothing and Record takes the locking
+// transaction, which refreshes the cache.
 
 // casAppend reports whether the dialect has the one-round-trip append:
 // PostgreSQL (a data-modifying CTE) and MySQL/MariaDB (the stored
@@ -22,10 +27,10 @@ import (
 func (s *Store) casAppend() bool { return s.d.Dialect == Postgres || s.d.Dialect == MySQL }
 
 // recordCASQuery is PostgreSQL's one-statement append (arguments: new seq,
-// new hash, tenant, expected seq, then the event's other columns): the
+// new hash, tenant, expected seq and hash, then the event's other columns): the
 // UPDATE of the head is the condition of the INSERT, so both happen or
 // neither does, and the head's row lock orders concurrent writers.
-const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ? AND seq = ? ` +
+const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash = ? WHERE tenant_id = ? AND seq = ? AND chain_hash = ? ` +
 	`RETURNING tenant_id, seq, chain_hash) ` +
 	`INSERT INTO {p}audit_events (tenant_id, seq, chain_hash, id, occurred_at, event_type, grant_id, ` +
 	`actor_kind, actor_id, actor_name, reason, attrs, before_value, after_value, session_id) ` +
@@ -33,11 +38,11 @@ const recordCASQuery = `WITH h AS (UPDATE {p}audit_heads SET seq = ?, chain_hash
 	`CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS text), CAST(? AS bytea), CAST(? AS bytea), ` +
 	`CAST(? AS text) FROM h`
 
-// recordCASCall is MySQL's: one CALL of the procedure (arguments: tenant,
-// expected seq, new hash, then the event's other columns), which runs the
-// UPDATE of the head and, if it changed the row, the INSERT in one
-// transaction and returns one row, applied (1 or 0).
-const recordCASCall = `CALL {p}audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// recordCASCall is MySQL's: one CALL of the procedure of migration 6
+// (arguments: tenant, expected seq and hash, new hash, then the event's
+// other columns), which runs the UPDATE of the head and, if it changed the
+// row, the INSERT in one transaction and returns one row, applied (1 or 0).
+const recordCASCall = `CALL {p}audit_append(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // recordCAS tries the one-round-trip append from the cached head of e's
 // tenant. done reports whether e was recorded; false with a nil error means
@@ -62,7 +67,7 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 			if err != nil {
 				return err
 			}
-			return st.QueryRowContext(ctx, e.TenantID, h.seq, e.Hash,
+			return st.QueryRowContext(ctx, e.TenantID, h.seq, h.hash, e.Hash,
 				e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
 				e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session).Scan(&applied)
 		}
@@ -70,7 +75,7 @@ func (s *Store) recordCAS(ctx context.Context, e sa.Event) (done bool, err error
 		if err != nil {
 			return err
 		}
-		n, err := affected(st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq,
+		n, err := affected(st.ExecContext(ctx, e.Seq, e.Hash, e.TenantID, h.seq, h.hash,
 			e.ID, s.d.timeArg(e.Time), string(e.Type), uuidArg(e.GrantID), string(e.Actor.Kind), e.Actor.ID, e.Actor.Name,
 			e.Reason, encodeAttrs(e.Attrs), bytesArg(e.Before), bytesArg(e.After), session))
 		applied = n == 1

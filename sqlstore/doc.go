@@ -117,7 +117,9 @@
 // character set or sql_mode changed later (SET GLOBAL, or SET SESSION on a
 // shared connection): those are checked once per store.
 //
-// Migration 4 creates a stored procedure, <prefix>audit_append, that makes
+// Migration 4 creates a stored procedure, <prefix>audit_append (replaced
+// by migration 6, which compares the head's hash as well as its sequence
+// number), that makes
 // a standalone Record (the middleware's support.request) one CALL while the
 // store's cached chain head is current: in one transaction it moves the
 // head by compare-and-set and inserts the event only if that succeeded,

@@ -55,7 +55,7 @@ func migrationsFor(d Dialect) []migration {
 
 // SchemaVersion is the newest schema version this release of the package
 // knows; Migrate brings a database to it.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // Migrations returns the migration files of dialect d rendered for the
 // default table prefix, for hosts that apply migrations with their own

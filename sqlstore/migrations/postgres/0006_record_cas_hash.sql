@@ -1,0 +1,12 @@
+-- supportaccess sqlstore schema version 6 for PostgreSQL: nothing to change.
+--
+-- Version 6 makes the one-round-trip audit append compare the whole chain
+-- head it chained from, its hash as well as its sequence number: after a
+-- database came back without its last commits (a failover to a lagging
+-- replica, a point-in-time restore), another writer could append at the
+-- sequence number a store had cached, and the append chained from the
+-- cached hash would fork the chain. PostgreSQL's append is a statement the
+-- store sends, which compares both; MySQL's is the stored procedure this
+-- version replaces. The version is recorded so that every dialect has
+-- every version.
+INSERT INTO {p}schema_version (version) VALUES (6);
