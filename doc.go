@@ -27,12 +27,22 @@
 // handlers that impersonated sessions reach, and call Grant/Revoke from the
 // admin UI:
 //
-//	db, _ := sql.Open("pgx", dsn)
-//	store, _ := sqlstore.New(db, sqlstore.Postgres)
+//	db, err := sql.Open("pgx", dsn)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	store, err := sqlstore.New(db, sqlstore.Postgres)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
 //	if err := store.Migrate(ctx); err != nil { // also refuses a schema a newer release migrated
 //		log.Fatal(err)
 //	}
-//	m, _ := supportaccess.NewManager(store, supportaccess.WithPolicy(policy))
+//	m, err := supportaccess.NewManager(store, supportaccess.WithPolicy(policy))
+//	if err != nil { // a bad option: never run without the Manager you configured
+//		log.Fatal(err)
+//	}
+//	defer m.Close()
 //
 //	// Which requests are support impersonating a tenant? The host knows.
 //	resolve := func(r *http.Request) (supportaccess.Session, bool) {

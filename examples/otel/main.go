@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,6 +47,7 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	admin := sa.Actor{Kind: sa.ActorCustomer, ID: "ada@acme.example"}
 	g, err := m.Grant(ctx, sa.GrantInput{TenantID: "acme", By: admin, Duration: 24 * time.Hour, Reason: "SUP-1042"})
 	if err != nil {
@@ -53,9 +55,15 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	// A traced request of an impersonated session: Check becomes a child span.
 	rctx, req := tp.Tracer("example").Start(ctx, "GET /settings")
-	_, _ = m.Check(rctx, "acme", "support+acme@vendor.example", sa.ScopeRead)
-	_, _ = m.Check(rctx, "acme", "support+acme@vendor.example", sa.ScopeWrite) // denied: an outcome, not an error
+	_, readErr := m.Check(rctx, "acme", "support+acme@vendor.example", sa.ScopeRead)
+	_, writeErr := m.Check(rctx, "acme", "support+acme@vendor.example", sa.ScopeWrite) // denied: an outcome, not a fault
 	req.End()
+	if readErr != nil {
+		return fmt.Errorf("read check: %w", readErr)
+	}
+	if !errors.Is(writeErr, sa.ErrScopeNotGranted) {
+		return fmt.Errorf("write check: want ErrScopeNotGranted, got %v", writeErr)
+	}
 	if _, err := m.Revoke(ctx, g.ID, admin, "resolved"); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	admin := sa.Actor{Kind: sa.ActorCustomer, ID: "ada@acme.example", Name: "Ada (admin, Acme)"}
 	support := "support+acme@vendor.example"
 	step := func(format string, a ...any) { fmt.Fprintf(w, "\n==> "+format+"\n", a...) }
@@ -78,7 +79,7 @@ func run(ctx context.Context, w io.Writer, now func() time.Time) error {
 		return err
 	}
 	fmt.Fprintf(w, "    grant %s: scopes %v, %s → %s, status %s\n", short(g.ID.String()), g.Scopes,
-		g.StartsAt.Format(time.RFC3339), g.ExpiresAt.Format(time.RFC3339), g.Status(now()))
+		g.StartsAt.Format(time.RFC3339), g.ExpiresAt.Format(time.RFC3339), g.Status(m.Now()))
 
 	step("Support reads (GET needs scope %q)", sa.ScopeRead)
 	request(http.MethodGet, "/invoices")
