@@ -23,6 +23,11 @@ const SweepBatchSize = 2000
 // flight unless WithSweepConcurrency says otherwise.
 const DefaultSweepConcurrency = 2
 
+// MaxSweepConcurrency is the largest WithSweepConcurrency: more claims in
+// flight than a database has cores only queue (and each costs a
+// transaction per Sweep, due work or not).
+const MaxSweepConcurrency = 64
+
 // WithSweepConcurrency sets how many claim transactions (of SweepBatchSize
 // grants each) one Sweep keeps in flight. With more than one, a batch's
 // transaction runs while the previous batch's notifications and expiry
@@ -31,12 +36,15 @@ const DefaultSweepConcurrency = 2
 // BENCHMARKS.md). Exactly-once does not depend on it (the store's claims
 // skip what another transaction holds), and hooks, notifications and
 // listeners still run one batch at a time in Sweep's goroutine. One gives
-// strictly sequential batches. Default: DefaultSweepConcurrency (2).
-// NewManager returns an ErrInvalidInput error for n < 1.
+// strictly sequential batches. Each of the n goroutines makes at least one
+// claim (one transaction on a SQL store) per phase of every Sweep, even
+// when nothing is due. Default: DefaultSweepConcurrency (2).
+// NewManager returns an ErrInvalidInput error for n < 1 or n >
+// MaxSweepConcurrency.
 func WithSweepConcurrency(n int) Option {
 	return optionFunc(func(m *Manager) {
-		if n < 1 {
-			m.life.err = fmt.Errorf("%w: sweep concurrency %d is less than 1", ErrInvalidInput, n)
+		if n < 1 || n > MaxSweepConcurrency {
+			m.life.err = fmt.Errorf("%w: sweep concurrency %d is not between 1 and %d", ErrInvalidInput, n, MaxSweepConcurrency)
 			return
 		}
 		m.life.sweepConcurrency = n

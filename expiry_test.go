@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -404,10 +405,14 @@ func (failingClaims) ClaimTransitions(context.Context, sa.Transition, time.Time,
 }
 
 func TestSweepConcurrencyOption(t *testing.T) {
-	for _, n := range []int{0, -1} {
+	for _, n := range []int{0, -1, sa.MaxSweepConcurrency + 1, math.MaxInt} {
 		_, err := sa.NewManager(memstore.New(), sa.WithSweepConcurrency(n))
 		require.ErrorIs(t, err, sa.ErrInvalidInput, n)
 		require.ErrorContains(t, err, "sweep concurrency")
+	}
+	for _, n := range []int{1, sa.MaxSweepConcurrency} {
+		_, err := sa.NewManager(memstore.New(), sa.WithSweepConcurrency(n))
+		require.NoError(t, err, n)
 	}
 }
 
