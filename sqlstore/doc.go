@@ -63,12 +63,15 @@
 //
 // FindActiveGrant, behind Manager.Check, is one statement and one round
 // trip. It reads from the grants_tenant_expires index only the tenant's
-// unexpired, unrevoked, started grants that are open to any principal or
-// name the principal — one index range of (tenant_id, COALESCE(expires_at,
+// unexpired grants — one index range of (tenant_id, COALESCE(expires_at,
 // +infinity)) on PostgreSQL and SQLite, two ranges of (tenant_id,
-// expires_at) on MySQL — so its cost does not grow with the tenant's
-// history of expired grants, and supportaccess.GrantSelector picks among
-// them as in every other store.
+// expires_at) on MySQL — and keeps those that are unrevoked, started, and
+// open to any principal or name the principal, so its cost does not grow
+// with the tenant's history of expired grants (revoked, scheduled and
+// other principals' grants that have not expired yet are read and
+// dropped), and supportaccess.GrantSelector picks among them as in every
+// other store. Lists of one tenant's grants read the grants_tenant_created
+// index (schema version 6), whatever other tenants create.
 //
 // # MySQL and MariaDB
 //

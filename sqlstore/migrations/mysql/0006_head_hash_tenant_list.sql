@@ -1,5 +1,6 @@
 -- supportaccess sqlstore schema version 6 for MySQL 8 and MariaDB 10.6+:
--- Record's one-round-trip append compares the whole chain head.
+-- Record's one-round-trip append compares the whole chain head; an index
+-- of each tenant's grants by creation.
 --
 -- {p}audit_append (version 4) appended an event if the tenant's chain head
 -- was still at p_prev_seq. The hash is computed by the client from the
@@ -16,6 +17,14 @@
 --
 -- Privileges, character sets and the statement convention are those of
 -- version 4 (see 0004_record_cas.sql).
+--
+-- It also adds grants_tenant_created, the index of one tenant's grants
+-- newest first (List with a TenantID, the admin UI's page of grants):
+-- without it the planners walked grants_created backwards from the newest
+-- grant of any tenant, reading every grant other tenants had created
+-- since. As in version 2, a procedure adds it only when
+-- information_schema does not list it yet, so the file can be applied
+-- again after stopping anywhere.
 DROP PROCEDURE IF EXISTS {p}audit_append;
 
 CREATE PROCEDURE {p}audit_append(
@@ -55,5 +64,21 @@ BEGIN
       ; SELECT 0 AS applied
   ; END IF
 ; END;
+
+DROP PROCEDURE IF EXISTS {p}migrate_0006;
+
+CREATE PROCEDURE {p}migrate_0006()
+MODIFIES SQL DATA
+SQL SECURITY INVOKER
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+        AND TABLE_NAME = '{p}grants' AND INDEX_NAME = '{p}grants_tenant_created') THEN
+        CREATE INDEX {p}grants_tenant_created ON {p}grants (tenant_id, created_at, id)
+  ; END IF
+; END;
+
+CALL {p}migrate_0006();
+
+DROP PROCEDURE IF EXISTS {p}migrate_0006;
 
 INSERT INTO {p}schema_version (version) VALUES (6);
