@@ -42,6 +42,13 @@ var contractCases = []testCase{
 	{"ClaimWithRefusedEventsClaimsNothing", testContractClaimWithRefusedEventsClaimsNothing},
 	{"EmptyPurgeLeavesZeroChain", testContractEmptyPurgeLeavesZeroChain},
 	{"RevokedGrantsDoNotCrowdOutClaims", testContractRevokedGrantsDoNotCrowdOutClaims},
+	{"ListResultsAreCopies", testContractListResultsAreCopies},
+	{"FailedChangeEditsNothing", testContractFailedChangeEditsNothing},
+	{"ConcurrentDecisionsOneWins", testContractConcurrentDecisionsOneWins},
+	{"TenantAndPrincipalCompareExactly", testContractTenantAndPrincipalCompareExactly},
+	{"LimitAppliesAfterFilters", testContractLimitAppliesAfterFilters},
+	{"RequestTimesKeptOnUpdate", testContractRequestTimesKeptOnUpdate},
+	{"ClaimExpiredRequestsConcurrentOnce", testContractClaimExpiredRequestsConcurrentOnce},
 }
 
 var (
