@@ -32,6 +32,7 @@ func TestAuditPagesUseIndexRanges(t *testing.T) {
 			var prev []byte
 			for i := 1; i <= perTenant; i++ {
 				e := auditBenchEvent(fmt.Sprintf("tenant-%02d", ti), now.Add(time.Duration(i*tenants+ti)*time.Millisecond))
+				e.Actor.ID = fmt.Sprintf("engineer-%02d@vendor.example", (i+ti)%20) // one actor's events in every tenant
 				e.Seq, e.Hash = int64(i), e.ChainHash(prev)
 				prev = e.Hash
 				evs = append(evs, e)
@@ -71,6 +72,11 @@ func TestAuditPagesUseIndexRanges(t *testing.T) {
 			{"time_one_tenant", sa.AuditFilter{TenantID: "tenant-07", After: at, Limit: 100}, map[sqlstore.Dialect][]string{
 				sqlstore.Postgres: {"audit_events_tenant_time", "ROW(occurred_at, seq) > ROW("},
 				sqlstore.SQLite:   {"audit_events_tenant_time", "(tenant_id=? AND (occurred_at,seq)>(?,?))"},
+			}},
+			{"actor_all_tenants", sa.AuditFilter{ActorID: "engineer-03@vendor.example", After: at, Limit: 100}, map[sqlstore.Dialect][]string{
+				sqlstore.Postgres: {"audit_events_actor", "actor_id = ", "ROW(occurred_at, tenant_id, seq) > ROW("},
+				sqlstore.SQLite:   {"audit_events_actor", "(actor_id=? AND (occurred_at,tenant_id,seq)>(?,?,?))"},
+				sqlstore.MySQL:    {"audit_events_actor"},
 			}},
 			{"time_all_tenants", sa.AuditFilter{After: at, Limit: 100}, map[sqlstore.Dialect][]string{
 				sqlstore.Postgres: {"audit_events_time", "Index Cond: (ROW(occurred_at, tenant_id, seq) > ROW("},

@@ -22,9 +22,12 @@
 -- newest first (List with a TenantID, the admin UI's page of grants):
 -- without it the planners walked grants_created backwards from the newest
 -- grant of any tenant, reading every grant other tenants had created
--- since. As in version 2, a procedure adds it only when
--- information_schema does not list it yet, so the file can be applied
--- again after stopping anywhere.
+-- since. And it adds audit_events_actor, the index of one actor's events
+-- in time order (AuditFilter{ActorID} without a tenant: what one support
+-- engineer did across tenants), which read every event before. As in
+-- version 2, a procedure adds each index only when information_schema
+-- does not list it yet, so the file can be applied again after stopping
+-- anywhere.
 DROP PROCEDURE IF EXISTS {p}audit_append;
 
 CREATE PROCEDURE {p}audit_append(
@@ -74,6 +77,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
         AND TABLE_NAME = '{p}grants' AND INDEX_NAME = '{p}grants_tenant_created') THEN
         CREATE INDEX {p}grants_tenant_created ON {p}grants (tenant_id, created_at, id)
+  ; END IF
+  ; IF NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+        AND TABLE_NAME = '{p}audit_events' AND INDEX_NAME = '{p}audit_events_actor') THEN
+        CREATE INDEX {p}audit_events_actor ON {p}audit_events (actor_id, occurred_at, tenant_id, seq)
   ; END IF
 ; END;
 

@@ -20,4 +20,9 @@
 -- CONCURRENTLY beforehand under the same name: IF NOT EXISTS then skips it).
 CREATE INDEX IF NOT EXISTS {p}grants_tenant_created ON {p}grants (tenant_id, created_at, id);
 
+-- And it adds audit_events_actor, the index of one actor's events in time
+-- order (AuditFilter{ActorID} without a tenant: what one support engineer
+-- did across tenants), which read every event before.
+CREATE INDEX IF NOT EXISTS {p}audit_events_actor ON {p}audit_events (actor_id, occurred_at, tenant_id, seq);
+
 INSERT INTO {p}schema_version (version) VALUES (6);
