@@ -31,10 +31,13 @@ type auditState struct {
 	unchained bool
 }
 
-// chain is one tenant's events ordered by Seq, with its head and purge
-// checkpoint.
+// chain is one tenant's events ordered by Seq, and by Time (then Seq) for
+// pages of one tenant in time order — which would otherwise scan every
+// tenant's events from the cursor on, under the store's lock — with its
+// head and purge checkpoint.
 type chain struct {
 	events     []*sa.Event
+	byTime     []*sa.Event
 	head       sa.ChainLink
 	checkpoint sa.ChainLink
 }
@@ -111,21 +114,21 @@ func (s *Store) appendEvents(events []sa.Event) {
 		p := &e
 		a.ids[e.ID] = struct{}{}
 		c.events = append(c.events, p)
-		a.insertByTime(p)
+		a.byTime = insertByTime(a.byTime, p)
+		c.byTime = insertByTime(c.byTime, p)
 	}
 }
 
-// insertByTime adds p to the time index: at the end when events arrive in
-// time order (the usual case), else after a binary search, moving the
-// events that sort after it.
-func (a *auditState) insertByTime(p *sa.Event) {
-	n := len(a.byTime)
-	if n == 0 || byTime.Compare(a.byTime[n-1], p) < 0 {
-		a.byTime = append(a.byTime, p)
-		return
+// insertByTime adds p to the time index idx: at the end when events
+// arrive in time order (the usual case), else after a binary search,
+// moving the events that sort after it.
+func insertByTime(idx []*sa.Event, p *sa.Event) []*sa.Event {
+	n := len(idx)
+	if n == 0 || byTime.Compare(idx[n-1], p) < 0 {
+		return append(idx, p)
 	}
-	i, _ := slices.BinarySearchFunc(a.byTime, p, byTime.Compare)
-	a.byTime = slices.Insert(a.byTime, i, p)
+	i, _ := slices.BinarySearchFunc(idx, p, byTime.Compare)
+	return slices.Insert(idx, i, p)
 }
 
 // Events implements supportaccess.AuditLog. Both orders seek to f.After
@@ -173,10 +176,17 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 		}
 		return out, nil
 	}
+	idx := a.byTime
+	if f.TenantID != "" { // that tenant's index: the same order, its events only
+		idx = nil
+		if c := a.chains[f.TenantID]; c != nil {
+			idx = c.byTime
+		}
+	}
 	i := 0
 	if f.After != nil {
 		at := &sa.Event{Time: f.After.Time, TenantID: f.After.TenantID, Seq: f.After.Seq}
-		i, _ = slices.BinarySearchFunc(a.byTime, at, func(e, at *sa.Event) int {
+		i, _ = slices.BinarySearchFunc(idx, at, func(e, at *sa.Event) int {
 			if f.Compare(e, at) <= 0 {
 				return -1 // e is not after the cursor
 			}
@@ -184,12 +194,12 @@ func (s *Store) Events(ctx context.Context, f sa.AuditFilter) ([]sa.Event, error
 		})
 	}
 	if !f.Since.IsZero() {
-		j, _ := slices.BinarySearchFunc(a.byTime, f.Since, func(e *sa.Event, t time.Time) int {
+		j, _ := slices.BinarySearchFunc(idx, f.Since, func(e *sa.Event, t time.Time) int {
 			return e.Time.Compare(t)
 		})
 		i = max(i, j)
 	}
-	for _, e := range a.byTime[i:] {
+	for _, e := range idx[i:] {
 		if !f.Until.IsZero() && !e.Time.Before(f.Until) {
 			break
 		}
@@ -253,6 +263,7 @@ func (s *Store) PurgeAudit(ctx context.Context, tenantID string, before time.Tim
 	}
 	c.events = slices.Delete(c.events, 0, k)
 	s.audit.byTime = slices.DeleteFunc(s.audit.byTime, func(e *sa.Event) bool { return gone[e] })
+	c.byTime = slices.DeleteFunc(c.byTime, func(e *sa.Event) bool { return gone[e] })
 	c.checkpoint = cloneLink(res.Checkpoint)
 	s.appendEvents([]sa.Event{ev})
 	return res, nil
@@ -267,6 +278,7 @@ func cloneLink(l sa.ChainLink) sa.ChainLink {
 func (a *auditState) resort() {
 	for _, c := range a.chains {
 		slices.SortStableFunc(c.events, func(x, y *sa.Event) int { return cmp.Compare(x.Seq, y.Seq) })
+		slices.SortStableFunc(c.byTime, byTime.Compare)
 	}
 	slices.SortStableFunc(a.byTime, byTime.Compare)
 }

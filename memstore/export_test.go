@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"fmt"
+	"slices"
 
 	sa "github.com/supportaccess/supportaccess"
 )
@@ -43,18 +44,10 @@ func TamperDelete(s *Store, tenantID string, seq int64) error {
 		return err
 	}
 	c := s.audit.chains[tenantID]
-	for i, x := range c.events {
-		if x == e {
-			c.events = append(c.events[:i], c.events[i+1:]...)
-			break
-		}
-	}
-	for i, x := range s.audit.byTime {
-		if x == e {
-			s.audit.byTime = append(s.audit.byTime[:i], s.audit.byTime[i+1:]...)
-			break
-		}
-	}
+	isE := func(x *sa.Event) bool { return x == e }
+	c.events = slices.DeleteFunc(c.events, isE)
+	c.byTime = slices.DeleteFunc(c.byTime, isE)
+	s.audit.byTime = slices.DeleteFunc(s.audit.byTime, isE)
 	return nil
 }
 
@@ -86,6 +79,7 @@ func TamperInsert(s *Store, e sa.Event) error {
 		return fmt.Errorf("memstore: no chain of tenant %q", e.TenantID)
 	}
 	c.events = append(c.events, &e)
+	c.byTime = append(c.byTime, &e)
 	s.audit.byTime = append(s.audit.byTime, &e)
 	s.audit.resort()
 	return nil
