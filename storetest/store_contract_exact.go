@@ -45,20 +45,12 @@ func exactRequest(tenant string, d time.Duration) sa.AccessRequest {
 
 // requestIDs returns the IDs of rr in order.
 func requestIDs(rr []sa.AccessRequest) []uuid.UUID {
-	out := []uuid.UUID{}
-	for _, r := range rr {
-		out = append(out, r.ID)
-	}
-	return out
+	return idsOf(rr, func(r *sa.AccessRequest) uuid.UUID { return r.ID })
 }
 
 // eventIDs returns the IDs of evs in order.
 func eventIDs(evs []sa.Event) []uuid.UUID {
-	out := []uuid.UUID{}
-	for _, e := range evs {
-		out = append(out, e.ID)
-	}
-	return out
+	return idsOf(evs, func(e *sa.Event) uuid.UUID { return e.ID })
 }
 
 // testContractListResultsAreCopies: the grants ListGrants returns and the

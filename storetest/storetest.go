@@ -720,10 +720,16 @@ func testClaimOnce(t *testing.T, ns NewStore) {
 	}
 }
 
+// grantIDs returns the IDs of gs in order.
 func grantIDs(gs []sa.Grant) []uuid.UUID {
-	out := []uuid.UUID{}
-	for _, g := range gs {
-		out = append(out, g.ID)
+	return idsOf(gs, func(g *sa.Grant) uuid.UUID { return g.ID })
+}
+
+// idsOf returns the IDs of xs in order (never nil), id reading one.
+func idsOf[T any](xs []T, id func(*T) uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(xs))
+	for i := range xs {
+		out = append(out, id(&xs[i]))
 	}
 	return out
 }
