@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -46,16 +45,11 @@ func TestStaleHeadAfterLostCommits(t *testing.T) {
 		}
 		// The commit of event 3 is lost: the database is back at (2, H2).
 		var h2 []byte
-		ph := func(n int) string { // the n-th placeholder
-			if d == sqlstore.Postgres {
-				return fmt.Sprintf("$%d", n)
-			}
-			return "?"
-		}
-		require.NoError(t, raw.QueryRowContext(ctx, `SELECT chain_hash FROM `+p+`audit_events WHERE tenant_id = `+ph(1)+` AND seq = 2`, "acme").Scan(&h2))
-		_, err = raw.ExecContext(ctx, `DELETE FROM `+p+`audit_events WHERE tenant_id = `+ph(1)+` AND seq = 3`, "acme")
+		q := func(s string) string { return review148Placeholders(d, s) }
+		require.NoError(t, raw.QueryRowContext(ctx, q(`SELECT chain_hash FROM `+p+`audit_events WHERE tenant_id = ? AND seq = 2`), "acme").Scan(&h2))
+		_, err = raw.ExecContext(ctx, q(`DELETE FROM `+p+`audit_events WHERE tenant_id = ? AND seq = 3`), "acme")
 		require.NoError(t, err)
-		_, err = raw.ExecContext(ctx, `UPDATE `+p+`audit_heads SET seq = 2, chain_hash = `+ph(1)+` WHERE tenant_id = `+ph(2), h2, "acme")
+		_, err = raw.ExecContext(ctx, q(`UPDATE `+p+`audit_heads SET seq = 2, chain_hash = ? WHERE tenant_id = ?`), h2, "acme")
 		require.NoError(t, err)
 
 		fromB := ev(4)

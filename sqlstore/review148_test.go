@@ -103,16 +103,7 @@ func review148Placeholders(d sqlstore.Dialect, q string) string {
 	if d != sqlstore.Postgres {
 		return q
 	}
-	out, n := "", 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			out += "$" + strconv.Itoa(n)
-			continue
-		}
-		out += string(c)
-	}
-	return out
+	return dollar(q)
 }
 
 // TestReview148ListOfOneTenantReadsOnlyItsRows: an administrator's page of
