@@ -59,6 +59,10 @@ import (
 // the request alive. After the end, writes to the response fail with that
 // error, so a stream ends even if the handler ignores its context, and a
 // response not yet started is replaced by a 403 DeniedSessionEnded denial.
+// Reads of the request body fail with that error too, and a read under way
+// when access ends returns that error instead of what it read: support's
+// input (an upload, a console's keystrokes) does not reach the handler
+// after the end.
 // A response already under way when support access ends is aborted when
 // the handler returns (whether it stopped at a refused write or at its
 // context's end), with panic(http.ErrAbortHandler) as
@@ -225,6 +229,9 @@ func (g *guard) serveSupport(w http.ResponseWriter, r *http.Request, s Session) 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	st.cancel = cancel
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &supportBody{ReadCloser: r.Body, st: st}
+	}
 	st.r = r
 	rw := newSupportWriter(w, st)
 	if aborts {

@@ -3,6 +3,7 @@ package supportaccess
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -125,7 +126,10 @@ func (rw *supportWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // auditHijacked records the support.request event of a hijacked
 // connection, c, with status 101. Nothing can be written to the client
 // through the server any more, so a failure (or a panic of the auditor)
-// closes c instead of sending a denial.
+// closes c instead of sending a denial. So does an end that came while
+// net/http handed the connection over (Hijack checked before it): the
+// event records the denial, 403, and the handler never gets c; an end
+// that comes while the 101 is recorded closes c too.
 func (rw *supportWriter) auditHijacked(c net.Conn) error {
 	rw.committed = true
 	st := rw.st
@@ -140,12 +144,46 @@ func (rw *supportWriter) auditHijacked(c net.Conn) error {
 			panic(p)
 		}
 	}()
+	ended := func() error {
+		_ = c.Close()
+		rw.blocked = endCause(st.reason())
+		return rw.blocked
+	}
+	if st.ended.Load() {
+		if err := st.audit(http.StatusForbidden, "session ended: "+st.reason()); err != nil {
+			st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit: %w", err))
+		}
+		return ended()
+	}
 	if err := st.audit(http.StatusSwitchingProtocols, ""); err != nil {
 		st.g.cfg.onError(st.r.Context(), fmt.Errorf("supportaccess: middleware: audit of request (connection closed): %w", err))
 		fail()
 		return rw.blocked
 	}
+	if st.ended.Load() {
+		return ended()
+	}
 	return nil
+}
+
+// supportBody is the body of an impersonated request: once support access
+// ends, reads fail with the end's cause (ErrSessionEnded), and a read that
+// was under way returns it instead of what it read (it may have come
+// after the end). Close passes through.
+type supportBody struct {
+	io.ReadCloser
+	st *reqState
+}
+
+func (b *supportBody) Read(p []byte) (int, error) {
+	if b.st.ended.Load() {
+		return 0, endCause(b.st.reason())
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.st.ended.Load() {
+		return 0, endCause(b.st.reason())
+	}
+	return n, err
 }
 
 // Unwrap returns the underlying ResponseWriter.
