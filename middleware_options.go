@@ -34,7 +34,9 @@ type middlewareConfig struct {
 // request, for example a redirect to a "support access ended" page. It
 // receives the plain http.ResponseWriter (no status written yet) and the
 // reason of the denial; it should write d.Status or a redirect and must not
-// show d.Reason or d.Err to the client. Default: a short body in JSON when
+// show d.Reason or d.Err to the client. If f writes nothing (no status, no
+// body), the middleware writes d.Status with an empty body, so that no
+// denial goes out as net/http's implicit 200. Default: a short body in JSON when
 // the Accept header asks for JSON, plain text otherwise, with status
 // d.Status and Cache-Control: no-store. Nil is ignored. The access.denied
 // event is recorded before f runs and names d.Status (AttrStatus), whatever
@@ -52,10 +54,39 @@ type middlewareConfig struct {
 func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial)) MiddlewareOption {
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {
-			c.denied = f
+			c.denied = func(w http.ResponseWriter, r *http.Request, d Denial) {
+				dw := &deniedWriter{ResponseWriter: w}
+				f(dw, r, d)
+				if !dw.wrote {
+					w.WriteHeader(d.Status)
+				}
+			}
 		}
 	})
 }
+
+// deniedWriter is the ResponseWriter a host's denied handler gets: it
+// notes whether the handler wrote a response (a final status or a body).
+type deniedWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *deniedWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deniedWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap returns the underlying ResponseWriter (for
+// http.ResponseController).
+func (w *deniedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // RequireMFA makes every named support principal log in with a second
 // factor, per policies such as "personalised support users must use

@@ -324,6 +324,33 @@ func TestMiddlewareDeniedHandler(t *testing.T) {
 	require.Equal(t, "no active grant", evs[0].Reason)
 }
 
+// TestMiddlewareDeniedHandlerWritingNothing: a denied handler that only
+// sets header fields (or does nothing) does not let the denial go out as
+// net/http's implicit 200 — at admission, and when the end of access
+// replaces a response not yet started — the middleware writes d.Status.
+func TestMiddlewareDeniedHandlerWritingNothing(t *testing.T) {
+	e := newMWEnv(t)
+	quiet := sa.WithDeniedHandler(func(w http.ResponseWriter, r *http.Request, d sa.Denial) {
+		w.Header().Set("X-Denied", d.Code)
+	})
+	rec := mwDo(e.wrap(&mwOK{}, quiet), mwReq(http.MethodGet, "/settings", "generic"))
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	require.Equal(t, sa.DeniedAccess, rec.Header().Get("X-Denied"))
+	require.Zero(t, rec.Body.Len())
+
+	g := e.grant(sa.GrantInput{})
+	h := e.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := e.m.Revoke(context.Background(), g.ID, mwCustomer, "done")
+		require.NoError(t, err)
+		<-r.Context().Done() // the end reached the request
+		_, _ = w.Write([]byte("secret"))
+	}), quiet)
+	rec = mwDo(h, mwReq(http.MethodGet, "/settings", "generic"))
+	require.Equal(t, http.StatusForbidden, rec.Code)
+	require.Equal(t, sa.DeniedSessionEnded, rec.Header().Get("X-Denied"))
+	require.NotContains(t, rec.Body.String(), "secret")
+}
+
 // TestMiddlewareInvalidStatusRecordedAsPanic: net/http panics on a status
 // outside 100–999; the middleware does so before recording the code, so
 // the trail holds the handler's panic (500), not a status no client saw.
