@@ -675,6 +675,29 @@ func (n need) denialReason(readLeft bool, err error, now time.Time) string {
 	return SessionEndRevoked
 }
 
+// endedAs is n.denialReason at the Manager's clock, told apart from the
+// store when it would say "revoked": a grant shortened on another replica
+// to an end that passed before this one looked again is refused as any
+// revoked one is, but it expired. The grant is read (at most
+// endedAsWait) only then; a failed read keeps "revoked".
+func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error) string {
+	now := m.now()
+	reason := n.denialReason(readLeft, err, now)
+	if reason != SessionEndRevoked {
+		return reason
+	}
+	gctx, cancel := context.WithTimeout(ctx, endedAsWait)
+	defer cancel()
+	if g, gerr := m.store.GetGrant(gctx, n.id); gerr == nil && g.ID == n.id && g.RevokedAt.IsZero() && pastEnd(g.ExpiresAt, now) {
+		return SessionEndExpired
+	}
+	return reason
+}
+
+// endedAsWait bounds endedAs's read of the grant: the request's end waits
+// for it.
+const endedAsWait = 100 * time.Millisecond
+
 // endPassed reports whether the end of a grant one of needs relies on has
 // passed at now.
 func endPassed(needs []need, now time.Time) bool {
@@ -697,7 +720,7 @@ func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err erro
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	return n.denialReason(readLeft, err, w.m.now())
+	return w.m.endedAs(ctx, n, readLeft, err)
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,
