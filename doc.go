@@ -75,9 +75,11 @@
 // middleware still sees the change at its next poll); Get, or List for a
 // grant whose ID the call did not return, tells which. Bad input returns
 // an error wrapping ErrInvalidInput that names the field and changes
-// nothing (a policy refusal, such as a duration over the maximum, also
-// wraps ErrInvalidInput and changes nothing but the trail: it is audited
-// as action.refused). Compare errors with errors.Is
+// nothing, and is not audited; so is a duration or end the policy does not
+// allow (over the maximum, not a preset, a missing reason or ticket). An
+// unlimited grant the policy does not allow is refused with ErrForbidden
+// and audited as action.refused, as every authorisation refusal is.
+// Compare errors with errors.Is
 // against the sentinels (ErrNoActiveGrant, ErrNotFound, ErrForbidden,
 // ErrInvalidInput, ErrScopeNotGranted, ErrConflict, ErrClosed from
 // RunExpiry after Close, ErrSessionEnded for a request whose support
