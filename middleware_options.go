@@ -141,7 +141,9 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // check are polled, by one goroutine per middleware that runs only while
 // impersonated requests are in flight. Revocations and expiries recorded
 // by the middleware's own Manager, and ExpiresAt itself, end requests at
-// once whatever d is. The Checks of one poll get d in all (at least
+// once whatever d is (ExpiresAt by a real-time timer armed from the
+// Manager's clock: when that clock steps forward past it, the next poll
+// ends them, within d). The Checks of one poll get d in all (at least
 // 250 ms, at most 1 s): a store that does not answer by then (a slow or
 // hung store) does not end a request by itself, and a request whose
 // re-checks have not been answered for max(3d, 5 s) ends (fail closed).
