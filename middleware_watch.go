@@ -281,6 +281,9 @@ type pollAnswers struct {
 	cache    map[checkKey]checkResult
 	fresh    map[checkKey]checkResult
 	freshSeq uint64
+	// endings holds endedAs's answers by grant, so that the requests that
+	// end on one grant in a poll cost one read of it.
+	endings map[uuid.UUID]string
 }
 
 // sinceLastEnd returns the answers given since end number seq, the latest.
@@ -470,7 +473,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rres.err))
 				}
 			}
-			st.end(w.endReason(ctx, readLeft, st.withCurrentEnd(n), res.err))
+			st.end(w.endReason(ctx, readLeft, st.withCurrentEnd(n), res.err, answers))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
@@ -679,17 +682,24 @@ func (n need) denialReason(readLeft bool, err error, now time.Time) string {
 // store when it would say "revoked": a grant shortened on another replica
 // to an end that passed before this one looked again is refused as any
 // revoked one is, but it expired. The grant is read (at most
-// endedAsWait) only then; a failed read keeps "revoked".
-func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error) string {
+// endedAsWait) only then, once per grant with memo (nil: no memo); a
+// failed read keeps "revoked".
+func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error, memo map[uuid.UUID]string) string {
 	now := m.now()
 	reason := n.denialReason(readLeft, err, now)
 	if reason != SessionEndRevoked {
 		return reason
 	}
+	if r, ok := memo[n.id]; ok {
+		return r
+	}
 	gctx, cancel := context.WithTimeout(ctx, endedAsWait)
 	defer cancel()
 	if g, gerr := m.store.GetGrant(gctx, n.id); gerr == nil && g.ID == n.id && g.RevokedAt.IsZero() && pastEnd(g.ExpiresAt, now) {
-		return SessionEndExpired
+		reason = SessionEndExpired
+	}
+	if memo != nil {
+		memo[n.id] = reason
 	}
 	return reason
 }
@@ -715,12 +725,15 @@ func minTime(a, b time.Time) time.Time {
 // endReason tells why a re-check refused n (see need.denialReason: a lost
 // scope when readLeft, else expired or revoked); a store failure ends the
 // request too (fail closed), reported but not as the end of the session.
-func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error) string {
+func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error, answers *pollAnswers) string {
 	if !isDenial(err) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
-	return w.m.endedAs(ctx, n, readLeft, err)
+	if answers.endings == nil {
+		answers.endings = make(map[uuid.UUID]string)
+	}
+	return w.m.endedAs(ctx, n, readLeft, err, answers.endings)
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,
