@@ -22,7 +22,7 @@ import (
 
 // casAppend reports whether the dialect has the one-round-trip append:
 // PostgreSQL (a data-modifying CTE) and MySQL/MariaDB (the stored
-// procedure {p}audit_append of migration 4). SQLite runs in-process, where
+// procedure {p}audit_append of migration 6, which replaced migration 4's). SQLite runs in-process, where
 // round trips cost little, and always takes the transaction.
 func (s *Store) casAppend() bool { return s.d.Dialect == Postgres || s.d.Dialect == MySQL }
 

@@ -118,11 +118,18 @@ func wrap(ctx context.Context, op string, err error) error {
 	if isUnkeepableText(err) {
 		return fmt.Errorf("sqlstore: %s: %w: a value holds text the database cannot keep (a NUL byte or invalid UTF-8): %w", op, sa.ErrInvalidInput, err)
 	}
-	if isMissingSchema(err) {
-		return fmt.Errorf("sqlstore: %s: %w (the store's tables are missing: run Migrate, with this table prefix, before using it)", op, err)
+	if isMissingSchema(err) && !errors.As(err, new(*missingSchemaError)) {
+		return &missingSchemaError{fmt.Errorf("sqlstore: %s: %w (the store's tables are missing: run Migrate, with this table prefix, before using it)", op, err)}
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
+
+// missingSchemaError is an error wrap gave the hint to run Migrate, so
+// that wrapping it again does not repeat the hint.
+type missingSchemaError struct{ err error }
+
+func (e *missingSchemaError) Error() string { return e.err.Error() }
+func (e *missingSchemaError) Unwrap() error { return e.err }
 
 // isTooWide reports whether the server refused a value wider than its
 // column or index holds (the statement changed nothing). The stores

@@ -17,7 +17,9 @@
 -- grant of any tenant, reading every grant other tenants had created
 -- since. Building it locks writes to the grants table for as long as it
 -- takes (run Migrate at a quiet time on a large table, or create the index
--- CONCURRENTLY beforehand under the same name: IF NOT EXISTS then skips it).
+-- CONCURRENTLY beforehand under the same name: IF NOT EXISTS then skips it
+-- — also an invalid index a failed CONCURRENTLY build left, so drop such
+-- an index first).
 CREATE INDEX IF NOT EXISTS {p}grants_tenant_created ON {p}grants (tenant_id, created_at, id);
 
 -- And it adds audit_events_actor, the index of one actor's events in time
