@@ -65,12 +65,14 @@ func denialMessage(code string) string {
 	}
 }
 
-// DefaultDeniedHandler writes the default denial response: status d.Status,
-// Cache-Control: no-store, and a one-line body naming only d.Code and a
-// fixed message, as JSON ({"error":…,"message":…}) when the Accept header
-// lists application/json or a +json type, as plain text otherwise. A
-// WithDeniedHandler function may call it for the requests it does not
-// handle itself.
+// DefaultDeniedHandler writes the default denial response: status d.Status
+// (403 for one outside 400–599), Cache-Control: no-store, Retry-After for a
+// 503, and a one-line body with a fixed message for d.Code: as JSON
+// ({"error":…,"message":…}, the error being d.Code when it is one of
+// DeniedMFARequired, DeniedSessionEnded and DeniedUnavailable, else
+// DeniedAccess) when the Accept header lists application/json or a +json
+// type, as plain text (the message only) otherwise. A WithDeniedHandler
+// function may call it for the requests it does not handle itself.
 func DefaultDeniedHandler(w http.ResponseWriter, r *http.Request, d Denial) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
