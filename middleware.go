@@ -78,6 +78,12 @@ import (
 // through; a wrapper outside the middleware that acts after the handler
 // returns without a defer, such as an access log, does not see an
 // aborted request.)
+//
+// An impersonated response goes out with Cache-Control: no-store, replacing
+// what the handler set: a browser's history or back/forward cache, or a
+// proxy, would otherwise show it again after support access ended without
+// asking the server (so without a Check or an audited request). Serve
+// what support may keep cached (static assets) outside the middleware.
 // Informational responses (1xx other than 101, such as 103 Early Hints)
 // of impersonated requests are not sent: they would carry the handler's
 // header fields before the request is audited.

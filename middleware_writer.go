@@ -206,13 +206,17 @@ func (rw *supportWriter) ready() error {
 }
 
 // commit audits the response with status code and sends the header, or
-// replaces the response by a denial.
+// replaces the response by a denial. The response goes out with
+// Cache-Control: no-store, whatever the handler set: no browser or proxy
+// may show it again without asking (and so without a Check) once support
+// access has ended.
 func (rw *supportWriter) commit(code int) {
 	if rw.committedAs(code) {
 		rw.sent = true
 		if rw.streams() {
 			rw.st.setStreaming(true)
 		}
+		rw.w.Header()["Cache-Control"] = []string{"no-store"} // its own: the handler may change the map's values later
 		rw.w.WriteHeader(code)
 	}
 }
