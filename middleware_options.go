@@ -152,7 +152,9 @@ func OnSessionEnded(f func(s Session, reason string)) MiddlewareOption {
 // with) waits at most 100 ms for the store before the request ends; the
 // one goroutine re-checks requests in turn, so with a store that stopped
 // answering, a poll already under way can delay that by up to its time
-// (at most 1 s) and 100 ms, however many requests wait. These bounds hold
+// (at most 1 s) and 100 ms, however many requests wait — and by 100 ms
+// more when a refusal must be told apart as an expiry from a revocation
+// (a grant shortened elsewhere: its grant is read, once per poll). These bounds hold
 // also with a store that ignores its context: a re-check stops waiting at
 // its deadline, and the last request of a busy period waits for such a
 // Check to return before it finishes (no goroutine outlives the

@@ -691,7 +691,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 			if readLeft && stale() {
 				return held{}, errPassStale
 			}
-			st.end(st.m.endedAs(ctx, st.withCurrentEnd(n), readLeft, err, nil))
+			st.end(st.m.endedAs(ctx, st.withCurrentEnd(n), readLeft, err, nil, nil))
 			return held{}, endCause(st.reason())
 		case err != nil:
 			return held{}, err
@@ -711,7 +711,7 @@ func (st *reqState) holdsPass(ctx context.Context, needs []need, writeToo bool) 
 				// No grant allows the request's own scope any more
 				// (revoked or expired since its scopes were checked): its
 				// end, not a refused change.
-				st.end(st.m.endedAs(ctx, st.withCurrentEnd(needs[0]), false, err, nil))
+				st.end(st.m.endedAs(ctx, st.withCurrentEnd(needs[0]), false, err, nil, nil))
 				return held{}, endCause(st.reason())
 			}
 			if stale() {

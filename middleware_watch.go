@@ -473,7 +473,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rres.err))
 				}
 			}
-			st.end(w.endReason(ctx, readLeft, st.withCurrentEnd(n), res.err, answers))
+			st.end(w.endReason(ctx, st, readLeft, st.withCurrentEnd(n), res.err, answers))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
@@ -681,10 +681,13 @@ func (n need) denialReason(readLeft bool, err error, now time.Time) string {
 // endedAs is n.denialReason at the Manager's clock, told apart from the
 // store when it would say "revoked": a grant shortened on another replica
 // to an end that passed before this one looked again is refused as any
-// revoked one is, but it expired. The grant is read (at most
-// endedAsWait) only then, once per grant with memo (nil: no memo); a
-// failed read keeps "revoked".
-func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error, memo map[uuid.UUID]string) string {
+// revoked one is, but it expired. The grant is read only then, once per
+// grant with memo (nil: no memo). With checks (the watcher's), the read
+// runs in a goroutine of its own, counted in checks, and is waited for
+// at most endedAsWait, so that a store deaf to its context cannot hold
+// the watcher; without, in the caller's goroutine (a request's own). No
+// answer in time, a failed read or a panic keeps "revoked".
+func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error, memo map[uuid.UUID]string, checks *sync.WaitGroup) string {
 	now := m.now()
 	reason := n.denialReason(readLeft, err, now)
 	if reason != SessionEndRevoked {
@@ -695,7 +698,27 @@ func (m *Manager) endedAs(ctx context.Context, n need, readLeft bool, err error,
 	}
 	gctx, cancel := context.WithTimeout(ctx, endedAsWait)
 	defer cancel()
-	if g, gerr := m.store.GetGrant(gctx, n.id); gerr == nil && g.ID == n.id && g.RevokedAt.IsZero() && pastEnd(g.ExpiresAt, now) {
+	expired := func() bool {
+		defer func() { _ = recover() }() // host code (the store): a panic is no answer
+		g, gerr := m.store.GetGrant(gctx, n.id)
+		return gerr == nil && g.ID == n.id && g.RevokedAt.IsZero() && pastEnd(g.ExpiresAt, now)
+	}
+	var isExpired bool
+	if checks == nil {
+		isExpired = expired()
+	} else {
+		ch := make(chan bool, 1)
+		checks.Add(1)
+		go func() {
+			defer checks.Done()
+			ch <- expired()
+		}()
+		select {
+		case isExpired = <-ch:
+		case <-gctx.Done():
+		}
+	}
+	if isExpired {
 		reason = SessionEndExpired
 	}
 	if memo != nil {
@@ -725,15 +748,20 @@ func minTime(a, b time.Time) time.Time {
 // endReason tells why a re-check refused n (see need.denialReason: a lost
 // scope when readLeft, else expired or revoked); a store failure ends the
 // request too (fail closed), reported but not as the end of the session.
-func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error, answers *pollAnswers) string {
+func (w *watcher) endReason(ctx context.Context, st *reqState, readLeft bool, n need, err error, answers *pollAnswers) string {
 	if !isDenial(err) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
 	}
+	if st.grantWasEnded(n.id) {
+		// This Manager ended it: a revocation, or an expiry its Sweep
+		// recorded (past the end the request knows) — no read needed.
+		return n.denialReason(readLeft, err, w.m.now())
+	}
 	if answers.endings == nil {
 		answers.endings = make(map[uuid.UUID]string)
 	}
-	return w.m.endedAs(ctx, n, readLeft, err, answers.endings)
+	return w.m.endedAs(ctx, n, readLeft, err, answers.endings, answers.checks)
 }
 
 // armLocked sets st's timer to the earliest end among the grants st uses,
