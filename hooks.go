@@ -247,8 +247,9 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 	}
 	// failed counts a failed attempt of t's hooks at now, the hook at
 	// position done having returned err: the task is retried after the
-	// delay, and the failure audited and reported.
-	failed := func(t *HookTask, now time.Time, done int, err error) {
+	// delay, and the failure audited. It returns the error to report (the
+	// caller reports it: after finish, when host code may not return).
+	failed := func(t *HookTask, now time.Time, done int, err error) error {
 		t.Attempts = min(t.Attempts+1, math.MaxInt32) // as many as the stores keep
 		raw := errorMessage(err)                      // host code, called once
 		t.LastError = cleanText(raw)
@@ -259,7 +260,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			AttrError: t.LastError, AttrNextAt: t.NextAt.Format(timeFormat),
 		}
 		events = append(events, ev)
-		report(newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err))
+		return newHostError(fmt.Sprintf("expire hook %d of grant %s (attempt %d): %s", done, t.Grant.ID, t.Attempts, raw), err)
 	}
 	finished := false
 	running, began := -1, time.Time{} // the task whose hooks run, since when
@@ -269,13 +270,20 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// its way to the caller. A task whose hooks were running
 			// failed (else a hook that always exits would run again at
 			// every Sweep, uncounted and unaudited); the outcome is
-			// stored, and what went wrong storing it is reported.
+			// stored, then the failure and what went wrong storing it
+			// are reported (the error handler may exit too: the outcome
+			// is stored first).
+			var exited error
 			if running >= 0 {
 				t := &tasks[running]
-				failed(t, began, t.Done, errHookExited)
+				exited = failed(t, began, t.Done, errHookExited)
 			}
-			if _, err := finish(); err != nil {
-				report(fmt.Errorf("expire hooks: finish hook tasks: %w", err))
+			_, ferr := finish()
+			if exited != nil {
+				report(exited)
+			}
+			if ferr != nil {
+				report(fmt.Errorf("expire hooks: finish hook tasks: %w", ferr))
 			}
 		}
 	}()
@@ -317,7 +325,7 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// deadline is no shutdown: a hook slower than it failed, and
 			// is retried with a delay like any other failure.)
 		default:
-			failed(t, now, done, err)
+			report(failed(t, now, done, err))
 		}
 	}
 	finished = true
