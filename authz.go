@@ -180,9 +180,15 @@ func (m *Manager) refuse(ctx context.Context, action Action, by Actor, tenantID 
 	return m.refuseAs(ctx, action, by, tenantID, on, why, fmt.Errorf("%w: %s", ErrForbidden, why))
 }
 
-// refuseAs is refuse returning err, which must wrap ErrForbidden.
+// refuseAs is refuse returning err, which must wrap ErrForbidden. At a
+// clock no record may hold it records nothing and returns checkClock's
+// error instead (see WithNow): the change is refused all the same.
 func (m *Manager) refuseAs(ctx context.Context, action Action, by Actor, tenantID string, on target, why string, err error) error {
-	ev := m.newEvent(m.now(), EventActionRefused, tenantID, on.grant, by, why)
+	now, cerr := m.changeNow()
+	if cerr != nil {
+		return cerr
+	}
+	ev := m.newEvent(now, EventActionRefused, tenantID, on.grant, by, why)
 	ev.Attrs = map[string]string{AttrAction: string(action)}
 	if on.request != uuid.Nil {
 		ev.Attrs[AttrRequestID] = on.request.String()
