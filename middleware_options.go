@@ -1,7 +1,9 @@
 package supportaccess
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"time"
 )
@@ -55,7 +57,7 @@ func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial))
 	return middlewareOptionFunc(func(c *middlewareConfig) {
 		if f != nil {
 			c.denied = func(w http.ResponseWriter, r *http.Request, d Denial) {
-				dw := &deniedWriter{ResponseWriter: w}
+				dw := &deniedWriter{ResponseWriter: w, status: d.Status}
 				f(dw, r, d)
 				if !dw.wrote {
 					w.WriteHeader(d.Status)
@@ -66,10 +68,13 @@ func WithDeniedHandler(f func(w http.ResponseWriter, r *http.Request, d Denial))
 }
 
 // deniedWriter is the ResponseWriter a host's denied handler gets: it
-// notes whether the handler wrote a response (a final status or a body).
+// notes whether the handler wrote a response (a final status or a body),
+// and a flush of nothing written sends the denial's status first (net/http
+// would send 200).
 type deniedWriter struct {
 	http.ResponseWriter
-	wrote bool
+	status int
+	wrote  bool
 }
 
 func (w *deniedWriter) WriteHeader(code int) {
@@ -82,6 +87,27 @@ func (w *deniedWriter) WriteHeader(code int) {
 func (w *deniedWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
+}
+
+// FlushError implements http.ResponseController's flush: the denial's
+// status goes out first when nothing was written.
+func (w *deniedWriter) FlushError() error {
+	if !w.wrote {
+		w.WriteHeader(w.status)
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Flush implements http.Flusher.
+func (w *deniedWriter) Flush() { _ = w.FlushError() }
+
+// Hijack implements http.Hijacker: the handler writes on the connection.
+func (w *deniedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.wrote = true
+	}
+	return c, brw, err
 }
 
 // Unwrap returns the underlying ResponseWriter (for

@@ -181,6 +181,7 @@ func (b *supportBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(p)
 	if b.st.ended.Load() {
+		clear(p[:n]) // not even in the caller's buffer
 		return 0, endCause(b.st.reason())
 	}
 	return n, err
