@@ -72,7 +72,8 @@ type jsonlActor struct {
 //	attrs      object of strings ({} when none)
 //	before     the Before value as JSON, verbatim (absent when empty)
 //	after      the After value as JSON, verbatim (absent when empty)
-//	hash       the chain hash, lowercase hex (64 digits)
+//	hash       the chain hash, lowercase hex (64 digits; "" from an
+//	           AuditLog that keeps no hash)
 //	prev_hash  the previous event's hash in hex ("" for the first event
 //	           of a chain); only on the first line of each tenant of an
 //	           export in AuditByChain order
