@@ -273,15 +273,12 @@ func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, task
 			// stored, then the failure and what went wrong storing it
 			// are reported (the error handler may exit too: the outcome
 			// is stored first).
-			var exited error
 			if running >= 0 {
 				t := &tasks[running]
-				exited = failed(t, began, t.Done, errHookExited)
+				exited := failed(t, began, t.Done, errHookExited)
+				defer report(exited) // after finish, also when it panics
 			}
 			_, ferr := finish()
-			if exited != nil {
-				report(exited)
-			}
 			if ferr != nil {
 				report(fmt.Errorf("expire hooks: finish hook tasks: %w", ferr))
 			}

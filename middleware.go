@@ -80,9 +80,10 @@ import (
 // aborted request.)
 //
 // An impersonated response goes out with Cache-Control: no-store, replacing
-// what the handler set: a browser's history or back/forward cache, or a
-// proxy, would otherwise show it again after support access ended without
-// asking the server (so without a Check or an audited request). Serve
+// what the handler set (also its CDN-Cache-Control and Surrogate-Control):
+// a browser's history or back/forward cache, or a proxy or CDN, would
+// otherwise show it again after support access ended without asking the
+// server (so without a Check or an audited request). Serve
 // what support may keep cached (static assets) outside the middleware.
 // Informational responses (1xx other than 101, such as 103 Early Hints)
 // of impersonated requests are not sent: they would carry the handler's

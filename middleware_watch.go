@@ -473,7 +473,7 @@ func (w *watcher) recheck(ctx context.Context, st *reqState, answers *pollAnswer
 					w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of read for an in-flight request: %w", rres.err))
 				}
 			}
-			st.end(w.endReason(ctx, st, readLeft, st.withCurrentEnd(n), res.err, answers))
+			st.end(w.endReason(ctx, readLeft, st.withCurrentEnd(n), res.err, answers))
 			return true
 		}
 		needs[i].id, needs[i].expires = res.id, res.expires
@@ -748,15 +748,10 @@ func minTime(a, b time.Time) time.Time {
 // endReason tells why a re-check refused n (see need.denialReason: a lost
 // scope when readLeft, else expired or revoked); a store failure ends the
 // request too (fail closed), reported but not as the end of the session.
-func (w *watcher) endReason(ctx context.Context, st *reqState, readLeft bool, n need, err error, answers *pollAnswers) string {
+func (w *watcher) endReason(ctx context.Context, readLeft bool, n need, err error, answers *pollAnswers) string {
 	if !isDenial(err) {
 		w.onError(ctx, fmt.Errorf("supportaccess: middleware: re-check of an in-flight request: %w", err))
 		return endReasonCheckFailed
-	}
-	if st.grantWasEnded(n.id) {
-		// This Manager ended it: a revocation, or an expiry its Sweep
-		// recorded (past the end the request knows) — no read needed.
-		return n.denialReason(readLeft, err, w.m.now())
 	}
 	if answers.endings == nil {
 		answers.endings = make(map[uuid.UUID]string)

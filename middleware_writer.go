@@ -217,9 +217,21 @@ func (rw *supportWriter) commit(code int) {
 		if rw.streams() {
 			rw.st.setStreaming(true)
 		}
-		rw.w.Header()["Cache-Control"] = []string{"no-store"} // its own: the handler may change the map's values later
+		setNoStore(rw.w.Header())
 		rw.w.WriteHeader(code)
 	}
+}
+
+// setNoStore makes h say Cache-Control: no-store, and nothing else about
+// caching: the handler's Cache-Control under any spelling of the key, and
+// the CDN-Cache-Control and Surrogate-Control a CDN obeys before it, go.
+func setNoStore(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Cache-Control") || strings.EqualFold(k, "CDN-Cache-Control") || strings.EqualFold(k, "Surrogate-Control") {
+			delete(h, k)
+		}
+	}
+	h["Cache-Control"] = []string{"no-store"} // its own: the handler may change the map's values later
 }
 
 // streams reports whether an end of support access is to cut the
