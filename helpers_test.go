@@ -53,14 +53,21 @@ func (e *env) now() time.Time { return e.clock.Now().UTC().Truncate(time.Microse
 
 func (e *env) grant(in sa.GrantInput) sa.Grant {
 	e.t.Helper()
+	return mustGrant(e.t, e.m, in, customer)
+}
+
+// mustGrant creates a grant on m from in, in tenant acme and by by unless
+// in names others, and fails the test if it is refused.
+func mustGrant(t *testing.T, m *sa.Manager, in sa.GrantInput, by sa.Actor) sa.Grant {
+	t.Helper()
 	if in.TenantID == "" {
 		in.TenantID = "acme"
 	}
 	if in.By.IsZero() {
-		in.By = customer
+		in.By = by
 	}
-	g, err := e.m.Grant(ctx, in)
-	require.NoError(e.t, err)
+	g, err := m.Grant(context.Background(), in)
+	require.NoError(t, err)
 	return g
 }
 

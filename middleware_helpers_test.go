@@ -387,15 +387,7 @@ func newMWEnv(t *testing.T, opts ...sa.Option) *mwEnv {
 // grant creates a grant for acme (defaults: open to any principal, read).
 func (e *mwEnv) grant(in sa.GrantInput) sa.Grant {
 	e.t.Helper()
-	if in.TenantID == "" {
-		in.TenantID = "acme"
-	}
-	if in.By.IsZero() {
-		in.By = mwCustomer
-	}
-	g, err := e.m.Grant(context.Background(), in)
-	require.NoError(e.t, err)
-	return g
+	return mustGrant(e.t, e.m, in, mwCustomer)
 }
 
 // wrap wraps h in the middleware with the env's error and end recorders.

@@ -70,18 +70,10 @@ func (e *r150Env) now() time.Time { return e.clock.Now().UTC().Truncate(time.Mic
 // says otherwise) outside any impersonated request.
 func (e *r150Env) grant(in sa.GrantInput) sa.Grant {
 	e.t.Helper()
-	if in.TenantID == "" {
-		in.TenantID = "acme"
-	}
-	if in.By.IsZero() {
-		in.By = r150Admin
-	}
 	if in.Duration == 0 {
 		in.Duration = 24 * time.Hour
 	}
-	g, err := e.m.Grant(context.Background(), in)
-	require.NoError(e.t, err)
-	return g
+	return mustGrant(e.t, e.m, in, r150Admin)
 }
 
 func (e *r150Env) events(tenant string, types ...sa.EventType) []sa.Event {

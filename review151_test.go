@@ -289,15 +289,7 @@ func r151NewPair(t *testing.T, d sqlstore.Dialect) *r151Pair {
 // grant creates a grant on replica A (defaults: acme, open, read).
 func (p *r151Pair) grant(in sa.GrantInput) sa.Grant {
 	p.t.Helper()
-	if in.TenantID == "" {
-		in.TenantID = "acme"
-	}
-	if in.By.IsZero() {
-		in.By = mwCustomer
-	}
-	g, err := p.a.m.Grant(context.Background(), in)
-	require.NoError(p.t, err)
-	return g
+	return mustGrant(p.t, p.a.m, in, mwCustomer)
 }
 
 // wrapB wraps h in replica B's middleware.
