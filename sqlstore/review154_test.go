@@ -358,6 +358,37 @@ type r154Old struct {
 	out *bufio.Scanner
 }
 
+// r154Run is a database of dialect d under a fresh table prefix (its
+// tables dropped at the end) with a replica of the previous release on
+// it, migrated to version 5; recorded keeps the IDs of the events its
+// writers were told they recorded.
+type r154Run struct {
+	t        *testing.T
+	db       *sql.DB
+	prefix   string
+	old      *r154Old
+	recorded []string
+}
+
+// r154OldWriting starts an r154Run.
+func r154OldWriting(t *testing.T, d sqlstore.Dialect) *r154Run {
+	t.Helper()
+	db := sqltest.Open(t, d)
+	prefix := r154Prefix()
+	t.Cleanup(func() { r154Drop(t, db, d, prefix) })
+	old := r154StartOld(t, d, prefix)
+	require.True(t, old.do("migrate").OK)
+	return &r154Run{t: t, db: db, prefix: prefix, old: old}
+}
+
+// note requires the old replica's reply r to be a success and keeps the
+// IDs it recorded.
+func (run *r154Run) note(r r154Reply) {
+	run.t.Helper()
+	require.True(run.t, r.OK, "old replica: %s %v", r.Err, r.Failures)
+	run.recorded = append(run.recorded, r.IDs...)
+}
+
 // r154StartOld starts a replica of the previous release on the prefix, or
 // skips the test when its binary is absent.
 func r154StartOld(t *testing.T, d sqlstore.Dialect, prefix string) *r154Old {
@@ -509,17 +540,8 @@ func TestReview154RollingUpgrade(t *testing.T) {
 	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx := context.Background()
-			db := sqltest.Open(t, d)
-			prefix := r154Prefix()
-			t.Cleanup(func() { r154Drop(t, db, d, prefix) })
-			old := r154StartOld(t, d, prefix)
-			require.True(t, old.do("migrate").OK)
-			var recorded []string
-			note := func(r r154Reply) {
-				t.Helper()
-				require.True(t, r.OK, "old replica: %s %v", r.Err, r.Failures)
-				recorded = append(recorded, r.IDs...)
-			}
+			run := r154OldWriting(t, d)
+			db, prefix, old, note := run.db, run.prefix, run.old, run.note
 			note(old.do("mix acme 3"))
 			note(old.do("mix beta 1"))
 
@@ -551,22 +573,22 @@ func TestReview154RollingUpgrade(t *testing.T) {
 			wait = old.async("mix acme 10")
 			ids, err := r154NewMix(ctx, s, m, clock, "acme", 10)
 			require.NoError(t, err)
-			recorded = append(recorded, ids...)
+			run.recorded = append(run.recorded, ids...)
 			note(wait())
 			wait = old.async("mix beta 5")
 			ids, err = r154NewMix(ctx, s, m, clock, "beta", 5)
 			require.NoError(t, err)
-			recorded = append(recorded, ids...)
+			run.recorded = append(run.recorded, ids...)
 			note(wait())
 			// Strict alternation, each from its cached head.
 			for i := 0; i < 5; i++ {
 				note(old.do("record acme alt" + fmt.Sprint(i)))
 				e := r154Event("acme", "alt")
 				require.NoError(t, s.Record(ctx, e))
-				recorded = append(recorded, e.ID.String())
+				run.recorded = append(run.recorded, e.ID.String())
 			}
 
-			r154RequireTrail(t, s, m, recorded)
+			r154RequireTrail(t, s, m, run.recorded)
 			for _, tenant := range []string{"acme", "beta"} {
 				v := old.do("verify " + tenant)
 				require.True(t, v.OK, v.Err)
@@ -581,7 +603,7 @@ func TestReview154RollingUpgrade(t *testing.T) {
 			_, err = m.Check(ctx, "gamma", storetest.Support.ID, sa.ScopeRead)
 			require.ErrorIs(t, err, sa.ErrNoActiveGrant, "the old replica's revocation holds for the new release")
 			require.False(t, old.do("check gamma").OK)
-			r154RequireTrail(t, s, m, recorded)
+			r154RequireTrail(t, s, m, run.recorded)
 		})
 	}
 }
@@ -692,17 +714,8 @@ func TestReview154OldReplicaForksOnlyAfterLostCommits(t *testing.T) {
 func TestReview154MigrateKilledInsideMySQL(t *testing.T) {
 	d := sqlstore.MySQL
 	ctx := context.Background()
-	db := sqltest.Open(t, d)
-	prefix := r154Prefix()
-	t.Cleanup(func() { r154Drop(t, db, d, prefix) })
-	old := r154StartOld(t, d, prefix)
-	require.True(t, old.do("migrate").OK)
-	var recorded []string
-	note := func(r r154Reply) {
-		t.Helper()
-		require.True(t, r.OK, "old replica: %s %v", r.Err, r.Failures)
-		recorded = append(recorded, r.IDs...)
-	}
+	run := r154OldWriting(t, d)
+	db, prefix, old, note := run.db, run.prefix, run.old, run.note
 	note(old.do("mix acme 2"))
 
 	// A reader holds the grants table's metadata lock.
@@ -756,9 +769,9 @@ func TestReview154MigrateKilledInsideMySQL(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		e := r154Event("acme", "after")
 		require.NoError(t, s2.Record(ctx, e))
-		recorded = append(recorded, e.ID.String())
+		run.recorded = append(run.recorded, e.ID.String())
 	}
-	r154RequireTrail(t, s2, m, recorded)
+	r154RequireTrail(t, s2, m, run.recorded)
 	require.True(t, old.do("verify acme").Verified)
 }
 
@@ -771,17 +784,8 @@ func TestReview154MigrateKilledInsideMySQL(t *testing.T) {
 func TestReview154MigrateCancelledInsidePostgres(t *testing.T) {
 	d := sqlstore.Postgres
 	ctx := context.Background()
-	db := sqltest.Open(t, d)
-	prefix := r154Prefix()
-	t.Cleanup(func() { r154Drop(t, db, d, prefix) })
-	old := r154StartOld(t, d, prefix)
-	require.True(t, old.do("migrate").OK)
-	var recorded []string
-	note := func(r r154Reply) {
-		t.Helper()
-		require.True(t, r.OK, "old replica: %s %v", r.Err, r.Failures)
-		recorded = append(recorded, r.IDs...)
-	}
+	run := r154OldWriting(t, d)
+	db, prefix, old, note := run.db, run.prefix, run.old, run.note
 	note(old.do("mix acme 2"))
 
 	// A writer of the grants table keeps its transaction open.
@@ -824,6 +828,6 @@ func TestReview154MigrateCancelledInsidePostgres(t *testing.T) {
 	note(old.do("mix acme 2"))
 	m, err := sa.NewManager(s)
 	require.NoError(t, err)
-	r154RequireTrail(t, s, m, recorded)
+	r154RequireTrail(t, s, m, run.recorded)
 	require.True(t, old.do("verify acme").Verified)
 }
