@@ -683,12 +683,10 @@ func TestReview147AbortPanicAfterEndAudited(t *testing.T) {
 // even if the handler ignores its context" for the other half of a
 // bidirectional stream (a web console over HTTP/2, or HTTP/1 with full
 // duplex): support's input must not reach the handler after the end
-// either. The middleware cuts only the response: a handler that ignores
-// its context goes on reading, and acting on, what support types after
-// the customer revoked — its output fails, its effects do not. (Over
-// HTTP/2 the end's past write deadline resets a stream under way, which
-// ends its reads too, with a stream error; over HTTP/1 the connection's
-// reads go on, and before a response started neither protocol cuts them.)
+// either. The middleware cut only the response: a handler that ignored
+// its context went on reading, and acting on, what support typed after
+// the customer revoked — its output failed, its effects did not (found by
+// review 147; the body now fails with ErrSessionEnded after the end).
 func TestReview147BodyReadsFailAfterEnd(t *testing.T) {
 	for _, p := range r147Protos {
 		t.Run(p.name, func(t *testing.T) {

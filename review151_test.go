@@ -420,9 +420,10 @@ func TestReview151OtherReplicaEndsStream(t *testing.T) {
 // passed by the time B polls (the usual case for "end it in a minute"
 // with the default 1 s interval, and any end shorter than the interval).
 // The grant was never revoked: B's stream must end as expired, its cause
-// "grant expired", OnSessionEnded told "expired". B says "revoked": its
-// re-check gets ErrNoActiveGrant and judges the reason by the end it knew
-// (a week away), not by the grant's.
+// "grant expired", OnSessionEnded told "expired". B said "revoked": its
+// re-check gets ErrNoActiveGrant and judged the reason by the end it knew
+// (a week away), not by the grant's (found by review 151; B now reads the
+// grant, endedAs).
 func TestReview151ShortenedElsewhereEndsAsExpired(t *testing.T) {
 	r151Each(t, func(t *testing.T, p *r151Pair) {
 		g := p.grant(sa.GrantInput{})

@@ -215,8 +215,9 @@ func TestReview155GoexitOnlyChargesTheRunningTask(t *testing.T) {
 // refused with ErrInvalidInput before any auditor hears of it": the
 // changes that the Authorizer or a built-in rule refuses (support
 // granting, a customer asking for access, an Authorizer saying no to a
-// revoke or an approval) are audited as action.refused — at the broken
-// clock's time, on every auditor, before the clock is looked at.
+// revoke or an approval) were audited as action.refused — at the broken
+// clock's time, on every auditor, before the clock was looked at (found
+// by review 155; refuseAs now checks the clock first).
 func TestReview155BrokenClockRefusalsReachNoAuditor(t *testing.T) {
 	st := memstore.New()
 	rec := &recordingAuditor{}
@@ -305,8 +306,8 @@ func TestReview155CheckClockBounds(t *testing.T) {
 // d.Status with an empty body, so that no denial goes out as net/http's
 // implicit 200": a denied handler that sets a header and flushes (through
 // http.ResponseController, as handlers do) without a status. deniedWriter
-// has no Flush: the controller unwraps it and net/http flushes an
-// implicit 200 that deniedWriter never saw.
+// had no Flush: the controller unwrapped it and net/http flushed an
+// implicit 200 that deniedWriter never saw (found by review 155).
 func TestReview155DeniedHandlerFlushOnlyIsNo200(t *testing.T) {
 	e := newMWEnv(t)
 	var status atomic.Int64
@@ -666,8 +667,9 @@ func (s *r155DeafGet) GetGrant(ctx context.Context, id uuid.UUID) (sa.Grant, err
 // TestReview155DeafGrantReadStallsEveryEnd attacks WithPollInterval's
 // "These bounds hold also with a store that ignores its context: a
 // re-check stops waiting at its deadline": the Checks run in goroutines
-// of their own, bounded, but endedAs (new this session) calls GetGrant in
-// the watcher's one goroutine and waits for it to return. The store
+// of their own, bounded, but endedAs called GetGrant in the watcher's one
+// goroutine and waited for it to return (found by review 155; the read
+// now runs in a goroutine of its own, waited for at most 100 ms). The store
 // answers the re-check of a revoked grant (a denial) and then stops
 // answering, deaf to its context: the revoked stream must still end
 // within the poll bound, and so must another session's stream whose grant

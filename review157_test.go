@@ -43,8 +43,8 @@ import (
 // does not hear of the move); the end passes and THIS Manager's Sweep
 // records the expiry. The Sweep's expiry is past the store's end, not
 // past the end the request knows, so denialReason says "revoked" — and
-// endReason no longer reads the grant to tell. Before this session the
-// read said "expired".
+// endReason's shortcut did not read the grant to tell (found by review
+// 157; the shortcut is gone, the read says "expired").
 func TestReview157SweepExpiryOfGrantShortenedElsewhereIsExpired(t *testing.T) {
 	e := newMWEnv(t)
 	a := e.grant(sa.GrantInput{Grantees: []string{mwGeneric}, Duration: time.Hour})
@@ -448,9 +448,9 @@ func (s r157PanicFinish) FinishHookTasks(ctx context.Context, token string, task
 // TestReview157ExitingHookReportedWhenFinishPanics attacks runTasks' "the
 // outcome is stored, then the failure and what went wrong storing it are
 // reported": a hook calls runtime.Goexit and the store's
-// FinishHookTasks panics. Before this session the failure was reported
-// before finish ran; now the report comes after finish — and a panic of
-// finish skips it. The error handler must still hear that the hook exited.
+// FinishHookTasks panics. The report came after finish, and a panic of
+// finish skipped it (found by review 157; the report is now deferred).
+// The error handler must still hear that the hook exited.
 func TestReview157ExitingHookReportedWhenFinishPanics(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
 	st := r157PanicFinish{memstore.New()}

@@ -773,9 +773,9 @@ func r143HashOf(t *testing.T, line []byte) []byte {
 // ("the zero link (the start of the chain)"; ChainLink: "The zero
 // ChainLink is the start of a chain (before the event with Seq 1)"): a
 // line with Seq 1 whose prev_hash is not empty — which ExportAudit never
-// writes, and no chain holds, since event 1 chains to nothing — is taken
-// as verified, and From reports Seq 0, "the start of the chain", with a
-// hash no chain starts from.
+// writes, and no chain holds, since event 1 chains to nothing — was taken
+// as verified, and From reported Seq 0, "the start of the chain", with a
+// hash no chain starts from (found by review 143; now BreakForged).
 func TestReview143VerifyJSONLSeqOneWithPrevHash(t *testing.T) {
 	lines, _ := r143Export(t)
 	bogus := bytes.Repeat([]byte{0xab}, 32)

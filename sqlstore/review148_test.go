@@ -109,11 +109,12 @@ func review148Placeholders(d sqlstore.Dialect, q string) string {
 // TestReview148ListOfOneTenantReadsOnlyItsRows: an administrator's page of
 // their tenant's grants (List with TenantID and Limit — the admin UI's
 // "newest 20") must cost what that tenant holds, not what other tenants
-// created since. The grants table has no (tenant_id, created_at) index
+// created since. The grants table had no (tenant_id, created_at) index
 // (access_requests has one), so for a tenant the statistics call large the
-// planners walk grants_created backwards from the newest grant of ANY
-// tenant and filter by tenant: another customer that keeps creating grants
-// makes this tenant's List read all of them. The query is ListGrants'
+// planners walked grants_created backwards from the newest grant of ANY
+// tenant and filtered by tenant: another customer that kept creating
+// grants made this tenant's List read all of them (found by review 148;
+// schema version 6 adds grants_tenant_created). The query is ListGrants'
 // (listQuery: WHERE tenant_id = ? ORDER BY created_at DESC, id DESC LIMIT ?).
 func TestReview148ListOfOneTenantReadsOnlyItsRows(t *testing.T) {
 	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
