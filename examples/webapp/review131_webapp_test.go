@@ -129,8 +129,10 @@ func TestReview131RevokeFromAClosedTabEndsSupportSessions(t *testing.T) {
 		gs := e.grants(t)
 		return len(gs) == 1 && gs[0].Status(e.clock.Now()) == sa.StatusRevoked
 	}, 5*time.Second, 10*time.Millisecond)
+	// The commit shows before the hook sees the server notice the closed
+	// connection (net/http's background read finds it): wait for both.
+	require.Eventually(t, serverSawClose.Load, 5*time.Second, 10*time.Millisecond, "the server noticed the closed connection")
 	st.afterUpdate.Store(nil)
-	require.True(t, serverSawClose.Load(), "the server noticed the closed connection")
 
 	require.Equal(t, http.StatusOK, sam.get("/support/").StatusCode)
 	e.clock.Advance(time.Hour)
