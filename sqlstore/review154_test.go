@@ -44,7 +44,9 @@ import (
 //     a failover that lost commits" (and only then).
 //
 // The previous release is driven through a binary built from its own
-// worktree (see r154OldBin): the tests that need it skip without it.
+// worktree (see r154OldBin). .ci/run builds it from the clone's history
+// and names it in SUPPORTACCESS_REVIEW154_OLD_BIN, which makes its absence
+// a failure; elsewhere the tests that need it skip without it. By hand:
 //
 //	git -C <repo> worktree add /tmp/rev154old faa02a5
 //	mkdir -p /tmp/rev154old/cmd/r154old
@@ -395,6 +397,9 @@ func r154StartOld(t *testing.T, d sqlstore.Dialect, prefix string) *r154Old {
 	t.Helper()
 	bin := r154OldBin()
 	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("SUPPORTACCESS_REVIEW154_OLD_BIN") != "" {
+			t.Fatalf("previous release's driver %s, named by SUPPORTACCESS_REVIEW154_OLD_BIN, absent: %v", bin, err)
+		}
 		t.Skipf("previous release's driver %s absent (build it from commit faa02a5, see the file comment): %v", bin, err)
 	}
 	sqltest.Open(t, d) // skips when the server is unreachable
@@ -419,6 +424,9 @@ func r154StartOld(t *testing.T, d sqlstore.Dialect, prefix string) *r154Old {
 		}
 	})
 	if v := o.do("version"); v.Version != 5 {
+		if os.Getenv("SUPPORTACCESS_REVIEW154_OLD_BIN") != "" {
+			t.Fatalf("%s, named by SUPPORTACCESS_REVIEW154_OLD_BIN, is not the previous release (schema version %d)", bin, v.Version)
+		}
 		t.Skipf("%s is not the previous release (schema version %d)", bin, v.Version)
 	}
 	return o
