@@ -42,7 +42,13 @@ type supportAccessData struct {
 	Form     grantForm
 	Grants   []grantRow
 	Support  []user // named engineers a grant may be limited to
-	Requests []requestRow
+	// GrantsCut is true when ended grants older than those shown exist
+	// (every active and scheduled grant is always shown).
+	GrantsCut bool
+	Requests  []requestRow
+	// RequestsCut is true when pending requests older than those shown
+	// exist.
+	RequestsCut bool
 	// RequestsEnabled is false when the library has no access requests.
 	RequestsEnabled bool
 	Now             time.Time
@@ -63,12 +69,12 @@ func defaultGrantForm() grantForm {
 func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status int, form grantForm, errMsg string) {
 	v := viewerFrom(r.Context())
 	now := a.m.Now() // the status as the Manager judges it
-	gs, err := a.m.List(r.Context(), sa.ListFilter{TenantID: v.Tenant.ID, Limit: 200})
+	gs, cut, err := a.tenantGrants(r, v.Tenant.ID)
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	d := supportAccessData{Form: form, Support: a.dir.namedSupport(), Now: now}
+	d := supportAccessData{Form: form, Support: a.dir.namedSupport(), Now: now, GrantsCut: cut}
 	for _, p := range a.m.Policy().Presets {
 		d.Presets = append(d.Presets, presetOption{Label: p.Label, Value: p.Duration.String()})
 	}
@@ -76,11 +82,44 @@ func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status
 		st := g.Status(now)
 		d.Grants = append(d.Grants, grantRow{Grant: g, Status: st, Revocable: st == sa.StatusActive || st == sa.StatusScheduled})
 	}
-	if d.Requests, d.RequestsEnabled, err = a.pendingRequests(r, v.Tenant.ID); err != nil {
+	if d.Requests, d.RequestsCut, d.RequestsEnabled, err = a.pendingRequests(r, v.Tenant.ID); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
 	a.render(w, r, status, "support_access", page{Title: "Support access", Nav: "access", Error: errMsg, Data: d})
+}
+
+// shownEndedGrants is how many expired or revoked grants the page shows.
+const shownEndedGrants = 200
+
+// tenantGrants returns the grants the support-access page lists, newest
+// first: every active and scheduled grant (an admin must see, and be able
+// to revoke, each grant that lets support in, however many ended ones came
+// after it) and the newest ended ones. The second result is true when older
+// ended grants were left out.
+func (a *app) tenantGrants(r *http.Request, tenantID string) ([]sa.Grant, bool, error) {
+	live, err := a.m.List(r.Context(), sa.ListFilter{TenantID: tenantID, Statuses: []sa.Status{sa.StatusActive, sa.StatusScheduled}})
+	if err != nil {
+		return nil, false, err
+	}
+	ended, err := a.m.List(r.Context(), sa.ListFilter{TenantID: tenantID, Statuses: []sa.Status{sa.StatusExpired, sa.StatusRevoked}, Limit: shownEndedGrants + 1})
+	if err != nil {
+		return nil, false, err
+	}
+	cut := len(ended) > shownEndedGrants
+	if cut {
+		ended = ended[:shownEndedGrants]
+	}
+	gs := slices.Concat(live, ended)
+	// A grant may have ended between the two calls and be in both.
+	seen := make(map[uuid.UUID]bool, len(gs))
+	gs = slices.DeleteFunc(gs, func(g sa.Grant) bool {
+		dup := seen[g.ID]
+		seen[g.ID] = true
+		return dup
+	})
+	slices.SortStableFunc(gs, func(x, y sa.Grant) int { return y.CreatedAt.Compare(x.CreatedAt) })
+	return gs, cut, nil
 }
 
 // grantSubmit creates a grant from the dialog.

@@ -44,21 +44,31 @@ func (a *app) newRequestRow(r sa.AccessRequest) requestRow {
 	return row
 }
 
-// pendingRequests returns the tenant's pending access requests. The second
-// result is false when the store keeps no access requests.
-func (a *app) pendingRequests(r *http.Request, tenantID string) ([]requestRow, bool, error) {
-	rs, err := a.m.ListRequests(r.Context(), sa.RequestFilter{TenantID: tenantID, Statuses: []sa.RequestStatus{sa.RequestPending}, Limit: 100})
+// shownPendingRequests is how many pending access requests the
+// support-access page shows.
+const shownPendingRequests = 100
+
+// pendingRequests returns the tenant's newest pending access requests. The
+// second result is true when older pending requests were left out (the
+// page says so); the third is false when the store keeps no access
+// requests.
+func (a *app) pendingRequests(r *http.Request, tenantID string) ([]requestRow, bool, bool, error) {
+	rs, err := a.m.ListRequests(r.Context(), sa.RequestFilter{TenantID: tenantID, Statuses: []sa.RequestStatus{sa.RequestPending}, Limit: shownPendingRequests + 1})
 	if errors.Is(err, errors.ErrUnsupported) {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	if err != nil {
-		return nil, true, err
+		return nil, false, true, err
+	}
+	cut := len(rs) > shownPendingRequests
+	if cut {
+		rs = rs[:shownPendingRequests]
 	}
 	rows := make([]requestRow, 0, len(rs))
 	for _, x := range rs {
 		rows = append(rows, a.newRequestRow(x))
 	}
-	return rows, true, nil
+	return rows, cut, true, nil
 }
 
 // supportRequests returns the recent access requests of support user u.
