@@ -38,10 +38,10 @@ type presetOption struct {
 
 // supportAccessData is the model of the support-access page.
 type supportAccessData struct {
-	Presets  []presetOption
-	Form     grantForm
-	Grants   []grantRow
-	Support  []user // named engineers a grant may be limited to
+	Presets []presetOption
+	Form    grantForm
+	Grants  []grantRow
+	Support []user // named engineers a grant may be limited to
 	// GrantsCut is true when ended grants older than those shown exist
 	// (every active and scheduled grant is always shown).
 	GrantsCut bool
