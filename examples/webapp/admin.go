@@ -29,6 +29,10 @@ type grantRow struct {
 	sa.Grant
 	Status    sa.Status
 	Revocable bool
+	// Requester is who asked for the grant when it came from an approved
+	// access request: its reason is the requester's words, not the
+	// approving admin's.
+	Requester string
 }
 
 // presetOption is one duration choice of the grant dialog.
@@ -80,7 +84,11 @@ func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status
 	}
 	for _, g := range gs {
 		st := g.Status(now)
-		d.Grants = append(d.Grants, grantRow{Grant: g, Status: st, Revocable: st == sa.StatusActive || st == sa.StatusScheduled})
+		row := grantRow{Grant: g, Status: st, Revocable: st == sa.StatusActive || st == sa.StatusScheduled}
+		if g.RequestID != uuid.Nil && len(g.Grantees) > 0 {
+			row.Requester = g.Grantees[0] // an approved request's grant names its requester
+		}
+		d.Grants = append(d.Grants, row)
 	}
 	if d.Requests, d.RequestsCut, d.RequestsEnabled, err = a.pendingRequests(r, v.Tenant.ID); err != nil {
 		a.serverError(w, r, err)

@@ -75,3 +75,37 @@ func TestSupportAccessPageSaysPendingRequestsWereCut(t *testing.T) {
 	require.NotContains(t, page.Body, `data-request="`+first.ID.String()+`"`, "the oldest is the one left out")
 	require.Contains(t, page.Body, `id="requests-cut"`)
 }
+
+// TestSupportAccessPageNamesTheRequester pins that a grant made by
+// approving an access request shows its reason as the requester's words
+// ("asked by …"), not under the approving admin's name alone, and that a
+// grant the admin made shows no such label.
+func TestSupportAccessPageNamesTheRequester(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	alice := sa.Actor{Kind: sa.ActorCustomer, ID: aliceAdmin}
+	req, err := e.app.m.RequestAccess(ctx, sa.RequestInput{TenantID: acmeTenantID, By: sa.Actor{Kind: sa.ActorSupport, ID: samEngineer}, Duration: sa.Day, Reason: "please let me in"})
+	require.NoError(t, err)
+	approved, err := e.app.m.Approve(ctx, req.ID, alice, sa.ApproveInput{})
+	require.NoError(t, err)
+	e.clock.Advance(time.Second)
+	own, err := e.app.m.Grant(ctx, sa.GrantInput{TenantID: acmeTenantID, By: alice, Duration: sa.Day, Reason: "my own words"})
+	require.NoError(t, err)
+
+	page := e.login(aliceAdmin).get("/admin/support-access")
+	require.Equal(t, 200, page.StatusCode)
+	row := func(id string) string {
+		i := strings.Index(page.Body, `data-grant="`+id+`"`)
+		require.GreaterOrEqual(t, i, 0)
+		end := strings.Index(page.Body[i:], "</tr>")
+		require.Greater(t, end, 0)
+		return page.Body[i : i+end]
+	}
+	r := row(approved.ID.String())
+	require.Contains(t, r, `asked by `+samEngineer+`:</span> please let me in`)
+	require.Contains(t, r, `(approved a request)`)
+	r = row(own.ID.String())
+	require.Contains(t, r, `my own words`)
+	require.NotContains(t, r, `asked by`)
+	require.NotContains(t, r, `approved a request`)
+}
