@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,16 +115,34 @@ func TestReview122SpanInstrumentationScope(t *testing.T) {
 	require.Equal(t, sa.Version, scope.Version)
 }
 
-// Pins that a store error of the active-grants gauge reaches the collector instead of an empty collection.
+// Pins that a store error of the active-grants gauge reaches the error
+// handler instead of passing unseen. (It was returned to the collector
+// until review 161 found that an SDK reader then drops every metric of the
+// collection; now the collection succeeds without the gauge.)
 func TestReview122ActiveGaugeReportsStoreError(t *testing.T) {
 	o := newOtel68(t, memstore.New())
 	o.grant(sa.GrantInput{})
 	st := &review122Store{Store: o.store, listErr: errBoom}
-	m, err := sa.NewManager(st, sa.WithNow(o.clock.Now), sa.WithMeterProvider(o.mp), sa.WithActiveGrantsGauge(true))
+	var reported []error
+	var mu sync.Mutex
+	m, err := sa.NewManager(st, sa.WithNow(o.clock.Now), sa.WithMeterProvider(o.mp), sa.WithActiveGrantsGauge(true),
+		sa.WithErrorHandler(func(_ context.Context, err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() }))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Close() })
 	var rm metricdata.ResourceMetrics
-	require.ErrorIs(t, o.reader.Collect(ctx, &rm), errBoom)
+	require.NoError(t, o.reader.Collect(ctx, &rm))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, reported, 1)
+	require.ErrorIs(t, reported[0], errBoom)
+	require.ErrorContains(t, reported[0], "supportaccess.grants.active")
+	for _, sm := range rm.ScopeMetrics {
+		for _, x := range sm.Metrics {
+			if x.Name == "supportaccess.grants.active" {
+				require.Empty(t, x.Data.(metricdata.Gauge[int64]).DataPoints, "nothing observed while the store fails")
+			}
+		}
+	}
 }
 
 // Pins that a nil context reads as not impersonated (no panic) in the three context functions.

@@ -9,7 +9,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // ScopeName is the instrumentation scope of the library's spans and metrics
@@ -72,9 +74,12 @@ func WithCheckSpans(on bool) Option {
 // supportaccess.grants.active with one series per tenant, counted from the
 // store on each collection (one ListGrants per collection); grants of
 // tenant IDs that fail validation (stored before the identifier rules)
-// are counted in one series without the tenant attribute. Default: off,
-// because its cardinality is the number of tenants. The meter provider
-// holds the gauge's callback until Manager.Close.
+// are counted in one series without the tenant attribute. A tenant without
+// an active grant has no series (not a 0). When the store fails, the
+// collection observes nothing for the gauge and the error goes to the
+// error handler (WithErrorHandler); the other metrics are still exported.
+// Default: off, because its cardinality is the number of tenants. The
+// meter provider holds the gauge's callback until Manager.Close.
 func WithActiveGrantsGauge(on bool) Option {
 	return optionFunc(func(m *Manager) { m.activeGauge = on })
 }
@@ -107,8 +112,8 @@ func (m *Manager) initTelemetry() {
 		mp = otel.GetMeterProvider()
 	}
 	t := &m.tel
-	t.tracer = tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
-	meter := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	t.tracer = orNoop(tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version)), trace.Tracer(tracenoop.Tracer{}))
+	meter := orNoop(mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version)), metric.Meter(noop.Meter{}))
 	var err error
 	handle := func(e error) {
 		if e != nil {
@@ -133,14 +138,31 @@ func (m *Manager) initTelemetry() {
 	if m.activeGauge {
 		t.active, e = meter.Int64ObservableGauge("supportaccess.grants.active", metric.WithDescription("Active grants per tenant."), metric.WithUnit("{grant}"))
 		handle(e)
-		if e == nil {
+		if e == nil && !isNil(t.active) {
 			t.reg, e = meter.RegisterCallback(m.observeActive, t.active)
 			handle(e)
 		}
 	}
+	// A provider may return a nil instrument with its error (the API
+	// promises nothing else): a nil one would panic in Grant after its
+	// commit and in every Check, so it is replaced by a no-op one.
+	t.checks = orNoop(t.checks, metric.Int64Counter(noop.Int64Counter{}))
+	t.checkDur = orNoop(t.checkDur, metric.Float64Histogram(noop.Float64Histogram{}))
+	t.created = orNoop(t.created, metric.Int64Counter(noop.Int64Counter{}))
+	t.revoked = orNoop(t.revoked, metric.Int64Counter(noop.Int64Counter{}))
+	t.expired = orNoop(t.expired, metric.Int64Counter(noop.Int64Counter{}))
 	if err != nil {
 		otel.Handle(err)
 	}
+}
+
+// orNoop returns x, or fallback when x is nil (a nil interface, or one
+// holding a nil pointer).
+func orNoop[T any](x, fallback T) T {
+	if isNil(x) {
+		return fallback
+	}
+	return x
 }
 
 // setTenant sets AttrKeyTenant on span when tenantID passes validation.
@@ -154,11 +176,14 @@ func setTenant(span trace.Span, tenantID string) {
 
 // observeActive reports the number of active grants per tenant; grants of
 // tenant IDs that fail validation are counted together, without
-// AttrKeyTenant.
+// AttrKeyTenant. A store failure goes to the error handler and observes
+// nothing: returned to the SDK, it would make a reader drop every metric of
+// the collection (the checks of the outage with them).
 func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
 	gs, err := m.store.ListGrants(ctx, ListFilter{Statuses: []Status{StatusActive}}, m.now())
 	if err != nil {
-		return err
+		m.reportError(ctx, fmt.Errorf("supportaccess.grants.active: %w", err))
+		return nil
 	}
 	counts := map[string]int64{} // "" for the tenant IDs not recorded
 	for _, g := range gs {

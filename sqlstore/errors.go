@@ -12,16 +12,22 @@ import (
 
 // ErrSchemaTooNew is returned by Migrate when the database records a schema
 // version newer than this library knows (a newer release migrated it).
-// The store refuses to downgrade it. It wraps supportaccess.ErrInvalidInput.
-var ErrSchemaTooNew = fmt.Errorf("sqlstore: database schema is newer than this library: %w", sa.ErrInvalidInput)
+// The store refuses to downgrade it. Like ErrSchemaTooOld it is a fault of
+// the deployment, not malformed input: it wraps no sentinel of the root
+// package.
+var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this library")
 
 // ErrSchemaTooOld is returned by every method but Migrate while the
 // database records a schema version older than this library needs (Migrate
 // was not run, or failed part of the way, with this table prefix): the
 // store refuses to work on tables that lack what it writes and reads, so
-// Check fails closed and nothing is half-written. It wraps
-// supportaccess.ErrInvalidInput. Run Migrate.
-var ErrSchemaTooOld = fmt.Errorf("sqlstore: database schema is older than this library needs: %w", sa.ErrInvalidInput)
+// Check fails closed and nothing is half-written. Run Migrate. It is a
+// fault, like a database that does not answer, and wraps no sentinel of
+// the root package: the Manager's telemetry counts it as outcome "error"
+// and the middleware answers 503, so monitoring sees an outage (it wrapped
+// supportaccess.ErrInvalidInput before, which counted every Check of the
+// outage as malformed input and answered 403).
+var ErrSchemaTooOld = errors.New("sqlstore: database schema is older than this library needs")
 
 // errClosed is returned by every method after Close.
 var errClosed = errors.New("sqlstore: store is closed")

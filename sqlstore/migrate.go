@@ -135,7 +135,7 @@ type execer interface {
 // the write lock of an immediate transaction on SQLite, which Migrate also
 // switches to WAL mode.
 //
-// Errors: ErrSchemaTooNew (wrapping supportaccess.ErrInvalidInput) when the
+// Errors: ErrSchemaTooNew when the
 // database is at a newer version than SchemaVersion; the database's error
 // otherwise, with the version that failed.
 func (s *Store) Migrate(ctx context.Context) error {
