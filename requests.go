@@ -298,13 +298,16 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	if in.Duration < 0 {
 		return Grant{}, fmt.Errorf("approve: %w: Duration must not be negative", ErrInvalidInput)
 	}
-	rs, derr := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason) // not err: see errNotReturned
+	rs, cur, derr := m.decisionTarget(ctx, id, by, ActionApprove, in.Reason) // not err: see errNotReturned
 	if derr != nil {
 		return Grant{}, fmt.Errorf("approve: %w", derr)
 	}
 	var tenant string // of a request whose grant the policy refused
 	// not err: see errNotReturned (host code runs after it)
 	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
+		if err := sameRequest(r, id, cur.TenantID); err != nil {
+			return Grant{}, nil, err
+		}
 		// The clock is read with the request locked: a request that
 		// expired while the Authorizer ran or the lock was awaited is
 		// not pending (as in Manager.update).
@@ -395,13 +398,16 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 			setTenant(span, r.TenantID)
 		}
 	})
-	rs, derr := m.decisionTarget(ctx, id, by, ActionDeny, reason) // not err: see errNotReturned
+	rs, cur, derr := m.decisionTarget(ctx, id, by, ActionDeny, reason) // not err: see errNotReturned
 	if derr != nil {
 		return AccessRequest{}, fmt.Errorf("deny: %w", derr)
 	}
 	var now time.Time
 	// not err: see errNotReturned (host code runs after it)
 	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
+		if err := sameRequest(r, id, cur.TenantID); err != nil {
+			return nil, err
+		}
 		var err error
 		if now, err = m.changeNow(); err != nil { // with the request locked, as in Approve
 			return nil, err
@@ -429,31 +435,45 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 // decisionTarget validates the common arguments of Approve and Deny, loads
 // the request and authorises the decision: only customers decide, whatever
 // the Authorizer says.
-func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, action Action, reason string) (RequestStore, error) {
+func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, action Action, reason string) (RequestStore, *AccessRequest, error) {
 	rs, err := m.requestStore()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := validateActor("by", by); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := validateReason("reason", reason); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if id == uuid.Nil {
-		return nil, fmt.Errorf("%w: request id is empty", ErrInvalidInput)
+		return nil, nil, fmt.Errorf("%w: request id is empty", ErrInvalidInput)
 	}
 	cur, err := rs.GetRequest(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if err := sameRequest(&cur, id, cur.TenantID); err != nil {
+		return nil, nil, err
 	}
 	if err := m.authorize(ctx, action, by, cur.TenantID, onRequest(id)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if by.Kind != ActorCustomer {
-		return nil, m.refuse(ctx, action, by, cur.TenantID, onRequest(id), "only customers decide access requests")
+		return nil, nil, m.refuse(ctx, action, by, cur.TenantID, onRequest(id), "only customers decide access requests")
 	}
-	return rs, nil
+	return rs, &cur, nil
+}
+
+// sameRequest refuses, with ErrInvalidInput, a request a store handed over
+// that is not the one asked for and authorised (another ID or tenant): the
+// Authorizer judged that one, so no decision is made on another (as
+// sameGrant does for grants).
+func sameRequest(r *AccessRequest, id uuid.UUID, tenantID string) error {
+	if r.ID != id || r.TenantID != tenantID {
+		return fmt.Errorf("%w: the store handed over request %s of tenant %q to decide request %s of tenant %q", ErrInvalidInput, r.ID, r.TenantID, id, tenantID)
+	}
+	return nil
 }
 
 // GetRequest returns the access request with the given ID, its Status

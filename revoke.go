@@ -93,7 +93,11 @@ func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, rea
 // revoked grant end as each revocation commits; the Notifier hears of the
 // revoked grants after the last one, under a context that outlives ctx by
 // up to one second. A support actor (giving back its own access) revokes
-// only the grants that cover it; the others are left. Errors: invalid
+// only the grants that cover it; the others are left. Pending access
+// requests of the tenant stay pending (an administrator may still approve
+// one, which grants access again): a host's "end all support access"
+// action denies them too (ListRequests with the TenantID and
+// RequestPending, then Deny). Errors: invalid
 // arguments wrap ErrInvalidInput, a refusal of the Authorizer ErrForbidden
 // (audited), a store failure is returned as it is.
 func (m *Manager) RevokeTenant(ctx context.Context, tenantID string, by Actor, reason string) ([]Grant, error) {
