@@ -136,7 +136,9 @@ const (
 	// the header served, while AttrMethod is the method on the wire. When
 	// the headers name several methods, it lists the first value of each
 	// header (what Header.Get reads), once each, in that header order,
-	// comma-separated: which header a host honours is the host's.
+	// comma-separated: which header a host honours is the host's. When the
+	// handler chain changed the request's method in place (a framework
+	// honouring a _method form field does), that method comes first.
 	AttrMethodOverride = "method_override"
 )
 

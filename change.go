@@ -98,7 +98,7 @@ func RecordChange(ctx context.Context, what string, before, after any) error {
 	if err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	ev := requestEvent(st.m, EventSupportChange, h.at, st.sess, h.grant, st.line, h.scopes, "")
+	ev := requestEvent(st.m, EventSupportChange, h.at, st.sess, h.grant, st.servedLine(), h.scopes, "")
 	ev.Attrs[AttrWhat] = what
 	if h.elevated != "" {
 		ev.Attrs[AttrElevatedGrantIDs] = h.elevated

@@ -29,3 +29,10 @@ func SetMinRecheckTimeoutForTest(d time.Duration) (restore func()) {
 	old := minRecheckTimeout.Swap(int64(d))
 	return func() { minRecheckTimeout.Store(old) }
 }
+
+// SetAuditGraceForTest sets the least time an audit write of the
+// middleware gets (5 s outside tests), until restore is called.
+func SetAuditGraceForTest(d time.Duration) (restore func()) {
+	old := auditGrace.Swap(int64(d))
+	return func() { auditGrace.Store(old) }
+}

@@ -107,10 +107,10 @@ import (
 // cancelled: for reads and writes alike, support is never sent a response
 // that is not in the audit trail. Audit writes ignore the cancellation of the
 // request context (a client that goes away is audited all the same) but
-// not its deadline: an auditor that hangs fails the write at the deadline.
-// A write that begins after the deadline (a handler that answered late,
-// its effect done) is given 5 s, so that the request is audited all the
-// same.
+// not its deadline: an auditor that hangs fails the write at the deadline,
+// or 5 s after the write began when that is later (a handler that answered
+// close to or after its deadline has had its effect, and the request is
+// audited all the same).
 // Side effects the handler made before
 // committing its response are not undone; a handler that changes
 // configuration calls RecordChange before it commits the change, which

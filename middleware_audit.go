@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -67,6 +68,34 @@ func auditOverride(r *http.Request) string {
 		}
 	}
 	return strings.Join(ms, ",")
+}
+
+// servedLine returns the request line the events of st record: st.line,
+// with the method the handler chain set on the request in place, when it
+// differs from the wire's, first among the overrides. A framework that
+// honours a _method form field (gorilla/handlers'
+// HTTPMethodOverrideHandler reads it before any header) changes r.Method
+// so: the header a decoy names is not what was served. The scope was
+// judged by the wire method and headers (see requestScope).
+func (st *reqState) servedLine() requestLine {
+	l := st.line
+	if st.r == nil || st.r.Method == l.method {
+		return l
+	}
+	m := auditMethod(st.r.Method)
+	if m == l.method || strings.HasPrefix(l.override, m) && (len(l.override) == len(m) || l.override[len(m)] == ',') {
+		return l
+	}
+	ms := []string{m}
+	if l.override != "" {
+		for o := range strings.SplitSeq(l.override, ",") {
+			if o != m {
+				ms = append(ms, o)
+			}
+		}
+	}
+	l.override = strings.Join(ms, ",")
+	return l
 }
 
 // overridesUnsafe reports whether h carries a method override naming a
@@ -221,25 +250,28 @@ func inEscape(s string, i int) bool {
 // the session ended, and the event must be written all the same), but
 // ending at ctx's deadline, if it has one, so that a hanging auditor cannot
 // hold the request past it (the write then fails, and the request is
-// refused). A write that begins once the deadline has passed gets
-// auditGrace instead: the handler answered after its deadline, its effect
-// done, and the request is recorded all the same. Call cancel when the
-// write returned.
+// refused) — yet never sooner than auditGrace after the write begins: a
+// handler that answered just before (or after) its deadline has had its
+// effect, and the request must be recorded all the same, not refused for
+// lack of the few milliseconds an auditor under load needs (review 162).
+// Call cancel when the write returned.
 func auditContext(ctx context.Context) (_ context.Context, cancel context.CancelFunc) {
 	d, ok := ctx.Deadline()
 	ctx = context.WithoutCancel(ctx)
 	if !ok {
 		return ctx, func() {}
 	}
-	if now := time.Now(); !now.Before(d) {
-		d = now.Add(auditGrace)
+	if now, grace := time.Now(), time.Duration(auditGrace.Load()); d.Sub(now) < grace {
+		d = now.Add(grace)
 	}
 	return context.WithDeadline(ctx, d)
 }
 
-// auditGrace is the time given to an audit write that begins after its
-// request's deadline (see auditContext).
-const auditGrace = 5 * time.Second
+// auditGrace is the least time an audit write is given (see auditContext):
+// 5 s (tests shorten it).
+var auditGrace atomic.Int64
+
+func init() { auditGrace.Store(int64(5 * time.Second)) }
 
 // statusText formats an HTTP status code for Event.Attrs.
 func statusText(code int) string { return strconv.Itoa(code) }

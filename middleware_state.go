@@ -345,7 +345,7 @@ func (st *reqState) auditLateScope(s Scope, id uuid.UUID) error {
 // recordScope records a support.scope event, at time at, for scope s
 // allowed by grant id.
 func (st *reqState) recordScope(ctx context.Context, at time.Time, s Scope, id uuid.UUID) error {
-	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.line, string(s), "")
+	ev := requestEvent(st.m, EventSupportScope, at, st.sess, id, st.servedLine(), string(s), "")
 	if err := st.m.record(ctx, ev); err != nil {
 		return fmt.Errorf("supportaccess: middleware: audit of scope %q: %w", string(s), err)
 	}
@@ -776,7 +776,7 @@ func (st *reqState) audit(status int, reason string) error {
 		other(id)
 	}
 	st.mu.Unlock()
-	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.line, strings.Join(scopes, ","), reason)
+	ev := requestEvent(st.m, EventSupportRequest, st.start, st.sess, st.grant.ID, st.servedLine(), strings.Join(scopes, ","), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	ev.Attrs[AttrDurationMS] = fmt.Sprint(st.m.now().Sub(st.start).Milliseconds())
 	if len(others) > 0 {
