@@ -85,8 +85,15 @@ func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status
 	for _, g := range gs {
 		st := g.Status(now)
 		row := grantRow{Grant: g, Status: st, Revocable: st == sa.StatusActive || st == sa.StatusScheduled}
-		if g.RequestID != uuid.Nil && len(g.Grantees) > 0 {
-			row.Requester = g.Grantees[0] // an approved request's grant names its requester
+		if g.RequestID != uuid.Nil {
+			// From the request, not the grant's Grantees: support may
+			// add colleagues, and AddGrantee keeps the list sorted.
+			req, err := a.m.GetRequest(r.Context(), g.RequestID)
+			if err != nil {
+				a.serverError(w, r, err)
+				return
+			}
+			row.Requester = req.RequestedBy.ID
 		}
 		d.Grants = append(d.Grants, row)
 	}
