@@ -137,8 +137,12 @@ const (
 	// the headers name several methods, it lists the first value of each
 	// header (what Header.Get reads), once each, in that header order,
 	// comma-separated: which header a host honours is the host's. When the
-	// handler chain changed the request's method in place (a framework
-	// honouring a _method form field does), that method comes first.
+	// handler chain changed the method of the request the middleware passed
+	// on (a framework honouring a _method form field does), that method
+	// comes first; a change made to a copy of the request (behind a router
+	// that calls r.WithContext) is not seen: put method-override handlers
+	// outside the middleware, where the method they set is the one checked
+	// and recorded as AttrMethod.
 	AttrMethodOverride = "method_override"
 )
 

@@ -72,7 +72,10 @@ const maxWhatLen = 200
 //   - the store's error (the check) or the auditor's.
 //
 // The check and the event happen even if the client has gone away (ctx's
-// cancellation is ignored), but not past ctx's deadline, if it has one.
+// cancellation is ignored); they end at ctx's deadline, if it has one, or
+// 5 s after they began when that is later (the middleware's audit grace):
+// a change recorded close to the deadline is not refused for lack of the
+// few milliseconds an auditor needs.
 func RecordChange(ctx context.Context, what string, before, after any) error {
 	st := stateFrom(ctx)
 	if st == nil {

@@ -93,7 +93,9 @@ import (
 // Kind support, ID the principal; Time: when the request arrived, so it
 // may sort before events the handler recorded, such as a support.change;
 // GrantID: the admitting grant; Attrs: method, method_override when a
-// method-override header named one, path without the query string,
+// method-override header named one or the handler chain changed the
+// request's method in place (see AttrMethodOverride), path without the
+// query string,
 // status, duration_ms, scope, session_id, subject_user_id, and
 // elevated_grant_ids when RequireScope or a re-check used other grants; a
 // scope or grant taken after the event was recorded gets a support.scope
