@@ -112,7 +112,9 @@ import (
 // not its deadline: an auditor that hangs fails the write at the deadline,
 // or 5 s after the write began when that is later (a handler that answered
 // close to or after its deadline has had its effect, and the request is
-// audited all the same).
+// audited all the same). A request whose context has no deadline waits
+// for the auditor as long as it takes: to bound that, give requests a
+// deadline outside the middleware (context.WithTimeout in a wrapper).
 // Side effects the handler made before
 // committing its response are not undone; a handler that changes
 // configuration calls RecordChange before it commits the change, which
