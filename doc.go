@@ -89,10 +89,12 @@
 //
 // A Manager runs goroutines only while they have work. To stop cleanly,
 // shut the HTTP server down (http.Server.Shutdown waits for the requests
-// in flight; the middleware's watcher goroutine ends with the last
-// request it watches), call Manager.Close (it stops every RunExpiry loop,
-// cancelling the Sweep in progress, waits for them to return, and takes
-// the active-grants gauge's callback off the meter provider), then close
+// in flight, but not for hijacked connections such as websockets: close
+// those yourself, see RegisterOnShutdown; the middleware's watcher
+// goroutine ends with the last request it watches), call Manager.Close
+// (it stops every RunExpiry loop, cancelling the Sweep in progress, waits
+// until their work has ended, and takes the active-grants gauge's
+// callback off the meter provider), then close
 // the store (sqlstore's Close releases its prepared statements) and the
 // *sql.DB. Cancelling the context given to RunExpiry stops that loop too.
 //

@@ -475,14 +475,18 @@ func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) error {
 	}
 	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	done, ok := m.runs.start(cancel)
 	if !ok {
+		cancel(nil)
 		return fmt.Errorf("run expiry: %w", ErrClosed)
 	}
-	defer done()
 	timer := time.NewTimer(0)
-	defer timer.Stop()
+	defer func() {
+		// The loop's own cleanup first, then Close may return.
+		timer.Stop()
+		cancel(nil)
+		done()
+	}()
 	for {
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +56,7 @@ type Manager struct {
 	checkSpans     bool
 	tel            telemetry
 	closeOnce      sync.Once
+	closed         atomic.Bool // Close was called (the gauge observes nothing)
 	closeErr       error
 	runs           runs
 }
@@ -356,21 +358,28 @@ func (m *Manager) Now() time.Time { return m.now() }
 
 // Close stops the Manager's background work and releases what it
 // registered outside itself. It stops every RunExpiry loop (the Sweep in
-// progress is cancelled; each returns ErrClosed) and waits for them to
-// return, refuses later RunExpiry calls, and takes the callback of the
+// progress is cancelled; each returns ErrClosed) and waits until their
+// work has ended (the ErrClosed of each reaches its caller just after),
+// refuses later RunExpiry calls, and takes the callback of the
 // supportaccess.grants.active gauge (WithActiveGrantsGauge) off the meter
 // provider, which would otherwise keep the Manager and its store reachable
 // and query the store at every collection for as long as the provider
-// lives. The calls of the API keep working after Close (Check, Grant,
-// Sweep…); Close does not close the store (the host owns it), and a
-// middleware's watcher goroutines end with the requests they watch. Do
-// not call Close from an error handler, Notifier or expiry hook that a
-// RunExpiry loop may be running: it would wait for itself.
+// lives (from Close on, the callback observes nothing). The calls of the
+// API keep working after Close (Check, Grant, Sweep…); Close does not
+// close the store (the host owns it), and a middleware's watcher
+// goroutines end with the requests they watch (see Middleware: after
+// http.Server.Shutdown, hijacked connections such as websockets are still
+// running, and watched, until the handler closes them). Host code a loop
+// runs (an expiry hook, a Notifier, the error handler, the store) holds
+// Close for as long as it runs, its context cancelled. Do not call Close
+// from an error handler, Notifier or expiry hook that a RunExpiry loop may
+// be running: it would wait for itself.
 //
 // Close may be called more than once and from several goroutines; every
 // call returns the first call's error.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
+		m.closed.Store(true)
 		m.runs.stop()
 		if m.tel.reg != nil {
 			// What a later Close returns if Unregister panics.

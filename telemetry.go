@@ -80,6 +80,13 @@ func WithCheckSpans(on bool) Option {
 // error handler (WithErrorHandler); the other metrics are still exported.
 // Default: off, because its cardinality is the number of tenants. The
 // meter provider holds the gauge's callback until Manager.Close.
+//
+// With OpenTelemetry's global provider (no WithMeterProvider), call
+// otel.SetMeterProvider before NewManager, or pass WithMeterProvider: a
+// Manager made before it registers its callback on the global placeholder,
+// and in otel-go (v1.47) a Close that takes such a callback off while
+// SetMeterProvider runs deadlocks both calls, leaving the global provider
+// locked (review 160).
 func WithActiveGrantsGauge(on bool) Option {
 	return optionFunc(func(m *Manager) { m.activeGauge = on })
 }
@@ -180,6 +187,9 @@ func setTenant(span trace.Span, tenantID string) {
 // nothing: returned to the SDK, it would make a reader drop every metric of
 // the collection (the checks of the outage with them).
 func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
+	if m.closed.Load() {
+		return nil // Close could not take the callback off (or has not yet)
+	}
 	gs, err := m.store.ListGrants(ctx, ListFilter{Statuses: []Status{StatusActive}}, m.now())
 	if err != nil {
 		m.reportError(ctx, fmt.Errorf("supportaccess.grants.active: %w", err))
