@@ -103,6 +103,10 @@ type jsonlActor struct {
 // with filters that select parts of chains, such a purge is not
 // detected, nor is one of a tenant the export had not reached yet (its
 // chain then starts later, at the new checkpoint): export before purging.
+// In AuditByChain order, a purge that moves a tenant's checkpoint past
+// the event before its first line while that line's page is read also
+// fails the export with ErrConflict (its prev_hash is gone), before the
+// page is written.
 //
 // Errors: ErrInvalidInput for a malformed filter or when no AuditLog is
 // configured; ErrConflict for a purge during the export, as above;
@@ -232,12 +236,17 @@ func (m *Manager) purgedDuring(ctx context.Context, j *chainJumps) error {
 }
 
 // prevHash returns the Hash of the event before e in its chain: nil for
-// the first, the checkpoint's after a purge, else the stored event's.
+// the first, the checkpoint's after a purge, else the stored event's. When
+// neither is there because a purge that committed after the page was read
+// moved the checkpoint past e's predecessor, it returns an ErrConflict
+// error: the line cannot prove where it starts, and the export must be
+// taken again (review 163).
 func (m *Manager) prevHash(ctx context.Context, e *Event) ([]byte, bool, error) {
 	if e.Seq <= 1 {
 		return nil, true, nil
 	}
-	if cr, ok := m.auditLog.(AuditChainReader); ok {
+	cr, _ := m.auditLog.(AuditChainReader)
+	if cr != nil {
 		st, err := cr.AuditChain(ctx, e.TenantID)
 		if err != nil {
 			return nil, false, err
@@ -253,6 +262,16 @@ func (m *Manager) prevHash(ctx context.Context, e *Event) ([]byte, bool, error) 
 	}
 	if len(evs) == 1 && evs[0].Seq == e.Seq-1 {
 		return evs[0].Hash, true, nil
+	}
+	if cr != nil {
+		// Read again: the purge may have committed after the first look.
+		st, err := cr.AuditChain(ctx, e.TenantID)
+		if err != nil {
+			return nil, false, err
+		}
+		if st.Checkpoint.Seq >= e.Seq-1 {
+			return nil, false, fmt.Errorf("%w: a purge of tenant %q during the export moved its checkpoint to seq %d, past the event before seq %d: export again", ErrConflict, e.TenantID, st.Checkpoint.Seq, e.Seq)
+		}
 	}
 	return nil, false, nil
 }
