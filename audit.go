@@ -402,8 +402,8 @@ func (m *Manager) Events(ctx context.Context, f AuditFilter) (_ []Event, err err
 }
 
 // checkAnswer reports an AuditLog's answer to f that breaks the log's
-// contract: more than f.Limit events, an event f does not select, or two
-// events out of f's order.
+// contract: more than f.Limit events, an event f does not select, two
+// events out of f's order, or one event twice (review 165).
 func (f AuditFilter) checkAnswer(evs []Event) error {
 	if f.Limit > 0 && len(evs) > f.Limit {
 		return fmt.Errorf("audit log returned %d events for a limit of %d", len(evs), f.Limit)
@@ -412,8 +412,14 @@ func (f AuditFilter) checkAnswer(evs []Event) error {
 		if !f.Match(&evs[i]) {
 			return fmt.Errorf("audit log returned event %s (tenant %q, seq %d), which the filter does not select", evs[i].ID, evs[i].TenantID, evs[i].Seq)
 		}
-		if i > 0 && f.Compare(&evs[i-1], &evs[i]) > 0 {
+		if i == 0 {
+			continue
+		}
+		switch c := f.Compare(&evs[i-1], &evs[i]); {
+		case c > 0:
 			return fmt.Errorf("audit log returned event %s (tenant %q, seq %d) out of order", evs[i].ID, evs[i].TenantID, evs[i].Seq)
+		case c == 0 && evs[i].ID == evs[i-1].ID:
+			return fmt.Errorf("audit log returned event %s (tenant %q, seq %d) twice", evs[i].ID, evs[i].TenantID, evs[i].Seq)
 		}
 	}
 	return nil

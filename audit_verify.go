@@ -358,6 +358,16 @@ func (s *logSource) next() ([]item, error) {
 		s.single, s.f.Limit = true, 1
 		evs, err = s.log.Events(s.ctx, s.f)
 	}
+	if err == nil {
+		// Another tenant's events in the answer would be verified and
+		// reported as this chain's (review 165).
+		for i := range evs {
+			if evs[i].TenantID != s.f.TenantID {
+				err = fmt.Errorf("audit log returned event %s of tenant %q for tenant %q", evs[i].ID, evs[i].TenantID, s.f.TenantID)
+				break
+			}
+		}
+	}
 	switch {
 	case err != nil:
 		return nil, err

@@ -62,18 +62,22 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		return Grant{}, fmt.Errorf("add grantee: %w: the grant is open to any support principal and cannot be delegated", ErrInvalidInput)
 	}
 	// Built-in rule whatever the Authorizer says: support delegates only
-	// access it holds. Grantees never shrink, so checking before the
-	// transaction is safe.
+	// access it holds (judged again on the locked grant: a store's copy is
+	// not trusted).
 	if by.Kind == ActorSupport && !slices.Contains(cur.Grantees, by.ID) {
 		err := m.refuse(ctx, ActionAddGrantee, by, cur.TenantID, onGrant(grantID), "support may only delegate a grant that names it")
 		return Grant{}, fmt.Errorf("add grantee: %w", err)
 	}
 	changed := false
+	var left Grant // the grant as the last call of the change left it
 	// not err: see errNotReturned (host code runs after it)
 	g, uerr := m.store.UpdateGrant(ctx, grantID, func(g *Grant) ([]Event, error) {
-		changed = false // the last call decides: a store may retry a transaction
+		changed, left = false, Grant{} // the last call decides: a store may retry a transaction
 		if err := sameGrant(g, &cur); err != nil {
 			return nil, err
+		}
+		if by.Kind == ActorSupport && !slices.Contains(g.Grantees, by.ID) {
+			return nil, fmt.Errorf("%w: support may only delegate a grant that names it", ErrForbidden)
 		}
 		now, err := m.changeNow() // after the store locked the grant: see Manager.update
 		if err != nil {
@@ -87,6 +91,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 			return nil, fmt.Errorf("%w: grant is %s", ErrInvalidInput, st)
 		}
 		if slices.Contains(g.Grantees, principal) {
+			left = g.Clone()
 			return nil, nil
 		}
 		if len(g.Grantees) >= MaxGrantees {
@@ -102,10 +107,13 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
 		}
-		changed = true
+		changed, left = true, g.Clone()
 		return m.storeEvents(ev), nil
 	})
 	if uerr != nil {
+		return Grant{}, fmt.Errorf("add grantee: %w", uerr)
+	}
+	if g, uerr = m.committed(ctx, "grant", grantID, g, left); uerr != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", uerr)
 	}
 	if changed && m.notifier != nil {

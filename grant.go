@@ -273,7 +273,7 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 	var tenant string // of a grant whose new end the policy refused
 	moved := false
 	// not err: see errNotReturned (host code runs after it)
-	g, uerr := m.update(ctx, id, ActionExtend, by, func(g *Grant) (Event, error) {
+	g, uerr := m.update(ctx, id, ActionExtend, by, nil, func(g *Grant) (Event, error) {
 		moved = false             // the last call decides: a store may retry a transaction
 		now, err := m.changeNow() // after the store locked the grant: see Manager.update
 		if err != nil {
@@ -439,6 +439,9 @@ func (m *Manager) Get(ctx context.Context, id uuid.UUID) (g Grant, err error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("get: %w", err)
 	}
+	if g.ID != id {
+		return Grant{}, fmt.Errorf("get: %w: the store returned grant %s for grant %s", ErrInvalidInput, g.ID, id)
+	}
 	return g, nil
 }
 
@@ -481,13 +484,26 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (_ []Grant, err error)
 // limit (when > 0) of it: never trust a store to have applied the filter
 // (another tenant's grant or request listed for this one would be shown
 // to, and acted on by, this tenant's administrator). Each left out is
-// reported to the error handler.
+// reported to the error handler, and so is each listed again (a
+// duplicate would push others off a limited page: review 165).
 func keepSelected[T any](ctx context.Context, m *Manager, op, what string, xs []T, limit int, selects func(*T) (bool, uuid.UUID)) []T {
 	kept := xs[:0]
+	var seen map[uuid.UUID]bool
+	if len(xs) > 1 {
+		seen = make(map[uuid.UUID]bool, len(xs))
+	}
 	for i := range xs {
-		if ok, id := selects(&xs[i]); !ok {
+		ok, id := selects(&xs[i])
+		if !ok {
 			m.reportError(ctx, fmt.Errorf("%s: %w: store listed %s %s, which the filter does not select; left out", op, ErrInvalidInput, what, id))
 			continue
+		}
+		if seen != nil {
+			if seen[id] {
+				m.reportError(ctx, fmt.Errorf("%s: %w: store listed %s %s more than once; kept once", op, ErrInvalidInput, what, id))
+				continue
+			}
+			seen[id] = true
 		}
 		kept = append(kept, xs[i])
 	}

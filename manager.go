@@ -490,36 +490,55 @@ func auditError(err error) error {
 // (Store.UpdateGrant), which covers replicas whose clocks disagree. A
 // change that leaves the grant as it is returns the zero Event: nothing is
 // recorded.
-func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, change func(*Grant) (Event, error)) (Grant, error) {
+//
+// sel, when not nil, is what a bulk revocation selected the grant by (its
+// tenant and ticket): a grant the store hands over, before or inside the
+// transaction, that sel does not select is left alone with errNotSelected.
+func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, sel func(*Grant) bool, change func(*Grant) (Event, error)) (Grant, error) {
 	cur, err := m.store.GetGrant(ctx, id)
 	if err != nil {
 		return Grant{}, err
+	}
+	if cur.ID != id {
+		return Grant{}, fmt.Errorf("%w: the store returned grant %s for grant %s", ErrInvalidInput, cur.ID, id)
+	}
+	if sel != nil && !sel(&cur) {
+		return Grant{}, errNotSelected
 	}
 	if err := m.authorize(ctx, action, by, cur.TenantID, onGrant(id)); err != nil {
 		return Grant{}, err
 	}
 	// Built-in rule whatever the Authorizer says: support gives back only
-	// access it holds. Grantees never shrink, so checking before the
-	// transaction is safe.
+	// access it holds (judged again on the locked grant: a store's copy
+	// is not trusted).
 	if action == ActionRevoke && by.Kind == ActorSupport && !cur.Covers(by.ID) {
 		return Grant{}, m.refuse(ctx, action, by, cur.TenantID, onGrant(id), "support may only revoke a grant that covers it")
 	}
 	called := false
+	var left Grant // the grant as the last call of the change left it
 	g, err := m.store.UpdateGrant(ctx, id, func(g *Grant) ([]Event, error) {
-		called = true
+		called, left = true, Grant{}
 		if err := sameGrant(g, &cur); err != nil {
 			return nil, err
+		}
+		if sel != nil && !sel(g) {
+			return nil, errNotSelected
+		}
+		if action == ActionRevoke && by.Kind == ActorSupport && !g.Covers(by.ID) {
+			return nil, fmt.Errorf("%w: support may only revoke a grant that covers it", ErrForbidden)
 		}
 		ev, err := change(g)
 		if err != nil {
 			return nil, err
 		}
 		if ev.ID == uuid.Nil { // no change: nothing recorded (the store may rewrite the row as it is)
+			left = g.Clone()
 			return nil, nil
 		}
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
 		}
+		left = g.Clone()
 		return m.storeEvents(ev), nil
 	})
 	if err != nil && !called && errors.Is(err, ErrInvalidInput) {
@@ -527,7 +546,39 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		// without calling change.
 		err = &endedError{err}
 	}
-	return g, err
+	if err != nil {
+		return Grant{}, err
+	}
+	return m.committed(ctx, "grant", id, g, left)
+}
+
+// errNotSelected is update's error for a grant a bulk revocation's
+// selection (tenant, ticket) does not cover: left alone.
+var errNotSelected = fmt.Errorf("%w: the grant is not one the revocation selects", ErrInvalidInput)
+
+// committed returns the grant a change committed: the store's answer got
+// when it is the grant changed (left, as the change left it: same ID and
+// tenant), else left, with the store's error reported. Who is told of the
+// change (the Notifier, the middleware ending a revoked grant's requests)
+// and what the caller gets must not follow a store's wrong answer (review
+// 165). A store that reports success without having called the change
+// (left is zero) gets an error.
+func (m *Manager) committed(ctx context.Context, what string, id uuid.UUID, got, left Grant) (Grant, error) {
+	return committedAs(m, ctx, what, id, got, left, func(g *Grant) (uuid.UUID, string) { return g.ID, g.TenantID })
+}
+
+// committedAs is committed for any record with an ID and a tenant (key).
+func committedAs[T any](m *Manager, ctx context.Context, what string, id uuid.UUID, got, left T, key func(*T) (uuid.UUID, string)) (T, error) {
+	var zero T
+	leftID, leftTenant := key(&left)
+	if leftID == uuid.Nil {
+		return zero, fmt.Errorf("%w: the store reported %s %s changed without applying the change", ErrInvalidInput, what, id)
+	}
+	if gotID, gotTenant := key(&got); gotID != leftID || gotTenant != leftTenant {
+		m.reportError(ctx, fmt.Errorf("supportaccess: the store returned %s %s of tenant %q for %s %s of tenant %q it changed: the changed one is used", what, gotID, gotTenant, what, leftID, leftTenant))
+		return left, nil
+	}
+	return got, nil
 }
 
 // sameGrant refuses, with ErrInvalidInput, a grant g a store's UpdateGrant

@@ -304,7 +304,9 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 	}
 	var tenant string // of a request whose grant the policy refused
 	// not err: see errNotReturned (host code runs after it)
+	var made Grant // the grant the last call of the approval made
 	_, g, aerr := rs.ApproveRequest(ctx, id, func(r *AccessRequest) (Grant, []Event, error) {
+		made = Grant{}
 		if err := sameRequest(r, id, cur.TenantID); err != nil {
 			return Grant{}, nil, err
 		}
@@ -338,10 +340,14 @@ func (m *Manager) Approve(ctx context.Context, id uuid.UUID, by Actor, in Approv
 				return Grant{}, nil, err
 			}
 		}
+		made = g.Clone()
 		return g, m.storeEvents(approved, created), nil
 	})
 	if aerr != nil {
 		m.auditPolicyRefusal(ctx, ActionApprove, by, tenant, onRequest(id), aerr)
+		return Grant{}, fmt.Errorf("approve: %w", aerr)
+	}
+	if g, aerr = m.committed(ctx, "grant", made.ID, g, made); aerr != nil {
 		return Grant{}, fmt.Errorf("approve: %w", aerr)
 	}
 	m.tel.created.Add(ctx, 1) // at the commit (see Grant)
@@ -404,7 +410,9 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 	}
 	var now time.Time
 	// not err: see errNotReturned (host code runs after it)
+	var left AccessRequest // the request as the last call of the change left it
 	r, uerr := rs.UpdateRequest(ctx, id, func(r *AccessRequest) ([]Event, error) {
+		left = AccessRequest{}
 		if err := sameRequest(r, id, cur.TenantID); err != nil {
 			return nil, err
 		}
@@ -422,9 +430,13 @@ func (m *Manager) Deny(ctx context.Context, id uuid.UUID, by Actor, reason strin
 		if err := m.recordExtra(ctx, ev); err != nil {
 			return nil, err
 		}
+		left = r.Clone()
 		return m.storeEvents(ev), nil
 	})
 	if uerr != nil {
+		return AccessRequest{}, fmt.Errorf("deny: %w", uerr)
+	}
+	if r, uerr = committedAs(m, ctx, "request", id, r, left, func(r *AccessRequest) (uuid.UUID, string) { return r.ID, r.TenantID }); uerr != nil {
 		return AccessRequest{}, fmt.Errorf("deny: %w", uerr)
 	}
 	m.notifyRequest(ctx, EventRequestDenied, r, by, reason)
@@ -495,6 +507,9 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (r AccessRequest
 	r, err = rs.GetRequest(ctx, id)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("get request: %w", err)
+	}
+	if r.ID != id {
+		return AccessRequest{}, fmt.Errorf("get request: %w: the store returned request %s for request %s", ErrInvalidInput, r.ID, id)
 	}
 	r.Status = r.StatusAt(m.now())
 	return r, nil

@@ -46,7 +46,7 @@ func (m *Manager) Revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 }
 
 func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
-	g, err := m.revokeQuietly(ctx, id, by, reason)
+	g, err := m.revokeQuietly(ctx, id, by, reason, nil)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -57,8 +57,10 @@ func (m *Manager) revoke(ctx context.Context, id uuid.UUID, by Actor, reason str
 // revokeQuietly is revoke without the Notifier: it commits the revocation
 // and tells the middleware (in-flight requests end), and leaves telling
 // the customer to the caller.
-func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, reason string) (Grant, error) {
-	g, err := m.update(ctx, id, ActionRevoke, by, func(g *Grant) (Event, error) {
+//
+// sel, when not nil, is the bulk revocation's selection (see update).
+func (m *Manager) revokeQuietly(ctx context.Context, id uuid.UUID, by Actor, reason string, sel func(*Grant) bool) (Grant, error) {
+	g, err := m.update(ctx, id, ActionRevoke, by, sel, func(g *Grant) (Event, error) {
 		now, err := m.changeNow() // after the store locked the grant: see Manager.update
 		if err != nil {
 			return Event{}, err
@@ -182,9 +184,15 @@ func (m *Manager) revokeMatching(ctx context.Context, op, spanOp string, f ListF
 		if by.Kind == ActorSupport && !g.Covers(by.ID) {
 			continue
 		}
-		r, err := m.revokeQuietly(ctx, g.ID, by, reason)
+		r, err := m.revokeQuietly(ctx, g.ID, by, reason, f.selects)
 		var ended *endedError
 		if errors.As(err, &ended) { // ended meanwhile
+			continue
+		}
+		if errors.Is(err, errNotSelected) {
+			// The store listed it, but the grant stored under its ID is
+			// another tenant's or ticket's: left alone (review 165).
+			m.reportError(ctx, fmt.Errorf("%s: the store listed grant %s, which the stored grant of that ID does not match: left alone", op, g.ID))
 			continue
 		}
 		if err != nil {
