@@ -126,6 +126,9 @@ func rawAttr(key string, b []byte) slog.Attr {
 // grants; the store then stays the auditor that must succeed. (Without
 // the store among the auditors, do not put it first: the first auditor
 // decides whether Sweep records a start or an expiry, see WithAuditor.)
+// NewManager refuses a BestEffortAuditor of nil (or of a nil pointer),
+// and auditors that are all best-effort: a change needs one auditor that
+// must succeed.
 func BestEffortAuditor(a Auditor, report func(context.Context, error)) Auditor {
 	if report == nil {
 		report = func(ctx context.Context, err error) {

@@ -239,12 +239,14 @@ func WithErrorHandler(f func(context.Context, error)) Option {
 
 // NewManager returns a Manager that keeps grants in store.
 //
-// Errors: ErrInvalidInput when store, an auditor (WithAuditor) or the
-// audit log (WithAuditLog) is a nil pointer, store is nil, the
-// policy is inconsistent, an option was given an invalid value
-// (WithSweepConcurrency, WithExpireHookLease, WithExpireHookRetry), or no
-// auditor is available (the store does not implement Auditor and
-// WithAuditor was not given): a Manager never runs without an audit trail.
+// Errors: ErrInvalidInput when store, an auditor (WithAuditor, also one
+// inside BestEffortAuditor) or the audit log (WithAuditLog) is a nil
+// pointer, store is nil, the policy is inconsistent, an option was given
+// an invalid value (WithSweepConcurrency, WithExpireHookLease,
+// WithExpireHookRetry), or no auditor that must succeed is available (the
+// store does not implement Auditor and WithAuditor was not given, or
+// names only BestEffortAuditors): a Manager never runs without an audit
+// trail.
 // errors.ErrUnsupported when OnExpire hooks are registered over a store
 // that does not implement HookStore.
 func NewManager(store Store, opts ...Option) (*Manager, error) {
@@ -273,10 +275,18 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	}
 	// A nil pointer (a store whose constructor's error was dropped) would
 	// panic at the first audited change: refused here, as the store is.
+	allBestEffort := len(m.extra) > 0
 	for _, a := range m.extra {
-		if isNil(a) {
-			return nil, fmt.Errorf("new manager: %w: an auditor (WithAuditor) is a nil pointer", ErrInvalidInput)
+		be, ok := a.(bestEffort)
+		if isNil(a) || ok && isNil(be.a) {
+			return nil, fmt.Errorf("new manager: %w: an auditor (WithAuditor) is a nil pointer, or BestEffortAuditor of one", ErrInvalidInput)
 		}
+		allBestEffort = allBestEffort && ok
+	}
+	if allBestEffort && !m.storeAudits {
+		// No auditor could stop a change: it would be made with no trail
+		// when they all fail (review 166).
+		return nil, fmt.Errorf("new manager: %w: every auditor is a BestEffortAuditor: one that must succeed is needed (the store, or another)", ErrInvalidInput)
 	}
 	if m.auditLogSet && isNil(m.auditLog) {
 		return nil, fmt.Errorf("new manager: %w: the audit log (WithAuditLog) is a nil pointer", ErrInvalidInput)

@@ -367,6 +367,11 @@ func (g *guard) recordDenial(r *http.Request, s Session, grantID uuid.UUID, scop
 		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied a malformed session (not audited): %w", err))
 		return
 	}
+	if cerr := checkClock(when); cerr != nil {
+		// As for every refusal (refuseAs): no record holds such a time.
+		g.cfg.onError(ctx, fmt.Errorf("supportaccess: middleware: denied at a broken clock (not audited): %w", cerr))
+		return
+	}
 	ev := requestEvent(g.m, EventAccessDenied, when, s, grantID, auditLine(r), auditScope(scope), reason)
 	ev.Attrs[AttrStatus] = statusText(status)
 	if err != nil && status == http.StatusServiceUnavailable {

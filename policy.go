@@ -52,7 +52,10 @@ type Policy struct {
 	// 0 means no limit.
 	MaxScheduleAhead time.Duration
 	// RequestTTL is how long an access request waits for a decision before
-	// it expires. 0 means 72 hours.
+	// it expires. 0 means 72 hours. It is applied when the request is made
+	// (its ExpiresAt is stored): a shorter TTL on the replica that approves
+	// it, or after a restart, does not expire requests made before; Deny
+	// those.
 	RequestTTL time.Duration
 }
 

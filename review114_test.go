@@ -123,7 +123,7 @@ func TestReview114PurgeRefusesMalformedArguments(t *testing.T) {
 // Record error ignored.
 func TestReview114PurgeFailsClosedOnAuditorError(t *testing.T) {
 	st := memstore.New()
-	e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(st, sa.BestEffortAuditor(nil, nil))))
+	e := newEnvOn(t, st, sa.WithAuditor(sa.MultiAuditor(st, sa.BestEffortAuditor(memstore.New(), nil))))
 	e.grant(sa.GrantInput{})
 	e.clock.Advance(time.Hour)
 
