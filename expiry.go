@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // SweepBatchSize is how many grants (or access requests) one Sweep claims
@@ -191,6 +193,34 @@ type claimBatch struct {
 // claimFunc claims up to limit due transitions in one store transaction.
 type claimFunc func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error)
 
+// transitionDue reports whether transition t of g is due at now.
+func transitionDue(t Transition, g *Grant, now time.Time) bool {
+	if t == TransitionExpired {
+		return !g.ExpiresAt.IsZero() && !g.ExpiresAt.After(now)
+	}
+	return !g.StartsAt.After(now)
+}
+
+// claimedOnce is what a claim returned that the claim made events for
+// (accepted), each once, and not handed over before by this claimer
+// (seen, which it updates): a store that returns a grant it did not claim
+// (one not due, another tenant's), or one again, would otherwise have it
+// told to the middleware, notified, counted and hooked, and a store that
+// returns it at every claim would keep the Sweep going for ever (review
+// 165). What is left out is reported.
+func (m *Manager) claimedOnce(ctx context.Context, gs []Grant, accepted, seen map[uuid.UUID]bool) []Grant {
+	kept := gs[:0]
+	for _, g := range gs {
+		if !accepted[g.ID] || seen[g.ID] {
+			m.reportError(ctx, fmt.Errorf("sweep: %w: the store returned grant %s from a claim that did not claim it (or claimed it before): left out", ErrInvalidInput, g.ID))
+			continue
+		}
+		seen[g.ID] = true
+		kept = append(kept, g)
+	}
+	return kept
+}
+
 // plainClaim claims transition t with the store's ClaimTransitions.
 func (m *Manager) plainClaim(t Transition) claimFunc {
 	return func(ctx context.Context, now time.Time, limit int, events func(Grant) ([]Event, error)) (claimBatch, error) {
@@ -232,6 +262,7 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			seen := map[uuid.UUID]bool{} // the grants this claimer handed over
 			lastSent := false
 			defer func() {
 				// A panic (of an extra auditor, say) is the caller's, as
@@ -258,8 +289,22 @@ func (m *Manager) sweep(ctx context.Context, t Transition, now time.Time, claim 
 					return
 				}
 				var x extraOutcome
-				b, err := claim(ctx, now, m.lifecycleBatch(), events(&x))
+				accepted := map[uuid.UUID]bool{} // the grants whose events this claim made
+				record := events(&x)
+				b, err := claim(ctx, now, m.lifecycleBatch(), func(g Grant) ([]Event, error) {
+					if !transitionDue(t, &g, now) {
+						return nil, fmt.Errorf("%w: the store claimed grant %s for %s before it is due", ErrInvalidInput, g.ID, typ)
+					}
+					evs, err := record(g)
+					if err == nil {
+						accepted[g.ID] = true
+					}
+					return evs, err
+				})
 				b.extra, b.err = x, err
+				if err == nil {
+					b.claimed = m.claimedOnce(ctx, b.claimed, accepted, seen)
+				}
 				// Stop at an empty batch, not at a short one: with SKIP
 				// LOCKED a claim beside concurrent sweepers returns fewer
 				// grants than it could (MariaDB applies the LIMIT before

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Event types of expiry hooks.
@@ -190,6 +192,9 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 		if len(tasks) == 0 {
 			return nil
 		}
+		if tasks = m.dueTasks(ctx, tasks); len(tasks) == 0 {
+			return nil // all of them refused: a store that lists them again would loop
+		}
 		ran, err := m.runTasks(ctx, hs, lease.Token, tasks, start, false)
 		if err != nil {
 			return err
@@ -212,6 +217,27 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 // A task whose hooks' deadline (nine tenths of the lease) passed before
 // it started is released untouched too, and the slowness reported. It
 // reports whether it called the hooks of any task.
+// dueTasks is what ClaimHookTasks returned that may run: each grant's task
+// once, and only of a grant that has expired by the Manager's clock (a
+// store that returns a task twice, or one of an active grant, would have
+// the hooks run twice, or before the expiry: review 165). What is left
+// out is reported; its lease runs out (a replica whose clock lags the one
+// that recorded the expiry so leaves the task to the next claim).
+func (m *Manager) dueTasks(ctx context.Context, tasks []HookTask) []HookTask {
+	now := m.now()
+	seen := make(map[uuid.UUID]bool, len(tasks))
+	kept := tasks[:0]
+	for _, t := range tasks {
+		if seen[t.Grant.ID] || !transitionDue(TransitionExpired, &t.Grant, now) {
+			m.reportError(ctx, fmt.Errorf("expire hooks: %w: the store returned the hook task of grant %s twice, or before the grant expired: left out", ErrInvalidInput, t.Grant.ID))
+			continue
+		}
+		seen[t.Grant.ID] = true
+		kept = append(kept, t)
+	}
+	return kept
+}
+
 func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time, queued bool) (ran bool, _ error) {
 	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease-m.life.lease/10)) // not lease*9/10: it overflows for leases over ~32 years
 	defer cancel()

@@ -878,7 +878,6 @@ func (h *r165Hooked) ran() []uuid.UUID {
 // expiry hooks (deleting the generic support user while the grant is
 // active) and counts it.
 func TestReview165SweepClaimsNotDue(t *testing.T) {
-	t.Skip("BUG: Sweep notifies, tells listeners and counts grants the store's claim returns that are not due (expiry.go sweep); same for hook tasks of active grants (hooks.go runTasks)")
 	for _, hooked := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "hooks"}[hooked], func(t *testing.T) {
 			h := &r165Hooked{}
@@ -931,7 +930,6 @@ func TestReview165SweepClaimsNotDue(t *testing.T) {
 // would keep one Sweep notifying for ever (here the store gives up after
 // five claims).
 func TestReview165SweepClaimReturnsGrantAgain(t *testing.T) {
-	t.Skip("BUG: a grant the store's claim returns twice (in one batch, or in every claim) is notified and counted each time; Sweep loops while claims are non-empty (expiry.go sweep)")
 	e := newR165Env(t, nil, sa.WithSweepConcurrency(1))
 	g := e.grant(sa.GrantInput{TenantID: "acme", Duration: time.Hour})
 	_, err := e.m.Sweep(ctx)
@@ -965,7 +963,6 @@ func TestReview165SweepClaimReturnsGrantAgain(t *testing.T) {
 // active): the hook runs twice for the expired grant and once for the
 // active one.
 func TestReview165HookTaskTwiceRunsOnce(t *testing.T) {
-	t.Skip("BUG: runTasks runs every task ClaimHookTasks returns: a task listed twice runs its hooks twice, a task of an active grant runs them before expiry (hooks.go runTasks)")
 	h := &r165Hooked{}
 	fails := true
 	var mu sync.Mutex
