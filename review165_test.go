@@ -8,6 +8,11 @@ package supportaccess_test
 // data, and checks that the Manager refuses or filters it, reports it
 // where documented, and never widens access, crosses tenants or corrupts
 // the trail.
+//
+// The review found fourteen such bugs (the Manager checked what a store
+// handed into its callbacks, not what it handed back); all were fixed in
+// the same session. The comments of those tests describe the behaviour
+// before the fix ("attacks …": what the store's wrong answer did).
 
 import (
 	"bytes"
