@@ -269,7 +269,10 @@ func (m *Manager) prevHash(ctx context.Context, e *Event) ([]byte, bool, error) 
 		if err != nil {
 			return nil, false, err
 		}
-		if st.Checkpoint.Seq >= e.Seq-1 {
+		if st.Checkpoint.Seq == e.Seq-1 {
+			return st.Checkpoint.Hash, true, nil
+		}
+		if st.Checkpoint.Seq > e.Seq-1 {
 			return nil, false, fmt.Errorf("%w: a purge of tenant %q during the export moved its checkpoint to seq %d, past the event before seq %d: export again", ErrConflict, e.TenantID, st.Checkpoint.Seq, e.Seq)
 		}
 	}

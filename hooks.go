@@ -87,7 +87,11 @@ type lifecycle struct {
 // recorded as grant.expire_hook_failed and retried, from that
 // hook on, by a later sweep (see WithExpireHookRetry); it never blocks the
 // hooks of other grants. Every replica must register the same hooks in the
-// same order, since a retry resumes by position.
+// same order, since a retry resumes by position. A task runs only once
+// its grant has expired by the claiming replica's clock, and once per
+// grant however a store lists it; do not delete a grant's row while its
+// hooks have not finished (its task would never run again, reported at
+// each claim).
 //
 // The store must implement HookStore (the bundled stores do); NewManager
 // returns an error wrapping errors.ErrUnsupported otherwise. Nil is ignored.
@@ -192,6 +196,7 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 		if len(tasks) == 0 {
 			return nil
 		}
+		claimed := len(tasks)
 		if tasks = m.dueTasks(ctx, tasks); len(tasks) == 0 {
 			return nil // all of them refused: a store that lists them again would loop
 		}
@@ -202,7 +207,7 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 		if err := ctx.Err(); err != nil {
 			return err // the caller's deadline or cancellation cut the batch short
 		}
-		if len(tasks) < HookBatchSize || !ran {
+		if claimed < HookBatchSize || !ran {
 			return nil // none left, or claims too slow to run any (reported): the next Sweep tries again
 		}
 	}
@@ -222,7 +227,10 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 // store that returns a task twice, or one of an active grant, would have
 // the hooks run twice, or before the expiry: review 165). What is left
 // out is reported; its lease runs out (a replica whose clock lags the one
-// that recorded the expiry so leaves the task to the next claim).
+// that recorded the expiry so leaves the task to the next claim). A task
+// whose grant row was deleted (a store hands it over as Grant{ID}) is so
+// left for ever, reported at each claim: do not delete a grant whose
+// expiry hooks have not finished.
 func (m *Manager) dueTasks(ctx context.Context, tasks []HookTask) []HookTask {
 	now := m.now()
 	seen := make(map[uuid.UUID]bool, len(tasks))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,6 +216,18 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	})
 }
 
+// hasNilAuditor reports whether a is nil or a nil pointer, or holds one
+// at any depth of BestEffortAuditor and MultiAuditor (review 168).
+func hasNilAuditor(a Auditor) bool {
+	switch x := a.(type) {
+	case bestEffort:
+		return hasNilAuditor(x.a)
+	case multiAuditor:
+		return slices.ContainsFunc(x, hasNilAuditor)
+	}
+	return isNil(a)
+}
+
 // isNil reports whether x is nil or a nil pointer or func in an
 // interface (a typed nil, such as a (*sdktrace.TracerProvider)(nil)
 // variable passed on, or a NotifierFunc(nil)).
@@ -277,10 +290,10 @@ func NewManager(store Store, opts ...Option) (*Manager, error) {
 	// panic at the first audited change: refused here, as the store is.
 	allBestEffort := len(m.extra) > 0
 	for _, a := range m.extra {
-		be, ok := a.(bestEffort)
-		if isNil(a) || ok && isNil(be.a) {
+		if hasNilAuditor(a) {
 			return nil, fmt.Errorf("new manager: %w: an auditor (WithAuditor) is a nil pointer, or BestEffortAuditor of one", ErrInvalidInput)
 		}
+		_, ok := a.(bestEffort)
 		allBestEffort = allBestEffort && ok
 	}
 	if allBestEffort && !m.storeAudits {
