@@ -318,8 +318,10 @@ func (m *Manager) Extend(ctx context.Context, id uuid.UUID, expiresAt time.Time,
 // last when several do, unlimited first) or an error:
 // ErrNoActiveGrant when no active grant covers the principal,
 // ErrScopeNotGranted when one does but none allows scope, ErrInvalidInput
-// for malformed arguments or a clock outside the years 1000 to 9999 (see
-// WithNow), or the store's error. Callers must treat every
+// for malformed arguments, an error wrapping no sentinel at a clock outside
+// the years 1000 to 9999 (see WithNow: a fault, counted as outcome "error"
+// and answered 503 by the middleware), or the store's error. Callers must
+// treat every
 // error as a denial; the method fails closed. With the bundled stores it is
 // one store round trip and writes nothing.
 //
@@ -406,8 +408,10 @@ func (m *Manager) check(ctx context.Context, tenantID, principal string, scope S
 	// A broken clock fails closed (see checkClock); the seconds first,
 	// as they cost the hot path less than two time comparisons.
 	if s := now.Unix(); s < minRecordUnix || s >= maxTimeUnix {
-		if err := checkClock(now); err != nil {
-			return fmt.Errorf("check: %w", err)
+		if checkClock(now) != nil {
+			// A fault, not the caller's malformed input: every Check
+			// fails, which monitoring must see as an outage (review 169).
+			return fmt.Errorf("check: the clock reads %s, outside the years 1000 to 9999: access is denied until it is fixed", now.Format(time.RFC3339Nano))
 		}
 	}
 	if err := validateCheck(tenantID, principal, scope); err != nil {

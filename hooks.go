@@ -213,15 +213,6 @@ func (m *Manager) runHookTasks(ctx context.Context, hs HookStore, dueBy time.Tim
 	}
 }
 
-// runTasks runs the hooks of leased tasks and ends the lease. The first
-// task runs even past half the lease (so that a slow claim still makes
-// progress) unless queued (Sweep's batches, which may wait behind another
-// batch's hooks while their lease runs down): such a batch is then
-// released untouched, for runHookTasks to take at once, rather than have
-// its first hook "fail" on a deadline that passed before it was called.
-// A task whose hooks' deadline (nine tenths of the lease) passed before
-// it started is released untouched too, and the slowness reported. It
-// reports whether it called the hooks of any task.
 // dueTasks is what ClaimHookTasks returned that may run: each grant's task
 // once, and only of a grant that has expired by the Manager's clock (a
 // store that returns a task twice, or one of an active grant, would have
@@ -246,6 +237,15 @@ func (m *Manager) dueTasks(ctx context.Context, tasks []HookTask) []HookTask {
 	return kept
 }
 
+// runTasks runs the hooks of leased tasks and ends the lease. The first
+// task runs even past half the lease (so that a slow claim still makes
+// progress) unless queued (Sweep's batches, which may wait behind another
+// batch's hooks while their lease runs down): such a batch is then
+// released untouched, for runHookTasks to take at once, rather than have
+// its first hook "fail" on a deadline that passed before it was called.
+// A task whose hooks' deadline (nine tenths of the lease) passed before
+// it started is released untouched too, and the slowness reported. It
+// reports whether it called the hooks of any task.
 func (m *Manager) runTasks(ctx context.Context, hs HookStore, token string, tasks []HookTask, start time.Time, queued bool) (ran bool, _ error) {
 	hctx, cancel := context.WithDeadline(ctx, start.Add(m.life.lease-m.life.lease/10)) // not lease*9/10: it overflows for leases over ~32 years
 	defer cancel()

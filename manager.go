@@ -187,7 +187,8 @@ func WithPolicy(p Policy) Option {
 // record may hold, every change (Grant, Extend, Revoke, AddGrantee,
 // RequestAccess, Approve, Deny, Sweep, PurgeAudit) is refused with
 // ErrInvalidInput before any auditor hears of it, and Check fails closed
-// with ErrInvalidInput.
+// with an error that is a fault (telemetry outcome "error", 503 from the
+// middleware): every support request is denied until the clock is fixed.
 func WithNow(now func() time.Time) Option {
 	return optionFunc(func(m *Manager) {
 		if now != nil {

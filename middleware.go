@@ -32,7 +32,8 @@ import (
 // and ScopeWrite for every other method. Only the request method counts:
 // method-override headers (X-HTTP-Method-Override, X-HTTP-Method,
 // X-Method-Override) can never lower the scope; on a safe method they
-// raise it to ScopeWrite when they name another method. RequireScope adds
+// raise it to ScopeWrite when they name a method other than GET, HEAD
+// and OPTIONS. RequireScope adds
 // host-defined scopes per route. With RequireMFA, named principals also
 // need Session.MFA.
 //

@@ -86,7 +86,7 @@ func WithCheckSpans(on bool) Option {
 // Manager made before it registers its callback on the global placeholder,
 // and in otel-go (v1.47) a Close that takes such a callback off while
 // SetMeterProvider runs deadlocks both calls, leaving the global provider
-// locked (review 160).
+// locked.
 func WithActiveGrantsGauge(on bool) Option {
 	return optionFunc(func(m *Manager) { m.activeGauge = on })
 }

@@ -24,9 +24,7 @@ var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this l
 // Check fails closed and nothing is half-written. Run Migrate. It is a
 // fault, like a database that does not answer, and wraps no sentinel of
 // the root package: the Manager's telemetry counts it as outcome "error"
-// and the middleware answers 503, so monitoring sees an outage (it wrapped
-// supportaccess.ErrInvalidInput before, which counted every Check of the
-// outage as malformed input and answered 403).
+// and the middleware answers 503, so monitoring sees an outage.
 var ErrSchemaTooOld = errors.New("sqlstore: database schema is older than this library needs")
 
 // errClosed is returned by every method after Close.
