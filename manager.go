@@ -125,7 +125,10 @@ func (f optionFunc) apply(m *Manager) { f(m) }
 // attribute before shipping it) edits only its copy. Auditors run inside
 // the store's write (its transaction; on memstore, with its lock held):
 // they must not call the Manager or the store — on memstore such a call
-// waits for ever. Events that
+// waits for ever — nor write to the store's SQLite file (a second
+// sqlstore on the same file as a copy of the trail waits for the write
+// lock the store's transaction holds, until SQLite's busy timeout).
+// Events that
 // change nothing and only record a fact — refusals (action.refused,
 // access.denied) and notify.failed — go to every auditor, the store
 // included, whatever the others return; a failure goes to the error
