@@ -342,24 +342,6 @@ func (o *r170Old) must(cmd string) r170Reply {
 	return r
 }
 
-// async runs cmd while the caller goes on; the function returned waits
-// for its answer.
-func (o *r170Old) async(cmd string) func() r170Reply {
-	_, err := io.WriteString(o.in, cmd+"\n")
-	require.NoError(o.t, err)
-	ch := make(chan r170Reply, 1)
-	go func() {
-		var r r170Reply
-		if !o.out.Scan() {
-			r.Err = fmt.Sprint("driver ended: ", o.out.Err())
-		} else if err := json.Unmarshal(o.out.Bytes(), &r); err != nil {
-			r.Err = err.Error()
-		}
-		ch <- r
-	}()
-	return func() r170Reply { return <-ch }
-}
-
 // r170Env is a database of dialect d under a fresh prefix (dropped at the
 // end) with a replica of the previous release on it, migrated to 5.
 type r170Env struct {
