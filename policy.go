@@ -9,7 +9,9 @@ import (
 // Day is 24 hours, for writing policies.
 const Day = 24 * time.Hour
 
-// Preset is a duration choice the host's grant dialog offers.
+// Preset is a duration choice the host's grant dialog offers. Its Label is
+// the host's text, not validated beyond being present: escape it where it
+// is rendered (html/template does).
 type Preset struct {
 	Label    string        `json:"label"`
 	Duration time.Duration `json:"duration"` // Unlimited for "no end"
@@ -25,7 +27,10 @@ var (
 )
 
 // Policy is the vendor's (or tenant's) rule for grants. Use DefaultPolicy
-// and change what differs.
+// and change what differs. It judges changes (Grant, Extend, RequestAccess,
+// Approve) when they are made, by the Manager that makes them: a tighter
+// policy does not shorten grants made before it (revoke those), and
+// replicas running different policies each apply their own.
 type Policy struct {
 	// DefaultDuration is used when GrantInput.Duration is 0.
 	DefaultDuration time.Duration
