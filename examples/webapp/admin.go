@@ -104,6 +104,15 @@ func (a *app) renderSupportAccess(w http.ResponseWriter, r *http.Request, status
 	a.render(w, r, status, "support_access", page{Title: "Support access", Nav: "access", Error: errMsg, Data: d})
 }
 
+// cutAt returns the first n of xs, a list asked for with a limit of n+1,
+// and whether there were more.
+func cutAt[T any](xs []T, n int) ([]T, bool) {
+	if len(xs) > n {
+		return xs[:n], true
+	}
+	return xs, false
+}
+
 // shownEndedGrants is how many expired or revoked grants the page shows.
 const shownEndedGrants = 200
 
@@ -121,10 +130,7 @@ func (a *app) tenantGrants(r *http.Request, tenantID string) ([]sa.Grant, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	cut := len(ended) > shownEndedGrants
-	if cut {
-		ended = ended[:shownEndedGrants]
-	}
+	ended, cut := cutAt(ended, shownEndedGrants)
 	gs := slices.Concat(live, ended)
 	// A grant may have ended between the two calls and be in both.
 	seen := make(map[uuid.UUID]bool, len(gs))

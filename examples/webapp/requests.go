@@ -60,10 +60,7 @@ func (a *app) pendingRequests(r *http.Request, tenantID string) ([]requestRow, b
 	if err != nil {
 		return nil, false, true, err
 	}
-	cut := len(rs) > shownPendingRequests
-	if cut {
-		rs = rs[:shownPendingRequests]
-	}
+	rs, cut := cutAt(rs, shownPendingRequests)
 	rows := make([]requestRow, 0, len(rs))
 	for _, x := range rs {
 		rows = append(rows, a.newRequestRow(x))
