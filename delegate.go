@@ -47,7 +47,7 @@ func (m *Manager) AddGrantee(ctx context.Context, grantID uuid.UUID, principal s
 	if grantID == uuid.Nil {
 		return Grant{}, fmt.Errorf("add grantee: %w: grant id is empty", ErrInvalidInput)
 	}
-	cur, gerr := m.store.GetGrant(ctx, grantID) // not err: see errNotReturned
+	cur, gerr := m.getGrant(ctx, grantID) // not err: see errNotReturned
 	if gerr != nil {
 		return Grant{}, fmt.Errorf("add grantee: %w", gerr)
 	}

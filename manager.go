@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,7 +56,6 @@ type Manager struct {
 	checkSpans     bool
 	tel            telemetry
 	closeOnce      sync.Once
-	closed         atomic.Bool // Close was called (the gauge observes nothing)
 	closeErr       error
 	runs           runs
 }
@@ -91,6 +89,13 @@ func (r *runs) start(cancel context.CancelCauseFunc) (done func(), ok bool) {
 		r.mu.Unlock()
 		r.wg.Done()
 	}, true
+}
+
+// stopped reports whether stop was called (Close began).
+func (r *runs) stopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // stop refuses new loops, cancels the running ones and waits for them to
@@ -338,6 +343,15 @@ var maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC)
 // (see Store: no bundled store keeps an earlier one).
 var minRecordTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// brokenClock returns an error, wrapping no sentinel, when now is a clock
+// reading no record may hold (see checkClock).
+func brokenClock(now time.Time) error {
+	if now.Before(minRecordTime) || now.After(maxTime) {
+		return fmt.Errorf("the clock reads %s, outside the years 1000 to 9999", now.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // checkClock refuses, with ErrInvalidInput, a clock reading now that no
 // record may hold (before year 1000, the zero time included, or after
 // 9999): a change made at a broken clock's time is refused by the Manager
@@ -346,14 +360,14 @@ var minRecordTime = time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)
 // Check fails closed at such a time (a grant it allowed could not be
 // revoked).
 func checkClock(now time.Time) error {
-	if now.Before(minRecordTime) || now.After(maxTime) {
-		return fmt.Errorf("%w: the clock reads %s, outside the years 1000 to 9999", ErrInvalidInput, now.Format(time.RFC3339Nano))
+	if err := brokenClock(now); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	return nil
 }
 
 // minRecordUnix and maxTimeUnix are the Unix seconds of minRecordTime and
-// maxTime: Check tests them before checkClock (see Manager.check).
+// maxTime: Check tests them before brokenClock (see Manager.check).
 var minRecordUnix, maxTimeUnix = minRecordTime.Unix(), maxTime.Unix()
 
 // changeNow reads the clock for a change (the time it is made at, and
@@ -406,7 +420,6 @@ func (m *Manager) Now() time.Time { return m.now() }
 // call returns the first call's error.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
-		m.closed.Store(true)
 		m.runs.stop()
 		if m.tel.reg != nil {
 			// What a later Close returns if Unregister panics.
@@ -522,12 +535,9 @@ func auditError(err error) error {
 // tenant and ticket): a grant the store hands over, before or inside the
 // transaction, that sel does not select is left alone with errNotSelected.
 func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Actor, sel func(*Grant) bool, change func(*Grant) (Event, error)) (Grant, error) {
-	cur, err := m.store.GetGrant(ctx, id)
+	cur, err := m.getGrant(ctx, id)
 	if err != nil {
 		return Grant{}, err
-	}
-	if cur.ID != id {
-		return Grant{}, fmt.Errorf("%w: the store returned grant %s for grant %s", ErrInvalidInput, cur.ID, id)
 	}
 	if sel != nil && !sel(&cur) {
 		return Grant{}, errNotSelected
@@ -577,6 +587,19 @@ func (m *Manager) update(ctx context.Context, id uuid.UUID, action Action, by Ac
 		return Grant{}, err
 	}
 	return m.committed(ctx, "grant", id, g, left)
+}
+
+// getGrant is the store's GetGrant, refusing with ErrInvalidInput a grant
+// of another ID than asked for (review 165).
+func (m *Manager) getGrant(ctx context.Context, id uuid.UUID) (Grant, error) {
+	g, err := m.store.GetGrant(ctx, id)
+	if err != nil {
+		return Grant{}, err
+	}
+	if g.ID != id {
+		return Grant{}, fmt.Errorf("%w: the store returned grant %s for grant %s", ErrInvalidInput, g.ID, id)
+	}
+	return g, nil
 }
 
 // errNotSelected is update's error for a grant a bulk revocation's

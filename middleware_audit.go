@@ -83,15 +83,13 @@ func (st *reqState) servedLine() requestLine {
 		return l
 	}
 	m := auditMethod(st.r.Method)
-	if m == l.method || strings.HasPrefix(l.override, m) && (len(l.override) == len(m) || l.override[len(m)] == ',') {
+	if m == l.method {
 		return l
 	}
 	ms := []string{m}
-	if l.override != "" {
-		for o := range strings.SplitSeq(l.override, ",") {
-			if o != m {
-				ms = append(ms, o)
-			}
+	for o := range strings.SplitSeq(l.override, ",") {
+		if o != "" && o != m {
+			ms = append(ms, o)
 		}
 	}
 	l.override = strings.Join(ms, ",")

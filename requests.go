@@ -461,11 +461,8 @@ func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, ac
 	if id == uuid.Nil {
 		return nil, nil, fmt.Errorf("%w: request id is empty", ErrInvalidInput)
 	}
-	cur, err := rs.GetRequest(ctx, id)
+	cur, err := getRequest(ctx, rs, id)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := sameRequest(&cur, id, cur.TenantID); err != nil {
 		return nil, nil, err
 	}
 	if err := m.authorize(ctx, action, by, cur.TenantID, onRequest(id)); err != nil {
@@ -475,6 +472,19 @@ func (m *Manager) decisionTarget(ctx context.Context, id uuid.UUID, by Actor, ac
 		return nil, nil, m.refuse(ctx, action, by, cur.TenantID, onRequest(id), "only customers decide access requests")
 	}
 	return rs, &cur, nil
+}
+
+// getRequest is rs's GetRequest, refusing with ErrInvalidInput a request
+// of another ID than asked for (review 165).
+func getRequest(ctx context.Context, rs RequestStore, id uuid.UUID) (AccessRequest, error) {
+	r, err := rs.GetRequest(ctx, id)
+	if err != nil {
+		return AccessRequest{}, err
+	}
+	if r.ID != id {
+		return AccessRequest{}, fmt.Errorf("%w: the store handed over request %s for request %s", ErrInvalidInput, r.ID, id)
+	}
+	return r, nil
 }
 
 // sameRequest refuses, with ErrInvalidInput, a request a store handed over
@@ -504,12 +514,9 @@ func (m *Manager) GetRequest(ctx context.Context, id uuid.UUID) (r AccessRequest
 	if id == uuid.Nil {
 		return AccessRequest{}, fmt.Errorf("get request: %w: request id is empty", ErrInvalidInput)
 	}
-	r, err = rs.GetRequest(ctx, id)
+	r, err = getRequest(ctx, rs, id)
 	if err != nil {
 		return AccessRequest{}, fmt.Errorf("get request: %w", err)
-	}
-	if r.ID != id {
-		return AccessRequest{}, fmt.Errorf("get request: %w: the store returned request %s for request %s", ErrInvalidInput, r.ID, id)
 	}
 	r.Status = r.StatusAt(m.now())
 	return r, nil

@@ -187,7 +187,7 @@ func setTenant(span trace.Span, tenantID string) {
 // nothing: returned to the SDK, it would make a reader drop every metric of
 // the collection (the checks of the outage with them).
 func (m *Manager) observeActive(ctx context.Context, o metric.Observer) error {
-	if m.closed.Load() {
+	if m.runs.stopped() {
 		return nil // Close could not take the callback off (or has not yet)
 	}
 	gs, err := m.store.ListGrants(ctx, ListFilter{Statuses: []Status{StatusActive}}, m.now())
